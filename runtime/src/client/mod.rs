@@ -1,0 +1,425 @@
+//! The generic client: every RPC kind, in async and blocking form, over a [`Channel`].
+//!
+//! Generated clients wrap a [`Client`] and call one of its methods per RPC; the methods
+//! are public so that a service can also be called without generated code.
+//!
+//! Every call goes through the same path: the request is encoded on the caller's thread,
+//! the call is handed to the channel's poller thread, and the caller waits on the call's
+//! completion queue, parking its thread (blocking methods) or registering its waker (async
+//! methods). Async request streams are pumped on the runtime's executor, never on the
+//! poller.
+
+mod call;
+
+use std::future::poll_fn;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use http::header::{CONTENT_TYPE, HeaderValue, TE, USER_AGENT};
+use http::uri::PathAndQuery;
+use prost::Message;
+
+use crate::channel::Channel;
+use crate::codec;
+use crate::cq::{self, Producer};
+use crate::deadline;
+use crate::metadata::MetadataMap;
+use crate::request::Request;
+use crate::response::Response;
+use crate::status::Status;
+use crate::streaming::{
+    Block, BlockingStreaming, Outbound, Receiver, RequestSender, Side, Streaming,
+};
+
+pub(crate) use call::{h2_status, is_grpc_content_type};
+
+/// Completions queued towards the caller before the poller stops reading the response.
+const INBOUND_CAPACITY: usize = 32;
+/// Requests queued towards the poller before senders wait.
+const OUTBOUND_CAPACITY: usize = 32;
+
+/// A generic gRPC client over a [`Channel`].
+///
+/// `path` arguments are the full method path, `/package.Service/Method`.
+///
+/// ```no_run
+/// # #[derive(Clone, PartialEq, prost::Message)] struct HelloRequest {}
+/// # #[derive(Clone, PartialEq, prost::Message)] struct HelloReply {}
+/// let client = rsgrpc::client::Client::new(rsgrpc::Channel::new("http://127.0.0.1:50051")?);
+/// let reply: rsgrpc::Response<HelloReply> = client.blocking_unary(
+///     "/helloworld.Greeter/SayHello",
+///     rsgrpc::Request::new(HelloRequest {}),
+/// )?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    channel: Channel,
+}
+
+/// What a started call hands back to its caller.
+struct Started {
+    rx: Receiver,
+    ops: Producer<Outbound>,
+}
+
+impl Client {
+    /// A client sending its calls on `channel`.
+    pub fn new(channel: Channel) -> Client {
+        Client { channel }
+    }
+
+    /// The channel this client uses.
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    fn max_send(&self) -> usize {
+        self.channel.inner.config.max_send_message_size
+    }
+
+    /// Builds the request headers on the caller's thread and hands the call to the poller.
+    fn start(
+        &self,
+        path: &'static str,
+        metadata: MetadataMap,
+        options: (Option<Duration>, bool),
+        body: Option<Bytes>,
+    ) -> Result<Started, Status> {
+        let inner = &self.channel.inner;
+        let path = PathAndQuery::from_maybe_shared(Bytes::from_static(path.as_bytes()))
+            .map_err(|e| Status::internal(format!("invalid method path {path:?}: {e}")))?;
+        let uri = http::Uri::builder()
+            .scheme(inner.scheme.clone())
+            .authority(inner.authority.clone())
+            .path_and_query(path)
+            .build()
+            .map_err(|e| Status::internal(format!("cannot build the request uri: {e}")))?;
+        let (timeout, wait_for_ready) = options;
+        let timeout = timeout.or(inner.config.default_timeout);
+        let mut head = http::Request::new(());
+        *head.method_mut() = http::Method::POST;
+        *head.uri_mut() = uri;
+        *head.version_mut() = http::Version::HTTP_2;
+        let headers = head.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+        headers.insert(USER_AGENT, inner.user_agent.clone());
+        if let Some(timeout) = timeout {
+            let value = deadline::encode_timeout(timeout);
+            headers.insert(
+                deadline::GRPC_TIMEOUT,
+                HeaderValue::from_str(&value).expect("digits and a unit are a valid value"),
+            );
+        }
+        metadata.write_to(headers);
+
+        let (events_tx, events_rx) = cq::queue(INBOUND_CAPACITY);
+        let (ops_tx, ops_rx) = cq::queue(OUTBOUND_CAPACITY);
+        let task = call::CallTask {
+            channel: inner.clone(),
+            head,
+            body,
+            deadline: timeout.map(|t| Instant::now() + t),
+            wait_for_ready,
+            ops: ops_rx,
+            events: events_tx,
+        };
+        inner.poller.spawn(task.run());
+        Ok(Started {
+            rx: Receiver::new(events_rx, Side::Client),
+            ops: ops_tx,
+        })
+    }
+
+    /// Starts a call whose single request is sent at once.
+    fn start_with_message<Req: Message>(
+        &self,
+        path: &'static str,
+        request: Request<Req>,
+    ) -> Result<Receiver, Status> {
+        let options = request.take_options();
+        let (metadata, message) = request.into_parts();
+        let body = codec::encode(&message, self.max_send())?;
+        Ok(self.start(path, metadata, options, Some(body))?.rx)
+    }
+
+    /// Starts a call whose requests come from `stream`, pumped on the runtime's executor.
+    fn start_with_stream<S, Req>(
+        &self,
+        path: &'static str,
+        request: Request<S>,
+    ) -> Result<Receiver, Status>
+    where
+        S: Stream<Item = Req> + Send + 'static,
+        Req: Message + 'static,
+    {
+        let options = request.take_options();
+        let (metadata, stream) = request.into_parts();
+        let Started { rx, ops } = self.start(path, metadata, options, None)?;
+        let max_send = self.max_send();
+        self.channel
+            .inner
+            .rt
+            .spawn(Box::pin(pump_requests(stream, ops, max_send)));
+        Ok(rx)
+    }
+
+    /// A unary call.
+    ///
+    /// # Errors
+    ///
+    /// The status the server returned, or a local one: `DEADLINE_EXCEEDED`,
+    /// `UNAVAILABLE` when the server cannot be reached, `RESOURCE_EXHAUSTED` for a message
+    /// over a size limit, `INTERNAL` for a response that does not decode.
+    pub async fn unary<Req, Resp>(
+        &self,
+        path: &'static str,
+        request: Request<Req>,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: Message,
+        Resp: Message + Default,
+    {
+        let mut rx = self.start_with_message(path, request)?;
+        let body = poll_fn(|cx| rx.poll_single(cx)).await?;
+        single_response(rx, body)
+    }
+
+    /// A server-streaming call: one request, a stream of responses.
+    ///
+    /// Returns once the server sent its response headers.
+    ///
+    /// # Errors
+    ///
+    /// As [`unary`](Self::unary); errors after the headers come from the stream.
+    pub async fn server_streaming<Req, Resp>(
+        &self,
+        path: &'static str,
+        request: Request<Req>,
+    ) -> Result<Response<Streaming<Resp>>, Status>
+    where
+        Req: Message,
+        Resp: Message + Default,
+    {
+        let mut rx = self.start_with_message(path, request)?;
+        poll_fn(|cx| rx.poll_headers(cx)).await?;
+        Ok(streaming_response(rx, Streaming::new))
+    }
+
+    /// A client-streaming call: requests from `stream`, one response.
+    ///
+    /// The stream is polled on the runtime's executor.
+    ///
+    /// # Errors
+    ///
+    /// As [`unary`](Self::unary).
+    pub async fn client_streaming<S, Req, Resp>(
+        &self,
+        path: &'static str,
+        request: Request<S>,
+    ) -> Result<Response<Resp>, Status>
+    where
+        S: Stream<Item = Req> + Send + 'static,
+        Req: Message + 'static,
+        Resp: Message + Default,
+    {
+        let mut rx = self.start_with_stream(path, request)?;
+        let body = poll_fn(|cx| rx.poll_single(cx)).await?;
+        single_response(rx, body)
+    }
+
+    /// A bidirectional-streaming call: requests from `stream`, a stream of responses.
+    ///
+    /// The request stream is polled on the runtime's executor, independently of how the
+    /// responses are read. Returns once the server sent its response headers.
+    ///
+    /// # Errors
+    ///
+    /// As [`server_streaming`](Self::server_streaming).
+    pub async fn bidi_streaming<S, Req, Resp>(
+        &self,
+        path: &'static str,
+        request: Request<S>,
+    ) -> Result<Response<Streaming<Resp>>, Status>
+    where
+        S: Stream<Item = Req> + Send + 'static,
+        Req: Message + 'static,
+        Resp: Message + Default,
+    {
+        let mut rx = self.start_with_stream(path, request)?;
+        poll_fn(|cx| rx.poll_headers(cx)).await?;
+        Ok(streaming_response(rx, Streaming::new))
+    }
+
+    /// A unary call that blocks the calling thread.
+    ///
+    /// Needs no async runtime, and is safe to call from inside one (it parks the thread
+    /// rather than nesting a runtime).
+    ///
+    /// # Errors
+    ///
+    /// As [`unary`](Self::unary).
+    pub fn blocking_unary<Req, Resp>(
+        &self,
+        path: &'static str,
+        request: Request<Req>,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: Message,
+        Resp: Message + Default,
+    {
+        let mut rx = self.start_with_message(path, request)?;
+        let body = block(rx.poll_single(&mut Block))?;
+        single_response(rx, body)
+    }
+
+    /// A server-streaming call that blocks until the response headers arrive; the
+    /// responses are an [`Iterator`].
+    ///
+    /// # Errors
+    ///
+    /// As [`server_streaming`](Self::server_streaming).
+    pub fn blocking_server_streaming<Req, Resp>(
+        &self,
+        path: &'static str,
+        request: Request<Req>,
+    ) -> Result<Response<BlockingStreaming<Resp>>, Status>
+    where
+        Req: Message,
+        Resp: Message + Default,
+    {
+        let mut rx = self.start_with_message(path, request)?;
+        block(rx.poll_headers(&mut Block))?;
+        Ok(streaming_response(rx, BlockingStreaming::new))
+    }
+
+    /// A client-streaming call that sends every request from `requests` on the calling
+    /// thread, then blocks for the response.
+    ///
+    /// Iteration stops early if the server ends the call first.
+    ///
+    /// # Errors
+    ///
+    /// As [`unary`](Self::unary).
+    pub fn blocking_client_streaming<I, Req, Resp>(
+        &self,
+        path: &'static str,
+        request: Request<I>,
+    ) -> Result<Response<Resp>, Status>
+    where
+        I: IntoIterator<Item = Req>,
+        Req: Message,
+        Resp: Message + Default,
+    {
+        let options = request.take_options();
+        let (metadata, requests) = request.into_parts();
+        let Started { mut rx, ops } = self.start(path, metadata, options, None)?;
+        let mut sender = RequestSender::new(ops, self.max_send());
+        for message in requests {
+            if let Err(status) = sender.send(message) {
+                if status.code() == crate::Code::ResourceExhausted {
+                    return Err(status);
+                }
+                break;
+            }
+        }
+        sender.finish();
+        let body = block(rx.poll_single(&mut Block))?;
+        single_response(rx, body)
+    }
+
+    /// A bidirectional-streaming call: returns a [`RequestSender`] and the responses as
+    /// a [`BlockingStreaming`] iterator, without waiting for the server.
+    ///
+    /// Send and receive from one thread in turn (ping-pong) or from two threads.
+    /// Dropping the sender half-closes the call; dropping the receiver cancels it.
+    ///
+    /// # Errors
+    ///
+    /// `INTERNAL` if `path` is not a valid method path; everything else is reported by
+    /// the returned stream.
+    pub fn blocking_bidi_streaming<Req, Resp>(
+        &self,
+        path: &'static str,
+        request: Request<()>,
+    ) -> Result<(RequestSender<Req>, BlockingStreaming<Resp>), Status>
+    where
+        Req: Message,
+        Resp: Message + Default,
+    {
+        let options = request.take_options();
+        let (metadata, ()) = request.into_parts();
+        let Started { rx, ops } = self.start(path, metadata, options, None)?;
+        Ok((
+            RequestSender::new(ops, self.max_send()),
+            BlockingStreaming::new(rx),
+        ))
+    }
+}
+
+/// Unwraps a blocking wait, which is always ready.
+fn block<T>(poll: std::task::Poll<T>) -> T {
+    match poll {
+        std::task::Poll::Ready(value) => value,
+        std::task::Poll::Pending => unreachable!("blocking waits are always ready"),
+    }
+}
+
+fn single_response<Resp: Message + Default>(
+    mut rx: Receiver,
+    body: Bytes,
+) -> Result<Response<Resp>, Status> {
+    let message = codec::decode(body)?;
+    Ok(Response::from_parts(
+        rx.take_headers(),
+        message,
+        rx.take_trailers(),
+    ))
+}
+
+fn streaming_response<S>(mut rx: Receiver, wrap: fn(Receiver) -> S) -> Response<S> {
+    let headers = rx.take_headers();
+    Response::from_parts(headers, wrap(rx), MetadataMap::new())
+}
+
+/// Feeds a user's request stream into a call. Runs on the executor, never the poller.
+async fn pump_requests<S, Req>(stream: S, ops: Producer<Outbound>, max_send: usize)
+where
+    S: Stream<Item = Req> + Send + 'static,
+    Req: Message,
+{
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        if poll_fn(|cx| ops.poll_ready(cx)).await.is_err() {
+            return; // the call ended
+        }
+        let next = poll_fn(|cx| {
+            // Stop waiting for the user's stream as soon as the call ends.
+            if ops.poll_closed(cx).is_ready() {
+                return std::task::Poll::Ready(None);
+            }
+            stream.as_mut().poll_next(cx).map(Some)
+        })
+        .await;
+        match next {
+            None => return,
+            Some(None) => {
+                let _ = ops.push(Outbound::Finish);
+                return;
+            }
+            Some(Some(message)) => match codec::encode(&message, max_send) {
+                Ok(framed) => {
+                    if ops.push(Outbound::Message(framed)).is_err() {
+                        return;
+                    }
+                }
+                Err(status) => {
+                    let _ = ops.push(Outbound::Abort(status));
+                    return;
+                }
+            },
+        }
+    }
+}

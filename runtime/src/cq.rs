@@ -1,0 +1,457 @@
+//! Completion queues: the only hand-off between the poller threads and user code.
+//!
+//! Every call owns two queues. The *inbound* queue carries what the poller received
+//! (headers, messages, trailers, errors) to the code waiting for it; the *outbound* queue
+//! carries what user code wants sent (messages, half-close, cancellation, a final status)
+//! to the poller. Either end of a queue may be a blocked thread or an async task:
+//!
+//! ```text
+//!   producer ──push / push_all──▶ [ VecDeque ] ──pop (takes the whole batch)──▶ consumer
+//!                                     │
+//!           wakes once per push_all:  ├─ a parked thread (Condvar)
+//!                                     └─ a registered task (Waker)
+//! ```
+//!
+//! The algorithm is a mutex-protected deque with one consumer. A consumer that finds the
+//! queue empty either parks on a condition variable (blocking flavour) or leaves its
+//! [`Waker`] (async flavour); the producer wakes whichever is there, outside the lock.
+//! The consumer takes every queued item in one lock acquisition, so the poller can hand
+//! over a batch of completions with a single wake-up.
+//!
+//! Capacity is a soft bound used for flow control: [`Producer::poll_ready`] and
+//! [`Producer::wait_ready`] wait while the queue holds `capacity` items or more, but
+//! [`Producer::push`] always succeeds while the consumer is alive, so control events
+//! (trailers, cancellation) are never held back behind data.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+/// The other end of the queue is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Closed;
+
+/// Creates a queue whose producer waits for room beyond `capacity` queued items.
+pub(crate) fn queue<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            items: VecDeque::new(),
+            capacity: capacity.max(1),
+            producer_closed: false,
+            consumer_closed: false,
+            consumer_waker: None,
+            producer_waker: None,
+            consumer_parked: false,
+            producer_parked: false,
+        }),
+        consumer_cv: Condvar::new(),
+        producer_cv: Condvar::new(),
+    });
+    (
+        Producer {
+            shared: shared.clone(),
+        },
+        Consumer {
+            shared,
+            local: VecDeque::new(),
+        },
+    )
+}
+
+struct Shared<T> {
+    state: Mutex<State<T>>,
+    consumer_cv: Condvar,
+    producer_cv: Condvar,
+}
+
+struct State<T> {
+    items: VecDeque<T>,
+    capacity: usize,
+    producer_closed: bool,
+    consumer_closed: bool,
+    consumer_waker: Option<Waker>,
+    producer_waker: Option<Waker>,
+    consumer_parked: bool,
+    producer_parked: bool,
+}
+
+impl<T> Shared<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // A panic while holding this lock leaves the deque consistent (every critical
+        // section is a few plain field updates), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes the consumer after the caller released the lock.
+    fn wake_consumer(&self, state: &mut State<T>) -> Option<Waker> {
+        if state.consumer_parked {
+            self.consumer_cv.notify_one();
+        }
+        state.consumer_waker.take()
+    }
+
+    fn wake_producer(&self, state: &mut State<T>) -> Option<Waker> {
+        if state.producer_parked {
+            self.producer_cv.notify_one();
+        }
+        state.producer_waker.take()
+    }
+}
+
+/// The sending end of a completion queue.
+pub(crate) struct Producer<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Producer<T> {
+    /// Queues an item regardless of capacity and wakes the consumer.
+    ///
+    /// Returns the item when the consumer is gone.
+    pub(crate) fn push(&self, item: T) -> Result<(), T> {
+        let mut state = self.shared.lock();
+        if state.consumer_closed {
+            return Err(item);
+        }
+        state.items.push_back(item);
+        let waker = self.shared.wake_consumer(&mut state);
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Queues a batch of items with one lock and one wake-up.
+    pub(crate) fn push_all(&self, items: impl IntoIterator<Item = T>) -> Result<(), Closed> {
+        let mut state = self.shared.lock();
+        if state.consumer_closed {
+            return Err(Closed);
+        }
+        let before = state.items.len();
+        state.items.extend(items);
+        if state.items.len() == before {
+            return Ok(());
+        }
+        let waker = self.shared.wake_consumer(&mut state);
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Ready when the queue has room, or with `Err` when the consumer is gone.
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
+        let mut state = self.shared.lock();
+        if state.consumer_closed {
+            return Poll::Ready(Err(Closed));
+        }
+        if state.items.len() < state.capacity {
+            return Poll::Ready(Ok(()));
+        }
+        match &state.producer_waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => state.producer_waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Blocks the calling thread until the queue has room (`Ok`), the consumer is gone
+    /// (`Err`), or the deadline passes (`Ok`: the caller then pushes past capacity or
+    /// checks its own deadline).
+    pub(crate) fn wait_ready(&self, deadline: Option<Instant>) -> Result<(), Closed> {
+        let mut state = self.shared.lock();
+        loop {
+            if state.consumer_closed {
+                return Err(Closed);
+            }
+            if state.items.len() < state.capacity {
+                return Ok(());
+            }
+            state.producer_parked = true;
+            state = match deadline {
+                None => self
+                    .shared
+                    .producer_cv
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        state.producer_parked = false;
+                        return Ok(());
+                    }
+                    self.shared
+                        .producer_cv
+                        .wait_timeout(state, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+            state.producer_parked = false;
+        }
+    }
+
+    /// Ready once the consumer is gone.
+    pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.shared.lock();
+        if state.consumer_closed {
+            return Poll::Ready(());
+        }
+        match &state.producer_waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => state.producer_waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Tells the consumer that nothing more will come, once it has taken what is queued.
+    pub(crate) fn close(&self) {
+        let mut state = self.shared.lock();
+        if state.producer_closed {
+            return;
+        }
+        state.producer_closed = true;
+        let waker = self.shared.wake_consumer(&mut state);
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl<T> Drop for Producer<T> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The receiving end of a completion queue. There is exactly one per queue.
+pub(crate) struct Consumer<T> {
+    shared: Arc<Shared<T>>,
+    /// Items already taken from the shared deque, in order.
+    local: VecDeque<T>,
+}
+
+/// What the consumer found.
+enum Take {
+    Took,
+    Empty,
+    Ended,
+}
+
+impl<T> Consumer<T> {
+    /// Moves every queued item into the local buffer.
+    fn take(&mut self, state: &mut State<T>) -> (Take, Option<Waker>) {
+        if !state.items.is_empty() {
+            let was_full = state.items.len() >= state.capacity;
+            std::mem::swap(&mut self.local, &mut state.items);
+            let waker = if was_full {
+                self.shared.wake_producer(state)
+            } else {
+                None
+            };
+            (Take::Took, waker)
+        } else if state.producer_closed {
+            (Take::Ended, None)
+        } else {
+            (Take::Empty, None)
+        }
+    }
+
+    /// The next item; `Ready(None)` once the producer closed and everything was taken.
+    pub(crate) fn poll_pop(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        if let Some(item) = self.local.pop_front() {
+            return Poll::Ready(Some(item));
+        }
+        let shared = self.shared.clone();
+        let mut state = shared.lock();
+        let (took, waker) = self.take(&mut state);
+        match took {
+            Take::Took => {}
+            Take::Ended => return Poll::Ready(None),
+            Take::Empty => {
+                match &state.consumer_waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => state.consumer_waker = Some(cx.waker().clone()),
+                }
+                return Poll::Pending;
+            }
+        }
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Poll::Ready(self.local.pop_front())
+    }
+
+    /// Blocks until the next item; `None` once the producer closed and everything was taken.
+    pub(crate) fn pop_blocking(&mut self) -> Option<T> {
+        match self.pop_blocking_until(None) {
+            Ok(item) => item,
+            Err(TimedOut) => None,
+        }
+    }
+
+    /// As [`pop_blocking`](Self::pop_blocking), giving up at `deadline`.
+    pub(crate) fn pop_blocking_until(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<T>, TimedOut> {
+        if let Some(item) = self.local.pop_front() {
+            return Ok(Some(item));
+        }
+        let shared = self.shared.clone();
+        let mut state = shared.lock();
+        loop {
+            let (took, waker) = self.take(&mut state);
+            match took {
+                Take::Took => {
+                    drop(state);
+                    if let Some(waker) = waker {
+                        waker.wake();
+                    }
+                    return Ok(self.local.pop_front());
+                }
+                Take::Ended => return Ok(None),
+                Take::Empty => {}
+            }
+            state.consumer_parked = true;
+            state = match deadline {
+                None => shared
+                    .consumer_cv
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        state.consumer_parked = false;
+                        return Err(TimedOut);
+                    }
+                    shared
+                        .consumer_cv
+                        .wait_timeout(state, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+            state.consumer_parked = false;
+        }
+    }
+
+    /// Stops receiving: queued items are dropped and the producer sees [`Closed`].
+    pub(crate) fn close(&mut self) {
+        let shared = self.shared.clone();
+        let mut state = shared.lock();
+        state.consumer_closed = true;
+        let dropped = std::mem::take(&mut state.items);
+        let waker = shared.wake_producer(&mut state);
+        drop(state);
+        drop(dropped);
+        self.local.clear();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl<T> Drop for Consumer<T> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A blocking wait reached its deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TimedOut;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+    use std::time::Duration;
+
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn items_arrive_in_order_across_threads() {
+        let (tx, mut rx) = queue::<u32>(4);
+        let producer = std::thread::spawn(move || {
+            for i in 0..10_000 {
+                tx.wait_ready(None).unwrap();
+                tx.push(i).unwrap();
+            }
+        });
+        for i in 0..10_000 {
+            assert_eq!(rx.pop_blocking(), Some(i));
+        }
+        producer.join().unwrap();
+        assert_eq!(rx.pop_blocking(), None);
+    }
+
+    #[test]
+    fn a_batch_wakes_the_task_once() {
+        let (tx, mut rx) = queue::<u32>(64);
+        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(rx.poll_pop(&mut cx), Poll::Pending);
+        tx.push_all(0..10).unwrap();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        for i in 0..10 {
+            assert_eq!(rx.poll_pop(&mut cx), Poll::Ready(Some(i)));
+        }
+        drop(tx);
+        assert_eq!(rx.poll_pop(&mut cx), Poll::Ready(None));
+    }
+
+    #[test]
+    fn producer_waits_for_room_and_is_woken() {
+        let (tx, mut rx) = queue::<u32>(2);
+        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        tx.push(1).unwrap();
+        tx.push(2).unwrap();
+        assert_eq!(tx.poll_ready(&mut cx), Poll::Pending);
+        assert_eq!(rx.pop_blocking(), Some(1));
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        assert_eq!(tx.poll_ready(&mut cx), Poll::Ready(Ok(())));
+    }
+
+    #[test]
+    fn closing_the_consumer_fails_the_producer() {
+        let (tx, rx) = queue::<u32>(1);
+        tx.push(1).unwrap();
+        let waiter = std::thread::spawn(move || tx.wait_ready(None));
+        drop(rx);
+        assert_eq!(waiter.join().unwrap(), Err(Closed));
+    }
+
+    #[test]
+    fn blocking_pop_times_out() {
+        let (_tx, mut rx) = queue::<u32>(1);
+        let deadline = Instant::now() + Duration::from_millis(20);
+        assert_eq!(rx.pop_blocking_until(Some(deadline)), Err(TimedOut));
+        assert!(Instant::now() >= deadline);
+    }
+
+    #[test]
+    fn closed_producer_drains_then_ends() {
+        let (tx, mut rx) = queue::<u32>(1);
+        tx.push(7).unwrap();
+        tx.push(8).unwrap();
+        tx.close();
+        assert_eq!(rx.pop_blocking(), Some(7));
+        assert_eq!(rx.pop_blocking(), Some(8));
+        assert_eq!(rx.pop_blocking(), None);
+    }
+}

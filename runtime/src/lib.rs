@@ -1,0 +1,89 @@
+//! gRPC for Rust with blocking **and** async stubs over one runtime.
+//!
+//! rsgrpc serves and calls gRPC services from plain threads and from any async executor
+//! alike. A blocking client works in `fn main` with no async runtime, and does not panic
+//! when called from inside one; an async client runs on tokio, async-std, smol or
+//! `futures::executor::block_on`; both can share one [`Channel`] and its HTTP/2
+//! connection. One server hosts blocking and async services side by side on one port.
+//!
+//! Usually you use generated stubs; underneath they call [`client::Client`] and
+//! [`server::ServiceBuilder`], which work without generated code too:
+//!
+//! ```no_run
+//! use rsgrpc::server::{Server, Service};
+//! use rsgrpc::{Channel, Request, Response, Status};
+//!
+//! #[derive(Clone, PartialEq, prost::Message)]
+//! struct HelloRequest {
+//!     #[prost(string, tag = "1")]
+//!     name: String,
+//! }
+//! #[derive(Clone, PartialEq, prost::Message)]
+//! struct HelloReply {
+//!     #[prost(string, tag = "1")]
+//!     message: String,
+//! }
+//!
+//! // A server with one blocking method.
+//! let greeter = Service::builder("helloworld.Greeter")
+//!     .blocking_unary("SayHello", |req: Request<HelloRequest>| {
+//!         let message = format!("Hello {}!", req.get_ref().name);
+//!         Ok::<_, Status>(Response::new(HelloReply { message }))
+//!     })
+//!     .build();
+//! let server = Server::builder().add_service(greeter).bind("127.0.0.1:0")?;
+//!
+//! // A blocking and an async call over one channel.
+//! let channel = Channel::new(&format!("http://{}", server.local_addr()))?;
+//! let client = rsgrpc::client::Client::new(channel);
+//! let request = || Request::new(HelloRequest { name: "world".into() });
+//! let reply: Response<HelloReply> =
+//!     client.blocking_unary("/helloworld.Greeter/SayHello", request())?;
+//! let reply2: Response<HelloReply> = futures::executor::block_on(
+//!     client.unary("/helloworld.Greeter/SayHello", request()),
+//! )?;
+//! assert_eq!(reply.get_ref(), reply2.get_ref());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # How it works
+//!
+//! [`design`] explains the poller threads, the completion queues and the life of a call.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod channel;
+pub mod client;
+mod codec;
+mod cq;
+mod deadline;
+mod error;
+mod executor;
+mod metadata;
+mod poller;
+mod request;
+mod response;
+mod runtime;
+pub mod server;
+mod status;
+mod streaming;
+
+pub mod design;
+
+pub use channel::{Channel, ChannelBuilder};
+pub use error::{Error, Result};
+pub use metadata::{MetadataMap, MetadataValue};
+pub use request::{Cancelled, Request};
+pub use response::Response;
+pub use runtime::{Runtime, RuntimeBuilder};
+pub use status::{Code, Status, UnknownCode};
+pub use streaming::{BlockingStreaming, RequestSender, ResponseSink, Streaming};
+
+/// Crates generated code and users may need, re-exported so they need not be named as
+/// dependencies.
+pub mod codegen {
+    pub use bytes;
+    pub use futures_core;
+    pub use prost;
+}

@@ -1,0 +1,220 @@
+//! [`Request`]: a message (or a stream of them) with its metadata and per-call options.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::metadata::MetadataMap;
+
+/// A gRPC request: the message (or request stream), its metadata, and call options.
+///
+/// On the client, set a timeout or metadata before making the call:
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let mut request = rsgrpc::Request::new("payload");
+/// request.set_timeout(Duration::from_secs(2));
+/// request.metadata_mut().insert("x-request-id", "7").unwrap();
+/// assert_eq!(request.timeout(), Some(Duration::from_secs(2)));
+/// ```
+///
+/// On the server, a handler reads the caller's metadata, deadline and address, and can
+/// watch for cancellation with [`is_cancelled`](Request::is_cancelled) and
+/// [`cancelled`](Request::cancelled).
+#[derive(Debug)]
+pub struct Request<T> {
+    metadata: MetadataMap,
+    message: T,
+    timeout: Option<Duration>,
+    wait_for_ready: bool,
+    context: Option<Arc<CallContext>>,
+}
+
+impl<T> Request<T> {
+    /// A request with empty metadata and no timeout.
+    pub fn new(message: T) -> Request<T> {
+        Request {
+            metadata: MetadataMap::new(),
+            message,
+            timeout: None,
+            wait_for_ready: false,
+            context: None,
+        }
+    }
+
+    pub(crate) fn from_server(
+        metadata: MetadataMap,
+        message: T,
+        context: Arc<CallContext>,
+    ) -> Request<T> {
+        Request {
+            metadata,
+            message,
+            timeout: None,
+            wait_for_ready: false,
+            context: Some(context),
+        }
+    }
+
+    /// The request metadata (headers).
+    pub fn metadata(&self) -> &MetadataMap {
+        &self.metadata
+    }
+
+    /// Mutable access to the request metadata.
+    pub fn metadata_mut(&mut self) -> &mut MetadataMap {
+        &mut self.metadata
+    }
+
+    /// The message.
+    pub fn get_ref(&self) -> &T {
+        &self.message
+    }
+
+    /// Mutable access to the message.
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.message
+    }
+
+    /// Takes the message, dropping metadata and options.
+    pub fn into_inner(self) -> T {
+        self.message
+    }
+
+    /// Splits into metadata and message.
+    pub fn into_parts(self) -> (MetadataMap, T) {
+        (self.metadata, self.message)
+    }
+
+    /// Replaces the message, keeping metadata and options.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Request<U> {
+        Request {
+            metadata: self.metadata,
+            message: f(self.message),
+            timeout: self.timeout,
+            wait_for_ready: self.wait_for_ready,
+            context: self.context,
+        }
+    }
+
+    /// Client side: the call fails with `DEADLINE_EXCEEDED` if it has not finished after
+    /// `timeout`. The server is told through `grpc-timeout` and enforces it too.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = Some(timeout);
+    }
+
+    /// The client-side timeout, if one was set.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Client side: when the channel cannot connect, wait (until the deadline) for it to
+    /// become ready instead of failing at once with `UNAVAILABLE`.
+    pub fn set_wait_for_ready(&mut self, wait: bool) {
+        self.wait_for_ready = wait;
+    }
+
+    /// Whether [`set_wait_for_ready`](Self::set_wait_for_ready) was turned on.
+    pub fn wait_for_ready(&self) -> bool {
+        self.wait_for_ready
+    }
+
+    /// Server side: the caller's address.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.context.as_ref().and_then(|c| c.remote_addr)
+    }
+
+    /// Server side: the point in time after which the caller gives up, from its
+    /// `grpc-timeout`.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.context.as_ref().and_then(|c| c.deadline)
+    }
+
+    /// Server side: whether the call was cancelled (by the client, its deadline, or server
+    /// shutdown). Always `false` on the client.
+    pub fn is_cancelled(&self) -> bool {
+        self.context.as_ref().is_some_and(|c| c.cancel.is_cancelled())
+    }
+
+    /// Server side: a future that completes when the call is cancelled. On the client it
+    /// never completes.
+    pub fn cancelled(&self) -> Cancelled {
+        Cancelled {
+            state: self.context.as_ref().map(|c| c.cancel.clone()),
+        }
+    }
+
+    pub(crate) fn take_options(&self) -> (Option<Duration>, bool) {
+        (self.timeout, self.wait_for_ready)
+    }
+}
+
+/// What the server knows about a call besides its messages.
+#[derive(Debug)]
+pub(crate) struct CallContext {
+    pub(crate) remote_addr: Option<SocketAddr>,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) cancel: Arc<CancelState>,
+}
+
+/// The cancellation flag of a server call, set by the poller and read by handlers.
+#[derive(Debug, Default)]
+pub(crate) struct CancelState {
+    cancelled: AtomicBool,
+    wakers: Mutex<Vec<Waker>>,
+}
+
+impl CancelState {
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn cancel(&self) {
+        if self.cancelled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let wakers = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|e| e.into_inner()));
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+}
+
+/// Completes when a server call is cancelled; see [`Request::cancelled`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Cancelled {
+    state: Option<Arc<CancelState>>,
+}
+
+impl Cancelled {
+    pub(crate) fn new(state: Arc<CancelState>) -> Cancelled {
+        Cancelled { state: Some(state) }
+    }
+}
+
+impl Future for Cancelled {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(state) = &self.state else {
+            return Poll::Pending;
+        };
+        if state.is_cancelled() {
+            return Poll::Ready(());
+        }
+        let mut wakers = state.wakers.lock().unwrap_or_else(|e| e.into_inner());
+        if state.is_cancelled() {
+            return Poll::Ready(());
+        }
+        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}

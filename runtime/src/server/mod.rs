@@ -1,0 +1,431 @@
+//! The server: blocking and async services side by side on one port.
+//!
+//! ```no_run
+//! use rsgrpc::server::{Server, Service};
+//! use rsgrpc::{Request, Response, Status};
+//! use std::time::Duration;
+//!
+//! # #[derive(Clone, PartialEq, prost::Message)] struct Ping {}
+//! let echo = Service::builder("test.Echo")
+//!     .blocking_unary("Echo", |req: Request<Ping>| -> Result<Response<Ping>, Status> {
+//!         Ok(Response::new(req.into_inner()))
+//!     })
+//!     .build();
+//! let server = Server::builder().add_service(echo).bind("127.0.0.1:0")?;
+//! println!("listening on {}", server.local_addr());
+//! // ... later: let in-flight calls finish for up to 5 s, then cancel the rest.
+//! server.shutdown(Duration::from_secs(5)).wait();
+//! # Ok::<(), rsgrpc::Error>(())
+//! ```
+//!
+//! Connections, their HTTP/2 state and every socket read and write live on the runtime's
+//! poller threads. Blocking handlers run on its worker pool, async handlers on its executor
+//! or on a spawn hook of yours ([`ServerBuilder::spawn_with`]).
+
+mod conn;
+mod service;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, watch};
+
+pub use crate::executor::BoxFuture;
+use crate::cq::{self, Consumer};
+use crate::error::{Error, Result};
+use crate::executor::SpawnHook;
+use crate::request::CancelState;
+use crate::runtime::{self, Runtime};
+pub use service::{Service, ServiceBuilder};
+use service::Handler;
+
+/// Entry point: [`Server::builder`].
+#[derive(Debug)]
+pub struct Server {
+    _private: (),
+}
+
+impl Server {
+    /// A builder with default limits and no services.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            services: Vec::new(),
+            config: ServerConfig::default(),
+            runtime: None,
+            spawn_hook: None,
+        }
+    }
+}
+
+/// Limits and timeouts of a server. Defaults are safe for a server exposed to untrusted
+/// clients.
+#[derive(Clone, Debug)]
+pub(crate) struct ServerConfig {
+    pub(crate) max_receive_message_size: usize,
+    pub(crate) max_send_message_size: usize,
+    pub(crate) max_concurrent_streams: u32,
+    pub(crate) max_header_list_size: u32,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) initial_stream_window_size: u32,
+    pub(crate) initial_connection_window_size: u32,
+    pub(crate) max_pending_accept_reset_streams: usize,
+    pub(crate) max_local_error_reset_streams: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_receive_message_size: 4 * 1024 * 1024,
+            max_send_message_size: usize::MAX,
+            max_concurrent_streams: 256,
+            max_header_list_size: 16 * 1024,
+            handshake_timeout: Duration::from_secs(20),
+            initial_stream_window_size: 1024 * 1024,
+            initial_connection_window_size: 2 * 1024 * 1024,
+            max_pending_accept_reset_streams: 20,
+            max_local_error_reset_streams: 1024,
+        }
+    }
+}
+
+/// Configures and starts a server.
+#[must_use = "a builder does nothing until bind is called"]
+pub struct ServerBuilder {
+    services: Vec<Service>,
+    config: ServerConfig,
+    runtime: Option<Runtime>,
+    spawn_hook: Option<SpawnHook>,
+}
+
+impl std::fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("services", &self.services)
+            .field("config", &self.config)
+            .field("spawn_hook", &self.spawn_hook.is_some())
+            .finish()
+    }
+}
+
+impl ServerBuilder {
+    /// Hosts a service (blocking, async or mixed).
+    pub fn add_service(mut self, service: impl Into<Service>) -> Self {
+        self.services.push(service.into());
+        self
+    }
+
+    /// Runs the server on `runtime` instead of the global one.
+    pub fn runtime(mut self, runtime: &Runtime) -> Self {
+        self.runtime = Some(runtime.clone());
+        self
+    }
+
+    /// Runs async handlers through `spawn` instead of the built-in executor, for example
+    /// `|f| { tokio_handle.spawn(f); }`. Blocking handlers still use the worker pool.
+    pub fn spawn_with(mut self, spawn: impl Fn(BoxFuture) + Send + Sync + 'static) -> Self {
+        self.spawn_hook = Some(Arc::new(spawn));
+        self
+    }
+
+    /// Largest request message accepted (default 4 MiB). A larger one fails the call with
+    /// `RESOURCE_EXHAUSTED` after its five-byte prefix, before anything is buffered.
+    pub fn max_receive_message_size(mut self, bytes: usize) -> Self {
+        self.config.max_receive_message_size = bytes;
+        self
+    }
+
+    /// Largest response message sent (default: unlimited); a larger one fails the call
+    /// with `RESOURCE_EXHAUSTED`.
+    pub fn max_send_message_size(mut self, bytes: usize) -> Self {
+        self.config.max_send_message_size = bytes;
+        self
+    }
+
+    /// Most calls open at once on one connection (default 256); HTTP/2 makes clients
+    /// queue beyond it.
+    pub fn max_concurrent_streams(mut self, streams: u32) -> Self {
+        self.config.max_concurrent_streams = streams;
+        self
+    }
+
+    /// Largest request header block accepted, in HTTP/2's accounting (default 16 KiB).
+    pub fn max_header_list_size(mut self, bytes: u32) -> Self {
+        self.config.max_header_list_size = bytes;
+        self
+    }
+
+    /// How long a new connection may take to send the HTTP/2 preface before it is closed
+    /// (default 20 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handshake_timeout = timeout;
+        self
+    }
+
+    /// HTTP/2 flow-control window per call (default 1 MiB).
+    pub fn initial_stream_window_size(mut self, bytes: u32) -> Self {
+        self.config.initial_stream_window_size = bytes;
+        self
+    }
+
+    /// HTTP/2 flow-control window per connection (default 2 MiB).
+    pub fn initial_connection_window_size(mut self, bytes: u32) -> Self {
+        self.config.initial_connection_window_size = bytes;
+        self
+    }
+
+    /// Streams a client may reset before the server accepted them, per connection, before
+    /// the connection is closed (rapid-reset protection; default 20, as h2).
+    pub fn max_pending_accept_reset_streams(mut self, streams: usize) -> Self {
+        self.config.max_pending_accept_reset_streams = streams;
+        self
+    }
+
+    /// Streams the server may reset for protocol errors per connection before closing it
+    /// (default 1024, as h2).
+    pub fn max_local_error_reset_streams(mut self, streams: usize) -> Self {
+        self.config.max_local_error_reset_streams = streams;
+        self
+    }
+
+    /// Binds `addr` (port 0 picks a free port; see [`ServerHandle::local_addr`]) and starts
+    /// serving.
+    ///
+    /// # Errors
+    ///
+    /// When binding fails, a setting is out of range, or two handlers claim one method.
+    pub fn bind(self, addr: impl ToSocketAddrs) -> Result<ServerHandle> {
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| Error::io("cannot bind the server address", e))?;
+        self.serve_listener(listener)
+    }
+
+    /// Starts serving on a listener you bound yourself.
+    ///
+    /// # Errors
+    ///
+    /// As [`bind`](Self::bind).
+    pub fn serve_listener(self, listener: std::net::TcpListener) -> Result<ServerHandle> {
+        let config = self.config;
+        if config.max_concurrent_streams == 0 || config.max_header_list_size == 0 {
+            return Err(Error::invalid_config(
+                "max_concurrent_streams and max_header_list_size must be positive",
+            ));
+        }
+        if config.initial_stream_window_size < 65_535 {
+            return Err(Error::invalid_config(
+                "initial_stream_window_size must be at least 65535 (the HTTP/2 default)",
+            ));
+        }
+        let mut router = HashMap::new();
+        for service in self.services {
+            for (method, handler) in service.methods {
+                let path = format!("/{}/{}", service.name, method);
+                if router.insert(path.clone(), handler).is_some() {
+                    return Err(Error::invalid_config(format!(
+                        "method {path} is registered twice"
+                    )));
+                }
+            }
+        }
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("cannot make the listener non-blocking", e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("cannot read the bound address", e))?;
+        let runtime = self.runtime.unwrap_or_else(|| Runtime::global().clone());
+        let rt = runtime.handle().clone();
+        let poller = rt.poller();
+        let shared = Arc::new(ServerShared {
+            router,
+            config,
+            rt,
+            spawn_hook: self.spawn_hook,
+            phase: watch::Sender::new(Phase::Serving),
+            stopped: Arc::new(CancelState::default()),
+            active: AtomicUsize::new(0),
+            idle: Notify::new(),
+            accepted: AtomicU64::new(0),
+        });
+        poller.spawn(conn::accept_loop(shared.clone(), listener));
+        tracing::debug!(%local_addr, "serving");
+        Ok(ServerHandle {
+            shared,
+            local_addr,
+            poller,
+        })
+    }
+}
+
+/// The server's lifecycle, as connections see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Serving,
+    /// No new connections; GOAWAY sent; in-flight calls may finish.
+    Draining,
+    /// Calls still running are cancelled and connections closed.
+    Stopped,
+}
+
+pub(crate) struct ServerShared {
+    router: HashMap<String, Handler>,
+    pub(crate) config: ServerConfig,
+    pub(crate) rt: runtime::Handle,
+    spawn_hook: Option<SpawnHook>,
+    pub(crate) phase: watch::Sender<Phase>,
+    /// Set when the server stops waiting for calls: every call task then cancels.
+    pub(crate) stopped: Arc<CancelState>,
+    /// Connections and calls still running.
+    active: AtomicUsize,
+    idle: Notify,
+    pub(crate) accepted: AtomicU64,
+}
+
+impl ServerShared {
+    /// Counts a connection or call as running until the guard is dropped.
+    pub(crate) fn track(self: &Arc<Self>) -> Track {
+        self.active.fetch_add(1, Ordering::AcqRel);
+        Track(self.clone())
+    }
+
+    /// Runs an async handler on the spawn hook or the built-in executor.
+    pub(crate) fn spawn(&self, future: BoxFuture) {
+        match &self.spawn_hook {
+            Some(hook) => hook(future),
+            None => self.rt.spawn(future),
+        }
+    }
+
+    fn stop_now(&self) {
+        self.phase.send_replace(Phase::Stopped);
+        self.stopped.cancel();
+    }
+
+    /// Waits until no connection or call is running, or `until` passes; returns whether
+    /// everything finished.
+    async fn wait_idle(&self, until: Option<Instant>) -> bool {
+        loop {
+            let notified = self.idle.notified();
+            if self.active.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            match until {
+                Some(until) => {
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = tokio::time::sleep_until(until.into()) => {
+                            return self.active.load(Ordering::Acquire) == 0;
+                        }
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+}
+
+/// Keeps a connection or call counted as running.
+pub(crate) struct Track(Arc<ServerShared>);
+
+impl Drop for Track {
+    fn drop(&mut self) {
+        if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// A running server.
+///
+/// Dropping it without calling [`shutdown`](Self::shutdown) stops the server at once:
+/// calls in flight are cancelled.
+pub struct ServerHandle {
+    shared: Arc<ServerShared>,
+    local_addr: SocketAddr,
+    poller: tokio::runtime::Handle,
+}
+
+impl ServerHandle {
+    /// The address the server listens on (with the actual port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// How many connections the server has accepted so far.
+    pub fn accepted_connections(&self) -> u64 {
+        self.shared.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting connections, tells clients to go away (HTTP/2 GOAWAY) and lets
+    /// calls in flight finish for up to `grace`; calls still running then are cancelled.
+    ///
+    /// The returned [`Shutdown`] completes when the server has stopped: wait for it with
+    /// [`Shutdown::wait`] or `.await` it.
+    pub fn shutdown(&self, grace: Duration) -> Shutdown {
+        let (done, rx) = cq::queue(1);
+        let shared = self.shared.clone();
+        if *shared.phase.borrow() == Phase::Serving {
+            shared.phase.send_replace(Phase::Draining);
+        }
+        self.poller.spawn(async move {
+            let deadline = Instant::now() + grace;
+            if !shared.wait_idle(Some(deadline)).await {
+                tracing::debug!("grace period over: cancelling the remaining calls");
+                shared.stop_now();
+                shared.wait_idle(None).await;
+            }
+            shared.phase.send_replace(Phase::Stopped);
+            let _ = done.push(());
+        });
+        Shutdown { rx }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if *self.shared.phase.borrow() == Phase::Serving {
+            self.shared.stop_now();
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Completes when a server has shut down; see [`ServerHandle::shutdown`].
+#[must_use = "the server shuts down in the background; wait or await to know when it is done"]
+pub struct Shutdown {
+    rx: Consumer<()>,
+}
+
+impl Shutdown {
+    /// Blocks until the server has shut down.
+    pub fn wait(mut self) {
+        let _ = self.rx.pop_blocking();
+    }
+}
+
+impl Future for Shutdown {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.rx.poll_pop(cx).map(|_| ())
+    }
+}
+
+impl std::fmt::Debug for Shutdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shutdown").finish_non_exhaustive()
+    }
+}

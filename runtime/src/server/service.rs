@@ -1,0 +1,403 @@
+//! [`Service`]: a named set of method handlers, blocking or async, built from typed
+//! closures by [`ServiceBuilder`]. Generated servers build one of these; so can hand-written
+//! code.
+//!
+//! Each builder method wraps a typed handler into the runtime's erased form. The wrapper
+//! decodes requests and encodes responses on the handler's own thread (worker pool or
+//! executor), catches panics (the call fails with `UNKNOWN`), and always sends a final
+//! status.
+
+use std::any::Any;
+use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use prost::Message;
+
+use crate::codec;
+use crate::executor::BoxFuture;
+use crate::metadata::MetadataMap;
+use crate::request::{CallContext, Request};
+use crate::response::Response;
+use crate::status::Status;
+use crate::streaming::{
+    Block, BlockingStreaming, Receiver, Responder, ResponseSink, Streaming, call_ended,
+};
+
+/// One server call as handed to a handler wrapper.
+pub(crate) struct ServerCall {
+    pub(crate) metadata: MetadataMap,
+    pub(crate) context: Arc<CallContext>,
+    pub(crate) requests: Receiver,
+    pub(crate) responder: Arc<Responder>,
+}
+
+/// A method handler with its types erased.
+#[derive(Clone)]
+pub(crate) enum Handler {
+    /// Runs on the blocking worker pool.
+    Blocking(Arc<dyn Fn(ServerCall) + Send + Sync>),
+    /// Produces a future run on the executor (or the spawn hook).
+    Async(Arc<dyn Fn(ServerCall) -> BoxFuture + Send + Sync>),
+}
+
+/// A gRPC service: its full name (`package.Service`) and its methods' handlers.
+///
+/// Blocking and async methods may be mixed in one service, and a server hosts any mix of
+/// services.
+///
+/// ```
+/// use rsgrpc::server::Service;
+/// use rsgrpc::{Request, Response, Status};
+///
+/// # #[derive(Clone, PartialEq, prost::Message)] struct Ping { #[prost(string, tag = "1")] text: String }
+/// let service: Service = Service::builder("test.Echo")
+///     .blocking_unary("Echo", |req: Request<Ping>| -> Result<Response<Ping>, Status> {
+///         Ok(Response::new(req.into_inner()))
+///     })
+///     .unary("EchoAsync", |req: Request<Ping>| async move {
+///         Ok::<_, Status>(Response::new(req.into_inner()))
+///     })
+///     .build();
+/// assert_eq!(service.name(), "test.Echo");
+/// ```
+pub struct Service {
+    pub(crate) name: String,
+    pub(crate) methods: Vec<(String, Handler)>,
+}
+
+impl Service {
+    /// A builder for the service named `name` (`package.Service`).
+    pub fn builder(name: impl Into<String>) -> ServiceBuilder {
+        ServiceBuilder {
+            service: Service {
+                name: name.into(),
+                methods: Vec::new(),
+            },
+        }
+    }
+
+    /// The full service name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("name", &self.name)
+            .field(
+                "methods",
+                &self.methods.iter().map(|(m, _)| m).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// Adds typed method handlers to a [`Service`].
+///
+/// Method names are the short names from the `.proto` (`SayHello`). Async handlers return
+/// `Send` futures and run on the runtime's executor (or the server's spawn hook); blocking
+/// handlers run on the worker pool.
+#[must_use = "a builder does nothing until build is called"]
+pub struct ServiceBuilder {
+    service: Service,
+}
+
+impl ServiceBuilder {
+    fn add(mut self, method: &str, handler: Handler) -> Self {
+        self.service.methods.push((method.to_owned(), handler));
+        self
+    }
+
+    fn add_async<F>(self, method: &str, f: F) -> Self
+    where
+        F: Fn(ServerCall) -> BoxFuture + Send + Sync + 'static,
+    {
+        self.add(method, Handler::Async(Arc::new(f)))
+    }
+
+    fn add_blocking<F>(self, method: &str, f: F) -> Self
+    where
+        F: Fn(ServerCall) + Send + Sync + 'static,
+    {
+        self.add(method, Handler::Blocking(Arc::new(f)))
+    }
+
+    /// An async unary method.
+    pub fn unary<Req, Resp, F, Fut>(self, method: &str, handler: F) -> Self
+    where
+        Req: Message + Default + Send + 'static,
+        Resp: Message + 'static,
+        F: Fn(Request<Req>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.add_async(method, move |call| {
+            let handler = handler.clone();
+            run_async(call, move |mut requests, metadata, context, responder| async move {
+                let body = poll_fn(|cx| requests.poll_single(cx)).await?;
+                let request = Request::from_server(metadata, codec::decode(body)?, context);
+                send_single(&responder, handler(request).await?)
+            })
+        })
+    }
+
+    /// An async server-streaming method: one request, a stream of responses.
+    pub fn server_streaming<Req, Resp, F, Fut, S>(self, method: &str, handler: F) -> Self
+    where
+        Req: Message + Default + Send + 'static,
+        Resp: Message + 'static,
+        F: Fn(Request<Req>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response<S>, Status>> + Send + 'static,
+        S: Stream<Item = Result<Resp, Status>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.add_async(method, move |call| {
+            let handler = handler.clone();
+            run_async(call, move |mut requests, metadata, context, responder| async move {
+                let body = poll_fn(|cx| requests.poll_single(cx)).await?;
+                let request = Request::from_server(metadata, codec::decode(body)?, context);
+                send_stream(&responder, handler(request).await?).await
+            })
+        })
+    }
+
+    /// An async client-streaming method: a stream of requests, one response.
+    pub fn client_streaming<Req, Resp, F, Fut>(self, method: &str, handler: F) -> Self
+    where
+        Req: Message + Default + Send + 'static,
+        Resp: Message + 'static,
+        F: Fn(Request<Streaming<Req>>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.add_async(method, move |call| {
+            let handler = handler.clone();
+            run_async(call, move |requests, metadata, context, responder| async move {
+                let request = Request::from_server(metadata, Streaming::new(requests), context);
+                send_single(&responder, handler(request).await?)
+            })
+        })
+    }
+
+    /// An async bidirectional-streaming method.
+    pub fn bidi_streaming<Req, Resp, F, Fut, S>(self, method: &str, handler: F) -> Self
+    where
+        Req: Message + Default + Send + 'static,
+        Resp: Message + 'static,
+        F: Fn(Request<Streaming<Req>>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response<S>, Status>> + Send + 'static,
+        S: Stream<Item = Result<Resp, Status>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.add_async(method, move |call| {
+            let handler = handler.clone();
+            run_async(call, move |requests, metadata, context, responder| async move {
+                let request = Request::from_server(metadata, Streaming::new(requests), context);
+                send_stream(&responder, handler(request).await?).await
+            })
+        })
+    }
+
+    /// A blocking unary method.
+    pub fn blocking_unary<Req, Resp, F>(self, method: &str, handler: F) -> Self
+    where
+        Req: Message + Default + 'static,
+        Resp: Message + 'static,
+        F: Fn(Request<Req>) -> Result<Response<Resp>, Status> + Send + Sync + 'static,
+    {
+        self.add_blocking(method, move |call| {
+            run_blocking(call, |mut requests, metadata, context, responder| {
+                let body = wait(requests.poll_single(&mut Block))?;
+                let request = Request::from_server(metadata, codec::decode(body)?, context);
+                send_single(responder, handler(request)?)
+            })
+        })
+    }
+
+    /// A blocking server-streaming method: the handler sends responses through a
+    /// [`ResponseSink`] and returns the final status.
+    pub fn blocking_server_streaming<Req, Resp, F>(self, method: &str, handler: F) -> Self
+    where
+        Req: Message + Default + 'static,
+        Resp: Message + 'static,
+        F: Fn(Request<Req>, ResponseSink<Resp>) -> Result<(), Status> + Send + Sync + 'static,
+    {
+        self.add_blocking(method, move |call| {
+            run_blocking(call, |mut requests, metadata, context, responder| {
+                let body = wait(requests.poll_single(&mut Block))?;
+                let request = Request::from_server(metadata, codec::decode(body)?, context);
+                handler(request, ResponseSink::new(responder.clone()))
+            })
+        })
+    }
+
+    /// A blocking client-streaming method: requests arrive as an iterator.
+    pub fn blocking_client_streaming<Req, Resp, F>(self, method: &str, handler: F) -> Self
+    where
+        Req: Message + Default + 'static,
+        Resp: Message + 'static,
+        F: Fn(Request<BlockingStreaming<Req>>) -> Result<Response<Resp>, Status>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.add_blocking(method, move |call| {
+            run_blocking(call, |requests, metadata, context, responder| {
+                let request =
+                    Request::from_server(metadata, BlockingStreaming::new(requests), context);
+                send_single(responder, handler(request)?)
+            })
+        })
+    }
+
+    /// A blocking bidirectional-streaming method: requests arrive as an iterator,
+    /// responses go through a [`ResponseSink`].
+    pub fn blocking_bidi_streaming<Req, Resp, F>(self, method: &str, handler: F) -> Self
+    where
+        Req: Message + Default + 'static,
+        Resp: Message + 'static,
+        F: Fn(Request<BlockingStreaming<Req>>, ResponseSink<Resp>) -> Result<(), Status>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.add_blocking(method, move |call| {
+            run_blocking(call, |requests, metadata, context, responder| {
+                let request =
+                    Request::from_server(metadata, BlockingStreaming::new(requests), context);
+                handler(request, ResponseSink::new(responder.clone()))
+            })
+        })
+    }
+
+    /// The finished service.
+    pub fn build(self) -> Service {
+        self.service
+    }
+}
+
+fn wait<T>(poll: Poll<T>) -> T {
+    match poll {
+        Poll::Ready(value) => value,
+        Poll::Pending => unreachable!("blocking waits are always ready"),
+    }
+}
+
+/// Sends the single response of a unary or client-streaming method.
+fn send_single<Resp: Message>(
+    responder: &Responder,
+    response: Response<Resp>,
+) -> Result<(), Status> {
+    let (metadata, message, trailers) = response.into_parts();
+    let framed = codec::encode(&message, responder.max_send)?;
+    responder.send_headers(&metadata)?;
+    responder.push_message(framed)?;
+    responder.add_trailers(trailers);
+    Ok(())
+}
+
+/// Sends the responses of an async streaming method, waiting for room before each.
+async fn send_stream<Resp, S>(responder: &Responder, response: Response<S>) -> Result<(), Status>
+where
+    Resp: Message,
+    S: Stream<Item = Result<Resp, Status>>,
+{
+    let (metadata, stream, trailers) = response.into_parts();
+    responder.send_headers(&metadata)?;
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        poll_fn(|cx| responder.ops().poll_ready(cx))
+            .await
+            .map_err(|_| call_ended())?;
+        let next = poll_fn(|cx| {
+            if responder.ops().poll_closed(cx).is_ready() {
+                return Poll::Ready(Err(call_ended()));
+            }
+            stream.as_mut().poll_next(cx).map(Ok)
+        })
+        .await?;
+        match next {
+            Some(Ok(message)) => {
+                let framed = codec::encode(&message, responder.max_send)?;
+                responder.push_message(framed)?;
+            }
+            Some(Err(status)) => return Err(status),
+            None => break,
+        }
+    }
+    responder.add_trailers(trailers);
+    Ok(())
+}
+
+fn panic_status(payload: Box<dyn Any + Send>) -> Status {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    tracing::error!(panic = %what, "grpc handler panicked");
+    Status::unknown("handler panicked")
+}
+
+/// Runs a blocking handler body, then sends its status (`UNKNOWN` if it panicked).
+fn run_blocking<F>(call: ServerCall, body: F)
+where
+    F: FnOnce(Receiver, MetadataMap, Arc<CallContext>, &Arc<Responder>) -> Result<(), Status>,
+{
+    let ServerCall {
+        metadata,
+        context,
+        requests,
+        responder,
+    } = call;
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        body(requests, metadata, context, &responder)
+    }))
+    .unwrap_or_else(|payload| Err(panic_status(payload)));
+    responder.finish(result);
+}
+
+/// Builds the task for an async handler body: it sends the status when done (`UNKNOWN`
+/// if it panicked).
+fn run_async<F, Fut>(call: ServerCall, body: F) -> BoxFuture
+where
+    F: FnOnce(Receiver, MetadataMap, Arc<CallContext>, Arc<Responder>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), Status>> + Send + 'static,
+{
+    Box::pin(async move {
+        let ServerCall {
+            metadata,
+            context,
+            requests,
+            responder,
+        } = call;
+        let result = CatchUnwind(Box::pin(async {
+            body(requests, metadata, context, responder.clone()).await
+        }))
+        .await
+        .unwrap_or_else(|payload| Err(panic_status(payload)));
+        responder.finish(result);
+    })
+}
+
+/// Turns a panic while polling the inner future into an `Err`.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    }
+}

@@ -1,0 +1,592 @@
+//! Message streams: what a call receives ([`Streaming`], [`BlockingStreaming`]) and the
+//! blocking handles that send ([`RequestSender`], [`ResponseSink`]).
+//!
+//! Both receiving types wrap one [`Receiver`], the consumer side of a call's inbound
+//! completion queue; they differ only in how they wait: an async task registers its waker,
+//! a blocking caller parks its thread.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use prost::Message;
+
+use crate::codec;
+use crate::cq::{Consumer, Producer};
+use crate::metadata::MetadataMap;
+use crate::request::CancelState;
+use crate::status::Status;
+
+/// What the poller hands to user code.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    /// Response headers (client side).
+    Headers(HeaderMap),
+    /// One message body, without its prefix.
+    Message(Bytes),
+    /// Trailers carrying the final status (client side), or the headers of a
+    /// Trailers-Only response.
+    Trailers(HeaderMap),
+    /// The call ended with an error detected locally or at the transport.
+    Error(Status),
+}
+
+/// What user code hands to the poller.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    /// Response headers (server side); sent before the first message.
+    Headers(HeaderMap),
+    /// One framed message, prefix included.
+    Message(Bytes),
+    /// The client is done sending (half-close).
+    Finish,
+    /// The final status and trailers (server side).
+    Trailers(HeaderMap),
+    /// User code failed while producing requests: reset the call with this status.
+    Abort(Status),
+}
+
+/// Which end of a call a receiver serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// Receives responses: ends with trailers.
+    Client,
+    /// Receives requests: ends when the client half-closes.
+    Server,
+}
+
+/// How a receiver waits for the next completion.
+pub(crate) trait Wait {
+    fn pop(&mut self, events: &mut Consumer<Inbound>) -> Poll<Option<Inbound>>;
+}
+
+/// Waits by parking the calling thread.
+pub(crate) struct Block;
+
+impl Wait for Block {
+    fn pop(&mut self, events: &mut Consumer<Inbound>) -> Poll<Option<Inbound>> {
+        Poll::Ready(events.pop_blocking())
+    }
+}
+
+impl Wait for Context<'_> {
+    fn pop(&mut self, events: &mut Consumer<Inbound>) -> Poll<Option<Inbound>> {
+        events.poll_pop(self)
+    }
+}
+
+/// The receiving state machine of one call.
+///
+/// Dropping it before the call ended cancels a client call (the poller sees the queue
+/// closed and resets the stream) and stops reading requests on the server.
+pub(crate) struct Receiver {
+    events: Consumer<Inbound>,
+    side: Side,
+    headers: Option<MetadataMap>,
+    trailers: Option<MetadataMap>,
+    end: Option<Result<(), Status>>,
+    error_reported: bool,
+    /// A message that arrived while waiting for headers.
+    pending: Option<Bytes>,
+    /// The first message of a unary exchange, held until the stream ends.
+    first: Option<Bytes>,
+}
+
+impl Receiver {
+    pub(crate) fn new(events: Consumer<Inbound>, side: Side) -> Receiver {
+        Receiver {
+            events,
+            side,
+            headers: None,
+            trailers: None,
+            end: None,
+            error_reported: false,
+            pending: None,
+            first: None,
+        }
+    }
+
+    /// Applies one event; returns a message if it was one.
+    fn apply(&mut self, event: Option<Inbound>) -> Option<Bytes> {
+        match event {
+            Some(Inbound::Headers(headers)) => {
+                self.headers = Some(MetadataMap::from_headers(&headers));
+            }
+            Some(Inbound::Message(message)) => return Some(message),
+            Some(Inbound::Trailers(trailers)) => {
+                let status = Status::from_headers(&trailers).unwrap_or_else(|| {
+                    Status::internal("peer ended the response without a grpc-status")
+                });
+                self.trailers = Some(status.metadata().clone());
+                self.end = Some(if status.is_ok() { Ok(()) } else { Err(status) });
+            }
+            Some(Inbound::Error(status)) => {
+                if self.end.is_none() {
+                    self.end = Some(Err(status));
+                }
+            }
+            None => {
+                if self.end.is_none() {
+                    self.end = Some(match self.side {
+                        Side::Server => Ok(()),
+                        Side::Client => Err(Status::unavailable(
+                            "the call ended without a status (runtime shut down?)",
+                        )),
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Waits for the response headers (client side).
+    pub(crate) fn poll_headers(&mut self, w: &mut impl Wait) -> Poll<Result<(), Status>> {
+        loop {
+            if self.headers.is_some() {
+                return Poll::Ready(Ok(()));
+            }
+            match &self.end {
+                Some(Ok(())) => {
+                    self.headers = Some(MetadataMap::new());
+                    return Poll::Ready(Ok(()));
+                }
+                Some(Err(status)) => {
+                    self.error_reported = true;
+                    return Poll::Ready(Err(status.clone()));
+                }
+                None => {}
+            }
+            let event = ready!(w.pop(&mut self.events));
+            if let Some(message) = self.apply(event) {
+                self.pending = Some(message);
+                self.headers.get_or_insert_with(MetadataMap::new);
+            }
+        }
+    }
+
+    /// The next message; `None` after a successful end; an error once, then `None`.
+    pub(crate) fn poll_next(&mut self, w: &mut impl Wait) -> Poll<Option<Result<Bytes, Status>>> {
+        if let Some(message) = self.pending.take() {
+            return Poll::Ready(Some(Ok(message)));
+        }
+        loop {
+            match &self.end {
+                Some(Ok(())) => return Poll::Ready(None),
+                Some(Err(status)) => {
+                    if self.error_reported {
+                        return Poll::Ready(None);
+                    }
+                    self.error_reported = true;
+                    return Poll::Ready(Some(Err(status.clone())));
+                }
+                None => {}
+            }
+            let event = ready!(w.pop(&mut self.events));
+            if let Some(message) = self.apply(event) {
+                return Poll::Ready(Some(Ok(message)));
+            }
+        }
+    }
+
+    /// Exactly one message followed by a successful end.
+    pub(crate) fn poll_single(&mut self, w: &mut impl Wait) -> Poll<Result<Bytes, Status>> {
+        let what = match self.side {
+            Side::Client => "response",
+            Side::Server => "request",
+        };
+        loop {
+            match ready!(self.poll_next(w)) {
+                Some(Ok(message)) => {
+                    if self.first.is_some() {
+                        return Poll::Ready(Err(Status::internal(format!(
+                            "received more than one {what} message on a call that takes one"
+                        ))));
+                    }
+                    self.first = Some(message);
+                }
+                Some(Err(status)) => return Poll::Ready(Err(status)),
+                None => {
+                    return Poll::Ready(self.first.take().ok_or_else(|| {
+                        Status::internal(format!("received no {what} message on a unary call"))
+                    }));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn take_headers(&mut self) -> MetadataMap {
+        self.headers.take().unwrap_or_default()
+    }
+
+    pub(crate) fn headers(&self) -> Option<&MetadataMap> {
+        self.headers.as_ref()
+    }
+
+    pub(crate) fn trailers(&self) -> Option<&MetadataMap> {
+        self.trailers.as_ref()
+    }
+
+    pub(crate) fn take_trailers(&mut self) -> MetadataMap {
+        self.trailers.take().unwrap_or_default()
+    }
+}
+
+/// A stream of messages received by an async call or handler.
+///
+/// It is a [`futures_core::Stream`] of `Result<T, Status>`; [`message`](Self::message)
+/// is a convenience for `while let` loops. A failed call yields its `Err` once, then ends.
+/// On the client, [`trailers`](Self::trailers) are available once the stream ended.
+/// Dropping a client's response stream before its end cancels the call.
+pub struct Streaming<T> {
+    rx: Receiver,
+    _message: PhantomData<fn() -> T>,
+}
+
+impl<T> Streaming<T> {
+    pub(crate) fn new(rx: Receiver) -> Streaming<T> {
+        Streaming {
+            rx,
+            _message: PhantomData,
+        }
+    }
+
+    /// The trailing metadata, once the stream ended successfully (client side).
+    pub fn trailers(&self) -> Option<&MetadataMap> {
+        self.rx.trailers()
+    }
+}
+
+impl<T: Message + Default> Streaming<T> {
+    /// The next message, `Ok(None)` at the end of the stream.
+    ///
+    /// # Errors
+    ///
+    /// The call's status when it failed, or `INTERNAL` when a message does not decode.
+    pub async fn message(&mut self) -> Result<Option<T>, Status> {
+        std::future::poll_fn(|cx| self.poll_message(cx)).await
+    }
+
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<T>, Status>> {
+        match ready!(self.rx.poll_next(cx)) {
+            Some(Ok(body)) => Poll::Ready(codec::decode(body).map(Some)),
+            Some(Err(status)) => Poll::Ready(Err(status)),
+            None => Poll::Ready(Ok(None)),
+        }
+    }
+}
+
+impl<T: Message + Default> futures_core::Stream for Streaming<T> {
+    type Item = Result<T, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_message(cx).map(Result::transpose)
+    }
+}
+
+impl<T> fmt::Debug for Streaming<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Streaming").finish_non_exhaustive()
+    }
+}
+
+/// A stream of messages received by a blocking call or handler: an [`Iterator`] of
+/// `Result<T, Status>`.
+///
+/// A failed call yields its `Err` once, then ends. Dropping a client's response stream
+/// before its end cancels the call.
+pub struct BlockingStreaming<T> {
+    rx: Receiver,
+    _message: PhantomData<fn() -> T>,
+}
+
+impl<T> BlockingStreaming<T> {
+    pub(crate) fn new(rx: Receiver) -> BlockingStreaming<T> {
+        BlockingStreaming {
+            rx,
+            _message: PhantomData,
+        }
+    }
+
+    /// Client side: waits for the response headers and returns their metadata.
+    ///
+    /// # Errors
+    ///
+    /// The call's status if it failed before the server sent headers.
+    pub fn headers(&mut self) -> Result<&MetadataMap, Status> {
+        match self.rx.poll_headers(&mut Block) {
+            Poll::Ready(Ok(())) => Ok(self.rx.headers().expect("headers were just received")),
+            Poll::Ready(Err(status)) => Err(status),
+            Poll::Pending => unreachable!("blocking waits are always ready"),
+        }
+    }
+
+    /// The trailing metadata, once the stream ended successfully (client side).
+    pub fn trailers(&self) -> Option<&MetadataMap> {
+        self.rx.trailers()
+    }
+}
+
+impl<T: Message + Default> BlockingStreaming<T> {
+    /// Blocks for the next message, `Ok(None)` at the end of the stream.
+    ///
+    /// # Errors
+    ///
+    /// The call's status when it failed, or `INTERNAL` when a message does not decode.
+    pub fn recv(&mut self) -> Result<Option<T>, Status> {
+        self.next().transpose()
+    }
+}
+
+impl<T: Message + Default> Iterator for BlockingStreaming<T> {
+    type Item = Result<T, Status>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.rx.poll_next(&mut Block) {
+            Poll::Ready(Some(Ok(body))) => Some(codec::decode(body)),
+            Poll::Ready(Some(Err(status))) => Some(Err(status)),
+            Poll::Ready(None) => None,
+            Poll::Pending => unreachable!("blocking waits are always ready"),
+        }
+    }
+}
+
+impl<T> fmt::Debug for BlockingStreaming<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlockingStreaming").finish_non_exhaustive()
+    }
+}
+
+/// The error a sender reports once its call has ended; the call's own status is what
+/// the receiving side returns.
+pub(crate) fn call_ended() -> Status {
+    Status::cancelled("the call has already ended; its status is on the receiving side")
+}
+
+/// Sends requests on a blocking streaming call.
+///
+/// Dropping it (or calling [`finish`](Self::finish)) tells the server that no more
+/// requests will come. If the thread panics while holding it, the call is cancelled
+/// instead, so the server never mistakes a partial stream for a complete one.
+pub struct RequestSender<T> {
+    ops: Option<Producer<Outbound>>,
+    max_send: usize,
+    _message: PhantomData<fn(T)>,
+}
+
+impl<T: Message> RequestSender<T> {
+    pub(crate) fn new(ops: Producer<Outbound>, max_send: usize) -> RequestSender<T> {
+        RequestSender {
+            ops: Some(ops),
+            max_send,
+            _message: PhantomData,
+        }
+    }
+
+    /// Sends one request, blocking while the transport cannot take more.
+    ///
+    /// # Errors
+    ///
+    /// `RESOURCE_EXHAUSTED` if the message is over the send limit (the call is then
+    /// cancelled); `CANCELLED` if the call has already ended, in which case its status is
+    /// on the response stream.
+    pub fn send(&mut self, message: T) -> Result<(), Status> {
+        let ops = self.ops.as_ref().ok_or_else(call_ended)?;
+        let framed = match codec::encode(&message, self.max_send) {
+            Ok(framed) => framed,
+            Err(status) => {
+                let _ = ops.push(Outbound::Abort(status.clone()));
+                self.ops = None;
+                return Err(status);
+            }
+        };
+        ops.wait_ready(None).map_err(|_| call_ended())?;
+        ops.push(Outbound::Message(framed)).map_err(|_| call_ended())
+    }
+
+    /// Half-closes the call: the server sees the end of the request stream.
+    pub fn finish(mut self) {
+        self.half_close();
+    }
+
+    fn half_close(&mut self) {
+        if let Some(ops) = self.ops.take() {
+            let _ = ops.push(Outbound::Finish);
+        }
+    }
+}
+
+impl<T> Drop for RequestSender<T> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Dropping the producer without `Finish` makes the poller cancel the call.
+            return;
+        }
+        if let Some(ops) = self.ops.take() {
+            let _ = ops.push(Outbound::Finish);
+        }
+    }
+}
+
+impl<T> fmt::Debug for RequestSender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestSender")
+            .field("open", &self.ops.is_some())
+            .finish()
+    }
+}
+
+/// The sending half of a server call, shared by the handler's sink and the runtime helper
+/// that sends the final status.
+pub(crate) struct Responder {
+    ops: Producer<Outbound>,
+    state: Mutex<ResponderState>,
+    pub(crate) max_send: usize,
+    pub(crate) cancel: Arc<CancelState>,
+}
+
+#[derive(Default)]
+struct ResponderState {
+    headers_sent: bool,
+    finished: bool,
+    trailers: MetadataMap,
+}
+
+impl Responder {
+    pub(crate) fn new(
+        ops: Producer<Outbound>,
+        max_send: usize,
+        cancel: Arc<CancelState>,
+    ) -> Responder {
+        Responder {
+            ops,
+            state: Mutex::new(ResponderState::default()),
+            max_send,
+            cancel,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, ResponderState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn ops(&self) -> &Producer<Outbound> {
+        &self.ops
+    }
+
+    /// Queues response headers unless they were sent already.
+    pub(crate) fn send_headers(&self, metadata: &MetadataMap) -> Result<(), Status> {
+        let mut state = self.state();
+        if state.headers_sent || state.finished {
+            return Err(Status::internal("response headers were already sent"));
+        }
+        state.headers_sent = true;
+        let mut headers = HeaderMap::new();
+        metadata.write_to(&mut headers);
+        self.ops
+            .push(Outbound::Headers(headers))
+            .map_err(|_| call_ended())
+    }
+
+    /// Queues a framed message; the caller has waited for room already.
+    pub(crate) fn push_message(&self, framed: Bytes) -> Result<(), Status> {
+        let mut state = self.state();
+        if state.finished {
+            return Err(call_ended());
+        }
+        state.headers_sent = true;
+        self.ops
+            .push(Outbound::Message(framed))
+            .map_err(|_| call_ended())
+    }
+
+    /// Encodes and queues a message, blocking while the queue is full.
+    pub(crate) fn send_blocking<T: Message>(&self, message: &T) -> Result<(), Status> {
+        let framed = codec::encode(message, self.max_send)?;
+        self.ops.wait_ready(None).map_err(|_| call_ended())?;
+        self.push_message(framed)
+    }
+
+    pub(crate) fn add_trailers(&self, metadata: MetadataMap) {
+        self.state().trailers.extend(metadata);
+    }
+
+    /// Sends the final status (once; later calls are ignored).
+    pub(crate) fn finish(&self, result: Result<(), Status>) {
+        let mut state = self.state();
+        if state.finished {
+            return;
+        }
+        state.finished = true;
+        let mut trailers = HeaderMap::new();
+        let status = match result {
+            Ok(()) => {
+                let mut status = Status::ok("");
+                *status.metadata_mut() = std::mem::take(&mut state.trailers);
+                status
+            }
+            Err(status) => status,
+        };
+        status.write_headers(&mut trailers);
+        let _ = self.ops.push(Outbound::Trailers(trailers));
+    }
+}
+
+/// Sends responses from a blocking streaming handler.
+///
+/// Response headers go out with the first message (or earlier, with
+/// [`send_headers`](Self::send_headers)); the final status is the handler's return value.
+pub struct ResponseSink<T> {
+    responder: Arc<Responder>,
+    _message: PhantomData<fn(T)>,
+}
+
+impl<T: Message> ResponseSink<T> {
+    pub(crate) fn new(responder: Arc<Responder>) -> ResponseSink<T> {
+        ResponseSink {
+            responder,
+            _message: PhantomData,
+        }
+    }
+
+    /// Sends one response, blocking while the transport cannot take more.
+    ///
+    /// # Errors
+    ///
+    /// `RESOURCE_EXHAUSTED` when the message is over the send limit; `CANCELLED` when
+    /// the call has ended (the client cancelled, or the deadline passed).
+    pub fn send(&mut self, message: T) -> Result<(), Status> {
+        if self.responder.cancel.is_cancelled() {
+            return Err(Status::cancelled("the call was cancelled"));
+        }
+        self.responder.send_blocking(&message)
+    }
+
+    /// Sends response headers now, before any message.
+    ///
+    /// # Errors
+    ///
+    /// `INTERNAL` if headers (or a message) were sent already.
+    pub fn send_headers(&mut self, metadata: MetadataMap) -> Result<(), Status> {
+        self.responder.send_headers(&metadata)
+    }
+
+    /// Adds trailing metadata, sent with the final status.
+    pub fn add_trailers(&mut self, metadata: MetadataMap) {
+        self.responder.add_trailers(metadata);
+    }
+
+    /// Whether the call was cancelled; further sends will fail.
+    pub fn is_cancelled(&self) -> bool {
+        self.responder.cancel.is_cancelled()
+    }
+}
+
+impl<T> fmt::Debug for ResponseSink<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseSink").finish_non_exhaustive()
+    }
+}
