@@ -224,7 +224,9 @@ impl ChannelBuilder {
     pub fn connect_lazy(self) -> Result<Channel> {
         let (scheme, authority, host, port) = parse_target(&self.target)?;
         if self.config.max_header_list_size == 0 {
-            return Err(Error::invalid_config("max_header_list_size must be positive"));
+            return Err(Error::invalid_config(
+                "max_header_list_size must be positive",
+            ));
         }
         if self.config.initial_stream_window_size < 65_535 {
             return Err(Error::invalid_config(
@@ -234,10 +236,8 @@ impl ChannelBuilder {
         let runtime = self.runtime.unwrap_or_else(|| Runtime::global().clone());
         let rt = runtime.handle().clone();
         let poller = rt.poller();
-        let user_agent = HeaderValue::from_static(concat!(
-            "grpc-rust-rsgrpc/",
-            env!("CARGO_PKG_VERSION")
-        ));
+        let user_agent =
+            HeaderValue::from_static(concat!("grpc-rust-rsgrpc/", env!("CARGO_PKG_VERSION")));
         Ok(Channel {
             inner: Arc::new(ChannelInner {
                 target: self.target,
@@ -378,10 +378,7 @@ impl ChannelInner {
             }
             Err(reason) => {
                 let delay = jitter(state.backoff);
-                state.backoff = state
-                    .backoff
-                    .mul_f64(1.6)
-                    .min(self.config.max_backoff);
+                state.backoff = state.backoff.mul_f64(1.6).min(self.config.max_backoff);
                 tracing::debug!(target = %self.target, %reason, ?delay, "connection failed");
                 state.conn = Conn::Failed {
                     retry_at: Instant::now() + delay,
@@ -463,7 +460,11 @@ mod tests {
         let (_, _, host, port) = parse_target("http://[::1]:7").unwrap();
         assert_eq!((host.as_str(), port), ("::1", 7));
         assert!(parse_target("https://x:1").unwrap_err().is_invalid_target());
-        assert!(parse_target("http://x:1/path").unwrap_err().is_invalid_target());
+        assert!(
+            parse_target("http://x:1/path")
+                .unwrap_err()
+                .is_invalid_target()
+        );
         assert!(parse_target("http://").unwrap_err().is_invalid_target());
     }
 
@@ -471,7 +472,10 @@ mod tests {
     fn jitter_stays_within_twenty_percent() {
         for _ in 0..1000 {
             let d = jitter(Duration::from_secs(10));
-            assert!(d >= Duration::from_secs(8) && d <= Duration::from_secs(12), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(8) && d <= Duration::from_secs(12),
+                "{d:?}"
+            );
         }
     }
 }

@@ -179,7 +179,9 @@ mod tests {
         let mut dec = FrameDecoder::new(10);
         let mut out = Vec::new();
         let prefix = [0, 0xff, 0xff, 0xff, 0xff];
-        let err = dec.push(Bytes::copy_from_slice(&prefix), &mut out).unwrap_err();
+        let err = dec
+            .push(Bytes::copy_from_slice(&prefix), &mut out)
+            .unwrap_err();
         assert_eq!(err.code(), Code::ResourceExhausted);
         assert!(dec.buf.capacity() < 1024);
     }
@@ -209,10 +211,11 @@ mod tests {
 
     #[test]
     fn encode_respects_the_send_limit() {
-        let msg = prost_types_like::Blob {
-            data: vec![1; 100],
-        };
-        assert_eq!(encode(&msg, 10).unwrap_err().code(), Code::ResourceExhausted);
+        let msg = prost_types_like::Blob { data: vec![1; 100] };
+        assert_eq!(
+            encode(&msg, 10).unwrap_err().code(),
+            Code::ResourceExhausted
+        );
         let framed = encode(&msg, 1000).unwrap();
         let mut out = Vec::new();
         FrameDecoder::new(1000).push(framed, &mut out).unwrap();

@@ -224,7 +224,10 @@ impl fmt::Debug for MetadataMap {
         let mut map = f.debug_map();
         for (name, value) in &self.headers {
             if name.as_str().ends_with("-bin") {
-                map.entry(&name.as_str(), &format_args!("<{} base64 bytes>", value.len()));
+                map.entry(
+                    &name.as_str(),
+                    &format_args!("<{} base64 bytes>", value.len()),
+                );
             } else {
                 map.entry(&name.as_str(), &value);
             }
@@ -268,7 +271,9 @@ fn ascii_entry(key: &str, value: &str) -> Result<(HeaderName, HeaderValue)> {
         )));
     }
     let value = HeaderValue::from_str(value).map_err(|_| {
-        Error::invalid_metadata(format!("value of metadata key {key:?} is not a header value"))
+        Error::invalid_metadata(format!(
+            "value of metadata key {key:?} is not a header value"
+        ))
     })?;
     Ok((name, value))
 }

@@ -138,7 +138,9 @@ impl<T> Request<T> {
     /// Server side: whether the call was cancelled (by the client, its deadline, or server
     /// shutdown). Always `false` on the client.
     pub fn is_cancelled(&self) -> bool {
-        self.context.as_ref().is_some_and(|c| c.cancel.is_cancelled())
+        self.context
+            .as_ref()
+            .is_some_and(|c| c.cancel.is_cancelled())
     }
 
     /// Server side: a future that completes when the call is cancelled. On the client it

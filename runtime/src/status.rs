@@ -311,10 +311,7 @@ impl Status {
     /// Returns `None` when there is no `grpc-status` header at all.
     pub(crate) fn from_headers(headers: &HeaderMap) -> Option<Status> {
         let raw = headers.get(GRPC_STATUS)?;
-        let parsed = raw
-            .to_str()
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok());
+        let parsed = raw.to_str().ok().and_then(|s| s.trim().parse::<i32>().ok());
         let message = headers
             .get(GRPC_MESSAGE)
             .map(|v| decode_message(v.as_bytes()))

@@ -404,7 +404,8 @@ impl<T: Message> RequestSender<T> {
             }
         };
         ops.wait_ready(None).map_err(|_| call_ended())?;
-        ops.push(Outbound::Message(framed)).map_err(|_| call_ended())
+        ops.push(Outbound::Message(framed))
+            .map_err(|_| call_ended())
     }
 
     /// Half-closes the call: the server sees the end of the request stream.

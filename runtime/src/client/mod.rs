@@ -395,12 +395,13 @@ where
         if poll_fn(|cx| ops.poll_ready(cx)).await.is_err() {
             return; // the call ended
         }
-        let next = poll_fn(|cx| {
-            // Stop waiting for the user's stream as soon as the call ends.
-            if ops.poll_closed(cx).is_ready() {
-                return std::task::Poll::Ready(None);
+        // Stop waiting for the user's stream as soon as the call ends.
+        let next = poll_fn(|cx| match stream.as_mut().poll_next(cx) {
+            std::task::Poll::Ready(next) => std::task::Poll::Ready(Some(next)),
+            std::task::Poll::Pending if ops.poll_closed(cx).is_ready() => {
+                std::task::Poll::Ready(None)
             }
-            stream.as_mut().poll_next(cx).map(Some)
+            std::task::Poll::Pending => std::task::Poll::Pending,
         })
         .await;
         match next {

@@ -239,10 +239,7 @@ async fn serve_stream(
         )),
     };
     match handler {
-        Handler::Blocking(handler) => shared
-            .rt
-            .workers
-            .execute(Box::new(move || handler(call))),
+        Handler::Blocking(handler) => shared.rt.workers.execute(Box::new(move || handler(call))),
         Handler::Async(handler) => shared.spawn(handler(call)),
     }
 
@@ -297,7 +294,9 @@ impl ServerStream {
         }
         if let Some(reason) = self.poll_reset(cx) {
             tracing::debug!(%reason, "client reset the call");
-            self.abort(Status::cancelled(format!("the client cancelled the call ({reason})")));
+            self.abort(Status::cancelled(format!(
+                "the client cancelled the call ({reason})"
+            )));
             return Poll::Ready(());
         }
         if let Err(status) = self.poll_requests(cx) {

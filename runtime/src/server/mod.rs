@@ -36,14 +36,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
-pub use crate::executor::BoxFuture;
 use crate::cq::{self, Consumer};
 use crate::error::{Error, Result};
+pub use crate::executor::BoxFuture;
 use crate::executor::SpawnHook;
 use crate::request::CancelState;
 use crate::runtime::{self, Runtime};
-pub use service::{Service, ServiceBuilder};
 use service::Handler;
+pub use service::{Service, ServiceBuilder};
 
 /// Entry point: [`Server::builder`].
 #[derive(Debug)]

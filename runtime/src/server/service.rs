@@ -139,11 +139,14 @@ impl ServiceBuilder {
         let handler = Arc::new(handler);
         self.add_async(method, move |call| {
             let handler = handler.clone();
-            run_async(call, move |mut requests, metadata, context, responder| async move {
-                let body = poll_fn(|cx| requests.poll_single(cx)).await?;
-                let request = Request::from_server(metadata, codec::decode(body)?, context);
-                send_single(&responder, handler(request).await?)
-            })
+            run_async(
+                call,
+                move |mut requests, metadata, context, responder| async move {
+                    let body = poll_fn(|cx| requests.poll_single(cx)).await?;
+                    let request = Request::from_server(metadata, codec::decode(body)?, context);
+                    send_single(&responder, handler(request).await?)
+                },
+            )
         })
     }
 
@@ -159,11 +162,14 @@ impl ServiceBuilder {
         let handler = Arc::new(handler);
         self.add_async(method, move |call| {
             let handler = handler.clone();
-            run_async(call, move |mut requests, metadata, context, responder| async move {
-                let body = poll_fn(|cx| requests.poll_single(cx)).await?;
-                let request = Request::from_server(metadata, codec::decode(body)?, context);
-                send_stream(&responder, handler(request).await?).await
-            })
+            run_async(
+                call,
+                move |mut requests, metadata, context, responder| async move {
+                    let body = poll_fn(|cx| requests.poll_single(cx)).await?;
+                    let request = Request::from_server(metadata, codec::decode(body)?, context);
+                    send_stream(&responder, handler(request).await?).await
+                },
+            )
         })
     }
 
@@ -178,10 +184,13 @@ impl ServiceBuilder {
         let handler = Arc::new(handler);
         self.add_async(method, move |call| {
             let handler = handler.clone();
-            run_async(call, move |requests, metadata, context, responder| async move {
-                let request = Request::from_server(metadata, Streaming::new(requests), context);
-                send_single(&responder, handler(request).await?)
-            })
+            run_async(
+                call,
+                move |requests, metadata, context, responder| async move {
+                    let request = Request::from_server(metadata, Streaming::new(requests), context);
+                    send_single(&responder, handler(request).await?)
+                },
+            )
         })
     }
 
@@ -197,10 +206,13 @@ impl ServiceBuilder {
         let handler = Arc::new(handler);
         self.add_async(method, move |call| {
             let handler = handler.clone();
-            run_async(call, move |requests, metadata, context, responder| async move {
-                let request = Request::from_server(metadata, Streaming::new(requests), context);
-                send_stream(&responder, handler(request).await?).await
-            })
+            run_async(
+                call,
+                move |requests, metadata, context, responder| async move {
+                    let request = Request::from_server(metadata, Streaming::new(requests), context);
+                    send_stream(&responder, handler(request).await?).await
+                },
+            )
         })
     }
 
@@ -315,11 +327,13 @@ where
         poll_fn(|cx| responder.ops().poll_ready(cx))
             .await
             .map_err(|_| call_ended())?;
-        let next = poll_fn(|cx| {
-            if responder.ops().poll_closed(cx).is_ready() {
-                return Poll::Ready(Err(call_ended()));
+        // The stream is polled first, so a stream that waits for cancellation sees it.
+        let next = poll_fn(|cx| match stream.as_mut().poll_next(cx) {
+            Poll::Ready(next) => Poll::Ready(Ok(next)),
+            Poll::Pending if responder.ops().poll_closed(cx).is_ready() => {
+                Poll::Ready(Err(call_ended()))
             }
-            stream.as_mut().poll_next(cx).map(Ok)
+            Poll::Pending => Poll::Pending,
         })
         .await?;
         match next {

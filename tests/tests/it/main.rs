@@ -1,0 +1,10 @@
+//! End-to-end tests of rsgrpc, one binary with a module per area.
+
+mod failures;
+mod isolation;
+mod kinds;
+mod protocol;
+mod runtimes;
+mod sharing;
+mod support;
+mod tonic_interop;
