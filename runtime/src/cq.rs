@@ -288,10 +288,8 @@ impl<T> Consumer<T> {
 
     /// Blocks until the next item; `None` once the producer closed and everything was taken.
     pub(crate) fn pop_blocking(&mut self) -> Option<T> {
-        match self.pop_blocking_until(None) {
-            Ok(item) => item,
-            Err(TimedOut) => None,
-        }
+        // Without a deadline the wait cannot time out.
+        self.pop_blocking_until(None).unwrap_or_default()
     }
 
     /// As [`pop_blocking`](Self::pop_blocking), giving up at `deadline`.

@@ -179,10 +179,20 @@ impl TryFrom<i32> for Code {
 pub struct Status {
     code: Code,
     message: String,
+    /// Details, metadata and source: rarely set, so kept out of line to keep `Status` (and
+    /// every `Result<_, Status>`) small.
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Clone, Default)]
+struct Extra {
     details: Bytes,
     metadata: MetadataMap,
     source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
 }
+
+static NO_DETAILS: Bytes = Bytes::new();
+static NO_METADATA: std::sync::OnceLock<MetadataMap> = std::sync::OnceLock::new();
 
 macro_rules! constructors {
     ($($(#[$doc:meta])* $name:ident => $code:ident,)*) => {
@@ -201,18 +211,21 @@ impl Status {
         Status {
             code,
             message: message.into(),
-            details: Bytes::new(),
-            metadata: MetadataMap::new(),
-            source: None,
+            extra: None,
         }
+    }
+
+    fn extra_mut(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
     }
 
     /// A status carrying binary details, sent as `grpc-status-details-bin`.
     pub fn with_details(code: Code, message: impl Into<String>, details: Bytes) -> Status {
-        Status {
-            details,
-            ..Status::new(code, message)
+        let mut status = Status::new(code, message);
+        if !details.is_empty() {
+            status.extra_mut().details = details;
         }
+        status
     }
 
     constructors! {
@@ -264,22 +277,25 @@ impl Status {
 
     /// The binary details, empty when none were sent.
     pub fn details(&self) -> &Bytes {
-        &self.details
+        self.extra.as_ref().map_or(&NO_DETAILS, |e| &e.details)
     }
 
     /// Trailing metadata sent with the status (other than the status headers themselves).
     pub fn metadata(&self) -> &MetadataMap {
-        &self.metadata
+        match &self.extra {
+            Some(extra) => &extra.metadata,
+            None => NO_METADATA.get_or_init(MetadataMap::new),
+        }
     }
 
     /// Mutable access to the trailing metadata sent with this status.
     pub fn metadata_mut(&mut self) -> &mut MetadataMap {
-        &mut self.metadata
+        &mut self.extra_mut().metadata
     }
 
     /// Attaches the local error that caused this status; see [`std::error::Error::source`].
     pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Status {
-        self.source = Some(Arc::new(source));
+        self.extra_mut().source = Some(Arc::new(source));
         self
     }
 
@@ -291,7 +307,7 @@ impl Status {
     /// Writes `grpc-status`, `grpc-message` and `grpc-status-details-bin` (and this status'
     /// metadata) into `headers`.
     pub(crate) fn write_headers(&self, headers: &mut HeaderMap) {
-        self.metadata.write_to(headers);
+        self.metadata().write_to(headers);
         headers.insert(GRPC_STATUS, HeaderValue::from(self.code.as_i32()));
         if !self.message.is_empty() {
             let encoded = encode_message(&self.message);
@@ -300,8 +316,8 @@ impl Status {
                 headers.insert(GRPC_MESSAGE, value);
             }
         }
-        if !self.details.is_empty() {
-            let encoded = crate::metadata::encode_binary(&self.details);
+        if !self.details().is_empty() {
+            let encoded = crate::metadata::encode_binary(self.details());
             headers.insert(GRPC_STATUS_DETAILS, encoded);
         }
     }
@@ -329,13 +345,17 @@ impl Status {
         };
         if let Some(details) = headers.get(GRPC_STATUS_DETAILS) {
             match crate::metadata::decode_binary(details.as_bytes()) {
-                Ok(bytes) => status.details = bytes,
+                Ok(bytes) if !bytes.is_empty() => status.extra_mut().details = bytes,
+                Ok(_) => {}
                 Err(_) => {
                     tracing::debug!("ignoring grpc-status-details-bin that is not base64");
                 }
             }
         }
-        status.metadata = MetadataMap::from_headers(headers);
+        let metadata = MetadataMap::from_headers(headers);
+        if !metadata.is_empty() {
+            status.extra_mut().metadata = metadata;
+        }
         Some(status)
     }
 
@@ -358,14 +378,16 @@ impl fmt::Debug for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Status");
         d.field("code", &self.code).field("message", &self.message);
-        if !self.details.is_empty() {
-            d.field("details", &format_args!("{} bytes", self.details.len()));
-        }
-        if !self.metadata.is_empty() {
-            d.field("metadata", &self.metadata);
-        }
-        if let Some(source) = &self.source {
-            d.field("source", source);
+        if let Some(extra) = &self.extra {
+            if !extra.details.is_empty() {
+                d.field("details", &format_args!("{} bytes", extra.details.len()));
+            }
+            if !extra.metadata.is_empty() {
+                d.field("metadata", &extra.metadata);
+            }
+            if let Some(source) = &extra.source {
+                d.field("source", source);
+            }
         }
         d.finish()
     }
@@ -383,8 +405,9 @@ impl fmt::Display for Status {
 
 impl StdError for Status {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
+        self.extra
             .as_ref()
+            .and_then(|e| e.source.as_ref())
             .map(|s| &**s as &(dyn StdError + 'static))
     }
 }
@@ -413,6 +436,11 @@ pub(crate) fn decode_message(raw: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_stays_small() {
+        assert!(std::mem::size_of::<Status>() <= 48);
+    }
 
     #[test]
     fn every_code_round_trips_through_its_number() {

@@ -208,7 +208,7 @@ fn a_tonic_client_against_our_servers() {
                 .unwrap_err();
             assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{flavour:?}");
             assert_eq!(err.message(), "precondition ✓");
-            assert_eq!(&err.details()[..], b"why");
+            assert_eq!(err.details(), b"why");
 
             let err = client
                 .server_stream(tonic::Request::new(req("fail:5:gone")))
