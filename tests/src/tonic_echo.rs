@@ -194,7 +194,13 @@ impl TonicServer {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                // Accepted sockets get TCP_NODELAY, as tonic's own `TcpIncoming` sets.
+                let incoming =
+                    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
+                        accepted.inspect(|tcp| {
+                            let _ = tcp.set_nodelay(true);
+                        })
+                    });
                 tonic::transport::Server::builder()
                     .add_service(TonicEcho)
                     .serve_with_incoming_shutdown(incoming, async {
