@@ -2,8 +2,11 @@
 //! machine, over loopback.
 //!
 //! ```text
-//! cargo run --release -p rsgrpc-bench -- [--secs S] [--rounds R]
+//! cargo run --release -p rsgrpc-bench -- [--secs S] [--rounds R] [--pollers N] [--only TEXT]
 //! ```
+//!
+//! `--pollers` sets rsgrpc's poller threads (default 1); `--only` runs the scenarios whose
+//! label contains TEXT.
 //!
 //! For every scenario each stack is measured `R` times (default 5), in interleaved order so
 //! that machine noise hits all stacks alike; the table shows the median rate, its spread
@@ -13,9 +16,11 @@
 //! * unary: 16 B and 1 KiB payloads echoed, 1 and 64 calls in flight;
 //! * server streaming: one call streaming 1 KiB messages, messages per second.
 //!
-//! Each stack runs client and server in this process. rsgrpc async clients run as tasks on
-//! a 2-worker tokio runtime (as a user's would); blocking clients are one thread per call
-//! in flight; tonic's server and clients share a 2-worker tokio runtime.
+//! Each stack runs client and server in this process, but with separate threads as two
+//! processes would have: tonic's server and client each get a 2-worker tokio runtime;
+//! rsgrpc's server and client each get their own rsgrpc `Runtime` (default settings unless
+//! `--pollers` says otherwise). rsgrpc async clients run as tasks on a 2-worker tokio
+//! runtime (as a user's would); blocking clients are one thread per call in flight.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -106,7 +111,7 @@ fn tokio_rt() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-fn start(stack: Stack, runtime: &rsgrpc::Runtime) -> Target {
+fn start(stack: Stack, server_rt: &rsgrpc::Runtime, client_rt: &rsgrpc::Runtime) -> Target {
     match stack {
         Stack::Tonic => {
             let server = TonicServer::start();
@@ -126,12 +131,14 @@ fn start(stack: Stack, runtime: &rsgrpc::Runtime) -> Target {
                 blocking_echo(SVC, probe)
             };
             let server = Server::builder()
-                .runtime(runtime)
+                .runtime(server_rt)
                 .add_service(service)
                 .bind("127.0.0.1:0")
                 .expect("bind");
-            let channel =
-                Channel::new(&format!("http://{}", server.local_addr())).expect("channel");
+            let channel = Channel::builder(format!("http://{}", server.local_addr()))
+                .runtime(client_rt)
+                .connect_lazy()
+                .expect("channel");
             Target {
                 our_client: Some(Client::new(channel)),
                 _our_server: Some(server),
@@ -384,7 +391,18 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let secs = arg(&args, "--secs", 2.0);
     let rounds = arg(&args, "--rounds", 5.0) as usize;
-    let stacks = [Stack::Tonic, Stack::Async, Stack::Blocking];
+    // `--stack tonic|async|blocking` measures one stack alone (for profiling).
+    let stacks: Vec<Stack> = match args
+        .iter()
+        .position(|a| a == "--stack")
+        .and_then(|i| args.get(i + 1))
+    {
+        Some(name) => [Stack::Tonic, Stack::Async, Stack::Blocking]
+            .into_iter()
+            .filter(|s| s.name().ends_with(name.as_str()))
+            .collect(),
+        None => vec![Stack::Tonic, Stack::Async, Stack::Blocking],
+    };
     let scenarios = [
         Scenario::Unary {
             payload: 16,
@@ -410,22 +428,39 @@ fn main() {
         arg(&args, "--pollers", 1.0)
     );
     let pollers = arg(&args, "--pollers", 1.0) as usize;
-    let runtime = rsgrpc::Runtime::builder()
-        .poller_threads(pollers)
-        .build()
-        .expect("rsgrpc runtime");
-    let targets: Vec<Target> = stacks.iter().map(|s| start(*s, &runtime)).collect();
+    let runtime = |name: &str| {
+        rsgrpc::Runtime::builder()
+            .thread_name_prefix(name)
+            .poller_threads(pollers)
+            .build()
+            .expect("rsgrpc runtime")
+    };
+    let (server_rt, client_rt) = (runtime("server"), runtime("client"));
+    let targets: Vec<Target> = stacks
+        .iter()
+        .map(|s| start(*s, &server_rt, &client_rt))
+        .collect();
     // Warm up connections and pools.
     for (stack, target) in stacks.iter().zip(&targets) {
         run(*stack, target, scenarios[0], 0.3);
-        run(*stack, target, scenarios[1], 0.3);
     }
 
     println!(
         "\n{:<24} {:<16} {:>12} {:>21} {:>10} {:>10} {:>9}",
         "scenario", "stack", "median/s", "spread (min-max)", "p50", "p99", "vs tonic"
     );
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     for scenario in scenarios {
+        if only
+            .as_ref()
+            .is_some_and(|o| !scenario.label().contains(o.as_str()))
+        {
+            continue;
+        }
         let mut rates: Vec<Vec<f64>> = vec![Vec::new(); stacks.len()];
         let mut latencies: Vec<Vec<Duration>> = vec![Vec::new(); stacks.len()];
         for _ in 0..rounds {

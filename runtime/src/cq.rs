@@ -286,6 +286,21 @@ impl<T> Consumer<T> {
         Poll::Ready(self.local.pop_front())
     }
 
+    /// The next item if one is queued right now, without waiting or registering a waker.
+    pub(crate) fn try_pop(&mut self) -> Option<T> {
+        if let Some(item) = self.local.pop_front() {
+            return Some(item);
+        }
+        let shared = self.shared.clone();
+        let mut state = shared.lock();
+        let (_, waker) = self.take(&mut state);
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        self.local.pop_front()
+    }
+
     /// Blocks until the next item; `None` once the producer closed and everything was taken.
     pub(crate) fn pop_blocking(&mut self) -> Option<T> {
         // Without a deadline the wait cannot time out.

@@ -43,6 +43,8 @@ struct ExecShared {
 
 struct ExecState {
     queue: VecDeque<Arc<Task>>,
+    /// Threads waiting for a task: only then is a notification needed.
+    idle: usize,
     shutdown: bool,
     threads: Vec<JoinHandle<()>>,
 }
@@ -71,8 +73,11 @@ impl ExecShared {
             return;
         }
         state.queue.push_back(task);
+        let wake = state.idle > 0;
         drop(state);
-        self.cv.notify_one();
+        if wake {
+            self.cv.notify_one();
+        }
     }
 
     fn run(self: Arc<Self>) {
@@ -86,7 +91,9 @@ impl ExecShared {
                     if let Some(task) = state.queue.pop_front() {
                         break task;
                     }
+                    state.idle += 1;
                     state = self.cv.wait(state).unwrap_or_else(|e| e.into_inner());
+                    state.idle -= 1;
                 }
             };
             task.scheduled.store(false, Ordering::Release);
@@ -114,6 +121,7 @@ impl Executor {
         let shared = Arc::new(ExecShared {
             state: Mutex::new(ExecState {
                 queue: VecDeque::new(),
+                idle: 0,
                 shutdown: false,
                 threads: Vec::new(),
             }),

@@ -194,12 +194,6 @@ pub struct Cancelled {
     state: Option<Arc<CancelState>>,
 }
 
-impl Cancelled {
-    pub(crate) fn new(state: Arc<CancelState>) -> Cancelled {
-        Cancelled { state: Some(state) }
-    }
-}
-
 impl Future for Cancelled {
     type Output = ();
 

@@ -50,6 +50,41 @@ pub(crate) enum Outbound {
     Abort(Status),
 }
 
+/// Largest buffer [`coalesce`] builds.
+const COALESCE_LIMIT: usize = 64 * 1024;
+
+/// Joins `first` with the messages queued right behind it into one buffer (up to 64 KiB),
+/// so h2 sends them as a few full DATA frames and one socket write instead of a frame and
+/// a write per message. Returns the buffer and the first queued operation that is not a
+/// message, which the caller handles next.
+pub(crate) fn coalesce(first: Bytes, ops: &mut Consumer<Outbound>) -> (Bytes, Option<Outbound>) {
+    if first.len() >= COALESCE_LIMIT {
+        return (first, None);
+    }
+    let mut joined: Option<bytes::BytesMut> = None;
+    loop {
+        let len = joined.as_ref().map_or(first.len(), |j| j.len());
+        if len >= COALESCE_LIMIT {
+            break;
+        }
+        match ops.try_pop() {
+            Some(Outbound::Message(next)) => {
+                let buf = joined.get_or_insert_with(|| {
+                    let mut buf = bytes::BytesMut::with_capacity(COALESCE_LIMIT.min(len * 8));
+                    buf.extend_from_slice(&first);
+                    buf
+                });
+                buf.extend_from_slice(&next);
+            }
+            Some(other) => {
+                return (joined.map_or(first, |j| j.freeze()), Some(other));
+            }
+            None => break,
+        }
+    }
+    (joined.map_or(first, |j| j.freeze()), None)
+}
+
 /// Which end of a call a receiver serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Side {
@@ -501,6 +536,52 @@ impl Responder {
         state.headers_sent = true;
         self.ops
             .push(Outbound::Message(framed))
+            .map_err(|_| call_ended())
+    }
+
+    /// Queues several framed messages with one wake-up of the poller.
+    pub(crate) fn push_messages(&self, framed: Vec<Bytes>) -> Result<(), Status> {
+        if framed.is_empty() {
+            return Ok(());
+        }
+        let mut state = self.state();
+        if state.finished {
+            return Err(call_ended());
+        }
+        state.headers_sent = true;
+        self.ops
+            .push_all(framed.into_iter().map(Outbound::Message))
+            .map_err(|_| call_ended())
+    }
+
+    /// Sends a whole single-message response (headers, message, OK status and trailers)
+    /// as one batch.
+    pub(crate) fn respond_once(
+        &self,
+        metadata: &MetadataMap,
+        framed: Bytes,
+        trailers: MetadataMap,
+    ) -> Result<(), Status> {
+        let mut state = self.state();
+        if state.headers_sent || state.finished {
+            return Err(Status::internal("a response was already sent"));
+        }
+        state.headers_sent = true;
+        state.finished = true;
+        let mut headers = HeaderMap::new();
+        metadata.write_to(&mut headers);
+        let mut status = Status::ok("");
+        let mut all_trailers = std::mem::take(&mut state.trailers);
+        all_trailers.extend(trailers);
+        *status.metadata_mut() = all_trailers;
+        let mut trailer_headers = HeaderMap::new();
+        status.write_headers(&mut trailer_headers);
+        self.ops
+            .push_all([
+                Outbound::Headers(headers),
+                Outbound::Message(framed),
+                Outbound::Trailers(trailer_headers),
+            ])
             .map_err(|_| call_ended())
     }
 

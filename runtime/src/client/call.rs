@@ -25,7 +25,7 @@ use crate::channel::ChannelInner;
 use crate::codec::FrameDecoder;
 use crate::cq::{Consumer, Producer};
 use crate::status::Status;
-use crate::streaming::{Inbound, Outbound};
+use crate::streaming::{Inbound, Outbound, coalesce};
 
 /// Everything the poller needs to run one call.
 pub(crate) struct CallTask {
@@ -89,6 +89,7 @@ impl CallTask {
             recv: Recv::Head(response),
             decoder: FrameDecoder::new(channel.config.max_receive_message_size),
             ops,
+            deferred: None,
             events,
             sleep,
             batch: Vec::new(),
@@ -156,6 +157,8 @@ struct ClientStream {
     recv: Recv,
     decoder: FrameDecoder,
     ops: Consumer<Outbound>,
+    /// An operation taken from `ops` while coalescing messages, handled next.
+    deferred: Option<Outbound>,
     events: Producer<Inbound>,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Completions gathered during one poll, handed over with one wake-up.
@@ -229,8 +232,16 @@ impl ClientStream {
                 }
                 continue;
             }
-            match ready!(self.ops.poll_pop(cx)) {
-                Some(Outbound::Message(framed)) => self.pending = Some(framed),
+            let op = match self.deferred.take() {
+                Some(op) => Some(op),
+                None => ready!(self.ops.poll_pop(cx)),
+            };
+            match op {
+                Some(Outbound::Message(framed)) => {
+                    let (joined, next) = coalesce(framed, &mut self.ops);
+                    self.pending = Some(joined);
+                    self.deferred = next;
+                }
                 Some(Outbound::Finish) => {
                     let _ = self.send.send_data(Bytes::new(), true);
                     return Poll::Ready(Ok(()));

@@ -33,9 +33,9 @@ use crate::codec::FrameDecoder;
 use crate::cq::{self, Consumer, Producer};
 use crate::deadline;
 use crate::metadata::MetadataMap;
-use crate::request::{CallContext, CancelState, Cancelled};
+use crate::request::{CallContext, CancelState};
 use crate::status::Status;
-use crate::streaming::{Inbound, Outbound, Receiver, Responder, Side};
+use crate::streaming::{Inbound, Outbound, Receiver, Responder, Side, coalesce};
 
 /// Requests queued towards a handler before the poller stops reading.
 const INBOUND_CAPACITY: usize = 32;
@@ -252,9 +252,11 @@ async fn serve_stream(
         requests: Some(requests_tx),
         batch: Vec::new(),
         ops: ops_rx,
+        deferred: None,
         cancel,
         sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
-        stopped: Cancelled::new(shared.stopped.clone()),
+        stop_signal: shared.stop_signal(),
+        shared: shared.clone(),
     };
     poll_fn(|cx| stream.poll(cx)).await;
 }
@@ -272,15 +274,18 @@ struct ServerStream {
     requests: Option<Producer<Inbound>>,
     batch: Vec<Inbound>,
     ops: Consumer<Outbound>,
+    /// An operation taken from `ops` while coalescing messages, handled next.
+    deferred: Option<Outbound>,
     cancel: Arc<CancelState>,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Completes when the server stops without waiting for calls any longer.
-    stopped: Cancelled,
+    stop_signal: Pin<Box<dyn Future<Output = ()> + Send>>,
+    shared: Arc<ServerShared>,
 }
 
 impl ServerStream {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if Pin::new(&mut self.stopped).poll(cx).is_ready() {
+        if self.stop_signal.as_mut().poll(cx).is_ready() || self.shared.is_stopped() {
             self.abort(Status::unavailable("the server is shutting down"));
             self.reset(h2::Reason::CANCEL);
             return Poll::Ready(());
@@ -424,7 +429,11 @@ impl ServerStream {
                 }
                 continue;
             }
-            match ready!(self.ops.poll_pop(cx)) {
+            let op = match self.deferred.take() {
+                Some(op) => Some(op),
+                None => ready!(self.ops.poll_pop(cx)),
+            };
+            match op {
                 Some(Outbound::Headers(headers)) => {
                     if self.send_headers(headers).is_err() {
                         return Poll::Ready(());
@@ -434,7 +443,9 @@ impl ServerStream {
                     if self.send.is_none() && self.send_headers(HeaderMap::new()).is_err() {
                         return Poll::Ready(());
                     }
-                    self.pending = Some(framed);
+                    let (joined, next) = coalesce(framed, &mut self.ops);
+                    self.pending = Some(joined);
+                    self.deferred = next;
                 }
                 Some(Outbound::Trailers(trailers)) => {
                     self.send_trailers(trailers);

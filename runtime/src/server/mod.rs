@@ -30,7 +30,7 @@ use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -40,7 +40,6 @@ use crate::cq::{self, Consumer};
 use crate::error::{Error, Result};
 pub use crate::executor::BoxFuture;
 use crate::executor::SpawnHook;
-use crate::request::CancelState;
 use crate::runtime::{self, Runtime};
 use service::Handler;
 pub use service::{Service, ServiceBuilder};
@@ -248,7 +247,8 @@ impl ServerBuilder {
             rt,
             spawn_hook: self.spawn_hook,
             phase: watch::Sender::new(Phase::Serving),
-            stopped: Arc::new(CancelState::default()),
+            stopped: AtomicBool::new(false),
+            stop: Arc::new(Notify::new()),
             active: AtomicUsize::new(0),
             idle: Notify::new(),
             accepted: AtomicU64::new(0),
@@ -280,7 +280,9 @@ pub(crate) struct ServerShared {
     spawn_hook: Option<SpawnHook>,
     pub(crate) phase: watch::Sender<Phase>,
     /// Set when the server stops waiting for calls: every call task then cancels.
-    pub(crate) stopped: Arc<CancelState>,
+    stopped: AtomicBool,
+    /// Wakes every call task when `stopped` is set.
+    stop: Arc<Notify>,
     /// Connections and calls still running.
     active: AtomicUsize,
     idle: Notify,
@@ -294,6 +296,17 @@ impl ServerShared {
         Track(self.clone())
     }
 
+    /// A future that completes once the server stops waiting for calls. Poll it before
+    /// checking [`is_stopped`](Self::is_stopped): it is registered from its first poll.
+    pub(crate) fn stop_signal(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let stop = self.stop.clone();
+        Box::pin(async move { stop.notified().await })
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
     /// Runs an async handler on the spawn hook or the built-in executor.
     pub(crate) fn spawn(&self, future: BoxFuture) {
         match &self.spawn_hook {
@@ -304,7 +317,8 @@ impl ServerShared {
 
     fn stop_now(&self) {
         self.phase.send_replace(Phase::Stopped);
-        self.stopped.cancel();
+        self.stopped.store(true, Ordering::Release);
+        self.stop.notify_waiters();
     }
 
     /// Waits until no connection or call is running, or `until` passes; returns whether

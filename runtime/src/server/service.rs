@@ -308,13 +308,21 @@ fn send_single<Resp: Message>(
 ) -> Result<(), Status> {
     let (metadata, message, trailers) = response.into_parts();
     let framed = codec::encode(&message, responder.max_send)?;
-    responder.send_headers(&metadata)?;
-    responder.push_message(framed)?;
-    responder.add_trailers(trailers);
-    Ok(())
+    responder.respond_once(&metadata, framed, trailers)
 }
 
-/// Sends the responses of an async streaming method, waiting for room before each.
+/// Most messages taken from a response stream before they are handed to the poller.
+const MAX_BATCH: usize = 32;
+
+/// What a poll of the response stream produced, besides messages.
+enum StreamEnd {
+    More,
+    Done,
+    Failed(Status),
+}
+
+/// Sends the responses of an async streaming method. Messages the stream has ready are
+/// encoded and handed over in batches, one wake-up of the poller per batch.
 async fn send_stream<Resp, S>(responder: &Responder, response: Response<S>) -> Result<(), Status>
 where
     Resp: Message,
@@ -327,22 +335,39 @@ where
         poll_fn(|cx| responder.ops().poll_ready(cx))
             .await
             .map_err(|_| call_ended())?;
-        // The stream is polled first, so a stream that waits for cancellation sees it.
-        let next = poll_fn(|cx| match stream.as_mut().poll_next(cx) {
-            Poll::Ready(next) => Poll::Ready(Ok(next)),
-            Poll::Pending if responder.ops().poll_closed(cx).is_ready() => {
-                Poll::Ready(Err(call_ended()))
+        let mut batch = Vec::new();
+        // The stream is polled before the call's state, so a stream that waits for
+        // cancellation sees it.
+        let end = poll_fn(|cx| {
+            loop {
+                match stream.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(Ok(message))) => {
+                        match codec::encode(&message, responder.max_send) {
+                            Ok(framed) => batch.push(framed),
+                            Err(status) => return Poll::Ready(StreamEnd::Failed(status)),
+                        }
+                        if batch.len() >= MAX_BATCH {
+                            return Poll::Ready(StreamEnd::More);
+                        }
+                    }
+                    Poll::Ready(Some(Err(status))) => {
+                        return Poll::Ready(StreamEnd::Failed(status));
+                    }
+                    Poll::Ready(None) => return Poll::Ready(StreamEnd::Done),
+                    Poll::Pending if !batch.is_empty() => return Poll::Ready(StreamEnd::More),
+                    Poll::Pending if responder.ops().poll_closed(cx).is_ready() => {
+                        return Poll::Ready(StreamEnd::Failed(call_ended()));
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
             }
-            Poll::Pending => Poll::Pending,
         })
-        .await?;
-        match next {
-            Some(Ok(message)) => {
-                let framed = codec::encode(&message, responder.max_send)?;
-                responder.push_message(framed)?;
-            }
-            Some(Err(status)) => return Err(status),
-            None => break,
+        .await;
+        responder.push_messages(batch)?;
+        match end {
+            StreamEnd::More => {}
+            StreamEnd::Done => break,
+            StreamEnd::Failed(status) => return Err(status),
         }
     }
     responder.add_trailers(trailers);
