@@ -83,19 +83,46 @@ impl<T> Shared<T> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Wakes the consumer after the caller released the lock.
-    fn wake_consumer(&self, state: &mut State<T>) -> Option<Waker> {
-        if state.consumer_parked {
-            self.consumer_cv.notify_one();
+    /// The consumer's wake-up, to deliver once the lock is released.
+    fn wake_consumer(&self, state: &mut State<T>) -> Wakeup<'_> {
+        Wakeup {
+            cv: state.consumer_parked.then_some(&self.consumer_cv),
+            waker: state.consumer_waker.take(),
         }
-        state.consumer_waker.take()
     }
 
-    fn wake_producer(&self, state: &mut State<T>) -> Option<Waker> {
-        if state.producer_parked {
-            self.producer_cv.notify_one();
+    /// The producer's wake-up, to deliver once the lock is released.
+    fn wake_producer(&self, state: &mut State<T>) -> Wakeup<'_> {
+        Wakeup {
+            cv: state.producer_parked.then_some(&self.producer_cv),
+            waker: state.producer_waker.take(),
         }
-        state.producer_waker.take()
+    }
+}
+
+/// A wake-up decided under the lock and delivered after it is released, so the woken side
+/// does not at once block on the lock it was woken for.
+#[must_use = "a wake-up must be delivered"]
+struct Wakeup<'a> {
+    cv: Option<&'a Condvar>,
+    waker: Option<Waker>,
+}
+
+impl Wakeup<'_> {
+    fn none() -> Self {
+        Wakeup {
+            cv: None,
+            waker: None,
+        }
+    }
+
+    fn deliver(self) {
+        if let Some(cv) = self.cv {
+            cv.notify_one();
+        }
+        if let Some(waker) = self.waker {
+            waker.wake();
+        }
     }
 }
 
@@ -114,11 +141,9 @@ impl<T> Producer<T> {
             return Err(item);
         }
         state.items.push_back(item);
-        let waker = self.shared.wake_consumer(&mut state);
+        let wakeup = self.shared.wake_consumer(&mut state);
         drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        wakeup.deliver();
         Ok(())
     }
 
@@ -133,11 +158,9 @@ impl<T> Producer<T> {
         if state.items.len() == before {
             return Ok(());
         }
-        let waker = self.shared.wake_consumer(&mut state);
+        let wakeup = self.shared.wake_consumer(&mut state);
         drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        wakeup.deliver();
         Ok(())
     }
 
@@ -213,11 +236,9 @@ impl<T> Producer<T> {
             return;
         }
         state.producer_closed = true;
-        let waker = self.shared.wake_consumer(&mut state);
+        let wakeup = self.shared.wake_consumer(&mut state);
         drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        wakeup.deliver();
     }
 }
 
@@ -241,25 +262,29 @@ enum Take {
     Ended,
 }
 
-impl<T> Consumer<T> {
-    /// Moves every queued item into the local buffer.
-    fn take(&mut self, state: &mut State<T>) -> (Take, Option<Waker>) {
-        if !state.items.is_empty() {
-            let was_full = state.items.len() >= state.capacity;
-            std::mem::swap(&mut self.local, &mut state.items);
-            let waker = if was_full {
-                self.shared.wake_producer(state)
-            } else {
-                None
-            };
-            (Take::Took, waker)
-        } else if state.producer_closed {
-            (Take::Ended, None)
+/// Moves every queued item into the consumer's local buffer.
+fn take<'a, T>(
+    local: &mut VecDeque<T>,
+    shared: &'a Shared<T>,
+    state: &mut State<T>,
+) -> (Take, Wakeup<'a>) {
+    if !state.items.is_empty() {
+        let was_full = state.items.len() >= state.capacity;
+        std::mem::swap(local, &mut state.items);
+        let wakeup = if was_full {
+            shared.wake_producer(state)
         } else {
-            (Take::Empty, None)
-        }
+            Wakeup::none()
+        };
+        (Take::Took, wakeup)
+    } else if state.producer_closed {
+        (Take::Ended, Wakeup::none())
+    } else {
+        (Take::Empty, Wakeup::none())
     }
+}
 
+impl<T> Consumer<T> {
     /// The next item; `Ready(None)` once the producer closed and everything was taken.
     pub(crate) fn poll_pop(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         if let Some(item) = self.local.pop_front() {
@@ -267,7 +292,7 @@ impl<T> Consumer<T> {
         }
         let shared = self.shared.clone();
         let mut state = shared.lock();
-        let (took, waker) = self.take(&mut state);
+        let (took, wakeup) = take(&mut self.local, &shared, &mut state);
         match took {
             Take::Took => {}
             Take::Ended => return Poll::Ready(None),
@@ -280,9 +305,7 @@ impl<T> Consumer<T> {
             }
         }
         drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        wakeup.deliver();
         Poll::Ready(self.local.pop_front())
     }
 
@@ -293,11 +316,9 @@ impl<T> Consumer<T> {
         }
         let shared = self.shared.clone();
         let mut state = shared.lock();
-        let (_, waker) = self.take(&mut state);
+        let (_, wakeup) = take(&mut self.local, &shared, &mut state);
         drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        wakeup.deliver();
         self.local.pop_front()
     }
 
@@ -318,13 +339,11 @@ impl<T> Consumer<T> {
         let shared = self.shared.clone();
         let mut state = shared.lock();
         loop {
-            let (took, waker) = self.take(&mut state);
+            let (took, wakeup) = take(&mut self.local, &shared, &mut state);
             match took {
                 Take::Took => {
                     drop(state);
-                    if let Some(waker) = waker {
-                        waker.wake();
-                    }
+                    wakeup.deliver();
                     return Ok(self.local.pop_front());
                 }
                 Take::Ended => return Ok(None),
@@ -359,13 +378,11 @@ impl<T> Consumer<T> {
         let mut state = shared.lock();
         state.consumer_closed = true;
         let dropped = std::mem::take(&mut state.items);
-        let waker = shared.wake_producer(&mut state);
+        let wakeup = shared.wake_producer(&mut state);
         drop(state);
         drop(dropped);
         self.local.clear();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        wakeup.deliver();
     }
 }
 
