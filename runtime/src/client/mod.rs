@@ -19,6 +19,7 @@ use futures_core::Stream;
 use http::header::{CONTENT_TYPE, HeaderValue, TE, USER_AGENT};
 use http::uri::PathAndQuery;
 use prost::Message;
+use tracing::Instrument;
 
 use crate::channel::Channel;
 use crate::codec;
@@ -126,7 +127,8 @@ impl Client {
             ops: ops_rx,
             events: events_tx,
         };
-        inner.poller.spawn(task.run());
+        let span = tracing::debug_span!("call", method = task.head.uri().path());
+        inner.poller.spawn(task.run().instrument(span));
         Ok(Started {
             rx: Receiver::new(events_rx, Side::Client),
             ops: ops_tx,

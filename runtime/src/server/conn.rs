@@ -25,6 +25,7 @@ use h2::{RecvStream, SendStream};
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use tokio::net::{TcpListener, TcpStream};
+use tracing::Instrument;
 
 use super::service::{Handler, ServerCall};
 use super::{Phase, ServerShared};
@@ -71,7 +72,12 @@ pub(super) async fn accept_loop(shared: Arc<ServerShared>, listener: std::net::T
                     shared.rt.poller().spawn(async move {
                         let _guard = guard;
                         match TcpStream::from_std(tcp) {
-                            Ok(tcp) => serve_connection(conn_shared, tcp, remote).await,
+                            Ok(tcp) => {
+                                let span = tracing::debug_span!("connection", %remote);
+                                serve_connection(conn_shared, tcp, remote)
+                                    .instrument(span)
+                                    .await;
+                            }
                             Err(e) => tracing::debug!(error = %e, "cannot register a socket"),
                         }
                     });
@@ -89,8 +95,6 @@ pub(super) async fn accept_loop(shared: Arc<ServerShared>, listener: std::net::T
 }
 
 async fn serve_connection(shared: Arc<ServerShared>, tcp: TcpStream, remote: SocketAddr) {
-    let span = tracing::debug_span!("connection", %remote);
-    let _enter = span.enter();
     let config = &shared.config;
     let mut builder = h2::server::Builder::new();
     builder
@@ -120,10 +124,18 @@ async fn serve_connection(shared: Arc<ServerShared>, tcp: TcpStream, remote: Soc
                 Some(Ok((request, respond))) => {
                     let guard = shared.track();
                     let shared = shared.clone();
-                    tokio::spawn(async move {
-                        let _guard = guard;
-                        serve_stream(shared, remote, request, respond).await;
-                    });
+                    let span = tracing::debug_span!(
+                        "call",
+                        method = request.uri().path(),
+                        stream = ?respond.stream_id(),
+                    );
+                    tokio::spawn(
+                        async move {
+                            let _guard = guard;
+                            serve_stream(shared, remote, request, respond).await;
+                        }
+                        .instrument(span),
+                    );
                 }
                 Some(Err(e)) => {
                     tracing::debug!(error = %e, "connection error");
@@ -176,8 +188,6 @@ async fn serve_stream(
 ) {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
-    let span = tracing::debug_span!("call", method = path, stream = ?respond.stream_id());
-    let _enter = span.enter();
 
     if parts.method != http::Method::POST {
         tracing::debug!(method = %parts.method, "rejecting a non-POST request");

@@ -3,6 +3,7 @@
 mod failures;
 mod isolation;
 mod kinds;
+mod lifecycle;
 mod protocol;
 mod runtimes;
 mod sharing;
