@@ -318,7 +318,7 @@ fn streaming(stack: Stack, target: &Target, payload: usize, duration: Duration) 
                     )
                     .expect("call")
                     .into_inner();
-                stream.map(|m| m.expect("message")).count() as u64
+                stream.inspect(|m| assert!(m.is_ok(), "{m:?}")).count() as u64
             }
             Stack::Async => {
                 let client = target.our_client.clone().expect("client");
