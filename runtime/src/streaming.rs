@@ -412,6 +412,14 @@ pub struct RequestSender<T> {
     _message: PhantomData<fn(T)>,
 }
 
+impl<T> RequestSender<T> {
+    fn half_close(&mut self) {
+        if let Some(ops) = self.ops.take() {
+            let _ = ops.push(Outbound::Finish);
+        }
+    }
+}
+
 impl<T: Message> RequestSender<T> {
     pub(crate) fn new(ops: Producer<Outbound>, max_send: usize) -> RequestSender<T> {
         RequestSender {
@@ -447,22 +455,14 @@ impl<T: Message> RequestSender<T> {
     pub fn finish(mut self) {
         self.half_close();
     }
-
-    fn half_close(&mut self) {
-        if let Some(ops) = self.ops.take() {
-            let _ = ops.push(Outbound::Finish);
-        }
-    }
 }
 
 impl<T> Drop for RequestSender<T> {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            // Dropping the producer without `Finish` makes the poller cancel the call.
-            return;
-        }
-        if let Some(ops) = self.ops.take() {
-            let _ = ops.push(Outbound::Finish);
+        // While unwinding, dropping the producer without `Finish` makes the poller cancel
+        // the call instead of completing it.
+        if !std::thread::panicking() {
+            self.half_close();
         }
     }
 }
