@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+cargo run --quiet -p helloworld
 cargo test --workspace --all-targets
 cargo test --workspace --doc
-cargo run --quiet -p helloworld
