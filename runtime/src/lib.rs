@@ -74,16 +74,39 @@ pub mod design;
 pub use channel::{Channel, ChannelBuilder};
 pub use error::{Error, Result};
 pub use metadata::{MetadataMap, MetadataValue};
-pub use request::{Cancelled, Request};
+pub use request::{Cancelled, IntoIterRequest, IntoRequest, IntoStreamingRequest, Request};
 pub use response::Response;
 pub use runtime::{Runtime, RuntimeBuilder};
 pub use status::{Code, Status, UnknownCode};
 pub use streaming::{BlockingStreaming, RequestSender, ResponseSink, Streaming};
 
-/// Crates generated code and users may need, re-exported so they need not be named as
-/// dependencies.
+/// A boxed stream of responses, convenient as the stream type of an async streaming
+/// method: `type ListFeaturesStream = rsgrpc::BoxStream<Feature>;`.
+pub type BoxStream<T> =
+    std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// Includes the code `rsgrpc-codegen` generated in a build script for a protobuf package.
+///
+/// ```ignore
+/// pub mod helloworld {
+///     rsgrpc::include_proto!("helloworld");
+/// }
+/// ```
+#[macro_export]
+macro_rules! include_proto {
+    ($package:tt) => {
+        include!(concat!(env!("OUT_DIR"), concat!("/", $package, ".rs")));
+    };
+}
+
+/// What generated code uses from other crates, so a user's crate only depends on `rsgrpc`
+/// and `prost`. Not part of the stable API.
+#[doc(hidden)]
 pub mod codegen {
     pub use bytes;
     pub use futures_core;
+    pub use futures_core::Stream;
     pub use prost;
+    pub use std::future::Future;
+    pub use std::sync::Arc;
 }

@@ -214,3 +214,84 @@ impl Future for Cancelled {
         Poll::Pending
     }
 }
+
+/// Anything a generated client method accepts as a request: a message, or a [`Request`]
+/// carrying metadata and options.
+pub trait IntoRequest<T> {
+    /// Wraps into a [`Request`] (a no-op for a `Request`).
+    fn into_request(self) -> Request<T>;
+}
+
+impl<T> IntoRequest<T> for T {
+    fn into_request(self) -> Request<T> {
+        Request::new(self)
+    }
+}
+
+impl<T> IntoRequest<T> for Request<T> {
+    fn into_request(self) -> Request<T> {
+        self
+    }
+}
+
+/// Anything an async client-streaming or bidi method accepts: a [`Stream`] of messages, or
+/// a [`Request`] wrapping one.
+///
+/// [`Stream`]: futures_core::Stream
+pub trait IntoStreamingRequest {
+    /// The message type.
+    type Message;
+    /// The stream of messages.
+    type Stream: futures_core::Stream<Item = Self::Message> + Send + 'static;
+    /// Wraps into a [`Request`] (a no-op for a `Request`).
+    fn into_streaming_request(self) -> Request<Self::Stream>;
+}
+
+impl<S> IntoStreamingRequest for S
+where
+    S: futures_core::Stream + Send + 'static,
+{
+    type Message = S::Item;
+    type Stream = S;
+    fn into_streaming_request(self) -> Request<S> {
+        Request::new(self)
+    }
+}
+
+impl<S> IntoStreamingRequest for Request<S>
+where
+    S: futures_core::Stream + Send + 'static,
+{
+    type Message = S::Item;
+    type Stream = S;
+    fn into_streaming_request(self) -> Request<S> {
+        self
+    }
+}
+
+/// Anything a blocking client-streaming method accepts: an [`IntoIterator`] of messages
+/// (a `Vec`, an iterator), or a [`Request`] wrapping one.
+pub trait IntoIterRequest {
+    /// The message type.
+    type Message;
+    /// The messages.
+    type Iter: IntoIterator<Item = Self::Message>;
+    /// Wraps into a [`Request`] (a no-op for a `Request`).
+    fn into_iter_request(self) -> Request<Self::Iter>;
+}
+
+impl<I: IntoIterator> IntoIterRequest for I {
+    type Message = I::Item;
+    type Iter = I;
+    fn into_iter_request(self) -> Request<I> {
+        Request::new(self)
+    }
+}
+
+impl<I: IntoIterator> IntoIterRequest for Request<I> {
+    type Message = I::Item;
+    type Iter = I;
+    fn into_iter_request(self) -> Request<I> {
+        self
+    }
+}
