@@ -17,7 +17,7 @@
 //!
 //! and in the crate:
 //!
-//! ```ignore
+//! ```text
 //! pub mod helloworld {
 //!     rsgrpc::include_proto!("helloworld");
 //! }

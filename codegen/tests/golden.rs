@@ -1,4 +1,5 @@
-//! Golden tests: the code generated for the corpus under `tests/proto` is checked in under
+//! Golden tests: the code generated for the corpus (`tests/proto` and the examples' protos
+//! in `examples/proto`) is checked in under
 //! `tests/generated/src/golden`, where a compile-only crate builds it with `#![deny(warnings)]`
 //! and clippy. A change to the generator shows up as a diff to those files.
 //!
@@ -17,7 +18,8 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// The corpus files, relative to the include directory `tests/proto`.
+/// The corpus files, relative to the include directories `examples/proto` (the examples'
+/// protos) and `tests/proto`.
 pub const CORPUS: &[&str] = &[
     "helloworld/helloworld.proto",
     "routeguide/route_guide.proto",
@@ -28,11 +30,14 @@ pub const CORPUS: &[&str] = &[
 #[test]
 fn generated_code_matches_the_checked_in_golden_files() {
     let root = workspace();
-    let include = root.join("tests/proto");
+    let includes = [root.join("examples/proto"), root.join("tests/proto")];
     let golden_dir = root.join("tests/generated/src/golden");
-    let protos: Vec<PathBuf> = CORPUS.iter().map(|p| include.join(p)).collect();
+    let protos: Vec<PathBuf> = CORPUS
+        .iter()
+        .map(|p| includes.iter().map(|i| i.join(p)).find(|f| f.is_file()).unwrap())
+        .collect();
     let (files, inputs) = rsgrpc_codegen::Builder::new()
-        .generate_from_files(&protos, &[&include])
+        .generate_from_files(&protos, &includes)
         .unwrap();
     assert_eq!(
         inputs.len(),

@@ -39,6 +39,8 @@ fn plugin_output_is_identical_to_the_build_api_output() {
     let output = protoc()
         .arg(format!("--rsgrpc_out={}", out.display()))
         .arg("-I")
+        .arg(root.join("examples/proto"))
+        .arg("-I")
         .arg(root.join("tests/proto"))
         .args(CORPUS)
         .output()
@@ -71,7 +73,7 @@ fn plugin_options_select_parts_and_bad_options_are_reported() {
         .arg(format!("--rsgrpc_out={}", out.display()))
         .arg("--rsgrpc_opt=server=false,blocking=false")
         .arg("-I")
-        .arg(root.join("tests/proto"))
+        .arg(root.join("examples/proto"))
         .arg("helloworld/helloworld.proto")
         .status()
         .unwrap();
@@ -85,7 +87,7 @@ fn plugin_options_select_parts_and_bad_options_are_reported() {
         .arg(format!("--rsgrpc_out={}", out.display()))
         .arg("--rsgrpc_opt=colour=blue")
         .arg("-I")
-        .arg(root.join("tests/proto"))
+        .arg(root.join("examples/proto"))
         .arg("helloworld/helloworld.proto")
         .output()
         .unwrap();

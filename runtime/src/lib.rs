@@ -87,7 +87,7 @@ pub type BoxStream<T> =
 
 /// Includes the code `rsgrpc-codegen` generated in a build script for a protobuf package.
 ///
-/// ```ignore
+/// ```text
 /// pub mod helloworld {
 ///     rsgrpc::include_proto!("helloworld");
 /// }
