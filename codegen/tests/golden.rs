@@ -34,7 +34,13 @@ fn generated_code_matches_the_checked_in_golden_files() {
     let golden_dir = root.join("tests/generated/src/golden");
     let protos: Vec<PathBuf> = CORPUS
         .iter()
-        .map(|p| includes.iter().map(|i| i.join(p)).find(|f| f.is_file()).unwrap())
+        .map(|p| {
+            includes
+                .iter()
+                .map(|i| i.join(p))
+                .find(|f| f.is_file())
+                .unwrap()
+        })
         .collect();
     let (files, inputs) = rsgrpc_codegen::Builder::new()
         .generate_from_files(&protos, &includes)

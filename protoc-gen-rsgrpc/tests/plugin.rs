@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 const CORPUS: &[&str] = &[
@@ -58,7 +61,10 @@ fn plugin_output_is_identical_to_the_build_api_output() {
         let name = entry.file_name();
         let actual = std::fs::read_to_string(out.join(&name))
             .unwrap_or_else(|_| panic!("the plugin did not write {name:?}"));
-        assert!(actual == expected, "{name:?} differs between the plugin and build.rs");
+        assert!(
+            actual == expected,
+            "{name:?} differs between the plugin and build.rs"
+        );
         compared += 1;
     }
     assert_eq!(compared, std::fs::read_dir(&out).unwrap().count());
@@ -115,7 +121,10 @@ fn proto3_optional_is_accepted_by_protoc() {
         String::from_utf8_lossy(&output.stderr)
     );
     let code = std::fs::read_to_string(out.join("corpus.common.rs")).unwrap();
-    assert!(code.contains("maybe_count: ::core::option::Option<i32>"), "{code}");
+    assert!(
+        code.contains("maybe_count: ::core::option::Option<i32>"),
+        "{code}"
+    );
     let _ = std::fs::remove_dir_all(out);
 }
 
@@ -128,10 +137,18 @@ fn garbage_on_stdin_is_an_error_response_not_a_panic() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"\xff\xff\xff not protobuf").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"\xff\xff\xff not protobuf")
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
     let response =
         prost_types::compiler::CodeGeneratorResponse::decode(output.stdout.as_slice()).unwrap();
-    assert!(response.error().contains("not a CodeGeneratorRequest"), "{response:?}");
+    assert!(
+        response.error().contains("not a CodeGeneratorRequest"),
+        "{response:?}"
+    );
 }

@@ -5,8 +5,10 @@
 /// the range +/- 180 degrees (inclusive).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Point {
+    /// Degrees north, times 10**7.
     #[prost(int32, tag = "1")]
     pub latitude: i32,
+    /// Degrees east, times 10**7.
     #[prost(int32, tag = "2")]
     pub longitude: i32,
 }
