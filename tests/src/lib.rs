@@ -28,6 +28,12 @@ use rsgrpc::{
 
 pub mod tonic_echo;
 
+/// Stubs generated from `tests/proto/echo/echo.proto`, wire-compatible with the
+/// hand-written messages below.
+pub mod generated {
+    rsgrpc::include_proto!("test");
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct EchoRequest {
     #[prost(string, tag = "1")]

@@ -1,6 +1,7 @@
 //! End-to-end tests of rsgrpc, one binary with a module per area.
 
 mod failures;
+mod generated_interop;
 mod isolation;
 mod kinds;
 mod lifecycle;
