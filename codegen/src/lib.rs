@@ -37,6 +37,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use prost::Message;
+/// prost-build, whose `Config` [`Builder::configure_prost`] hands out.
+pub use prost_build;
 use prost_build::Module;
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
 
@@ -72,8 +74,11 @@ pub struct GeneratedFile {
     pub content: String,
 }
 
+/// A customisation of prost-build's `Config`, applied after the builder's own settings.
+type ConfigHook = std::sync::Arc<dyn Fn(&mut prost_build::Config) + Send + Sync>;
+
 /// Configures code generation; [`compile_protos`] is `Builder::new().compile(..)`.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[must_use]
 pub struct Builder {
     parts: Parts,
@@ -85,6 +90,21 @@ pub struct Builder {
     bytes: Vec<String>,
     btree_map: Vec<String>,
     emit_rerun_if_changed: bool,
+    prost_hooks: Vec<ConfigHook>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("parts", &self.parts)
+            .field("out_dir", &self.out_dir)
+            .field("parser", &self.parser)
+            .field("type_attributes", &self.type_attributes)
+            .field("field_attributes", &self.field_attributes)
+            .field("extern_paths", &self.extern_paths)
+            .field("prost_hooks", &self.prost_hooks.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Builder {
@@ -111,7 +131,27 @@ impl Builder {
             bytes: Vec::new(),
             btree_map: Vec::new(),
             emit_rerun_if_changed: true,
+            prost_hooks: Vec::new(),
         }
+    }
+
+    /// Customises the prost-build `Config` that generates the messages, for settings this
+    /// builder does not offer itself. The service generator is rsgrpc's; replacing it
+    /// removes the stubs.
+    ///
+    /// ```
+    /// let builder = rsgrpc_codegen::Builder::new()
+    ///     .configure_prost(|config| {
+    ///         config.enum_attribute(".", "#[allow(missing_docs)]");
+    ///     });
+    /// # drop(builder);
+    /// ```
+    pub fn configure_prost(
+        mut self,
+        hook: impl Fn(&mut prost_build::Config) + Send + Sync + 'static,
+    ) -> Self {
+        self.prost_hooks.push(std::sync::Arc::new(hook));
+        self
     }
 
     /// Whether to generate clients (default true).
@@ -227,6 +267,9 @@ impl Builder {
         }
         config.bytes(&self.bytes);
         config.btree_map(&self.btree_map);
+        for hook in &self.prost_hooks {
+            hook(&mut config);
+        }
         config
     }
 
