@@ -16,5 +16,6 @@ if ! command -v protoc >/dev/null 2>&1; then
 fi
 
 cargo run --quiet -p helloworld
+cargo run --quiet -p macro-greeter
 cargo test --workspace --all-targets
 cargo test --workspace --doc

@@ -76,6 +76,15 @@ pub use error::{Error, Result};
 pub use metadata::{MetadataMap, MetadataValue};
 pub use request::{Cancelled, IntoIterRequest, IntoRequest, IntoStreamingRequest, Request};
 pub use response::Response;
+/// Generates messages and stubs from `.proto` files into the annotated module, at compile
+/// time; see [`rsgrpc_macros`](https://docs.rs/rsgrpc-macros) for its arguments.
+///
+/// ```text
+/// #[rsgrpc::grpc_service(proto = "proto/helloworld.proto", includes = ["proto"])]
+/// pub mod helloworld {}
+/// ```
+#[cfg(feature = "macros")]
+pub use rsgrpc_macros::grpc_service;
 pub use runtime::{Runtime, RuntimeBuilder};
 pub use status::{Code, Status, UnknownCode};
 pub use streaming::{BlockingStreaming, RequestSender, ResponseSink, Streaming};

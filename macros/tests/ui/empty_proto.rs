@@ -1,0 +1,4 @@
+#[rsgrpc::grpc_service(proto = "../../../../macros/tests/ui/empty.proto")]
+pub mod empty {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[rsgrpc::grpc_service(proto = "../../../../macros/tests/ui/broken.proto")]
+pub mod broken {}
+
+fn main() {}
