@@ -68,6 +68,15 @@ fn doc_attrs(comments: &prost_build::Comments) -> Vec<TokenStream> {
         .collect()
 }
 
+/// Documents a response stream type, linking to its method unless the method's name is a
+/// raw identifier (which intra-doc links cannot name).
+fn stream_doc(method: &str) -> TokenStream {
+    match method.strip_prefix("r#") {
+        Some(bare) => doc_line(&format!("The response stream of `{bare}`.")),
+        None => doc_line(&format!("The response stream of [`Self::{method}`].")),
+    }
+}
+
 fn doc_line(text: &str) -> TokenStream {
     let text = format!(" {text}");
     quote!(#[doc = #text])
@@ -487,7 +496,7 @@ fn async_server(ctx: &ServiceCtx<'_>) -> TokenStream {
                 > + Send;
             },
             Kind::ServerStreaming => {
-                let stream_doc = doc_line(&format!("The response stream of [`Self::{method}`]."));
+                let stream_doc = stream_doc(&m.method.name);
                 quote! {
                     #stream_doc
                     type #stream_type: ::rsgrpc::codegen::Stream<
@@ -518,7 +527,7 @@ fn async_server(ctx: &ServiceCtx<'_>) -> TokenStream {
                 > + Send;
             },
             Kind::Bidi => {
-                let stream_doc = doc_line(&format!("The response stream of [`Self::{method}`]."));
+                let stream_doc = stream_doc(&m.method.name);
                 quote! {
                     #stream_doc
                     type #stream_type: ::rsgrpc::codegen::Stream<

@@ -664,7 +664,7 @@ pub trait KeywordsService: Send + Sync + 'static {
             ::rsgrpc::Status,
         >,
     > + Send;
-    /// The response stream of [`Self::r#loop`].
+    /// The response stream of `loop`.
     type LoopStream: ::rsgrpc::codegen::Stream<
             Item = ::core::result::Result<Keywords, ::rsgrpc::Status>,
         >
