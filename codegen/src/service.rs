@@ -469,6 +469,16 @@ fn server_struct(
     }
 }
 
+/// The request an async handler takes: a message, or a stream of them.
+fn async_request_type(m: &MethodInfo<'_>) -> TokenStream {
+    let input = &m.input;
+    if m.method.client_streaming {
+        quote!(::rsgrpc::Request<::rsgrpc::Streaming<#input>>)
+    } else {
+        quote!(::rsgrpc::Request<#input>)
+    }
+}
+
 fn async_server(ctx: &ServiceCtx<'_>) -> TokenStream {
     let trait_name = format_ident!("{}", ctx.name);
     let server = format_ident!("{}Server", ctx.name);
@@ -477,96 +487,50 @@ fn async_server(ctx: &ServiceCtx<'_>) -> TokenStream {
     let items = ctx.methods.iter().map(|m| {
         let MethodInfo {
             name: method,
-            input,
             output,
             docs,
             deprecated,
             stream_type,
             ..
         } = m;
-        match m.kind {
-            Kind::Unary => quote! {
-                #(#docs)*
-                #deprecated
-                fn #method(
-                    &self,
-                    request: ::rsgrpc::Request<#input>,
-                ) -> impl ::rsgrpc::codegen::Future<
-                    Output = ::core::result::Result<::rsgrpc::Response<#output>, ::rsgrpc::Status>,
-                > + Send;
-            },
-            Kind::ServerStreaming => {
-                let stream_doc = stream_doc(&m.method.name);
+        let request = async_request_type(m);
+        // Streaming responses are an associated type the implementation chooses.
+        let (stream_decl, response) = if m.method.server_streaming {
+            let stream_doc = stream_doc(&m.method.name);
+            (
                 quote! {
                     #stream_doc
                     type #stream_type: ::rsgrpc::codegen::Stream<
                         Item = ::core::result::Result<#output, ::rsgrpc::Status>,
                     > + Send + 'static;
+                },
+                quote!(Self::#stream_type),
+            )
+        } else {
+            (quote!(), quote!(#output))
+        };
+        quote! {
+            #stream_decl
 
-                    #(#docs)*
-                    #deprecated
-                    fn #method(
-                        &self,
-                        request: ::rsgrpc::Request<#input>,
-                    ) -> impl ::rsgrpc::codegen::Future<
-                        Output = ::core::result::Result<
-                            ::rsgrpc::Response<Self::#stream_type>,
-                            ::rsgrpc::Status,
-                        >,
-                    > + Send;
-                }
-            }
-            Kind::ClientStreaming => quote! {
-                #(#docs)*
-                #deprecated
-                fn #method(
-                    &self,
-                    request: ::rsgrpc::Request<::rsgrpc::Streaming<#input>>,
-                ) -> impl ::rsgrpc::codegen::Future<
-                    Output = ::core::result::Result<::rsgrpc::Response<#output>, ::rsgrpc::Status>,
-                > + Send;
-            },
-            Kind::Bidi => {
-                let stream_doc = stream_doc(&m.method.name);
-                quote! {
-                    #stream_doc
-                    type #stream_type: ::rsgrpc::codegen::Stream<
-                        Item = ::core::result::Result<#output, ::rsgrpc::Status>,
-                    > + Send + 'static;
-
-                    #(#docs)*
-                    #deprecated
-                    fn #method(
-                        &self,
-                        request: ::rsgrpc::Request<::rsgrpc::Streaming<#input>>,
-                    ) -> impl ::rsgrpc::codegen::Future<
-                        Output = ::core::result::Result<
-                            ::rsgrpc::Response<Self::#stream_type>,
-                            ::rsgrpc::Status,
-                        >,
-                    > + Send;
-                }
-            }
+            #(#docs)*
+            #deprecated
+            fn #method(
+                &self,
+                request: #request,
+            ) -> impl ::rsgrpc::codegen::Future<
+                Output = ::core::result::Result<::rsgrpc::Response<#response>, ::rsgrpc::Status>,
+            > + Send;
         }
     });
     let registration = ctx.methods.iter().map(|m| {
-        let MethodInfo {
-            name: method,
-            input,
-            ..
-        } = m;
+        let method = &m.name;
         let proto_name = &m.method.proto_name;
-        let (register, request) = match m.kind {
-            Kind::Unary => (quote!(unary), quote!(::rsgrpc::Request<#input>)),
-            Kind::ServerStreaming => (quote!(server_streaming), quote!(::rsgrpc::Request<#input>)),
-            Kind::ClientStreaming => (
-                quote!(client_streaming),
-                quote!(::rsgrpc::Request<::rsgrpc::Streaming<#input>>),
-            ),
-            Kind::Bidi => (
-                quote!(bidi_streaming),
-                quote!(::rsgrpc::Request<::rsgrpc::Streaming<#input>>),
-            ),
+        let request = async_request_type(m);
+        let register = match m.kind {
+            Kind::Unary => quote!(unary),
+            Kind::ServerStreaming => quote!(server_streaming),
+            Kind::ClientStreaming => quote!(client_streaming),
+            Kind::Bidi => quote!(bidi_streaming),
         };
         quote! {
             .#register(#proto_name, {
