@@ -26,6 +26,7 @@ use http::uri::{Authority, Scheme};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::codec::CompressionEncoding;
 use crate::error::{Error, Result};
 use crate::runtime::{self, Runtime};
 use crate::status::Status;
@@ -73,6 +74,7 @@ pub(crate) struct ChannelConfig {
     pub(crate) initial_connection_window_size: u32,
     pub(crate) initial_backoff: Duration,
     pub(crate) max_backoff: Duration,
+    pub(crate) send_compression: Option<CompressionEncoding>,
 }
 
 impl Default for ChannelConfig {
@@ -87,6 +89,7 @@ impl Default for ChannelConfig {
             initial_connection_window_size: 2 * 1024 * 1024,
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(120),
+            send_compression: None,
         }
     }
 }
@@ -212,6 +215,14 @@ impl ChannelBuilder {
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.config.initial_backoff = initial;
         self.config.max_backoff = max.max(initial);
+        self
+    }
+
+    /// Compresses the request messages of every call with `encoding` (a call can choose
+    /// otherwise with [`Request::set_send_compressed`](crate::Request::set_send_compressed)).
+    /// Compressed responses are always accepted.
+    pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+        self.config.send_compression = Some(encoding);
         self
     }
 

@@ -1,36 +1,133 @@
-//! Message framing and the protobuf codec.
+//! Message framing, compression and the protobuf codec.
 //!
 //! Each message on the wire is a five-byte prefix (a compressed flag, then the length as a
-//! big-endian `u32`) followed by the encoded message. Encoding and decoding of message
-//! bodies happens on the caller's or handler's thread; the poller only splits frames.
+//! big-endian `u32`) followed by the encoded message. Encoding, compression, decompression
+//! and decoding happen on the caller's or handler's thread; the poller only splits frames.
+
+use std::io::{Read, Write};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message;
 
 use crate::status::Status;
 
-/// Length of the message prefix.
-pub(crate) const PREFIX_LEN: usize = 5;
+/// Header naming the encoding of the messages a peer sends.
+pub(crate) const GRPC_ENCODING: &str = "grpc-encoding";
+/// Header listing the encodings a peer accepts.
+pub(crate) const GRPC_ACCEPT_ENCODING: &str = "grpc-accept-encoding";
+/// What this implementation accepts, as sent in `grpc-accept-encoding`.
+pub(crate) const ACCEPTED_ENCODINGS: &str = "gzip";
 
-/// Encodes a message with its prefix, ready to be sent as-is.
+/// A message compression algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CompressionEncoding {
+    /// gzip (RFC 1952).
+    Gzip,
+}
+
+impl CompressionEncoding {
+    /// The name used in `grpc-encoding`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompressionEncoding::Gzip => "gzip",
+        }
+    }
+
+    /// Reads a `grpc-encoding` value: `Ok(None)` for identity, `Err` for an encoding this
+    /// implementation does not support.
+    pub(crate) fn from_header(value: &[u8]) -> Result<Option<CompressionEncoding>, ()> {
+        match value {
+            b"identity" => Ok(None),
+            b"gzip" => Ok(Some(CompressionEncoding::Gzip)),
+            _ => Err(()),
+        }
+    }
+
+    /// Whether a `grpc-accept-encoding` value lists this encoding.
+    pub(crate) fn listed_in(self, accept: &[u8]) -> bool {
+        accept
+            .split(|b| *b == b',')
+            .any(|e| e.trim_ascii() == self.as_str().as_bytes())
+    }
+}
+
+/// A received message: its body and whether the compressed flag was set.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    pub(crate) compressed: bool,
+    pub(crate) body: Bytes,
+}
+
+/// Decompresses a received message body, refusing to produce more than `max_len` bytes, so
+/// a small compressed "bomb" cannot make this allocate gigabytes.
 ///
 /// # Errors
 ///
-/// `RESOURCE_EXHAUSTED` when the message is larger than `max_len` or than a prefix can
-/// describe.
-pub(crate) fn encode<M: Message>(message: &M, max_len: usize) -> Result<Bytes, Status> {
+/// `RESOURCE_EXHAUSTED` past the limit; `INTERNAL` for a body that is not valid gzip.
+pub(crate) fn decompress(
+    encoding: CompressionEncoding,
+    body: &[u8],
+    max_len: usize,
+) -> Result<Bytes, Status> {
+    let CompressionEncoding::Gzip = encoding;
+    let mut out = Vec::with_capacity(body.len().saturating_mul(2).min(max_len));
+    let limit = u64::try_from(max_len).unwrap_or(u64::MAX).saturating_add(1);
+    flate2::read::GzDecoder::new(body)
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| Status::internal(format!("received a message that is not valid gzip: {e}")))?;
+    if out.len() > max_len {
+        return Err(Status::resource_exhausted(format!(
+            "received message decompresses to more than the limit of {max_len} bytes"
+        )));
+    }
+    Ok(out.into())
+}
+
+/// Length of the message prefix.
+pub(crate) const PREFIX_LEN: usize = 5;
+
+/// Encodes a message with its prefix, ready to be sent as-is, compressed when asked.
+///
+/// # Errors
+///
+/// `RESOURCE_EXHAUSTED` when the message is larger than `max_len` (before compression) or
+/// than a prefix can describe.
+pub(crate) fn encode<M: Message>(
+    message: &M,
+    max_len: usize,
+    compression: Option<CompressionEncoding>,
+) -> Result<Bytes, Status> {
     let len = message.encoded_len();
     if len > max_len || u32::try_from(len).is_err() {
         return Err(Status::resource_exhausted(format!(
             "message of {len} bytes is larger than the send limit of {max_len} bytes"
         )));
     }
-    let mut buf = BytesMut::with_capacity(PREFIX_LEN + len);
-    buf.put_u8(0);
-    buf.put_u32(len as u32);
-    message
-        .encode(&mut buf)
-        .map_err(|e| Status::internal(format!("failed to encode message: {e}")))?;
+    let Some(CompressionEncoding::Gzip) = compression else {
+        let mut buf = BytesMut::with_capacity(PREFIX_LEN + len);
+        buf.put_u8(0);
+        buf.put_u32(len as u32);
+        message
+            .encode(&mut buf)
+            .map_err(|e| Status::internal(format!("failed to encode message: {e}")))?;
+        return Ok(buf.freeze());
+    };
+    let plain = message.encode_to_vec();
+    let mut buf = BytesMut::with_capacity(PREFIX_LEN + len / 2 + 32).writer();
+    buf.write_all(&[1, 0, 0, 0, 0])
+        .and_then(|()| {
+            let mut gz = flate2::write::GzEncoder::new(&mut buf, flate2::Compression::fast());
+            gz.write_all(&plain)?;
+            gz.finish().map(drop)
+        })
+        .map_err(|e| Status::internal(format!("failed to compress message: {e}")))?;
+    let mut buf = buf.into_inner();
+    let compressed_len = u32::try_from(buf.len() - PREFIX_LEN).map_err(|_| {
+        Status::resource_exhausted("compressed message is larger than a prefix can describe")
+    })?;
+    buf[1..PREFIX_LEN].copy_from_slice(&compressed_len.to_be_bytes());
     Ok(buf.freeze())
 }
 
@@ -58,8 +155,11 @@ fn short_type_name<M>() -> &'static str {
 pub(crate) struct FrameDecoder {
     buf: BytesMut,
     max_len: usize,
-    /// The prefix of the message being assembled, once read.
-    current: Option<usize>,
+    /// Whether the peer declared a `grpc-encoding` we support, so compressed messages are
+    /// expected.
+    compressed_allowed: bool,
+    /// The prefix (compressed flag, length) of the message being assembled, once read.
+    current: Option<(bool, usize)>,
 }
 
 impl FrameDecoder {
@@ -67,8 +167,14 @@ impl FrameDecoder {
         FrameDecoder {
             buf: BytesMut::new(),
             max_len,
+            compressed_allowed: false,
             current: None,
         }
+    }
+
+    /// Accepts compressed messages from now on (the peer declared their encoding).
+    pub(crate) fn allow_compressed(&mut self) {
+        self.compressed_allowed = true;
     }
 
     /// Feeds received bytes; complete messages are appended to `out`.
@@ -77,16 +183,19 @@ impl FrameDecoder {
     ///
     /// `RESOURCE_EXHAUSTED` for a message over the limit; `INTERNAL` for a compressed
     /// message (no compression was negotiated) or an invalid flag byte.
-    pub(crate) fn push(&mut self, mut chunk: Bytes, out: &mut Vec<Bytes>) -> Result<(), Status> {
+    pub(crate) fn push(&mut self, mut chunk: Bytes, out: &mut Vec<Frame>) -> Result<(), Status> {
         // Fast path: whole messages straight out of the received chunk, without copying.
         if self.buf.is_empty() && self.current.is_none() {
             while chunk.len() >= PREFIX_LEN {
-                let len = self.read_prefix(&chunk[..PREFIX_LEN])?;
+                let (compressed, len) = self.read_prefix(&chunk[..PREFIX_LEN])?;
                 if chunk.len() < PREFIX_LEN + len {
                     break;
                 }
                 chunk.advance(PREFIX_LEN);
-                out.push(chunk.split_to(len));
+                out.push(Frame {
+                    compressed,
+                    body: chunk.split_to(len),
+                });
             }
             if chunk.is_empty() {
                 return Ok(());
@@ -94,16 +203,16 @@ impl FrameDecoder {
         }
         self.buf.extend_from_slice(&chunk);
         loop {
-            let len = match self.current {
-                Some(len) => len,
+            let (compressed, len) = match self.current {
+                Some(current) => current,
                 None => {
                     if self.buf.len() < PREFIX_LEN {
                         return Ok(());
                     }
-                    let len = self.read_prefix(&self.buf[..PREFIX_LEN])?;
+                    let current = self.read_prefix(&self.buf[..PREFIX_LEN])?;
                     self.buf.advance(PREFIX_LEN);
-                    self.current = Some(len);
-                    len
+                    self.current = Some(current);
+                    current
                 }
             };
             if self.buf.len() < len {
@@ -111,18 +220,22 @@ impl FrameDecoder {
                 return Ok(());
             }
             self.current = None;
-            out.push(self.buf.split_to(len).freeze());
+            out.push(Frame {
+                compressed,
+                body: self.buf.split_to(len).freeze(),
+            });
         }
     }
 
-    fn read_prefix(&self, prefix: &[u8]) -> Result<usize, Status> {
+    fn read_prefix(&self, prefix: &[u8]) -> Result<(bool, usize), Status> {
         let flag = prefix[0];
         let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
         match flag {
             0 => {}
+            1 if self.compressed_allowed => {}
             1 => {
                 return Err(Status::internal(
-                    "received a compressed message, but no grpc-encoding was negotiated",
+                    "received a compressed message, but the peer sent no grpc-encoding",
                 ));
             }
             other => {
@@ -137,7 +250,7 @@ impl FrameDecoder {
                 self.max_len
             )));
         }
-        Ok(len)
+        Ok((flag == 1, len))
     }
 
     /// Whether a message was cut off mid-way (bytes received but not a whole message).
@@ -169,7 +282,7 @@ mod tests {
                 dec.push(Bytes::copy_from_slice(chunk), &mut out).unwrap();
             }
             assert!(!dec.has_partial());
-            let got: Vec<Vec<u8>> = out.iter().map(|b| b.to_vec()).collect();
+            let got: Vec<Vec<u8>> = out.iter().map(|f| f.body.to_vec()).collect();
             assert_eq!(got, bodies, "chunk length {chunk_len}");
         }
     }
@@ -213,14 +326,68 @@ mod tests {
     fn encode_respects_the_send_limit() {
         let msg = prost_types_like::Blob { data: vec![1; 100] };
         assert_eq!(
-            encode(&msg, 10).unwrap_err().code(),
+            encode(&msg, 10, None).unwrap_err().code(),
             Code::ResourceExhausted
         );
-        let framed = encode(&msg, 1000).unwrap();
+        let framed = encode(&msg, 1000, None).unwrap();
         let mut out = Vec::new();
         FrameDecoder::new(1000).push(framed, &mut out).unwrap();
-        let back: prost_types_like::Blob = decode(out.pop().unwrap()).unwrap();
+        let back: prost_types_like::Blob = decode(out.pop().unwrap().body).unwrap();
         assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn gzip_round_trips_and_sets_the_flag() {
+        let msg = prost_types_like::Blob {
+            data: vec![7; 10_000],
+        };
+        let framed = encode(&msg, usize::MAX, Some(CompressionEncoding::Gzip)).unwrap();
+        assert_eq!(framed[0], 1);
+        assert!(
+            framed.len() < 1000,
+            "10 kB of one byte should compress well"
+        );
+        let mut out = Vec::new();
+        let mut dec = FrameDecoder::new(1 << 20);
+        assert_eq!(
+            dec.push(framed.clone(), &mut out).unwrap_err().code(),
+            Code::Internal,
+            "compressed without a declared encoding"
+        );
+        let mut dec = FrameDecoder::new(1 << 20);
+        dec.allow_compressed();
+        dec.push(framed, &mut out).unwrap();
+        let frame = out.pop().unwrap();
+        assert!(frame.compressed);
+        let plain = decompress(CompressionEncoding::Gzip, &frame.body, 1 << 20).unwrap();
+        assert_eq!(decode::<prost_types_like::Blob>(plain).unwrap(), msg);
+    }
+
+    #[test]
+    fn decompression_stops_at_the_limit() {
+        // 64 MiB of zeros compress to about 64 KiB: a small bomb.
+        let zeros = vec![0u8; 64 << 20];
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut gz, &zeros).unwrap();
+        let bomb = gz.finish().unwrap();
+        assert!(bomb.len() < 1 << 20);
+        let err = decompress(CompressionEncoding::Gzip, &bomb, 4 << 20).unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        let err = decompress(CompressionEncoding::Gzip, b"not gzip", 4 << 20).unwrap_err();
+        assert_eq!(err.code(), Code::Internal);
+    }
+
+    #[test]
+    fn accept_encoding_lists_are_parsed() {
+        assert!(CompressionEncoding::Gzip.listed_in(b"identity, gzip"));
+        assert!(CompressionEncoding::Gzip.listed_in(b"gzip"));
+        assert!(!CompressionEncoding::Gzip.listed_in(b"deflate,identity"));
+        assert_eq!(CompressionEncoding::from_header(b"identity"), Ok(None));
+        assert_eq!(
+            CompressionEncoding::from_header(b"gzip"),
+            Ok(Some(CompressionEncoding::Gzip))
+        );
+        assert!(CompressionEncoding::from_header(b"snappy").is_err());
     }
 
     mod prost_types_like {

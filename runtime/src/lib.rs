@@ -72,6 +72,7 @@ mod streaming;
 pub mod design;
 
 pub use channel::{Channel, ChannelBuilder};
+pub use codec::CompressionEncoding;
 pub use error::{Error, Result};
 pub use metadata::{MetadataMap, MetadataValue};
 pub use request::{Cancelled, IntoIterRequest, IntoRequest, IntoStreamingRequest, Request};

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crate::codec::CompressionEncoding;
 use crate::metadata::MetadataMap;
 
 /// A gRPC request: the message (or request stream), its metadata, and call options.
@@ -32,7 +33,15 @@ pub struct Request<T> {
     message: T,
     timeout: Option<Duration>,
     wait_for_ready: bool,
+    compression: Option<CompressionEncoding>,
     context: Option<Arc<CallContext>>,
+}
+
+/// Client-side options carried by a [`Request`].
+pub(crate) struct CallOptions {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) wait_for_ready: bool,
+    pub(crate) compression: Option<CompressionEncoding>,
 }
 
 impl<T> Request<T> {
@@ -43,6 +52,7 @@ impl<T> Request<T> {
             message,
             timeout: None,
             wait_for_ready: false,
+            compression: None,
             context: None,
         }
     }
@@ -57,6 +67,7 @@ impl<T> Request<T> {
             message,
             timeout: None,
             wait_for_ready: false,
+            compression: None,
             context: Some(context),
         }
     }
@@ -98,6 +109,7 @@ impl<T> Request<T> {
             message: f(self.message),
             timeout: self.timeout,
             wait_for_ready: self.wait_for_ready,
+            compression: self.compression,
             context: self.context,
         }
     }
@@ -151,8 +163,18 @@ impl<T> Request<T> {
         }
     }
 
-    pub(crate) fn take_options(&self) -> (Option<Duration>, bool) {
-        (self.timeout, self.wait_for_ready)
+    /// Client side: compresses this call's request messages (overriding the channel's
+    /// setting). Responses are decompressed whatever this says.
+    pub fn set_send_compressed(&mut self, encoding: CompressionEncoding) {
+        self.compression = Some(encoding);
+    }
+
+    pub(crate) fn take_options(&self) -> CallOptions {
+        CallOptions {
+            timeout: self.timeout,
+            wait_for_ready: self.wait_for_ready,
+            compression: self.compression,
+        }
     }
 }
 

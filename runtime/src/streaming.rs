@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use prost::Message;
 
-use crate::codec;
+use crate::codec::{self, CompressionEncoding, Frame};
 use crate::cq::{Consumer, Producer};
 use crate::metadata::MetadataMap;
 use crate::request::CancelState;
@@ -26,8 +26,8 @@ use crate::status::Status;
 pub(crate) enum Inbound {
     /// Response headers (client side).
     Headers(HeaderMap),
-    /// One message body, without its prefix.
-    Message(Bytes),
+    /// One message, without its prefix (compressed if its flag says so).
+    Message(Frame),
     /// Trailers carrying the final status (client side), or the headers of a
     /// Trailers-Only response.
     Trailers(HeaderMap),
@@ -121,21 +121,27 @@ impl Wait for Context<'_> {
 pub(crate) struct Receiver {
     events: Consumer<Inbound>,
     side: Side,
+    /// The peer's `grpc-encoding`, for compressed messages.
+    encoding: Option<CompressionEncoding>,
+    /// Largest message accepted after decompression.
+    max_len: usize,
     headers: Option<MetadataMap>,
     trailers: Option<MetadataMap>,
     end: Option<Result<(), Status>>,
     error_reported: bool,
     /// A message that arrived while waiting for headers.
-    pending: Option<Bytes>,
+    pending: Option<Frame>,
     /// The first message of a unary exchange, held until the stream ends.
     first: Option<Bytes>,
 }
 
 impl Receiver {
-    pub(crate) fn new(events: Consumer<Inbound>, side: Side) -> Receiver {
+    pub(crate) fn new(events: Consumer<Inbound>, side: Side, max_len: usize) -> Receiver {
         Receiver {
             events,
             side,
+            encoding: None,
+            max_len,
             headers: None,
             trailers: None,
             end: None,
@@ -145,10 +151,32 @@ impl Receiver {
         }
     }
 
+    /// Sets the encoding the peer declared for its messages.
+    pub(crate) fn set_encoding(&mut self, encoding: Option<CompressionEncoding>) {
+        self.encoding = encoding;
+    }
+
+    /// A received message's plain body.
+    fn plain(&self, frame: Frame) -> Result<Bytes, Status> {
+        if !frame.compressed {
+            return Ok(frame.body);
+        }
+        let encoding = self.encoding.ok_or_else(|| {
+            Status::internal("received a compressed message, but the peer sent no grpc-encoding")
+        })?;
+        codec::decompress(encoding, &frame.body, self.max_len)
+    }
+
     /// Applies one event; returns a message if it was one.
-    fn apply(&mut self, event: Option<Inbound>) -> Option<Bytes> {
+    fn apply(&mut self, event: Option<Inbound>) -> Option<Frame> {
         match event {
             Some(Inbound::Headers(headers)) => {
+                if let Some(value) = headers.get(codec::GRPC_ENCODING) {
+                    // The poller has checked it is one we support.
+                    self.encoding = CompressionEncoding::from_header(value.as_bytes())
+                        .ok()
+                        .flatten();
+                }
                 self.headers = Some(MetadataMap::from_headers(&headers));
             }
             Some(Inbound::Message(message)) => return Some(message),
@@ -205,9 +233,28 @@ impl Receiver {
 
     /// The next message; `None` after a successful end; an error once, then `None`.
     pub(crate) fn poll_next(&mut self, w: &mut impl Wait) -> Poll<Option<Result<Bytes, Status>>> {
-        if let Some(message) = self.pending.take() {
-            return Poll::Ready(Some(Ok(message)));
+        let frame = match self.pending.take() {
+            Some(frame) => Some(frame),
+            None => match ready!(self.poll_frame(w)) {
+                Some(Ok(frame)) => Some(frame),
+                Some(Err(status)) => return Poll::Ready(Some(Err(status))),
+                None => None,
+            },
+        };
+        let Some(frame) = frame else {
+            return Poll::Ready(None);
+        };
+        match self.plain(frame) {
+            Ok(body) => Poll::Ready(Some(Ok(body))),
+            Err(status) => {
+                self.end = Some(Err(status.clone()));
+                self.error_reported = true;
+                Poll::Ready(Some(Err(status)))
+            }
         }
+    }
+
+    fn poll_frame(&mut self, w: &mut impl Wait) -> Poll<Option<Result<Frame, Status>>> {
         loop {
             match &self.end {
                 Some(Ok(())) => return Poll::Ready(None),
@@ -409,6 +456,7 @@ pub(crate) fn call_ended() -> Status {
 pub struct RequestSender<T> {
     ops: Option<Producer<Outbound>>,
     max_send: usize,
+    compression: Option<CompressionEncoding>,
     _message: PhantomData<fn(T)>,
 }
 
@@ -421,10 +469,15 @@ impl<T> RequestSender<T> {
 }
 
 impl<T: Message> RequestSender<T> {
-    pub(crate) fn new(ops: Producer<Outbound>, max_send: usize) -> RequestSender<T> {
+    pub(crate) fn new(
+        ops: Producer<Outbound>,
+        max_send: usize,
+        compression: Option<CompressionEncoding>,
+    ) -> RequestSender<T> {
         RequestSender {
             ops: Some(ops),
             max_send,
+            compression,
             _message: PhantomData,
         }
     }
@@ -438,7 +491,7 @@ impl<T: Message> RequestSender<T> {
     /// on the response stream.
     pub fn send(&mut self, message: T) -> Result<(), Status> {
         let ops = self.ops.as_ref().ok_or_else(call_ended)?;
-        let framed = match codec::encode(&message, self.max_send) {
+        let framed = match codec::encode(&message, self.max_send, self.compression) {
             Ok(framed) => framed,
             Err(status) => {
                 let _ = ops.push(Outbound::Abort(status.clone()));
@@ -481,6 +534,8 @@ pub(crate) struct Responder {
     ops: Producer<Outbound>,
     state: Mutex<ResponderState>,
     pub(crate) max_send: usize,
+    /// How responses are compressed (the client accepts it and the server wants it).
+    pub(crate) compression: Option<CompressionEncoding>,
     pub(crate) cancel: Arc<CancelState>,
 }
 
@@ -495,12 +550,14 @@ impl Responder {
     pub(crate) fn new(
         ops: Producer<Outbound>,
         max_send: usize,
+        compression: Option<CompressionEncoding>,
         cancel: Arc<CancelState>,
     ) -> Responder {
         Responder {
             ops,
             state: Mutex::new(ResponderState::default()),
             max_send,
+            compression,
             cancel,
         }
     }
@@ -513,6 +570,19 @@ impl Responder {
         &self.ops
     }
 
+    /// Response headers: the handler's metadata and, when compressing, `grpc-encoding`.
+    fn headers(&self, metadata: &MetadataMap) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        metadata.write_to(&mut headers);
+        if let Some(encoding) = self.compression {
+            headers.insert(
+                codec::GRPC_ENCODING,
+                http::HeaderValue::from_static(encoding.as_str()),
+            );
+        }
+        headers
+    }
+
     /// Queues response headers unless they were sent already.
     pub(crate) fn send_headers(&self, metadata: &MetadataMap) -> Result<(), Status> {
         let mut state = self.state();
@@ -520,11 +590,20 @@ impl Responder {
             return Err(Status::internal("response headers were already sent"));
         }
         state.headers_sent = true;
-        let mut headers = HeaderMap::new();
-        metadata.write_to(&mut headers);
         self.ops
-            .push(Outbound::Headers(headers))
+            .push(Outbound::Headers(self.headers(metadata)))
             .map_err(|_| call_ended())
+    }
+
+    /// Queues default headers if none were sent, so they precede the first message.
+    fn ensure_headers(&self, state: &mut ResponderState) -> Result<(), Status> {
+        if !state.headers_sent {
+            state.headers_sent = true;
+            self.ops
+                .push(Outbound::Headers(self.headers(&MetadataMap::new())))
+                .map_err(|_| call_ended())?;
+        }
+        Ok(())
     }
 
     /// Queues a framed message; the caller has waited for room already.
@@ -533,7 +612,7 @@ impl Responder {
         if state.finished {
             return Err(call_ended());
         }
-        state.headers_sent = true;
+        self.ensure_headers(&mut state)?;
         self.ops
             .push(Outbound::Message(framed))
             .map_err(|_| call_ended())
@@ -548,7 +627,7 @@ impl Responder {
         if state.finished {
             return Err(call_ended());
         }
-        state.headers_sent = true;
+        self.ensure_headers(&mut state)?;
         self.ops
             .push_all(framed.into_iter().map(Outbound::Message))
             .map_err(|_| call_ended())
@@ -568,8 +647,7 @@ impl Responder {
         }
         state.headers_sent = true;
         state.finished = true;
-        let mut headers = HeaderMap::new();
-        metadata.write_to(&mut headers);
+        let headers = self.headers(metadata);
         let mut status = Status::ok("");
         let mut all_trailers = std::mem::take(&mut state.trailers);
         all_trailers.extend(trailers);
@@ -587,7 +665,7 @@ impl Responder {
 
     /// Encodes and queues a message, blocking while the queue is full.
     pub(crate) fn send_blocking<T: Message>(&self, message: &T) -> Result<(), Status> {
-        let framed = codec::encode(message, self.max_send)?;
+        let framed = codec::encode(message, self.max_send, self.compression)?;
         self.ops.wait_ready(None).map_err(|_| call_ended())?;
         self.push_message(framed)
     }

@@ -156,7 +156,10 @@ where
             .unwrap_or_default()
             .to_owned();
         Box::pin(async move {
-            let mut grpc = Grpc::new(ProstCodec::<EchoResponse, EchoRequest>::default());
+            // Accepts gzip requests and compresses responses for clients that accept gzip.
+            let mut grpc = Grpc::new(ProstCodec::<EchoResponse, EchoRequest>::default())
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                .send_compressed(tonic::codec::CompressionEncoding::Gzip);
             let response = match method.as_str() {
                 crate::UNARY => grpc.unary(Unary, request).await,
                 crate::SERVER_STREAM => grpc.server_streaming(ServerStream, request).await,
@@ -247,6 +250,15 @@ impl TonicClient {
             grpc: tonic::client::Grpc::new(channel),
             service: service.to_owned(),
         }
+    }
+
+    /// The same client, compressing requests with gzip and accepting gzip responses.
+    pub fn gzip(mut self) -> TonicClient {
+        self.grpc = self
+            .grpc
+            .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        self
     }
 
     fn path(&self, method: &str) -> http::uri::PathAndQuery {

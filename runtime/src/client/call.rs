@@ -22,7 +22,7 @@ use bytes::Bytes;
 use h2::{RecvStream, SendStream};
 
 use crate::channel::ChannelInner;
-use crate::codec::FrameDecoder;
+use crate::codec::{self, CompressionEncoding, FrameDecoder};
 use crate::cq::{Consumer, Producer};
 use crate::status::Status;
 use crate::streaming::{Inbound, Outbound, coalesce};
@@ -285,6 +285,19 @@ impl ClientStream {
                             "peer answered with content-type {:?}, not application/grpc",
                             parts.headers.get(http::header::CONTENT_TYPE)
                         ))));
+                    }
+                    if let Some(value) = parts.headers.get(codec::GRPC_ENCODING) {
+                        match CompressionEncoding::from_header(value.as_bytes()) {
+                            Ok(Some(_)) => self.decoder.allow_compressed(),
+                            Ok(None) => {}
+                            Err(()) => {
+                                return Poll::Ready(Err(Status::unimplemented(format!(
+                                    "the server compresses with grpc-encoding {:?}, which this \
+                                     client does not support",
+                                    String::from_utf8_lossy(value.as_bytes())
+                                ))));
+                            }
+                        }
                     }
                     self.batch.push(Inbound::Headers(parts.headers));
                     self.recv = Recv::Body(body);

@@ -12,7 +12,7 @@
 mod call;
 
 use std::future::poll_fn;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_core::Stream;
@@ -22,11 +22,11 @@ use prost::Message;
 use tracing::Instrument;
 
 use crate::channel::Channel;
-use crate::codec;
+use crate::codec::{self, CompressionEncoding};
 use crate::cq::{self, Producer};
 use crate::deadline;
 use crate::metadata::MetadataMap;
-use crate::request::Request;
+use crate::request::{CallOptions, Request};
 use crate::response::Response;
 use crate::status::Status;
 use crate::streaming::{
@@ -63,6 +63,8 @@ pub struct Client {
 struct Started {
     rx: Receiver,
     ops: Producer<Outbound>,
+    /// How this call's requests are compressed.
+    compression: Option<CompressionEncoding>,
 }
 
 impl Client {
@@ -85,8 +87,8 @@ impl Client {
         &self,
         path: &'static str,
         metadata: MetadataMap,
-        options: (Option<Duration>, bool),
-        body: Option<Bytes>,
+        options: CallOptions,
+        body: impl FnOnce(Option<CompressionEncoding>) -> Result<Option<Bytes>, Status>,
     ) -> Result<Started, Status> {
         let inner = &self.channel.inner;
         let path = PathAndQuery::from_maybe_shared(Bytes::from_static(path.as_bytes()))
@@ -97,8 +99,14 @@ impl Client {
             .path_and_query(path)
             .build()
             .map_err(|e| Status::internal(format!("cannot build the request uri: {e}")))?;
-        let (timeout, wait_for_ready) = options;
+        let CallOptions {
+            timeout,
+            wait_for_ready,
+            compression,
+        } = options;
         let timeout = timeout.or(inner.config.default_timeout);
+        let compression = compression.or(inner.config.send_compression);
+        let body = body(compression)?;
         let mut head = http::Request::new(());
         *head.method_mut() = http::Method::POST;
         *head.uri_mut() = uri;
@@ -107,6 +115,16 @@ impl Client {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         headers.insert(TE, HeaderValue::from_static("trailers"));
         headers.insert(USER_AGENT, inner.user_agent.clone());
+        headers.insert(
+            codec::GRPC_ACCEPT_ENCODING,
+            HeaderValue::from_static(codec::ACCEPTED_ENCODINGS),
+        );
+        if let Some(encoding) = compression {
+            headers.insert(
+                codec::GRPC_ENCODING,
+                HeaderValue::from_static(encoding.as_str()),
+            );
+        }
         if let Some(timeout) = timeout {
             let value = deadline::encode_timeout(timeout);
             headers.insert(
@@ -130,8 +148,13 @@ impl Client {
         let span = tracing::debug_span!("call", method = task.head.uri().path());
         inner.poller.spawn(task.run().instrument(span));
         Ok(Started {
-            rx: Receiver::new(events_rx, Side::Client),
+            rx: Receiver::new(
+                events_rx,
+                Side::Client,
+                inner.config.max_receive_message_size,
+            ),
             ops: ops_tx,
+            compression,
         })
     }
 
@@ -143,8 +166,11 @@ impl Client {
     ) -> Result<Receiver, Status> {
         let options = request.take_options();
         let (metadata, message) = request.into_parts();
-        let body = codec::encode(&message, self.max_send())?;
-        Ok(self.start(path, metadata, options, Some(body))?.rx)
+        let max_send = self.max_send();
+        let started = self.start(path, metadata, options, |compression| {
+            codec::encode(&message, max_send, compression).map(Some)
+        })?;
+        Ok(started.rx)
     }
 
     /// Starts a call whose requests come from `stream`, pumped on the runtime's executor.
@@ -159,12 +185,16 @@ impl Client {
     {
         let options = request.take_options();
         let (metadata, stream) = request.into_parts();
-        let Started { rx, ops } = self.start(path, metadata, options, None)?;
+        let Started {
+            rx,
+            ops,
+            compression,
+        } = self.start(path, metadata, options, |_| Ok(None))?;
         let max_send = self.max_send();
         self.channel
             .inner
             .rt
-            .spawn(Box::pin(pump_requests(stream, ops, max_send)));
+            .spawn(Box::pin(pump_requests(stream, ops, max_send, compression)));
         Ok(rx)
     }
 
@@ -317,8 +347,12 @@ impl Client {
     {
         let options = request.take_options();
         let (metadata, requests) = request.into_parts();
-        let Started { mut rx, ops } = self.start(path, metadata, options, None)?;
-        let mut sender = RequestSender::new(ops, self.max_send());
+        let Started {
+            mut rx,
+            ops,
+            compression,
+        } = self.start(path, metadata, options, |_| Ok(None))?;
+        let mut sender = RequestSender::new(ops, self.max_send(), compression);
         for message in requests {
             if let Err(status) = sender.send(message) {
                 if status.code() == crate::Code::ResourceExhausted {
@@ -353,9 +387,13 @@ impl Client {
     {
         let options = request.take_options();
         let (metadata, ()) = request.into_parts();
-        let Started { rx, ops } = self.start(path, metadata, options, None)?;
+        let Started {
+            rx,
+            ops,
+            compression,
+        } = self.start(path, metadata, options, |_| Ok(None))?;
         Ok((
-            RequestSender::new(ops, self.max_send()),
+            RequestSender::new(ops, self.max_send(), compression),
             BlockingStreaming::new(rx),
         ))
     }
@@ -387,8 +425,12 @@ fn streaming_response<S>(mut rx: Receiver, wrap: fn(Receiver) -> S) -> Response<
 }
 
 /// Feeds a user's request stream into a call. Runs on the executor, never the poller.
-async fn pump_requests<S, Req>(stream: S, ops: Producer<Outbound>, max_send: usize)
-where
+async fn pump_requests<S, Req>(
+    stream: S,
+    ops: Producer<Outbound>,
+    max_send: usize,
+    compression: Option<CompressionEncoding>,
+) where
     S: Stream<Item = Req> + Send + 'static,
     Req: Message,
 {
@@ -412,7 +454,7 @@ where
                 let _ = ops.push(Outbound::Finish);
                 return;
             }
-            Some(Some(message)) => match codec::encode(&message, max_send) {
+            Some(Some(message)) => match codec::encode(&message, max_send, compression) {
                 Ok(framed) => {
                     if ops.push(Outbound::Message(framed)).is_err() {
                         return;

@@ -30,7 +30,7 @@ use tracing::Instrument;
 use super::service::{Handler, ServerCall};
 use super::{Phase, ServerShared};
 use crate::client::is_grpc_content_type;
-use crate::codec::FrameDecoder;
+use crate::codec::{self, CompressionEncoding, FrameDecoder};
 use crate::cq::{self, Consumer, Producer};
 use crate::deadline;
 use crate::metadata::MetadataMap;
@@ -171,6 +171,10 @@ fn grpc_response(headers: HeaderMap) -> http::Response<()> {
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    response.headers_mut().insert(
+        codec::GRPC_ACCEPT_ENCODING,
+        HeaderValue::from_static(codec::ACCEPTED_ENCODINGS),
+    );
     response
 }
 
@@ -203,20 +207,27 @@ async fn serve_stream(
             Status::unimplemented(format!("method {path} is not implemented by this server")),
         );
     };
-    if let Some(encoding) = parts.headers.get("grpc-encoding") {
-        if encoding.as_bytes() != b"identity" {
-            let status = Status::unimplemented(format!(
-                "grpc-encoding {:?} is not supported; this server accepts identity",
-                String::from_utf8_lossy(encoding.as_bytes())
-            ));
-            let mut headers = HeaderMap::new();
-            status.write_headers(&mut headers);
-            headers.insert("grpc-accept-encoding", HeaderValue::from_static("identity"));
-            let mut respond = respond;
-            let _ = respond.send_response(grpc_response(headers), true);
-            return;
-        }
-    }
+    let request_encoding = match parts.headers.get(codec::GRPC_ENCODING) {
+        None => None,
+        Some(value) => match CompressionEncoding::from_header(value.as_bytes()) {
+            Ok(encoding) => encoding,
+            Err(()) => {
+                let status = Status::unimplemented(format!(
+                    "grpc-encoding {:?} is not supported; this server accepts {}",
+                    String::from_utf8_lossy(value.as_bytes()),
+                    codec::ACCEPTED_ENCODINGS
+                ));
+                return reject(respond, status);
+            }
+        },
+    };
+    // Responses are compressed when the server is set to and the client accepts it.
+    let response_compression = shared.config.send_compression.filter(|encoding| {
+        parts
+            .headers
+            .get(codec::GRPC_ACCEPT_ENCODING)
+            .is_some_and(|accepted| encoding.listed_in(accepted.as_bytes()))
+    });
     let timeout = match parts.headers.get(deadline::GRPC_TIMEOUT) {
         None => None,
         Some(value) => match deadline::parse_timeout(value.as_bytes()) {
@@ -241,10 +252,19 @@ async fn serve_stream(
             deadline,
             cancel: cancel.clone(),
         }),
-        requests: Receiver::new(requests_rx, Side::Server),
+        requests: {
+            let mut requests = Receiver::new(
+                requests_rx,
+                Side::Server,
+                shared.config.max_receive_message_size,
+            );
+            requests.set_encoding(request_encoding);
+            requests
+        },
         responder: Arc::new(Responder::new(
             ops_tx,
             shared.config.max_send_message_size,
+            response_compression,
             cancel.clone(),
         )),
     };
@@ -258,7 +278,13 @@ async fn serve_stream(
         send: None,
         pending: None,
         recv: Some(body),
-        decoder: FrameDecoder::new(shared.config.max_receive_message_size),
+        decoder: {
+            let mut decoder = FrameDecoder::new(shared.config.max_receive_message_size);
+            if request_encoding.is_some() {
+                decoder.allow_compressed();
+            }
+            decoder
+        },
         requests: Some(requests_tx),
         batch: Vec::new(),
         ops: ops_rx,

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
+use crate::codec::CompressionEncoding;
 use crate::cq::{self, Consumer};
 use crate::error::{Error, Result};
 pub use crate::executor::BoxFuture;
@@ -75,6 +76,7 @@ pub(crate) struct ServerConfig {
     pub(crate) initial_connection_window_size: u32,
     pub(crate) max_pending_accept_reset_streams: usize,
     pub(crate) max_local_error_reset_streams: usize,
+    pub(crate) send_compression: Option<CompressionEncoding>,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +91,7 @@ impl Default for ServerConfig {
             initial_connection_window_size: 2 * 1024 * 1024,
             max_pending_accept_reset_streams: 20,
             max_local_error_reset_streams: 1024,
+            send_compression: None,
         }
     }
 }
@@ -189,6 +192,14 @@ impl ServerBuilder {
     /// (default 1024, as h2).
     pub fn max_local_error_reset_streams(mut self, streams: usize) -> Self {
         self.config.max_local_error_reset_streams = streams;
+        self
+    }
+
+    /// Compresses responses with `encoding` for clients that accept it (their
+    /// `grpc-accept-encoding` lists it); others get uncompressed responses. Compressed
+    /// requests are accepted whatever this says.
+    pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+        self.config.send_compression = Some(encoding);
         self
     }
 

@@ -307,7 +307,7 @@ fn send_single<Resp: Message>(
     response: Response<Resp>,
 ) -> Result<(), Status> {
     let (metadata, message, trailers) = response.into_parts();
-    let framed = codec::encode(&message, responder.max_send)?;
+    let framed = codec::encode(&message, responder.max_send, responder.compression)?;
     responder.respond_once(&metadata, framed, trailers)
 }
 
@@ -342,7 +342,7 @@ where
             loop {
                 match stream.as_mut().poll_next(cx) {
                     Poll::Ready(Some(Ok(message))) => {
-                        match codec::encode(&message, responder.max_send) {
+                        match codec::encode(&message, responder.max_send, responder.compression) {
                             Ok(framed) => batch.push(framed),
                             Err(status) => return Poll::Ready(StreamEnd::Failed(status)),
                         }

@@ -56,7 +56,7 @@ fn check_stream_items(items: &[EchoResponse], count: u32) {
     }
 }
 
-fn exercise_blocking(client: &Client) {
+pub(crate) fn exercise_blocking(client: &Client) {
     let response = client
         .blocking_unary(path(SVC, UNARY), unary_request())
         .unwrap();
@@ -99,7 +99,7 @@ fn exercise_blocking(client: &Client) {
     );
 }
 
-async fn exercise_async(client: &Client) {
+pub(crate) async fn exercise_async(client: &Client) {
     let response = client
         .unary(path(SVC, UNARY), unary_request())
         .await

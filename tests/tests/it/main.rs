@@ -1,5 +1,6 @@
 //! End-to-end tests of rsgrpc, one binary with a module per area.
 
+mod compression;
 mod failures;
 mod generated_interop;
 mod isolation;

@@ -1,0 +1,195 @@
+//! gzip message compression: negotiation, both directions, both flavours, limits on the
+//! decompressed size, and interop with tonic's gzip.
+
+use std::io::Write;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use prost::Message;
+use rsgrpc::client::Client;
+use rsgrpc::{Channel, CompressionEncoding, Request, Response};
+use rsgrpc_tests::tonic_echo::{TonicClient, TonicServer};
+use rsgrpc_tests::{EchoRequest, EchoResponse, UNARY, path, req};
+
+use crate::kinds::{exercise_async, exercise_blocking};
+use crate::support::{FLAVOURS, SVC, server_with, tokio_rt};
+
+fn gzip_client(target: String) -> Client {
+    Client::new(
+        Channel::builder(target)
+            .send_compressed(CompressionEncoding::Gzip)
+            .connect_lazy()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn every_kind_works_compressed_both_ways() {
+    for flavour in FLAVOURS {
+        let (server, _) = server_with(flavour, |b| b.send_compressed(CompressionEncoding::Gzip));
+        let client = gzip_client(format!("http://{}", server.local_addr()));
+        exercise_blocking(&client);
+        futures::executor::block_on(exercise_async(&client));
+    }
+}
+
+#[test]
+fn per_call_compression_with_an_uncompressed_channel() {
+    let (server, _) = server_with(FLAVOURS[0], |b| b);
+    let client = Client::new(Channel::new(&format!("http://{}", server.local_addr())).unwrap());
+    let mut request = Request::new(EchoRequest {
+        message: "zipped".into(),
+        payload: vec![b'z'; 100_000],
+        ..Default::default()
+    });
+    request.set_send_compressed(CompressionEncoding::Gzip);
+    let reply: Response<EchoResponse> = client.blocking_unary(path(SVC, UNARY), request).unwrap();
+    assert_eq!(reply.get_ref().payload.len(), 100_000);
+}
+
+/// A raw HTTP/2 exchange, to see flags and headers on the wire.
+async fn raw(
+    addr: std::net::SocketAddr,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> (http::HeaderMap, Vec<u8>, Option<http::HeaderMap>) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (send, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut request = http::Request::post(format!("http://{addr}/{SVC}/{UNARY}"))
+        .body(())
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("content-type", "application/grpc".parse().unwrap());
+    for (k, v) in headers {
+        request.headers_mut().insert(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    let mut ready = send.ready().await.unwrap();
+    let (response, mut stream) = ready.send_request(request, false).unwrap();
+    stream.send_data(body, true).unwrap();
+    let (parts, mut body) = response.await.unwrap().into_parts();
+    let mut data = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        data.extend_from_slice(&chunk);
+    }
+    (parts.headers, data, body.trailers().await.unwrap())
+}
+
+fn gzip_frame(plain: &[u8]) -> Bytes {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(plain).unwrap();
+    let compressed = gz.finish().unwrap();
+    let mut buf = BytesMut::new();
+    buf.put_u8(1);
+    buf.put_u32(compressed.len() as u32);
+    buf.put_slice(&compressed);
+    buf.freeze()
+}
+
+fn status_of(headers: &http::HeaderMap, trailers: &Option<http::HeaderMap>) -> String {
+    trailers
+        .as_ref()
+        .and_then(|t| t.get("grpc-status"))
+        .or_else(|| headers.get("grpc-status"))
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn wire_format_flags_and_headers() {
+    let (server, _) = server_with(FLAVOURS[1], |b| {
+        b.send_compressed(CompressionEncoding::Gzip)
+    });
+    let addr = server.local_addr();
+    tokio_rt().block_on(async {
+        // A compressed request with its declared encoding is accepted; the response is
+        // compressed because the request accepts gzip.
+        let plain = req("over the wire").encode_to_vec();
+        let (headers, data, trailers) = raw(
+            addr,
+            &[("grpc-encoding", "gzip"), ("grpc-accept-encoding", "gzip")],
+            gzip_frame(&plain),
+        )
+        .await;
+        assert_eq!(status_of(&headers, &trailers), "0");
+        assert_eq!(headers.get("grpc-encoding").unwrap(), "gzip");
+        assert_eq!(data[0], 1, "the response message is flagged compressed");
+
+        // Without grpc-accept-encoding the response is not compressed.
+        let mut frame = BytesMut::new();
+        frame.put_u8(0);
+        frame.put_u32(plain.len() as u32);
+        frame.put_slice(&plain);
+        let (headers, data, trailers) = raw(addr, &[], frame.freeze()).await;
+        assert_eq!(status_of(&headers, &trailers), "0");
+        assert!(headers.get("grpc-encoding").is_none());
+        assert_eq!(data[0], 0);
+    });
+}
+
+#[test]
+fn a_gzip_bomb_is_refused_by_its_decompressed_size() {
+    let (server, _) = server_with(FLAVOURS[0], |b| b);
+    let addr = server.local_addr();
+    // A valid EchoRequest whose payload is 64 MiB of zeros: about 64 KiB compressed,
+    // far over the 4 MiB receive limit once decompressed.
+    let bomb = EchoRequest {
+        payload: vec![0; 64 << 20],
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let frame = gzip_frame(&bomb);
+    assert!(frame.len() < 1 << 20);
+    tokio_rt().block_on(async {
+        let (headers, _, trailers) = raw(addr, &[("grpc-encoding", "gzip")], frame).await;
+        assert_eq!(status_of(&headers, &trailers), "8", "RESOURCE_EXHAUSTED");
+    });
+}
+
+#[test]
+fn gzip_interop_with_tonic() {
+    // Our compressing client against tonic (which answers compressed, as we accept gzip).
+    let tonic = TonicServer::start();
+    let client = gzip_client(format!("http://{}", tonic.addr));
+    let reply: Response<EchoResponse> = client
+        .blocking_unary(
+            path(SVC, UNARY),
+            Request::new(EchoRequest {
+                message: "to tonic".into(),
+                payload: vec![b'p'; 50_000],
+                ..Default::default()
+            }),
+        )
+        .unwrap();
+    assert_eq!(reply.get_ref().payload.len(), 50_000);
+
+    // A compressing tonic client against our compressing servers.
+    let rt = tokio_rt();
+    for flavour in FLAVOURS {
+        let (server, _) = server_with(flavour, |b| b.send_compressed(CompressionEncoding::Gzip));
+        rt.block_on(async {
+            let mut client = TonicClient::connect(server.local_addr(), SVC).await.gzip();
+            let reply = client
+                .unary(tonic::Request::new(EchoRequest {
+                    message: "from tonic".into(),
+                    payload: vec![b'q'; 50_000],
+                    ..Default::default()
+                }))
+                .await
+                .unwrap();
+            assert_eq!(reply.get_ref().payload.len(), 50_000, "{flavour:?}");
+            let err = client
+                .unary(tonic::Request::new(req("fail:3:bad")))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        });
+    }
+}
