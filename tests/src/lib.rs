@@ -13,6 +13,7 @@
 //!
 //! Metadata `x-echo` and `x-echo-bin` are echoed in response headers and trailers.
 
+// Test support: the echo messages and helpers are documented by the table above.
 #![allow(missing_docs)]
 
 use std::collections::HashSet;
@@ -32,6 +33,11 @@ pub mod tonic_echo;
 /// hand-written messages below.
 pub mod generated {
     rsgrpc::include_proto!("test");
+}
+
+/// Stubs for gRPC's interop test service, from `tests/proto/grpc/testing`.
+pub mod interop {
+    rsgrpc::include_proto!("grpc.testing");
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
