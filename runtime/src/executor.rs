@@ -3,7 +3,10 @@
 //!
 //! The executor is a plain multi-threaded run queue: a task is an `Arc` holding its future;
 //! waking it pushes it onto the queue once (a `scheduled` flag guards against duplicates);
-//! executor threads pop and poll. The worker pool grows a thread whenever more jobs wait
+//! executor threads pop and poll. When a task blocks its thread in a blocking rsgrpc call
+//! (an async handler using a blocking client), [`blocking_region`] starts a stand-in thread
+//! that serves the queue until the call returns, so the executor never runs out of threads
+//! to the handlers that call each other. The worker pool grows a thread whenever more jobs wait
 //! than threads are idle (up to its maximum), and idle threads above the minimum retire
 //! after a keep-alive period, so a handler that sleeps never delays the next call.
 
@@ -39,6 +42,52 @@ pub(crate) struct Executor {
 struct ExecShared {
     state: Mutex<ExecState>,
     cv: Condvar,
+    name: String,
+}
+
+thread_local! {
+    /// The executor this thread serves, so a blocking wait on it can lend a stand-in.
+    static CURRENT: std::cell::RefCell<Option<Arc<ExecShared>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Whether the calling thread is one of an executor's.
+pub(crate) fn on_executor_thread() -> bool {
+    CURRENT.with(|c| c.borrow().is_some())
+}
+
+/// Runs `wait`, which may block, on the calling thread. On an executor thread a stand-in
+/// thread serves the executor's queue until `wait` returns (or unwinds), so tasks that the
+/// blocked one waits for still run.
+pub(crate) fn blocking_region<R>(wait: impl FnOnce() -> R) -> R {
+    let Some(exec) = CURRENT.with(|c| c.borrow().clone()) else {
+        return wait();
+    };
+    struct Retire(Arc<ExecShared>, Arc<AtomicBool>);
+    impl Drop for Retire {
+        fn drop(&mut self) {
+            self.1.store(true, Ordering::Release);
+            // Taking the lock orders the flag before the stand-in's next check.
+            drop(lock(&self.0.state));
+            self.0.cv.notify_all();
+        }
+    }
+    let retire = Arc::new(AtomicBool::new(false));
+    let stand_in = exec.clone();
+    let flag = retire.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("{}-standin", exec.name))
+        .spawn(move || stand_in.run(Some(flag)));
+    match spawned {
+        Ok(handle) => {
+            let mut state = lock(&exec.state);
+            state.threads.retain(|h| !h.is_finished());
+            state.threads.push(handle);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot start a stand-in executor thread"),
+    }
+    let _retire = Retire(exec, retire);
+    wait()
 }
 
 struct ExecState {
@@ -80,12 +129,15 @@ impl ExecShared {
         }
     }
 
-    fn run(self: Arc<Self>) {
+    /// Serves the queue until shutdown, or until `retire` is set (stand-in threads).
+    fn run(self: Arc<Self>, retire: Option<Arc<AtomicBool>>) {
+        CURRENT.with(|c| *c.borrow_mut() = Some(self.clone()));
         loop {
             let task = {
                 let mut state = lock(&self.state);
                 loop {
-                    if state.shutdown {
+                    if state.shutdown || retire.as_ref().is_some_and(|r| r.load(Ordering::Acquire))
+                    {
                         return;
                     }
                     if let Some(task) = state.queue.pop_front() {
@@ -126,12 +178,13 @@ impl Executor {
                 threads: Vec::new(),
             }),
             cv: Condvar::new(),
+            name: name.to_owned(),
         });
         for i in 0..threads.max(1) {
             let worker = shared.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
-                .spawn(move || worker.run())
+                .spawn(move || worker.run(None))
                 .map_err(|e| Error::io("failed to start an executor thread", e))?;
             lock(&shared.state).threads.push(handle);
         }

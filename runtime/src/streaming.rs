@@ -104,6 +104,13 @@ pub(crate) struct Block;
 
 impl Wait for Block {
     fn pop(&mut self, events: &mut Consumer<Inbound>) -> Poll<Option<Inbound>> {
+        if crate::executor::on_executor_thread() {
+            // Only a wait that really blocks needs the executor's stand-in.
+            if let Some(event) = events.try_pop() {
+                return Poll::Ready(Some(event));
+            }
+            return Poll::Ready(crate::executor::blocking_region(|| events.pop_blocking()));
+        }
         Poll::Ready(events.pop_blocking())
     }
 }
@@ -499,7 +506,7 @@ impl<T: Message> RequestSender<T> {
                 return Err(status);
             }
         };
-        ops.wait_ready(None).map_err(|_| call_ended())?;
+        crate::executor::blocking_region(|| ops.wait_ready(None)).map_err(|_| call_ended())?;
         ops.push(Outbound::Message(framed))
             .map_err(|_| call_ended())
     }

@@ -64,3 +64,58 @@ fn sleeping_blocking_handlers_do_not_delay_other_calls() {
     }
     assert_eq!(finished.load(Ordering::SeqCst), SLEEPERS);
 }
+
+/// An async handler that calls, through a blocking client, another async service on the
+/// same runtime must not starve it, even with a single executor thread.
+#[test]
+fn async_handler_blocking_on_a_call_to_the_same_executor_does_not_deadlock() {
+    use rsgrpc::client::Client;
+    use rsgrpc::server::{Server, Service};
+    use rsgrpc::{Channel, Runtime, Status};
+    use rsgrpc_tests::{EchoRequest, Probe, async_echo};
+
+    let runtime = Runtime::builder()
+        .executor_threads(1)
+        .thread_name_prefix("onexec")
+        .build()
+        .unwrap();
+    let inner = Server::builder()
+        .runtime(&runtime)
+        .add_service(async_echo("test.Inner", Probe::new()))
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let inner_client = Client::new(
+        Channel::builder(format!("http://{}", inner.local_addr()))
+            .runtime(&runtime)
+            .connect_lazy()
+            .unwrap(),
+    );
+    let outer_service = Service::builder("test.Outer")
+        .unary(UNARY, move |request: Request<EchoRequest>| {
+            let client = inner_client.clone();
+            async move {
+                // A synchronous call from inside an async handler on the only executor
+                // thread; the inner handler needs that executor too.
+                let reply: Response<EchoResponse> = client.blocking_unary(
+                    path("test.Inner", UNARY),
+                    Request::new(request.into_inner()),
+                )?;
+                Ok::<_, Status>(Response::new(reply.into_inner()))
+            }
+        })
+        .build();
+    let outer = Server::builder()
+        .runtime(&runtime)
+        .add_service(outer_service)
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let client = Client::new(Channel::new(&format!("http://{}", outer.local_addr())).unwrap());
+    for i in 0..5 {
+        let mut request = Request::new(req(&format!("nested {i}")));
+        request.set_timeout(Duration::from_secs(20));
+        let reply: Response<EchoResponse> = client
+            .blocking_unary(path("test.Outer", UNARY), request)
+            .unwrap();
+        assert_eq!(reply.get_ref().message, format!("nested {i}"));
+    }
+}
