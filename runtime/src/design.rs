@@ -26,7 +26,9 @@
 //!   bodies are encoded and decoded by the caller or the handler, never on the poller.
 //! * **The executor** runs async handlers and the request streams of async client calls.
 //!   A server can hand its async handlers to your executor instead
-//!   ([`ServerBuilder::spawn_with`](crate::server::ServerBuilder::spawn_with)).
+//!   ([`ServerBuilder::spawn_with`](crate::server::ServerBuilder::spawn_with)). When an
+//!   async handler makes a blocking call, its thread lends the executor a stand-in thread
+//!   for as long as it waits, so handlers calling each other this way cannot starve it.
 //! * **The worker pool** runs blocking handlers; it starts a thread whenever every thread
 //!   is busy, so a handler that sleeps does not delay other calls.
 //!
@@ -42,6 +44,11 @@
 //! Queues are bounded for flow control: the poller stops reading a stream while its
 //! consumer is behind (so HTTP/2 flow control pushes back on the peer), and a sender waits
 //! while the transport cannot take more.
+//!
+//! Messages queued one behind the other are joined into one buffer before they are handed
+//! to h2, so a stream of small messages is written as full HTTP/2 frames with few system
+//! calls. Compression (gzip) and decompression happen on the sending and receiving
+//! threads, never on the poller.
 //!
 //! Dropping the consumer of a client call's inbound queue — dropping a response stream or
 //! an unfinished call future — is how a call is cancelled: the poller notices and resets
