@@ -341,6 +341,22 @@ mod tests {
     }
 
     #[test]
+    fn several_protos_in_one_attribute() {
+        let attr: TokenStream = "proto = [\"../examples/proto/helloworld/helloworld.proto\", \
+                                 \"../examples/proto/routeguide/route_guide.proto\"], \
+                                 includes = [\"../examples/proto\"]"
+            .parse()
+            .unwrap();
+        let out = expand(attr, "mod both {}".parse().unwrap())
+            .unwrap()
+            .to_string();
+        assert!(out.contains("pub mod helloworld {"), "{out}");
+        assert!(out.contains("pub mod routeguide {"), "{out}");
+        assert!(out.contains("pub struct GreeterClient"), "{out}");
+        assert!(out.contains("pub struct RouteGuideBlockingClient"), "{out}");
+    }
+
+    #[test]
     fn several_packages_nest_as_modules() {
         let attr: TokenStream = "proto = [\"../tests/proto/corpus/app/v1/app.proto\"], \
                                  includes = [\"../tests/proto\"]"
