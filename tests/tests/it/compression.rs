@@ -11,6 +11,7 @@ use rsgrpc_tests::tonic_echo::{TonicClient, TonicServer};
 use rsgrpc_tests::{EchoRequest, EchoResponse, UNARY, path, req};
 
 use crate::kinds::{exercise_async, exercise_blocking};
+use crate::protocol::{RawResponse, connect, raw_call};
 use crate::support::{FLAVOURS, SVC, server_with, tokio_rt};
 
 fn gzip_client(target: String) -> Client {
@@ -46,40 +47,12 @@ fn per_call_compression_with_an_uncompressed_channel() {
     assert_eq!(reply.get_ref().payload.len(), 100_000);
 }
 
-/// A raw HTTP/2 exchange, to see flags and headers on the wire.
-async fn raw(
-    addr: std::net::SocketAddr,
-    headers: &[(&str, &str)],
-    body: Bytes,
-) -> (http::HeaderMap, Vec<u8>, Option<http::HeaderMap>) {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (send, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let mut request = http::Request::post(format!("http://{addr}/{SVC}/{UNARY}"))
-        .body(())
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("content-type", "application/grpc".parse().unwrap());
-    for (k, v) in headers {
-        request.headers_mut().insert(
-            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            v.parse().unwrap(),
-        );
-    }
-    let mut ready = send.ready().await.unwrap();
-    let (response, mut stream) = ready.send_request(request, false).unwrap();
-    stream.send_data(body, true).unwrap();
-    let (parts, mut body) = response.await.unwrap().into_parts();
-    let mut data = Vec::new();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.unwrap();
-        let _ = body.flow_control().release_capacity(chunk.len());
-        data.extend_from_slice(&chunk);
-    }
-    (parts.headers, data, body.trailers().await.unwrap())
+/// A raw HTTP/2 unary call to the echo service, to see flags and headers on the wire.
+async fn raw(addr: std::net::SocketAddr, headers: &[(&str, &str)], body: Bytes) -> RawResponse {
+    let mut send = connect(addr).await;
+    let mut all = vec![("content-type", "application/grpc")];
+    all.extend_from_slice(headers);
+    raw_call(&mut send, addr, &format!("/{SVC}/{UNARY}"), &all, body).await
 }
 
 fn gzip_frame(plain: &[u8]) -> Bytes {
@@ -93,15 +66,6 @@ fn gzip_frame(plain: &[u8]) -> Bytes {
     buf.freeze()
 }
 
-fn status_of(headers: &http::HeaderMap, trailers: &Option<http::HeaderMap>) -> String {
-    trailers
-        .as_ref()
-        .and_then(|t| t.get("grpc-status"))
-        .or_else(|| headers.get("grpc-status"))
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
-}
-
 #[test]
 fn wire_format_flags_and_headers() {
     let (server, _) = server_with(FLAVOURS[1], |b| {
@@ -112,25 +76,25 @@ fn wire_format_flags_and_headers() {
         // A compressed request with its declared encoding is accepted; the response is
         // compressed because the request accepts gzip.
         let plain = req("over the wire").encode_to_vec();
-        let (headers, data, trailers) = raw(
+        let r = raw(
             addr,
             &[("grpc-encoding", "gzip"), ("grpc-accept-encoding", "gzip")],
             gzip_frame(&plain),
         )
         .await;
-        assert_eq!(status_of(&headers, &trailers), "0");
-        assert_eq!(headers.get("grpc-encoding").unwrap(), "gzip");
-        assert_eq!(data[0], 1, "the response message is flagged compressed");
+        assert_eq!(r.grpc_status().as_deref(), Some("0"));
+        assert_eq!(r.headers.get("grpc-encoding").unwrap(), "gzip");
+        assert_eq!(r.data[0], 1, "the response message is flagged compressed");
 
         // Without grpc-accept-encoding the response is not compressed.
         let mut frame = BytesMut::new();
         frame.put_u8(0);
         frame.put_u32(plain.len() as u32);
         frame.put_slice(&plain);
-        let (headers, data, trailers) = raw(addr, &[], frame.freeze()).await;
-        assert_eq!(status_of(&headers, &trailers), "0");
-        assert!(headers.get("grpc-encoding").is_none());
-        assert_eq!(data[0], 0);
+        let r = raw(addr, &[], frame.freeze()).await;
+        assert_eq!(r.grpc_status().as_deref(), Some("0"));
+        assert!(r.headers.get("grpc-encoding").is_none());
+        assert_eq!(r.data[0], 0);
     });
 }
 
@@ -148,8 +112,8 @@ fn a_gzip_bomb_is_refused_by_its_decompressed_size() {
     let frame = gzip_frame(&bomb);
     assert!(frame.len() < 1 << 20);
     tokio_rt().block_on(async {
-        let (headers, _, trailers) = raw(addr, &[("grpc-encoding", "gzip")], frame).await;
-        assert_eq!(status_of(&headers, &trailers), "8", "RESOURCE_EXHAUSTED");
+        let r = raw(addr, &[("grpc-encoding", "gzip")], frame).await;
+        assert_eq!(r.grpc_status().as_deref(), Some("8"), "RESOURCE_EXHAUSTED");
     });
 }
 

@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 
 use crate::support::{FLAVOURS, Flavour, SVC, server, server_with, tokio_rt};
 
-async fn connect(addr: SocketAddr) -> SendRequest<Bytes> {
+pub(crate) async fn connect(addr: SocketAddr) -> SendRequest<Bytes> {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let (send, connection) = h2::client::handshake(tcp).await.unwrap();
     tokio::spawn(async move {
@@ -34,15 +34,17 @@ fn framed(message: &str) -> Bytes {
     buf.freeze()
 }
 
-struct RawResponse {
-    status: http::StatusCode,
-    headers: HeaderMap,
-    trailers: Option<HeaderMap>,
+pub(crate) struct RawResponse {
+    pub(crate) status: http::StatusCode,
+    pub(crate) headers: HeaderMap,
+    /// The response body, message prefixes included.
+    pub(crate) data: Vec<u8>,
+    pub(crate) trailers: Option<HeaderMap>,
 }
 
 impl RawResponse {
     /// `grpc-status` from the trailers, or from the headers of a Trailers-Only response.
-    fn grpc_status(&self) -> Option<String> {
+    pub(crate) fn grpc_status(&self) -> Option<String> {
         self.trailers
             .as_ref()
             .and_then(|t| t.get("grpc-status"))
@@ -51,7 +53,7 @@ impl RawResponse {
     }
 }
 
-async fn raw_call(
+pub(crate) async fn raw_call(
     send: &mut SendRequest<Bytes>,
     addr: SocketAddr,
     method_path: &str,
@@ -72,14 +74,17 @@ async fn raw_call(
     stream.send_data(body, true).unwrap();
     let response = response.await.unwrap();
     let (parts, mut body) = response.into_parts();
+    let mut data = Vec::new();
     while let Some(chunk) = body.data().await {
         let chunk = chunk.unwrap();
         let _ = body.flow_control().release_capacity(chunk.len());
+        data.extend_from_slice(&chunk);
     }
     let trailers = body.trailers().await.unwrap();
     RawResponse {
         status: parts.status,
         headers: parts.headers,
+        data,
         trailers,
     }
 }
