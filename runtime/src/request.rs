@@ -34,6 +34,7 @@ pub struct Request<T> {
     timeout: Option<Duration>,
     wait_for_ready: bool,
     compression: Option<CompressionEncoding>,
+    message_compressed: bool,
     context: Option<Arc<CallContext>>,
 }
 
@@ -53,6 +54,7 @@ impl<T> Request<T> {
             timeout: None,
             wait_for_ready: false,
             compression: None,
+            message_compressed: false,
             context: None,
         }
     }
@@ -61,6 +63,7 @@ impl<T> Request<T> {
         metadata: MetadataMap,
         message: T,
         context: Arc<CallContext>,
+        message_compressed: bool,
     ) -> Request<T> {
         Request {
             metadata,
@@ -68,6 +71,7 @@ impl<T> Request<T> {
             timeout: None,
             wait_for_ready: false,
             compression: None,
+            message_compressed,
             context: Some(context),
         }
     }
@@ -110,6 +114,7 @@ impl<T> Request<T> {
             timeout: self.timeout,
             wait_for_ready: self.wait_for_ready,
             compression: self.compression,
+            message_compressed: self.message_compressed,
             context: self.context,
         }
     }
@@ -134,6 +139,12 @@ impl<T> Request<T> {
     /// Whether [`set_wait_for_ready`](Self::set_wait_for_ready) was turned on.
     pub fn wait_for_ready(&self) -> bool {
         self.wait_for_ready
+    }
+
+    /// Server side: whether the request message arrived compressed (for methods taking one
+    /// message; a request stream tells per message).
+    pub fn message_compressed(&self) -> bool {
+        self.message_compressed
     }
 
     /// Server side: the caller's address.

@@ -17,6 +17,7 @@ pub struct Response<T> {
     metadata: MetadataMap,
     message: T,
     trailers: MetadataMap,
+    compress: bool,
 }
 
 impl<T> Response<T> {
@@ -26,6 +27,7 @@ impl<T> Response<T> {
             metadata: MetadataMap::new(),
             message,
             trailers: MetadataMap::new(),
+            compress: true,
         }
     }
 
@@ -34,6 +36,7 @@ impl<T> Response<T> {
             metadata,
             message,
             trailers,
+            compress: true,
         }
     }
 
@@ -56,6 +59,17 @@ impl<T> Response<T> {
     /// Mutable access to the trailing metadata, sent by a handler with the final status.
     pub fn trailers_mut(&mut self) -> &mut MetadataMap {
         &mut self.trailers
+    }
+
+    /// Server side: whether the response messages are compressed, when the call compresses
+    /// at all (the server was built with `send_compressed` and the client accepts it); on
+    /// by default.
+    pub fn set_compression(&mut self, enabled: bool) {
+        self.compress = enabled;
+    }
+
+    pub(crate) fn compress(&self) -> bool {
+        self.compress
     }
 
     /// The message.
@@ -84,6 +98,7 @@ impl<T> Response<T> {
             metadata: self.metadata,
             message: f(self.message),
             trailers: self.trailers,
+            compress: self.compress,
         }
     }
 }

@@ -140,6 +140,8 @@ pub(crate) struct Receiver {
     pending: Option<Frame>,
     /// The first message of a unary exchange, held until the stream ends.
     first: Option<Bytes>,
+    /// Whether the last message returned arrived compressed.
+    last_compressed: bool,
 }
 
 impl Receiver {
@@ -155,7 +157,13 @@ impl Receiver {
             error_reported: false,
             pending: None,
             first: None,
+            last_compressed: false,
         }
+    }
+
+    /// Whether the last message returned arrived compressed.
+    pub(crate) fn last_compressed(&self) -> bool {
+        self.last_compressed
     }
 
     /// Sets the encoding the peer declared for its messages.
@@ -251,6 +259,7 @@ impl Receiver {
         let Some(frame) = frame else {
             return Poll::Ready(None);
         };
+        self.last_compressed = frame.compressed;
         match self.plain(frame) {
             Ok(body) => Poll::Ready(Some(Ok(body))),
             Err(status) => {
@@ -347,6 +356,11 @@ impl<T> Streaming<T> {
     pub fn trailers(&self) -> Option<&MetadataMap> {
         self.rx.trailers()
     }
+
+    /// Whether the last message received arrived compressed.
+    pub fn last_message_compressed(&self) -> bool {
+        self.rx.last_compressed()
+    }
 }
 
 impl<T: Message + Default> Streaming<T> {
@@ -417,6 +431,11 @@ impl<T> BlockingStreaming<T> {
     pub fn trailers(&self) -> Option<&MetadataMap> {
         self.rx.trailers()
     }
+
+    /// Whether the last message received arrived compressed.
+    pub fn last_message_compressed(&self) -> bool {
+        self.rx.last_compressed()
+    }
 }
 
 impl<T: Message + Default> BlockingStreaming<T> {
@@ -464,6 +483,7 @@ pub struct RequestSender<T> {
     ops: Option<Producer<Outbound>>,
     max_send: usize,
     compression: Option<CompressionEncoding>,
+    compress: bool,
     _message: PhantomData<fn(T)>,
 }
 
@@ -485,6 +505,7 @@ impl<T: Message> RequestSender<T> {
             ops: Some(ops),
             max_send,
             compression,
+            compress: true,
             _message: PhantomData,
         }
     }
@@ -498,7 +519,8 @@ impl<T: Message> RequestSender<T> {
     /// on the response stream.
     pub fn send(&mut self, message: T) -> Result<(), Status> {
         let ops = self.ops.as_ref().ok_or_else(call_ended)?;
-        let framed = match codec::encode(&message, self.max_send, self.compression) {
+        let compression = self.compression.filter(|_| self.compress);
+        let framed = match codec::encode(&message, self.max_send, compression) {
             Ok(framed) => framed,
             Err(status) => {
                 let _ = ops.push(Outbound::Abort(status.clone()));
@@ -509,6 +531,13 @@ impl<T: Message> RequestSender<T> {
         crate::executor::blocking_region(|| ops.wait_ready(None)).map_err(|_| call_ended())?;
         ops.push(Outbound::Message(framed))
             .map_err(|_| call_ended())
+    }
+
+    /// Whether the next messages are compressed, when the call compresses its requests
+    /// (see [`Request::set_send_compressed`](crate::Request::set_send_compressed)); on by
+    /// default. Turning it off sends them uncompressed on the same call.
+    pub fn set_compression(&mut self, enabled: bool) {
+        self.compress = enabled;
     }
 
     /// Half-closes the call: the server sees the end of the request stream.
@@ -546,11 +575,23 @@ pub(crate) struct Responder {
     pub(crate) cancel: Arc<CancelState>,
 }
 
-#[derive(Default)]
 struct ResponderState {
     headers_sent: bool,
     finished: bool,
     trailers: MetadataMap,
+    /// Whether messages are compressed (when the call compresses at all).
+    compress: bool,
+}
+
+impl Default for ResponderState {
+    fn default() -> Self {
+        ResponderState {
+            headers_sent: false,
+            finished: false,
+            trailers: MetadataMap::new(),
+            compress: true,
+        }
+    }
 }
 
 impl Responder {
@@ -670,9 +711,19 @@ impl Responder {
             .map_err(|_| call_ended())
     }
 
+    /// Turns compression of the next messages on or off.
+    pub(crate) fn set_compress(&self, enabled: bool) {
+        self.state().compress = enabled;
+    }
+
+    /// The encoding for the next message: the call's, unless turned off.
+    pub(crate) fn message_compression(&self) -> Option<CompressionEncoding> {
+        self.compression.filter(|_| self.state().compress)
+    }
+
     /// Encodes and queues a message, blocking while the queue is full.
     pub(crate) fn send_blocking<T: Message>(&self, message: &T) -> Result<(), Status> {
-        let framed = codec::encode(message, self.max_send, self.compression)?;
+        let framed = codec::encode(message, self.max_send, self.message_compression())?;
         self.ops.wait_ready(None).map_err(|_| call_ended())?;
         self.push_message(framed)
     }
@@ -744,6 +795,12 @@ impl<T: Message> ResponseSink<T> {
     /// Adds trailing metadata, sent with the final status.
     pub fn add_trailers(&mut self, metadata: MetadataMap) {
         self.responder.add_trailers(metadata);
+    }
+
+    /// Whether the next responses are compressed, when the call compresses at all (the
+    /// server was built with `send_compressed` and the client accepts it); on by default.
+    pub fn set_compression(&mut self, enabled: bool) {
+        self.responder.set_compress(enabled);
     }
 
     /// Whether the call was cancelled; further sends will fail.

@@ -143,7 +143,9 @@ impl ServiceBuilder {
                 call,
                 move |mut requests, metadata, context, responder| async move {
                     let body = poll_fn(|cx| requests.poll_single(cx)).await?;
-                    let request = Request::from_server(metadata, codec::decode(body)?, context);
+                    let compressed = requests.last_compressed();
+                    let request =
+                        Request::from_server(metadata, codec::decode(body)?, context, compressed);
                     send_single(&responder, handler(request).await?)
                 },
             )
@@ -166,7 +168,9 @@ impl ServiceBuilder {
                 call,
                 move |mut requests, metadata, context, responder| async move {
                     let body = poll_fn(|cx| requests.poll_single(cx)).await?;
-                    let request = Request::from_server(metadata, codec::decode(body)?, context);
+                    let compressed = requests.last_compressed();
+                    let request =
+                        Request::from_server(metadata, codec::decode(body)?, context, compressed);
                     send_stream(&responder, handler(request).await?).await
                 },
             )
@@ -187,7 +191,8 @@ impl ServiceBuilder {
             run_async(
                 call,
                 move |requests, metadata, context, responder| async move {
-                    let request = Request::from_server(metadata, Streaming::new(requests), context);
+                    let request =
+                        Request::from_server(metadata, Streaming::new(requests), context, false);
                     send_single(&responder, handler(request).await?)
                 },
             )
@@ -209,7 +214,8 @@ impl ServiceBuilder {
             run_async(
                 call,
                 move |requests, metadata, context, responder| async move {
-                    let request = Request::from_server(metadata, Streaming::new(requests), context);
+                    let request =
+                        Request::from_server(metadata, Streaming::new(requests), context, false);
                     send_stream(&responder, handler(request).await?).await
                 },
             )
@@ -226,7 +232,9 @@ impl ServiceBuilder {
         self.add_blocking(method, move |call| {
             run_blocking(call, |mut requests, metadata, context, responder| {
                 let body = wait(requests.poll_single(&mut Block))?;
-                let request = Request::from_server(metadata, codec::decode(body)?, context);
+                let compressed = requests.last_compressed();
+                let request =
+                    Request::from_server(metadata, codec::decode(body)?, context, compressed);
                 send_single(responder, handler(request)?)
             })
         })
@@ -243,7 +251,9 @@ impl ServiceBuilder {
         self.add_blocking(method, move |call| {
             run_blocking(call, |mut requests, metadata, context, responder| {
                 let body = wait(requests.poll_single(&mut Block))?;
-                let request = Request::from_server(metadata, codec::decode(body)?, context);
+                let compressed = requests.last_compressed();
+                let request =
+                    Request::from_server(metadata, codec::decode(body)?, context, compressed);
                 handler(request, ResponseSink::new(responder.clone()))
             })
         })
@@ -261,8 +271,12 @@ impl ServiceBuilder {
     {
         self.add_blocking(method, move |call| {
             run_blocking(call, |requests, metadata, context, responder| {
-                let request =
-                    Request::from_server(metadata, BlockingStreaming::new(requests), context);
+                let request = Request::from_server(
+                    metadata,
+                    BlockingStreaming::new(requests),
+                    context,
+                    false,
+                );
                 send_single(responder, handler(request)?)
             })
         })
@@ -281,8 +295,12 @@ impl ServiceBuilder {
     {
         self.add_blocking(method, move |call| {
             run_blocking(call, |requests, metadata, context, responder| {
-                let request =
-                    Request::from_server(metadata, BlockingStreaming::new(requests), context);
+                let request = Request::from_server(
+                    metadata,
+                    BlockingStreaming::new(requests),
+                    context,
+                    false,
+                );
                 handler(request, ResponseSink::new(responder.clone()))
             })
         })
@@ -306,8 +324,9 @@ fn send_single<Resp: Message>(
     responder: &Responder,
     response: Response<Resp>,
 ) -> Result<(), Status> {
+    let compression = responder.compression.filter(|_| response.compress());
     let (metadata, message, trailers) = response.into_parts();
-    let framed = codec::encode(&message, responder.max_send, responder.compression)?;
+    let framed = codec::encode(&message, responder.max_send, compression)?;
     responder.respond_once(&metadata, framed, trailers)
 }
 
@@ -328,6 +347,8 @@ where
     Resp: Message,
     S: Stream<Item = Result<Resp, Status>>,
 {
+    responder.set_compress(response.compress());
+    let compression = responder.message_compression();
     let (metadata, stream, trailers) = response.into_parts();
     responder.send_headers(&metadata)?;
     let mut stream = std::pin::pin!(stream);
@@ -342,7 +363,7 @@ where
             loop {
                 match stream.as_mut().poll_next(cx) {
                     Poll::Ready(Some(Ok(message))) => {
-                        match codec::encode(&message, responder.max_send, responder.compression) {
+                        match codec::encode(&message, responder.max_send, compression) {
                             Ok(framed) => batch.push(framed),
                             Err(status) => return Poll::Ready(StreamEnd::Failed(status)),
                         }

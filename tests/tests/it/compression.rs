@@ -157,3 +157,103 @@ fn gzip_interop_with_tonic() {
         });
     }
 }
+
+/// Handlers and clients can see and choose compression message by message.
+#[test]
+fn compression_is_visible_and_switchable_per_message() {
+    use rsgrpc::server::{Server, Service};
+    use rsgrpc::{BlockingStreaming, ResponseSink, Status};
+
+    let service = Service::builder(SVC)
+        // Reports whether the request arrived compressed; compresses the reply only when
+        // asked to by the message "compress".
+        .blocking_unary(UNARY, |request: Request<EchoRequest>| {
+            let compressed = request.message_compressed();
+            let compress = request.get_ref().message == "compress";
+            let mut response = Response::new(EchoResponse {
+                message: compressed.to_string(),
+                ..Default::default()
+            });
+            response.set_compression(compress);
+            Ok::<_, Status>(response)
+        })
+        // Alternates compressed and uncompressed responses.
+        .blocking_server_streaming(
+            rsgrpc_tests::SERVER_STREAM,
+            |request: Request<EchoRequest>, mut sink: ResponseSink<EchoResponse>| {
+                for i in 0..request.get_ref().count {
+                    sink.set_compression(i % 2 == 0);
+                    sink.send(EchoResponse {
+                        index: i,
+                        payload: vec![b'a'; 1000],
+                        ..Default::default()
+                    })?;
+                }
+                Ok(())
+            },
+        )
+        // Reports, per request message, whether it arrived compressed.
+        .blocking_client_streaming(
+            rsgrpc_tests::CLIENT_STREAM,
+            |request: Request<BlockingStreaming<EchoRequest>>| {
+                let mut requests = request.into_inner();
+                let mut flags = Vec::new();
+                while requests.recv()?.is_some() {
+                    flags.push(if requests.last_message_compressed() {
+                        "z"
+                    } else {
+                        "-"
+                    });
+                }
+                Ok(Response::new(EchoResponse {
+                    message: flags.concat(),
+                    ..Default::default()
+                }))
+            },
+        )
+        .build();
+    let server = Server::builder()
+        .add_service(service)
+        .send_compressed(CompressionEncoding::Gzip)
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let client = gzip_client(format!("http://{}", server.local_addr()));
+
+    // The server sees the compressed request; the reply is compressed only on request.
+    let reply: Response<EchoResponse> = client
+        .blocking_unary(path(SVC, UNARY), Request::new(req("plain")))
+        .unwrap();
+    assert_eq!(reply.get_ref().message, "true");
+    let mut stream = client
+        .blocking_server_streaming::<_, EchoResponse>(
+            path(SVC, rsgrpc_tests::SERVER_STREAM),
+            Request::new(EchoRequest {
+                count: 4,
+                ..Default::default()
+            }),
+        )
+        .unwrap()
+        .into_inner();
+    let mut flags = Vec::new();
+    while stream.recv().unwrap().is_some() {
+        flags.push(stream.last_message_compressed());
+    }
+    assert_eq!(flags, [true, false, true, false]);
+
+    // The client switches compression between messages of one stream (the sender handle
+    // of a bidi call, used on the client-streaming method: the wire is the same).
+    let (mut sender, mut replies) = client
+        .blocking_bidi_streaming::<EchoRequest, EchoResponse>(
+            path(SVC, rsgrpc_tests::CLIENT_STREAM),
+            Request::new(()),
+        )
+        .unwrap();
+    sender.send(req("1")).unwrap();
+    sender.set_compression(false);
+    sender.send(req("2")).unwrap();
+    sender.set_compression(true);
+    sender.send(req("3")).unwrap();
+    sender.finish();
+    let summary = replies.recv().unwrap().unwrap();
+    assert_eq!(summary.message, "z-z");
+}
