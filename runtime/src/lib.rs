@@ -75,7 +75,9 @@ pub use channel::{Channel, ChannelBuilder};
 pub use codec::CompressionEncoding;
 pub use error::{Error, Result};
 pub use metadata::{MetadataMap, MetadataValue};
-pub use request::{Cancelled, IntoIterRequest, IntoRequest, IntoStreamingRequest, Request};
+pub use request::{
+    Cancelled, CompressionSwitch, IntoIterRequest, IntoRequest, IntoStreamingRequest, Request,
+};
 pub use response::Response;
 /// Generates messages and stubs from `.proto` files into the annotated module, at compile
 /// time; see [`rsgrpc_macros`](https://docs.rs/rsgrpc-macros) for its arguments.

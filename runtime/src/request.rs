@@ -147,6 +147,14 @@ impl<T> Request<T> {
         self.message_compressed
     }
 
+    /// Server side: a switch for compressing this call's responses message by message;
+    /// `None` on the client.
+    pub fn compression_switch(&self) -> Option<CompressionSwitch> {
+        self.context
+            .as_ref()
+            .map(|c| CompressionSwitch(c.compress.clone()))
+    }
+
     /// Server side: the caller's address.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.context.as_ref().and_then(|c| c.remote_addr)
@@ -195,6 +203,22 @@ pub(crate) struct CallContext {
     pub(crate) remote_addr: Option<SocketAddr>,
     pub(crate) deadline: Option<Instant>,
     pub(crate) cancel: Arc<CancelState>,
+    /// Whether responses are compressed, shared with the call's responder.
+    pub(crate) compress: Arc<AtomicBool>,
+}
+
+/// Server side: turns compression of a call's next responses on or off, for example from
+/// inside an async response stream, message by message. It has an effect only when the
+/// call compresses at all (the server was built with `send_compressed` and the client
+/// accepts it).
+#[derive(Clone, Debug)]
+pub struct CompressionSwitch(Arc<AtomicBool>);
+
+impl CompressionSwitch {
+    /// Compresses the next responses (`true`, the default) or not.
+    pub fn set(&self, enabled: bool) {
+        self.0.store(enabled, Ordering::Relaxed);
+    }
 }
 
 /// The cancellation flag of a server call, set by the poller and read by handlers.

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, ready};
 
@@ -572,26 +573,17 @@ pub(crate) struct Responder {
     pub(crate) max_send: usize,
     /// How responses are compressed (the client accepts it and the server wants it).
     pub(crate) compression: Option<CompressionEncoding>,
+    /// Whether the next messages are compressed (when `compression` is set); shared with
+    /// the handler's [`CompressionSwitch`](crate::CompressionSwitch).
+    compress: Arc<AtomicBool>,
     pub(crate) cancel: Arc<CancelState>,
 }
 
+#[derive(Default)]
 struct ResponderState {
     headers_sent: bool,
     finished: bool,
     trailers: MetadataMap,
-    /// Whether messages are compressed (when the call compresses at all).
-    compress: bool,
-}
-
-impl Default for ResponderState {
-    fn default() -> Self {
-        ResponderState {
-            headers_sent: false,
-            finished: false,
-            trailers: MetadataMap::new(),
-            compress: true,
-        }
-    }
 }
 
 impl Responder {
@@ -599,6 +591,7 @@ impl Responder {
         ops: Producer<Outbound>,
         max_send: usize,
         compression: Option<CompressionEncoding>,
+        compress: Arc<AtomicBool>,
         cancel: Arc<CancelState>,
     ) -> Responder {
         Responder {
@@ -606,6 +599,7 @@ impl Responder {
             state: Mutex::new(ResponderState::default()),
             max_send,
             compression,
+            compress,
             cancel,
         }
     }
@@ -713,12 +707,13 @@ impl Responder {
 
     /// Turns compression of the next messages on or off.
     pub(crate) fn set_compress(&self, enabled: bool) {
-        self.state().compress = enabled;
+        self.compress.store(enabled, Ordering::Relaxed);
     }
 
     /// The encoding for the next message: the call's, unless turned off.
     pub(crate) fn message_compression(&self) -> Option<CompressionEncoding> {
-        self.compression.filter(|_| self.state().compress)
+        self.compression
+            .filter(|_| self.compress.load(Ordering::Relaxed))
     }
 
     /// Encodes and queues a message, blocking while the queue is full.

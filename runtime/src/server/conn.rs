@@ -245,12 +245,14 @@ async fn serve_stream(
     let (requests_tx, requests_rx) = cq::queue(INBOUND_CAPACITY);
     let (ops_tx, ops_rx) = cq::queue(OUTBOUND_CAPACITY);
     let cancel = Arc::new(CancelState::default());
+    let compress = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let call = ServerCall {
         metadata: MetadataMap::from_headers(&parts.headers),
         context: Arc::new(CallContext {
             remote_addr: Some(remote),
             deadline,
             cancel: cancel.clone(),
+            compress: compress.clone(),
         }),
         requests: {
             let mut requests = Receiver::new(
@@ -265,6 +267,7 @@ async fn serve_stream(
             ops_tx,
             shared.config.max_send_message_size,
             response_compression,
+            compress,
             cancel.clone(),
         )),
     };

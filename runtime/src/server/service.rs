@@ -347,8 +347,9 @@ where
     Resp: Message,
     S: Stream<Item = Result<Resp, Status>>,
 {
-    responder.set_compress(response.compress());
-    let compression = responder.message_compression();
+    if !response.compress() {
+        responder.set_compress(false);
+    }
     let (metadata, stream, trailers) = response.into_parts();
     responder.send_headers(&metadata)?;
     let mut stream = std::pin::pin!(stream);
@@ -363,7 +364,11 @@ where
             loop {
                 match stream.as_mut().poll_next(cx) {
                     Poll::Ready(Some(Ok(message))) => {
-                        match codec::encode(&message, responder.max_send, compression) {
+                        match codec::encode(
+                            &message,
+                            responder.max_send,
+                            responder.message_compression(),
+                        ) {
                             Ok(framed) => batch.push(framed),
                             Err(status) => return Poll::Ready(StreamEnd::Failed(status)),
                         }

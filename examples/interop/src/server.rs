@@ -1,0 +1,302 @@
+//! `grpc.testing.TestService`, implemented on the generated async and blocking traits.
+
+use futures::StreamExt;
+use rsgrpc::{BlockingStreaming, Request, Response, ResponseSink, Status, Streaming};
+
+use crate::testing::{
+    Empty, SimpleRequest, SimpleResponse, StreamingInputCallRequest, StreamingInputCallResponse,
+    StreamingOutputCallRequest, StreamingOutputCallResponse,
+};
+use crate::{interval, payload, requested_status, with_echo};
+
+/// Answers a unary call as the interop descriptions ask.
+fn unary(request: Request<SimpleRequest>) -> Result<Response<SimpleResponse>, Status> {
+    let wants_compressed = request.get_ref().expect_compressed.is_some_and(|b| b.value);
+    if wants_compressed && !request.message_compressed() {
+        return Err(Status::invalid_argument("expected a compressed request"));
+    }
+    requested_status(request.get_ref().response_status.as_ref())?;
+    let compress = request
+        .get_ref()
+        .response_compressed
+        .is_some_and(|b| b.value);
+    let mut response = with_echo(
+        request.metadata(),
+        SimpleResponse {
+            payload: payload(request.get_ref().response_size),
+            ..Default::default()
+        },
+    );
+    response.set_compression(compress);
+    Ok(response)
+}
+
+/// Checks one client-stream message; returns its payload size.
+fn input_message(message: &StreamingInputCallRequest, compressed: bool) -> Result<i32, Status> {
+    if message.expect_compressed.is_some_and(|b| b.value) && !compressed {
+        return Err(Status::invalid_argument("expected a compressed message"));
+    }
+    Ok(message.payload.as_ref().map_or(0, |p| p.body.len() as i32))
+}
+
+/// The responses one streaming request asks for: (pause, size, compressed).
+fn planned(request: &StreamingOutputCallRequest) -> Vec<(std::time::Duration, i32, bool)> {
+    request
+        .response_parameters
+        .iter()
+        .map(|p| {
+            (
+                interval(p.interval_us),
+                p.size,
+                p.compressed.is_some_and(|b| b.value),
+            )
+        })
+        .collect()
+}
+
+/// The service with blocking handlers.
+pub struct BlockingTestService;
+
+impl crate::testing::TestServiceBlocking for BlockingTestService {
+    fn empty_call(&self, request: Request<Empty>) -> Result<Response<Empty>, Status> {
+        Ok(with_echo(request.metadata(), Empty {}))
+    }
+
+    fn unary_call(
+        &self,
+        request: Request<SimpleRequest>,
+    ) -> Result<Response<SimpleResponse>, Status> {
+        unary(request)
+    }
+
+    fn cacheable_unary_call(
+        &self,
+        request: Request<SimpleRequest>,
+    ) -> Result<Response<SimpleResponse>, Status> {
+        unary(request)
+    }
+
+    fn streaming_output_call(
+        &self,
+        request: Request<StreamingOutputCallRequest>,
+        mut responses: ResponseSink<StreamingOutputCallResponse>,
+    ) -> Result<(), Status> {
+        for (pause, size, compressed) in planned(request.get_ref()) {
+            std::thread::sleep(pause);
+            responses.set_compression(compressed);
+            responses.send(StreamingOutputCallResponse {
+                payload: payload(size),
+            })?;
+        }
+        requested_status(request.get_ref().response_status.as_ref())
+    }
+
+    fn streaming_input_call(
+        &self,
+        request: Request<BlockingStreaming<StreamingInputCallRequest>>,
+    ) -> Result<Response<StreamingInputCallResponse>, Status> {
+        let mut requests = request.into_inner();
+        let mut total = 0;
+        while let Some(message) = requests.recv()? {
+            total += input_message(&message, requests.last_message_compressed())?;
+        }
+        Ok(Response::new(StreamingInputCallResponse {
+            aggregated_payload_size: total,
+        }))
+    }
+
+    fn full_duplex_call(
+        &self,
+        request: Request<BlockingStreaming<StreamingOutputCallRequest>>,
+        mut responses: ResponseSink<StreamingOutputCallResponse>,
+    ) -> Result<(), Status> {
+        let (headers, trailers) = crate::echo_metadata(request.metadata());
+        responses.send_headers(headers)?;
+        responses.add_trailers(trailers);
+        for message in request.into_inner() {
+            let message = message?;
+            requested_status(message.response_status.as_ref())?;
+            for (pause, size, compressed) in planned(&message) {
+                std::thread::sleep(pause);
+                responses.set_compression(compressed);
+                responses.send(StreamingOutputCallResponse {
+                    payload: payload(size),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn half_duplex_call(
+        &self,
+        request: Request<BlockingStreaming<StreamingOutputCallRequest>>,
+        mut responses: ResponseSink<StreamingOutputCallResponse>,
+    ) -> Result<(), Status> {
+        let all: Vec<_> = request.into_inner().collect::<Result<_, _>>()?;
+        for message in all {
+            for (pause, size, compressed) in planned(&message) {
+                std::thread::sleep(pause);
+                responses.set_compression(compressed);
+                responses.send(StreamingOutputCallResponse {
+                    payload: payload(size),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn unimplemented_call(&self, _request: Request<Empty>) -> Result<Response<Empty>, Status> {
+        Err(Status::unimplemented(
+            "UnimplementedCall is not implemented",
+        ))
+    }
+}
+
+/// A timer for async handlers that needs no particular executor.
+async fn sleep(pause: std::time::Duration) {
+    if pause.is_zero() {
+        return;
+    }
+    let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        std::thread::sleep(pause);
+        let _ = tx.send(());
+    });
+    let _ = rx.await;
+}
+
+/// The service with async handlers.
+pub struct AsyncTestService;
+
+type OutputStream = rsgrpc::BoxStream<StreamingOutputCallResponse>;
+
+/// The responses for one request as a stream, each compressed as its parameters ask.
+fn output_stream(
+    message: StreamingOutputCallRequest,
+    switch: Option<rsgrpc::CompressionSwitch>,
+) -> OutputStream {
+    let plan = planned(&message);
+    let status = message.response_status;
+    let responses = futures::stream::iter(plan).then(move |(pause, size, compressed)| {
+        let switch = switch.clone();
+        async move {
+            sleep(pause).await;
+            if let Some(switch) = &switch {
+                switch.set(compressed);
+            }
+            Ok(StreamingOutputCallResponse {
+                payload: payload(size),
+            })
+        }
+    });
+    let end = futures::stream::iter(requested_status(status.as_ref()).err().map(Err));
+    Box::pin(responses.chain(end))
+}
+
+impl crate::testing::TestService for AsyncTestService {
+    async fn empty_call(&self, request: Request<Empty>) -> Result<Response<Empty>, Status> {
+        Ok(with_echo(request.metadata(), Empty {}))
+    }
+
+    async fn unary_call(
+        &self,
+        request: Request<SimpleRequest>,
+    ) -> Result<Response<SimpleResponse>, Status> {
+        unary(request)
+    }
+
+    async fn cacheable_unary_call(
+        &self,
+        request: Request<SimpleRequest>,
+    ) -> Result<Response<SimpleResponse>, Status> {
+        unary(request)
+    }
+
+    type StreamingOutputCallStream = OutputStream;
+
+    async fn streaming_output_call(
+        &self,
+        request: Request<StreamingOutputCallRequest>,
+    ) -> Result<Response<OutputStream>, Status> {
+        let switch = request.compression_switch();
+        Ok(Response::new(output_stream(request.into_inner(), switch)))
+    }
+
+    async fn streaming_input_call(
+        &self,
+        request: Request<Streaming<StreamingInputCallRequest>>,
+    ) -> Result<Response<StreamingInputCallResponse>, Status> {
+        let mut requests = request.into_inner();
+        let mut total = 0;
+        while let Some(message) = requests.message().await? {
+            total += input_message(&message, requests.last_message_compressed())?;
+        }
+        Ok(Response::new(StreamingInputCallResponse {
+            aggregated_payload_size: total,
+        }))
+    }
+
+    type FullDuplexCallStream = OutputStream;
+
+    async fn full_duplex_call(
+        &self,
+        request: Request<Streaming<StreamingOutputCallRequest>>,
+    ) -> Result<Response<OutputStream>, Status> {
+        let metadata = request.metadata().clone();
+        let switch = request.compression_switch();
+        let responses = request.into_inner().flat_map(move |message| match message {
+            Ok(message) => output_stream(message, switch.clone()),
+            Err(status) => Box::pin(futures::stream::iter([Err(status)])) as OutputStream,
+        });
+        Ok(with_echo(&metadata, Box::pin(responses) as OutputStream))
+    }
+
+    type HalfDuplexCallStream = OutputStream;
+
+    async fn half_duplex_call(
+        &self,
+        request: Request<Streaming<StreamingOutputCallRequest>>,
+    ) -> Result<Response<OutputStream>, Status> {
+        let request_switch = request.compression_switch();
+        let all: Vec<_> = request
+            .into_inner()
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        let switch = request_switch;
+        let responses = futures::stream::iter(all)
+            .flat_map(move |message| output_stream(message, switch.clone()));
+        Ok(Response::new(Box::pin(responses) as OutputStream))
+    }
+
+    async fn unimplemented_call(
+        &self,
+        _request: Request<Empty>,
+    ) -> Result<Response<Empty>, Status> {
+        Err(Status::unimplemented(
+            "UnimplementedCall is not implemented",
+        ))
+    }
+}
+
+/// A server for the interop service with the given flavour (`async` or `blocking`),
+/// compressing responses for clients that accept gzip when a request asks for it.
+///
+/// # Errors
+///
+/// An unknown flavour, or a failure to bind.
+pub fn serve(
+    addr: &str,
+    flavour: &str,
+) -> Result<rsgrpc::server::ServerHandle, Box<dyn std::error::Error>> {
+    use crate::testing::{TestServiceBlockingServer, TestServiceServer};
+    let builder =
+        rsgrpc::server::Server::builder().send_compressed(rsgrpc::CompressionEncoding::Gzip);
+    let builder = match flavour {
+        "async" => builder.add_service(TestServiceServer::new(AsyncTestService)),
+        "blocking" => builder.add_service(TestServiceBlockingServer::new(BlockingTestService)),
+        other => return Err(format!("--flavour is async or blocking, not {other:?}").into()),
+    };
+    Ok(builder.bind(addr)?)
+}
