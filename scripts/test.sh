@@ -3,7 +3,8 @@
 # tests, and the main example. Installs what the tests need when it is missing:
 #   - protoc (Debian's protobuf-compiler), for the protoc plugin tests;
 #   - gRPC's standard protos (Debian's grpc-proto), the reference our interop protos are
-#     checked against.
+#     checked against;
+#   - Python grpcio and grpcio-tools, in a virtualenv at .venv, the interop peer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]}..."
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+if ! .venv/bin/python -c "import grpc, grpc_tools" >/dev/null 2>&1; then
+    echo "installing grpcio into .venv..."
+    if ! python3 -m venv .venv >/dev/null 2>&1; then
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+        python3 -m venv .venv
+    fi
+    .venv/bin/pip install --quiet --disable-pip-version-check grpcio grpcio-tools
 fi
 
 cargo run --quiet -p helloworld
