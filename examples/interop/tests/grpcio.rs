@@ -1,5 +1,6 @@
-//! Every interop case, both of our client flavours, against a Python grpcio server (our
-//! own script over the real grpcio library, from the virtualenv scripts/test.sh sets up).
+//! Every interop case between rsgrpc and Python grpcio (our own scripts over the real grpcio
+//! library, from the virtualenv scripts/test.sh sets up): both of our client flavours
+//! against a grpcio server, and a grpcio client against both of our server flavours.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -7,6 +8,12 @@ use std::process::{Child, Command, Stdio};
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("RSGRPC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".venv/bin/python"))
 }
 
 /// The grpcio server process, killed when dropped.
@@ -18,9 +25,7 @@ struct PythonServer {
 impl PythonServer {
     fn start() -> PythonServer {
         let root = workspace();
-        let python = std::env::var_os("RSGRPC_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join(".venv/bin/python"));
+        let python = python();
         let mut child = Command::new(&python)
             .arg(root.join("examples/interop/python/grpcio_server.py"))
             .arg(root.join("tests/proto"))
@@ -67,4 +72,25 @@ fn all_cases_from_our_clients_against_a_grpcio_server() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn all_cases_from_a_grpcio_client_against_our_servers() {
+    let root = workspace();
+    for flavour in ["async", "blocking"] {
+        let server = interop::server::serve("127.0.0.1:0", flavour).unwrap();
+        let output = Command::new(python())
+            .arg(root.join("examples/interop/python/grpcio_client.py"))
+            .arg(root.join("tests/proto"))
+            .arg("--server_port")
+            .arg(server.local_addr().port().to_string())
+            .output()
+            .expect("scripts/test.sh installs grpcio into .venv");
+        let report = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && report.contains("18 passed, 0 failed"),
+            "grpcio client against our {flavour} server:\n{report}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
