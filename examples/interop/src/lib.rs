@@ -23,6 +23,20 @@ pub const ECHO_INITIAL: &str = "x-grpc-test-echo-initial";
 /// Binary header echoed back in the trailers.
 pub const ECHO_TRAILING: &str = "x-grpc-test-echo-trailing-bin";
 
+/// The value of a command-line flag, given as `--name value` or `--name=value` (the forms
+/// gRPC's own interop binaries accept).
+pub fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| {
+            let prefix = format!("{name}=");
+            args.iter()
+                .find_map(|a| a.strip_prefix(&prefix).map(str::to_owned))
+        })
+}
+
 /// A payload of `size` zero bytes.
 pub fn payload(size: i32) -> Option<Payload> {
     Some(Payload {

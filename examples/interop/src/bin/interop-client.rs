@@ -5,17 +5,7 @@
 
 use std::process::ExitCode;
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .or_else(|| {
-            let prefix = format!("{name}=");
-            args.iter()
-                .find_map(|a| a.strip_prefix(&prefix).map(str::to_owned))
-        })
-}
+use interop::arg;
 
 fn main() -> ExitCode {
     let host = arg("--server_host").unwrap_or_else(|| "127.0.0.1".to_owned());

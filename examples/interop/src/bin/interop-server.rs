@@ -1,16 +1,6 @@
 //! gRPC's interop test server: `interop-server --port P [--flavour async|blocking]`.
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .or_else(|| {
-            let prefix = format!("{name}=");
-            args.iter()
-                .find_map(|a| a.strip_prefix(&prefix).map(str::to_owned))
-        })
-}
+use interop::arg;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port = arg("--port").unwrap_or_else(|| "10000".to_owned());
