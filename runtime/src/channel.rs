@@ -27,6 +27,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::codec::CompressionEncoding;
+use crate::deadline;
 use crate::error::{Error, Result};
 use crate::runtime::{self, Runtime};
 use crate::status::Status;
@@ -111,6 +112,8 @@ enum Conn {
         retry_at: Instant,
         status: Status,
     },
+    /// [`Channel::close`] was called: no new calls.
+    Closed,
 }
 
 impl Channel {
@@ -138,6 +141,20 @@ impl Channel {
     /// The target this channel was created for.
     pub fn target(&self) -> &str {
         &self.inner.target
+    }
+
+    /// Closes the channel, for this handle and every clone: new calls fail with
+    /// `UNAVAILABLE`, calls in flight finish, and then the connection is closed.
+    ///
+    /// Dropping the last clone of a channel does the same.
+    pub fn close(&self) {
+        let mut state = self.inner.lock();
+        let previous = std::mem::replace(&mut state.conn, Conn::Closed);
+        self.inner.notify();
+        drop(state);
+        // The connection's sender goes here (outside the lock): once the calls in flight
+        // are done, h2 closes the connection.
+        drop(previous);
     }
 }
 
@@ -330,6 +347,12 @@ impl ChannelInner {
                     Conn::Ready { send, id } => return Ok((send.clone(), *id)),
                     Conn::Idle => self.start_connecting(&mut state),
                     Conn::Connecting => {}
+                    Conn::Closed => {
+                        return Err(Status::unavailable(format!(
+                            "the channel to {} was closed",
+                            self.target
+                        )));
+                    }
                     Conn::Failed { retry_at, status } => {
                         if Instant::now() >= *retry_at {
                             self.start_connecting(&mut state);
@@ -373,26 +396,35 @@ impl ChannelInner {
             )),
         };
         let mut state = self.lock();
+        if matches!(state.conn, Conn::Closed) {
+            // Closed while connecting: dropping the connection closes it.
+            return;
+        }
         match result {
             Ok((send, connection)) => {
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(target = %self.target, id, "connected");
-                let channel = self.clone();
+                // The driver must not keep the channel alive: when the last handle and
+                // the last call are gone, the sender is dropped and h2 ends the connection.
+                let channel = Arc::downgrade(&self);
+                let target = self.target.clone();
                 self.poller.spawn(async move {
                     if let Err(e) = connection.await {
-                        tracing::debug!(target = %channel.target, error = %e, "connection closed");
+                        tracing::debug!(%target, error = %e, "connection closed");
                     }
-                    channel.lost(id);
+                    if let Some(channel) = channel.upgrade() {
+                        channel.lost(id);
+                    }
                 });
                 state.conn = Conn::Ready { send, id };
                 state.backoff = self.config.initial_backoff;
             }
             Err(reason) => {
                 let delay = jitter(state.backoff);
-                state.backoff = state.backoff.mul_f64(1.6).min(self.config.max_backoff);
+                state.backoff = scale(state.backoff, 1.6).min(self.config.max_backoff);
                 tracing::debug!(target = %self.target, %reason, ?delay, "connection failed");
                 state.conn = Conn::Failed {
-                    retry_at: Instant::now() + delay,
+                    retry_at: deadline::saturating_after(delay),
                     status: Status::unavailable(format!(
                         "failed to connect to {}: {reason}",
                         self.target
@@ -454,7 +486,12 @@ fn jitter(delay: Duration) -> Duration {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(Instant::now().elapsed().as_nanos());
     let unit = (hasher.finish() % 10_000) as f64 / 10_000.0; // [0, 1)
-    delay.mul_f64(0.8 + 0.4 * unit)
+    scale(delay, 0.8 + 0.4 * unit)
+}
+
+/// `delay × factor`, saturating instead of overflowing.
+fn scale(delay: Duration, factor: f64) -> Duration {
+    Duration::try_from_secs_f64(delay.as_secs_f64() * factor).unwrap_or(Duration::MAX)
 }
 
 #[cfg(test)]
@@ -477,6 +514,14 @@ mod tests {
                 .is_invalid_target()
         );
         assert!(parse_target("http://").unwrap_err().is_invalid_target());
+    }
+
+    #[test]
+    fn backoff_arithmetic_saturates() {
+        assert_eq!(scale(Duration::MAX, 1.6), Duration::MAX);
+        let huge = jitter(Duration::MAX);
+        assert!(huge >= Duration::MAX.mul_f64(0.79), "{huge:?}");
+        assert!(deadline::saturating_after(Duration::MAX) > Instant::now());
     }
 
     #[test]

@@ -18,10 +18,16 @@
 //! The consumer takes every queued item in one lock acquisition, so the poller can hand
 //! over a batch of completions with a single wake-up.
 //!
-//! Capacity is a soft bound used for flow control: [`Producer::poll_ready`] and
-//! [`Producer::wait_ready`] wait while the queue holds `capacity` items or more, but
-//! [`Producer::push`] always succeeds while the consumer is alive, so control events
-//! (trailers, cancellation) are never held back behind data.
+//! Capacity is a soft bound in bytes, used for flow control: [`Producer::poll_ready`] and
+//! [`Producer::wait_ready`] wait while the queued items weigh `capacity` or more (a message
+//! weighs its length, a control event nothing), but a push always succeeds while the
+//! consumer is alive, so control events (trailers, cancellation) are never held back
+//! behind data, and one message larger than the capacity still goes through.
+//!
+//! The producer can also ask to be told when the consumer has caught up: when it has
+//! taken everything and waits for more ([`Producer::poll_drained`]). The poller returns
+//! HTTP/2 flow-control credit to the peer only then, so what a peer sends ahead of a slow
+//! consumer is bounded by the stream's window.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -32,11 +38,12 @@ use std::time::Instant;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Closed;
 
-/// Creates a queue whose producer waits for room beyond `capacity` queued items.
+/// Creates a queue whose producer waits for room once the queued items weigh `capacity`.
 pub(crate) fn queue<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             items: VecDeque::new(),
+            weight: 0,
             capacity: capacity.max(1),
             producer_closed: false,
             consumer_closed: false,
@@ -44,6 +51,8 @@ pub(crate) fn queue<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
             producer_waker: None,
             consumer_parked: false,
             producer_parked: false,
+            consumer_waiting: false,
+            want_drained: false,
         }),
         consumer_cv: Condvar::new(),
         producer_cv: Condvar::new(),
@@ -67,6 +76,8 @@ struct Shared<T> {
 
 struct State<T> {
     items: VecDeque<T>,
+    /// What the queued items weigh (bytes of messages).
+    weight: usize,
     capacity: usize,
     producer_closed: bool,
     consumer_closed: bool,
@@ -74,6 +85,10 @@ struct State<T> {
     producer_waker: Option<Waker>,
     consumer_parked: bool,
     producer_parked: bool,
+    /// The consumer has taken everything and waits for more.
+    consumer_waiting: bool,
+    /// The producer wants a wake-up when the consumer starts waiting.
+    want_drained: bool,
 }
 
 impl<T> Shared<T> {
@@ -116,6 +131,10 @@ impl Wakeup<'_> {
         }
     }
 
+    fn is_some(&self) -> bool {
+        self.cv.is_some() || self.waker.is_some()
+    }
+
     fn deliver(self) {
         if let Some(cv) = self.cv {
             cv.notify_one();
@@ -136,10 +155,16 @@ impl<T> Producer<T> {
     ///
     /// Returns the item when the consumer is gone.
     pub(crate) fn push(&self, item: T) -> Result<(), T> {
+        self.push_weighted(item, 0)
+    }
+
+    /// Queues an item that weighs `weight` against the capacity, and wakes the consumer.
+    pub(crate) fn push_weighted(&self, item: T, weight: usize) -> Result<(), T> {
         let mut state = self.shared.lock();
         if state.consumer_closed {
             return Err(item);
         }
+        state.weight += weight;
         state.items.push_back(item);
         let wakeup = self.shared.wake_consumer(&mut state);
         drop(state);
@@ -147,12 +172,18 @@ impl<T> Producer<T> {
         Ok(())
     }
 
-    /// Queues a batch of items with one lock and one wake-up.
-    pub(crate) fn push_all(&self, items: impl IntoIterator<Item = T>) -> Result<(), Closed> {
+    /// Queues a batch of items with one lock and one wake-up; together they weigh
+    /// `weight`.
+    pub(crate) fn push_all(
+        &self,
+        items: impl IntoIterator<Item = T>,
+        weight: usize,
+    ) -> Result<(), Closed> {
         let mut state = self.shared.lock();
         if state.consumer_closed {
             return Err(Closed);
         }
+        state.weight += weight;
         let before = state.items.len();
         state.items.extend(items);
         if state.items.len() == before {
@@ -170,7 +201,7 @@ impl<T> Producer<T> {
         if state.consumer_closed {
             return Poll::Ready(Err(Closed));
         }
-        if state.items.len() < state.capacity {
+        if state.weight < state.capacity {
             return Poll::Ready(Ok(()));
         }
         match &state.producer_waker {
@@ -189,7 +220,7 @@ impl<T> Producer<T> {
             if state.consumer_closed {
                 return Err(Closed);
             }
-            if state.items.len() < state.capacity {
+            if state.weight < state.capacity {
                 return Ok(());
             }
             state.producer_parked = true;
@@ -214,6 +245,40 @@ impl<T> Producer<T> {
             };
             state.producer_parked = false;
         }
+    }
+
+    /// Whether the consumer is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.shared.lock().consumer_closed
+    }
+
+    /// Whether the consumer has taken everything queued and waits for more (or is gone),
+    /// without registering for a wake-up.
+    pub(crate) fn is_drained(&self) -> bool {
+        let state = self.shared.lock();
+        state.consumer_closed || (state.consumer_waiting && state.items.is_empty())
+    }
+
+    /// Whether the queue has room now (the consumer may be gone).
+    pub(crate) fn has_room(&self) -> bool {
+        let state = self.shared.lock();
+        state.consumer_closed || state.weight < state.capacity
+    }
+
+    /// Ready once the consumer has taken everything queued and waits for more (or is
+    /// gone); otherwise the producer is woken when that happens.
+    pub(crate) fn poll_drained(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.shared.lock();
+        if state.consumer_closed || (state.consumer_waiting && state.items.is_empty()) {
+            state.want_drained = false;
+            return Poll::Ready(());
+        }
+        state.want_drained = true;
+        match &state.producer_waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => state.producer_waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     /// Ready once the consumer is gone.
@@ -269,7 +334,9 @@ fn take<'a, T>(
     state: &mut State<T>,
 ) -> (Take, Wakeup<'a>) {
     if !state.items.is_empty() {
-        let was_full = state.items.len() >= state.capacity;
+        let was_full = state.weight >= state.capacity;
+        state.weight = 0;
+        state.consumer_waiting = false;
         std::mem::swap(local, &mut state.items);
         let wakeup = if was_full {
             shared.wake_producer(state)
@@ -281,6 +348,18 @@ fn take<'a, T>(
         (Take::Ended, Wakeup::none())
     } else {
         (Take::Empty, Wakeup::none())
+    }
+}
+
+/// The consumer found nothing and is about to wait: a producer that asked to know is
+/// woken.
+fn start_waiting<'a, T>(shared: &'a Shared<T>, state: &mut State<T>) -> Wakeup<'a> {
+    state.consumer_waiting = true;
+    if state.want_drained {
+        state.want_drained = false;
+        shared.wake_producer(state)
+    } else {
+        Wakeup::none()
     }
 }
 
@@ -301,6 +380,9 @@ impl<T> Consumer<T> {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     _ => state.consumer_waker = Some(cx.waker().clone()),
                 }
+                let wakeup = start_waiting(&shared, &mut state);
+                drop(state);
+                wakeup.deliver();
                 return Poll::Pending;
             }
         }
@@ -349,6 +431,13 @@ impl<T> Consumer<T> {
                 Take::Ended => return Ok(None),
                 Take::Empty => {}
             }
+            let wakeup = start_waiting(&shared, &mut state);
+            if wakeup.is_some() {
+                drop(state);
+                wakeup.deliver();
+                state = shared.lock();
+                continue;
+            }
             state.consumer_parked = true;
             state = match deadline {
                 None => shared
@@ -377,6 +466,7 @@ impl<T> Consumer<T> {
         let shared = self.shared.clone();
         let mut state = shared.lock();
         state.consumer_closed = true;
+        state.weight = 0;
         let dropped = std::mem::take(&mut state.items);
         let wakeup = shared.wake_producer(&mut state);
         drop(state);
@@ -417,7 +507,7 @@ mod tests {
         let producer = std::thread::spawn(move || {
             for i in 0..10_000 {
                 tx.wait_ready(None).unwrap();
-                tx.push(i).unwrap();
+                tx.push_weighted(i, 1).unwrap();
             }
         });
         for i in 0..10_000 {
@@ -434,7 +524,7 @@ mod tests {
         let waker = Waker::from(counter.clone());
         let mut cx = Context::from_waker(&waker);
         assert_eq!(rx.poll_pop(&mut cx), Poll::Pending);
-        tx.push_all(0..10).unwrap();
+        tx.push_all(0..10, 0).unwrap();
         assert_eq!(counter.0.load(Ordering::SeqCst), 1);
         for i in 0..10 {
             assert_eq!(rx.poll_pop(&mut cx), Poll::Ready(Some(i)));
@@ -449,8 +539,8 @@ mod tests {
         let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
         let waker = Waker::from(counter.clone());
         let mut cx = Context::from_waker(&waker);
-        tx.push(1).unwrap();
-        tx.push(2).unwrap();
+        tx.push_weighted(1, 1).unwrap();
+        tx.push_weighted(2, 1).unwrap();
         assert_eq!(tx.poll_ready(&mut cx), Poll::Pending);
         assert_eq!(rx.pop_blocking(), Some(1));
         assert_eq!(counter.0.load(Ordering::SeqCst), 1);
@@ -460,10 +550,48 @@ mod tests {
     #[test]
     fn closing_the_consumer_fails_the_producer() {
         let (tx, rx) = queue::<u32>(1);
-        tx.push(1).unwrap();
+        tx.push_weighted(1, 1).unwrap();
         let waiter = std::thread::spawn(move || tx.wait_ready(None));
         drop(rx);
         assert_eq!(waiter.join().unwrap(), Err(Closed));
+    }
+
+    #[test]
+    fn producer_learns_when_the_consumer_caught_up() {
+        let (tx, mut rx) = queue::<u32>(64);
+        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        tx.push(1).unwrap();
+        // Something is queued: not drained.
+        assert_eq!(tx.poll_drained(&mut cx), Poll::Pending);
+        assert_eq!(rx.try_pop(), Some(1));
+        // Taken, but the consumer is not waiting yet (it may still be busy with it).
+        assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+        let consumer_waker = futures_noop();
+        assert_eq!(
+            rx.poll_pop(&mut Context::from_waker(&consumer_waker)),
+            Poll::Pending
+        );
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        assert_eq!(tx.poll_drained(&mut cx), Poll::Ready(()));
+        // A blocking consumer that starts waiting wakes the producer too.
+        let (tx, mut rx) = queue::<u32>(64);
+        assert_eq!(tx.poll_drained(&mut cx), Poll::Pending);
+        let waiter = std::thread::spawn(move || rx.pop_blocking());
+        while counter.0.load(Ordering::SeqCst) < 2 {
+            std::thread::yield_now();
+        }
+        tx.push(5).unwrap();
+        assert_eq!(waiter.join().unwrap(), Some(5));
+    }
+
+    fn futures_noop() -> Waker {
+        struct Noop;
+        impl Wake for Noop {
+            fn wake(self: Arc<Self>) {}
+        }
+        Waker::from(Arc::new(Noop))
     }
 
     #[test]

@@ -33,6 +33,21 @@ pub(crate) fn encode_timeout(timeout: Duration) -> String {
     format!("{MAX_DIGITS_VALUE}H")
 }
 
+/// The instant `timeout` from now; `None` (no deadline) when that is so far ahead that the
+/// clock cannot represent it, as with `Duration::MAX`.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<std::time::Instant> {
+    std::time::Instant::now().checked_add(timeout)
+}
+
+/// The instant `delay` from now, or a century from now when that is further ahead.
+pub(crate) fn saturating_after(delay: Duration) -> std::time::Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = std::time::Instant::now();
+    now.checked_add(delay.min(CENTURY))
+        .or_else(|| now.checked_add(Duration::from_secs(24 * 3600)))
+        .unwrap_or(now)
+}
+
 /// Parses a `grpc-timeout` value; `None` when it is malformed.
 pub(crate) fn parse_timeout(value: &[u8]) -> Option<Duration> {
     let (&unit, digits) = value.split_last()?;

@@ -64,6 +64,7 @@ mod metadata;
 mod poller;
 mod request;
 mod response;
+mod role;
 mod runtime;
 pub mod server;
 mod status;

@@ -33,6 +33,7 @@ impl Poller {
         let thread = std::thread::Builder::new()
             .name(name)
             .spawn(move || {
+                crate::role::set(crate::role::Role::Poller);
                 // Runs every spawned task until told to stop; dropping the runtime then
                 // drops the remaining tasks, which closes their completion queues.
                 runtime.block_on(async {

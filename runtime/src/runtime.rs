@@ -111,7 +111,9 @@ impl std::fmt::Debug for Runtime {
 pub struct RuntimeBuilder {
     poller_threads: usize,
     executor_threads: Option<usize>,
+    max_executor_stand_ins: usize,
     max_blocking_threads: usize,
+    max_blocking_queue: usize,
     blocking_keep_alive: Duration,
     name: String,
 }
@@ -121,7 +123,9 @@ impl Default for RuntimeBuilder {
         RuntimeBuilder {
             poller_threads: 1,
             executor_threads: None,
-            max_blocking_threads: 512,
+            max_executor_stand_ins: 64,
+            max_blocking_threads: 256,
+            max_blocking_queue: 1024,
             blocking_keep_alive: Duration::from_secs(60),
             name: "rsgrpc".to_owned(),
         }
@@ -137,27 +141,47 @@ impl RuntimeBuilder {
     }
 
     /// Number of threads of the built-in executor, which runs async handlers and client
-    /// request streams (default: the number of CPUs, at least 2).
+    /// request streams (default: the number of CPUs this process may run on).
     pub fn executor_threads(mut self, n: usize) -> Self {
         self.executor_threads = Some(n);
         self
     }
 
-    /// Most threads the blocking worker pool may start (default 512). Blocking handlers
-    /// beyond this wait for a free thread.
+    /// Most extra executor threads started while executor threads are blocked in a
+    /// blocking rsgrpc call made from async code (default 64). Each blocked thread is
+    /// replaced for as long as it waits, so async handlers that call each other through
+    /// blocking clients do not starve the executor; past this cap a blocked thread is not
+    /// replaced.
+    pub fn max_executor_stand_ins(mut self, n: usize) -> Self {
+        self.max_executor_stand_ins = n;
+        self
+    }
+
+    /// Most threads the blocking worker pool may start (default 256). As many blocking
+    /// handlers run at once as the machine has cores; more threads are added only while
+    /// running handlers block, up to this cap.
     pub fn max_blocking_threads(mut self, n: usize) -> Self {
         self.max_blocking_threads = n;
         self
     }
 
-    /// How long an idle blocking worker thread lives before it exits (default 60 s).
+    /// Most blocking handlers waiting for a worker thread once all are busy (default
+    /// 1024). Servers refuse calls beyond it (`REFUSED_STREAM`, which clients report as
+    /// `UNAVAILABLE`) rather than queue without limit.
+    pub fn max_blocking_queue(mut self, n: usize) -> Self {
+        self.max_blocking_queue = n;
+        self
+    }
+
+    /// How long an idle blocking worker thread (or a spare executor thread) lives before
+    /// it exits (default 60 s).
     pub fn blocking_keep_alive(mut self, keep_alive: Duration) -> Self {
         self.blocking_keep_alive = keep_alive;
         self
     }
 
     /// Prefix of thread names (default `rsgrpc`): threads are named `{prefix}-poller-{i}`,
-    /// `{prefix}-exec-{i}` and `{prefix}-worker-{i}`.
+    /// `{prefix}-exec-{i}`, `{prefix}-worker-{i}` and `{prefix}-worker-monitor`.
     pub fn thread_name_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.name = prefix.into();
         self
@@ -180,17 +204,23 @@ impl RuntimeBuilder {
                 "max_blocking_threads must be at least 1",
             ));
         }
-        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let executor_threads = self.executor_threads.unwrap_or(cpus.max(2));
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let executor_threads = self.executor_threads.unwrap_or(cpus);
         let mut pollers = Vec::with_capacity(self.poller_threads);
         for i in 0..self.poller_threads {
             pollers.push(Poller::start(format!("{}-poller-{i}", self.name))?);
         }
-        let executor = Executor::start(executor_threads, &format!("{}-exec", self.name))?;
+        let executor = Executor::start(
+            executor_threads,
+            executor_threads.saturating_add(self.max_executor_stand_ins),
+            &format!("{}-exec", self.name),
+            self.blocking_keep_alive,
+        )?;
         let workers = WorkerPool::new(
             &format!("{}-worker", self.name),
-            0,
+            cpus,
             self.max_blocking_threads,
+            self.max_blocking_queue,
             self.blocking_keep_alive,
         );
         let handle = Handle {

@@ -321,6 +321,11 @@ impl Receiver {
         self.headers.take().unwrap_or_default()
     }
 
+    /// A copy of the response headers, keeping them for [`BlockingStreaming::headers`].
+    pub(crate) fn clone_headers(&self) -> MetadataMap {
+        self.headers.clone().unwrap_or_default()
+    }
+
     pub(crate) fn headers(&self) -> Option<&MetadataMap> {
         self.headers.as_ref()
     }
@@ -529,8 +534,11 @@ impl<T: Message> RequestSender<T> {
                 return Err(status);
             }
         };
-        crate::executor::blocking_region(|| ops.wait_ready(None)).map_err(|_| call_ended())?;
-        ops.push(Outbound::Message(framed))
+        if !ops.has_room() {
+            crate::executor::blocking_region(|| ops.wait_ready(None)).map_err(|_| call_ended())?;
+        }
+        let len = framed.len();
+        ops.push_weighted(Outbound::Message(framed), len)
             .map_err(|_| call_ended())
     }
 
@@ -655,8 +663,9 @@ impl Responder {
             return Err(call_ended());
         }
         self.ensure_headers(&mut state)?;
+        let len = framed.len();
         self.ops
-            .push(Outbound::Message(framed))
+            .push_weighted(Outbound::Message(framed), len)
             .map_err(|_| call_ended())
     }
 
@@ -670,8 +679,9 @@ impl Responder {
             return Err(call_ended());
         }
         self.ensure_headers(&mut state)?;
+        let weight = framed.iter().map(Bytes::len).sum();
         self.ops
-            .push_all(framed.into_iter().map(Outbound::Message))
+            .push_all(framed.into_iter().map(Outbound::Message), weight)
             .map_err(|_| call_ended())
     }
 
@@ -696,12 +706,16 @@ impl Responder {
         *status.metadata_mut() = all_trailers;
         let mut trailer_headers = HeaderMap::new();
         status.write_headers(&mut trailer_headers);
+        let weight = framed.len();
         self.ops
-            .push_all([
-                Outbound::Headers(headers),
-                Outbound::Message(framed),
-                Outbound::Trailers(trailer_headers),
-            ])
+            .push_all(
+                [
+                    Outbound::Headers(headers),
+                    Outbound::Message(framed),
+                    Outbound::Trailers(trailer_headers),
+                ],
+                weight,
+            )
             .map_err(|_| call_ended())
     }
 
@@ -719,7 +733,10 @@ impl Responder {
     /// Encodes and queues a message, blocking while the queue is full.
     pub(crate) fn send_blocking<T: Message>(&self, message: &T) -> Result<(), Status> {
         let framed = codec::encode(message, self.max_send, self.message_compression())?;
-        self.ops.wait_ready(None).map_err(|_| call_ended())?;
+        if !self.ops.has_room() {
+            crate::executor::blocking_region(|| self.ops.wait_ready(None))
+                .map_err(|_| call_ended())?;
+        }
         self.push_message(framed)
     }
 
@@ -745,6 +762,19 @@ impl Responder {
         };
         status.write_headers(&mut trailers);
         let _ = self.ops.push(Outbound::Trailers(trailers));
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        // Only a handler that never ran to its end (its job or task was dropped when the
+        // runtime shut down) leaves the call without a status.
+        let finished = self.state().finished;
+        if !finished {
+            self.finish(Err(Status::unavailable(
+                "the server stopped before the handler finished",
+            )));
+        }
     }
 }
 

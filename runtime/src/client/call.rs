@@ -22,7 +22,7 @@ use bytes::Bytes;
 use h2::{RecvStream, SendStream};
 
 use crate::channel::ChannelInner;
-use crate::codec::{self, CompressionEncoding, FrameDecoder};
+use crate::codec::{self, CompressionEncoding, Frame, FrameDecoder};
 use crate::cq::{Consumer, Producer};
 use crate::status::Status;
 use crate::streaming::{Inbound, Outbound, coalesce};
@@ -87,7 +87,9 @@ impl CallTask {
             send_done,
             pending: None,
             recv: Recv::Head(response),
+            unreleased: 0,
             decoder: FrameDecoder::new(channel.config.max_receive_message_size),
+            frames: Vec::new(),
             ops,
             deferred: None,
             events,
@@ -155,7 +157,12 @@ struct ClientStream {
     /// Part of a message waiting for flow-control capacity.
     pending: Option<Bytes>,
     recv: Recv,
+    /// Response bytes received whose flow-control credit is held back: the caller has not
+    /// caught up yet.
+    unreleased: usize,
     decoder: FrameDecoder,
+    /// Messages split out of the last chunk (kept to reuse its allocation).
+    frames: Vec<Frame>,
     ops: Consumer<Outbound>,
     /// An operation taken from `ops` while coalescing messages, handled next.
     deferred: Option<Outbound>,
@@ -189,7 +196,7 @@ impl ClientStream {
         }
         let result = self.poll_recv(cx);
         if !self.batch.is_empty() {
-            let _ = self.events.push_all(self.batch.drain(..));
+            let _ = self.events.push_all(self.batch.drain(..), 0);
         }
         match result {
             Poll::Ready(Ok(())) => Poll::Ready(()),
@@ -304,21 +311,35 @@ impl ClientStream {
                 }
                 Recv::Body(body) => {
                     if self.batch.len() >= MAX_BATCH {
-                        let _ = self.events.push_all(self.batch.drain(..));
+                        let _ = self.events.push_all(self.batch.drain(..), 0);
                     }
-                    // Flow control: read no further while the caller is behind.
-                    match self.events.poll_ready(cx) {
-                        Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
-                        Poll::Pending => return Poll::Pending,
+                    if self.events.is_closed() {
+                        return Poll::Ready(Ok(()));
+                    }
+                    // Flow control: credit goes back to the server only while the caller
+                    // waits for more, so a caller that does not read holds at most the
+                    // stream's window plus one message.
+                    if self.unreleased > 0
+                        && self.batch.is_empty()
+                        && self.events.poll_drained(cx).is_ready()
+                    {
+                        let _ = body.flow_control().release_capacity(self.unreleased);
+                        self.unreleased = 0;
                     }
                     match ready!(body.poll_data(cx)) {
                         Some(Ok(chunk)) => {
-                            let _ = body.flow_control().release_capacity(chunk.len());
-                            let mut messages = Vec::new();
-                            self.decoder.push(chunk, &mut messages)?;
+                            let len = chunk.len();
+                            if self.unreleased == 0
+                                && self.batch.is_empty()
+                                && self.events.is_drained()
+                            {
+                                let _ = body.flow_control().release_capacity(len);
+                            } else {
+                                self.unreleased += len;
+                            }
+                            self.decoder.push(chunk, &mut self.frames)?;
                             self.batch
-                                .extend(messages.into_iter().map(Inbound::Message));
+                                .extend(self.frames.drain(..).map(Inbound::Message));
                         }
                         Some(Err(e)) => return Poll::Ready(Err(h2_status(&e).with_source(e))),
                         None => {

@@ -12,7 +12,6 @@
 mod call;
 
 use std::future::poll_fn;
-use std::time::Instant;
 
 use bytes::Bytes;
 use futures_core::Stream;
@@ -35,10 +34,8 @@ use crate::streaming::{
 
 pub(crate) use call::{h2_status, is_grpc_content_type};
 
-/// Completions queued towards the caller before the poller stops reading the response.
-const INBOUND_CAPACITY: usize = 32;
-/// Requests queued towards the poller before senders wait.
-const OUTBOUND_CAPACITY: usize = 32;
+/// Bytes of requests queued towards the poller before senders wait.
+const OUTBOUND_CAPACITY: usize = 128 * 1024;
 
 /// A generic gRPC client over a [`Channel`].
 ///
@@ -134,13 +131,14 @@ impl Client {
         }
         metadata.write_to(headers);
 
-        let (events_tx, events_rx) = cq::queue(INBOUND_CAPACITY);
+        // Unbounded in items: what the server can send ahead is bounded by flow control.
+        let (events_tx, events_rx) = cq::queue(usize::MAX);
         let (ops_tx, ops_rx) = cq::queue(OUTBOUND_CAPACITY);
         let task = call::CallTask {
             channel: inner.clone(),
             head,
             body,
-            deadline: timeout.map(|t| Instant::now() + t),
+            deadline: timeout.and_then(deadline::deadline_after),
             wait_for_ready,
             ops: ops_rx,
             events: events_tx,
@@ -419,8 +417,8 @@ fn single_response<Resp: Message + Default>(
     ))
 }
 
-fn streaming_response<S>(mut rx: Receiver, wrap: fn(Receiver) -> S) -> Response<S> {
-    let headers = rx.take_headers();
+fn streaming_response<S>(rx: Receiver, wrap: fn(Receiver) -> S) -> Response<S> {
+    let headers = rx.clone_headers();
     Response::from_parts(headers, wrap(rx), MetadataMap::new())
 }
 
@@ -456,7 +454,8 @@ async fn pump_requests<S, Req>(
             }
             Some(Some(message)) => match codec::encode(&message, max_send, compression) {
                 Ok(framed) => {
-                    if ops.push(Outbound::Message(framed)).is_err() {
+                    let len = framed.len();
+                    if ops.push_weighted(Outbound::Message(framed), len).is_err() {
                         return;
                     }
                 }

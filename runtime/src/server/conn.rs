@@ -1,50 +1,65 @@
-//! The poller side of the server: accepting connections, serving HTTP/2 on them, and one
-//! task per call that moves frames between its h2 stream and its completion queues.
+//! The poller side of the server: accepting connections, and one task per connection that
+//! drives HTTP/2 and every call on it, moving frames between h2 streams and the calls'
+//! completion queues.
 //!
 //! ```text
-//!  h2                       poller task (this file)                  handler (pool/executor)
-//!  ──                       ───────────────────────                  ───────────────────────
-//!  HEADERS  ──▶ validate, route, parse grpc-timeout ──dispatch──▶   handler starts
-//!  DATA     ──▶ split frames (limit checked first) ──requests──▶    Receiver
-//!  RST      ──▶ mark cancelled, fail the request stream
-//!  HEADERS/DATA/trailers ◀── send with flow control ◀──responses──  Responder
+//!  h2                     connection task (this file, one per connection)     handlers
+//!  ──                     ────────────────────────────────────────────────    ────────
+//!  HEADERS ──▶ validate, route, admit (max_concurrent_calls)
+//!  DATA    ──▶ unary, server-streaming: collect the one request message,
+//!              then dispatch ─────────────────────── batch ──────────────▶   pool / executor
+//!              client-, bidi-streaming: dispatch at HEADERS; messages
+//!              ──────────────────────────────── requests queue ─────────▶   Receiver
+//!  RST     ──▶ mark cancelled, fail the request stream
+//!  HEADERS/DATA/trailers ◀── send within flow control ◀── responses ────    Responder
 //!  deadline timer ──▶ mark cancelled, send DEADLINE_EXCEEDED
 //! ```
+//!
+//! Every call is a future in the connection's [`FuturesUnordered`], so a wake-up from a
+//! handler (a response queued) marks that call ready and wakes the connection task once,
+//! however many calls became ready meanwhile. Handlers that became runnable during one
+//! turn of the connection task are handed over together at the end of the turn: one lock
+//! and at most one wake-up of the worker pool or executor per turn, not per call.
+//!
+//! Flow-control credit for request bytes goes back to the client only while the handler
+//! waits for more (or while the one message of a unary call is being collected), so what a
+//! client can make us hold for a call is its stream window plus one message.
 
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tracing::Instrument;
 
-use super::service::{Handler, ServerCall};
-use super::{Phase, ServerShared};
+use super::service::{Requests, Run, ServerCall};
+use super::{CallGuard, Phase, ServerShared};
 use crate::client::is_grpc_content_type;
-use crate::codec::{self, CompressionEncoding, FrameDecoder};
+use crate::codec::{self, CompressionEncoding, Frame, FrameDecoder};
 use crate::cq::{self, Consumer, Producer};
 use crate::deadline;
+use crate::executor::{BoxFuture, Job};
 use crate::metadata::MetadataMap;
 use crate::request::{CallContext, CancelState};
 use crate::status::Status;
 use crate::streaming::{Inbound, Outbound, Receiver, Responder, Side, coalesce};
 
-/// Requests queued towards a handler before the poller stops reading.
-const INBOUND_CAPACITY: usize = 32;
-/// Responses queued towards the poller before a handler waits.
-const OUTBOUND_CAPACITY: usize = 32;
+/// Bytes of responses a handler may queue before it waits for the transport.
+pub(crate) const OUTBOUND_CAPACITY: usize = 128 * 1024;
 
 /// Accepts connections until the server stops serving; each connection is placed on a
-/// poller thread round-robin.
+/// poller thread round-robin. Connections beyond `max_connections` are closed at once.
 pub(super) async fn accept_loop(shared: Arc<ServerShared>, listener: std::net::TcpListener) {
     let listener = match TcpListener::from_std(listener) {
         Ok(listener) => listener,
@@ -59,6 +74,11 @@ pub(super) async fn accept_loop(shared: Arc<ServerShared>, listener: std::net::T
             accepted = listener.accept() => match accepted {
                 Ok((tcp, remote)) => {
                     shared.accepted.fetch_add(1, Ordering::Relaxed);
+                    let Some(guard) = shared.admit_connection() else {
+                        tracing::debug!(%remote, "closing a connection over max_connections");
+                        drop(tcp);
+                        continue;
+                    };
                     let _ = tcp.set_nodelay(true);
                     let tcp = match tcp.into_std() {
                         Ok(tcp) => tcp,
@@ -67,7 +87,6 @@ pub(super) async fn accept_loop(shared: Arc<ServerShared>, listener: std::net::T
                             continue;
                         }
                     };
-                    let guard = shared.track();
                     let conn_shared = shared.clone();
                     shared.rt.poller().spawn(async move {
                         let _guard = guard;
@@ -105,7 +124,7 @@ async fn serve_connection(shared: Arc<ServerShared>, tcp: TcpStream, remote: Soc
         .max_pending_accept_reset_streams(config.max_pending_accept_reset_streams)
         .max_local_error_reset_streams(Some(config.max_local_error_reset_streams));
     let handshake = tokio::time::timeout(config.handshake_timeout, builder.handshake(tcp));
-    let mut connection = match handshake.await {
+    let h2 = match handshake.await {
         Ok(Ok(connection)) => connection,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "http/2 handshake failed");
@@ -116,46 +135,136 @@ async fn serve_connection(shared: Arc<ServerShared>, tcp: TcpStream, remote: Soc
             return;
         }
     };
-    let mut phase = shared.phase.subscribe();
-    let mut watching = true;
-    loop {
-        tokio::select! {
-            next = connection.accept() => match next {
-                Some(Ok((request, respond))) => {
-                    let guard = shared.track();
-                    let shared = shared.clone();
-                    let span = tracing::debug_span!(
-                        "call",
-                        method = request.uri().path(),
-                        stream = ?respond.stream_id(),
-                    );
-                    tokio::spawn(
-                        async move {
-                            let _guard = guard;
-                            serve_stream(shared, remote, request, respond).await;
-                        }
-                        .instrument(span),
-                    );
-                }
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "connection error");
-                    break;
-                }
-                None => break,
-            },
-            changed = phase.changed(), if watching => {
-                if changed.is_err() {
-                    watching = false;
-                    continue;
-                }
-                match *phase.borrow_and_update() {
-                    Phase::Serving => {}
-                    Phase::Draining => connection.graceful_shutdown(),
-                    Phase::Stopped => break,
-                }
+    let phase = shared.phase.subscribe();
+    let mut conn = Conn {
+        h2,
+        remote,
+        calls: FuturesUnordered::new(),
+        dispatch: Arc::new(Dispatch::default()),
+        phase_changed: Some(watch_phase(phase)),
+        closed: false,
+        shared,
+    };
+    poll_fn(|cx| conn.poll(cx)).await;
+}
+
+type PhaseChanged = Pin<Box<dyn Future<Output = (bool, watch::Receiver<Phase>)> + Send>>;
+
+fn watch_phase(mut phase: watch::Receiver<Phase>) -> PhaseChanged {
+    Box::pin(async move {
+        let ok = phase.changed().await.is_ok();
+        (ok, phase)
+    })
+}
+
+/// One connection and its calls.
+struct Conn {
+    h2: h2::server::Connection<TcpStream, Bytes>,
+    remote: SocketAddr,
+    calls: FuturesUnordered<tracing::instrument::Instrumented<ServerStream>>,
+    dispatch: Arc<Dispatch>,
+    phase_changed: Option<PhaseChanged>,
+    /// The peer or h2 ended the connection; the task ends once its calls have.
+    closed: bool,
+    shared: Arc<ServerShared>,
+}
+
+impl Conn {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        while let Some(changed) = &mut self.phase_changed {
+            let Poll::Ready((ok, mut phase)) = changed.as_mut().poll(cx) else {
+                break;
+            };
+            let now = *phase.borrow_and_update();
+            self.phase_changed = ok.then(|| watch_phase(phase));
+            match now {
+                Phase::Serving => {}
+                Phase::Draining => self.h2.graceful_shutdown(),
+                // Dropping the calls cancels them and resets their streams.
+                Phase::Stopped => return Poll::Ready(()),
             }
         }
+        // Calls first: what handlers queued is handed to h2, so the connection's poll
+        // below writes it in the same turn.
+        self.poll_calls(cx);
+        while !self.closed {
+            match self.h2.poll_accept(cx) {
+                Poll::Ready(Some(Ok((request, respond)))) => self.start(request, respond),
+                Poll::Ready(Some(Err(e))) => {
+                    tracing::debug!(error = %e, "connection error");
+                    self.closed = true;
+                }
+                Poll::Ready(None) => self.closed = true,
+                Poll::Pending => break,
+            }
+        }
+        // New calls read the request data that arrived with their headers.
+        self.poll_calls(cx);
+        self.dispatch.flush(&self.shared);
+        if self.closed && self.calls.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
+
+    fn poll_calls(&mut self, cx: &mut Context<'_>) {
+        while let Poll::Ready(Some(())) = self.calls.poll_next_unpin(cx) {}
+    }
+
+    /// Validates and routes a new stream, and starts its call.
+    fn start(&mut self, request: http::Request<RecvStream>, respond: SendResponse<Bytes>) {
+        let span = tracing::debug_span!(
+            "call",
+            method = request.uri().path(),
+            stream = ?respond.stream_id(),
+        );
+        let _entered = span.enter();
+        let Some(stream) = accept_call(&self.shared, &self.dispatch, self.remote, request, respond)
+        else {
+            return;
+        };
+        drop(_entered);
+        self.calls.push(stream.instrument(span));
+    }
+}
+
+/// Handlers that became runnable during one turn of a connection task, handed over
+/// together at the end of the turn.
+#[derive(Default)]
+struct Dispatch {
+    /// Only the connection task touches this; the lock is never contended.
+    pending: Mutex<Pending>,
+}
+
+#[derive(Default)]
+struct Pending {
+    jobs: Vec<Job>,
+    tasks: Vec<BoxFuture>,
+}
+
+impl Dispatch {
+    fn job(&self, job: Job) {
+        lock(&self.pending).jobs.push(job);
+    }
+
+    fn task(&self, task: BoxFuture) {
+        lock(&self.pending).tasks.push(task);
+    }
+
+    fn flush(&self, shared: &ServerShared) {
+        let mut pending = lock(&self.pending);
+        if !pending.jobs.is_empty() {
+            shared.rt.workers.enqueue(pending.jobs.drain(..));
+        }
+        if !pending.tasks.is_empty() {
+            shared.spawn_all(pending.tasks.drain(..));
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Answers a request that never reaches a handler.
@@ -184,28 +293,42 @@ fn http_error(mut respond: SendResponse<Bytes>, status: StatusCode) {
     let _ = respond.send_response(response, true);
 }
 
-async fn serve_stream(
-    shared: Arc<ServerShared>,
+/// Everything a unary or server-streaming handler needs besides its request message,
+/// kept while that message is collected.
+struct Start {
+    run: Run,
+    metadata: MetadataMap,
+    context: Arc<CallContext>,
+    responder: Arc<Responder>,
+    encoding: Option<CompressionEncoding>,
+}
+
+/// Checks a new stream and builds its call; `None` when it was answered already.
+fn accept_call(
+    shared: &Arc<ServerShared>,
+    dispatch: &Arc<Dispatch>,
     remote: SocketAddr,
     request: http::Request<RecvStream>,
-    respond: SendResponse<Bytes>,
-) {
+    mut respond: SendResponse<Bytes>,
+) -> Option<ServerStream> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
 
     if parts.method != http::Method::POST {
         tracing::debug!(method = %parts.method, "rejecting a non-POST request");
-        return http_error(respond, StatusCode::METHOD_NOT_ALLOWED);
+        http_error(respond, StatusCode::METHOD_NOT_ALLOWED);
+        return None;
     }
     if !is_grpc_content_type(parts.headers.get(CONTENT_TYPE)) {
         tracing::debug!(content_type = ?parts.headers.get(CONTENT_TYPE), "rejecting a non-grpc content-type");
-        return http_error(respond, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        http_error(respond, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        return None;
     }
-    let Some(handler) = shared.router.get(path).cloned() else {
-        return reject(
-            respond,
-            Status::unimplemented(format!("method {path} is not implemented by this server")),
-        );
+    let Some(handler) = shared.router().get(path) else {
+        let status =
+            Status::unimplemented(format!("method {path} is not implemented by this server"));
+        reject(respond, status);
+        return None;
     };
     let request_encoding = match parts.headers.get(codec::GRPC_ENCODING) {
         None => None,
@@ -217,9 +340,28 @@ async fn serve_stream(
                     String::from_utf8_lossy(value.as_bytes()),
                     codec::ACCEPTED_ENCODINGS
                 ));
-                return reject(respond, status);
+                reject(respond, status);
+                return None;
             }
         },
+    };
+    let timeout = match parts.headers.get(deadline::GRPC_TIMEOUT) {
+        None => None,
+        Some(value) => match deadline::parse_timeout(value.as_bytes()) {
+            Some(timeout) => Some(timeout),
+            None => {
+                reject(
+                    respond,
+                    Status::internal(format!("malformed grpc-timeout {value:?}")),
+                );
+                return None;
+            }
+        },
+    };
+    let Some(call_guard) = shared.admit_call() else {
+        tracing::debug!("refusing a call over max_concurrent_calls");
+        respond.send_reset(h2::Reason::REFUSED_STREAM);
+        return None;
     };
     // Responses are compressed when the server is set to and the client accepts it.
     let response_compression = shared.config.send_compression.filter(|encoding| {
@@ -228,54 +370,24 @@ async fn serve_stream(
             .get(codec::GRPC_ACCEPT_ENCODING)
             .is_some_and(|accepted| encoding.listed_in(accepted.as_bytes()))
     });
-    let timeout = match parts.headers.get(deadline::GRPC_TIMEOUT) {
-        None => None,
-        Some(value) => match deadline::parse_timeout(value.as_bytes()) {
-            Some(timeout) => Some(timeout),
-            None => {
-                return reject(
-                    respond,
-                    Status::internal(format!("malformed grpc-timeout {value:?}")),
-                );
-            }
-        },
-    };
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(deadline::deadline_after);
 
-    let (requests_tx, requests_rx) = cq::queue(INBOUND_CAPACITY);
     let (ops_tx, ops_rx) = cq::queue(OUTBOUND_CAPACITY);
     let cancel = Arc::new(CancelState::default());
     let compress = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let call = ServerCall {
-        metadata: MetadataMap::from_headers(&parts.headers),
-        context: Arc::new(CallContext {
-            remote_addr: Some(remote),
-            deadline,
-            cancel: cancel.clone(),
-            compress: compress.clone(),
-        }),
-        requests: {
-            let mut requests = Receiver::new(
-                requests_rx,
-                Side::Server,
-                shared.config.max_receive_message_size,
-            );
-            requests.set_encoding(request_encoding);
-            requests
-        },
-        responder: Arc::new(Responder::new(
-            ops_tx,
-            shared.config.max_send_message_size,
-            response_compression,
-            compress,
-            cancel.clone(),
-        )),
-    };
-    match handler {
-        Handler::Blocking(handler) => shared.rt.workers.execute(Box::new(move || handler(call))),
-        Handler::Async(handler) => shared.spawn(handler(call)),
-    }
-
+    let context = Arc::new(CallContext {
+        remote_addr: Some(remote),
+        deadline,
+        cancel: cancel.clone(),
+        compress: compress.clone(),
+    });
+    let responder = Arc::new(Responder::new(
+        ops_tx,
+        shared.config.max_send_message_size,
+        response_compression,
+        compress,
+        cancel.clone(),
+    ));
     let mut stream = ServerStream {
         respond: Some(respond),
         send: None,
@@ -288,18 +400,73 @@ async fn serve_stream(
             }
             decoder
         },
-        requests: Some(requests_tx),
-        batch: Vec::new(),
+        frames: Vec::new(),
+        start: None,
+        first: None,
+        requests: None,
+        unreleased: 0,
         ops: ops_rx,
         deferred: None,
         cancel,
         sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
-        stop_signal: shared.stop_signal(),
         shared: shared.clone(),
+        dispatch: dispatch.clone(),
+        done: false,
+        _call: call_guard,
     };
-    poll_fn(|cx| stream.poll(cx)).await;
+    let metadata = MetadataMap::from_headers(&parts.headers);
+    if handler.single_request {
+        stream.start = Some(Start {
+            run: handler.run.clone(),
+            metadata,
+            context,
+            responder,
+            encoding: request_encoding,
+        });
+        return Some(stream);
+    }
+
+    // Client and bidi streaming: the handler starts now and reads requests as they come.
+    let (requests_tx, requests_rx) = cq::queue(usize::MAX);
+    let mut requests = Receiver::new(
+        requests_rx,
+        Side::Server,
+        shared.config.max_receive_message_size,
+    );
+    requests.set_encoding(request_encoding);
+    stream.requests = Some(requests_tx);
+    let call = ServerCall {
+        metadata,
+        context,
+        requests: Requests::Stream(Box::new(requests)),
+        responder,
+    };
+    match &handler.run {
+        Run::Blocking(run) => {
+            let Some(streaming) = shared.admit_blocking_stream() else {
+                tracing::debug!(
+                    "refusing a blocking streaming call: handlers hold their share of workers"
+                );
+                stream.refuse();
+                return None;
+            };
+            let Some(permit) = shared.rt.workers.try_reserve() else {
+                tracing::debug!("refusing a call: the worker pool and its queue are full");
+                stream.refuse();
+                return None;
+            };
+            let run = run.clone();
+            dispatch.job(permit.bind(Box::new(move || {
+                let _streaming = streaming;
+                run(call);
+            })));
+        }
+        Run::Async(run) => dispatch.task(run(call)),
+    }
+    Some(stream)
 }
 
+/// One call, as a future polled by its connection task.
 struct ServerStream {
     /// Until the response headers are sent.
     respond: Option<SendResponse<Bytes>>,
@@ -310,21 +477,55 @@ struct ServerStream {
     /// Until the request stream ended (or the handler stopped reading it).
     recv: Option<RecvStream>,
     decoder: FrameDecoder,
+    /// Messages split out of the last chunk (kept to reuse its allocation).
+    frames: Vec<Frame>,
+    /// Unary and server-streaming calls, until their request is in and they start.
+    start: Option<Start>,
+    /// The request message of a unary or server-streaming call.
+    first: Option<Frame>,
+    /// Client and bidi streaming: the handler's request stream.
     requests: Option<Producer<Inbound>>,
-    batch: Vec<Inbound>,
+    /// Request bytes received whose flow-control credit is held back: the handler has
+    /// not caught up yet.
+    unreleased: usize,
     ops: Consumer<Outbound>,
     /// An operation taken from `ops` while coalescing messages, handled next.
     deferred: Option<Outbound>,
     cancel: Arc<CancelState>,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// Completes when the server stops without waiting for calls any longer.
-    stop_signal: Pin<Box<dyn Future<Output = ()> + Send>>,
     shared: Arc<ServerShared>,
+    dispatch: Arc<Dispatch>,
+    /// The final status was sent (or the stream reset).
+    done: bool,
+    _call: CallGuard,
+}
+
+impl Future for ServerStream {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let result = this.poll_call(cx);
+        if result.is_ready() {
+            this.done = true;
+        }
+        result
+    }
+}
+
+impl Drop for ServerStream {
+    fn drop(&mut self) {
+        if !self.done {
+            // The connection or the server went away under the call.
+            self.abort(Status::unavailable("the server is shutting down"));
+            self.reset(h2::Reason::CANCEL);
+        }
+    }
 }
 
 impl ServerStream {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.stop_signal.as_mut().poll(cx).is_ready() || self.shared.is_stopped() {
+    fn poll_call(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.shared.is_stopped() {
             self.abort(Status::unavailable("the server is shutting down"));
             self.reset(h2::Reason::CANCEL);
             return Poll::Ready(());
@@ -343,12 +544,28 @@ impl ServerStream {
             )));
             return Poll::Ready(());
         }
-        if let Err(status) = self.poll_requests(cx) {
+        if self.start.is_some() {
+            match self.collect(cx) {
+                Ok(true) => {}
+                Ok(false) => return Poll::Pending,
+                Err(Refused) => {
+                    self.refuse();
+                    return Poll::Ready(());
+                }
+            }
+        } else if let Err(status) = self.poll_requests(cx) {
             self.abort(status.clone());
             self.send_status(status);
             return Poll::Ready(());
         }
         self.poll_responses(cx)
+    }
+
+    /// Refuses the call before any handler saw it: the client may retry it elsewhere.
+    fn refuse(&mut self) {
+        self.done = true;
+        self.cancel.cancel();
+        self.reset(h2::Reason::REFUSED_STREAM);
     }
 
     /// Marks the call cancelled and fails the handler's request stream.
@@ -358,6 +575,7 @@ impl ServerStream {
             let _ = requests.push(Inbound::Error(status));
         }
         self.recv = None;
+        self.start = None;
     }
 
     fn reset(&mut self, reason: h2::Reason) {
@@ -383,42 +601,114 @@ impl ServerStream {
         }
     }
 
-    /// Moves request messages to the handler, respecting its pace.
-    fn poll_requests(&mut self, cx: &mut Context<'_>) -> Result<(), Status> {
-        let result = self.read_requests(cx);
-        if !self.batch.is_empty() {
-            if let Some(requests) = &self.requests {
-                let _ = requests.push_all(self.batch.drain(..));
+    /// Collects the one request message of a unary or server-streaming call, then hands
+    /// the call to its handler: `Ok(true)` once dispatched (or answered with an error).
+    fn collect(&mut self, cx: &mut Context<'_>) -> Result<bool, Refused> {
+        match self.read_single(cx) {
+            Poll::Pending => return Ok(false),
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(status)) => {
+                self.abort(status.clone());
+                self.send_status(status);
+                return Ok(true);
             }
         }
-        result
+        let Some(start) = self.start.take() else {
+            return Ok(true);
+        };
+        let Some(frame) = self.first.take() else {
+            let status = Status::internal("received no request message on a unary call");
+            self.abort(status.clone());
+            self.send_status(status);
+            return Ok(true);
+        };
+        let call = ServerCall {
+            metadata: start.metadata,
+            context: start.context,
+            requests: Requests::Single {
+                frame,
+                encoding: start.encoding,
+                max_len: self.shared.config.max_receive_message_size,
+            },
+            responder: start.responder,
+        };
+        match start.run {
+            Run::Blocking(run) => {
+                let Some(permit) = self.shared.rt.workers.try_reserve() else {
+                    tracing::debug!("refusing a call: the worker pool and its queue are full");
+                    return Err(Refused);
+                };
+                self.dispatch.job(permit.bind(Box::new(move || run(call))));
+            }
+            Run::Async(run) => self.dispatch.task(run(call)),
+        }
+        Ok(true)
     }
 
-    fn read_requests(&mut self, cx: &mut Context<'_>) -> Result<(), Status> {
+    /// Reads the whole request of a call that takes one message.
+    fn read_single(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        while let Some(body) = &mut self.recv {
+            match ready!(body.poll_data(cx)) {
+                Some(Ok(chunk)) => {
+                    // The one message being collected: its credit goes back at once.
+                    let _ = body.flow_control().release_capacity(chunk.len());
+                    if self.first.is_some() && !chunk.is_empty() {
+                        return Poll::Ready(Err(more_than_one()));
+                    }
+                    self.decoder.push(chunk, &mut self.frames)?;
+                    for frame in self.frames.drain(..) {
+                        if self.first.is_some() {
+                            return Poll::Ready(Err(more_than_one()));
+                        }
+                        self.first = Some(frame);
+                    }
+                }
+                Some(Err(e)) => {
+                    return Poll::Ready(Err(crate::client::h2_status(&e).with_source(e)));
+                }
+                None => {
+                    if self.decoder.has_partial() {
+                        return Poll::Ready(Err(Status::internal(
+                            "request stream ended in the middle of a message",
+                        )));
+                    }
+                    self.recv = None;
+                }
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Moves request messages to a streaming handler. Credit for what arrives goes back to
+    /// the client only while the handler waits for more; otherwise it is held until the
+    /// handler catches up.
+    fn poll_requests(&mut self, cx: &mut Context<'_>) -> Result<(), Status> {
         loop {
             let (Some(body), Some(requests)) = (&mut self.recv, &self.requests) else {
                 return Ok(());
             };
-            match requests.poll_ready(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(_)) => {
-                    // The handler dropped its request stream: stop reading.
-                    self.recv = None;
-                    self.requests = None;
-                    return Ok(());
-                }
-                Poll::Pending => return Ok(()),
+            if requests.is_closed() {
+                // The handler dropped its request stream: stop reading.
+                self.recv = None;
+                self.requests = None;
+                return Ok(());
+            }
+            if self.unreleased > 0 && requests.poll_drained(cx).is_ready() {
+                let _ = body.flow_control().release_capacity(self.unreleased);
+                self.unreleased = 0;
             }
             match body.poll_data(cx) {
                 Poll::Pending => return Ok(()),
                 Poll::Ready(Some(Ok(chunk))) => {
-                    let _ = body.flow_control().release_capacity(chunk.len());
-                    let mut messages = Vec::new();
-                    self.decoder.push(chunk, &mut messages)?;
-                    self.batch
-                        .extend(messages.into_iter().map(Inbound::Message));
-                    if self.batch.len() >= INBOUND_CAPACITY {
-                        let _ = requests.push_all(self.batch.drain(..));
+                    let len = chunk.len();
+                    if self.unreleased == 0 && requests.is_drained() {
+                        let _ = body.flow_control().release_capacity(len);
+                    } else {
+                        self.unreleased += len;
+                    }
+                    self.decoder.push(chunk, &mut self.frames)?;
+                    if !self.frames.is_empty() {
+                        let _ = requests.push_all(self.frames.drain(..).map(Inbound::Message), 0);
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
@@ -431,10 +721,8 @@ impl ServerStream {
                         ));
                     }
                     self.recv = None;
-                    if let Some(requests) = self.requests.take() {
-                        let _ = requests.push_all(self.batch.drain(..));
-                        // Dropping the producer tells the handler the stream ended.
-                    }
+                    // Dropping the producer tells the handler the stream ended.
+                    self.requests = None;
                     return Ok(());
                 }
             }
@@ -483,6 +771,15 @@ impl ServerStream {
                         return Poll::Ready(());
                     }
                     let (joined, next) = coalesce(framed, &mut self.ops);
+                    if let Some(Outbound::Trailers(trailers)) = next {
+                        // The last message (a unary response): h2 buffers what the window
+                        // cannot take yet, which is bounded by this one message.
+                        if let Some(send) = &mut self.send {
+                            let _ = send.send_data(joined, false);
+                        }
+                        self.send_trailers(trailers);
+                        return Poll::Ready(());
+                    }
                     self.pending = Some(joined);
                     self.deferred = next;
                 }
@@ -526,8 +823,10 @@ impl ServerStream {
         } else if let Some(send) = &mut self.send {
             let _ = send.send_trailers(trailers);
         }
+        self.done = true;
         // The call is over for the handler even if the client is still sending.
-        self.cancel_requests_quietly();
+        self.recv = None;
+        self.requests = None;
     }
 
     fn send_status(&mut self, status: Status) {
@@ -535,11 +834,11 @@ impl ServerStream {
         status.write_headers(&mut trailers);
         self.send_trailers(trailers);
     }
+}
 
-    fn cancel_requests_quietly(&mut self) {
-        self.recv = None;
-        if let Some(requests) = self.requests.take() {
-            let _ = requests.push_all(self.batch.drain(..));
-        }
-    }
+/// The worker pool cannot take the call.
+struct Refused;
+
+fn more_than_one() -> Status {
+    Status::internal("received more than one request message on a call that takes one")
 }

@@ -41,6 +41,7 @@ use crate::cq::{self, Consumer};
 use crate::error::{Error, Result};
 pub use crate::executor::BoxFuture;
 use crate::executor::SpawnHook;
+use crate::role;
 use crate::runtime::{self, Runtime};
 use service::Handler;
 pub use service::{Service, ServiceBuilder};
@@ -77,6 +78,8 @@ pub(crate) struct ServerConfig {
     pub(crate) max_pending_accept_reset_streams: usize,
     pub(crate) max_local_error_reset_streams: usize,
     pub(crate) send_compression: Option<CompressionEncoding>,
+    pub(crate) max_concurrent_calls: usize,
+    pub(crate) max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -92,6 +95,8 @@ impl Default for ServerConfig {
             max_pending_accept_reset_streams: 20,
             max_local_error_reset_streams: 1024,
             send_compression: None,
+            max_concurrent_calls: 4096,
+            max_connections: 1024,
         }
     }
 }
@@ -130,8 +135,28 @@ impl ServerBuilder {
 
     /// Runs async handlers through `spawn` instead of the built-in executor, for example
     /// `|f| { tokio_handle.spawn(f); }`. Blocking handlers still use the worker pool.
+    ///
+    /// `spawn` is called on one of the runtime's executor threads, never on a poller
+    /// thread, and outside any async runtime's context: use a handle to your runtime
+    /// (`tokio::runtime::Handle::spawn`), not a function that looks for the current one
+    /// (`tokio::spawn` panics there, and the call fails with `UNKNOWN`).
     pub fn spawn_with(mut self, spawn: impl Fn(BoxFuture) + Send + Sync + 'static) -> Self {
         self.spawn_hook = Some(Arc::new(spawn));
+        self
+    }
+
+    /// Most calls in progress at once over all connections (default 4096). Streams beyond
+    /// it are refused with `REFUSED_STREAM`, which clients report as `UNAVAILABLE` and may
+    /// retry.
+    pub fn max_concurrent_calls(mut self, calls: usize) -> Self {
+        self.config.max_concurrent_calls = calls;
+        self
+    }
+
+    /// Most connections open at once (default 1024); new connections beyond it are
+    /// closed as soon as they are accepted.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.config.max_connections = connections;
         self
     }
 
@@ -149,8 +174,8 @@ impl ServerBuilder {
         self
     }
 
-    /// Most calls open at once on one connection (default 256); HTTP/2 makes clients
-    /// queue beyond it.
+    /// Most calls open at once on one connection (default 256, announced to clients as
+    /// HTTP/2's `SETTINGS_MAX_CONCURRENT_STREAMS`); clients queue beyond it.
     pub fn max_concurrent_streams(mut self, streams: u32) -> Self {
         self.config.max_concurrent_streams = streams;
         self
@@ -222,9 +247,14 @@ impl ServerBuilder {
     /// As [`bind`](Self::bind).
     pub fn serve_listener(self, listener: std::net::TcpListener) -> Result<ServerHandle> {
         let config = self.config;
-        if config.max_concurrent_streams == 0 || config.max_header_list_size == 0 {
+        if config.max_concurrent_streams == 0
+            || config.max_header_list_size == 0
+            || config.max_concurrent_calls == 0
+            || config.max_connections == 0
+        {
             return Err(Error::invalid_config(
-                "max_concurrent_streams and max_header_list_size must be positive",
+                "max_concurrent_streams, max_concurrent_calls, max_connections and \
+                 max_header_list_size must be positive",
             ));
         }
         if config.initial_stream_window_size < 65_535 {
@@ -253,16 +283,18 @@ impl ServerBuilder {
         let rt = runtime.handle().clone();
         let poller = rt.poller();
         let shared = Arc::new(ServerShared {
-            router,
+            router: Some(router),
             config,
             rt,
             spawn_hook: self.spawn_hook,
             phase: watch::Sender::new(Phase::Serving),
             stopped: AtomicBool::new(false),
-            stop: Arc::new(Notify::new()),
             active: AtomicUsize::new(0),
             idle: Notify::new(),
             accepted: AtomicU64::new(0),
+            connections: AtomicUsize::new(0),
+            calls: AtomicUsize::new(0),
+            blocking_streams: AtomicUsize::new(0),
         });
         poller.spawn(conn::accept_loop(shared.clone(), listener));
         tracing::debug!(%local_addr, "serving");
@@ -285,51 +317,109 @@ pub(crate) enum Phase {
 }
 
 pub(crate) struct ServerShared {
-    router: HashMap<String, Handler>,
+    /// Always `Some` until dropped (taken then to drop the handlers off the pollers).
+    router: Option<HashMap<String, Handler>>,
     pub(crate) config: ServerConfig,
     pub(crate) rt: runtime::Handle,
     spawn_hook: Option<SpawnHook>,
     pub(crate) phase: watch::Sender<Phase>,
-    /// Set when the server stops waiting for calls: every call task then cancels.
+    /// Set when the server stops waiting for calls: every call then cancels.
     stopped: AtomicBool,
-    /// Wakes every call task when `stopped` is set.
-    stop: Arc<Notify>,
     /// Connections and calls still running.
     active: AtomicUsize,
     idle: Notify,
     pub(crate) accepted: AtomicU64,
+    /// Connections open now.
+    connections: AtomicUsize,
+    /// Calls in progress now (counted against `max_concurrent_calls`).
+    calls: AtomicUsize,
+    /// Blocking client- and bidi-streaming handlers admitted and not finished.
+    blocking_streams: AtomicUsize,
+}
+
+impl Drop for ServerShared {
+    fn drop(&mut self) {
+        // The handlers and the spawn hook are the user's: never dropped on a poller.
+        role::drop_off_poller((self.router.take(), self.spawn_hook.take()));
+    }
+}
+
+/// Takes one unit of `counter` if it stays within `limit`.
+fn take_unit(counter: &AtomicUsize, limit: usize) -> bool {
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < limit).then_some(n + 1)
+        })
+        .is_ok()
 }
 
 impl ServerShared {
-    /// Counts a connection or call as running until the guard is dropped.
-    pub(crate) fn track(self: &Arc<Self>) -> Track {
-        self.active.fetch_add(1, Ordering::AcqRel);
-        Track(self.clone())
+    pub(crate) fn router(&self) -> &HashMap<String, Handler> {
+        static EMPTY: std::sync::OnceLock<HashMap<String, Handler>> = std::sync::OnceLock::new();
+        self.router
+            .as_ref()
+            .unwrap_or_else(|| EMPTY.get_or_init(HashMap::new))
     }
 
-    /// A future that completes once the server stops waiting for calls. Poll it before
-    /// checking [`is_stopped`](Self::is_stopped): it is registered from its first poll.
-    pub(crate) fn stop_signal(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        let stop = self.stop.clone();
-        Box::pin(async move { stop.notified().await })
+    /// Counts a new connection, unless the server has `max_connections` already.
+    pub(crate) fn admit_connection(self: &Arc<Self>) -> Option<ConnectionGuard> {
+        if !take_unit(&self.connections, self.config.max_connections) {
+            return None;
+        }
+        Some(ConnectionGuard {
+            _track: self.track(),
+        })
+    }
+
+    /// Counts a new call, unless `max_concurrent_calls` are in progress already.
+    pub(crate) fn admit_call(self: &Arc<Self>) -> Option<CallGuard> {
+        if !take_unit(&self.calls, self.config.max_concurrent_calls) {
+            return None;
+        }
+        Some(CallGuard {
+            _track: self.track(),
+        })
+    }
+
+    /// Counts a blocking streaming handler about to start. They may hold at most three
+    /// quarters of the worker pool, so that calls whose request is complete (unary and
+    /// server-streaming, which need nothing more from the client) always find workers.
+    pub(crate) fn admit_blocking_stream(self: &Arc<Self>) -> Option<BlockingStreamGuard> {
+        let limit = (self.rt.workers.max_threads() * 3 / 4).max(1);
+        if !take_unit(&self.blocking_streams, limit) {
+            return None;
+        }
+        Some(BlockingStreamGuard(self.clone()))
+    }
+
+    /// Counts a connection or call as running until the guard is dropped.
+    fn track(self: &Arc<Self>) -> Track {
+        self.active.fetch_add(1, Ordering::AcqRel);
+        Track(self.clone())
     }
 
     pub(crate) fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::Acquire)
     }
 
-    /// Runs an async handler on the spawn hook or the built-in executor.
-    pub(crate) fn spawn(&self, future: BoxFuture) {
+    /// Runs async handlers on the built-in executor, or hands them to the spawn hook.
+    /// The hook is the user's code, so it is called on an executor thread, not here.
+    pub(crate) fn spawn_all(&self, futures: impl Iterator<Item = BoxFuture>) {
         match &self.spawn_hook {
-            Some(hook) => hook(future),
-            None => self.rt.spawn(future),
+            None => self.rt.executor.spawn_all(futures),
+            Some(hook) => self.rt.executor.spawn_all(futures.map(|future| {
+                let hook = hook.clone();
+                Box::pin(async move {
+                    role::assert_off_poller("a spawn hook");
+                    hook(future);
+                }) as BoxFuture
+            })),
         }
     }
 
     fn stop_now(&self) {
-        self.phase.send_replace(Phase::Stopped);
         self.stopped.store(true, Ordering::Release);
-        self.stop.notify_waiters();
+        self.phase.send_replace(Phase::Stopped);
     }
 
     /// Waits until no connection or call is running, or `until` passes; returns whether
@@ -356,13 +446,44 @@ impl ServerShared {
 }
 
 /// Keeps a connection or call counted as running.
-pub(crate) struct Track(Arc<ServerShared>);
+struct Track(Arc<ServerShared>);
 
 impl Drop for Track {
     fn drop(&mut self) {
         if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.idle.notify_waiters();
         }
+    }
+}
+
+/// A connection counted against `max_connections`.
+pub(crate) struct ConnectionGuard {
+    _track: Track,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self._track.0.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A call counted against `max_concurrent_calls`.
+pub(crate) struct CallGuard {
+    _track: Track,
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self._track.0.calls.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A blocking streaming handler counted against its share of the worker pool.
+pub(crate) struct BlockingStreamGuard(Arc<ServerShared>);
+
+impl Drop for BlockingStreamGuard {
+    fn drop(&mut self) {
+        self.0.blocking_streams.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -387,6 +508,16 @@ impl ServerHandle {
         self.shared.accepted.load(Ordering::Relaxed)
     }
 
+    /// How many connections are open now.
+    pub fn open_connections(&self) -> usize {
+        self.shared.connections.load(Ordering::Acquire)
+    }
+
+    /// How many calls are in progress now.
+    pub fn active_calls(&self) -> usize {
+        self.shared.calls.load(Ordering::Acquire)
+    }
+
     /// Stops accepting connections, tells clients to go away (HTTP/2 GOAWAY) and lets
     /// calls in flight finish for up to `grace`; calls still running then are cancelled.
     ///
@@ -399,8 +530,8 @@ impl ServerHandle {
             shared.phase.send_replace(Phase::Draining);
         }
         self.poller.spawn(async move {
-            let deadline = Instant::now() + grace;
-            if !shared.wait_idle(Some(deadline)).await {
+            let deadline = crate::deadline::deadline_after(grace);
+            if !shared.wait_idle(deadline).await {
                 tracing::debug!("grace period over: cancelling the remaining calls");
                 shared.stop_now();
                 shared.wait_idle(None).await;

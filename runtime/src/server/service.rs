@@ -17,30 +17,92 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use prost::Message;
 
-use crate::codec;
+use bytes::Bytes;
+
+use crate::codec::{self, CompressionEncoding, Frame};
 use crate::executor::BoxFuture;
 use crate::metadata::MetadataMap;
 use crate::request::{CallContext, Request};
 use crate::response::Response;
+use crate::role;
 use crate::status::Status;
 use crate::streaming::{
-    Block, BlockingStreaming, Receiver, Responder, ResponseSink, Streaming, call_ended,
+    BlockingStreaming, Receiver, Responder, ResponseSink, Streaming, call_ended,
 };
 
 /// One server call as handed to a handler wrapper.
 pub(crate) struct ServerCall {
     pub(crate) metadata: MetadataMap,
     pub(crate) context: Arc<CallContext>,
-    pub(crate) requests: Receiver,
+    pub(crate) requests: Requests,
     pub(crate) responder: Arc<Responder>,
+}
+
+/// A call's request: the one message of a unary or server-streaming call, received whole
+/// before the handler starts, or the stream of a client- or bidi-streaming call.
+pub(crate) enum Requests {
+    Single {
+        frame: Frame,
+        /// The client's `grpc-encoding`, for a compressed message.
+        encoding: Option<CompressionEncoding>,
+        /// Largest message accepted after decompression.
+        max_len: usize,
+    },
+    Stream(Box<Receiver>),
+}
+
+impl Requests {
+    /// The single request's plain body and whether it arrived compressed.
+    fn single(self) -> Result<(Bytes, bool), Status> {
+        match self {
+            Requests::Single {
+                frame,
+                encoding,
+                max_len,
+            } => {
+                if !frame.compressed {
+                    return Ok((frame.body, false));
+                }
+                let encoding = encoding.ok_or_else(|| {
+                    Status::internal(
+                        "received a compressed message, but the client sent no grpc-encoding",
+                    )
+                })?;
+                Ok((codec::decompress(encoding, &frame.body, max_len)?, true))
+            }
+            Requests::Stream(_) => Err(Status::internal(
+                "a streaming request was handed to a method that takes one message",
+            )),
+        }
+    }
+
+    /// The request stream of a client- or bidi-streaming call.
+    fn stream(self) -> Result<Receiver, Status> {
+        match self {
+            Requests::Stream(receiver) => Ok(*receiver),
+            Requests::Single { .. } => Err(Status::internal(
+                "a single request was handed to a streaming method",
+            )),
+        }
+    }
 }
 
 /// A method handler with its types erased.
 #[derive(Clone)]
-pub(crate) enum Handler {
-    /// Runs on the blocking worker pool.
+pub(crate) struct Handler {
+    /// Whether the method takes one request message (unary, server-streaming): the
+    /// handler then starts only once that message has arrived whole.
+    pub(crate) single_request: bool,
+    pub(crate) run: Run,
+}
+
+/// How a handler runs.
+#[derive(Clone)]
+pub(crate) enum Run {
+    /// On the blocking worker pool.
     Blocking(Arc<dyn Fn(ServerCall) + Send + Sync>),
-    /// Produces a future run on the executor (or the spawn hook).
+    /// As a future on the executor (or the spawn hook). Building the future runs no user
+    /// code; polling it does.
     Async(Arc<dyn Fn(ServerCall) -> BoxFuture + Send + Sync>),
 }
 
@@ -114,18 +176,32 @@ impl ServiceBuilder {
         self
     }
 
-    fn add_async<F>(self, method: &str, f: F) -> Self
+    fn add_async<F>(self, method: &str, single_request: bool, f: F) -> Self
     where
         F: Fn(ServerCall) -> BoxFuture + Send + Sync + 'static,
     {
-        self.add(method, Handler::Async(Arc::new(f)))
+        let run = Run::Async(Arc::new(f));
+        self.add(
+            method,
+            Handler {
+                single_request,
+                run,
+            },
+        )
     }
 
-    fn add_blocking<F>(self, method: &str, f: F) -> Self
+    fn add_blocking<F>(self, method: &str, single_request: bool, f: F) -> Self
     where
         F: Fn(ServerCall) + Send + Sync + 'static,
     {
-        self.add(method, Handler::Blocking(Arc::new(f)))
+        let run = Run::Blocking(Arc::new(f));
+        self.add(
+            method,
+            Handler {
+                single_request,
+                run,
+            },
+        )
     }
 
     /// An async unary method.
@@ -137,13 +213,12 @@ impl ServiceBuilder {
         Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
     {
         let handler = Arc::new(handler);
-        self.add_async(method, move |call| {
+        self.add_async(method, true, move |call| {
             let handler = handler.clone();
             run_async(
                 call,
-                move |mut requests, metadata, context, responder| async move {
-                    let body = poll_fn(|cx| requests.poll_single(cx)).await?;
-                    let compressed = requests.last_compressed();
+                move |requests, metadata, context, responder| async move {
+                    let (body, compressed) = requests.single()?;
                     let request =
                         Request::from_server(metadata, codec::decode(body)?, context, compressed);
                     send_single(&responder, handler(request).await?)
@@ -162,13 +237,12 @@ impl ServiceBuilder {
         S: Stream<Item = Result<Resp, Status>> + Send + 'static,
     {
         let handler = Arc::new(handler);
-        self.add_async(method, move |call| {
+        self.add_async(method, true, move |call| {
             let handler = handler.clone();
             run_async(
                 call,
-                move |mut requests, metadata, context, responder| async move {
-                    let body = poll_fn(|cx| requests.poll_single(cx)).await?;
-                    let compressed = requests.last_compressed();
+                move |requests, metadata, context, responder| async move {
+                    let (body, compressed) = requests.single()?;
                     let request =
                         Request::from_server(metadata, codec::decode(body)?, context, compressed);
                     send_stream(&responder, handler(request).await?).await
@@ -186,13 +260,13 @@ impl ServiceBuilder {
         Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
     {
         let handler = Arc::new(handler);
-        self.add_async(method, move |call| {
+        self.add_async(method, false, move |call| {
             let handler = handler.clone();
             run_async(
                 call,
                 move |requests, metadata, context, responder| async move {
-                    let request =
-                        Request::from_server(metadata, Streaming::new(requests), context, false);
+                    let requests = Streaming::new(requests.stream()?);
+                    let request = Request::from_server(metadata, requests, context, false);
                     send_single(&responder, handler(request).await?)
                 },
             )
@@ -209,13 +283,13 @@ impl ServiceBuilder {
         S: Stream<Item = Result<Resp, Status>> + Send + 'static,
     {
         let handler = Arc::new(handler);
-        self.add_async(method, move |call| {
+        self.add_async(method, false, move |call| {
             let handler = handler.clone();
             run_async(
                 call,
                 move |requests, metadata, context, responder| async move {
-                    let request =
-                        Request::from_server(metadata, Streaming::new(requests), context, false);
+                    let requests = Streaming::new(requests.stream()?);
+                    let request = Request::from_server(metadata, requests, context, false);
                     send_stream(&responder, handler(request).await?).await
                 },
             )
@@ -229,10 +303,9 @@ impl ServiceBuilder {
         Resp: Message + 'static,
         F: Fn(Request<Req>) -> Result<Response<Resp>, Status> + Send + Sync + 'static,
     {
-        self.add_blocking(method, move |call| {
-            run_blocking(call, |mut requests, metadata, context, responder| {
-                let body = wait(requests.poll_single(&mut Block))?;
-                let compressed = requests.last_compressed();
+        self.add_blocking(method, true, move |call| {
+            run_blocking(call, |requests, metadata, context, responder| {
+                let (body, compressed) = requests.single()?;
                 let request =
                     Request::from_server(metadata, codec::decode(body)?, context, compressed);
                 send_single(responder, handler(request)?)
@@ -248,10 +321,9 @@ impl ServiceBuilder {
         Resp: Message + 'static,
         F: Fn(Request<Req>, ResponseSink<Resp>) -> Result<(), Status> + Send + Sync + 'static,
     {
-        self.add_blocking(method, move |call| {
-            run_blocking(call, |mut requests, metadata, context, responder| {
-                let body = wait(requests.poll_single(&mut Block))?;
-                let compressed = requests.last_compressed();
+        self.add_blocking(method, true, move |call| {
+            run_blocking(call, |requests, metadata, context, responder| {
+                let (body, compressed) = requests.single()?;
                 let request =
                     Request::from_server(metadata, codec::decode(body)?, context, compressed);
                 handler(request, ResponseSink::new(responder.clone()))
@@ -269,14 +341,10 @@ impl ServiceBuilder {
             + Sync
             + 'static,
     {
-        self.add_blocking(method, move |call| {
+        self.add_blocking(method, false, move |call| {
             run_blocking(call, |requests, metadata, context, responder| {
-                let request = Request::from_server(
-                    metadata,
-                    BlockingStreaming::new(requests),
-                    context,
-                    false,
-                );
+                let requests = BlockingStreaming::new(requests.stream()?);
+                let request = Request::from_server(metadata, requests, context, false);
                 send_single(responder, handler(request)?)
             })
         })
@@ -293,14 +361,10 @@ impl ServiceBuilder {
             + Sync
             + 'static,
     {
-        self.add_blocking(method, move |call| {
+        self.add_blocking(method, false, move |call| {
             run_blocking(call, |requests, metadata, context, responder| {
-                let request = Request::from_server(
-                    metadata,
-                    BlockingStreaming::new(requests),
-                    context,
-                    false,
-                );
+                let requests = BlockingStreaming::new(requests.stream()?);
+                let request = Request::from_server(metadata, requests, context, false);
                 handler(request, ResponseSink::new(responder.clone()))
             })
         })
@@ -309,13 +373,6 @@ impl ServiceBuilder {
     /// The finished service.
     pub fn build(self) -> Service {
         self.service
-    }
-}
-
-fn wait<T>(poll: Poll<T>) -> T {
-    match poll {
-        Poll::Ready(value) => value,
-        Poll::Pending => unreachable!("blocking waits are always ready"),
     }
 }
 
@@ -413,8 +470,9 @@ fn panic_status(payload: Box<dyn Any + Send>) -> Status {
 /// Runs a blocking handler body, then sends its status (`UNKNOWN` if it panicked).
 fn run_blocking<F>(call: ServerCall, body: F)
 where
-    F: FnOnce(Receiver, MetadataMap, Arc<CallContext>, &Arc<Responder>) -> Result<(), Status>,
+    F: FnOnce(Requests, MetadataMap, Arc<CallContext>, &Arc<Responder>) -> Result<(), Status>,
 {
+    role::assert_off_poller("a blocking handler");
     let ServerCall {
         metadata,
         context,
@@ -432,7 +490,7 @@ where
 /// if it panicked).
 fn run_async<F, Fut>(call: ServerCall, body: F) -> BoxFuture
 where
-    F: FnOnce(Receiver, MetadataMap, Arc<CallContext>, Arc<Responder>) -> Fut + Send + 'static,
+    F: FnOnce(Requests, MetadataMap, Arc<CallContext>, Arc<Responder>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), Status>> + Send + 'static,
 {
     Box::pin(async move {
@@ -442,22 +500,22 @@ where
             requests,
             responder,
         } = call;
-        let result = CatchUnwind(Box::pin(async {
-            body(requests, metadata, context, responder.clone()).await
-        }))
-        .await
-        .unwrap_or_else(|payload| Err(panic_status(payload)));
+        let handler = std::pin::pin!(body(requests, metadata, context, responder.clone()));
+        let result = CatchUnwind(handler)
+            .await
+            .unwrap_or_else(|payload| Err(panic_status(payload)));
         responder.finish(result);
     })
 }
 
 /// Turns a panic while polling the inner future into an `Err`.
-struct CatchUnwind<F>(Pin<Box<F>>);
+struct CatchUnwind<'a, F>(Pin<&'a mut F>);
 
-impl<F: Future> Future for CatchUnwind<F> {
+impl<F: Future> Future for CatchUnwind<'_, F> {
     type Output = Result<F::Output, Box<dyn Any + Send>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        role::assert_off_poller("an async handler");
         let inner = self.0.as_mut();
         match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
