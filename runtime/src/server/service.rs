@@ -25,6 +25,7 @@ use crate::metadata::MetadataMap;
 use crate::request::{CallContext, Request};
 use crate::response::Response;
 use crate::role;
+use crate::server::conn::OUTBOUND_CAPACITY;
 use crate::status::Status;
 use crate::streaming::{
     BlockingStreaming, Receiver, Responder, ResponseSink, Streaming, call_ended,
@@ -387,7 +388,8 @@ fn send_single<Resp: Message>(
     responder.respond_once(&metadata, framed, trailers)
 }
 
-/// Most messages taken from a response stream before they are handed to the poller.
+/// Most messages taken from a response stream before they are handed to the poller (and
+/// at most about [`OUTBOUND_CAPACITY`] bytes).
 const MAX_BATCH: usize = 32;
 
 /// What a poll of the response stream produced, besides messages.
@@ -415,6 +417,7 @@ where
             .await
             .map_err(|_| call_ended())?;
         let mut batch = Vec::new();
+        let mut batch_bytes = 0;
         // The stream is polled before the call's state, so a stream that waits for
         // cancellation sees it.
         let end = poll_fn(|cx| {
@@ -426,10 +429,13 @@ where
                             responder.max_send,
                             responder.message_compression(),
                         ) {
-                            Ok(framed) => batch.push(framed),
+                            Ok(framed) => {
+                                batch_bytes += framed.len();
+                                batch.push(framed);
+                            }
                             Err(status) => return Poll::Ready(StreamEnd::Failed(status)),
                         }
-                        if batch.len() >= MAX_BATCH {
+                        if batch.len() >= MAX_BATCH || batch_bytes >= OUTBOUND_CAPACITY {
                             return Poll::Ready(StreamEnd::More);
                         }
                     }
