@@ -56,7 +56,10 @@ fn thread_names() -> Vec<String> {
         .unwrap()
         .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
         .map(|name| name.trim_end().to_owned())
-        .filter(|name| !(name.contains('_') && !name.contains('-')) && name != "rsgrpc-reaper")
+        .filter(|name| {
+            let test_thread = name.contains('_') && !name.contains('-');
+            !test_thread && name != "rsgrpc-reaper"
+        })
         .collect()
 }
 
