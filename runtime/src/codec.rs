@@ -88,6 +88,32 @@ pub(crate) fn decompress(
 /// Length of the message prefix.
 pub(crate) const PREFIX_LEN: usize = 5;
 
+/// The encoded length of `message`, checked against the send limit.
+///
+/// # Errors
+///
+/// `RESOURCE_EXHAUSTED` when the message is larger than `max_len` or than a prefix can
+/// describe.
+pub(crate) fn checked_len<M: Message>(message: &M, max_len: usize) -> Result<usize, Status> {
+    let len = message.encoded_len();
+    if len > max_len || u32::try_from(len).is_err() {
+        return Err(Status::resource_exhausted(format!(
+            "message of {len} bytes is larger than the send limit of {max_len} bytes"
+        )));
+    }
+    Ok(len)
+}
+
+/// Appends `message`, uncompressed, with its prefix; `len` is its
+/// [`checked_len`] and `buf` has room for `PREFIX_LEN + len` more bytes.
+pub(crate) fn write_framed<M: Message>(message: &M, len: usize, buf: &mut BytesMut) {
+    buf.reserve(PREFIX_LEN + len);
+    buf.put_u8(0);
+    buf.put_u32(len as u32);
+    // Cannot fail: the room was reserved above.
+    let _ = message.encode(buf);
+}
+
 /// Encodes a message with its prefix, ready to be sent as-is, compressed when asked.
 ///
 /// # Errors
@@ -99,20 +125,20 @@ pub(crate) fn encode<M: Message>(
     max_len: usize,
     compression: Option<CompressionEncoding>,
 ) -> Result<Bytes, Status> {
-    let len = message.encoded_len();
-    if len > max_len || u32::try_from(len).is_err() {
-        return Err(Status::resource_exhausted(format!(
-            "message of {len} bytes is larger than the send limit of {max_len} bytes"
-        )));
-    }
+    encode_mut(message, max_len, compression).map(BytesMut::freeze)
+}
+
+/// As [`encode`], into a buffer of its own that more messages may be appended to.
+pub(crate) fn encode_mut<M: Message>(
+    message: &M,
+    max_len: usize,
+    compression: Option<CompressionEncoding>,
+) -> Result<BytesMut, Status> {
+    let len = checked_len(message, max_len)?;
     let Some(CompressionEncoding::Gzip) = compression else {
         let mut buf = BytesMut::with_capacity(PREFIX_LEN + len);
-        buf.put_u8(0);
-        buf.put_u32(len as u32);
-        message
-            .encode(&mut buf)
-            .map_err(|e| Status::internal(format!("failed to encode message: {e}")))?;
-        return Ok(buf.freeze());
+        write_framed(message, len, &mut buf);
+        return Ok(buf);
     };
     let plain = message.encode_to_vec();
     let mut buf = BytesMut::with_capacity(PREFIX_LEN + len / 2 + 32).writer();
@@ -128,7 +154,7 @@ pub(crate) fn encode<M: Message>(
         Status::resource_exhausted("compressed message is larger than a prefix can describe")
     })?;
     buf[1..PREFIX_LEN].copy_from_slice(&compressed_len.to_be_bytes());
-    Ok(buf.freeze())
+    Ok(buf)
 }
 
 /// Decodes a message body (without its prefix).

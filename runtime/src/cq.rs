@@ -172,6 +172,28 @@ impl<T> Producer<T> {
         Ok(())
     }
 
+    /// Offers the last queued item to `append` (with the lock held): it adds to that item
+    /// and returns `None`, or returns a new item to queue. Either way the queue's weight
+    /// grows by `weight` and the consumer is woken.
+    pub(crate) fn push_or_append(
+        &self,
+        weight: usize,
+        append: impl FnOnce(Option<&mut T>) -> Option<T>,
+    ) -> Result<(), Closed> {
+        let mut state = self.shared.lock();
+        if state.consumer_closed {
+            return Err(Closed);
+        }
+        if let Some(item) = append(state.items.back_mut()) {
+            state.items.push_back(item);
+        }
+        state.weight += weight;
+        let wakeup = self.shared.wake_consumer(&mut state);
+        drop(state);
+        wakeup.deliver();
+        Ok(())
+    }
+
     /// Queues a batch of items with one lock and one wake-up; together they weigh
     /// `weight`.
     pub(crate) fn push_all(
@@ -247,16 +269,14 @@ impl<T> Producer<T> {
         }
     }
 
+    /// What the items queued and not yet taken weigh.
+    pub(crate) fn weight(&self) -> usize {
+        self.shared.lock().weight
+    }
+
     /// Whether the consumer is gone.
     pub(crate) fn is_closed(&self) -> bool {
         self.shared.lock().consumer_closed
-    }
-
-    /// Whether the consumer has taken everything queued and waits for more (or is gone),
-    /// without registering for a wake-up.
-    pub(crate) fn is_drained(&self) -> bool {
-        let state = self.shared.lock();
-        state.consumer_closed || (state.consumer_waiting && state.items.is_empty())
     }
 
     /// Whether the queue has room now (the consumer may be gone).

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use prost::Message;
 
@@ -41,8 +41,8 @@ pub(crate) enum Inbound {
 pub(crate) enum Outbound {
     /// Response headers (server side); sent before the first message.
     Headers(HeaderMap),
-    /// One framed message, prefix included.
-    Message(Bytes),
+    /// One or more framed messages, prefixes included.
+    Message(BytesMut),
     /// The client is done sending (half-close).
     Finish,
     /// The final status and trailers (server side).
@@ -51,39 +51,51 @@ pub(crate) enum Outbound {
     Abort(Status),
 }
 
-/// Largest buffer [`coalesce`] builds.
-const COALESCE_LIMIT: usize = 64 * 1024;
+/// How far (in bytes of received messages) a call's consumer may fall behind before the
+/// poller holds back HTTP/2 flow-control credit until it catches up.
+pub(crate) const FREE_AHEAD: usize = 64 * 1024;
 
-/// Joins `first` with the messages queued right behind it into one buffer (up to 64 KiB),
-/// so h2 sends them as a few full DATA frames and one socket write instead of a frame and
-/// a write per message. Returns the buffer and the first queued operation that is not a
-/// message, which the caller handles next.
-pub(crate) fn coalesce(first: Bytes, ops: &mut Consumer<Outbound>) -> (Bytes, Option<Outbound>) {
-    if first.len() >= COALESCE_LIMIT {
-        return (first, None);
+/// A chunk of queued messages is filled up to this size before another is started; h2
+/// sends each chunk as a few full DATA frames with one write.
+const CHUNK: usize = 16 * 1024;
+
+/// Encodes `message` straight into the chunk of messages last queued on `ops` when it has
+/// room, or into a new chunk: messages sent one by one still reach h2 as a few large
+/// buffers, without a buffer or a copy per message.
+///
+/// The caller has checked that the queue has room.
+///
+/// # Errors
+///
+/// `RESOURCE_EXHAUSTED` for a message over `max_send`; `CANCELLED` when the call ended.
+pub(crate) fn queue_message<M: Message>(
+    ops: &Producer<Outbound>,
+    message: &M,
+    max_send: usize,
+    compression: Option<CompressionEncoding>,
+) -> Result<(), Status> {
+    if compression.is_some() {
+        // Compressed: a chunk of its own, compressed before the queue is locked.
+        let framed = codec::encode_mut(message, max_send, compression)?;
+        let len = framed.len();
+        return ops
+            .push_weighted(Outbound::Message(framed), len)
+            .map_err(|_| call_ended());
     }
-    let mut joined: Option<bytes::BytesMut> = None;
-    loop {
-        let len = joined.as_ref().map_or(first.len(), |j| j.len());
-        if len >= COALESCE_LIMIT {
-            break;
-        }
-        match ops.try_pop() {
-            Some(Outbound::Message(next)) => {
-                let buf = joined.get_or_insert_with(|| {
-                    let mut buf = bytes::BytesMut::with_capacity(COALESCE_LIMIT.min(len * 8));
-                    buf.extend_from_slice(&first);
-                    buf
-                });
-                buf.extend_from_slice(&next);
+    let len = codec::checked_len(message, max_send)?;
+    let framed_len = codec::PREFIX_LEN + len;
+    ops.push_or_append(framed_len, |last| {
+        if let Some(Outbound::Message(chunk)) = last {
+            if chunk.capacity() - chunk.len() >= framed_len {
+                codec::write_framed(message, len, chunk);
+                return None;
             }
-            Some(other) => {
-                return (joined.map_or(first, |j| j.freeze()), Some(other));
-            }
-            None => break,
         }
-    }
-    (joined.map_or(first, |j| j.freeze()), None)
+        let mut chunk = BytesMut::with_capacity(framed_len.max(CHUNK));
+        codec::write_framed(message, len, &mut chunk);
+        Some(Outbound::Message(chunk))
+    })
+    .map_err(|_| call_ended())
 }
 
 /// Which end of a call a receiver serves.
@@ -526,20 +538,17 @@ impl<T: Message> RequestSender<T> {
     pub fn send(&mut self, message: T) -> Result<(), Status> {
         let ops = self.ops.as_ref().ok_or_else(call_ended)?;
         let compression = self.compression.filter(|_| self.compress);
-        let framed = match codec::encode(&message, self.max_send, compression) {
-            Ok(framed) => framed,
-            Err(status) => {
-                let _ = ops.push(Outbound::Abort(status.clone()));
-                self.ops = None;
-                return Err(status);
-            }
-        };
         if !ops.has_room() {
             crate::executor::blocking_region(|| ops.wait_ready(None)).map_err(|_| call_ended())?;
         }
-        let len = framed.len();
-        ops.push_weighted(Outbound::Message(framed), len)
-            .map_err(|_| call_ended())
+        match queue_message(ops, &message, self.max_send, compression) {
+            Err(status) if status.code() == crate::Code::ResourceExhausted => {
+                let _ = ops.push(Outbound::Abort(status.clone()));
+                self.ops = None;
+                Err(status)
+            }
+            other => other,
+        }
     }
 
     /// Whether the next messages are compressed, when the call compresses its requests
@@ -656,33 +665,19 @@ impl Responder {
         Ok(())
     }
 
-    /// Queues a framed message; the caller has waited for room already.
-    pub(crate) fn push_message(&self, framed: Bytes) -> Result<(), Status> {
+    /// Encodes and queues a message; the caller has waited for room already.
+    pub(crate) fn push_message<M: Message>(&self, message: &M) -> Result<(), Status> {
         let mut state = self.state();
         if state.finished {
             return Err(call_ended());
         }
         self.ensure_headers(&mut state)?;
-        let len = framed.len();
-        self.ops
-            .push_weighted(Outbound::Message(framed), len)
-            .map_err(|_| call_ended())
-    }
-
-    /// Queues several framed messages with one wake-up of the poller.
-    pub(crate) fn push_messages(&self, framed: Vec<Bytes>) -> Result<(), Status> {
-        if framed.is_empty() {
-            return Ok(());
-        }
-        let mut state = self.state();
-        if state.finished {
-            return Err(call_ended());
-        }
-        self.ensure_headers(&mut state)?;
-        let weight = framed.iter().map(Bytes::len).sum();
-        self.ops
-            .push_all(framed.into_iter().map(Outbound::Message), weight)
-            .map_err(|_| call_ended())
+        queue_message(
+            &self.ops,
+            message,
+            self.max_send,
+            self.message_compression(),
+        )
     }
 
     /// Sends a whole single-message response (headers, message, OK status and trailers)
@@ -690,7 +685,7 @@ impl Responder {
     pub(crate) fn respond_once(
         &self,
         metadata: &MetadataMap,
-        framed: Bytes,
+        framed: BytesMut,
         trailers: MetadataMap,
     ) -> Result<(), Status> {
         let mut state = self.state();
@@ -732,12 +727,11 @@ impl Responder {
 
     /// Encodes and queues a message, blocking while the queue is full.
     pub(crate) fn send_blocking<T: Message>(&self, message: &T) -> Result<(), Status> {
-        let framed = codec::encode(message, self.max_send, self.message_compression())?;
         if !self.ops.has_room() {
             crate::executor::blocking_region(|| self.ops.wait_ready(None))
                 .map_err(|_| call_ended())?;
         }
-        self.push_message(framed)
+        self.push_message(message)
     }
 
     pub(crate) fn add_trailers(&self, metadata: MetadataMap) {

@@ -186,14 +186,27 @@ pub struct TonicServer {
 
 impl TonicServer {
     pub fn start() -> TonicServer {
+        TonicServer::start_with_workers(2)
+    }
+
+    /// A server whose tokio runtime has `workers` worker threads, or is a current-thread
+    /// runtime when `workers` is 0.
+    pub fn start_with_workers(workers: usize) -> TonicServer {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = if workers == 0 {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+            } else {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(workers)
+                    .enable_all()
+                    .build()
+                    .unwrap()
+            };
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();

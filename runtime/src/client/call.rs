@@ -25,7 +25,7 @@ use crate::channel::ChannelInner;
 use crate::codec::{self, CompressionEncoding, Frame, FrameDecoder};
 use crate::cq::{Consumer, Producer};
 use crate::status::Status;
-use crate::streaming::{Inbound, Outbound, coalesce};
+use crate::streaming::{FREE_AHEAD, Inbound, Outbound};
 
 /// Everything the poller needs to run one call.
 pub(crate) struct CallTask {
@@ -91,10 +91,10 @@ impl CallTask {
             decoder: FrameDecoder::new(channel.config.max_receive_message_size),
             frames: Vec::new(),
             ops,
-            deferred: None,
             events,
             sleep,
             batch: Vec::new(),
+            batch_bytes: 0,
         };
         poll_fn(|cx| stream.poll(cx)).await;
     }
@@ -164,16 +164,13 @@ struct ClientStream {
     /// Messages split out of the last chunk (kept to reuse its allocation).
     frames: Vec<Frame>,
     ops: Consumer<Outbound>,
-    /// An operation taken from `ops` while coalescing messages, handled next.
-    deferred: Option<Outbound>,
     events: Producer<Inbound>,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Completions gathered during one poll, handed over with one wake-up.
     batch: Vec<Inbound>,
+    /// Bytes of the messages in `batch`.
+    batch_bytes: usize,
 }
-
-/// Most completions gathered before they are handed over.
-const MAX_BATCH: usize = 64;
 
 impl ClientStream {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -195,13 +192,19 @@ impl ClientStream {
             }
         }
         let result = self.poll_recv(cx);
-        if !self.batch.is_empty() {
-            let _ = self.events.push_all(self.batch.drain(..), 0);
-        }
+        self.flush();
         match result {
             Poll::Ready(Ok(())) => Poll::Ready(()),
             Poll::Ready(Err(status)) => self.fail(status),
             Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Hands the completions gathered so far to the caller, with one wake-up.
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            let weight = std::mem::take(&mut self.batch_bytes);
+            let _ = self.events.push_all(self.batch.drain(..), weight);
         }
     }
 
@@ -239,16 +242,9 @@ impl ClientStream {
                 }
                 continue;
             }
-            let op = match self.deferred.take() {
-                Some(op) => Some(op),
-                None => ready!(self.ops.poll_pop(cx)),
-            };
+            let op = ready!(self.ops.poll_pop(cx));
             match op {
-                Some(Outbound::Message(framed)) => {
-                    let (joined, next) = coalesce(framed, &mut self.ops);
-                    self.pending = Some(joined);
-                    self.deferred = next;
-                }
+                Some(Outbound::Message(chunk)) => self.pending = Some(chunk.freeze()),
                 Some(Outbound::Finish) => {
                     let _ = self.send.send_data(Bytes::new(), true);
                     return Poll::Ready(Ok(()));
@@ -310,36 +306,40 @@ impl ClientStream {
                     self.recv = Recv::Body(body);
                 }
                 Recv::Body(body) => {
-                    if self.batch.len() >= MAX_BATCH {
-                        let _ = self.events.push_all(self.batch.drain(..), 0);
-                    }
                     if self.events.is_closed() {
                         return Poll::Ready(Ok(()));
                     }
-                    // Flow control: credit goes back to the server only while the caller
-                    // waits for more, so a caller that does not read holds at most the
-                    // stream's window plus one message.
-                    if self.unreleased > 0
-                        && self.batch.is_empty()
-                        && self.events.poll_drained(cx).is_ready()
-                    {
-                        let _ = body.flow_control().release_capacity(self.unreleased);
-                        self.unreleased = 0;
+                    // Flow control: credit goes back to the server at once while the caller
+                    // keeps up (is less than FREE_AHEAD behind); otherwise it is held until
+                    // the caller has taken everything and waits for more. So a caller that
+                    // does not read holds at most FREE_AHEAD, the stream's window and one
+                    // message.
+                    if self.unreleased > 0 {
+                        // The caller must see what is held here to catch up with it.
+                        if !self.batch.is_empty() {
+                            let weight = std::mem::take(&mut self.batch_bytes);
+                            let _ = self.events.push_all(self.batch.drain(..), weight);
+                        }
+                        if self.events.poll_drained(cx).is_ready() {
+                            let _ = body.flow_control().release_capacity(self.unreleased);
+                            self.unreleased = 0;
+                        }
                     }
                     match ready!(body.poll_data(cx)) {
                         Some(Ok(chunk)) => {
                             let len = chunk.len();
                             if self.unreleased == 0
-                                && self.batch.is_empty()
-                                && self.events.is_drained()
+                                && self.events.weight() + self.batch_bytes < FREE_AHEAD
                             {
                                 let _ = body.flow_control().release_capacity(len);
                             } else {
                                 self.unreleased += len;
                             }
                             self.decoder.push(chunk, &mut self.frames)?;
-                            self.batch
-                                .extend(self.frames.drain(..).map(Inbound::Message));
+                            for frame in self.frames.drain(..) {
+                                self.batch_bytes += frame.body.len();
+                                self.batch.push(Inbound::Message(frame));
+                            }
                         }
                         Some(Err(e)) => return Poll::Ready(Err(h2_status(&e).with_source(e))),
                         None => {

@@ -29,7 +29,7 @@ use crate::request::{CallOptions, Request};
 use crate::response::Response;
 use crate::status::Status;
 use crate::streaming::{
-    Block, BlockingStreaming, Outbound, Receiver, RequestSender, Side, Streaming,
+    Block, BlockingStreaming, Outbound, Receiver, RequestSender, Side, Streaming, queue_message,
 };
 
 pub(crate) use call::{h2_status, is_grpc_content_type};
@@ -452,17 +452,14 @@ async fn pump_requests<S, Req>(
                 let _ = ops.push(Outbound::Finish);
                 return;
             }
-            Some(Some(message)) => match codec::encode(&message, max_send, compression) {
-                Ok(framed) => {
-                    let len = framed.len();
-                    if ops.push_weighted(Outbound::Message(framed), len).is_err() {
-                        return;
-                    }
-                }
-                Err(status) => {
+            Some(Some(message)) => match queue_message(&ops, &message, max_send, compression) {
+                Ok(()) => {}
+                Err(status) if status.code() == crate::Code::ResourceExhausted => {
                     let _ = ops.push(Outbound::Abort(status));
                     return;
                 }
+                // The call ended.
+                Err(_) => return,
             },
         }
     }

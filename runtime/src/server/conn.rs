@@ -22,8 +22,8 @@
 //! and at most one wake-up of the worker pool or executor per turn, not per call.
 //!
 //! Flow-control credit for request bytes goes back to the client only while the handler
-//! waits for more (or while the one message of a unary call is being collected), so what a
-//! client can make us hold for a call is its stream window plus one message.
+//! keeps up (or while the one message of a unary call is being collected), so what a
+//! client can make us hold for a call is its stream window, 64 KiB and one message.
 
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
@@ -53,10 +53,10 @@ use crate::executor::{BoxFuture, Job};
 use crate::metadata::MetadataMap;
 use crate::request::{CallContext, CancelState};
 use crate::status::Status;
-use crate::streaming::{Inbound, Outbound, Receiver, Responder, Side, coalesce};
+use crate::streaming::{FREE_AHEAD, Inbound, Outbound, Receiver, Responder, Side};
 
 /// Bytes of responses a handler may queue before it waits for the transport.
-pub(crate) const OUTBOUND_CAPACITY: usize = 128 * 1024;
+pub(crate) const OUTBOUND_CAPACITY: usize = 1024 * 1024;
 
 /// Accepts connections until the server stops serving; each connection is placed on a
 /// poller thread round-robin. Connections beyond `max_connections` are closed at once.
@@ -489,7 +489,7 @@ struct ServerStream {
     /// not caught up yet.
     unreleased: usize,
     ops: Consumer<Outbound>,
-    /// An operation taken from `ops` while coalescing messages, handled next.
+    /// An operation taken from `ops` while looking behind a message, handled next.
     deferred: Option<Outbound>,
     cancel: Arc<CancelState>,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -680,8 +680,8 @@ impl ServerStream {
     }
 
     /// Moves request messages to a streaming handler. Credit for what arrives goes back to
-    /// the client only while the handler waits for more; otherwise it is held until the
-    /// handler catches up.
+    /// the client at once while the handler keeps up (is less than [`FREE_AHEAD`] behind);
+    /// otherwise it is held until the handler has taken everything and waits for more.
     fn poll_requests(&mut self, cx: &mut Context<'_>) -> Result<(), Status> {
         loop {
             let (Some(body), Some(requests)) = (&mut self.recv, &self.requests) else {
@@ -701,14 +701,16 @@ impl ServerStream {
                 Poll::Pending => return Ok(()),
                 Poll::Ready(Some(Ok(chunk))) => {
                     let len = chunk.len();
-                    if self.unreleased == 0 && requests.is_drained() {
+                    if self.unreleased == 0 && requests.weight() < FREE_AHEAD {
                         let _ = body.flow_control().release_capacity(len);
                     } else {
                         self.unreleased += len;
                     }
                     self.decoder.push(chunk, &mut self.frames)?;
                     if !self.frames.is_empty() {
-                        let _ = requests.push_all(self.frames.drain(..).map(Inbound::Message), 0);
+                        let weight = self.frames.iter().map(|f| f.body.len()).sum();
+                        let frames = self.frames.drain(..).map(Inbound::Message);
+                        let _ = requests.push_all(frames, weight);
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
@@ -770,17 +772,17 @@ impl ServerStream {
                     if self.send.is_none() && self.send_headers(HeaderMap::new()).is_err() {
                         return Poll::Ready(());
                     }
-                    let (joined, next) = coalesce(framed, &mut self.ops);
+                    let next = self.ops.try_pop();
                     if let Some(Outbound::Trailers(trailers)) = next {
-                        // The last message (a unary response): h2 buffers what the window
-                        // cannot take yet, which is bounded by this one message.
+                        // The last messages (a unary response): h2 buffers what the window
+                        // cannot take yet, which is bounded by what was queued.
                         if let Some(send) = &mut self.send {
-                            let _ = send.send_data(joined, false);
+                            let _ = send.send_data(framed.freeze(), false);
                         }
                         self.send_trailers(trailers);
                         return Poll::Ready(());
                     }
-                    self.pending = Some(joined);
+                    self.pending = Some(framed.freeze());
                     self.deferred = next;
                 }
                 Some(Outbound::Trailers(trailers)) => {

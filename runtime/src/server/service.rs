@@ -25,7 +25,6 @@ use crate::metadata::MetadataMap;
 use crate::request::{CallContext, Request};
 use crate::response::Response;
 use crate::role;
-use crate::server::conn::OUTBOUND_CAPACITY;
 use crate::status::Status;
 use crate::streaming::{
     BlockingStreaming, Receiver, Responder, ResponseSink, Streaming, call_ended,
@@ -384,23 +383,13 @@ fn send_single<Resp: Message>(
 ) -> Result<(), Status> {
     let compression = responder.compression.filter(|_| response.compress());
     let (metadata, message, trailers) = response.into_parts();
-    let framed = codec::encode(&message, responder.max_send, compression)?;
+    let framed = codec::encode_mut(&message, responder.max_send, compression)?;
     responder.respond_once(&metadata, framed, trailers)
 }
 
-/// Most messages taken from a response stream before they are handed to the poller (and
-/// at most about [`OUTBOUND_CAPACITY`] bytes).
-const MAX_BATCH: usize = 32;
-
-/// What a poll of the response stream produced, besides messages.
-enum StreamEnd {
-    More,
-    Done,
-    Failed(Status),
-}
-
-/// Sends the responses of an async streaming method. Messages the stream has ready are
-/// encoded and handed over in batches, one wake-up of the poller per batch.
+/// Sends the responses of an async streaming method: every message the stream has ready
+/// is encoded straight into the call's queue, and the task waits only while the queue is
+/// full or the stream has nothing ready.
 async fn send_stream<Resp, S>(responder: &Responder, response: Response<S>) -> Result<(), Status>
 where
     Resp: Message,
@@ -412,53 +401,28 @@ where
     let (metadata, stream, trailers) = response.into_parts();
     responder.send_headers(&metadata)?;
     let mut stream = std::pin::pin!(stream);
-    loop {
-        poll_fn(|cx| responder.ops().poll_ready(cx))
-            .await
-            .map_err(|_| call_ended())?;
-        let mut batch = Vec::new();
-        let mut batch_bytes = 0;
-        // The stream is polled before the call's state, so a stream that waits for
-        // cancellation sees it.
-        let end = poll_fn(|cx| {
-            loop {
-                match stream.as_mut().poll_next(cx) {
-                    Poll::Ready(Some(Ok(message))) => {
-                        match codec::encode(
-                            &message,
-                            responder.max_send,
-                            responder.message_compression(),
-                        ) {
-                            Ok(framed) => {
-                                batch_bytes += framed.len();
-                                batch.push(framed);
-                            }
-                            Err(status) => return Poll::Ready(StreamEnd::Failed(status)),
-                        }
-                        if batch.len() >= MAX_BATCH || batch_bytes >= OUTBOUND_CAPACITY {
-                            return Poll::Ready(StreamEnd::More);
-                        }
-                    }
-                    Poll::Ready(Some(Err(status))) => {
-                        return Poll::Ready(StreamEnd::Failed(status));
-                    }
-                    Poll::Ready(None) => return Poll::Ready(StreamEnd::Done),
-                    Poll::Pending if !batch.is_empty() => return Poll::Ready(StreamEnd::More),
-                    Poll::Pending if responder.ops().poll_closed(cx).is_ready() => {
-                        return Poll::Ready(StreamEnd::Failed(call_ended()));
-                    }
-                    Poll::Pending => return Poll::Pending,
+    poll_fn(|cx| {
+        loop {
+            // Wait for room; once the call is over (the queue's consumer is gone), the
+            // stream is still polled once, so that a stream waiting for cancellation sees
+            // it.
+            let open = match responder.ops().poll_ready(cx) {
+                Poll::Ready(Ok(())) => true,
+                Poll::Ready(Err(_)) => false,
+                Poll::Pending => return Poll::Pending,
+            };
+            match stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(message))) if open => responder.push_message(&message)?,
+                Poll::Ready(Some(Err(status))) => return Poll::Ready(Err(status)),
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Ready(Some(Ok(_))) | Poll::Pending if !open => {
+                    return Poll::Ready(Err(call_ended()));
                 }
+                Poll::Ready(Some(Ok(_))) | Poll::Pending => return Poll::Pending,
             }
-        })
-        .await;
-        responder.push_messages(batch)?;
-        match end {
-            StreamEnd::More => {}
-            StreamEnd::Done => break,
-            StreamEnd::Failed(status) => return Err(status),
         }
-    }
+    })
+    .await?;
     responder.add_trailers(trailers);
     Ok(())
 }

@@ -1,0 +1,205 @@
+//! `load --client tonic|async|blocking --addr HOST:PORT --workload W --secs S
+//! [--concurrency C]`: drives an echo server from this process and prints
+//! `ops N secs T` (calls, or streamed messages, completed in T seconds).
+//!
+//! Workloads: `unary` (16-byte payload, C calls in flight, default 64), `stream1k` and
+//! `stream64k` (one server-streaming call at a time, counting messages of 1 KiB or
+//! 64 KiB).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rsgrpc::client::Client;
+use rsgrpc::{Channel, Request, Response};
+use rsgrpc_tests::tonic_echo::TonicClient;
+use rsgrpc_tests::{EchoRequest, EchoResponse, SERVER_STREAM, UNARY, path};
+
+use crate::{Stack, arg, arg_str};
+
+const SVC: &str = "test.Echo";
+
+/// What one load run does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Workload {
+    Unary,
+    Stream(usize),
+}
+
+impl Workload {
+    pub(crate) fn parse(flag: &str) -> Option<Workload> {
+        match flag {
+            "unary" => Some(Workload::Unary),
+            "stream1k" => Some(Workload::Stream(1024)),
+            "stream64k" => Some(Workload::Stream(64 * 1024)),
+            _ => None,
+        }
+    }
+}
+
+fn unary_request() -> EchoRequest {
+    EchoRequest {
+        payload: vec![b'x'; 16],
+        ..Default::default()
+    }
+}
+
+/// About 64 MiB per call, so that call set-up is a small part of the work.
+fn stream_request(payload: usize) -> EchoRequest {
+    EchoRequest {
+        count: (64 * 1024 * 1024 / payload).max(1) as u32,
+        response_size: payload as u32,
+        ..Default::default()
+    }
+}
+
+pub(crate) fn main(args: &[String]) {
+    let client = arg_str(args, "--client")
+        .and_then(Stack::parse)
+        .expect("--client tonic|async|blocking");
+    let addr: SocketAddr = arg_str(args, "--addr")
+        .and_then(|a| a.parse().ok())
+        .expect("--addr HOST:PORT");
+    let workload = arg_str(args, "--workload")
+        .and_then(Workload::parse)
+        .expect("--workload unary|stream1k|stream64k");
+    let secs = Duration::from_secs_f64(arg(args, "--secs", 5.0));
+    let concurrency = arg(args, "--concurrency", 64.0) as usize;
+    let start = Instant::now();
+    let ops = match client {
+        Stack::Tonic => tonic_load(addr, workload, secs, concurrency),
+        Stack::Async | Stack::Blocking => rsgrpc_load(client, addr, workload, secs, concurrency),
+    };
+    println!("ops {ops} secs {:.6}", start.elapsed().as_secs_f64());
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn tonic_load(addr: SocketAddr, workload: Workload, secs: Duration, concurrency: usize) -> u64 {
+    tokio_rt().block_on(async move {
+        let client = TonicClient::connect(addr, SVC).await;
+        let deadline = Instant::now() + secs;
+        match workload {
+            Workload::Unary => {
+                let done = Arc::new(AtomicU64::new(0));
+                let tasks: Vec<_> = (0..concurrency)
+                    .map(|_| {
+                        let mut client = client.clone();
+                        let done = done.clone();
+                        tokio::spawn(async move {
+                            while Instant::now() < deadline {
+                                let reply = client
+                                    .unary(tonic::Request::new(unary_request()))
+                                    .await
+                                    .expect("call");
+                                assert_eq!(reply.get_ref().payload.len(), 16);
+                                done.fetch_add(1, Ordering::Relaxed);
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("task");
+                }
+                done.load(Ordering::Relaxed)
+            }
+            Workload::Stream(payload) => {
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    let mut client = client.clone();
+                    let mut stream = client
+                        .server_stream(tonic::Request::new(stream_request(payload)))
+                        .await
+                        .expect("call")
+                        .into_inner();
+                    while let Some(m) = stream.message().await.expect("message") {
+                        assert_eq!(m.payload.len(), payload);
+                        n += 1;
+                    }
+                }
+                n
+            }
+        }
+    })
+}
+
+fn rsgrpc_load(
+    flavour: Stack,
+    addr: SocketAddr,
+    workload: Workload,
+    secs: Duration,
+    concurrency: usize,
+) -> u64 {
+    let client = Client::new(Channel::new(&format!("http://{addr}")).expect("channel"));
+    let deadline = Instant::now() + secs;
+    match (workload, flavour) {
+        (Workload::Unary, Stack::Blocking) => {
+            let stop = Arc::new(AtomicBool::new(false));
+            let threads: Vec<_> = (0..concurrency)
+                .map(|_| {
+                    let client = client.clone();
+                    let stop = stop.clone();
+                    std::thread::spawn(move || {
+                        let mut n = 0u64;
+                        while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+                            let reply: Response<EchoResponse> = client
+                                .blocking_unary(path(SVC, UNARY), Request::new(unary_request()))
+                                .expect("call");
+                            assert_eq!(reply.get_ref().payload.len(), 16);
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().expect("thread")).sum()
+        }
+        (Workload::Unary, _) => tokio_rt().block_on(async move {
+            let tasks: Vec<_> = (0..concurrency)
+                .map(|_| {
+                    let client = client.clone();
+                    tokio::spawn(async move {
+                        let mut n = 0u64;
+                        while Instant::now() < deadline {
+                            let reply: Response<EchoResponse> = client
+                                .unary(path(SVC, UNARY), Request::new(unary_request()))
+                                .await
+                                .expect("call");
+                            assert_eq!(reply.get_ref().payload.len(), 16);
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            let mut total = 0;
+            for task in tasks {
+                total += task.await.expect("task");
+            }
+            total
+        }),
+        (Workload::Stream(payload), _) => {
+            let mut n = 0;
+            while Instant::now() < deadline {
+                let stream = client
+                    .blocking_server_streaming::<_, EchoResponse>(
+                        path(SVC, SERVER_STREAM),
+                        Request::new(stream_request(payload)),
+                    )
+                    .expect("call")
+                    .into_inner();
+                for m in stream {
+                    assert_eq!(m.expect("message").payload.len(), payload);
+                    n += 1;
+                }
+            }
+            n
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! `server-cpu [--rounds R] [--requests N] [--secs S] [--stacks tonic,async,blocking]`:
+//! each server as its own process, measured from outside.
+//!
+//! For every round and every stack (the order rotates from round to round, so that
+//! machine noise hits all stacks alike), a fresh `serve` process is started pinned to
+//! core 0 (`taskset -c 0`) and put through every workload, each driven from a process
+//! pinned to core 1:
+//!
+//! * `unary h2load`: `h2load -n N -c 1 -m 64` posting a 16-byte gRPC request (Debian's
+//!   nghttp2-client), an independent HTTP/2 load generator;
+//! * `unary tonic client` and `unary rsgrpc client`: 64 calls in flight for S seconds;
+//! * `stream 1KiB` and `stream 64KiB`: a tonic client reading server streams for S seconds.
+//!
+//! For each workload it reports the server's CPU time per operation (user + system, from
+//! `/proc/PID/stat`), the rate, and context switches per operation summed over the
+//! server's threads (`/proc/PID/task/*/status`); medians with the min–max spread over
+//! rounds, and ratios to tonic's medians. After all workloads it reads the server's peak
+//! resident set (`VmHWM`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use crate::{Stack, arg, arg_str, median};
+
+/// One workload run against a server.
+#[derive(Clone, Copy, Debug)]
+enum Driver {
+    H2load,
+    Client(Stack, &'static str),
+}
+
+const WORKLOADS: [(&str, Driver); 5] = [
+    ("unary c64 h2load", Driver::H2load),
+    (
+        "unary c64 tonic client",
+        Driver::Client(Stack::Tonic, "unary"),
+    ),
+    (
+        "unary c64 rsgrpc client",
+        Driver::Client(Stack::Async, "unary"),
+    ),
+    (
+        "stream 1KiB tonic client",
+        Driver::Client(Stack::Tonic, "stream1k"),
+    ),
+    (
+        "stream 64KiB tonic client",
+        Driver::Client(Stack::Tonic, "stream64k"),
+    ),
+];
+
+/// What the server spent on one workload.
+#[derive(Clone, Copy, Debug, Default)]
+struct Measure {
+    cpu_per_op_us: f64,
+    rate: f64,
+    switches_per_op: f64,
+}
+
+struct Server {
+    child: Child,
+    pid: u32,
+    port: u16,
+}
+
+impl Server {
+    fn start(stack: Stack) -> Server {
+        let exe = std::env::current_exe().expect("own path");
+        let mut child = Command::new("taskset")
+            .args(["-c", "0"])
+            .arg(exe)
+            .args(["serve", "--stack", stack.flag()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the server (is taskset installed?)");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("server's port");
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected server output {line:?}"));
+        let pid = child.id();
+        Server { child, pid, port }
+    }
+
+    /// CPU time used so far, in seconds.
+    fn cpu_secs(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).expect("stat");
+        let after = &stat[stat.rfind(')').expect("comm") + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: f64 =
+            fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+        ticks / clock_ticks()
+    }
+
+    /// Context switches so far, summed over the live threads.
+    fn switches(&self) -> u64 {
+        let mut total = 0;
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) else {
+            return 0;
+        };
+        for task in tasks.flatten() {
+            let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+                continue;
+            };
+            for line in status.lines() {
+                if let Some(v) = line
+                    .strip_prefix("voluntary_ctxt_switches:")
+                    .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+                {
+                    total += v.trim().parse::<u64>().unwrap_or(0);
+                }
+            }
+        }
+        total
+    }
+
+    /// Peak resident set, in bytes.
+    fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
+    fn stop(mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// A 16-byte request as h2load posts it: the gRPC prefix and an `EchoRequest` whose
+/// payload is 16 bytes.
+fn h2load_body() -> std::path::PathBuf {
+    let message = prost::Message::encode_to_vec(&rsgrpc_tests::EchoRequest {
+        payload: vec![b'x'; 16],
+        ..Default::default()
+    });
+    let mut body = vec![0];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(&message);
+    let path = std::env::temp_dir().join(format!("rsgrpc-bench-body-{}.bin", std::process::id()));
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(&body))
+        .expect("write the h2load body");
+    path
+}
+
+/// Runs h2load; returns (requests that succeeded, seconds).
+fn run_h2load(port: u16, requests: u64, body: &std::path::Path) -> (u64, f64) {
+    let start = Instant::now();
+    let output = Command::new("taskset")
+        .args(["-c", "1", "h2load"])
+        .args(["-n", &requests.to_string(), "-c", "1", "-m", "64"])
+        .arg("-d")
+        .arg(body)
+        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+        .arg(format!("http://127.0.0.1:{port}/test.Echo/Unary"))
+        .output()
+        .expect("run h2load (Debian's nghttp2-client)");
+    let elapsed = start.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&output.stdout);
+    // "requests: 200000 total, 200000 started, 200000 done, 200000 succeeded, 0 failed, ..."
+    let succeeded = text
+        .lines()
+        .find(|l| l.starts_with("requests:"))
+        .and_then(|l| {
+            l.split(',')
+                .find(|part| part.trim().ends_with("succeeded"))
+                .and_then(|part| part.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("unexpected h2load output:\n{text}"));
+    // "finished in 1.95s, 102345.67 req/s, ..."
+    let secs = text
+        .lines()
+        .find(|l| l.starts_with("finished in"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|s| s.trim_end_matches(',').trim_end_matches('s').parse().ok())
+        .unwrap_or(elapsed);
+    (succeeded, secs)
+}
+
+/// Runs a load process; returns (operations, seconds).
+fn run_client(port: u16, client: Stack, workload: &str, secs: f64) -> (u64, f64) {
+    let exe = std::env::current_exe().expect("own path");
+    let output = Command::new("taskset")
+        .args(["-c", "1"])
+        .arg(exe)
+        .args(["load", "--client", client.flag(), "--workload", workload])
+        .args(["--addr", &format!("127.0.0.1:{port}")])
+        .args(["--secs", &secs.to_string()])
+        .output()
+        .expect("run the load process");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    match fields.as_slice() {
+        ["ops", ops, "secs", secs] => (ops.parse().expect("ops"), secs.parse().expect("secs")),
+        _ => panic!(
+            "unexpected load output {text:?}; stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    }
+}
+
+fn measure(
+    server: &Server,
+    driver: Driver,
+    requests: u64,
+    secs: f64,
+    body: &std::path::Path,
+) -> Measure {
+    let (cpu0, sw0) = (server.cpu_secs(), server.switches());
+    let (ops, elapsed) = match driver {
+        Driver::H2load => run_h2load(server.port, requests, body),
+        Driver::Client(client, workload) => run_client(server.port, client, workload, secs),
+    };
+    let (cpu1, sw1) = (server.cpu_secs(), server.switches());
+    let ops_f = ops.max(1) as f64;
+    Measure {
+        cpu_per_op_us: (cpu1 - cpu0) * 1e6 / ops_f,
+        rate: ops_f / elapsed,
+        switches_per_op: sw1.saturating_sub(sw0) as f64 / ops_f,
+    }
+}
+
+fn spread(values: &[f64], precision: usize) -> String {
+    let lo = values.iter().cloned().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    format!("{lo:.precision$}-{hi:.precision$}")
+}
+
+pub(crate) fn main(args: &[String]) {
+    let rounds = arg(args, "--rounds", 3.0) as usize;
+    let requests = arg(args, "--requests", 200_000.0) as u64;
+    let secs = arg(args, "--secs", 5.0);
+    let stacks: Vec<Stack> = arg_str(args, "--stacks")
+        .map(|list| list.split(',').filter_map(Stack::parse).collect())
+        .unwrap_or_else(|| Stack::ALL.to_vec());
+    assert!(
+        stacks.first() == Some(&Stack::Tonic),
+        "tonic comes first: it is the reference"
+    );
+    let body = h2load_body();
+    println!(
+        "server-cpu: {rounds} rounds; server pinned to core 0, load to core 1; h2load -n {requests}; clients {secs} s"
+    );
+
+    // results[stack][workload] = one Measure per round; rss[stack] = one per round.
+    let mut results = vec![vec![Vec::new(); WORKLOADS.len()]; stacks.len()];
+    let mut rss = vec![Vec::new(); stacks.len()];
+    for round in 0..rounds {
+        for k in 0..stacks.len() {
+            let i = (k + round) % stacks.len();
+            let stack = stacks[i];
+            let server = Server::start(stack);
+            // Warm-up: connections, pools, allocator.
+            run_h2load(server.port, requests / 10, &body);
+            for (w, (_, driver)) in WORKLOADS.iter().enumerate() {
+                results[i][w].push(measure(&server, *driver, requests, secs, &body));
+            }
+            rss[i].push(server.peak_rss() as f64 / (1024.0 * 1024.0));
+            server.stop();
+            eprintln!("round {} {} done", round + 1, stack.name());
+        }
+    }
+    let _ = std::fs::remove_file(&body);
+
+    println!(
+        "\n{:<26} {:<16} {:>10} {:>13} {:>7} {:>10} {:>15} {:>7} {:>9}",
+        "workload",
+        "server",
+        "CPU us/op",
+        "spread",
+        "vs tonic",
+        "ops/s",
+        "spread",
+        "vs tonic",
+        "csw/op"
+    );
+    for (w, (label, _)) in WORKLOADS.iter().enumerate() {
+        let tonic_cpu = median(
+            &mut results[0][w]
+                .iter()
+                .map(|m| m.cpu_per_op_us)
+                .collect::<Vec<_>>(),
+        );
+        let tonic_rate = median(&mut results[0][w].iter().map(|m| m.rate).collect::<Vec<_>>());
+        for (i, stack) in stacks.iter().enumerate() {
+            let cpu: Vec<f64> = results[i][w].iter().map(|m| m.cpu_per_op_us).collect();
+            let rate: Vec<f64> = results[i][w].iter().map(|m| m.rate).collect();
+            let sw: Vec<f64> = results[i][w].iter().map(|m| m.switches_per_op).collect();
+            let (cpu_med, rate_med, sw_med) = (
+                median(&mut cpu.clone()),
+                median(&mut rate.clone()),
+                median(&mut sw.clone()),
+            );
+            println!(
+                "{:<26} {:<16} {:>10.2} {:>13} {:>7.2}x {:>10.0} {:>15} {:>7.2}x {:>9.3}",
+                if i == 0 { *label } else { "" },
+                stack.name(),
+                cpu_med,
+                spread(&cpu, 2),
+                cpu_med / tonic_cpu,
+                rate_med,
+                spread(&rate, 0),
+                rate_med / tonic_rate,
+                sw_med,
+            );
+        }
+    }
+    println!("\npeak server RSS after all workloads (VmHWM), MiB:");
+    for (i, stack) in stacks.iter().enumerate() {
+        println!(
+            "  {:<16} {:>6.1}  ({})",
+            stack.name(),
+            median(&mut rss[i].clone()),
+            spread(&rss[i], 1)
+        );
+    }
+}
