@@ -1,5 +1,6 @@
-//! `server-cpu [--rounds R] [--requests N] [--secs S] [--stacks tonic,async,blocking]`:
-//! each server as its own process, measured from outside.
+//! `server-cpu [--rounds R] [--requests N] [--secs S] [--stacks tonic,async,blocking]
+//! [--only TEXT]`: each server as its own process, measured from outside (`--only` runs
+//! the workloads whose name contains TEXT).
 //!
 //! For every round and every stack (the order rotates from round to round, so that
 //! machine noise hits all stacks alike), a fresh `serve` process is started pinned to
@@ -262,6 +263,10 @@ pub(crate) fn main(args: &[String]) {
         stacks.first() == Some(&Stack::Tonic),
         "tonic comes first: it is the reference"
     );
+    let only = arg_str(args, "--only");
+    let workloads: Vec<usize> = (0..WORKLOADS.len())
+        .filter(|&w| only.is_none_or(|o| WORKLOADS[w].0.contains(o)))
+        .collect();
     let body = h2load_body();
     println!(
         "server-cpu: {rounds} rounds; server pinned to core 0, load to core 1; h2load -n {requests}; clients {secs} s"
@@ -277,8 +282,8 @@ pub(crate) fn main(args: &[String]) {
             let server = Server::start(stack);
             // Warm-up: connections, pools, allocator.
             run_h2load(server.port, requests / 10, &body);
-            for (w, (_, driver)) in WORKLOADS.iter().enumerate() {
-                results[i][w].push(measure(&server, *driver, requests, secs, &body));
+            for &w in &workloads {
+                results[i][w].push(measure(&server, WORKLOADS[w].1, requests, secs, &body));
             }
             rss[i].push(server.peak_rss() as f64 / (1024.0 * 1024.0));
             server.stop();
@@ -299,7 +304,8 @@ pub(crate) fn main(args: &[String]) {
         "vs tonic",
         "csw/op"
     );
-    for (w, (label, _)) in WORKLOADS.iter().enumerate() {
+    for &w in &workloads {
+        let label = WORKLOADS[w].0;
         let tonic_cpu = median(
             &mut results[0][w]
                 .iter()
@@ -318,7 +324,7 @@ pub(crate) fn main(args: &[String]) {
             );
             println!(
                 "{:<26} {:<16} {:>10.2} {:>13} {:>7.2}x {:>10.0} {:>15} {:>7.2}x {:>9.3}",
-                if i == 0 { *label } else { "" },
+                if i == 0 { label } else { "" },
                 stack.name(),
                 cpu_med,
                 spread(&cpu, 2),

@@ -1,4 +1,5 @@
-//! Design notes: the poller threads, the completion queues and the life of a call.
+//! Design notes: the poller threads, the completion queues, the life of a call, and what
+//! a peer can make the runtime hold.
 //!
 //! This module has no items; it is documentation.
 //!
@@ -14,45 +15,77 @@
 //!         ^  completions pushed in batches, the consumer woken once
 //!         |
 //!    poller thread(s): sockets, HTTP/2 (h2), timers
-//!         never runs user code: no handlers, no user futures or streams
+//!         never runs user code: no handlers, hooks, user futures or streams,
+//!         and no drop of a user's value
 //!
-//!    executor threads: async handlers, client request streams
-//!    worker pool:      blocking handlers (grows on demand)
+//!    executor threads: async handlers, client request streams, spawn hooks
+//!    worker pool:      blocking handlers
 //! ```
 //!
 //! * **Pollers** each drive a private tokio current-thread runtime. Only this crate's I/O
-//!   tasks run there: connection drivers, one task per call that moves HTTP/2 frames to and
-//!   from the call's queues, and timers (deadlines, backoff, handshake timeouts). Message
-//!   bodies are encoded and decoded by the caller or the handler, never on the poller.
-//! * **The executor** runs async handlers and the request streams of async client calls.
-//!   A server can hand its async handlers to your executor instead
-//!   ([`ServerBuilder::spawn_with`](crate::server::ServerBuilder::spawn_with)). When an
-//!   async handler makes a blocking call, its thread lends the executor a stand-in thread
-//!   for as long as it waits, so handlers calling each other this way cannot starve it.
-//! * **The worker pool** runs blocking handlers; it starts a thread whenever every thread
-//!   is busy, so a handler that sleeps does not delay other calls.
+//!   tasks run there: a task per server connection that drives HTTP/2 and every call on
+//!   it, a task per client call, connection drivers and timers. Message bodies are encoded
+//!   and decoded by the caller or the handler, never on the poller. Values that may hold
+//!   user code (a server's handlers, a task abandoned by a stopped executor) are dropped on
+//!   a reaper thread if their last owner is a poller.
+//! * **The executor** (one thread per core by default) runs async handlers, the request
+//!   streams of async client calls, and the spawn hook of a server that hands its handlers
+//!   to another executor ([`ServerBuilder::spawn_with`](crate::server::ServerBuilder::spawn_with)).
+//!   A task is queued at most once and never polled by two threads at once, even when it
+//!   is woken while it runs. When an async handler makes a blocking rsgrpc call that has
+//!   to wait, its thread stops counting as serving and a pooled spare thread serves in its
+//!   place until the wait ends (at most
+//!   [`max_executor_stand_ins`](crate::RuntimeBuilder::max_executor_stand_ins) of them), so
+//!   handlers that call each other this way cannot starve it. A wait that would not block
+//!   costs nothing.
+//! * **The worker pool** runs blocking handlers: as many at once as there are cores, and
+//!   more only while running handlers block. A monitor thread releases one more worker
+//!   whenever the pool's queue has made no progress for a millisecond, up to
+//!   [`max_blocking_threads`](crate::RuntimeBuilder::max_blocking_threads); it starts the
+//!   threads, so a poller never does.
 //!
-//! # Completion queues
+//! # Hand-offs
 //!
-//! Each call has two queues. The inbound queue carries headers, messages, trailers and
-//! errors from the poller to whoever waits for them; the outbound queue carries messages,
-//! half-close and the final status the other way. A waiting blocking caller parks on a
-//! condition variable; an async caller leaves its `Waker`. The poller gathers everything
-//! one read produced and hands it over with a single wake-up, and the consumer takes the
-//! whole batch with one lock.
+//! Each call has two completion queues. The inbound queue carries headers, messages,
+//! trailers and errors from the poller to whoever waits for them; the outbound queue
+//! carries messages, half-close and the final status the other way. A waiting blocking
+//! caller parks on a condition variable; an async caller leaves its `Waker`. Either side
+//! wakes the other only when it waits, and hands over everything it has with one lock
+//! and one wake-up.
 //!
-//! Queues are bounded for flow control: the poller stops reading a stream while its
-//! consumer is behind (so HTTP/2 flow control pushes back on the peer), and a sender waits
-//! while the transport cannot take more.
+//! On the server, all calls of a connection are futures polled by the connection's task,
+//! so responses queued by many handlers wake that task once. Handlers that became runnable
+//! during one turn of the task (everything one socket read brought in) are handed to the
+//! executor or the worker pool together, with one wake-up. Under load a burst of calls
+//! crosses from the poller to the handlers and back with about one thread switch each
+//! way, not one per call.
 //!
-//! Messages queued one behind the other are joined into one buffer before they are handed
-//! to h2, so a stream of small messages is written as full HTTP/2 frames with few system
-//! calls. Compression (gzip) and decompression happen on the sending and receiving
-//! threads, never on the poller.
+//! Messages sent one after another are encoded straight into a shared 16 KiB chunk of the
+//! outbound queue, so h2 sends them as a few full DATA frames with one write. Compression
+//! (gzip) and decompression happen on the sending and receiving threads.
 //!
 //! Dropping the consumer of a client call's inbound queue — dropping a response stream or
 //! an unfinished call future — is how a call is cancelled: the poller notices and resets
 //! the stream with `CANCEL`.
+//!
+//! # Budgets: what a peer can make us hold
+//!
+//! | what | bound |
+//! |---|---|
+//! | request bytes of a streaming call | HTTP/2 credit goes back to the client at once while the handler is less than 64 KiB behind, then only once it has taken everything and waits: at most 64 KiB, the stream window and one message being assembled (≤ the receive limit) |
+//! | the request of a unary or server-streaming call | one message (≤ the receive limit), collected before the handler starts; a second message fails the call |
+//! | response bytes held for a client that does not read | the same rule on the client side: 64 KiB, the window and one message |
+//! | all the calls of a connection | the connection window, plus the one message per call above |
+//! | queued outbound messages of a call | 256 KiB on the server (128 KiB on the client) plus one message; senders wait beyond it |
+//! | calls | [`max_concurrent_streams`](crate::server::ServerBuilder::max_concurrent_streams) per connection, [`max_concurrent_calls`](crate::server::ServerBuilder::max_concurrent_calls) over all of them; beyond, `REFUSED_STREAM` |
+//! | connections | [`max_connections`](crate::server::ServerBuilder::max_connections); beyond, closed on accept |
+//! | blocking handlers | [`max_blocking_threads`](crate::RuntimeBuilder::max_blocking_threads) running and [`max_blocking_queue`](crate::RuntimeBuilder::max_blocking_queue) waiting; beyond, `REFUSED_STREAM`. Client- and bidi-streaming handlers, which start before their request is complete, may hold at most three quarters of the workers, so calls whose request is complete always find one |
+//! | executor threads | the configured count plus at most [`max_executor_stand_ins`](crate::RuntimeBuilder::max_executor_stand_ins) |
+//! | header block | [`max_header_list_size`](crate::server::ServerBuilder::max_header_list_size) (16 KiB) |
+//!
+//! A stream whose headers arrived but whose body never does costs a slot of
+//! `max_concurrent_calls` and no thread. Threads, file descriptors and live calls return
+//! to their baseline when the work is done; the tests measure it from `/proc/self`.
 //!
 //! # Life of a unary call
 //!
@@ -66,17 +99,28 @@
 //!
 //! A deadline is a timer on the poller: when it fires the stream is reset and the caller
 //! gets `DEADLINE_EXCEEDED`. The server learns the deadline from `grpc-timeout` and
-//! enforces it too.
+//! enforces it too. Deadline arithmetic saturates: a timeout too large for the clock means
+//! no deadline.
 //!
 //! # Life of a server call
 //!
-//! 1. The poller accepts the stream, checks method and content-type, finds the handler
-//!    (`UNIMPLEMENTED` otherwise) and reads `grpc-timeout`.
-//! 2. The handler is dispatched to the worker pool or the executor with its two queues.
-//! 3. The poller feeds request messages in (checking each length prefix against the limit
-//!    before buffering anything) and sends what the handler queues, within HTTP/2 flow
-//!    control.
-//! 4. A client reset, the deadline or a forced shutdown marks the call cancelled; the
+//! 1. The connection task accepts the stream, checks method and content-type, finds the
+//!    handler (`UNIMPLEMENTED` otherwise), reads `grpc-timeout` and admits the call
+//!    against `max_concurrent_calls`.
+//! 2. A unary or server-streaming call first collects its one request message (checking
+//!    its length prefix against the limit before buffering anything); a client- or
+//!    bidi-streaming call starts at once and receives its messages as they come.
+//! 3. The handler is dispatched to the worker pool or the executor, with the request
+//!    message in the job; when the pool and its queue are full, the stream is refused.
+//! 4. The task sends what the handler queues, within HTTP/2 flow control.
+//! 5. A client reset, the deadline or a forced shutdown marks the call cancelled; the
 //!    handler sees it through [`Request::is_cancelled`](crate::Request::is_cancelled),
 //!    [`Request::cancelled`](crate::Request::cancelled) and failing sends.
-//! 5. A handler that panics fails its call with `UNKNOWN`; the server keeps serving.
+//! 6. A handler that panics fails its call with `UNKNOWN`; the server keeps serving.
+//!
+//! # Channels
+//!
+//! A [`Channel`](crate::Channel) and its clones share one connection. Dropping the last
+//! clone (or calling [`Channel::close`](crate::Channel::close)) lets the calls in flight
+//! finish and then closes the connection: the task driving it holds only a weak
+//! reference to the channel.

@@ -56,7 +56,7 @@ use crate::status::Status;
 use crate::streaming::{FREE_AHEAD, Inbound, Outbound, Receiver, Responder, Side};
 
 /// Bytes of responses a handler may queue before it waits for the transport.
-pub(crate) const OUTBOUND_CAPACITY: usize = 1024 * 1024;
+pub(crate) const OUTBOUND_CAPACITY: usize = 256 * 1024;
 
 /// Accepts connections until the server stops serving; each connection is placed on a
 /// poller thread round-robin. Connections beyond `max_connections` are closed at once.
