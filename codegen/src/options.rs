@@ -98,8 +98,14 @@ pub(crate) fn apply(builder: Builder, option: &str) -> Result<Builder, Error> {
         "disable_comments" => builder.disable_comments(nonempty(key, value)?),
         "include_file" => builder.include_file(nonempty(key, value)?),
         other => {
+            // `B)]` from `type_attribute=.=#[derive(A, B)]` split at its comma.
+            let hint = if other.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                ""
+            } else {
+                " (is it the rest of a value with a comma? write the comma as `\\,`)"
+            };
             return Err(Error::option(format!(
-                "unknown option {other:?}; known options: {}",
+                "unknown option {other:?}{hint}; known options: {}",
                 KEYS.join(", ")
             )));
         }
