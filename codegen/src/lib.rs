@@ -494,15 +494,20 @@ impl Builder {
         if self.compile_well_known_types {
             return true;
         }
+        self.hooked_prost_setting("prost_types: false")
+    }
+
+    /// Whether the [`configure_prost`](Self::configure_prost) hooks change prost-build's
+    /// `Config` so that its `Debug` output shows `setting`: it has no getters.
+    fn hooked_prost_setting(&self, setting: &str) -> bool {
         if self.prost_hooks.is_empty() {
             return false;
         }
-        // prost-build's Config has no getter for it; its Debug output shows the setting.
         let mut config = prost_build::Config::new();
         for hook in &self.prost_hooks {
             hook(&mut config);
         }
-        format!("{config:?}").contains("prost_types: false")
+        format!("{config:?}").contains(setting)
     }
 
     fn prost_config(&self, generator: service::Generator) -> prost_build::Config {
@@ -600,6 +605,11 @@ impl Builder {
         }
         validate::descriptors(set)?;
         validate::rust_names(set, files_to_generate)?;
+        validate::enum_variants(
+            set,
+            files_to_generate,
+            !self.hooked_prost_setting("strip_enum_prefix: false"),
+        )?;
         for (option, list) in self.attribute_settings() {
             for (path, attribute) in list {
                 validate::attribute(option, path, attribute)?;
@@ -772,15 +782,10 @@ impl Builder {
                     )
                 })?,
         };
-        if self.emit_rerun_if_changed && self.parser == Parser::Protoc(None) {
-            println!("cargo:rerun-if-env-changed=PROTOC");
-        }
         let set = self.parse(protos, includes)?;
         let files = self.generate_parsed(&set)?;
-        if self.emit_rerun_if_changed {
-            for input in self.inputs(&set, includes) {
-                println!("cargo:rerun-if-changed={}", input.display());
-            }
+        for directive in self.cargo_directives(&self.inputs(&set, includes)) {
+            println!("{directive}");
         }
         std::fs::create_dir_all(&out_dir)
             .map_err(|e| Error::io(format!("cannot create {}", out_dir.display()), Some(e)))?;
@@ -791,6 +796,24 @@ impl Builder {
             write_if_changed(path, &set.encode_to_vec())?;
         }
         Ok(())
+    }
+}
+
+impl Builder {
+    /// The `cargo:` lines [`compile`](Self::compile) prints for a build that read `inputs`.
+    fn cargo_directives(&self, inputs: &[PathBuf]) -> Vec<String> {
+        if !self.emit_rerun_if_changed {
+            return Vec::new();
+        }
+        let mut directives: Vec<String> = inputs
+            .iter()
+            .map(|input| format!("cargo:rerun-if-changed={}", input.display()))
+            .collect();
+        if self.parser == Parser::Protoc(None) {
+            // Which protoc runs, and so what it produces, depends on PROTOC.
+            directives.push("cargo:rerun-if-env-changed=PROTOC".to_owned());
+        }
+        directives
     }
 }
 
@@ -924,4 +947,38 @@ fn include_file<'a>(files: impl Iterator<Item = (&'a Module, &'a str)>) -> Strin
 #[doc(hidden)]
 pub fn descriptor_set(files: Vec<FileDescriptorProto>) -> FileDescriptorSet {
     FileDescriptorSet { file: files }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protoc_from_the_environment_reruns_when_protoc_changes() {
+        let inputs = [PathBuf::from("proto/a.proto")];
+        let pure = Builder::new().cargo_directives(&inputs);
+        assert_eq!(pure, ["cargo:rerun-if-changed=proto/a.proto"]);
+        let protoc = Builder::new()
+            .parser(Parser::Protoc(None))
+            .cargo_directives(&inputs);
+        assert!(protoc.contains(&"cargo:rerun-if-env-changed=PROTOC".to_owned()));
+        let pinned = Builder::new()
+            .parser(Parser::Protoc(Some("/usr/bin/protoc".into())))
+            .cargo_directives(&inputs);
+        assert!(!pinned.iter().any(|d| d.contains("PROTOC")));
+        let quiet = Builder::new()
+            .parser(Parser::Protoc(None))
+            .emit_rerun_if_changed(false)
+            .cargo_directives(&inputs);
+        assert!(quiet.is_empty());
+    }
+
+    #[test]
+    fn a_hook_compiling_the_well_known_types_is_seen() {
+        assert!(!Builder::new().compiles_well_known_types());
+        let hooked = Builder::new().configure_prost(|c| {
+            c.compile_well_known_types();
+        });
+        assert!(hooked.compiles_well_known_types());
+    }
 }

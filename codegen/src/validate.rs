@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use heck::ToSnakeCase;
+use heck::{ToSnakeCase, ToUpperCamelCase};
 use prost_types::{DescriptorProto, FileDescriptorSet};
 
 use crate::Error;
@@ -127,6 +127,81 @@ pub(crate) fn rust_names(set: &FileDescriptorSet, files: &[String]) -> Result<()
                     )));
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// No two values of an enum (in the files to generate) get one Rust variant name, as
+/// prost-build names them: upper camel case, less the enum's name as a prefix when
+/// `strip_prefix`, aliases (values with an earlier value's number) skipped.
+pub(crate) fn enum_variants(
+    set: &FileDescriptorSet,
+    files: &[String],
+    strip_prefix: bool,
+) -> Result<(), Error> {
+    fn check(
+        file: &str,
+        scope: &str,
+        enumeration: &prost_types::EnumDescriptorProto,
+        strip_prefix: bool,
+    ) -> Result<(), Error> {
+        let enum_name = enumeration.name().to_upper_camel_case();
+        let mut numbers = std::collections::BTreeSet::new();
+        let mut names: BTreeMap<String, &str> = BTreeMap::new();
+        for value in &enumeration.value {
+            if !numbers.insert(value.number()) {
+                continue;
+            }
+            let mut variant = value.name().to_upper_camel_case();
+            if strip_prefix {
+                if let Some(rest) = variant.strip_prefix(&enum_name) {
+                    if rest.starts_with(char::is_uppercase) {
+                        variant = rest.to_owned();
+                    }
+                }
+            }
+            if let Some(other) = names.insert(variant.clone(), value.name()) {
+                return Err(Error::invalid(format!(
+                    "{file}: values {other} and {} of enum {scope}{} would both become the \
+                     Rust variant {variant}; rename one",
+                    value.name(),
+                    enumeration.name()
+                )));
+            }
+        }
+        Ok(())
+    }
+    fn walk(
+        file: &str,
+        scope: &str,
+        message: &DescriptorProto,
+        strip_prefix: bool,
+    ) -> Result<(), Error> {
+        let scope = format!("{scope}{}.", message.name());
+        for enumeration in &message.enum_type {
+            check(file, &scope, enumeration, strip_prefix)?;
+        }
+        for nested in &message.nested_type {
+            walk(file, &scope, nested, strip_prefix)?;
+        }
+        Ok(())
+    }
+    for file in set
+        .file
+        .iter()
+        .filter(|f| files.iter().any(|n| n == f.name()))
+    {
+        let scope = if file.package().is_empty() {
+            String::new()
+        } else {
+            format!("{}.", file.package())
+        };
+        for enumeration in &file.enum_type {
+            check(file.name(), &scope, enumeration, strip_prefix)?;
+        }
+        for message in &file.message_type {
+            walk(file.name(), &scope, message, strip_prefix)?;
         }
     }
     Ok(())
