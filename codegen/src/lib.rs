@@ -1,10 +1,14 @@
 //! Generates rsgrpc stubs — async and blocking clients and servers — and prost messages
 //! from `.proto` files.
 //!
-//! One generator serves three entry points, which produce identical code for identical
-//! input: a build script ([`compile_protos`], [`Builder`]), the `protoc-gen-rsgrpc` protoc
-//! plugin ([`Builder::generate`] over a `CodeGeneratorRequest`), and the
-//! `#[rsgrpc::grpc_service]` attribute macro.
+//! One generator serves three entry points, which produce identical code for the same files
+//! to generate: a build script ([`compile_protos`], [`Builder`]), the `protoc-gen-rsgrpc`
+//! protoc plugin ([`Builder::generate`] over a `CodeGeneratorRequest`), and the
+//! `#[rsgrpc::grpc_service]` attribute macro. The build script and the macro generate the
+//! files given and everything they import (but the well-known types, which come from
+//! `prost-types`); protoc hands a plugin only the files on its command line, so imports
+//! generated in another run are referred to where their packages' modules would be, or
+//! through [`Builder::extern_path`].
 //!
 //! In `build.rs`, with no protoc needed (`.proto` files are parsed in pure Rust):
 //!
@@ -21,11 +25,38 @@
 //! pub mod helloworld {
 //!     rsgrpc::include_proto!("helloworld");
 //! }
+//! use helloworld::greeter_client::{GreeterBlockingClient, GreeterClient};
+//! use helloworld::greeter_server::{Greeter, GreeterBlocking, GreeterBlockingServer, GreeterServer};
 //! ```
 //!
-//! For `service Greeter` the generated module holds `GreeterClient` (async),
-//! `GreeterBlockingClient`, the traits `Greeter` (async) and `GreeterBlocking`, and
-//! `GreeterServer` / `GreeterBlockingServer` to serve an implementation of either.
+//! For `service Greeter` the package's module gets, next to the messages, a module
+//! `greeter_client` holding `GreeterClient` (async) and `GreeterBlockingClient`, and a
+//! module `greeter_server` holding the traits `Greeter` (async) and `GreeterBlocking`,
+//! `GreeterServer` / `GreeterBlockingServer` to serve an implementation of either, and
+//! `SERVICE_NAME`.
+//!
+//! # Names
+//!
+//! Generated code is compiled in the user's crate, so it must build whatever the proto
+//! calls things. Inside the two modules every name is the generator's own: messages are
+//! reached as `super::Message` and standard items by absolute paths
+//! (`::core::marker::Send`), so a message named `Send`, `Result` or `T` changes nothing,
+//! and server registration calls trait methods fully qualified, so `rpc Clone` does not
+//! call `Arc::clone`. When a name is taken all the same, the generated one gets a trailing
+//! underscore, which prost-build never produces: the module `game_client_` when a message
+//! `GameClient` with nested types already makes a module `game_client` (or a subpackage
+//! does), and the client method `new_` for `rpc New` (likewise `connect_lazy`, `channel`,
+//! `send_compressed`). Protobuf names that differ only in case or underscores and would
+//! become one Rust name (`rpc GetItem` and `rpc Get_Item`) are an [`Error`].
+//!
+//! # Lints
+//!
+//! The output passes `#![deny(warnings)]` and clippy in the user's crate. Allows are
+//! placed on single items, each with its reason, where the proto dictates the shape: a
+//! module named like its parent (`grpc.service_config`'s message `ServiceConfig`), a oneof
+//! with an inline message variant (`large_enum_variant`; [`Builder::boxed`] avoids it), a
+//! method named `new` or `from_*` in a trait. `.proto` comments written as markdown lists
+//! with unindented continuation lines are re-indented, which renders the same.
 
 #![forbid(unsafe_code)]
 

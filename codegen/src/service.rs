@@ -103,6 +103,12 @@ fn doc_line(text: &str) -> TokenStream {
     quote!(#[doc = #text])
 }
 
+/// An inner doc line (`//!`): links in it resolve inside the module it documents.
+fn inner_doc_line(text: &str) -> TokenStream {
+    let text = format!(" {text}");
+    quote!(#![doc = #text])
+}
+
 /// Rust types prost-build maps some well-known types to; they need no `super::`.
 const BUILTIN_TYPES: &[&str] = &["()", "bool", "i32", "i64", "u32", "u64", "f32", "f64"];
 
@@ -338,16 +344,16 @@ fn service_tokens(
             items.extend(prepare_fn());
         }
         let module = ident(&ctx.names.client_mod);
-        let doc = doc_line(&format!(
+        let doc = inner_doc_line(&format!(
             "Clients for `{}`: {}.",
             ctx.full_name,
             listed.join(" and ")
         ));
         let attrs = attributes(paths::selected(&options.client_mod_attributes, &proto_path));
         out.extend(quote! {
-            #doc
             #attrs
             pub mod #module {
+                #doc
                 #items
             }
         });
@@ -377,16 +383,16 @@ fn service_tokens(
             ));
         }
         let module = ident(&ctx.names.server_mod);
-        let doc = doc_line(&format!(
+        let doc = inner_doc_line(&format!(
             "Servers for `{}`: {}.",
             ctx.full_name,
             listed.join("; or ")
         ));
         let attrs = attributes(paths::selected(&options.server_mod_attributes, &proto_path));
         out.extend(quote! {
-            #doc
             #attrs
             pub mod #module {
+                #doc
                 #items
             }
         });

@@ -5,8 +5,8 @@ pub struct Unpackaged {
     #[prost(string, tag = "1")]
     pub name: ::prost::alloc::string::String,
 }
-/// Clients for `Ping`: [`PingClient`] (async) and [`PingBlockingClient`] (blocking).
 pub mod ping_client {
+    //! Clients for `Ping`: [`PingClient`] (async) and [`PingBlockingClient`] (blocking).
     /// Async client for `Ping`.
     ///
     /// A service without a package: its methods' paths are `/Ping/...`.
@@ -138,8 +138,8 @@ pub mod ping_client {
         request
     }
 }
-/// Servers for `Ping`: implement [`Ping`] and serve it with [`PingServer`]; or implement [`PingBlocking`] and serve it with [`PingBlockingServer`].
 pub mod ping_server {
+    //! Servers for `Ping`: implement [`Ping`] and serve it with [`PingServer`]; or implement [`PingBlocking`] and serve it with [`PingBlockingServer`].
     /// The full name of the service, as in the paths of its methods.
     pub const SERVICE_NAME: &str = "Ping";
     /// Async implementation for `Ping`.

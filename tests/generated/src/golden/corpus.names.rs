@@ -45,8 +45,8 @@ pub mod game_client {
         pub x: ::prost::alloc::string::String,
     }
 }
-/// Clients for `corpus.names.Game`: [`GameClient`] (async) and [`GameBlockingClient`] (blocking).
 pub mod game_client_ {
+    //! Clients for `corpus.names.Game`: [`GameClient`] (async) and [`GameBlockingClient`] (blocking).
     /// Async client for `corpus.names.Game`.
     ///
     /// A service whose clients' module name is taken by GameClient's module, and whose methods
@@ -369,8 +369,8 @@ pub mod game_client_ {
         request
     }
 }
-/// Servers for `corpus.names.Game`: implement [`Game`] and serve it with [`GameServer`]; or implement [`GameBlocking`] and serve it with [`GameBlockingServer`].
 pub mod game_server {
+    //! Servers for `corpus.names.Game`: implement [`Game`] and serve it with [`GameServer`]; or implement [`GameBlocking`] and serve it with [`GameBlockingServer`].
     /// The full name of the service, as in the paths of its methods.
     pub const SERVICE_NAME: &str = "corpus.names.Game";
     /// Async implementation for `corpus.names.Game`.
@@ -849,8 +849,8 @@ pub mod game_server {
         }
     }
 }
-/// Clients for `corpus.names.GameServer`: [`GameServerClient`] (async) and [`GameServerBlockingClient`] (blocking).
 pub mod game_server_client {
+    //! Clients for `corpus.names.GameServer`: [`GameServerClient`] (async) and [`GameServerBlockingClient`] (blocking).
     /// Async client for `corpus.names.GameServer`.
     ///
     /// A service named like Game's server type.
@@ -996,8 +996,8 @@ pub mod game_server_client {
         request
     }
 }
-/// Servers for `corpus.names.GameServer`: implement [`GameServer`] and serve it with [`GameServerServer`]; or implement [`GameServerBlocking`] and serve it with [`GameServerBlockingServer`].
 pub mod game_server_server {
+    //! Servers for `corpus.names.GameServer`: implement [`GameServer`] and serve it with [`GameServerServer`]; or implement [`GameServerBlocking`] and serve it with [`GameServerBlockingServer`].
     /// The full name of the service, as in the paths of its methods.
     pub const SERVICE_NAME: &str = "corpus.names.GameServer";
     /// Async implementation for `corpus.names.GameServer`.
@@ -1167,8 +1167,8 @@ pub mod game_server_server {
         }
     }
 }
-/// Clients for `corpus.names.Self`: [`SelfClient`] (async) and [`SelfBlockingClient`] (blocking).
 pub mod self_client {
+    //! Clients for `corpus.names.Self`: [`SelfClient`] (async) and [`SelfBlockingClient`] (blocking).
     /// Async client for `corpus.names.Self`.
     ///
     /// A service named like a Rust keyword, with a method named like one.
@@ -1290,8 +1290,8 @@ pub mod self_client {
         request
     }
 }
-/// Servers for `corpus.names.Self`: implement [`Self_`] and serve it with [`SelfServer`]; or implement [`SelfBlocking`] and serve it with [`SelfBlockingServer`].
 pub mod self_server {
+    //! Servers for `corpus.names.Self`: implement [`Self_`] and serve it with [`SelfServer`]; or implement [`SelfBlocking`] and serve it with [`SelfBlockingServer`].
     /// The full name of the service, as in the paths of its methods.
     pub const SERVICE_NAME: &str = "corpus.names.Self";
     /// Async implementation for `corpus.names.Self`.

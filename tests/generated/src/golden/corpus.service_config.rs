@@ -84,8 +84,8 @@ pub struct Lists {
     #[prost(string, tag = "1")]
     pub pick: ::prost::alloc::string::String,
 }
-/// Clients for `corpus.service_config.Configurator`: [`ConfiguratorClient`] (async) and [`ConfiguratorBlockingClient`] (blocking).
 pub mod configurator_client {
+    //! Clients for `corpus.service_config.Configurator`: [`ConfiguratorClient`] (async) and [`ConfiguratorBlockingClient`] (blocking).
     /// Async client for `corpus.service_config.Configurator`.
     ///
     /// A service whose comments are lists:
@@ -231,8 +231,8 @@ pub mod configurator_client {
         request
     }
 }
-/// Servers for `corpus.service_config.Configurator`: implement [`Configurator`] and serve it with [`ConfiguratorServer`]; or implement [`ConfiguratorBlocking`] and serve it with [`ConfiguratorBlockingServer`].
 pub mod configurator_server {
+    //! Servers for `corpus.service_config.Configurator`: implement [`Configurator`] and serve it with [`ConfiguratorServer`]; or implement [`ConfiguratorBlocking`] and serve it with [`ConfiguratorBlockingServer`].
     /// The full name of the service, as in the paths of its methods.
     pub const SERVICE_NAME: &str = "corpus.service_config.Configurator";
     /// Async implementation for `corpus.service_config.Configurator`.

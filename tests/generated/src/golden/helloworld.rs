@@ -13,8 +13,8 @@ pub struct HelloReply {
     #[prost(string, tag = "1")]
     pub message: ::prost::alloc::string::String,
 }
-/// Clients for `helloworld.Greeter`: [`GreeterClient`] (async) and [`GreeterBlockingClient`] (blocking).
 pub mod greeter_client {
+    //! Clients for `helloworld.Greeter`: [`GreeterClient`] (async) and [`GreeterBlockingClient`] (blocking).
     /// Async client for `helloworld.Greeter`.
     ///
     /// The greeting service definition.
@@ -146,8 +146,8 @@ pub mod greeter_client {
         request
     }
 }
-/// Servers for `helloworld.Greeter`: implement [`Greeter`] and serve it with [`GreeterServer`]; or implement [`GreeterBlocking`] and serve it with [`GreeterBlockingServer`].
 pub mod greeter_server {
+    //! Servers for `helloworld.Greeter`: implement [`Greeter`] and serve it with [`GreeterServer`]; or implement [`GreeterBlocking`] and serve it with [`GreeterBlockingServer`].
     /// The full name of the service, as in the paths of its methods.
     pub const SERVICE_NAME: &str = "helloworld.Greeter";
     /// Async implementation for `helloworld.Greeter`.

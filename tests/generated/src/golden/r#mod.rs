@@ -5,8 +5,8 @@ pub struct Module {
     #[prost(string, tag = "1")]
     pub name: ::prost::alloc::string::String,
 }
-/// Clients for `mod.Loader`: [`LoaderClient`] (async) and [`LoaderBlockingClient`] (blocking).
 pub mod loader_client {
+    //! Clients for `mod.Loader`: [`LoaderClient`] (async) and [`LoaderBlockingClient`] (blocking).
     /// Async client for `mod.Loader`.
     ///
     /// A service in package mod.
@@ -138,8 +138,8 @@ pub mod loader_client {
         request
     }
 }
-/// Servers for `mod.Loader`: implement [`Loader`] and serve it with [`LoaderServer`]; or implement [`LoaderBlocking`] and serve it with [`LoaderBlockingServer`].
 pub mod loader_server {
+    //! Servers for `mod.Loader`: implement [`Loader`] and serve it with [`LoaderServer`]; or implement [`LoaderBlocking`] and serve it with [`LoaderBlockingServer`].
     /// The full name of the service, as in the paths of its methods.
     pub const SERVICE_NAME: &str = "mod.Loader";
     /// Async implementation for `mod.Loader`.

@@ -65,8 +65,8 @@ pub struct RouteSummary {
     #[prost(int32, tag = "4")]
     pub elapsed_time: i32,
 }
-/// Clients for `routeguide.RouteGuide`: [`RouteGuideClient`] (async) and [`RouteGuideBlockingClient`] (blocking).
 pub mod route_guide_client {
+    //! Clients for `routeguide.RouteGuide`: [`RouteGuideClient`] (async) and [`RouteGuideBlockingClient`] (blocking).
     /// Async client for `routeguide.RouteGuide`.
     ///
     /// Interface exported by the server.
@@ -328,8 +328,8 @@ pub mod route_guide_client {
         request
     }
 }
-/// Servers for `routeguide.RouteGuide`: implement [`RouteGuide`] and serve it with [`RouteGuideServer`]; or implement [`RouteGuideBlocking`] and serve it with [`RouteGuideBlockingServer`].
 pub mod route_guide_server {
+    //! Servers for `routeguide.RouteGuide`: implement [`RouteGuide`] and serve it with [`RouteGuideServer`]; or implement [`RouteGuideBlocking`] and serve it with [`RouteGuideBlockingServer`].
     /// The full name of the service, as in the paths of its methods.
     pub const SERVICE_NAME: &str = "routeguide.RouteGuide";
     /// Async implementation for `routeguide.RouteGuide`.

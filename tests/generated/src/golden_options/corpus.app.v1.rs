@@ -39,8 +39,8 @@ pub struct Keywords {
     #[prost(string, tag = "5")]
     pub r#fn: ::prost::alloc::string::String,
 }
-/// Clients for `Records`: [`RecordsClient`] (async) and [`RecordsBlockingClient`] (blocking).
 pub mod records_client {
+    //! Clients for `Records`: [`RecordsClient`] (async) and [`RecordsBlockingClient`] (blocking).
     /// Async client for `Records`.
     ///
     /// Streams of records, every kind of call.
@@ -296,8 +296,8 @@ pub mod records_client {
         request
     }
 }
-/// Servers for `Records`: implement [`Records`] and serve it with [`RecordsServer`]; or implement [`RecordsBlocking`] and serve it with [`RecordsBlockingServer`].
 pub mod records_server {
+    //! Servers for `Records`: implement [`Records`] and serve it with [`RecordsServer`]; or implement [`RecordsBlocking`] and serve it with [`RecordsBlockingServer`].
     /// The full name of the service, as in the paths of its methods.
     pub const SERVICE_NAME: &str = "Records";
     /// Async implementation for `Records`.
@@ -699,8 +699,8 @@ pub mod records_server {
         }
     }
 }
-/// Clients for `Keywords_Service`: [`KeywordsServiceClient`] (async) and [`KeywordsServiceBlockingClient`] (blocking).
 pub mod keywords_service_client {
+    //! Clients for `Keywords_Service`: [`KeywordsServiceClient`] (async) and [`KeywordsServiceBlockingClient`] (blocking).
     /// Async client for `Keywords_Service`.
     ///
     /// A second service in the same package, with keyword method names.
@@ -879,8 +879,8 @@ pub mod keywords_service_client {
         request
     }
 }
-/// Servers for `Keywords_Service`: implement [`KeywordsService`] and serve it with [`KeywordsServiceServer`]; or implement [`KeywordsServiceBlocking`] and serve it with [`KeywordsServiceBlockingServer`].
 pub mod keywords_service_server {
+    //! Servers for `Keywords_Service`: implement [`KeywordsService`] and serve it with [`KeywordsServiceServer`]; or implement [`KeywordsServiceBlocking`] and serve it with [`KeywordsServiceBlockingServer`].
     /// The full name of the service, as in the paths of its methods.
     pub const SERVICE_NAME: &str = "Keywords_Service";
     /// Async implementation for `Keywords_Service`.
@@ -1154,8 +1154,8 @@ pub mod keywords_service_server {
         }
     }
 }
-/// Clients for `Legacy`: [`LegacyClient`] (async) and [`LegacyBlockingClient`] (blocking).
 pub mod legacy_client {
+    //! Clients for `Legacy`: [`LegacyClient`] (async) and [`LegacyBlockingClient`] (blocking).
     /// Async client for `Legacy`.
     ///
     /// A service that is deprecated as a whole.
@@ -1293,8 +1293,8 @@ pub mod legacy_client {
         request
     }
 }
-/// Servers for `Legacy`: implement [`Legacy`] and serve it with [`LegacyServer`]; or implement [`LegacyBlocking`] and serve it with [`LegacyBlockingServer`].
 pub mod legacy_server {
+    //! Servers for `Legacy`: implement [`Legacy`] and serve it with [`LegacyServer`]; or implement [`LegacyBlocking`] and serve it with [`LegacyBlockingServer`].
     /// The full name of the service, as in the paths of its methods.
     pub const SERVICE_NAME: &str = "Legacy";
     /// Async implementation for `Legacy`.

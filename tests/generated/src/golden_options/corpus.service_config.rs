@@ -84,8 +84,8 @@ pub struct Lists {
     #[prost(string, tag = "1")]
     pub pick: ::prost::alloc::string::String,
 }
-/// Clients for `Configurator`: [`ConfiguratorClient`] (async) and [`ConfiguratorBlockingClient`] (blocking).
 pub mod configurator_client {
+    //! Clients for `Configurator`: [`ConfiguratorClient`] (async) and [`ConfiguratorBlockingClient`] (blocking).
     /// Async client for `Configurator`.
     ///
     /// A service whose comments are lists:
@@ -231,8 +231,8 @@ pub mod configurator_client {
         request
     }
 }
-/// Servers for `Configurator`: implement [`Configurator`] and serve it with [`ConfiguratorServer`]; or implement [`ConfiguratorBlocking`] and serve it with [`ConfiguratorBlockingServer`].
 pub mod configurator_server {
+    //! Servers for `Configurator`: implement [`Configurator`] and serve it with [`ConfiguratorServer`]; or implement [`ConfiguratorBlocking`] and serve it with [`ConfiguratorBlockingServer`].
     /// The full name of the service, as in the paths of its methods.
     pub const SERVICE_NAME: &str = "Configurator";
     /// Async implementation for `Configurator`.

@@ -16,9 +16,9 @@ pub struct HelloReply {
     #[prost(string, tag = "1")]
     pub message: ::prost::alloc::string::String,
 }
-/// Clients for `Greeter`: [`GreeterClient`] (async) and [`GreeterBlockingClient`] (blocking).
 #[doc(alias = "clients")]
 pub mod greeter_client {
+    //! Clients for `Greeter`: [`GreeterClient`] (async) and [`GreeterBlockingClient`] (blocking).
     /// Async client for `Greeter`.
     ///
     /// The greeting service definition.
@@ -152,9 +152,9 @@ pub mod greeter_client {
         request
     }
 }
-/// Servers for `Greeter`: implement [`Greeter`] and serve it with [`GreeterServer`]; or implement [`GreeterBlocking`] and serve it with [`GreeterBlockingServer`].
 #[doc(alias = "servers")]
 pub mod greeter_server {
+    //! Servers for `Greeter`: implement [`Greeter`] and serve it with [`GreeterServer`]; or implement [`GreeterBlocking`] and serve it with [`GreeterBlockingServer`].
     /// The full name of the service, as in the paths of its methods.
     pub const SERVICE_NAME: &str = "Greeter";
     /// Async implementation for `Greeter`.

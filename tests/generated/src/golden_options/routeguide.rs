@@ -38,8 +38,8 @@ pub struct RouteSummary {
     #[prost(int32, tag = "4")]
     pub elapsed_time: i32,
 }
-/// Clients for `RouteGuide`: [`RouteGuideClient`] (async) and [`RouteGuideBlockingClient`] (blocking).
 pub mod route_guide_client {
+    //! Clients for `RouteGuide`: [`RouteGuideClient`] (async) and [`RouteGuideBlockingClient`] (blocking).
     /// Async client for `RouteGuide`.
     ///
     /// Its methods return futures that run on any executor.
@@ -241,8 +241,8 @@ pub mod route_guide_client {
         request
     }
 }
-/// Servers for `RouteGuide`: implement [`RouteGuide`] and serve it with [`RouteGuideServer`]; or implement [`RouteGuideBlocking`] and serve it with [`RouteGuideBlockingServer`].
 pub mod route_guide_server {
+    //! Servers for `RouteGuide`: implement [`RouteGuide`] and serve it with [`RouteGuideServer`]; or implement [`RouteGuideBlocking`] and serve it with [`RouteGuideBlockingServer`].
     /// The full name of the service, as in the paths of its methods.
     pub const SERVICE_NAME: &str = "RouteGuide";
     /// Async implementation for `RouteGuide`.

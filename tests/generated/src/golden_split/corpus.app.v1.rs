@@ -35,8 +35,8 @@ pub struct Keywords {
     #[prost(string, tag = "5")]
     pub r#fn: ::prost::alloc::string::String,
 }
-/// Clients for `corpus.app.v1.Records`: [`RecordsClient`] (async) and [`RecordsBlockingClient`] (blocking).
 pub mod records_client {
+    //! Clients for `corpus.app.v1.Records`: [`RecordsClient`] (async) and [`RecordsBlockingClient`] (blocking).
     /// Async client for `corpus.app.v1.Records`.
     ///
     /// Streams of records, every kind of call.
@@ -271,8 +271,8 @@ pub mod records_client {
         request
     }
 }
-/// Servers for `corpus.app.v1.Records`: implement [`Records`] and serve it with [`RecordsServer`]; or implement [`RecordsBlocking`] and serve it with [`RecordsBlockingServer`].
 pub mod records_server {
+    //! Servers for `corpus.app.v1.Records`: implement [`Records`] and serve it with [`RecordsServer`]; or implement [`RecordsBlocking`] and serve it with [`RecordsBlockingServer`].
     /// The full name of the service, as in the paths of its methods.
     pub const SERVICE_NAME: &str = "corpus.app.v1.Records";
     /// Async implementation for `corpus.app.v1.Records`.
@@ -586,8 +586,8 @@ pub mod records_server {
         }
     }
 }
-/// Clients for `corpus.app.v1.Keywords_Service`: [`KeywordsServiceClient`] (async) and [`KeywordsServiceBlockingClient`] (blocking).
 pub mod keywords_service_client {
+    //! Clients for `corpus.app.v1.Keywords_Service`: [`KeywordsServiceClient`] (async) and [`KeywordsServiceBlockingClient`] (blocking).
     /// Async client for `corpus.app.v1.Keywords_Service`.
     ///
     /// A second service in the same package, with keyword method names.
@@ -769,8 +769,8 @@ pub mod keywords_service_client {
         request
     }
 }
-/// Servers for `corpus.app.v1.Keywords_Service`: implement [`KeywordsService`] and serve it with [`KeywordsServiceServer`]; or implement [`KeywordsServiceBlocking`] and serve it with [`KeywordsServiceBlockingServer`].
 pub mod keywords_service_server {
+    //! Servers for `corpus.app.v1.Keywords_Service`: implement [`KeywordsService`] and serve it with [`KeywordsServiceServer`]; or implement [`KeywordsServiceBlocking`] and serve it with [`KeywordsServiceBlockingServer`].
     /// The full name of the service, as in the paths of its methods.
     pub const SERVICE_NAME: &str = "corpus.app.v1.Keywords_Service";
     /// Async implementation for `corpus.app.v1.Keywords_Service`.
@@ -1005,8 +1005,8 @@ pub mod keywords_service_server {
         }
     }
 }
-/// Clients for `corpus.app.v1.Legacy`: [`LegacyClient`] (async) and [`LegacyBlockingClient`] (blocking).
 pub mod legacy_client {
+    //! Clients for `corpus.app.v1.Legacy`: [`LegacyClient`] (async) and [`LegacyBlockingClient`] (blocking).
     /// Async client for `corpus.app.v1.Legacy`.
     ///
     /// A service that is deprecated as a whole.
@@ -1134,8 +1134,8 @@ pub mod legacy_client {
         request
     }
 }
-/// Servers for `corpus.app.v1.Legacy`: implement [`Legacy`] and serve it with [`LegacyServer`]; or implement [`LegacyBlocking`] and serve it with [`LegacyBlockingServer`].
 pub mod legacy_server {
+    //! Servers for `corpus.app.v1.Legacy`: implement [`Legacy`] and serve it with [`LegacyServer`]; or implement [`LegacyBlocking`] and serve it with [`LegacyBlockingServer`].
     /// The full name of the service, as in the paths of its methods.
     pub const SERVICE_NAME: &str = "corpus.app.v1.Legacy";
     /// Async implementation for `corpus.app.v1.Legacy`.
