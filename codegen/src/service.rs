@@ -678,12 +678,22 @@ fn blocking_client(ctx: &ServiceCtx<'_>) -> TokenStream {
     }
 }
 
+/// The server types' type parameter: `T`, unless the trait itself is named `T`.
+fn type_param(trait_name: &Ident) -> Ident {
+    if trait_name == "T" {
+        format_ident!("S")
+    } else {
+        format_ident!("T")
+    }
+}
+
 fn server_struct(
     ctx: &ServiceCtx<'_>,
     server: &Ident,
     bound: &Ident,
     registration: TokenStream,
 ) -> TokenStream {
+    let param = type_param(bound);
     let allow = &ctx.allow_deprecated;
     let attrs = &ctx.server_attributes;
     let keep_inner = if ctx.methods.is_empty() {
@@ -699,39 +709,39 @@ fn server_struct(
         #doc
         #[derive(Debug)]
         #attrs
-        pub struct #server<T> {
-            inner: ::rsgrpc::codegen::Arc<T>,
+        pub struct #server<#param> {
+            inner: ::rsgrpc::codegen::Arc<#param>,
         }
 
         #allow
-        impl<T> #server<T> {
+        impl<#param> #server<#param> {
             /// The full name of the service, as in the paths of its methods.
             pub const SERVICE_NAME: &str = SERVICE_NAME;
         }
 
         #allow
-        impl<T: #bound> #server<T> {
+        impl<#param: #bound> #server<#param> {
             /// Wraps an implementation.
-            pub fn new(inner: T) -> Self {
+            pub fn new(inner: #param) -> Self {
                 Self { inner: ::rsgrpc::codegen::Arc::new(inner) }
             }
 
             /// Wraps an implementation that is shared with other code.
-            pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+            pub fn from_arc(inner: ::rsgrpc::codegen::Arc<#param>) -> Self {
                 Self { inner }
             }
         }
 
         #allow
-        impl<T> ::core::clone::Clone for #server<T> {
+        impl<#param> ::core::clone::Clone for #server<#param> {
             fn clone(&self) -> Self {
                 Self { inner: ::rsgrpc::codegen::Arc::clone(&self.inner) }
             }
         }
 
         #allow
-        impl<T: #bound> ::core::convert::From<#server<T>> for ::rsgrpc::server::Service {
-            fn from(server: #server<T>) -> Self {
+        impl<#param: #bound> ::core::convert::From<#server<#param>> for ::rsgrpc::server::Service {
+            fn from(server: #server<#param>) -> Self {
                 let inner = server.inner;
                 #keep_inner
                 ::rsgrpc::server::Service::builder(SERVICE_NAME)
@@ -823,6 +833,7 @@ fn async_server(ctx: &ServiceCtx<'_>) -> TokenStream {
             #body
         }
     });
+    let param = type_param(&trait_name);
     let registration = ctx.methods.iter().map(|m| {
         let method = &m.name;
         let proto_name = &m.method.proto_name;
@@ -840,7 +851,7 @@ fn async_server(ctx: &ServiceCtx<'_>) -> TokenStream {
                 let inner = ::rsgrpc::codegen::Arc::clone(&inner);
                 move |request: #request| {
                     let inner = ::rsgrpc::codegen::Arc::clone(&inner);
-                    async move { <T as #trait_name>::#method(&inner, request).await }
+                    async move { <#param as #trait_name>::#method(&inner, request).await }
                 }
             })
         }
@@ -948,6 +959,7 @@ fn blocking_server(ctx: &ServiceCtx<'_>) -> TokenStream {
             #body
         }
     });
+    let param = type_param(&trait_name);
     let registration = ctx.methods.iter().map(|m| {
         let MethodInfo {
             name: method,
@@ -955,7 +967,7 @@ fn blocking_server(ctx: &ServiceCtx<'_>) -> TokenStream {
             ..
         } = m;
         let proto_name = &m.method.proto_name;
-        let call = quote!(<T as #trait_name>::#method);
+        let call = quote!(<#param as #trait_name>::#method);
         match m.kind {
             Kind::Unary => quote! {
                 .blocking_unary(#proto_name, {

@@ -403,3 +403,282 @@ pub mod configurator_server {
         }
     }
 }
+pub mod t_client {
+    //! Clients for `T`: [`TClient`] (async) and [`TBlockingClient`] (blocking).
+    /// Async client for `T`.
+    ///
+    /// A service named like the server types' usual type parameter.
+    ///
+    /// Its methods return futures that run on any executor.
+    #[derive(Clone, Debug)]
+    pub struct TClient {
+        inner: ::rsgrpc::client::Client,
+        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
+    }
+    impl TClient {
+        /// A client sending its calls on `channel`; clones of a channel share one
+        /// connection.
+        pub fn new(channel: ::rsgrpc::Channel) -> Self {
+            Self {
+                inner: ::rsgrpc::client::Client::new(channel),
+                send_compression: ::core::option::Option::None,
+            }
+        }
+        /// A client for `target` (`http://host:port`) on a new channel; it connects on
+        /// the first call.
+        ///
+        /// # Errors
+        ///
+        /// When the target cannot be parsed.
+        pub fn connect_lazy(
+            target: &str,
+        ) -> ::core::result::Result<Self, ::rsgrpc::Error> {
+            ::rsgrpc::Channel::new(target).map(Self::new)
+        }
+        /// The channel this client uses.
+        pub fn channel(&self) -> &::rsgrpc::Channel {
+            self.inner.channel()
+        }
+        /// Compresses the request messages of this client's calls with `encoding`,
+        /// whatever the channel's setting.
+        #[must_use]
+        pub fn send_compressed(
+            mut self,
+            encoding: ::rsgrpc::CompressionEncoding,
+        ) -> Self {
+            self.send_compression = ::core::option::Option::Some(encoding);
+            self
+        }
+    }
+    impl TClient {
+        /// Answers with what it was sent.
+        ///
+        /// `/T/Echo`: unary call.
+        pub async fn echo(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::Lists>,
+        ) -> ::core::result::Result<::rsgrpc::Response<super::Lists>, ::rsgrpc::Status> {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner.unary("/T/Echo", request).await
+        }
+    }
+    /// Blocking client for `T`.
+    ///
+    /// A service named like the server types' usual type parameter.
+    ///
+    /// Its methods block the calling thread; they need no async runtime and may be called from inside one.
+    #[derive(Clone, Debug)]
+    pub struct TBlockingClient {
+        inner: ::rsgrpc::client::Client,
+        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
+    }
+    impl TBlockingClient {
+        /// A client sending its calls on `channel`; clones of a channel share one
+        /// connection.
+        pub fn new(channel: ::rsgrpc::Channel) -> Self {
+            Self {
+                inner: ::rsgrpc::client::Client::new(channel),
+                send_compression: ::core::option::Option::None,
+            }
+        }
+        /// A client for `target` (`http://host:port`) on a new channel; it connects on
+        /// the first call.
+        ///
+        /// # Errors
+        ///
+        /// When the target cannot be parsed.
+        pub fn connect_lazy(
+            target: &str,
+        ) -> ::core::result::Result<Self, ::rsgrpc::Error> {
+            ::rsgrpc::Channel::new(target).map(Self::new)
+        }
+        /// The channel this client uses.
+        pub fn channel(&self) -> &::rsgrpc::Channel {
+            self.inner.channel()
+        }
+        /// Compresses the request messages of this client's calls with `encoding`,
+        /// whatever the channel's setting.
+        #[must_use]
+        pub fn send_compressed(
+            mut self,
+            encoding: ::rsgrpc::CompressionEncoding,
+        ) -> Self {
+            self.send_compression = ::core::option::Option::Some(encoding);
+            self
+        }
+    }
+    impl TBlockingClient {
+        /// Answers with what it was sent.
+        ///
+        /// `/T/Echo`: unary call.
+        pub fn echo(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::Lists>,
+        ) -> ::core::result::Result<::rsgrpc::Response<super::Lists>, ::rsgrpc::Status> {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner.blocking_unary("/T/Echo", request)
+        }
+    }
+    /// Applies a client's settings to one call's request.
+    fn prepare<M>(
+        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
+        mut request: ::rsgrpc::Request<M>,
+    ) -> ::rsgrpc::Request<M> {
+        if let ::core::option::Option::Some(encoding) = send_compression {
+            request.set_send_compressed(encoding);
+        }
+        request
+    }
+}
+pub mod t_server {
+    //! Servers for `T`: implement [`T`] and serve it with [`TServer`]; or implement [`TBlocking`] and serve it with [`TBlockingServer`].
+    /// The full name of the service, as in the paths of its methods.
+    pub const SERVICE_NAME: &str = "T";
+    /// Async implementation for `T`.
+    ///
+    /// A service named like the server types' usual type parameter.
+    ///
+    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
+    /// implementation with the server type of the same name.
+    ///
+    /// Every method has a default that fails with `UNIMPLEMENTED`, so an
+    /// implementation may provide only some; streaming methods return a
+    /// boxed stream.
+    pub trait T: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// Answers with what it was sent.
+        ///
+        /// `/T/Echo`: unary call.
+        fn echo(
+            &self,
+            request: ::rsgrpc::Request<super::Lists>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<super::Lists>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send {
+            let _ = request;
+            ::core::future::ready(
+                ::core::result::Result::Err(
+                    ::rsgrpc::Status::unimplemented("Echo is not implemented"),
+                ),
+            )
+        }
+    }
+    /// Serves an implementation of [`T`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
+    #[derive(Debug)]
+    #[must_use = "a server does nothing until it is added to a ServerBuilder"]
+    pub struct TServer<S> {
+        inner: ::rsgrpc::codegen::Arc<S>,
+    }
+    impl<S> TServer<S> {
+        /// The full name of the service, as in the paths of its methods.
+        pub const SERVICE_NAME: &str = SERVICE_NAME;
+    }
+    impl<S: T> TServer<S> {
+        /// Wraps an implementation.
+        pub fn new(inner: S) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::new(inner),
+            }
+        }
+        /// Wraps an implementation that is shared with other code.
+        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<S>) -> Self {
+            Self { inner }
+        }
+    }
+    impl<S> ::core::clone::Clone for TServer<S> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+            }
+        }
+    }
+    impl<S: T> ::core::convert::From<TServer<S>> for ::rsgrpc::server::Service {
+        fn from(server: TServer<S>) -> Self {
+            let inner = server.inner;
+            ::rsgrpc::server::Service::builder(SERVICE_NAME)
+                .unary(
+                    "Echo",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<super::Lists>| {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move { <S as T>::echo(&inner, request).await }
+                        }
+                    },
+                )
+                .build()
+        }
+    }
+    /// Blocking implementation for `T`.
+    ///
+    /// A service named like the server types' usual type parameter.
+    ///
+    /// Methods run on the runtime's worker pool and may block. Serve an implementation
+    /// with the server type of the same name.
+    ///
+    /// Every method has a default that fails with `UNIMPLEMENTED`, so an
+    /// implementation may provide only some.
+    pub trait TBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// Answers with what it was sent.
+        ///
+        /// `/T/Echo`: unary call.
+        fn echo(
+            &self,
+            request: ::rsgrpc::Request<super::Lists>,
+        ) -> ::core::result::Result<::rsgrpc::Response<super::Lists>, ::rsgrpc::Status> {
+            let _ = request;
+            ::core::result::Result::Err(
+                ::rsgrpc::Status::unimplemented("Echo is not implemented"),
+            )
+        }
+    }
+    /// Serves an implementation of [`TBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
+    #[derive(Debug)]
+    #[must_use = "a server does nothing until it is added to a ServerBuilder"]
+    pub struct TBlockingServer<T> {
+        inner: ::rsgrpc::codegen::Arc<T>,
+    }
+    impl<T> TBlockingServer<T> {
+        /// The full name of the service, as in the paths of its methods.
+        pub const SERVICE_NAME: &str = SERVICE_NAME;
+    }
+    impl<T: TBlocking> TBlockingServer<T> {
+        /// Wraps an implementation.
+        pub fn new(inner: T) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::new(inner),
+            }
+        }
+        /// Wraps an implementation that is shared with other code.
+        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+            Self { inner }
+        }
+    }
+    impl<T> ::core::clone::Clone for TBlockingServer<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+            }
+        }
+    }
+    impl<T: TBlocking> ::core::convert::From<TBlockingServer<T>>
+    for ::rsgrpc::server::Service {
+        fn from(server: TBlockingServer<T>) -> Self {
+            let inner = server.inner;
+            ::rsgrpc::server::Service::builder(SERVICE_NAME)
+                .blocking_unary(
+                    "Echo",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<super::Lists>| <T as TBlocking>::echo(
+                            &inner,
+                            request,
+                        )
+                    },
+                )
+                .build()
+        }
+    }
+}
