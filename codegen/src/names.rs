@@ -26,7 +26,8 @@
 //!
 //! Inside a client, the methods `new`, `connect_lazy`, `channel` and `send_compressed` are
 //! the client's own; an RPC that would take one of these names gets a trailing underscore
-//! (`rpc New` becomes `new_`), which no other RPC can produce.
+//! (`rpc New` becomes `new_`), which no other RPC can produce. The server types' type
+//! parameter is `T`, or `S` for a service named `T` (whose trait is `T`).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -292,7 +292,7 @@ fn context<'a>(
         service.options.deprecated() || service.methods.iter().any(|m| m.options.deprecated());
     ServiceCtx {
         allow_deprecated: if any_deprecated {
-            quote!(#[allow(deprecated)])
+            quote!(#[allow(deprecated, reason = "the proto deprecates this service or some of its methods")])
         } else {
             quote!()
         },

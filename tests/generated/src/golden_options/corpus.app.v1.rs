@@ -51,7 +51,10 @@ pub mod records_client {
         inner: ::rsgrpc::client::Client,
         send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl RecordsClient {
         /// A client sending its calls on `channel`; clones of a channel share one
         /// connection.
@@ -87,7 +90,10 @@ pub mod records_client {
             self
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl RecordsClient {
         /// Stores one record.
         ///
@@ -174,7 +180,10 @@ pub mod records_client {
         inner: ::rsgrpc::client::Client,
         send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl RecordsBlockingClient {
         /// A client sending its calls on `channel`; clones of a channel share one
         /// connection.
@@ -210,7 +219,10 @@ pub mod records_client {
             self
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl RecordsBlockingClient {
         /// Stores one record.
         ///
@@ -418,12 +430,18 @@ pub mod records_server {
     pub struct RecordsServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T> RecordsServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T: Records> RecordsServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
@@ -436,7 +454,10 @@ pub mod records_server {
             Self { inner }
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T> ::core::clone::Clone for RecordsServer<T> {
         fn clone(&self) -> Self {
             Self {
@@ -444,7 +465,10 @@ pub mod records_server {
             }
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T: Records> ::core::convert::From<RecordsServer<T>>
     for ::rsgrpc::server::Service {
         fn from(server: RecordsServer<T>) -> Self {
@@ -608,12 +632,18 @@ pub mod records_server {
     pub struct RecordsBlockingServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T> RecordsBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T: RecordsBlocking> RecordsBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
@@ -626,7 +656,10 @@ pub mod records_server {
             Self { inner }
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T> ::core::clone::Clone for RecordsBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
@@ -634,7 +667,10 @@ pub mod records_server {
             }
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T: RecordsBlocking> ::core::convert::From<RecordsBlockingServer<T>>
     for ::rsgrpc::server::Service {
         fn from(server: RecordsBlockingServer<T>) -> Self {
@@ -1167,7 +1203,10 @@ pub mod legacy_client {
         inner: ::rsgrpc::client::Client,
         send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl LegacyClient {
         /// A client sending its calls on `channel`; clones of a channel share one
         /// connection.
@@ -1203,7 +1242,10 @@ pub mod legacy_client {
             self
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl LegacyClient {
         /// `/Legacy/Ping`: unary call.
         pub async fn ping(
@@ -1230,7 +1272,10 @@ pub mod legacy_client {
         inner: ::rsgrpc::client::Client,
         send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl LegacyBlockingClient {
         /// A client sending its calls on `channel`; clones of a channel share one
         /// connection.
@@ -1266,7 +1311,10 @@ pub mod legacy_client {
             self
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl LegacyBlockingClient {
         /// `/Legacy/Ping`: unary call.
         pub fn ping(
@@ -1335,12 +1383,18 @@ pub mod legacy_server {
     pub struct LegacyServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T> LegacyServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T: Legacy> LegacyServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
@@ -1353,7 +1407,10 @@ pub mod legacy_server {
             Self { inner }
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T> ::core::clone::Clone for LegacyServer<T> {
         fn clone(&self) -> Self {
             Self {
@@ -1361,7 +1418,10 @@ pub mod legacy_server {
             }
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T: Legacy> ::core::convert::From<LegacyServer<T>>
     for ::rsgrpc::server::Service {
         fn from(server: LegacyServer<T>) -> Self {
@@ -1417,12 +1477,18 @@ pub mod legacy_server {
     pub struct LegacyBlockingServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T> LegacyBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T: LegacyBlocking> LegacyBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
@@ -1435,7 +1501,10 @@ pub mod legacy_server {
             Self { inner }
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T> ::core::clone::Clone for LegacyBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
@@ -1443,7 +1512,10 @@ pub mod legacy_server {
             }
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T: LegacyBlocking> ::core::convert::From<LegacyBlockingServer<T>>
     for ::rsgrpc::server::Service {
         fn from(server: LegacyBlockingServer<T>) -> Self {

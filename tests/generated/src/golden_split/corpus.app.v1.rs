@@ -47,7 +47,10 @@ pub mod records_client {
         inner: ::rsgrpc::client::Client,
         send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl RecordsClient {
         /// A client sending its calls on `channel`; clones of a channel share one
         /// connection.
@@ -83,7 +86,10 @@ pub mod records_client {
             self
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl RecordsClient {
         /// Stores one record.
         ///
@@ -159,7 +165,10 @@ pub mod records_client {
         inner: ::rsgrpc::client::Client,
         send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl RecordsBlockingClient {
         /// A client sending its calls on `channel`; clones of a channel share one
         /// connection.
@@ -195,7 +204,10 @@ pub mod records_client {
             self
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl RecordsBlockingClient {
         /// Stores one record.
         ///
@@ -352,12 +364,18 @@ pub mod records_server {
     pub struct RecordsServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T> RecordsServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T: Records> RecordsServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
@@ -370,7 +388,10 @@ pub mod records_server {
             Self { inner }
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T> ::core::clone::Clone for RecordsServer<T> {
         fn clone(&self) -> Self {
             Self {
@@ -378,7 +399,10 @@ pub mod records_server {
             }
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T: Records> ::core::convert::From<RecordsServer<T>>
     for ::rsgrpc::server::Service {
         fn from(server: RecordsServer<T>) -> Self {
@@ -498,12 +522,18 @@ pub mod records_server {
     pub struct RecordsBlockingServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T> RecordsBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T: RecordsBlocking> RecordsBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
@@ -516,7 +546,10 @@ pub mod records_server {
             Self { inner }
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T> ::core::clone::Clone for RecordsBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
@@ -524,7 +557,10 @@ pub mod records_server {
             }
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T: RecordsBlocking> ::core::convert::From<RecordsBlockingServer<T>>
     for ::rsgrpc::server::Service {
         fn from(server: RecordsBlockingServer<T>) -> Self {
@@ -1018,7 +1054,10 @@ pub mod legacy_client {
         inner: ::rsgrpc::client::Client,
         send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl LegacyClient {
         /// A client sending its calls on `channel`; clones of a channel share one
         /// connection.
@@ -1054,7 +1093,10 @@ pub mod legacy_client {
             self
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl LegacyClient {
         /// `/corpus.app.v1.Legacy/Ping`: unary call.
         pub async fn ping(
@@ -1076,7 +1118,10 @@ pub mod legacy_client {
         inner: ::rsgrpc::client::Client,
         send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl LegacyBlockingClient {
         /// A client sending its calls on `channel`; clones of a channel share one
         /// connection.
@@ -1112,7 +1157,10 @@ pub mod legacy_client {
             self
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl LegacyBlockingClient {
         /// `/corpus.app.v1.Legacy/Ping`: unary call.
         pub fn ping(
@@ -1159,12 +1207,18 @@ pub mod legacy_server {
     pub struct LegacyServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T> LegacyServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T: Legacy> LegacyServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
@@ -1177,7 +1231,10 @@ pub mod legacy_server {
             Self { inner }
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T> ::core::clone::Clone for LegacyServer<T> {
         fn clone(&self) -> Self {
             Self {
@@ -1185,7 +1242,10 @@ pub mod legacy_server {
             }
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T: Legacy> ::core::convert::From<LegacyServer<T>>
     for ::rsgrpc::server::Service {
         fn from(server: LegacyServer<T>) -> Self {
@@ -1223,12 +1283,18 @@ pub mod legacy_server {
     pub struct LegacyBlockingServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T> LegacyBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T: LegacyBlocking> LegacyBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
@@ -1241,7 +1307,10 @@ pub mod legacy_server {
             Self { inner }
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T> ::core::clone::Clone for LegacyBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
@@ -1249,7 +1318,10 @@ pub mod legacy_server {
             }
         }
     }
-    #[allow(deprecated)]
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
     impl<T: LegacyBlocking> ::core::convert::From<LegacyBlockingServer<T>>
     for ::rsgrpc::server::Service {
         fn from(server: LegacyBlockingServer<T>) -> Self {
