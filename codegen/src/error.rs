@@ -3,8 +3,11 @@
 use std::fmt;
 use std::path::Path;
 
-/// A code-generation failure, naming the file (and line and column where known).
-#[derive(Debug)]
+/// A code-generation failure, naming the file (and line and column where known) or the
+/// proto element.
+///
+/// Its `Debug` output is its `Display` text, since `Debug` is what a build script that
+/// returns `Result<(), Box<dyn Error>>` prints when it fails.
 pub struct Error {
     kind: Kind,
     message: String,
@@ -96,6 +99,10 @@ impl Error {
         Error::new(Kind::Invalid, format!("cannot generate code: {message}"))
     }
 
+    pub(crate) fn invalid(message: impl Into<String>) -> Error {
+        Error::new(Kind::Invalid, message)
+    }
+
     pub(crate) fn missing_descriptor(name: &str) -> Error {
         Error::new(
             Kind::NotFound,
@@ -144,6 +151,12 @@ impl fmt::Display for Error {
             }
         }
         Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

@@ -2,6 +2,33 @@
 
 use crate::{Builder, Error};
 
+/// The known keys, in the order the error message lists them.
+const KEYS: &[&str] = &[
+    "client",
+    "server",
+    "blocking",
+    "async",
+    "type_attribute",
+    "message_attribute",
+    "enum_attribute",
+    "field_attribute",
+    "client_attribute",
+    "server_attribute",
+    "trait_attribute",
+    "client_mod_attribute",
+    "server_mod_attribute",
+    "extern_path",
+    "bytes",
+    "btree_map",
+    "boxed",
+    "skip_debug",
+    "disable_comments",
+    "compile_well_known_types",
+    "default_stubs",
+    "emit_package",
+    "include_file",
+];
+
 fn flag(key: &str, value: &str) -> Result<bool, Error> {
     match value {
         "" | "true" => Ok(true),
@@ -18,6 +45,14 @@ fn pair<'a>(key: &str, value: &'a str) -> Result<(&'a str, &'a str), Error> {
         .ok_or_else(|| Error::option(format!("option {key} takes PATH=VALUE, not {value:?}")))
 }
 
+fn nonempty<'a>(key: &str, value: &'a str) -> Result<&'a str, Error> {
+    if value.is_empty() {
+        Err(Error::option(format!("option {key} needs a value")))
+    } else {
+        Ok(value)
+    }
+}
+
 /// Applies one `key=value` option.
 pub(crate) fn apply(builder: Builder, option: &str) -> Result<Builder, Error> {
     let option = option.trim();
@@ -27,27 +62,73 @@ pub(crate) fn apply(builder: Builder, option: &str) -> Result<Builder, Error> {
         "server" => builder.build_server(flag(key, value)?),
         "blocking" => builder.blocking(flag(key, value)?),
         "async" => builder.asynchronous(flag(key, value)?),
-        "type_attribute" => {
+        "compile_well_known_types" => builder.compile_well_known_types(flag(key, value)?),
+        "default_stubs" => builder.generate_default_stubs(flag(key, value)?),
+        "emit_package" => builder.emit_package(flag(key, value)?),
+        "type_attribute"
+        | "message_attribute"
+        | "enum_attribute"
+        | "field_attribute"
+        | "client_attribute"
+        | "server_attribute"
+        | "trait_attribute"
+        | "client_mod_attribute"
+        | "server_mod_attribute" => {
             let (path, attribute) = pair(key, value)?;
-            builder.type_attribute(path, attribute)
-        }
-        "field_attribute" => {
-            let (path, attribute) = pair(key, value)?;
-            builder.field_attribute(path, attribute)
+            match key {
+                "type_attribute" => builder.type_attribute(path, attribute),
+                "message_attribute" => builder.message_attribute(path, attribute),
+                "enum_attribute" => builder.enum_attribute(path, attribute),
+                "field_attribute" => builder.field_attribute(path, attribute),
+                "client_attribute" => builder.client_attribute(path, attribute),
+                "server_attribute" => builder.server_attribute(path, attribute),
+                "trait_attribute" => builder.trait_attribute(path, attribute),
+                "client_mod_attribute" => builder.client_mod_attribute(path, attribute),
+                _ => builder.server_mod_attribute(path, attribute),
+            }
         }
         "extern_path" => {
             let (proto, rust) = pair(key, value)?;
             builder.extern_path(proto, rust)
         }
-        "bytes" => builder.bytes(value),
-        "btree_map" => builder.btree_map(value),
+        "bytes" => builder.bytes(nonempty(key, value)?),
+        "btree_map" => builder.btree_map(nonempty(key, value)?),
+        "boxed" => builder.boxed(nonempty(key, value)?),
+        "skip_debug" => builder.skip_debug(nonempty(key, value)?),
+        "disable_comments" => builder.disable_comments(nonempty(key, value)?),
+        "include_file" => builder.include_file(nonempty(key, value)?),
         other => {
+            // `B)]` from `type_attribute=.=#[derive(A, B)]` split at its comma.
+            let hint = if other.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                ""
+            } else {
+                " (is it the rest of a value with a comma? write the comma as `\\,`)"
+            };
             return Err(Error::option(format!(
-                "unknown option {other:?}; known options: client, server, blocking, async, \
-                 type_attribute, field_attribute, extern_path, bytes, btree_map"
+                "unknown option {other:?}{hint}; known options: {}",
+                KEYS.join(", ")
             )));
         }
     })
+}
+
+/// Splits a protoc plugin parameter at its commas: `\,` is a comma inside a value, `\\` a
+/// backslash (needed only right before a separating comma); other backslashes are kept.
+pub(crate) fn split(parameter: &str) -> Vec<String> {
+    let mut options = vec![String::new()];
+    let mut chars = parameter.chars().peekable();
+    while let Some(c) = chars.next() {
+        let current = options.last_mut().expect("never empty");
+        match (c, chars.peek()) {
+            ('\\', Some(&next @ (',' | '\\'))) => {
+                current.push(next);
+                chars.next();
+            }
+            (',', _) => options.push(String::new()),
+            _ => current.push(c),
+        }
+    }
+    options
 }
 
 #[cfg(test)]
@@ -65,20 +146,50 @@ mod tests {
             b.type_attributes,
             vec![(".".to_owned(), "#[derive(Eq)]".to_owned())]
         );
+        let b = apply(b, "default_stubs").unwrap();
+        assert!(b.default_stubs);
+        let b = apply(b, "include_file=all.rs").unwrap();
+        assert_eq!(b.include_file.as_deref(), Some("all.rs"));
+        let b = apply(b, "server_attribute=.a.S=#[must_use]").unwrap();
+        assert_eq!(b.server_attributes.len(), 1);
         assert!(
             apply(Builder::new(), "client=maybe")
                 .unwrap_err()
                 .is_option()
         );
-        assert!(
-            apply(Builder::new(), "colour=blue")
-                .unwrap_err()
-                .is_option()
-        );
+        let unknown = apply(Builder::new(), "colour=blue").unwrap_err();
+        assert!(unknown.is_option());
+        assert!(unknown.to_string().contains("include_file"), "{unknown}");
         assert!(
             apply(Builder::new(), "type_attribute=noequals")
                 .unwrap_err()
                 .is_option()
         );
+        assert!(apply(Builder::new(), "include_file=").is_err());
+    }
+
+    #[test]
+    fn escaped_commas_stay_in_their_value() {
+        assert_eq!(
+            split(r"type_attribute=.=#[derive(A\, B)],blocking=false"),
+            vec!["type_attribute=.=#[derive(A, B)]", "blocking=false"]
+        );
+        // A backslash before a separating comma is doubled; others stay as they are.
+        assert_eq!(split(r"a=x\\,b=\n\d,c"), vec![r"a=x\", r"b=\n\d", "c"]);
+        assert_eq!(split(""), vec![""]);
+        assert_eq!(split(r"trailing\"), vec![r"trailing\"]);
+    }
+
+    #[test]
+    fn a_parameter_applies_each_option() {
+        let b = Builder::new()
+            .parameter(r"type_attribute=.=#[derive(Eq\, Hash)],,server=false")
+            .unwrap();
+        assert_eq!(b.type_attributes[0].1, "#[derive(Eq, Hash)]");
+        assert!(!b.parts.server);
+        let err = Builder::new()
+            .parameter("type_attribute=.=#[derive(A, B)]")
+            .unwrap_err();
+        assert!(err.to_string().contains("unknown option \"B)]\""), "{err}");
     }
 }

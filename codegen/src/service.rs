@@ -1,23 +1,44 @@
-//! Stubs for one service: async and blocking clients, async and blocking server traits,
-//! and the types that register an implementation with a server.
+//! Stubs for one service: async and blocking clients in `<service>_client`, async and
+//! blocking server traits and the types that register an implementation in
+//! `<service>_server` (see [`crate::names`] for why these names cannot clash).
 //!
 //! Every generated method is one call to a generic helper of the `rsgrpc` runtime; the
-//! routing and plumbing live there. Paths are absolute (`::rsgrpc::...`), so the generated
-//! code needs no `use` items and triggers no unused-import lints.
+//! routing and plumbing live there. Paths are absolute (`::rsgrpc::...`,
+//! `::core::marker::Send`) and messages are `super::Message`, so the generated code needs no
+//! `use` items and no name in it can be shadowed.
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::Parts;
+use crate::names::{self, ServiceNames, TakenNames};
+use crate::paths::{self, PathList};
+
+/// What the builder says about stubs.
+#[derive(Clone, Debug)]
+pub(crate) struct StubOptions {
+    pub(crate) parts: Parts,
+    pub(crate) emit_package: bool,
+    pub(crate) default_stubs: bool,
+    pub(crate) client_attributes: PathList,
+    pub(crate) server_attributes: PathList,
+    pub(crate) trait_attributes: PathList,
+    pub(crate) client_mod_attributes: PathList,
+    pub(crate) server_mod_attributes: PathList,
+    pub(crate) disable_comments: Vec<String>,
+    /// The Rust side of every `extern_path`, to tell them from prost-build's relative paths.
+    pub(crate) extern_rust_paths: Vec<String>,
+}
 
 /// Generates stubs for each service prost-build hands over.
 pub(crate) struct Generator {
-    pub(crate) parts: Parts,
+    pub(crate) options: StubOptions,
+    pub(crate) taken: TakenNames,
 }
 
 impl prost_build::ServiceGenerator for Generator {
     fn generate(&mut self, service: prost_build::Service, buf: &mut String) {
-        let tokens = service_tokens(&service, self.parts);
+        let tokens = service_tokens(&service, &self.options, &self.taken);
         buf.push('\n');
         buf.push_str(&tokens.to_string());
         buf.push('\n');
@@ -82,11 +103,37 @@ fn doc_line(text: &str) -> TokenStream {
     quote!(#[doc = #text])
 }
 
-/// Parses a Rust type path produced by prost-build (`super::Point`, `::prost_types::Empty`).
-fn rust_type(path: &str) -> TokenStream {
-    // prost-build only produces well-formed paths; a parse failure here is a bug in it.
-    path.parse()
-        .unwrap_or_else(|_| panic!("prost-build produced an invalid type path {path:?}"))
+/// An inner doc line (`//!`): links in it resolve inside the module it documents.
+fn inner_doc_line(text: &str) -> TokenStream {
+    let text = format!(" {text}");
+    quote!(#![doc = #text])
+}
+
+/// Rust types prost-build maps some well-known types to; they need no `super::`.
+const BUILTIN_TYPES: &[&str] = &["()", "bool", "i32", "i64", "u32", "u64", "f32", "f64"];
+
+/// The Rust type of a method's input or output, as seen from the stubs' modules: prost-build
+/// gives paths relative to the package's module, which get a `super::`.
+fn message_type(path: &str, options: &StubOptions) -> TokenStream {
+    let external = options.extern_rust_paths.iter().any(|rust| {
+        !rust.starts_with("super::")
+            && !rust.starts_with("self::")
+            && (path == rust || path.starts_with(&format!("{rust}::")))
+    });
+    let path = if path.starts_with("::")
+        || path.starts_with("crate::")
+        || BUILTIN_TYPES.contains(&path)
+        || external
+    {
+        path.to_owned()
+    } else {
+        format!("super::{}", path.strip_prefix("self::").unwrap_or(path))
+    };
+    // prost-build produces well-formed paths; should one not parse, the user sees why.
+    path.parse().unwrap_or_else(|_| {
+        let message = format!("rsgrpc-codegen: cannot use {path:?} as a message type");
+        quote!(::core::compile_error!(#message))
+    })
 }
 
 fn ident(name: &str) -> Ident {
@@ -96,32 +143,118 @@ fn ident(name: &str) -> Ident {
     }
 }
 
+/// Allows for clippy's naming conventions that a method named by the proto may break
+/// (`rpc New` in a trait, `rpc FromParts`, `rpc IntoRaw`), on that method only.
+fn naming_allows(name: &str, in_trait: bool) -> TokenStream {
+    let name = name.strip_prefix("r#").unwrap_or(name);
+    let self_convention = name == "new"
+        || name.starts_with("from_")
+        || name.starts_with("into_")
+        || (name.starts_with("to_") && name.ends_with("_mut"))
+        || name == "to_mut";
+    let mut lints = Vec::new();
+    if self_convention {
+        lints.push(quote!(clippy::wrong_self_convention));
+    }
+    if in_trait && name == "new" {
+        lints.push(quote!(clippy::new_ret_no_self));
+    }
+    if lints.is_empty() {
+        quote!()
+    } else {
+        quote!(#[allow(#(#lints,)* reason = "the proto names this method")])
+    }
+}
+
+/// Attributes given as text, already checked by the builder.
+fn attributes<'a>(values: impl Iterator<Item = &'a str>) -> TokenStream {
+    values
+        .filter_map(|value| value.parse::<TokenStream>().ok())
+        .collect()
+}
+
 struct MethodInfo<'a> {
     method: &'a prost_build::Method,
     kind: Kind,
+    /// The name in the server traits.
     name: Ident,
+    /// The name in the clients (differs when the RPC is named like a client's own method).
+    client_name: Ident,
     path: String,
     input: TokenStream,
     output: TokenStream,
     docs: Vec<TokenStream>,
     deprecated: TokenStream,
     stream_type: Ident,
+    client_attributes: TokenStream,
+    trait_attributes: TokenStream,
+    /// Allows for clippy's naming conventions, for the clients and for the traits.
+    client_allows: TokenStream,
+    trait_allows: TokenStream,
 }
 
-fn methods(service: &prost_build::Service) -> Vec<MethodInfo<'_>> {
-    service
+struct ServiceCtx<'a> {
+    /// `#[allow(deprecated)]` where the service or one of its methods is deprecated.
+    allow_deprecated: TokenStream,
+    names: ServiceNames,
+    full_name: String,
+    docs: Vec<TokenStream>,
+    deprecated: TokenStream,
+    methods: Vec<MethodInfo<'a>>,
+    default_stubs: bool,
+    client_attributes: TokenStream,
+    server_attributes: TokenStream,
+    trait_attributes: TokenStream,
+}
+
+impl ServiceCtx<'_> {
+    fn intro(&self, what: &str) -> Vec<TokenStream> {
+        let mut docs = vec![doc_line(&format!("{what} for `{}`.", self.full_name))];
+        if !self.docs.is_empty() {
+            docs.push(quote!(#[doc = ""]));
+            docs.extend(self.docs.iter().cloned());
+        }
+        docs
+    }
+
+    fn stem(&self, suffix: &str) -> Ident {
+        format_ident!("{}{}", self.names.stem, suffix)
+    }
+}
+
+fn context<'a>(
+    service: &'a prost_build::Service,
+    options: &StubOptions,
+    taken: &TakenNames,
+) -> ServiceCtx<'a> {
+    let proto_path = if service.package.is_empty() {
+        format!(".{}", service.proto_name)
+    } else {
+        format!(".{}.{}", service.package, service.proto_name)
+    };
+    let full_name = if service.package.is_empty() || !options.emit_package {
+        service.proto_name.clone()
+    } else {
+        format!("{}.{}", service.package, service.proto_name)
+    };
+    let comments_off = |path: &str| {
+        options
+            .disable_comments
+            .iter()
+            .any(|p| paths::selects(p, path))
+    };
+    let methods = service
         .methods
         .iter()
         .map(|method| {
             let kind = Kind::of(method);
-            let path = format!(
-                "/{}{}{}/{}",
-                service.package,
-                if service.package.is_empty() { "" } else { "." },
-                service.proto_name,
-                method.proto_name
-            );
-            let mut docs = doc_attrs(&method.comments);
+            let method_path = format!("{proto_path}.{}", method.proto_name);
+            let path = format!("/{full_name}/{}", method.proto_name);
+            let mut docs = if comments_off(&method_path) {
+                Vec::new()
+            } else {
+                doc_attrs(&method.comments)
+            };
             if !docs.is_empty() {
                 docs.push(quote!(#[doc = ""]));
             }
@@ -135,8 +268,11 @@ fn methods(service: &prost_build::Service) -> Vec<MethodInfo<'_>> {
                 method,
                 kind,
                 name: ident(&method.name),
-                input: rust_type(&method.input_type),
-                output: rust_type(&method.output_type),
+                client_name: ident(&names::client_method(&method.name)),
+                client_allows: naming_allows(&names::client_method(&method.name), false),
+                trait_allows: naming_allows(&method.name, true),
+                input: message_type(&method.input_type, options),
+                output: message_type(&method.output_type, options),
                 docs,
                 deprecated,
                 stream_type: format_ident!(
@@ -144,88 +280,193 @@ fn methods(service: &prost_build::Service) -> Vec<MethodInfo<'_>> {
                     heck::AsUpperCamelCase(&method.proto_name).to_string()
                 ),
                 path,
+                client_attributes: attributes(paths::named(
+                    &options.client_attributes,
+                    &method_path,
+                )),
+                trait_attributes: attributes(paths::named(&options.trait_attributes, &method_path)),
             }
         })
-        .collect()
-}
-
-fn service_tokens(service: &prost_build::Service, parts: Parts) -> TokenStream {
-    let methods = methods(service);
-    let full_name = if service.package.is_empty() {
-        service.proto_name.clone()
-    } else {
-        format!("{}.{}", service.package, service.proto_name)
-    };
-    let service_docs = doc_attrs(&service.comments);
-    let service_deprecated = if service.options.deprecated() {
-        quote!(#[deprecated])
-    } else {
-        quote!()
-    };
+        .collect();
     let any_deprecated =
         service.options.deprecated() || service.methods.iter().any(|m| m.options.deprecated());
-    let ctx = ServiceCtx {
+    ServiceCtx {
         allow_deprecated: if any_deprecated {
-            quote!(#[allow(deprecated)])
+            quote!(#[allow(deprecated, reason = "the proto deprecates this service or some of its methods")])
         } else {
             quote!()
         },
-        name: &service.name,
-        full_name: &full_name,
-        docs: &service_docs,
-        deprecated: &service_deprecated,
-        methods: &methods,
+        names: ServiceNames::new(taken, &service.package, &service.proto_name),
+        full_name,
+        docs: if comments_off(&proto_path) {
+            Vec::new()
+        } else {
+            doc_attrs(&service.comments)
+        },
+        deprecated: if service.options.deprecated() {
+            quote!(#[deprecated])
+        } else {
+            quote!()
+        },
+        methods,
+        default_stubs: options.default_stubs,
+        client_attributes: attributes(paths::selected(&options.client_attributes, &proto_path)),
+        server_attributes: attributes(paths::selected(&options.server_attributes, &proto_path)),
+        trait_attributes: attributes(paths::selected(&options.trait_attributes, &proto_path)),
+    }
+}
+
+fn service_tokens(
+    service: &prost_build::Service,
+    options: &StubOptions,
+    taken: &TakenNames,
+) -> TokenStream {
+    let ctx = context(service, options, taken);
+    let proto_path = if service.package.is_empty() {
+        format!(".{}", service.proto_name)
+    } else {
+        format!(".{}.{}", service.package, service.proto_name)
     };
+    let parts = options.parts;
     let mut out = TokenStream::new();
-    if parts.client && parts.asynchronous {
-        out.extend(async_client(&ctx));
+    if parts.client && (parts.asynchronous || parts.blocking) {
+        let mut items = TokenStream::new();
+        let mut listed = Vec::new();
+        if parts.asynchronous {
+            items.extend(async_client(&ctx));
+            listed.push(format!("[`{}`] (async)", ctx.stem("Client")));
+        }
+        if parts.blocking {
+            items.extend(blocking_client(&ctx));
+            listed.push(format!("[`{}`] (blocking)", ctx.stem("BlockingClient")));
+        }
+        if !ctx.methods.is_empty() {
+            items.extend(prepare_fn());
+        }
+        let module = ident(&ctx.names.client_mod);
+        let doc = inner_doc_line(&format!(
+            "Clients for `{}`: {}.",
+            ctx.full_name,
+            listed.join(" and ")
+        ));
+        let attrs = attributes(paths::selected(&options.client_mod_attributes, &proto_path));
+        out.extend(quote! {
+            #attrs
+            pub mod #module {
+                #doc
+                #items
+            }
+        });
     }
-    if parts.client && parts.blocking {
-        out.extend(blocking_client(&ctx));
-    }
-    if parts.server && parts.asynchronous {
-        out.extend(async_server(&ctx));
-    }
-    if parts.server && parts.blocking {
-        out.extend(blocking_server(&ctx));
+    if parts.server && (parts.asynchronous || parts.blocking) {
+        let mut items = TokenStream::new();
+        let mut listed = Vec::new();
+        let full_name = &ctx.full_name;
+        items.extend(quote! {
+            /// The full name of the service, as in the paths of its methods.
+            pub const SERVICE_NAME: &str = #full_name;
+        });
+        if parts.asynchronous {
+            items.extend(async_server(&ctx));
+            listed.push(format!(
+                "implement [`{}`] and serve it with [`{}`]",
+                ctx.names.trait_name,
+                ctx.stem("Server")
+            ));
+        }
+        if parts.blocking {
+            items.extend(blocking_server(&ctx));
+            listed.push(format!(
+                "implement [`{}`] and serve it with [`{}`]",
+                ctx.stem("Blocking"),
+                ctx.stem("BlockingServer")
+            ));
+        }
+        let module = ident(&ctx.names.server_mod);
+        let doc = inner_doc_line(&format!(
+            "Servers for `{}`: {}.",
+            ctx.full_name,
+            listed.join("; or ")
+        ));
+        let attrs = attributes(paths::selected(&options.server_mod_attributes, &proto_path));
+        out.extend(quote! {
+            #attrs
+            pub mod #module {
+                #doc
+                #items
+            }
+        });
     }
     out
 }
 
-struct ServiceCtx<'a> {
-    /// `#[allow(deprecated)]` where the service or one of its methods is deprecated.
-    allow_deprecated: TokenStream,
-    name: &'a str,
-    full_name: &'a str,
-    docs: &'a [TokenStream],
-    deprecated: &'a TokenStream,
-    methods: &'a [MethodInfo<'a>],
-}
-
-impl ServiceCtx<'_> {
-    fn intro(&self, what: &str) -> Vec<TokenStream> {
-        let mut docs = vec![doc_line(&format!("{what} for `{}`.", self.full_name))];
-        if !self.docs.is_empty() {
-            docs.push(quote!(#[doc = ""]));
-            docs.extend(self.docs.iter().cloned());
+/// The helper applying a client's settings to each request.
+fn prepare_fn() -> TokenStream {
+    quote! {
+        /// Applies a client's settings to one call's request.
+        fn prepare<M>(
+            send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
+            mut request: ::rsgrpc::Request<M>,
+        ) -> ::rsgrpc::Request<M> {
+            if let ::core::option::Option::Some(encoding) = send_compression {
+                request.set_send_compressed(encoding);
+            }
+            request
         }
-        docs
     }
 }
 
 fn client_struct(ctx: &ServiceCtx<'_>, name: &Ident, what: &str, example: &str) -> TokenStream {
     let docs = ctx.intro(what);
-    let deprecated = ctx.deprecated;
+    let deprecated = &ctx.deprecated;
     let allow = &ctx.allow_deprecated;
+    let attrs = &ctx.client_attributes;
     let example = doc_line(example);
+    let renamed: Vec<String> = ctx
+        .methods
+        .iter()
+        .filter(|m| names::CLIENT_METHODS.contains(&m.method.name.as_str()))
+        .map(|m| format!("`{}` as `{}`", m.method.proto_name, m.client_name))
+        .collect();
+    let renamed = if renamed.is_empty() {
+        quote!()
+    } else {
+        let line = doc_line(&format!(
+            "RPCs named like this client's own methods are called with a trailing \
+             underscore: {}.",
+            renamed.join(", ")
+        ));
+        quote!(#[doc = ""] #line)
+    };
+    // A service without methods has nothing to compress.
+    let (field, init, compressed) = if ctx.methods.is_empty() {
+        (quote!(), quote!(), quote!())
+    } else {
+        (
+            quote!(send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,),
+            quote!(send_compression: ::core::option::Option::None,),
+            quote! {
+                /// Compresses the request messages of this client's calls with `encoding`,
+                /// whatever the channel's setting.
+                #[must_use]
+                pub fn send_compressed(mut self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+                    self.send_compression = ::core::option::Option::Some(encoding);
+                    self
+                }
+            },
+        )
+    };
     quote! {
         #(#docs)*
         #[doc = ""]
         #example
+        #renamed
         #[derive(Clone, Debug)]
         #deprecated
+        #attrs
         pub struct #name {
             inner: ::rsgrpc::client::Client,
+            #field
         }
 
         #allow
@@ -233,7 +474,10 @@ fn client_struct(ctx: &ServiceCtx<'_>, name: &Ident, what: &str, example: &str) 
             /// A client sending its calls on `channel`; clones of a channel share one
             /// connection.
             pub fn new(channel: ::rsgrpc::Channel) -> Self {
-                Self { inner: ::rsgrpc::client::Client::new(channel) }
+                Self {
+                    inner: ::rsgrpc::client::Client::new(channel),
+                    #init
+                }
             }
 
             /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -250,12 +494,14 @@ fn client_struct(ctx: &ServiceCtx<'_>, name: &Ident, what: &str, example: &str) 
             pub fn channel(&self) -> &::rsgrpc::Channel {
                 self.inner.channel()
             }
+
+            #compressed
         }
     }
 }
 
 fn async_client(ctx: &ServiceCtx<'_>) -> TokenStream {
-    let name = format_ident!("{}Client", ctx.name);
+    let name = ctx.stem("Client");
     let strukt = client_struct(
         ctx,
         &name,
@@ -264,12 +510,14 @@ fn async_client(ctx: &ServiceCtx<'_>) -> TokenStream {
     );
     let methods = ctx.methods.iter().map(|m| {
         let MethodInfo {
-            name: method,
+            client_name: method,
             path,
             input,
             output,
             docs,
             deprecated,
+            client_attributes,
+            client_allows,
             ..
         } = m;
         let body = match m.kind {
@@ -278,7 +526,8 @@ fn async_client(ctx: &ServiceCtx<'_>) -> TokenStream {
                     &self,
                     request: impl ::rsgrpc::IntoRequest<#input>,
                 ) -> ::core::result::Result<::rsgrpc::Response<#output>, ::rsgrpc::Status> {
-                    self.inner.unary(#path, request.into_request()).await
+                    let request = prepare(self.send_compression, request.into_request());
+                    self.inner.unary(#path, request).await
                 }
             },
             Kind::ServerStreaming => quote! {
@@ -289,7 +538,8 @@ fn async_client(ctx: &ServiceCtx<'_>) -> TokenStream {
                     ::rsgrpc::Response<::rsgrpc::Streaming<#output>>,
                     ::rsgrpc::Status,
                 > {
-                    self.inner.server_streaming(#path, request.into_request()).await
+                    let request = prepare(self.send_compression, request.into_request());
+                    self.inner.server_streaming(#path, request).await
                 }
             },
             Kind::ClientStreaming => quote! {
@@ -297,9 +547,9 @@ fn async_client(ctx: &ServiceCtx<'_>) -> TokenStream {
                     &self,
                     request: impl ::rsgrpc::IntoStreamingRequest<Message = #input>,
                 ) -> ::core::result::Result<::rsgrpc::Response<#output>, ::rsgrpc::Status> {
-                    self.inner
-                        .client_streaming(#path, request.into_streaming_request())
-                        .await
+                    let request =
+                        prepare(self.send_compression, request.into_streaming_request());
+                    self.inner.client_streaming(#path, request).await
                 }
             },
             Kind::Bidi => quote! {
@@ -310,15 +560,17 @@ fn async_client(ctx: &ServiceCtx<'_>) -> TokenStream {
                     ::rsgrpc::Response<::rsgrpc::Streaming<#output>>,
                     ::rsgrpc::Status,
                 > {
-                    self.inner
-                        .bidi_streaming(#path, request.into_streaming_request())
-                        .await
+                    let request =
+                        prepare(self.send_compression, request.into_streaming_request());
+                    self.inner.bidi_streaming(#path, request).await
                 }
             },
         };
         quote! {
             #(#docs)*
             #deprecated
+            #client_allows
+            #client_attributes
             #body
         }
     });
@@ -334,7 +586,7 @@ fn async_client(ctx: &ServiceCtx<'_>) -> TokenStream {
 }
 
 fn blocking_client(ctx: &ServiceCtx<'_>) -> TokenStream {
-    let name = format_ident!("{}BlockingClient", ctx.name);
+    let name = ctx.stem("BlockingClient");
     let strukt = client_struct(
         ctx,
         &name,
@@ -344,12 +596,14 @@ fn blocking_client(ctx: &ServiceCtx<'_>) -> TokenStream {
     );
     let methods = ctx.methods.iter().map(|m| {
         let MethodInfo {
-            name: method,
+            client_name: method,
             path,
             input,
             output,
             docs,
             deprecated,
+            client_attributes,
+            client_allows,
             ..
         } = m;
         let body = match m.kind {
@@ -358,7 +612,8 @@ fn blocking_client(ctx: &ServiceCtx<'_>) -> TokenStream {
                     &self,
                     request: impl ::rsgrpc::IntoRequest<#input>,
                 ) -> ::core::result::Result<::rsgrpc::Response<#output>, ::rsgrpc::Status> {
-                    self.inner.blocking_unary(#path, request.into_request())
+                    let request = prepare(self.send_compression, request.into_request());
+                    self.inner.blocking_unary(#path, request)
                 }
             },
             Kind::ServerStreaming => quote! {
@@ -369,7 +624,8 @@ fn blocking_client(ctx: &ServiceCtx<'_>) -> TokenStream {
                     ::rsgrpc::Response<::rsgrpc::BlockingStreaming<#output>>,
                     ::rsgrpc::Status,
                 > {
-                    self.inner.blocking_server_streaming(#path, request.into_request())
+                    let request = prepare(self.send_compression, request.into_request());
+                    self.inner.blocking_server_streaming(#path, request)
                 }
             },
             Kind::ClientStreaming => quote! {
@@ -377,8 +633,8 @@ fn blocking_client(ctx: &ServiceCtx<'_>) -> TokenStream {
                     &self,
                     request: impl ::rsgrpc::IntoIterRequest<Message = #input>,
                 ) -> ::core::result::Result<::rsgrpc::Response<#output>, ::rsgrpc::Status> {
-                    self.inner
-                        .blocking_client_streaming(#path, request.into_iter_request())
+                    let request = prepare(self.send_compression, request.into_iter_request());
+                    self.inner.blocking_client_streaming(#path, request)
                 }
             },
             Kind::Bidi => quote! {
@@ -389,7 +645,8 @@ fn blocking_client(ctx: &ServiceCtx<'_>) -> TokenStream {
                     (::rsgrpc::RequestSender<#input>, ::rsgrpc::BlockingStreaming<#output>),
                     ::rsgrpc::Status,
                 > {
-                    self.inner.blocking_bidi_streaming(#path, request.into_request())
+                    let request = prepare(self.send_compression, request.into_request());
+                    self.inner.blocking_bidi_streaming(#path, request)
                 }
             },
         };
@@ -405,6 +662,8 @@ fn blocking_client(ctx: &ServiceCtx<'_>) -> TokenStream {
             #(#docs)*
             #extra
             #deprecated
+            #client_allows
+            #client_attributes
             #body
         }
     });
@@ -419,14 +678,24 @@ fn blocking_client(ctx: &ServiceCtx<'_>) -> TokenStream {
     }
 }
 
+/// The server types' type parameter: `T`, unless the trait itself is named `T`.
+fn type_param(trait_name: &Ident) -> Ident {
+    if trait_name == "T" {
+        format_ident!("S")
+    } else {
+        format_ident!("T")
+    }
+}
+
 fn server_struct(
     ctx: &ServiceCtx<'_>,
     server: &Ident,
     bound: &Ident,
     registration: TokenStream,
 ) -> TokenStream {
-    let full_name = ctx.full_name;
+    let param = type_param(bound);
     let allow = &ctx.allow_deprecated;
+    let attrs = &ctx.server_attributes;
     let keep_inner = if ctx.methods.is_empty() {
         quote!(let _ = &inner;)
     } else {
@@ -434,34 +703,48 @@ fn server_struct(
     };
     let doc = doc_line(&format!(
         "Serves an implementation of [`{bound}`]: pass it to \
-         `rsgrpc::server::ServerBuilder::add_service`."
+         `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation."
     ));
     quote! {
         #doc
         #[derive(Debug)]
-        pub struct #server<T> {
-            inner: ::rsgrpc::codegen::Arc<T>,
+        #attrs
+        pub struct #server<#param> {
+            inner: ::rsgrpc::codegen::Arc<#param>,
         }
 
         #allow
-        impl<T: #bound> #server<T> {
+        impl<#param> #server<#param> {
+            /// The full name of the service, as in the paths of its methods.
+            pub const SERVICE_NAME: &str = SERVICE_NAME;
+        }
+
+        #allow
+        impl<#param: #bound> #server<#param> {
             /// Wraps an implementation.
-            pub fn new(inner: T) -> Self {
+            pub fn new(inner: #param) -> Self {
                 Self { inner: ::rsgrpc::codegen::Arc::new(inner) }
             }
 
             /// Wraps an implementation that is shared with other code.
-            pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+            pub fn from_arc(inner: ::rsgrpc::codegen::Arc<#param>) -> Self {
                 Self { inner }
             }
         }
 
         #allow
-        impl<T: #bound> ::core::convert::From<#server<T>> for ::rsgrpc::server::Service {
-            fn from(server: #server<T>) -> Self {
+        impl<#param> ::core::clone::Clone for #server<#param> {
+            fn clone(&self) -> Self {
+                Self { inner: ::rsgrpc::codegen::Arc::clone(&self.inner) }
+            }
+        }
+
+        #allow
+        impl<#param: #bound> ::core::convert::From<#server<#param>> for ::rsgrpc::server::Service {
+            fn from(server: #server<#param>) -> Self {
                 let inner = server.inner;
                 #keep_inner
-                ::rsgrpc::server::Service::builder(#full_name)
+                ::rsgrpc::server::Service::builder(SERVICE_NAME)
                     #registration
                     .build()
             }
@@ -479,11 +762,18 @@ fn async_request_type(m: &MethodInfo<'_>) -> TokenStream {
     }
 }
 
+/// The body of a method that is not implemented, for `generate_default_stubs`.
+fn unimplemented(m: &MethodInfo<'_>) -> TokenStream {
+    let message = format!("{} is not implemented", m.method.proto_name);
+    quote!(::rsgrpc::Status::unimplemented(#message))
+}
+
 fn async_server(ctx: &ServiceCtx<'_>) -> TokenStream {
-    let trait_name = format_ident!("{}", ctx.name);
-    let server = format_ident!("{}Server", ctx.name);
+    let trait_name = ident(&ctx.names.trait_name);
+    let server = ctx.stem("Server");
     let trait_docs = ctx.intro("Async implementation");
-    let deprecated = ctx.deprecated;
+    let deprecated = &ctx.deprecated;
+    let trait_attrs = &ctx.trait_attributes;
     let items = ctx.methods.iter().map(|m| {
         let MethodInfo {
             name: method,
@@ -491,37 +781,59 @@ fn async_server(ctx: &ServiceCtx<'_>) -> TokenStream {
             docs,
             deprecated,
             stream_type,
+            trait_attributes,
+            trait_allows,
             ..
         } = m;
         let request = async_request_type(m);
-        // Streaming responses are an associated type the implementation chooses.
-        let (stream_decl, response) = if m.method.server_streaming {
-            let stream_doc = stream_doc(&m.method.name);
-            (
-                quote! {
-                    #stream_doc
-                    type #stream_type: ::rsgrpc::codegen::Stream<
-                        Item = ::core::result::Result<#output, ::rsgrpc::Status>,
-                    > + Send + 'static;
-                },
-                quote!(Self::#stream_type),
-            )
+        // Streaming responses are an associated type the implementation chooses, or with
+        // default stubs (associated types cannot have defaults) a boxed stream.
+        let (stream_decl, response) = match (m.method.server_streaming, ctx.default_stubs) {
+            (false, _) => (quote!(), quote!(#output)),
+            (true, true) => (quote!(), quote!(::rsgrpc::BoxStream<#output>)),
+            (true, false) => {
+                let stream_doc = stream_doc(&m.method.name);
+                (
+                    quote! {
+                        #stream_doc
+                        type #stream_type: ::rsgrpc::codegen::Stream<
+                            Item = ::core::result::Result<#output, ::rsgrpc::Status>,
+                        > + ::core::marker::Send + 'static;
+                    },
+                    quote!(Self::#stream_type),
+                )
+            }
+        };
+        let signature = quote! {
+            fn #method(
+                &self,
+                request: #request,
+            ) -> impl ::rsgrpc::codegen::Future<
+                Output = ::core::result::Result<::rsgrpc::Response<#response>, ::rsgrpc::Status>,
+            > + ::core::marker::Send
+        };
+        let body = if ctx.default_stubs {
+            let status = unimplemented(m);
+            quote! {
+                #signature {
+                    let _ = request;
+                    ::core::future::ready(::core::result::Result::Err(#status))
+                }
+            }
         } else {
-            (quote!(), quote!(#output))
+            quote!(#signature;)
         };
         quote! {
             #stream_decl
 
             #(#docs)*
             #deprecated
-            fn #method(
-                &self,
-                request: #request,
-            ) -> impl ::rsgrpc::codegen::Future<
-                Output = ::core::result::Result<::rsgrpc::Response<#response>, ::rsgrpc::Status>,
-            > + Send;
+            #trait_allows
+            #trait_attributes
+            #body
         }
     });
+    let param = type_param(&trait_name);
     let registration = ctx.methods.iter().map(|m| {
         let method = &m.name;
         let proto_name = &m.method.proto_name;
@@ -532,24 +844,38 @@ fn async_server(ctx: &ServiceCtx<'_>) -> TokenStream {
             Kind::ClientStreaming => quote!(client_streaming),
             Kind::Bidi => quote!(bidi_streaming),
         };
+        // Fully qualified, so that a method named like one of `Arc`'s (`clone`, `as_ref`)
+        // still calls the trait.
         quote! {
             .#register(#proto_name, {
-                let inner = inner.clone();
+                let inner = ::rsgrpc::codegen::Arc::clone(&inner);
                 move |request: #request| {
-                    let inner = inner.clone();
-                    async move { inner.#method(request).await }
+                    let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                    async move { <#param as #trait_name>::#method(&inner, request).await }
                 }
             })
         }
     });
     let server_struct = server_struct(ctx, &server, &trait_name, quote!(#(#registration)*));
+    let how = if ctx.default_stubs {
+        quote! {
+            #[doc = ""]
+            #[doc = " Every method has a default that fails with `UNIMPLEMENTED`, so an"]
+            #[doc = " implementation may provide only some; streaming methods return a"]
+            #[doc = " boxed stream."]
+        }
+    } else {
+        quote!()
+    };
     quote! {
         #(#trait_docs)*
         #[doc = ""]
         #[doc = " Methods may be written as `async fn`; their futures must be `Send`. Serve an"]
         #[doc = " implementation with the server type of the same name."]
+        #how
         #deprecated
-        pub trait #trait_name: Send + Sync + 'static {
+        #trait_attrs
+        pub trait #trait_name: ::core::marker::Send + ::core::marker::Sync + 'static {
             #(#items)*
         }
 
@@ -558,10 +884,11 @@ fn async_server(ctx: &ServiceCtx<'_>) -> TokenStream {
 }
 
 fn blocking_server(ctx: &ServiceCtx<'_>) -> TokenStream {
-    let trait_name = format_ident!("{}Blocking", ctx.name);
-    let server = format_ident!("{}BlockingServer", ctx.name);
+    let trait_name = ctx.stem("Blocking");
+    let server = ctx.stem("BlockingServer");
     let trait_docs = ctx.intro("Blocking implementation");
-    let deprecated = ctx.deprecated;
+    let deprecated = &ctx.deprecated;
+    let trait_attrs = &ctx.trait_attributes;
     let items = ctx.methods.iter().map(|m| {
         let MethodInfo {
             name: method,
@@ -569,42 +896,70 @@ fn blocking_server(ctx: &ServiceCtx<'_>) -> TokenStream {
             output,
             docs,
             deprecated,
+            trait_attributes,
+            trait_allows,
             ..
         } = m;
-        let signature = match m.kind {
-            Kind::Unary => quote! {
-                fn #method(
-                    &self,
-                    request: ::rsgrpc::Request<#input>,
-                ) -> ::core::result::Result<::rsgrpc::Response<#output>, ::rsgrpc::Status>;
-            },
-            Kind::ServerStreaming => quote! {
-                fn #method(
-                    &self,
-                    request: ::rsgrpc::Request<#input>,
-                    responses: ::rsgrpc::ResponseSink<#output>,
-                ) -> ::core::result::Result<(), ::rsgrpc::Status>;
-            },
-            Kind::ClientStreaming => quote! {
-                fn #method(
-                    &self,
-                    request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<#input>>,
-                ) -> ::core::result::Result<::rsgrpc::Response<#output>, ::rsgrpc::Status>;
-            },
-            Kind::Bidi => quote! {
-                fn #method(
-                    &self,
-                    request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<#input>>,
-                    responses: ::rsgrpc::ResponseSink<#output>,
-                ) -> ::core::result::Result<(), ::rsgrpc::Status>;
-            },
+        let (signature, unused) = match m.kind {
+            Kind::Unary => (
+                quote! {
+                    fn #method(
+                        &self,
+                        request: ::rsgrpc::Request<#input>,
+                    ) -> ::core::result::Result<::rsgrpc::Response<#output>, ::rsgrpc::Status>
+                },
+                quote!(request),
+            ),
+            Kind::ServerStreaming => (
+                quote! {
+                    fn #method(
+                        &self,
+                        request: ::rsgrpc::Request<#input>,
+                        responses: ::rsgrpc::ResponseSink<#output>,
+                    ) -> ::core::result::Result<(), ::rsgrpc::Status>
+                },
+                quote!((request, responses)),
+            ),
+            Kind::ClientStreaming => (
+                quote! {
+                    fn #method(
+                        &self,
+                        request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<#input>>,
+                    ) -> ::core::result::Result<::rsgrpc::Response<#output>, ::rsgrpc::Status>
+                },
+                quote!(request),
+            ),
+            Kind::Bidi => (
+                quote! {
+                    fn #method(
+                        &self,
+                        request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<#input>>,
+                        responses: ::rsgrpc::ResponseSink<#output>,
+                    ) -> ::core::result::Result<(), ::rsgrpc::Status>
+                },
+                quote!((request, responses)),
+            ),
+        };
+        let body = if ctx.default_stubs {
+            let status = unimplemented(m);
+            quote! {
+                #signature {
+                    let _ = #unused;
+                    ::core::result::Result::Err(#status)
+                }
+            }
+        } else {
+            quote!(#signature;)
         };
         quote! {
             #(#docs)*
             #deprecated
-            #signature
+            #trait_allows
+            #trait_attributes
+            #body
         }
     });
+    let param = type_param(&trait_name);
     let registration = ctx.methods.iter().map(|m| {
         let MethodInfo {
             name: method,
@@ -612,48 +967,60 @@ fn blocking_server(ctx: &ServiceCtx<'_>) -> TokenStream {
             ..
         } = m;
         let proto_name = &m.method.proto_name;
+        let call = quote!(<#param as #trait_name>::#method);
         match m.kind {
             Kind::Unary => quote! {
                 .blocking_unary(#proto_name, {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<#input>| inner.#method(request)
+                    let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                    move |request: ::rsgrpc::Request<#input>| #call(&inner, request)
                 })
             },
             Kind::ServerStreaming => quote! {
                 .blocking_server_streaming(#proto_name, {
-                    let inner = inner.clone();
+                    let inner = ::rsgrpc::codegen::Arc::clone(&inner);
                     move |request: ::rsgrpc::Request<#input>, responses| {
-                        inner.#method(request, responses)
+                        #call(&inner, request, responses)
                     }
                 })
             },
             Kind::ClientStreaming => quote! {
                 .blocking_client_streaming(#proto_name, {
-                    let inner = inner.clone();
+                    let inner = ::rsgrpc::codegen::Arc::clone(&inner);
                     move |request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<#input>>| {
-                        inner.#method(request)
+                        #call(&inner, request)
                     }
                 })
             },
             Kind::Bidi => quote! {
                 .blocking_bidi_streaming(#proto_name, {
-                    let inner = inner.clone();
+                    let inner = ::rsgrpc::codegen::Arc::clone(&inner);
                     move |request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<#input>>,
                           responses| {
-                        inner.#method(request, responses)
+                        #call(&inner, request, responses)
                     }
                 })
             },
         }
     });
     let server_struct = server_struct(ctx, &server, &trait_name, quote!(#(#registration)*));
+    let how = if ctx.default_stubs {
+        quote! {
+            #[doc = ""]
+            #[doc = " Every method has a default that fails with `UNIMPLEMENTED`, so an"]
+            #[doc = " implementation may provide only some."]
+        }
+    } else {
+        quote!()
+    };
     quote! {
         #(#trait_docs)*
         #[doc = ""]
         #[doc = " Methods run on the runtime's worker pool and may block. Serve an implementation"]
         #[doc = " with the server type of the same name."]
+        #how
         #deprecated
-        pub trait #trait_name: Send + Sync + 'static {
+        #trait_attrs
+        pub trait #trait_name: ::core::marker::Send + ::core::marker::Sync + 'static {
             #(#items)*
         }
 

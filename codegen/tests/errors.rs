@@ -78,3 +78,118 @@ fn missing_input_file_is_not_found() {
     assert!(err.is_not_found() || err.is_io(), "{err}");
     assert!(err.to_string().contains("absent.proto"), "{err}");
 }
+
+#[test]
+fn debug_reads_like_display() {
+    // A build script returning Result<(), Box<dyn Error>> prints the error's Debug.
+    let dir = write_protos(
+        "debug",
+        &[("bad.proto", "syntax = \"proto3\";\nmessage {}\n")],
+    );
+    let err = generate(&dir, "bad.proto");
+    assert_eq!(format!("{err:?}"), err.to_string());
+    let boxed: Box<dyn std::error::Error> = Box::new(err);
+    assert!(
+        format!("{boxed:?}").starts_with("bad.proto:2:"),
+        "{boxed:?}"
+    );
+}
+
+#[test]
+fn enum_values_with_one_rust_name_are_an_error_not_a_panic() {
+    // prost-build panics on these; they must be an error naming them.
+    let dir = write_protos(
+        "enum",
+        &[(
+            "e.proto",
+            "syntax = \"proto3\";\npackage e;\nenum Mode {\n  MODE_FOO_BAR = 0;\n  \
+             MODE_FooBar = 1;\n}\n",
+        )],
+    );
+    let result =
+        rsgrpc_codegen::Builder::new().generate_from_files(&[dir.join("e.proto")], &[&dir]);
+    let err = result.unwrap_err();
+    assert!(err.is_invalid(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("values MODE_FOO_BAR and MODE_FooBar of enum e.Mode"),
+        "{err}"
+    );
+}
+
+#[test]
+fn services_or_methods_with_one_rust_name_are_named() {
+    let dir = write_protos(
+        "rust-names",
+        &[(
+            "s.proto",
+            "syntax = \"proto3\";\npackage s;\nmessage M {}\nservice S {\n  \
+             rpc GetItem(M) returns (M);\n  rpc Get_Item(M) returns (M);\n}\n",
+        )],
+    );
+    let err = generate(&dir, "s.proto");
+    assert!(err.is_invalid(), "{err}");
+    assert!(err.to_string().contains("GetItem and Get_Item"), "{err}");
+}
+
+#[test]
+fn an_attribute_that_does_not_parse_is_an_option_error() {
+    let dir = write_protos(
+        "attr",
+        &[(
+            "a.proto",
+            "syntax = \"proto3\";\npackage a;\nmessage M {}\n",
+        )],
+    );
+    let err = rsgrpc_codegen::Builder::new()
+        .type_attribute(".a.M", "#[derive(Eq")
+        .generate_from_files(&[dir.join("a.proto")], &[&dir])
+        .unwrap_err();
+    assert!(err.is_option(), "{err}");
+    assert!(
+        err.to_string().contains("type_attribute for \".a.M\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn parallel_protoc_compilations_do_not_share_a_temporary_file() {
+    // Several compilations in one build script (one process) each get their own
+    // descriptor file; with a file named by the process id they read each other's.
+    let dir = write_protos(
+        "parallel",
+        &(0..6)
+            .map(|i| {
+                (
+                    Box::leak(format!("p{i}.proto").into_boxed_str()) as &str,
+                    Box::leak(
+                        format!("syntax = \"proto3\";\npackage p{i};\nmessage M{i} {{}}\n")
+                            .into_boxed_str(),
+                    ) as &str,
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    let protoc = rsgrpc_codegen::Parser::Protoc(None);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let dir = &dir;
+                let protoc = protoc.clone();
+                scope.spawn(move || {
+                    for _ in 0..5 {
+                        let set = rsgrpc_codegen::Builder::new()
+                            .parser(protoc.clone())
+                            .parse(&[dir.join(format!("p{i}.proto"))], &[dir])
+                            .expect("protoc must be installed (scripts/test.sh installs it)");
+                        let names: Vec<&str> = set.file.iter().map(|f| f.name()).collect();
+                        assert_eq!(names, [format!("p{i}.proto")]);
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.join().unwrap();
+        }
+    });
+}

@@ -1,10 +1,16 @@
 //! `#[grpc_service]`: messages and both stub flavours generated from `.proto` files at
 //! compile time, by the same generator as `rsgrpc-codegen`'s build script API and the protoc
-//! plugin. Use it through `rsgrpc::grpc_service` (the `macros` feature, on by default).
+//! plugin. Use it through `rsgrpc::grpc_service`, with `rsgrpc`'s `macros` feature (off by
+//! default: it compiles the code generator into every build, which costs users of the
+//! build script or the plugin nothing they need).
 //!
 //! ```text
+//! # Cargo.toml
+//! rsgrpc = { version = "0.1", features = ["macros"] }
+//!
 //! #[rsgrpc::grpc_service(proto = "proto/helloworld.proto", includes = ["proto"])]
 //! pub mod helloworld {}
+//! // helloworld::greeter_client::GreeterClient, helloworld::greeter_server::Greeter, ...
 //! ```
 //!
 //! Arguments (paths are relative to the crate's `CARGO_MANIFEST_DIR`):
@@ -13,14 +19,17 @@
 //! |---|---|
 //! | `proto` | a path, or a list of paths |
 //! | `includes` | a path, or a list of paths, searched for the protos and their imports (default: the protos' directories) |
-//! | `client`, `server`, `blocking`, `async` | `true` or `false` (default `true`) |
-//! | `type_attribute`, `field_attribute`, `extern_path` | `["PATH", "VALUE"]` |
-//! | `bytes`, `btree_map` | a protobuf path |
+//! | `client`, `server`, `blocking`, `async`, `compile_well_known_types`, `default_stubs`, `emit_package` | `true` or `false` |
+//! | `type_attribute`, `message_attribute`, `enum_attribute`, `field_attribute`, `client_attribute`, `server_attribute`, `trait_attribute`, `client_mod_attribute`, `server_mod_attribute`, `extern_path` | `["PATH", "VALUE"]` |
+//! | `bytes`, `btree_map`, `boxed`, `skip_debug`, `disable_comments` | a protobuf path |
+//!
+//! They mean what the `rsgrpc_codegen::Builder` setters of the same names mean.
 //!
 //! With one package, its code goes straight into the module; with several, each becomes
 //! a nested module (`a.b` → `a::b`) inside it. Items already in the module are kept. The
 //! crate is rebuilt when a `.proto` file or one it imports changes. Problems are compile
-//! errors pointing at the attribute.
+//! errors pointing at the argument at fault: the `proto` path that is missing or does not
+//! parse, the name of an unknown argument, the value that is malformed.
 
 #![forbid(unsafe_code)]
 
@@ -39,27 +48,59 @@ pub fn grpc_service(
     let item = TokenStream::from(item);
     match expand(attr.into(), item.clone()) {
         Ok(tokens) => tokens.into(),
-        Err(message) => {
-            let span = Span::call_site();
-            let error = quote_spanned!(span=> ::core::compile_error!(#message););
+        Err(error) => {
+            let error = error.into_compile_error();
             quote!(#error #item).into()
         }
     }
 }
 
-/// A parsed argument value.
-enum Value {
-    Str(String),
-    Bool(bool),
-    List(Vec<String>),
+/// A problem with the attribute, and the tokens it is about.
+#[derive(Debug)]
+struct Error {
+    span: Span,
+    message: String,
 }
 
-impl Value {
-    fn strings(self, key: &str) -> Result<Vec<String>, String> {
-        match self {
-            Value::Str(s) => Ok(vec![s]),
+impl Error {
+    fn new(span: Span, message: impl Into<String>) -> Error {
+        Error {
+            span,
+            message: message.into(),
+        }
+    }
+
+    /// `compile_error!` spanned so that the compiler points at the offending tokens.
+    fn into_compile_error(self) -> TokenStream {
+        let message = self.message;
+        quote_spanned!(self.span=> ::core::compile_error! { #message })
+    }
+}
+
+/// A parsed argument value.
+enum Value {
+    Str(String, Span),
+    Bool(bool),
+    List(Vec<(String, Span)>),
+}
+
+/// An argument: its name and where it is, its value and where that is.
+struct Argument {
+    key: String,
+    key_span: Span,
+    value: Value,
+    value_span: Span,
+}
+
+impl Argument {
+    fn strings(self) -> Result<Vec<(String, Span)>, Error> {
+        match self.value {
+            Value::Str(s, span) => Ok(vec![(s, span)]),
             Value::List(list) => Ok(list),
-            Value::Bool(_) => Err(format!("`{key}` takes a string or a list of strings")),
+            Value::Bool(_) => Err(Error::new(
+                self.value_span,
+                format!("`{}` takes a string or a list of strings", self.key),
+            )),
         }
     }
 }
@@ -94,11 +135,19 @@ fn unquote(literal: &Literal) -> Option<String> {
     Some(out)
 }
 
-fn parse_value(key: &str, tokens: &[TokenTree]) -> Result<Value, String> {
+/// The span covering `tokens` (their first token's span where spans cannot be joined).
+fn span_of(tokens: &[TokenTree]) -> Span {
+    let first = tokens.first().map_or_else(Span::call_site, TokenTree::span);
+    let last = tokens.last().map_or(first, TokenTree::span);
+    first.join(last).unwrap_or(first)
+}
+
+fn parse_value(key: &str, tokens: &[TokenTree]) -> Result<Value, Error> {
+    let span = span_of(tokens);
     match tokens {
         [TokenTree::Literal(literal)] => unquote(literal)
-            .map(Value::Str)
-            .ok_or_else(|| format!("`{key}` takes a string literal")),
+            .map(|s| Value::Str(s, literal.span()))
+            .ok_or_else(|| Error::new(span, format!("`{key}` takes a string literal"))),
         [TokenTree::Ident(ident)] if ident == "true" || ident == "false" => {
             Ok(Value::Bool(ident == "true"))
         }
@@ -106,15 +155,27 @@ fn parse_value(key: &str, tokens: &[TokenTree]) -> Result<Value, String> {
             let mut list = Vec::new();
             for part in split_commas(group.stream()) {
                 match part.as_slice() {
-                    [TokenTree::Literal(literal)] => list.push(
-                        unquote(literal).ok_or_else(|| format!("`{key}` lists string literals"))?,
-                    ),
-                    _ => return Err(format!("`{key}` lists string literals")),
+                    [TokenTree::Literal(literal)] => list.push((
+                        unquote(literal).ok_or_else(|| {
+                            Error::new(literal.span(), format!("`{key}` lists string literals"))
+                        })?,
+                        literal.span(),
+                    )),
+                    other => {
+                        return Err(Error::new(
+                            span_of(other),
+                            format!("`{key}` lists string literals"),
+                        ));
+                    }
                 }
             }
             Ok(Value::List(list))
         }
-        _ => Err(format!("cannot read the value of `{key}`")),
+        [] => Err(Error::new(span, format!("`{key}` needs a value"))),
+        _ => Err(Error::new(
+            span,
+            format!("cannot read the value of `{key}`"),
+        )),
     }
 }
 
@@ -130,88 +191,173 @@ fn split_commas(tokens: TokenStream) -> Vec<Vec<TokenTree>> {
     parts
 }
 
-fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream, String> {
-    let manifest_dir = PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR")
-            .ok_or("CARGO_MANIFEST_DIR is not set; is this built by cargo?")?,
-    );
-    let mut protos = Vec::new();
-    let mut includes = Vec::new();
-    let mut builder = rsgrpc_codegen::Builder::new().emit_rerun_if_changed(false);
-    for part in split_commas(attr) {
-        let (key, value) = match part.as_slice() {
+fn parse_arguments(attr: TokenStream) -> Result<Vec<Argument>, Error> {
+    split_commas(attr)
+        .into_iter()
+        .map(|part| match part.as_slice() {
             [TokenTree::Ident(key), TokenTree::Punct(eq), rest @ ..] if eq.as_char() == '=' => {
-                (key.to_string(), parse_value(&key.to_string(), rest)?)
+                let key_name = key.to_string();
+                Ok(Argument {
+                    value: parse_value(&key_name, rest)?,
+                    value_span: if rest.is_empty() {
+                        eq.span()
+                    } else {
+                        span_of(rest)
+                    },
+                    key: key_name,
+                    key_span: key.span(),
+                })
             }
-            _ => {
-                return Err(
-                    "grpc_service arguments are `key = value`, such as `proto = \"x.proto\"`"
-                        .into(),
-                );
+            other => Err(Error::new(
+                span_of(other),
+                "grpc_service arguments are `key = value`, such as `proto = \"x.proto\"`",
+            )),
+        })
+        .collect()
+}
+
+/// The arguments taken as code generation options, by the name the macro knows them.
+const OPTIONS: &[&str] = &[
+    "client",
+    "server",
+    "blocking",
+    "async",
+    "type_attribute",
+    "message_attribute",
+    "enum_attribute",
+    "field_attribute",
+    "client_attribute",
+    "server_attribute",
+    "trait_attribute",
+    "client_mod_attribute",
+    "server_mod_attribute",
+    "extern_path",
+    "bytes",
+    "btree_map",
+    "boxed",
+    "skip_debug",
+    "disable_comments",
+    "compile_well_known_types",
+    "default_stubs",
+    "emit_package",
+];
+
+fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream, Error> {
+    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").ok_or_else(|| {
+        Error::new(
+            Span::call_site(),
+            "CARGO_MANIFEST_DIR is not set; is this built by cargo?",
+        )
+    })?);
+    let mut protos: Vec<(String, Span)> = Vec::new();
+    let mut includes: Vec<(String, Span)> = Vec::new();
+    let mut builder = rsgrpc_codegen::Builder::new().emit_rerun_if_changed(false);
+    for argument in parse_arguments(attr)? {
+        let key = argument.key.clone();
+        if !matches!(key.as_str(), "proto" | "includes") && !OPTIONS.contains(&key.as_str()) {
+            return Err(Error::new(
+                argument.key_span,
+                format!(
+                    "unknown grpc_service argument `{key}`; known: proto, includes, {}",
+                    OPTIONS.join(", ")
+                ),
+            ));
+        }
+        let value_span = argument.value_span;
+        let option = match (key.as_str(), argument.value) {
+            ("proto", value) | ("includes", value) => {
+                let strings = Argument { value, ..argument }.strings()?;
+                if key == "proto" {
+                    protos.extend(strings);
+                } else {
+                    includes.extend(strings);
+                }
+                continue;
             }
-        };
-        match (key.as_str(), value) {
-            ("proto", value) => protos.extend(value.strings("proto")?),
-            ("includes", value) => includes.extend(value.strings("includes")?),
-            (flag @ ("client" | "server" | "blocking" | "async"), Value::Bool(b)) => {
-                builder = builder
-                    .option(&format!("{flag}={b}"))
-                    .map_err(|e| e.to_string())?;
-            }
-            (pair @ ("type_attribute" | "field_attribute" | "extern_path"), Value::List(list)) => {
-                let [path, value] = list.as_slice() else {
-                    return Err(format!("`{pair}` takes [\"PATH\", \"VALUE\"]"));
+            (flag, Value::Bool(b)) => format!("{flag}={b}"),
+            (
+                pair @ ("type_attribute"
+                | "message_attribute"
+                | "enum_attribute"
+                | "field_attribute"
+                | "client_attribute"
+                | "server_attribute"
+                | "trait_attribute"
+                | "client_mod_attribute"
+                | "server_mod_attribute"
+                | "extern_path"),
+                Value::List(list),
+            ) => {
+                let [(path, _), (value, _)] = list.as_slice() else {
+                    return Err(Error::new(
+                        value_span,
+                        format!("`{pair}` takes [\"PATH\", \"VALUE\"]"),
+                    ));
                 };
-                builder = builder
-                    .option(&format!("{pair}={path}={value}"))
-                    .map_err(|e| e.to_string())?;
+                format!("{pair}={path}={value}")
             }
-            (key, Value::Str(s)) => {
-                builder = builder
-                    .option(&format!("{key}={s}"))
-                    .map_err(|e| e.to_string())?;
-            }
+            (key, Value::Str(s, _)) => format!("{key}={s}"),
             (key, _) => {
-                return Err(format!(
-                    "unknown or malformed grpc_service argument `{key}`; known: proto, includes, \
-                     client, server, blocking, async, type_attribute, field_attribute, \
-                     extern_path, bytes, btree_map"
+                return Err(Error::new(
+                    value_span,
+                    format!("malformed value for grpc_service argument `{key}`"),
                 ));
             }
+        };
+        builder = builder
+            .option(&option)
+            .map_err(|e| Error::new(value_span, e.to_string()))?;
+    }
+    let Some(&(_, first_span)) = protos.first() else {
+        return Err(Error::new(
+            Span::call_site(),
+            "grpc_service needs `proto = \"path/to/file.proto\"`",
+        ));
+    };
+    let mut proto_paths = Vec::new();
+    for (proto, span) in &protos {
+        let path = manifest_dir.join(proto);
+        if !path.is_file() {
+            return Err(Error::new(*span, format!("cannot find {}", path.display())));
         }
+        proto_paths.push(path);
     }
-    if protos.is_empty() {
-        return Err("grpc_service needs `proto = \"path/to/file.proto\"`".into());
-    }
-    let protos: Vec<PathBuf> = protos.iter().map(|p| manifest_dir.join(p)).collect();
-    for proto in &protos {
-        if !proto.is_file() {
-            return Err(format!("cannot find {}", proto.display()));
-        }
-    }
-    let includes: Vec<PathBuf> = if includes.is_empty() {
-        protos
+    let include_paths: Vec<PathBuf> = if includes.is_empty() {
+        proto_paths
             .iter()
             .filter_map(|p| p.parent().map(Path::to_path_buf))
             .collect()
     } else {
-        includes.iter().map(|i| manifest_dir.join(i)).collect()
+        includes.iter().map(|(i, _)| manifest_dir.join(i)).collect()
     };
     let (files, inputs) = builder
-        .generate_from_files(&protos, &includes)
-        .map_err(|e| e.to_string())?;
-    let packages: Vec<_> = files
-        .iter()
-        .filter(|f| f.name != rsgrpc_codegen::INCLUDE_FILE)
-        .collect();
-    if packages.is_empty() {
-        return Err(format!(
-            "nothing to generate: no messages or services in {}",
-            protos
+        .generate_from_files(&proto_paths, &include_paths)
+        .map_err(|e| {
+            // Point at the proto the error names, if it names one.
+            let message = e.to_string();
+            let span = protos
                 .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+                .find(|(proto, _)| {
+                    Path::new(proto)
+                        .file_name()
+                        .and_then(|f| f.to_str())
+                        .is_some_and(|f| message.contains(f))
+                })
+                .map_or(first_span, |(_, span)| *span);
+            Error::new(span, message)
+        })?;
+    let packages: Vec<_> = files.iter().filter(|f| f.module.is_some()).collect();
+    if packages.is_empty() {
+        return Err(Error::new(
+            first_span,
+            format!(
+                "nothing to generate: no messages or services in {}",
+                proto_paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         ));
     }
     let mut generated = TokenStream::new();
@@ -230,14 +376,17 @@ fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream, String> {
     insert_into_module(item, generated)
 }
 
-fn parse(content: &str) -> Result<TokenStream, String> {
-    content
-        .parse()
-        .map_err(|e| format!("generated code does not parse (a bug in rsgrpc): {e}"))
+fn parse(content: &str) -> Result<TokenStream, Error> {
+    content.parse().map_err(|e| {
+        Error::new(
+            Span::call_site(),
+            format!("generated code does not parse (a bug in rsgrpc): {e}"),
+        )
+    })
 }
 
 /// Nests each package's code in modules named after its parts.
-fn module_tree(packages: &[&rsgrpc_codegen::GeneratedFile]) -> Result<TokenStream, String> {
+fn module_tree(packages: &[&rsgrpc_codegen::GeneratedFile]) -> Result<TokenStream, Error> {
     #[derive(Default)]
     struct Node {
         code: TokenStream,
@@ -245,21 +394,18 @@ fn module_tree(packages: &[&rsgrpc_codegen::GeneratedFile]) -> Result<TokenStrea
     }
     let mut root = Node::default();
     for file in packages {
-        let package = file.name.trim_end_matches(".rs");
         let mut node = &mut root;
-        if package != "_" {
-            for part in package.split('.') {
-                node = node.children.entry(part.to_owned()).or_default();
-            }
+        for part in file.module.iter().flatten() {
+            node = node.children.entry(part.clone()).or_default();
         }
         node.code.extend(parse(&file.content)?);
     }
-    fn render(node: Node) -> Result<TokenStream, String> {
+    fn render(node: Node) -> Result<TokenStream, Error> {
         let mut out = node.code;
         for (name, child) in node.children {
-            let ident: TokenStream = name
-                .parse()
-                .map_err(|_| format!("invalid module name {name}"))?;
+            let ident: TokenStream = name.parse().map_err(|_| {
+                Error::new(Span::call_site(), format!("invalid module name {name}"))
+            })?;
             let body = render(child)?;
             out.extend(quote!(pub mod #ident { #body }));
         }
@@ -269,11 +415,12 @@ fn module_tree(packages: &[&rsgrpc_codegen::GeneratedFile]) -> Result<TokenStrea
 }
 
 /// Puts `generated` first in the braces of the `mod` item, keeping what was there.
-fn insert_into_module(item: TokenStream, generated: TokenStream) -> Result<TokenStream, String> {
+fn insert_into_module(item: TokenStream, generated: TokenStream) -> Result<TokenStream, Error> {
     let mut tokens: Vec<TokenTree> = item.into_iter().collect();
     let is_mod = tokens
         .iter()
         .any(|t| matches!(t, TokenTree::Ident(i) if i == "mod"));
+    let span = span_of(&tokens);
     match tokens.last_mut() {
         Some(TokenTree::Group(group)) if is_mod && group.delimiter() == Delimiter::Brace => {
             let mut body = generated;
@@ -283,7 +430,10 @@ fn insert_into_module(item: TokenStream, generated: TokenStream) -> Result<Token
             *group = replaced;
             Ok(tokens.into_iter().collect())
         }
-        _ => Err("grpc_service goes on an inline module: `pub mod name {}`".into()),
+        _ => Err(Error::new(
+            span,
+            "grpc_service goes on an inline module: `pub mod name {}`",
+        )),
     }
 }
 

@@ -4,9 +4,20 @@
 //! protoc --plugin=protoc-gen-rsgrpc=PATH --rsgrpc_out=DIR [--rsgrpc_opt=KEY=VALUE,...] -I proto x.proto
 //! ```
 //!
-//! Writes one `.rs` file per package and `mod.rs`, which declares the module tree. Options
-//! are those of `rsgrpc_codegen::Builder::option`. Problems are reported in the response's
-//! error field, which protoc prints.
+//! Writes one `.rs` file per package of the files protoc is asked to generate
+//! (`helloworld.rs`, `grpc.testing.rs`, `_.rs` without a package), each to be included in
+//! a module tree matching the packages (`pub mod grpc { pub mod testing {
+//! include!("grpc.testing.rs"); } }`). With `include_file=NAME` it also writes that file,
+//! which declares the tree for this run's packages.
+//!
+//! protoc generates only the files it is given (its `file_to_generate`), not their imports:
+//! either give it every file of the import closure in one run, or generate the imports in
+//! another run and point at them with `extern_path=.package=crate::path::to::package`, or
+//! include each run's files at the module paths matching their packages.
+//!
+//! Options are those of `rsgrpc_codegen::Builder::option`, separated by commas; a comma
+//! inside a value is written `\,` (`--rsgrpc_opt='type_attribute=.=#[derive(Eq\, Hash)]'`).
+//! Problems are reported in the response's error field, which protoc prints.
 
 use std::io::{Read, Write};
 
@@ -15,14 +26,9 @@ use prost_types::compiler::code_generator_response::{Feature, File};
 use prost_types::compiler::{CodeGeneratorRequest, CodeGeneratorResponse};
 
 fn respond(request: CodeGeneratorRequest) -> Result<Vec<File>, String> {
-    let mut builder = rsgrpc_codegen::Builder::new();
-    for option in request
-        .parameter()
-        .split(',')
-        .filter(|o| !o.trim().is_empty())
-    {
-        builder = builder.option(option).map_err(|e| e.to_string())?;
-    }
+    let builder = rsgrpc_codegen::Builder::new()
+        .parameter(request.parameter())
+        .map_err(|e| e.to_string())?;
     let set = rsgrpc_codegen::descriptor_set(request.proto_file);
     let files = builder
         .generate(&set, &request.file_to_generate)

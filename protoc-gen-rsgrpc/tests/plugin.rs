@@ -1,8 +1,9 @@
 //! The plugin under Debian's protoc produces exactly what the build.rs API produces (the
-//! golden files), and reports problems through protoc rather than panicking.
+//! golden files), fits workflows that run it several times into one directory, and reports
+//! problems through protoc rather than panicking.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -11,11 +12,16 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
+/// The corpus of `codegen/tests/golden.rs`.
 const CORPUS: &[&str] = &[
     "helloworld/helloworld.proto",
     "routeguide/route_guide.proto",
     "corpus/common/types.proto",
     "corpus/app/v1/app.proto",
+    "corpus/names/names.proto",
+    "corpus/service_config/service_config.proto",
+    "corpus/mod/mod.proto",
+    "corpus/nopackage.proto",
 ];
 
 fn protoc() -> Command {
@@ -25,7 +31,35 @@ fn protoc() -> Command {
         "--plugin=protoc-gen-rsgrpc={}",
         env!("CARGO_BIN_EXE_protoc-gen-rsgrpc")
     ));
+    let root = workspace();
     command
+        .arg("-I")
+        .arg(root.join("examples/proto"))
+        .arg("-I")
+        .arg(root.join("tests/proto"));
+    command
+}
+
+/// Runs protoc with the plugin writing into `out`, with `options` as `--rsgrpc_opt`.
+fn run(out: &Path, options: Option<&str>, protos: &[&str]) -> Output {
+    let mut command = protoc();
+    command.arg(format!("--rsgrpc_out={}", out.display()));
+    if let Some(options) = options {
+        command.arg(format!("--rsgrpc_opt={options}"));
+    }
+    command
+        .args(protos)
+        .output()
+        .expect("protoc must be installed (scripts/test.sh installs protobuf-compiler)")
+}
+
+fn run_ok(out: &Path, options: Option<&str>, protos: &[&str]) {
+    let output = run(out, options, protos);
+    assert!(
+        output.status.success(),
+        "protoc failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -35,68 +69,107 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-#[test]
-fn plugin_output_is_identical_to_the_build_api_output() {
-    let root = workspace();
-    let out = temp_dir("corpus");
-    let output = protoc()
-        .arg(format!("--rsgrpc_out={}", out.display()))
-        .arg("-I")
-        .arg(root.join("examples/proto"))
-        .arg("-I")
-        .arg(root.join("tests/proto"))
-        .args(CORPUS)
-        .output()
-        .expect("protoc must be installed (scripts/test.sh installs protobuf-compiler)");
-    assert!(
-        output.status.success(),
-        "protoc failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let golden = root.join("tests/generated/src/golden");
-    let mut compared = 0;
-    for entry in std::fs::read_dir(&golden).unwrap() {
-        let entry = entry.unwrap();
-        let expected = std::fs::read_to_string(entry.path()).unwrap();
-        let name = entry.file_name();
-        let actual = std::fs::read_to_string(out.join(&name))
-            .unwrap_or_else(|_| panic!("the plugin did not write {name:?}"));
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every file in `golden` (a directory of `tests/generated/src`) is in `out`, identical.
+fn assert_same_as_golden(out: &Path, golden: &str) {
+    let golden = workspace().join("tests/generated/src").join(golden);
+    assert_eq!(files_in(out), files_in(&golden));
+    for name in files_in(&golden) {
+        let expected = std::fs::read_to_string(golden.join(&name)).unwrap();
+        let actual = std::fs::read_to_string(out.join(&name)).unwrap();
         assert!(
             actual == expected,
-            "{name:?} differs between the plugin and build.rs"
+            "{name} differs between the plugin and build.rs"
         );
-        compared += 1;
     }
-    assert_eq!(compared, std::fs::read_dir(&out).unwrap().count());
+}
+
+#[test]
+fn plugin_output_is_identical_to_the_build_api_output() {
+    let out = temp_dir("corpus");
+    run_ok(&out, Some("include_file=_includes.rs"), CORPUS);
+    assert_same_as_golden(&out, "golden");
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn without_include_file_only_package_files_are_written() {
+    let out = temp_dir("no-include");
+    run_ok(&out, None, &["helloworld/helloworld.proto"]);
+    assert_eq!(files_in(&out), ["helloworld.rs"]);
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn runs_into_one_directory_keep_each_others_files() {
+    // As buf runs a plugin: once per directory, into the same output directory. The
+    // second run refers to the package of the first through extern_path.
+    let out = temp_dir("two-runs");
+    run_ok(&out, None, &["corpus/common/types.proto"]);
+    run_ok(
+        &out,
+        Some("extern_path=.corpus.common=crate::golden::corpus::common"),
+        &["corpus/app/v1/app.proto"],
+    );
+    assert_eq!(files_in(&out), ["corpus.app.v1.rs", "corpus.common.rs"]);
+    // The same as the build API's output for one package on its own, which the
+    // compile-only crate builds against the other run's package.
+    let split = workspace().join("tests/generated/src/golden_split/corpus.app.v1.rs");
+    assert_eq!(
+        std::fs::read_to_string(out.join("corpus.app.v1.rs")).unwrap(),
+        std::fs::read_to_string(split).unwrap()
+    );
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn a_package_named_mod_overwrites_no_include_file() {
+    let out = temp_dir("mod");
+    run_ok(
+        &out,
+        Some("include_file=mod.rs"),
+        &["corpus/mod/mod.proto", "helloworld/helloworld.proto"],
+    );
+    assert_eq!(files_in(&out), ["helloworld.rs", "mod.rs", "r#mod.rs"]);
+    let include = std::fs::read_to_string(out.join("mod.rs")).unwrap();
+    assert!(include.contains("pub mod r#mod {"), "{include}");
+    assert!(include.contains("include!(\"r#mod.rs\");"), "{include}");
+
+    // An include file named like a package's file is refused rather than overwriting it.
+    let output = run(
+        &out,
+        Some("include_file=helloworld.rs"),
+        &["helloworld/helloworld.proto"],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("include file helloworld.rs"), "{stderr}");
     let _ = std::fs::remove_dir_all(out);
 }
 
 #[test]
 fn plugin_options_select_parts_and_bad_options_are_reported() {
-    let root = workspace();
     let out = temp_dir("options");
-    let status = protoc()
-        .arg(format!("--rsgrpc_out={}", out.display()))
-        .arg("--rsgrpc_opt=server=false,blocking=false")
-        .arg("-I")
-        .arg(root.join("examples/proto"))
-        .arg("helloworld/helloworld.proto")
-        .status()
-        .unwrap();
-    assert!(status.success());
+    run_ok(
+        &out,
+        Some("server=false,blocking=false"),
+        &["helloworld/helloworld.proto"],
+    );
     let code = std::fs::read_to_string(out.join("helloworld.rs")).unwrap();
     assert!(code.contains("pub struct GreeterClient"));
     assert!(!code.contains("GreeterBlockingClient"));
     assert!(!code.contains("pub trait Greeter"));
+    assert!(!code.contains("greeter_server"));
 
-    let output = protoc()
-        .arg(format!("--rsgrpc_out={}", out.display()))
-        .arg("--rsgrpc_opt=colour=blue")
-        .arg("-I")
-        .arg(root.join("examples/proto"))
-        .arg("helloworld/helloworld.proto")
-        .output()
-        .unwrap();
+    let output = run(&out, Some("colour=blue"), &["helloworld/helloworld.proto"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("unknown option \"colour\""), "{stderr}");
@@ -104,22 +177,40 @@ fn plugin_options_select_parts_and_bad_options_are_reported() {
 }
 
 #[test]
+fn commas_in_option_values_are_escaped() {
+    let out = temp_dir("commas");
+    // Unescaped, the comma splits the value, and the error says how to escape it.
+    let output = run(
+        &out,
+        Some("type_attribute=.=#[derive(A, B)]"),
+        &["helloworld/helloworld.proto"],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown option \"B)]\""), "{stderr}");
+    assert!(stderr.contains("write the comma as `\\,`"), "{stderr}");
+
+    run_ok(
+        &out,
+        Some(
+            r"type_attribute=.helloworld.HelloRequest=#[cfg_attr(any()\, derive(Default))],async=false",
+        ),
+        &["helloworld/helloworld.proto"],
+    );
+    let code = std::fs::read_to_string(out.join("helloworld.rs")).unwrap();
+    assert!(
+        code.contains("#[cfg_attr(any(), derive(Default))]\n#[derive(Clone, PartialEq"),
+        "{code}"
+    );
+    assert!(!code.contains("pub struct GreeterClient"), "{code}");
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
 fn proto3_optional_is_accepted_by_protoc() {
     // protoc refuses plugins that do not declare proto3-optional support for such files.
-    let root = workspace();
     let out = temp_dir("optional");
-    let output = protoc()
-        .arg(format!("--rsgrpc_out={}", out.display()))
-        .arg("-I")
-        .arg(root.join("tests/proto"))
-        .arg("corpus/common/types.proto")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_ok(&out, None, &["corpus/common/types.proto"]);
     let code = std::fs::read_to_string(out.join("corpus.common.rs")).unwrap();
     assert!(
         code.contains("maybe_count: ::core::option::Option<i32>"),
@@ -128,27 +219,66 @@ fn proto3_optional_is_accepted_by_protoc() {
     let _ = std::fs::remove_dir_all(out);
 }
 
-#[test]
-fn garbage_on_stdin_is_an_error_response_not_a_panic() {
+/// Runs the plugin binary on `input` and decodes its response.
+fn respond(input: &[u8]) -> prost_types::compiler::CodeGeneratorResponse {
     use prost::Message;
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_protoc-gen-rsgrpc"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"\xff\xff\xff not protobuf")
-        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
-    let response =
-        prost_types::compiler::CodeGeneratorResponse::decode(output.stdout.as_slice()).unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains("panicked"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    prost_types::compiler::CodeGeneratorResponse::decode(output.stdout.as_slice()).unwrap()
+}
+
+#[test]
+fn garbage_on_stdin_is_an_error_response_not_a_panic() {
+    let response = respond(b"\xff\xff\xff not protobuf");
     assert!(
         response.error().contains("not a CodeGeneratorRequest"),
         "{response:?}"
     );
+}
+
+#[test]
+fn a_malformed_request_is_an_error_response_not_a_panic() {
+    use prost::Message;
+    use prost_types::compiler::CodeGeneratorRequest;
+    use prost_types::{FileDescriptorProto, MethodDescriptorProto, ServiceDescriptorProto};
+    // A method whose input type is not fully qualified: prost-build would panic on it.
+    let request = CodeGeneratorRequest {
+        file_to_generate: vec!["bad.proto".to_owned()],
+        proto_file: vec![FileDescriptorProto {
+            name: Some("bad.proto".to_owned()),
+            package: Some("bad".to_owned()),
+            service: vec![ServiceDescriptorProto {
+                name: Some("Svc".to_owned()),
+                method: vec![MethodDescriptorProto {
+                    name: Some("Call".to_owned()),
+                    input_type: Some("Req".to_owned()),
+                    output_type: Some(".bad.Resp".to_owned()),
+                    ..MethodDescriptorProto::default()
+                }],
+                ..ServiceDescriptorProto::default()
+            }],
+            ..FileDescriptorProto::default()
+        }],
+        ..CodeGeneratorRequest::default()
+    };
+    let response = respond(&request.encode_to_vec());
+    assert!(response.error().contains("bad.Svc.Call"), "{response:?}");
+    assert!(response.error().contains("\"Req\""), "{response:?}");
 }

@@ -81,7 +81,9 @@ pub use request::{
 };
 pub use response::Response;
 /// Generates messages and stubs from `.proto` files into the annotated module, at compile
-/// time; see [`rsgrpc_macros`](https://docs.rs/rsgrpc-macros) for its arguments.
+/// time; see [`rsgrpc_macros`](https://docs.rs/rsgrpc-macros) for its arguments. Needs the
+/// `macros` feature, which is off by default because it compiles the code generator into
+/// every build.
 ///
 /// ```text
 /// #[rsgrpc::grpc_service(proto = "proto/helloworld.proto", includes = ["proto"])]

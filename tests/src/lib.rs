@@ -35,6 +35,12 @@ pub mod generated {
     rsgrpc::include_proto!("test");
 }
 
+/// The echo service again, with default stubs (`generate_default_stubs`): every trait
+/// method defaults to `UNIMPLEMENTED`.
+pub mod defaults {
+    include!(concat!(env!("OUT_DIR"), "/defaults/test.rs"));
+}
+
 /// Stubs for gRPC's interop test service, from `tests/proto/grpc/testing`.
 pub mod interop {
     rsgrpc::include_proto!("grpc.testing");

@@ -14,10 +14,9 @@ pub mod helloworld {
     rsgrpc::include_proto!("helloworld");
 }
 
-use helloworld::{
-    GreeterBlocking, GreeterBlockingClient, GreeterBlockingServer, GreeterClient, HelloReply,
-    HelloRequest,
-};
+use helloworld::greeter_client::{GreeterBlockingClient, GreeterClient};
+use helloworld::greeter_server::{GreeterBlocking, GreeterBlockingServer};
+use helloworld::{HelloReply, HelloRequest};
 
 /// The service, implemented with plain blocking code; it runs on the runtime's worker pool.
 struct MyGreeter;

@@ -5,10 +5,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use rsgrpc::{Channel, Code, CompressionEncoding, Request, Status};
 
+use crate::testing::test_service_client::{TestServiceBlockingClient, TestServiceClient};
+use crate::testing::unimplemented_service_client::{
+    UnimplementedServiceBlockingClient, UnimplementedServiceClient,
+};
 use crate::testing::{
     BoolValue, EchoStatus, Empty, ResponseParameters, SimpleRequest, StreamingInputCallRequest,
-    StreamingInputCallResponse, StreamingOutputCallRequest, TestServiceBlockingClient,
-    TestServiceClient, UnimplementedServiceBlockingClient, UnimplementedServiceClient,
+    StreamingInputCallResponse, StreamingOutputCallRequest,
 };
 use crate::{ECHO_INITIAL, ECHO_TRAILING, payload, with_custom_metadata};
 

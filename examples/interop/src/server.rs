@@ -57,7 +57,7 @@ fn planned(request: &StreamingOutputCallRequest) -> Vec<(std::time::Duration, i3
 /// The service with blocking handlers.
 pub struct BlockingTestService;
 
-impl crate::testing::TestServiceBlocking for BlockingTestService {
+impl crate::testing::test_service_server::TestServiceBlocking for BlockingTestService {
     fn empty_call(&self, request: Request<Empty>) -> Result<Response<Empty>, Status> {
         Ok(with_echo(request.metadata(), Empty {}))
     }
@@ -193,7 +193,7 @@ fn output_stream(
     Box::pin(responses.chain(end))
 }
 
-impl crate::testing::TestService for AsyncTestService {
+impl crate::testing::test_service_server::TestService for AsyncTestService {
     async fn empty_call(&self, request: Request<Empty>) -> Result<Response<Empty>, Status> {
         Ok(with_echo(request.metadata(), Empty {}))
     }
@@ -290,7 +290,7 @@ pub fn serve(
     addr: &str,
     flavour: &str,
 ) -> Result<rsgrpc::server::ServerHandle, Box<dyn std::error::Error>> {
-    use crate::testing::{TestServiceBlockingServer, TestServiceServer};
+    use crate::testing::test_service_server::{TestServiceBlockingServer, TestServiceServer};
     let builder =
         rsgrpc::server::Server::builder().send_compressed(rsgrpc::CompressionEncoding::Gzip);
     let builder = match flavour {

@@ -17,9 +17,9 @@ pub mod helloworld {
     pub const DEFAULT_NAME: &str = "world";
 }
 
-use helloworld::{
-    Greeter, GreeterBlockingClient, GreeterClient, GreeterServer, HelloReply, HelloRequest,
-};
+use helloworld::greeter_client::{GreeterBlockingClient, GreeterClient};
+use helloworld::greeter_server::{Greeter, GreeterServer};
+use helloworld::{HelloReply, HelloRequest};
 
 /// An async implementation of the generated `Greeter` trait.
 struct MyGreeter;

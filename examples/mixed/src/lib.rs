@@ -18,7 +18,8 @@ use mixed::{PriceReply, PriceRequest, QuoteReply, QuoteRequest};
 
 /// A "third-party" library with a synchronous API, built on the blocking client.
 pub mod pricing {
-    use super::mixed::{PriceRequest, PricesBlockingClient};
+    use super::mixed::PriceRequest;
+    use super::mixed::prices_client::PricesBlockingClient;
     use rsgrpc::Status;
 
     /// Looks prices up in the price service.
@@ -56,7 +57,7 @@ pub mod pricing {
 /// The back end: a fixed price list, as blocking handlers.
 pub struct PriceList;
 
-impl mixed::PricesBlocking for PriceList {
+impl mixed::prices_server::PricesBlocking for PriceList {
     fn price(&self, request: Request<PriceRequest>) -> Result<Response<PriceReply>, Status> {
         let cents = match request.get_ref().item.as_str() {
             "apple" => 40,
@@ -74,7 +75,7 @@ pub struct Shop {
     pub book: pricing::PriceBook,
 }
 
-impl mixed::Shop for Shop {
+impl mixed::shop_server::Shop for Shop {
     async fn quote(&self, request: Request<QuoteRequest>) -> Result<Response<QuoteReply>, Status> {
         let QuoteRequest { item, quantity } = request.into_inner();
         // A synchronous library call inside an async handler.

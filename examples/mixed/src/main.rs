@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use mixed::mixed::{
-    PricesBlockingServer, QuoteRequest, ShopBlockingClient, ShopClient, ShopServer,
-};
+use mixed::mixed::QuoteRequest;
+use mixed::mixed::prices_server::PricesBlockingServer;
+use mixed::mixed::shop_client::{ShopBlockingClient, ShopClient};
+use mixed::mixed::shop_server::ShopServer;
 use mixed::{PriceList, Shop, pricing::PriceBook};
 use rsgrpc::server::Server;
 

@@ -1,7 +1,10 @@
 //! The async handler reaches the second service through the blocking client: on the
 //! default runtime, on a tokio runtime via the spawn hook, and under concurrent load.
 
-use mixed::mixed::{PricesBlockingServer, QuoteRequest, ShopBlockingClient, ShopServer};
+use mixed::mixed::QuoteRequest;
+use mixed::mixed::prices_server::PricesBlockingServer;
+use mixed::mixed::shop_client::ShopBlockingClient;
+use mixed::mixed::shop_server::ShopServer;
 use mixed::{PriceList, Shop, pricing::PriceBook};
 use rsgrpc::Code;
 use rsgrpc::server::{Server, ServerBuilder, ServerHandle};

@@ -139,7 +139,7 @@ impl RouteTracker {
 #[derive(Clone)]
 pub struct AsyncGuide(pub Arc<Guide>);
 
-impl routeguide::RouteGuide for AsyncGuide {
+impl routeguide::route_guide_server::RouteGuide for AsyncGuide {
     async fn get_feature(&self, request: Request<Point>) -> Result<Response<Feature>, Status> {
         Ok(Response::new(self.0.feature_at(request.get_ref())))
     }
@@ -190,7 +190,7 @@ impl routeguide::RouteGuide for AsyncGuide {
 #[derive(Clone)]
 pub struct BlockingGuide(pub Arc<Guide>);
 
-impl routeguide::RouteGuideBlocking for BlockingGuide {
+impl routeguide::route_guide_server::RouteGuideBlocking for BlockingGuide {
     fn get_feature(&self, request: Request<Point>) -> Result<Response<Feature>, Status> {
         Ok(Response::new(self.0.feature_at(request.get_ref())))
     }
@@ -314,7 +314,9 @@ fn notes() -> Vec<RouteNote> {
 /// # Errors
 ///
 /// The first call that fails.
-pub fn tour_blocking(client: &routeguide::RouteGuideBlockingClient) -> Result<Tour, Status> {
+pub fn tour_blocking(
+    client: &routeguide::route_guide_client::RouteGuideBlockingClient,
+) -> Result<Tour, Status> {
     let found = client.get_feature(known_point())?.into_inner().name;
     let unnamed_elsewhere = client.get_feature(nowhere())?.into_inner().name.is_empty();
     let listed = client
@@ -343,7 +345,9 @@ pub fn tour_blocking(client: &routeguide::RouteGuideBlockingClient) -> Result<To
 /// # Errors
 ///
 /// The first call that fails.
-pub async fn tour_async(client: &routeguide::RouteGuideClient) -> Result<Tour, Status> {
+pub async fn tour_async(
+    client: &routeguide::route_guide_client::RouteGuideClient,
+) -> Result<Tour, Status> {
     let found = client.get_feature(known_point()).await?.into_inner().name;
     let unnamed_elsewhere = client
         .get_feature(nowhere())

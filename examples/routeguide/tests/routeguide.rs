@@ -1,9 +1,8 @@
 //! Every kind of call, blocking and async clients against blocking and async servers, all
 //! from generated stubs.
 
-use routeguide::routeguide::{
-    RouteGuideBlockingClient, RouteGuideBlockingServer, RouteGuideClient, RouteGuideServer,
-};
+use routeguide::routeguide::route_guide_client::{RouteGuideBlockingClient, RouteGuideClient};
+use routeguide::routeguide::route_guide_server::{RouteGuideBlockingServer, RouteGuideServer};
 use routeguide::{AsyncGuide, BlockingGuide, Guide, Tour};
 use rsgrpc::server::{Server, ServerHandle};
 

@@ -4,9 +4,9 @@
 use futures::StreamExt;
 use rsgrpc::server::Server;
 use rsgrpc::{BlockingStreaming, Request, Response, ResponseSink, Status, Streaming};
-use rsgrpc_tests::generated::{
-    self, EchoBlockingClient, EchoBlockingServer, EchoClient, EchoRequest, EchoResponse, EchoServer,
-};
+use rsgrpc_tests::generated::echo_client::{EchoBlockingClient, EchoClient};
+use rsgrpc_tests::generated::echo_server::{self, EchoBlockingServer, EchoServer};
+use rsgrpc_tests::generated::{EchoRequest, EchoResponse};
 use rsgrpc_tests::tonic_echo::{TonicClient, TonicServer};
 
 use crate::support::{SVC, tokio_rt};
@@ -30,7 +30,7 @@ fn item(request: &EchoRequest, index: u32) -> EchoResponse {
 /// The echo service on the generated async trait.
 struct AsyncEcho;
 
-impl generated::Echo for AsyncEcho {
+impl echo_server::Echo for AsyncEcho {
     async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
         let request = request.into_inner();
         Ok(Response::new(EchoResponse {
@@ -84,7 +84,7 @@ impl generated::Echo for AsyncEcho {
 /// The echo service on the generated blocking trait.
 struct BlockingEcho;
 
-impl generated::EchoBlocking for BlockingEcho {
+impl echo_server::EchoBlocking for BlockingEcho {
     fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
         let request = request.into_inner();
         Ok(Response::new(EchoResponse {

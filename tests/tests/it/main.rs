@@ -3,6 +3,7 @@
 mod compression;
 mod failures;
 mod generated_interop;
+mod generated_options;
 mod interop_protos;
 mod isolation;
 mod kinds;

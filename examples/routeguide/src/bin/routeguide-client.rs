@@ -2,7 +2,7 @@
 //!
 //! `routeguide-client [--addr 127.0.0.1:10000] [--flavour async|blocking]`
 
-use routeguide::routeguide::{RouteGuideBlockingClient, RouteGuideClient};
+use routeguide::routeguide::route_guide_client::{RouteGuideBlockingClient, RouteGuideClient};
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();

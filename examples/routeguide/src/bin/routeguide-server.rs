@@ -2,7 +2,7 @@
 //!
 //! `routeguide-server [--addr 127.0.0.1:10000] [--flavour async|blocking]`
 
-use routeguide::routeguide::{RouteGuideBlockingServer, RouteGuideServer};
+use routeguide::routeguide::route_guide_server::{RouteGuideBlockingServer, RouteGuideServer};
 use routeguide::{AsyncGuide, BlockingGuide, Guide};
 use rsgrpc::server::Server;
 

@@ -35,970 +35,1309 @@ pub struct Keywords {
     #[prost(string, tag = "5")]
     pub r#fn: ::prost::alloc::string::String,
 }
-/// Async client for `corpus.app.v1.Records`.
-///
-/// Streams of records, every kind of call.
-///
-/// Its methods return futures that run on any executor.
-#[derive(Clone, Debug)]
-pub struct RecordsClient {
-    inner: ::rsgrpc::client::Client,
-}
-#[allow(deprecated)]
-impl RecordsClient {
-    /// A client sending its calls on `channel`; clones of a channel share one
-    /// connection.
-    pub fn new(channel: ::rsgrpc::Channel) -> Self {
-        Self {
-            inner: ::rsgrpc::client::Client::new(channel),
+pub mod records_client {
+    //! Clients for `corpus.app.v1.Records`: [`RecordsClient`] (async) and [`RecordsBlockingClient`] (blocking).
+    /// Async client for `corpus.app.v1.Records`.
+    ///
+    /// Streams of records, every kind of call.
+    ///
+    /// Its methods return futures that run on any executor.
+    #[derive(Clone, Debug)]
+    pub struct RecordsClient {
+        inner: ::rsgrpc::client::Client,
+        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
+    }
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl RecordsClient {
+        /// A client sending its calls on `channel`; clones of a channel share one
+        /// connection.
+        pub fn new(channel: ::rsgrpc::Channel) -> Self {
+            Self {
+                inner: ::rsgrpc::client::Client::new(channel),
+                send_compression: ::core::option::Option::None,
+            }
+        }
+        /// A client for `target` (`http://host:port`) on a new channel; it connects on
+        /// the first call.
+        ///
+        /// # Errors
+        ///
+        /// When the target cannot be parsed.
+        pub fn connect_lazy(
+            target: &str,
+        ) -> ::core::result::Result<Self, ::rsgrpc::Error> {
+            ::rsgrpc::Channel::new(target).map(Self::new)
+        }
+        /// The channel this client uses.
+        pub fn channel(&self) -> &::rsgrpc::Channel {
+            self.inner.channel()
+        }
+        /// Compresses the request messages of this client's calls with `encoding`,
+        /// whatever the channel's setting.
+        #[must_use]
+        pub fn send_compressed(
+            mut self,
+            encoding: ::rsgrpc::CompressionEncoding,
+        ) -> Self {
+            self.send_compression = ::core::option::Option::Some(encoding);
+            self
         }
     }
-    /// A client for `target` (`http://host:port`) on a new channel; it connects on
-    /// the first call.
-    ///
-    /// # Errors
-    ///
-    /// When the target cannot be parsed.
-    pub fn connect_lazy(target: &str) -> ::core::result::Result<Self, ::rsgrpc::Error> {
-        ::rsgrpc::Channel::new(target).map(Self::new)
-    }
-    /// The channel this client uses.
-    pub fn channel(&self) -> &::rsgrpc::Channel {
-        self.inner.channel()
-    }
-}
-#[allow(deprecated)]
-impl RecordsClient {
-    /// Stores one record.
-    ///
-    /// `/corpus.app.v1.Records/Put`: unary call.
-    pub async fn put(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<Record>,
-    ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status> {
-        self.inner.unary("/corpus.app.v1.Records/Put", request.into_request()).await
-    }
-    /// Streams every record.
-    ///
-    /// `/corpus.app.v1.Records/List`: server streaming call.
-    pub async fn list(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<()>,
-    ) -> ::core::result::Result<
-        ::rsgrpc::Response<::rsgrpc::Streaming<Record>>,
-        ::rsgrpc::Status,
-    > {
-        self.inner
-            .server_streaming("/corpus.app.v1.Records/List", request.into_request())
-            .await
-    }
-    /// Stores many records, answers with how many.
-    ///
-    /// `/corpus.app.v1.Records/PutMany`: client streaming call.
-    pub async fn put_many(
-        &self,
-        request: impl ::rsgrpc::IntoStreamingRequest<Message = Record>,
-    ) -> ::core::result::Result<::rsgrpc::Response<i64>, ::rsgrpc::Status> {
-        self.inner
-            .client_streaming(
-                "/corpus.app.v1.Records/PutMany",
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl RecordsClient {
+        /// Stores one record.
+        ///
+        /// `/corpus.app.v1.Records/Put`: unary call.
+        pub async fn put(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::Record>,
+        ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status> {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner.unary("/corpus.app.v1.Records/Put", request).await
+        }
+        /// Streams every record.
+        ///
+        /// `/corpus.app.v1.Records/List`: server streaming call.
+        pub async fn list(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<()>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<::rsgrpc::Streaming<super::Record>>,
+            ::rsgrpc::Status,
+        > {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner.server_streaming("/corpus.app.v1.Records/List", request).await
+        }
+        /// Stores many records, answers with how many.
+        ///
+        /// `/corpus.app.v1.Records/PutMany`: client streaming call.
+        pub async fn put_many(
+            &self,
+            request: impl ::rsgrpc::IntoStreamingRequest<Message = super::Record>,
+        ) -> ::core::result::Result<::rsgrpc::Response<i64>, ::rsgrpc::Status> {
+            let request = prepare(
+                self.send_compression,
                 request.into_streaming_request(),
-            )
-            .await
-    }
-    /// Echoes records as they come.
-    ///
-    /// `/corpus.app.v1.Records/Sync`: bidirectional streaming call.
-    pub async fn sync(
-        &self,
-        request: impl ::rsgrpc::IntoStreamingRequest<Message = Record>,
-    ) -> ::core::result::Result<
-        ::rsgrpc::Response<::rsgrpc::Streaming<Record>>,
-        ::rsgrpc::Status,
-    > {
-        self.inner
-            .bidi_streaming(
-                "/corpus.app.v1.Records/Sync",
+            );
+            self.inner.client_streaming("/corpus.app.v1.Records/PutMany", request).await
+        }
+        /// Echoes records as they come.
+        ///
+        /// `/corpus.app.v1.Records/Sync`: bidirectional streaming call.
+        pub async fn sync(
+            &self,
+            request: impl ::rsgrpc::IntoStreamingRequest<Message = super::Record>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<::rsgrpc::Streaming<super::Record>>,
+            ::rsgrpc::Status,
+        > {
+            let request = prepare(
+                self.send_compression,
                 request.into_streaming_request(),
-            )
-            .await
-    }
-    /// The old way to store a record.
-    ///
-    /// `/corpus.app.v1.Records/PutOld`: unary call.
-    #[deprecated]
-    pub async fn put_old(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<Record>,
-    ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status> {
-        self.inner.unary("/corpus.app.v1.Records/PutOld", request.into_request()).await
-    }
-}
-/// Blocking client for `corpus.app.v1.Records`.
-///
-/// Streams of records, every kind of call.
-///
-/// Its methods block the calling thread; they need no async runtime and may be called from inside one.
-#[derive(Clone, Debug)]
-pub struct RecordsBlockingClient {
-    inner: ::rsgrpc::client::Client,
-}
-#[allow(deprecated)]
-impl RecordsBlockingClient {
-    /// A client sending its calls on `channel`; clones of a channel share one
-    /// connection.
-    pub fn new(channel: ::rsgrpc::Channel) -> Self {
-        Self {
-            inner: ::rsgrpc::client::Client::new(channel),
+            );
+            self.inner.bidi_streaming("/corpus.app.v1.Records/Sync", request).await
+        }
+        /// The old way to store a record.
+        ///
+        /// `/corpus.app.v1.Records/PutOld`: unary call.
+        #[deprecated]
+        pub async fn put_old(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::Record>,
+        ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status> {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner.unary("/corpus.app.v1.Records/PutOld", request).await
         }
     }
-    /// A client for `target` (`http://host:port`) on a new channel; it connects on
-    /// the first call.
+    /// Blocking client for `corpus.app.v1.Records`.
     ///
-    /// # Errors
+    /// Streams of records, every kind of call.
     ///
-    /// When the target cannot be parsed.
-    pub fn connect_lazy(target: &str) -> ::core::result::Result<Self, ::rsgrpc::Error> {
-        ::rsgrpc::Channel::new(target).map(Self::new)
+    /// Its methods block the calling thread; they need no async runtime and may be called from inside one.
+    #[derive(Clone, Debug)]
+    pub struct RecordsBlockingClient {
+        inner: ::rsgrpc::client::Client,
+        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
-    /// The channel this client uses.
-    pub fn channel(&self) -> &::rsgrpc::Channel {
-        self.inner.channel()
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl RecordsBlockingClient {
+        /// A client sending its calls on `channel`; clones of a channel share one
+        /// connection.
+        pub fn new(channel: ::rsgrpc::Channel) -> Self {
+            Self {
+                inner: ::rsgrpc::client::Client::new(channel),
+                send_compression: ::core::option::Option::None,
+            }
+        }
+        /// A client for `target` (`http://host:port`) on a new channel; it connects on
+        /// the first call.
+        ///
+        /// # Errors
+        ///
+        /// When the target cannot be parsed.
+        pub fn connect_lazy(
+            target: &str,
+        ) -> ::core::result::Result<Self, ::rsgrpc::Error> {
+            ::rsgrpc::Channel::new(target).map(Self::new)
+        }
+        /// The channel this client uses.
+        pub fn channel(&self) -> &::rsgrpc::Channel {
+            self.inner.channel()
+        }
+        /// Compresses the request messages of this client's calls with `encoding`,
+        /// whatever the channel's setting.
+        #[must_use]
+        pub fn send_compressed(
+            mut self,
+            encoding: ::rsgrpc::CompressionEncoding,
+        ) -> Self {
+            self.send_compression = ::core::option::Option::Some(encoding);
+            self
+        }
     }
-}
-#[allow(deprecated)]
-impl RecordsBlockingClient {
-    /// Stores one record.
-    ///
-    /// `/corpus.app.v1.Records/Put`: unary call.
-    pub fn put(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<Record>,
-    ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status> {
-        self.inner.blocking_unary("/corpus.app.v1.Records/Put", request.into_request())
-    }
-    /// Streams every record.
-    ///
-    /// `/corpus.app.v1.Records/List`: server streaming call.
-    pub fn list(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<()>,
-    ) -> ::core::result::Result<
-        ::rsgrpc::Response<::rsgrpc::BlockingStreaming<Record>>,
-        ::rsgrpc::Status,
-    > {
-        self.inner
-            .blocking_server_streaming(
-                "/corpus.app.v1.Records/List",
-                request.into_request(),
-            )
-    }
-    /// Stores many records, answers with how many.
-    ///
-    /// `/corpus.app.v1.Records/PutMany`: client streaming call.
-    pub fn put_many(
-        &self,
-        request: impl ::rsgrpc::IntoIterRequest<Message = Record>,
-    ) -> ::core::result::Result<::rsgrpc::Response<i64>, ::rsgrpc::Status> {
-        self.inner
-            .blocking_client_streaming(
-                "/corpus.app.v1.Records/PutMany",
-                request.into_iter_request(),
-            )
-    }
-    /// Echoes records as they come.
-    ///
-    /// `/corpus.app.v1.Records/Sync`: bidirectional streaming call.
-    /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
-    pub fn sync(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<()>,
-    ) -> ::core::result::Result<
-        (::rsgrpc::RequestSender<Record>, ::rsgrpc::BlockingStreaming<Record>),
-        ::rsgrpc::Status,
-    > {
-        self.inner
-            .blocking_bidi_streaming(
-                "/corpus.app.v1.Records/Sync",
-                request.into_request(),
-            )
-    }
-    /// The old way to store a record.
-    ///
-    /// `/corpus.app.v1.Records/PutOld`: unary call.
-    #[deprecated]
-    pub fn put_old(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<Record>,
-    ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status> {
-        self.inner
-            .blocking_unary("/corpus.app.v1.Records/PutOld", request.into_request())
-    }
-}
-/// Async implementation for `corpus.app.v1.Records`.
-///
-/// Streams of records, every kind of call.
-///
-/// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-/// implementation with the server type of the same name.
-pub trait Records: Send + Sync + 'static {
-    /// Stores one record.
-    ///
-    /// `/corpus.app.v1.Records/Put`: unary call.
-    fn put(
-        &self,
-        request: ::rsgrpc::Request<Record>,
-    ) -> impl ::rsgrpc::codegen::Future<
-        Output = ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status>,
-    > + Send;
-    /// The response stream of [`Self::list`].
-    type ListStream: ::rsgrpc::codegen::Stream<
-            Item = ::core::result::Result<Record, ::rsgrpc::Status>,
-        >
-        + Send
-        + 'static;
-    /// Streams every record.
-    ///
-    /// `/corpus.app.v1.Records/List`: server streaming call.
-    fn list(
-        &self,
-        request: ::rsgrpc::Request<()>,
-    ) -> impl ::rsgrpc::codegen::Future<
-        Output = ::core::result::Result<
-            ::rsgrpc::Response<Self::ListStream>,
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl RecordsBlockingClient {
+        /// Stores one record.
+        ///
+        /// `/corpus.app.v1.Records/Put`: unary call.
+        pub fn put(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::Record>,
+        ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status> {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner.blocking_unary("/corpus.app.v1.Records/Put", request)
+        }
+        /// Streams every record.
+        ///
+        /// `/corpus.app.v1.Records/List`: server streaming call.
+        pub fn list(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<()>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<::rsgrpc::BlockingStreaming<super::Record>>,
             ::rsgrpc::Status,
-        >,
-    > + Send;
-    /// Stores many records, answers with how many.
-    ///
-    /// `/corpus.app.v1.Records/PutMany`: client streaming call.
-    fn put_many(
-        &self,
-        request: ::rsgrpc::Request<::rsgrpc::Streaming<Record>>,
-    ) -> impl ::rsgrpc::codegen::Future<
-        Output = ::core::result::Result<::rsgrpc::Response<i64>, ::rsgrpc::Status>,
-    > + Send;
-    /// The response stream of [`Self::sync`].
-    type SyncStream: ::rsgrpc::codegen::Stream<
-            Item = ::core::result::Result<Record, ::rsgrpc::Status>,
-        >
-        + Send
-        + 'static;
-    /// Echoes records as they come.
-    ///
-    /// `/corpus.app.v1.Records/Sync`: bidirectional streaming call.
-    fn sync(
-        &self,
-        request: ::rsgrpc::Request<::rsgrpc::Streaming<Record>>,
-    ) -> impl ::rsgrpc::codegen::Future<
-        Output = ::core::result::Result<
-            ::rsgrpc::Response<Self::SyncStream>,
+        > {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner.blocking_server_streaming("/corpus.app.v1.Records/List", request)
+        }
+        /// Stores many records, answers with how many.
+        ///
+        /// `/corpus.app.v1.Records/PutMany`: client streaming call.
+        pub fn put_many(
+            &self,
+            request: impl ::rsgrpc::IntoIterRequest<Message = super::Record>,
+        ) -> ::core::result::Result<::rsgrpc::Response<i64>, ::rsgrpc::Status> {
+            let request = prepare(self.send_compression, request.into_iter_request());
+            self.inner
+                .blocking_client_streaming("/corpus.app.v1.Records/PutMany", request)
+        }
+        /// Echoes records as they come.
+        ///
+        /// `/corpus.app.v1.Records/Sync`: bidirectional streaming call.
+        /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
+        pub fn sync(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<()>,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Record>,
+                ::rsgrpc::BlockingStreaming<super::Record>,
+            ),
             ::rsgrpc::Status,
-        >,
-    > + Send;
-    /// The old way to store a record.
-    ///
-    /// `/corpus.app.v1.Records/PutOld`: unary call.
-    #[deprecated]
-    fn put_old(
-        &self,
-        request: ::rsgrpc::Request<Record>,
-    ) -> impl ::rsgrpc::codegen::Future<
-        Output = ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status>,
-    > + Send;
-}
-/// Serves an implementation of [`Records`]: pass it to `rsgrpc::server::ServerBuilder::add_service`.
-#[derive(Debug)]
-pub struct RecordsServer<T> {
-    inner: ::rsgrpc::codegen::Arc<T>,
-}
-#[allow(deprecated)]
-impl<T: Records> RecordsServer<T> {
-    /// Wraps an implementation.
-    pub fn new(inner: T) -> Self {
-        Self {
-            inner: ::rsgrpc::codegen::Arc::new(inner),
+        > {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner.blocking_bidi_streaming("/corpus.app.v1.Records/Sync", request)
+        }
+        /// The old way to store a record.
+        ///
+        /// `/corpus.app.v1.Records/PutOld`: unary call.
+        #[deprecated]
+        pub fn put_old(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::Record>,
+        ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status> {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner.blocking_unary("/corpus.app.v1.Records/PutOld", request)
         }
     }
-    /// Wraps an implementation that is shared with other code.
-    pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-        Self { inner }
+    /// Applies a client's settings to one call's request.
+    fn prepare<M>(
+        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
+        mut request: ::rsgrpc::Request<M>,
+    ) -> ::rsgrpc::Request<M> {
+        if let ::core::option::Option::Some(encoding) = send_compression {
+            request.set_send_compressed(encoding);
+        }
+        request
     }
 }
-#[allow(deprecated)]
-impl<T: Records> ::core::convert::From<RecordsServer<T>> for ::rsgrpc::server::Service {
-    fn from(server: RecordsServer<T>) -> Self {
-        let inner = server.inner;
-        ::rsgrpc::server::Service::builder("corpus.app.v1.Records")
-            .unary(
-                "Put",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<Record>| {
-                        let inner = inner.clone();
-                        async move { inner.put(request).await }
-                    }
-                },
-            )
-            .server_streaming(
-                "List",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<()>| {
-                        let inner = inner.clone();
-                        async move { inner.list(request).await }
-                    }
-                },
-            )
-            .client_streaming(
-                "PutMany",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<::rsgrpc::Streaming<Record>>| {
-                        let inner = inner.clone();
-                        async move { inner.put_many(request).await }
-                    }
-                },
-            )
-            .bidi_streaming(
-                "Sync",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<::rsgrpc::Streaming<Record>>| {
-                        let inner = inner.clone();
-                        async move { inner.sync(request).await }
-                    }
-                },
-            )
-            .unary(
-                "PutOld",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<Record>| {
-                        let inner = inner.clone();
-                        async move { inner.put_old(request).await }
-                    }
-                },
-            )
-            .build()
+pub mod records_server {
+    //! Servers for `corpus.app.v1.Records`: implement [`Records`] and serve it with [`RecordsServer`]; or implement [`RecordsBlocking`] and serve it with [`RecordsBlockingServer`].
+    /// The full name of the service, as in the paths of its methods.
+    pub const SERVICE_NAME: &str = "corpus.app.v1.Records";
+    /// Async implementation for `corpus.app.v1.Records`.
+    ///
+    /// Streams of records, every kind of call.
+    ///
+    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
+    /// implementation with the server type of the same name.
+    pub trait Records: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// Stores one record.
+        ///
+        /// `/corpus.app.v1.Records/Put`: unary call.
+        fn put(
+            &self,
+            request: ::rsgrpc::Request<super::Record>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status>,
+        > + ::core::marker::Send;
+        /// The response stream of [`Self::list`].
+        type ListStream: ::rsgrpc::codegen::Stream<
+                Item = ::core::result::Result<super::Record, ::rsgrpc::Status>,
+            >
+            + ::core::marker::Send
+            + 'static;
+        /// Streams every record.
+        ///
+        /// `/corpus.app.v1.Records/List`: server streaming call.
+        fn list(
+            &self,
+            request: ::rsgrpc::Request<()>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<Self::ListStream>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+        /// Stores many records, answers with how many.
+        ///
+        /// `/corpus.app.v1.Records/PutMany`: client streaming call.
+        fn put_many(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Record>>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<::rsgrpc::Response<i64>, ::rsgrpc::Status>,
+        > + ::core::marker::Send;
+        /// The response stream of [`Self::sync`].
+        type SyncStream: ::rsgrpc::codegen::Stream<
+                Item = ::core::result::Result<super::Record, ::rsgrpc::Status>,
+            >
+            + ::core::marker::Send
+            + 'static;
+        /// Echoes records as they come.
+        ///
+        /// `/corpus.app.v1.Records/Sync`: bidirectional streaming call.
+        fn sync(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Record>>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<Self::SyncStream>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+        /// The old way to store a record.
+        ///
+        /// `/corpus.app.v1.Records/PutOld`: unary call.
+        #[deprecated]
+        fn put_old(
+            &self,
+            request: ::rsgrpc::Request<super::Record>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status>,
+        > + ::core::marker::Send;
     }
-}
-/// Blocking implementation for `corpus.app.v1.Records`.
-///
-/// Streams of records, every kind of call.
-///
-/// Methods run on the runtime's worker pool and may block. Serve an implementation
-/// with the server type of the same name.
-pub trait RecordsBlocking: Send + Sync + 'static {
-    /// Stores one record.
-    ///
-    /// `/corpus.app.v1.Records/Put`: unary call.
-    fn put(
-        &self,
-        request: ::rsgrpc::Request<Record>,
-    ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status>;
-    /// Streams every record.
-    ///
-    /// `/corpus.app.v1.Records/List`: server streaming call.
-    fn list(
-        &self,
-        request: ::rsgrpc::Request<()>,
-        responses: ::rsgrpc::ResponseSink<Record>,
-    ) -> ::core::result::Result<(), ::rsgrpc::Status>;
-    /// Stores many records, answers with how many.
-    ///
-    /// `/corpus.app.v1.Records/PutMany`: client streaming call.
-    fn put_many(
-        &self,
-        request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<Record>>,
-    ) -> ::core::result::Result<::rsgrpc::Response<i64>, ::rsgrpc::Status>;
-    /// Echoes records as they come.
-    ///
-    /// `/corpus.app.v1.Records/Sync`: bidirectional streaming call.
-    fn sync(
-        &self,
-        request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<Record>>,
-        responses: ::rsgrpc::ResponseSink<Record>,
-    ) -> ::core::result::Result<(), ::rsgrpc::Status>;
-    /// The old way to store a record.
-    ///
-    /// `/corpus.app.v1.Records/PutOld`: unary call.
-    #[deprecated]
-    fn put_old(
-        &self,
-        request: ::rsgrpc::Request<Record>,
-    ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status>;
-}
-/// Serves an implementation of [`RecordsBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`.
-#[derive(Debug)]
-pub struct RecordsBlockingServer<T> {
-    inner: ::rsgrpc::codegen::Arc<T>,
-}
-#[allow(deprecated)]
-impl<T: RecordsBlocking> RecordsBlockingServer<T> {
-    /// Wraps an implementation.
-    pub fn new(inner: T) -> Self {
-        Self {
-            inner: ::rsgrpc::codegen::Arc::new(inner),
+    /// Serves an implementation of [`Records`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
+    #[derive(Debug)]
+    pub struct RecordsServer<T> {
+        inner: ::rsgrpc::codegen::Arc<T>,
+    }
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl<T> RecordsServer<T> {
+        /// The full name of the service, as in the paths of its methods.
+        pub const SERVICE_NAME: &str = SERVICE_NAME;
+    }
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl<T: Records> RecordsServer<T> {
+        /// Wraps an implementation.
+        pub fn new(inner: T) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::new(inner),
+            }
+        }
+        /// Wraps an implementation that is shared with other code.
+        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+            Self { inner }
         }
     }
-    /// Wraps an implementation that is shared with other code.
-    pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-        Self { inner }
-    }
-}
-#[allow(deprecated)]
-impl<T: RecordsBlocking> ::core::convert::From<RecordsBlockingServer<T>>
-for ::rsgrpc::server::Service {
-    fn from(server: RecordsBlockingServer<T>) -> Self {
-        let inner = server.inner;
-        ::rsgrpc::server::Service::builder("corpus.app.v1.Records")
-            .blocking_unary(
-                "Put",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<Record>| inner.put(request)
-                },
-            )
-            .blocking_server_streaming(
-                "List",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<()>, responses| {
-                        inner.list(request, responses)
-                    }
-                },
-            )
-            .blocking_client_streaming(
-                "PutMany",
-                {
-                    let inner = inner.clone();
-                    move |
-                        request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<Record>>|
-                    { inner.put_many(request) }
-                },
-            )
-            .blocking_bidi_streaming(
-                "Sync",
-                {
-                    let inner = inner.clone();
-                    move |
-                        request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<Record>>,
-                        responses|
-                    { inner.sync(request, responses) }
-                },
-            )
-            .blocking_unary(
-                "PutOld",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<Record>| inner.put_old(request)
-                },
-            )
-            .build()
-    }
-}
-/// Async client for `corpus.app.v1.Keywords_Service`.
-///
-/// A second service in the same package, with keyword method names.
-///
-/// Its methods return futures that run on any executor.
-#[derive(Clone, Debug)]
-pub struct KeywordsServiceClient {
-    inner: ::rsgrpc::client::Client,
-}
-impl KeywordsServiceClient {
-    /// A client sending its calls on `channel`; clones of a channel share one
-    /// connection.
-    pub fn new(channel: ::rsgrpc::Channel) -> Self {
-        Self {
-            inner: ::rsgrpc::client::Client::new(channel),
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl<T> ::core::clone::Clone for RecordsServer<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+            }
         }
     }
-    /// A client for `target` (`http://host:port`) on a new channel; it connects on
-    /// the first call.
-    ///
-    /// # Errors
-    ///
-    /// When the target cannot be parsed.
-    pub fn connect_lazy(target: &str) -> ::core::result::Result<Self, ::rsgrpc::Error> {
-        ::rsgrpc::Channel::new(target).map(Self::new)
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl<T: Records> ::core::convert::From<RecordsServer<T>>
+    for ::rsgrpc::server::Service {
+        fn from(server: RecordsServer<T>) -> Self {
+            let inner = server.inner;
+            ::rsgrpc::server::Service::builder(SERVICE_NAME)
+                .unary(
+                    "Put",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<super::Record>| {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move { <T as Records>::put(&inner, request).await }
+                        }
+                    },
+                )
+                .server_streaming(
+                    "List",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<()>| {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move { <T as Records>::list(&inner, request).await }
+                        }
+                    },
+                )
+                .client_streaming(
+                    "PutMany",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                ::rsgrpc::Streaming<super::Record>,
+                            >|
+                        {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move {
+                                <T as Records>::put_many(&inner, request).await
+                            }
+                        }
+                    },
+                )
+                .bidi_streaming(
+                    "Sync",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                ::rsgrpc::Streaming<super::Record>,
+                            >|
+                        {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move { <T as Records>::sync(&inner, request).await }
+                        }
+                    },
+                )
+                .unary(
+                    "PutOld",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<super::Record>| {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move { <T as Records>::put_old(&inner, request).await }
+                        }
+                    },
+                )
+                .build()
+        }
     }
-    /// The channel this client uses.
-    pub fn channel(&self) -> &::rsgrpc::Channel {
-        self.inner.channel()
+    /// Blocking implementation for `corpus.app.v1.Records`.
+    ///
+    /// Streams of records, every kind of call.
+    ///
+    /// Methods run on the runtime's worker pool and may block. Serve an implementation
+    /// with the server type of the same name.
+    pub trait RecordsBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// Stores one record.
+        ///
+        /// `/corpus.app.v1.Records/Put`: unary call.
+        fn put(
+            &self,
+            request: ::rsgrpc::Request<super::Record>,
+        ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status>;
+        /// Streams every record.
+        ///
+        /// `/corpus.app.v1.Records/List`: server streaming call.
+        fn list(
+            &self,
+            request: ::rsgrpc::Request<()>,
+            responses: ::rsgrpc::ResponseSink<super::Record>,
+        ) -> ::core::result::Result<(), ::rsgrpc::Status>;
+        /// Stores many records, answers with how many.
+        ///
+        /// `/corpus.app.v1.Records/PutMany`: client streaming call.
+        fn put_many(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<super::Record>>,
+        ) -> ::core::result::Result<::rsgrpc::Response<i64>, ::rsgrpc::Status>;
+        /// Echoes records as they come.
+        ///
+        /// `/corpus.app.v1.Records/Sync`: bidirectional streaming call.
+        fn sync(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<super::Record>>,
+            responses: ::rsgrpc::ResponseSink<super::Record>,
+        ) -> ::core::result::Result<(), ::rsgrpc::Status>;
+        /// The old way to store a record.
+        ///
+        /// `/corpus.app.v1.Records/PutOld`: unary call.
+        #[deprecated]
+        fn put_old(
+            &self,
+            request: ::rsgrpc::Request<super::Record>,
+        ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status>;
+    }
+    /// Serves an implementation of [`RecordsBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
+    #[derive(Debug)]
+    pub struct RecordsBlockingServer<T> {
+        inner: ::rsgrpc::codegen::Arc<T>,
+    }
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl<T> RecordsBlockingServer<T> {
+        /// The full name of the service, as in the paths of its methods.
+        pub const SERVICE_NAME: &str = SERVICE_NAME;
+    }
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl<T: RecordsBlocking> RecordsBlockingServer<T> {
+        /// Wraps an implementation.
+        pub fn new(inner: T) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::new(inner),
+            }
+        }
+        /// Wraps an implementation that is shared with other code.
+        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+            Self { inner }
+        }
+    }
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl<T> ::core::clone::Clone for RecordsBlockingServer<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+            }
+        }
+    }
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl<T: RecordsBlocking> ::core::convert::From<RecordsBlockingServer<T>>
+    for ::rsgrpc::server::Service {
+        fn from(server: RecordsBlockingServer<T>) -> Self {
+            let inner = server.inner;
+            ::rsgrpc::server::Service::builder(SERVICE_NAME)
+                .blocking_unary(
+                    "Put",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<super::Record>| <T as RecordsBlocking>::put(
+                            &inner,
+                            request,
+                        )
+                    },
+                )
+                .blocking_server_streaming(
+                    "List",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<()>, responses| {
+                            <T as RecordsBlocking>::list(&inner, request, responses)
+                        }
+                    },
+                )
+                .blocking_client_streaming(
+                    "PutMany",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                ::rsgrpc::BlockingStreaming<super::Record>,
+                            >|
+                        { <T as RecordsBlocking>::put_many(&inner, request) }
+                    },
+                )
+                .blocking_bidi_streaming(
+                    "Sync",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                ::rsgrpc::BlockingStreaming<super::Record>,
+                            >,
+                            responses|
+                        { <T as RecordsBlocking>::sync(&inner, request, responses) }
+                    },
+                )
+                .blocking_unary(
+                    "PutOld",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<super::Record>| <T as RecordsBlocking>::put_old(
+                            &inner,
+                            request,
+                        )
+                    },
+                )
+                .build()
+        }
     }
 }
-impl KeywordsServiceClient {
-    /// `/corpus.app.v1.Keywords_Service/Type`: unary call.
-    pub async fn r#type(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<Keywords>,
-    ) -> ::core::result::Result<::rsgrpc::Response<Keywords>, ::rsgrpc::Status> {
-        self.inner
-            .unary("/corpus.app.v1.Keywords_Service/Type", request.into_request())
-            .await
+pub mod keywords_service_client {
+    //! Clients for `corpus.app.v1.Keywords_Service`: [`KeywordsServiceClient`] (async) and [`KeywordsServiceBlockingClient`] (blocking).
+    /// Async client for `corpus.app.v1.Keywords_Service`.
+    ///
+    /// A second service in the same package, with keyword method names.
+    ///
+    /// Its methods return futures that run on any executor.
+    #[derive(Clone, Debug)]
+    pub struct KeywordsServiceClient {
+        inner: ::rsgrpc::client::Client,
+        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
-    /// `/corpus.app.v1.Keywords_Service/Move`: unary call.
-    pub async fn r#move(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<super::super::common::Scalars>,
-    ) -> ::core::result::Result<
-        ::rsgrpc::Response<super::super::common::Scalars>,
-        ::rsgrpc::Status,
-    > {
-        self.inner
-            .unary("/corpus.app.v1.Keywords_Service/Move", request.into_request())
-            .await
+    impl KeywordsServiceClient {
+        /// A client sending its calls on `channel`; clones of a channel share one
+        /// connection.
+        pub fn new(channel: ::rsgrpc::Channel) -> Self {
+            Self {
+                inner: ::rsgrpc::client::Client::new(channel),
+                send_compression: ::core::option::Option::None,
+            }
+        }
+        /// A client for `target` (`http://host:port`) on a new channel; it connects on
+        /// the first call.
+        ///
+        /// # Errors
+        ///
+        /// When the target cannot be parsed.
+        pub fn connect_lazy(
+            target: &str,
+        ) -> ::core::result::Result<Self, ::rsgrpc::Error> {
+            ::rsgrpc::Channel::new(target).map(Self::new)
+        }
+        /// The channel this client uses.
+        pub fn channel(&self) -> &::rsgrpc::Channel {
+            self.inner.channel()
+        }
+        /// Compresses the request messages of this client's calls with `encoding`,
+        /// whatever the channel's setting.
+        #[must_use]
+        pub fn send_compressed(
+            mut self,
+            encoding: ::rsgrpc::CompressionEncoding,
+        ) -> Self {
+            self.send_compression = ::core::option::Option::Some(encoding);
+            self
+        }
     }
-    /// `/corpus.app.v1.Keywords_Service/Loop`: bidirectional streaming call.
-    pub async fn r#loop(
-        &self,
-        request: impl ::rsgrpc::IntoStreamingRequest<Message = Keywords>,
-    ) -> ::core::result::Result<
-        ::rsgrpc::Response<::rsgrpc::Streaming<Keywords>>,
-        ::rsgrpc::Status,
-    > {
-        self.inner
-            .bidi_streaming(
-                "/corpus.app.v1.Keywords_Service/Loop",
+    impl KeywordsServiceClient {
+        /// `/corpus.app.v1.Keywords_Service/Type`: unary call.
+        pub async fn r#type(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::Keywords>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<super::Keywords>,
+            ::rsgrpc::Status,
+        > {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner.unary("/corpus.app.v1.Keywords_Service/Type", request).await
+        }
+        /// `/corpus.app.v1.Keywords_Service/Move`: unary call.
+        pub async fn r#move(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::super::super::common::Scalars>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<super::super::super::common::Scalars>,
+            ::rsgrpc::Status,
+        > {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner.unary("/corpus.app.v1.Keywords_Service/Move", request).await
+        }
+        /// `/corpus.app.v1.Keywords_Service/Loop`: bidirectional streaming call.
+        pub async fn r#loop(
+            &self,
+            request: impl ::rsgrpc::IntoStreamingRequest<Message = super::Keywords>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<::rsgrpc::Streaming<super::Keywords>>,
+            ::rsgrpc::Status,
+        > {
+            let request = prepare(
+                self.send_compression,
                 request.into_streaming_request(),
-            )
-            .await
-    }
-}
-/// Blocking client for `corpus.app.v1.Keywords_Service`.
-///
-/// A second service in the same package, with keyword method names.
-///
-/// Its methods block the calling thread; they need no async runtime and may be called from inside one.
-#[derive(Clone, Debug)]
-pub struct KeywordsServiceBlockingClient {
-    inner: ::rsgrpc::client::Client,
-}
-impl KeywordsServiceBlockingClient {
-    /// A client sending its calls on `channel`; clones of a channel share one
-    /// connection.
-    pub fn new(channel: ::rsgrpc::Channel) -> Self {
-        Self {
-            inner: ::rsgrpc::client::Client::new(channel),
+            );
+            self.inner
+                .bidi_streaming("/corpus.app.v1.Keywords_Service/Loop", request)
+                .await
         }
     }
-    /// A client for `target` (`http://host:port`) on a new channel; it connects on
-    /// the first call.
+    /// Blocking client for `corpus.app.v1.Keywords_Service`.
     ///
-    /// # Errors
+    /// A second service in the same package, with keyword method names.
     ///
-    /// When the target cannot be parsed.
-    pub fn connect_lazy(target: &str) -> ::core::result::Result<Self, ::rsgrpc::Error> {
-        ::rsgrpc::Channel::new(target).map(Self::new)
+    /// Its methods block the calling thread; they need no async runtime and may be called from inside one.
+    #[derive(Clone, Debug)]
+    pub struct KeywordsServiceBlockingClient {
+        inner: ::rsgrpc::client::Client,
+        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
-    /// The channel this client uses.
-    pub fn channel(&self) -> &::rsgrpc::Channel {
-        self.inner.channel()
+    impl KeywordsServiceBlockingClient {
+        /// A client sending its calls on `channel`; clones of a channel share one
+        /// connection.
+        pub fn new(channel: ::rsgrpc::Channel) -> Self {
+            Self {
+                inner: ::rsgrpc::client::Client::new(channel),
+                send_compression: ::core::option::Option::None,
+            }
+        }
+        /// A client for `target` (`http://host:port`) on a new channel; it connects on
+        /// the first call.
+        ///
+        /// # Errors
+        ///
+        /// When the target cannot be parsed.
+        pub fn connect_lazy(
+            target: &str,
+        ) -> ::core::result::Result<Self, ::rsgrpc::Error> {
+            ::rsgrpc::Channel::new(target).map(Self::new)
+        }
+        /// The channel this client uses.
+        pub fn channel(&self) -> &::rsgrpc::Channel {
+            self.inner.channel()
+        }
+        /// Compresses the request messages of this client's calls with `encoding`,
+        /// whatever the channel's setting.
+        #[must_use]
+        pub fn send_compressed(
+            mut self,
+            encoding: ::rsgrpc::CompressionEncoding,
+        ) -> Self {
+            self.send_compression = ::core::option::Option::Some(encoding);
+            self
+        }
     }
-}
-impl KeywordsServiceBlockingClient {
-    /// `/corpus.app.v1.Keywords_Service/Type`: unary call.
-    pub fn r#type(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<Keywords>,
-    ) -> ::core::result::Result<::rsgrpc::Response<Keywords>, ::rsgrpc::Status> {
-        self.inner
-            .blocking_unary(
-                "/corpus.app.v1.Keywords_Service/Type",
-                request.into_request(),
-            )
-    }
-    /// `/corpus.app.v1.Keywords_Service/Move`: unary call.
-    pub fn r#move(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<super::super::common::Scalars>,
-    ) -> ::core::result::Result<
-        ::rsgrpc::Response<super::super::common::Scalars>,
-        ::rsgrpc::Status,
-    > {
-        self.inner
-            .blocking_unary(
-                "/corpus.app.v1.Keywords_Service/Move",
-                request.into_request(),
-            )
-    }
-    /// `/corpus.app.v1.Keywords_Service/Loop`: bidirectional streaming call.
-    /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
-    pub fn r#loop(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<()>,
-    ) -> ::core::result::Result<
-        (::rsgrpc::RequestSender<Keywords>, ::rsgrpc::BlockingStreaming<Keywords>),
-        ::rsgrpc::Status,
-    > {
-        self.inner
-            .blocking_bidi_streaming(
-                "/corpus.app.v1.Keywords_Service/Loop",
-                request.into_request(),
-            )
-    }
-}
-/// Async implementation for `corpus.app.v1.Keywords_Service`.
-///
-/// A second service in the same package, with keyword method names.
-///
-/// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-/// implementation with the server type of the same name.
-pub trait KeywordsService: Send + Sync + 'static {
-    /// `/corpus.app.v1.Keywords_Service/Type`: unary call.
-    fn r#type(
-        &self,
-        request: ::rsgrpc::Request<Keywords>,
-    ) -> impl ::rsgrpc::codegen::Future<
-        Output = ::core::result::Result<::rsgrpc::Response<Keywords>, ::rsgrpc::Status>,
-    > + Send;
-    /// `/corpus.app.v1.Keywords_Service/Move`: unary call.
-    fn r#move(
-        &self,
-        request: ::rsgrpc::Request<super::super::common::Scalars>,
-    ) -> impl ::rsgrpc::codegen::Future<
-        Output = ::core::result::Result<
-            ::rsgrpc::Response<super::super::common::Scalars>,
+    impl KeywordsServiceBlockingClient {
+        /// `/corpus.app.v1.Keywords_Service/Type`: unary call.
+        pub fn r#type(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::Keywords>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<super::Keywords>,
             ::rsgrpc::Status,
-        >,
-    > + Send;
-    /// The response stream of `loop`.
-    type LoopStream: ::rsgrpc::codegen::Stream<
-            Item = ::core::result::Result<Keywords, ::rsgrpc::Status>,
-        >
-        + Send
-        + 'static;
-    /// `/corpus.app.v1.Keywords_Service/Loop`: bidirectional streaming call.
-    fn r#loop(
-        &self,
-        request: ::rsgrpc::Request<::rsgrpc::Streaming<Keywords>>,
-    ) -> impl ::rsgrpc::codegen::Future<
-        Output = ::core::result::Result<
-            ::rsgrpc::Response<Self::LoopStream>,
+        > {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner.blocking_unary("/corpus.app.v1.Keywords_Service/Type", request)
+        }
+        /// `/corpus.app.v1.Keywords_Service/Move`: unary call.
+        pub fn r#move(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::super::super::common::Scalars>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<super::super::super::common::Scalars>,
             ::rsgrpc::Status,
-        >,
-    > + Send;
-}
-/// Serves an implementation of [`KeywordsService`]: pass it to `rsgrpc::server::ServerBuilder::add_service`.
-#[derive(Debug)]
-pub struct KeywordsServiceServer<T> {
-    inner: ::rsgrpc::codegen::Arc<T>,
-}
-impl<T: KeywordsService> KeywordsServiceServer<T> {
-    /// Wraps an implementation.
-    pub fn new(inner: T) -> Self {
-        Self {
-            inner: ::rsgrpc::codegen::Arc::new(inner),
+        > {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner.blocking_unary("/corpus.app.v1.Keywords_Service/Move", request)
+        }
+        /// `/corpus.app.v1.Keywords_Service/Loop`: bidirectional streaming call.
+        /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
+        pub fn r#loop(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<()>,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Keywords>,
+                ::rsgrpc::BlockingStreaming<super::Keywords>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner
+                .blocking_bidi_streaming("/corpus.app.v1.Keywords_Service/Loop", request)
         }
     }
-    /// Wraps an implementation that is shared with other code.
-    pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-        Self { inner }
-    }
-}
-impl<T: KeywordsService> ::core::convert::From<KeywordsServiceServer<T>>
-for ::rsgrpc::server::Service {
-    fn from(server: KeywordsServiceServer<T>) -> Self {
-        let inner = server.inner;
-        ::rsgrpc::server::Service::builder("corpus.app.v1.Keywords_Service")
-            .unary(
-                "Type",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<Keywords>| {
-                        let inner = inner.clone();
-                        async move { inner.r#type(request).await }
-                    }
-                },
-            )
-            .unary(
-                "Move",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<super::super::common::Scalars>| {
-                        let inner = inner.clone();
-                        async move { inner.r#move(request).await }
-                    }
-                },
-            )
-            .bidi_streaming(
-                "Loop",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<::rsgrpc::Streaming<Keywords>>| {
-                        let inner = inner.clone();
-                        async move { inner.r#loop(request).await }
-                    }
-                },
-            )
-            .build()
-    }
-}
-/// Blocking implementation for `corpus.app.v1.Keywords_Service`.
-///
-/// A second service in the same package, with keyword method names.
-///
-/// Methods run on the runtime's worker pool and may block. Serve an implementation
-/// with the server type of the same name.
-pub trait KeywordsServiceBlocking: Send + Sync + 'static {
-    /// `/corpus.app.v1.Keywords_Service/Type`: unary call.
-    fn r#type(
-        &self,
-        request: ::rsgrpc::Request<Keywords>,
-    ) -> ::core::result::Result<::rsgrpc::Response<Keywords>, ::rsgrpc::Status>;
-    /// `/corpus.app.v1.Keywords_Service/Move`: unary call.
-    fn r#move(
-        &self,
-        request: ::rsgrpc::Request<super::super::common::Scalars>,
-    ) -> ::core::result::Result<
-        ::rsgrpc::Response<super::super::common::Scalars>,
-        ::rsgrpc::Status,
-    >;
-    /// `/corpus.app.v1.Keywords_Service/Loop`: bidirectional streaming call.
-    fn r#loop(
-        &self,
-        request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<Keywords>>,
-        responses: ::rsgrpc::ResponseSink<Keywords>,
-    ) -> ::core::result::Result<(), ::rsgrpc::Status>;
-}
-/// Serves an implementation of [`KeywordsServiceBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`.
-#[derive(Debug)]
-pub struct KeywordsServiceBlockingServer<T> {
-    inner: ::rsgrpc::codegen::Arc<T>,
-}
-impl<T: KeywordsServiceBlocking> KeywordsServiceBlockingServer<T> {
-    /// Wraps an implementation.
-    pub fn new(inner: T) -> Self {
-        Self {
-            inner: ::rsgrpc::codegen::Arc::new(inner),
+    /// Applies a client's settings to one call's request.
+    fn prepare<M>(
+        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
+        mut request: ::rsgrpc::Request<M>,
+    ) -> ::rsgrpc::Request<M> {
+        if let ::core::option::Option::Some(encoding) = send_compression {
+            request.set_send_compressed(encoding);
         }
-    }
-    /// Wraps an implementation that is shared with other code.
-    pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-        Self { inner }
+        request
     }
 }
-impl<T: KeywordsServiceBlocking> ::core::convert::From<KeywordsServiceBlockingServer<T>>
-for ::rsgrpc::server::Service {
-    fn from(server: KeywordsServiceBlockingServer<T>) -> Self {
-        let inner = server.inner;
-        ::rsgrpc::server::Service::builder("corpus.app.v1.Keywords_Service")
-            .blocking_unary(
-                "Type",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<Keywords>| inner.r#type(request)
-                },
-            )
-            .blocking_unary(
-                "Move",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<super::super::common::Scalars>| {
-                        inner.r#move(request)
-                    }
-                },
-            )
-            .blocking_bidi_streaming(
-                "Loop",
-                {
-                    let inner = inner.clone();
-                    move |
-                        request: ::rsgrpc::Request<
-                            ::rsgrpc::BlockingStreaming<Keywords>,
-                        >,
-                        responses|
-                    { inner.r#loop(request, responses) }
-                },
-            )
-            .build()
-    }
-}
-/// Async client for `corpus.app.v1.Legacy`.
-///
-/// A service that is deprecated as a whole.
-///
-/// Its methods return futures that run on any executor.
-#[derive(Clone, Debug)]
-#[deprecated]
-pub struct LegacyClient {
-    inner: ::rsgrpc::client::Client,
-}
-#[allow(deprecated)]
-impl LegacyClient {
-    /// A client sending its calls on `channel`; clones of a channel share one
-    /// connection.
-    pub fn new(channel: ::rsgrpc::Channel) -> Self {
-        Self {
-            inner: ::rsgrpc::client::Client::new(channel),
-        }
-    }
-    /// A client for `target` (`http://host:port`) on a new channel; it connects on
-    /// the first call.
+pub mod keywords_service_server {
+    //! Servers for `corpus.app.v1.Keywords_Service`: implement [`KeywordsService`] and serve it with [`KeywordsServiceServer`]; or implement [`KeywordsServiceBlocking`] and serve it with [`KeywordsServiceBlockingServer`].
+    /// The full name of the service, as in the paths of its methods.
+    pub const SERVICE_NAME: &str = "corpus.app.v1.Keywords_Service";
+    /// Async implementation for `corpus.app.v1.Keywords_Service`.
     ///
-    /// # Errors
+    /// A second service in the same package, with keyword method names.
     ///
-    /// When the target cannot be parsed.
-    pub fn connect_lazy(target: &str) -> ::core::result::Result<Self, ::rsgrpc::Error> {
-        ::rsgrpc::Channel::new(target).map(Self::new)
+    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
+    /// implementation with the server type of the same name.
+    pub trait KeywordsService: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// `/corpus.app.v1.Keywords_Service/Type`: unary call.
+        fn r#type(
+            &self,
+            request: ::rsgrpc::Request<super::Keywords>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<super::Keywords>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+        /// `/corpus.app.v1.Keywords_Service/Move`: unary call.
+        fn r#move(
+            &self,
+            request: ::rsgrpc::Request<super::super::super::common::Scalars>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<super::super::super::common::Scalars>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+        /// The response stream of `loop`.
+        type LoopStream: ::rsgrpc::codegen::Stream<
+                Item = ::core::result::Result<super::Keywords, ::rsgrpc::Status>,
+            >
+            + ::core::marker::Send
+            + 'static;
+        /// `/corpus.app.v1.Keywords_Service/Loop`: bidirectional streaming call.
+        fn r#loop(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Keywords>>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<Self::LoopStream>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
     }
-    /// The channel this client uses.
-    pub fn channel(&self) -> &::rsgrpc::Channel {
-        self.inner.channel()
+    /// Serves an implementation of [`KeywordsService`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
+    #[derive(Debug)]
+    pub struct KeywordsServiceServer<T> {
+        inner: ::rsgrpc::codegen::Arc<T>,
     }
-}
-#[allow(deprecated)]
-impl LegacyClient {
-    /// `/corpus.app.v1.Legacy/Ping`: unary call.
-    pub async fn ping(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<()>,
-    ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status> {
-        self.inner.unary("/corpus.app.v1.Legacy/Ping", request.into_request()).await
+    impl<T> KeywordsServiceServer<T> {
+        /// The full name of the service, as in the paths of its methods.
+        pub const SERVICE_NAME: &str = SERVICE_NAME;
     }
-}
-/// Blocking client for `corpus.app.v1.Legacy`.
-///
-/// A service that is deprecated as a whole.
-///
-/// Its methods block the calling thread; they need no async runtime and may be called from inside one.
-#[derive(Clone, Debug)]
-#[deprecated]
-pub struct LegacyBlockingClient {
-    inner: ::rsgrpc::client::Client,
-}
-#[allow(deprecated)]
-impl LegacyBlockingClient {
-    /// A client sending its calls on `channel`; clones of a channel share one
-    /// connection.
-    pub fn new(channel: ::rsgrpc::Channel) -> Self {
-        Self {
-            inner: ::rsgrpc::client::Client::new(channel),
+    impl<T: KeywordsService> KeywordsServiceServer<T> {
+        /// Wraps an implementation.
+        pub fn new(inner: T) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::new(inner),
+            }
+        }
+        /// Wraps an implementation that is shared with other code.
+        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+            Self { inner }
         }
     }
-    /// A client for `target` (`http://host:port`) on a new channel; it connects on
-    /// the first call.
-    ///
-    /// # Errors
-    ///
-    /// When the target cannot be parsed.
-    pub fn connect_lazy(target: &str) -> ::core::result::Result<Self, ::rsgrpc::Error> {
-        ::rsgrpc::Channel::new(target).map(Self::new)
-    }
-    /// The channel this client uses.
-    pub fn channel(&self) -> &::rsgrpc::Channel {
-        self.inner.channel()
-    }
-}
-#[allow(deprecated)]
-impl LegacyBlockingClient {
-    /// `/corpus.app.v1.Legacy/Ping`: unary call.
-    pub fn ping(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<()>,
-    ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status> {
-        self.inner.blocking_unary("/corpus.app.v1.Legacy/Ping", request.into_request())
-    }
-}
-/// Async implementation for `corpus.app.v1.Legacy`.
-///
-/// A service that is deprecated as a whole.
-///
-/// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-/// implementation with the server type of the same name.
-#[deprecated]
-pub trait Legacy: Send + Sync + 'static {
-    /// `/corpus.app.v1.Legacy/Ping`: unary call.
-    fn ping(
-        &self,
-        request: ::rsgrpc::Request<()>,
-    ) -> impl ::rsgrpc::codegen::Future<
-        Output = ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status>,
-    > + Send;
-}
-/// Serves an implementation of [`Legacy`]: pass it to `rsgrpc::server::ServerBuilder::add_service`.
-#[derive(Debug)]
-pub struct LegacyServer<T> {
-    inner: ::rsgrpc::codegen::Arc<T>,
-}
-#[allow(deprecated)]
-impl<T: Legacy> LegacyServer<T> {
-    /// Wraps an implementation.
-    pub fn new(inner: T) -> Self {
-        Self {
-            inner: ::rsgrpc::codegen::Arc::new(inner),
+    impl<T> ::core::clone::Clone for KeywordsServiceServer<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+            }
         }
     }
-    /// Wraps an implementation that is shared with other code.
-    pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-        Self { inner }
-    }
-}
-#[allow(deprecated)]
-impl<T: Legacy> ::core::convert::From<LegacyServer<T>> for ::rsgrpc::server::Service {
-    fn from(server: LegacyServer<T>) -> Self {
-        let inner = server.inner;
-        ::rsgrpc::server::Service::builder("corpus.app.v1.Legacy")
-            .unary(
-                "Ping",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<()>| {
-                        let inner = inner.clone();
-                        async move { inner.ping(request).await }
-                    }
-                },
-            )
-            .build()
-    }
-}
-/// Blocking implementation for `corpus.app.v1.Legacy`.
-///
-/// A service that is deprecated as a whole.
-///
-/// Methods run on the runtime's worker pool and may block. Serve an implementation
-/// with the server type of the same name.
-#[deprecated]
-pub trait LegacyBlocking: Send + Sync + 'static {
-    /// `/corpus.app.v1.Legacy/Ping`: unary call.
-    fn ping(
-        &self,
-        request: ::rsgrpc::Request<()>,
-    ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status>;
-}
-/// Serves an implementation of [`LegacyBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`.
-#[derive(Debug)]
-pub struct LegacyBlockingServer<T> {
-    inner: ::rsgrpc::codegen::Arc<T>,
-}
-#[allow(deprecated)]
-impl<T: LegacyBlocking> LegacyBlockingServer<T> {
-    /// Wraps an implementation.
-    pub fn new(inner: T) -> Self {
-        Self {
-            inner: ::rsgrpc::codegen::Arc::new(inner),
+    impl<T: KeywordsService> ::core::convert::From<KeywordsServiceServer<T>>
+    for ::rsgrpc::server::Service {
+        fn from(server: KeywordsServiceServer<T>) -> Self {
+            let inner = server.inner;
+            ::rsgrpc::server::Service::builder(SERVICE_NAME)
+                .unary(
+                    "Type",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<super::Keywords>| {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move {
+                                <T as KeywordsService>::r#type(&inner, request).await
+                            }
+                        }
+                    },
+                )
+                .unary(
+                    "Move",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                super::super::super::common::Scalars,
+                            >|
+                        {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move {
+                                <T as KeywordsService>::r#move(&inner, request).await
+                            }
+                        }
+                    },
+                )
+                .bidi_streaming(
+                    "Loop",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                ::rsgrpc::Streaming<super::Keywords>,
+                            >|
+                        {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move {
+                                <T as KeywordsService>::r#loop(&inner, request).await
+                            }
+                        }
+                    },
+                )
+                .build()
         }
     }
-    /// Wraps an implementation that is shared with other code.
-    pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-        Self { inner }
+    /// Blocking implementation for `corpus.app.v1.Keywords_Service`.
+    ///
+    /// A second service in the same package, with keyword method names.
+    ///
+    /// Methods run on the runtime's worker pool and may block. Serve an implementation
+    /// with the server type of the same name.
+    pub trait KeywordsServiceBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// `/corpus.app.v1.Keywords_Service/Type`: unary call.
+        fn r#type(
+            &self,
+            request: ::rsgrpc::Request<super::Keywords>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<super::Keywords>,
+            ::rsgrpc::Status,
+        >;
+        /// `/corpus.app.v1.Keywords_Service/Move`: unary call.
+        fn r#move(
+            &self,
+            request: ::rsgrpc::Request<super::super::super::common::Scalars>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<super::super::super::common::Scalars>,
+            ::rsgrpc::Status,
+        >;
+        /// `/corpus.app.v1.Keywords_Service/Loop`: bidirectional streaming call.
+        fn r#loop(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<super::Keywords>>,
+            responses: ::rsgrpc::ResponseSink<super::Keywords>,
+        ) -> ::core::result::Result<(), ::rsgrpc::Status>;
+    }
+    /// Serves an implementation of [`KeywordsServiceBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
+    #[derive(Debug)]
+    pub struct KeywordsServiceBlockingServer<T> {
+        inner: ::rsgrpc::codegen::Arc<T>,
+    }
+    impl<T> KeywordsServiceBlockingServer<T> {
+        /// The full name of the service, as in the paths of its methods.
+        pub const SERVICE_NAME: &str = SERVICE_NAME;
+    }
+    impl<T: KeywordsServiceBlocking> KeywordsServiceBlockingServer<T> {
+        /// Wraps an implementation.
+        pub fn new(inner: T) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::new(inner),
+            }
+        }
+        /// Wraps an implementation that is shared with other code.
+        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+            Self { inner }
+        }
+    }
+    impl<T> ::core::clone::Clone for KeywordsServiceBlockingServer<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+            }
+        }
+    }
+    impl<
+        T: KeywordsServiceBlocking,
+    > ::core::convert::From<KeywordsServiceBlockingServer<T>>
+    for ::rsgrpc::server::Service {
+        fn from(server: KeywordsServiceBlockingServer<T>) -> Self {
+            let inner = server.inner;
+            ::rsgrpc::server::Service::builder(SERVICE_NAME)
+                .blocking_unary(
+                    "Type",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<super::Keywords>| <T as KeywordsServiceBlocking>::r#type(
+                            &inner,
+                            request,
+                        )
+                    },
+                )
+                .blocking_unary(
+                    "Move",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                super::super::super::common::Scalars,
+                            >|
+                        <T as KeywordsServiceBlocking>::r#move(&inner, request)
+                    },
+                )
+                .blocking_bidi_streaming(
+                    "Loop",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                ::rsgrpc::BlockingStreaming<super::Keywords>,
+                            >,
+                            responses|
+                        {
+                            <T as KeywordsServiceBlocking>::r#loop(
+                                &inner,
+                                request,
+                                responses,
+                            )
+                        }
+                    },
+                )
+                .build()
+        }
     }
 }
-#[allow(deprecated)]
-impl<T: LegacyBlocking> ::core::convert::From<LegacyBlockingServer<T>>
-for ::rsgrpc::server::Service {
-    fn from(server: LegacyBlockingServer<T>) -> Self {
-        let inner = server.inner;
-        ::rsgrpc::server::Service::builder("corpus.app.v1.Legacy")
-            .blocking_unary(
-                "Ping",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<()>| inner.ping(request)
-                },
-            )
-            .build()
+pub mod legacy_client {
+    //! Clients for `corpus.app.v1.Legacy`: [`LegacyClient`] (async) and [`LegacyBlockingClient`] (blocking).
+    /// Async client for `corpus.app.v1.Legacy`.
+    ///
+    /// A service that is deprecated as a whole.
+    ///
+    /// Its methods return futures that run on any executor.
+    #[derive(Clone, Debug)]
+    #[deprecated]
+    pub struct LegacyClient {
+        inner: ::rsgrpc::client::Client,
+        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
+    }
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl LegacyClient {
+        /// A client sending its calls on `channel`; clones of a channel share one
+        /// connection.
+        pub fn new(channel: ::rsgrpc::Channel) -> Self {
+            Self {
+                inner: ::rsgrpc::client::Client::new(channel),
+                send_compression: ::core::option::Option::None,
+            }
+        }
+        /// A client for `target` (`http://host:port`) on a new channel; it connects on
+        /// the first call.
+        ///
+        /// # Errors
+        ///
+        /// When the target cannot be parsed.
+        pub fn connect_lazy(
+            target: &str,
+        ) -> ::core::result::Result<Self, ::rsgrpc::Error> {
+            ::rsgrpc::Channel::new(target).map(Self::new)
+        }
+        /// The channel this client uses.
+        pub fn channel(&self) -> &::rsgrpc::Channel {
+            self.inner.channel()
+        }
+        /// Compresses the request messages of this client's calls with `encoding`,
+        /// whatever the channel's setting.
+        #[must_use]
+        pub fn send_compressed(
+            mut self,
+            encoding: ::rsgrpc::CompressionEncoding,
+        ) -> Self {
+            self.send_compression = ::core::option::Option::Some(encoding);
+            self
+        }
+    }
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl LegacyClient {
+        /// `/corpus.app.v1.Legacy/Ping`: unary call.
+        pub async fn ping(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<()>,
+        ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status> {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner.unary("/corpus.app.v1.Legacy/Ping", request).await
+        }
+    }
+    /// Blocking client for `corpus.app.v1.Legacy`.
+    ///
+    /// A service that is deprecated as a whole.
+    ///
+    /// Its methods block the calling thread; they need no async runtime and may be called from inside one.
+    #[derive(Clone, Debug)]
+    #[deprecated]
+    pub struct LegacyBlockingClient {
+        inner: ::rsgrpc::client::Client,
+        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
+    }
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl LegacyBlockingClient {
+        /// A client sending its calls on `channel`; clones of a channel share one
+        /// connection.
+        pub fn new(channel: ::rsgrpc::Channel) -> Self {
+            Self {
+                inner: ::rsgrpc::client::Client::new(channel),
+                send_compression: ::core::option::Option::None,
+            }
+        }
+        /// A client for `target` (`http://host:port`) on a new channel; it connects on
+        /// the first call.
+        ///
+        /// # Errors
+        ///
+        /// When the target cannot be parsed.
+        pub fn connect_lazy(
+            target: &str,
+        ) -> ::core::result::Result<Self, ::rsgrpc::Error> {
+            ::rsgrpc::Channel::new(target).map(Self::new)
+        }
+        /// The channel this client uses.
+        pub fn channel(&self) -> &::rsgrpc::Channel {
+            self.inner.channel()
+        }
+        /// Compresses the request messages of this client's calls with `encoding`,
+        /// whatever the channel's setting.
+        #[must_use]
+        pub fn send_compressed(
+            mut self,
+            encoding: ::rsgrpc::CompressionEncoding,
+        ) -> Self {
+            self.send_compression = ::core::option::Option::Some(encoding);
+            self
+        }
+    }
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl LegacyBlockingClient {
+        /// `/corpus.app.v1.Legacy/Ping`: unary call.
+        pub fn ping(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<()>,
+        ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status> {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner.blocking_unary("/corpus.app.v1.Legacy/Ping", request)
+        }
+    }
+    /// Applies a client's settings to one call's request.
+    fn prepare<M>(
+        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
+        mut request: ::rsgrpc::Request<M>,
+    ) -> ::rsgrpc::Request<M> {
+        if let ::core::option::Option::Some(encoding) = send_compression {
+            request.set_send_compressed(encoding);
+        }
+        request
+    }
+}
+pub mod legacy_server {
+    //! Servers for `corpus.app.v1.Legacy`: implement [`Legacy`] and serve it with [`LegacyServer`]; or implement [`LegacyBlocking`] and serve it with [`LegacyBlockingServer`].
+    /// The full name of the service, as in the paths of its methods.
+    pub const SERVICE_NAME: &str = "corpus.app.v1.Legacy";
+    /// Async implementation for `corpus.app.v1.Legacy`.
+    ///
+    /// A service that is deprecated as a whole.
+    ///
+    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
+    /// implementation with the server type of the same name.
+    #[deprecated]
+    pub trait Legacy: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// `/corpus.app.v1.Legacy/Ping`: unary call.
+        fn ping(
+            &self,
+            request: ::rsgrpc::Request<()>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status>,
+        > + ::core::marker::Send;
+    }
+    /// Serves an implementation of [`Legacy`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
+    #[derive(Debug)]
+    pub struct LegacyServer<T> {
+        inner: ::rsgrpc::codegen::Arc<T>,
+    }
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl<T> LegacyServer<T> {
+        /// The full name of the service, as in the paths of its methods.
+        pub const SERVICE_NAME: &str = SERVICE_NAME;
+    }
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl<T: Legacy> LegacyServer<T> {
+        /// Wraps an implementation.
+        pub fn new(inner: T) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::new(inner),
+            }
+        }
+        /// Wraps an implementation that is shared with other code.
+        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+            Self { inner }
+        }
+    }
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl<T> ::core::clone::Clone for LegacyServer<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+            }
+        }
+    }
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl<T: Legacy> ::core::convert::From<LegacyServer<T>>
+    for ::rsgrpc::server::Service {
+        fn from(server: LegacyServer<T>) -> Self {
+            let inner = server.inner;
+            ::rsgrpc::server::Service::builder(SERVICE_NAME)
+                .unary(
+                    "Ping",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<()>| {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move { <T as Legacy>::ping(&inner, request).await }
+                        }
+                    },
+                )
+                .build()
+        }
+    }
+    /// Blocking implementation for `corpus.app.v1.Legacy`.
+    ///
+    /// A service that is deprecated as a whole.
+    ///
+    /// Methods run on the runtime's worker pool and may block. Serve an implementation
+    /// with the server type of the same name.
+    #[deprecated]
+    pub trait LegacyBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// `/corpus.app.v1.Legacy/Ping`: unary call.
+        fn ping(
+            &self,
+            request: ::rsgrpc::Request<()>,
+        ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status>;
+    }
+    /// Serves an implementation of [`LegacyBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
+    #[derive(Debug)]
+    pub struct LegacyBlockingServer<T> {
+        inner: ::rsgrpc::codegen::Arc<T>,
+    }
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl<T> LegacyBlockingServer<T> {
+        /// The full name of the service, as in the paths of its methods.
+        pub const SERVICE_NAME: &str = SERVICE_NAME;
+    }
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl<T: LegacyBlocking> LegacyBlockingServer<T> {
+        /// Wraps an implementation.
+        pub fn new(inner: T) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::new(inner),
+            }
+        }
+        /// Wraps an implementation that is shared with other code.
+        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+            Self { inner }
+        }
+    }
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl<T> ::core::clone::Clone for LegacyBlockingServer<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+            }
+        }
+    }
+    #[allow(
+        deprecated,
+        reason = "the proto deprecates this service or some of its methods"
+    )]
+    impl<T: LegacyBlocking> ::core::convert::From<LegacyBlockingServer<T>>
+    for ::rsgrpc::server::Service {
+        fn from(server: LegacyBlockingServer<T>) -> Self {
+            let inner = server.inner;
+            ::rsgrpc::server::Service::builder(SERVICE_NAME)
+                .blocking_unary(
+                    "Ping",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<()>| <T as LegacyBlocking>::ping(
+                            &inner,
+                            request,
+                        )
+                    },
+                )
+                .build()
+        }
     }
 }

@@ -106,6 +106,10 @@ pub mod shapes {
     }
     /// Exactly one of these.
     #[derive(Clone, PartialEq, ::prost::Oneof)]
+    #[allow(
+        clippy::large_enum_variant,
+        reason = "the proto decides the variants; `boxed` would box them"
+    )]
     pub enum Choice {
         #[prost(string, tag = "3")]
         Text(::prost::alloc::string::String),

@@ -13,187 +13,273 @@ pub struct HelloReply {
     #[prost(string, tag = "1")]
     pub message: ::prost::alloc::string::String,
 }
-/// Async client for `helloworld.Greeter`.
-///
-/// The greeting service definition.
-///
-/// Its methods return futures that run on any executor.
-#[derive(Clone, Debug)]
-pub struct GreeterClient {
-    inner: ::rsgrpc::client::Client,
-}
-impl GreeterClient {
-    /// A client sending its calls on `channel`; clones of a channel share one
-    /// connection.
-    pub fn new(channel: ::rsgrpc::Channel) -> Self {
-        Self {
-            inner: ::rsgrpc::client::Client::new(channel),
+pub mod greeter_client {
+    //! Clients for `helloworld.Greeter`: [`GreeterClient`] (async) and [`GreeterBlockingClient`] (blocking).
+    /// Async client for `helloworld.Greeter`.
+    ///
+    /// The greeting service definition.
+    ///
+    /// Its methods return futures that run on any executor.
+    #[derive(Clone, Debug)]
+    pub struct GreeterClient {
+        inner: ::rsgrpc::client::Client,
+        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
+    }
+    impl GreeterClient {
+        /// A client sending its calls on `channel`; clones of a channel share one
+        /// connection.
+        pub fn new(channel: ::rsgrpc::Channel) -> Self {
+            Self {
+                inner: ::rsgrpc::client::Client::new(channel),
+                send_compression: ::core::option::Option::None,
+            }
+        }
+        /// A client for `target` (`http://host:port`) on a new channel; it connects on
+        /// the first call.
+        ///
+        /// # Errors
+        ///
+        /// When the target cannot be parsed.
+        pub fn connect_lazy(
+            target: &str,
+        ) -> ::core::result::Result<Self, ::rsgrpc::Error> {
+            ::rsgrpc::Channel::new(target).map(Self::new)
+        }
+        /// The channel this client uses.
+        pub fn channel(&self) -> &::rsgrpc::Channel {
+            self.inner.channel()
+        }
+        /// Compresses the request messages of this client's calls with `encoding`,
+        /// whatever the channel's setting.
+        #[must_use]
+        pub fn send_compressed(
+            mut self,
+            encoding: ::rsgrpc::CompressionEncoding,
+        ) -> Self {
+            self.send_compression = ::core::option::Option::Some(encoding);
+            self
         }
     }
-    /// A client for `target` (`http://host:port`) on a new channel; it connects on
-    /// the first call.
-    ///
-    /// # Errors
-    ///
-    /// When the target cannot be parsed.
-    pub fn connect_lazy(target: &str) -> ::core::result::Result<Self, ::rsgrpc::Error> {
-        ::rsgrpc::Channel::new(target).map(Self::new)
-    }
-    /// The channel this client uses.
-    pub fn channel(&self) -> &::rsgrpc::Channel {
-        self.inner.channel()
-    }
-}
-impl GreeterClient {
-    /// Sends a greeting.
-    ///
-    /// `/helloworld.Greeter/SayHello`: unary call.
-    pub async fn say_hello(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<HelloRequest>,
-    ) -> ::core::result::Result<::rsgrpc::Response<HelloReply>, ::rsgrpc::Status> {
-        self.inner.unary("/helloworld.Greeter/SayHello", request.into_request()).await
-    }
-}
-/// Blocking client for `helloworld.Greeter`.
-///
-/// The greeting service definition.
-///
-/// Its methods block the calling thread; they need no async runtime and may be called from inside one.
-#[derive(Clone, Debug)]
-pub struct GreeterBlockingClient {
-    inner: ::rsgrpc::client::Client,
-}
-impl GreeterBlockingClient {
-    /// A client sending its calls on `channel`; clones of a channel share one
-    /// connection.
-    pub fn new(channel: ::rsgrpc::Channel) -> Self {
-        Self {
-            inner: ::rsgrpc::client::Client::new(channel),
+    impl GreeterClient {
+        /// Sends a greeting.
+        ///
+        /// `/helloworld.Greeter/SayHello`: unary call.
+        pub async fn say_hello(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::HelloRequest>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<super::HelloReply>,
+            ::rsgrpc::Status,
+        > {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner.unary("/helloworld.Greeter/SayHello", request).await
         }
     }
-    /// A client for `target` (`http://host:port`) on a new channel; it connects on
-    /// the first call.
+    /// Blocking client for `helloworld.Greeter`.
     ///
-    /// # Errors
+    /// The greeting service definition.
     ///
-    /// When the target cannot be parsed.
-    pub fn connect_lazy(target: &str) -> ::core::result::Result<Self, ::rsgrpc::Error> {
-        ::rsgrpc::Channel::new(target).map(Self::new)
+    /// Its methods block the calling thread; they need no async runtime and may be called from inside one.
+    #[derive(Clone, Debug)]
+    pub struct GreeterBlockingClient {
+        inner: ::rsgrpc::client::Client,
+        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
-    /// The channel this client uses.
-    pub fn channel(&self) -> &::rsgrpc::Channel {
-        self.inner.channel()
-    }
-}
-impl GreeterBlockingClient {
-    /// Sends a greeting.
-    ///
-    /// `/helloworld.Greeter/SayHello`: unary call.
-    pub fn say_hello(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<HelloRequest>,
-    ) -> ::core::result::Result<::rsgrpc::Response<HelloReply>, ::rsgrpc::Status> {
-        self.inner.blocking_unary("/helloworld.Greeter/SayHello", request.into_request())
-    }
-}
-/// Async implementation for `helloworld.Greeter`.
-///
-/// The greeting service definition.
-///
-/// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-/// implementation with the server type of the same name.
-pub trait Greeter: Send + Sync + 'static {
-    /// Sends a greeting.
-    ///
-    /// `/helloworld.Greeter/SayHello`: unary call.
-    fn say_hello(
-        &self,
-        request: ::rsgrpc::Request<HelloRequest>,
-    ) -> impl ::rsgrpc::codegen::Future<
-        Output = ::core::result::Result<::rsgrpc::Response<HelloReply>, ::rsgrpc::Status>,
-    > + Send;
-}
-/// Serves an implementation of [`Greeter`]: pass it to `rsgrpc::server::ServerBuilder::add_service`.
-#[derive(Debug)]
-pub struct GreeterServer<T> {
-    inner: ::rsgrpc::codegen::Arc<T>,
-}
-impl<T: Greeter> GreeterServer<T> {
-    /// Wraps an implementation.
-    pub fn new(inner: T) -> Self {
-        Self {
-            inner: ::rsgrpc::codegen::Arc::new(inner),
+    impl GreeterBlockingClient {
+        /// A client sending its calls on `channel`; clones of a channel share one
+        /// connection.
+        pub fn new(channel: ::rsgrpc::Channel) -> Self {
+            Self {
+                inner: ::rsgrpc::client::Client::new(channel),
+                send_compression: ::core::option::Option::None,
+            }
+        }
+        /// A client for `target` (`http://host:port`) on a new channel; it connects on
+        /// the first call.
+        ///
+        /// # Errors
+        ///
+        /// When the target cannot be parsed.
+        pub fn connect_lazy(
+            target: &str,
+        ) -> ::core::result::Result<Self, ::rsgrpc::Error> {
+            ::rsgrpc::Channel::new(target).map(Self::new)
+        }
+        /// The channel this client uses.
+        pub fn channel(&self) -> &::rsgrpc::Channel {
+            self.inner.channel()
+        }
+        /// Compresses the request messages of this client's calls with `encoding`,
+        /// whatever the channel's setting.
+        #[must_use]
+        pub fn send_compressed(
+            mut self,
+            encoding: ::rsgrpc::CompressionEncoding,
+        ) -> Self {
+            self.send_compression = ::core::option::Option::Some(encoding);
+            self
         }
     }
-    /// Wraps an implementation that is shared with other code.
-    pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-        Self { inner }
-    }
-}
-impl<T: Greeter> ::core::convert::From<GreeterServer<T>> for ::rsgrpc::server::Service {
-    fn from(server: GreeterServer<T>) -> Self {
-        let inner = server.inner;
-        ::rsgrpc::server::Service::builder("helloworld.Greeter")
-            .unary(
-                "SayHello",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<HelloRequest>| {
-                        let inner = inner.clone();
-                        async move { inner.say_hello(request).await }
-                    }
-                },
-            )
-            .build()
-    }
-}
-/// Blocking implementation for `helloworld.Greeter`.
-///
-/// The greeting service definition.
-///
-/// Methods run on the runtime's worker pool and may block. Serve an implementation
-/// with the server type of the same name.
-pub trait GreeterBlocking: Send + Sync + 'static {
-    /// Sends a greeting.
-    ///
-    /// `/helloworld.Greeter/SayHello`: unary call.
-    fn say_hello(
-        &self,
-        request: ::rsgrpc::Request<HelloRequest>,
-    ) -> ::core::result::Result<::rsgrpc::Response<HelloReply>, ::rsgrpc::Status>;
-}
-/// Serves an implementation of [`GreeterBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`.
-#[derive(Debug)]
-pub struct GreeterBlockingServer<T> {
-    inner: ::rsgrpc::codegen::Arc<T>,
-}
-impl<T: GreeterBlocking> GreeterBlockingServer<T> {
-    /// Wraps an implementation.
-    pub fn new(inner: T) -> Self {
-        Self {
-            inner: ::rsgrpc::codegen::Arc::new(inner),
+    impl GreeterBlockingClient {
+        /// Sends a greeting.
+        ///
+        /// `/helloworld.Greeter/SayHello`: unary call.
+        pub fn say_hello(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::HelloRequest>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<super::HelloReply>,
+            ::rsgrpc::Status,
+        > {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner.blocking_unary("/helloworld.Greeter/SayHello", request)
         }
     }
-    /// Wraps an implementation that is shared with other code.
-    pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-        Self { inner }
+    /// Applies a client's settings to one call's request.
+    fn prepare<M>(
+        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
+        mut request: ::rsgrpc::Request<M>,
+    ) -> ::rsgrpc::Request<M> {
+        if let ::core::option::Option::Some(encoding) = send_compression {
+            request.set_send_compressed(encoding);
+        }
+        request
     }
 }
-impl<T: GreeterBlocking> ::core::convert::From<GreeterBlockingServer<T>>
-for ::rsgrpc::server::Service {
-    fn from(server: GreeterBlockingServer<T>) -> Self {
-        let inner = server.inner;
-        ::rsgrpc::server::Service::builder("helloworld.Greeter")
-            .blocking_unary(
-                "SayHello",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<HelloRequest>| {
-                        inner.say_hello(request)
-                    }
-                },
-            )
-            .build()
+pub mod greeter_server {
+    //! Servers for `helloworld.Greeter`: implement [`Greeter`] and serve it with [`GreeterServer`]; or implement [`GreeterBlocking`] and serve it with [`GreeterBlockingServer`].
+    /// The full name of the service, as in the paths of its methods.
+    pub const SERVICE_NAME: &str = "helloworld.Greeter";
+    /// Async implementation for `helloworld.Greeter`.
+    ///
+    /// The greeting service definition.
+    ///
+    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
+    /// implementation with the server type of the same name.
+    pub trait Greeter: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// Sends a greeting.
+        ///
+        /// `/helloworld.Greeter/SayHello`: unary call.
+        fn say_hello(
+            &self,
+            request: ::rsgrpc::Request<super::HelloRequest>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<super::HelloReply>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+    }
+    /// Serves an implementation of [`Greeter`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
+    #[derive(Debug)]
+    pub struct GreeterServer<T> {
+        inner: ::rsgrpc::codegen::Arc<T>,
+    }
+    impl<T> GreeterServer<T> {
+        /// The full name of the service, as in the paths of its methods.
+        pub const SERVICE_NAME: &str = SERVICE_NAME;
+    }
+    impl<T: Greeter> GreeterServer<T> {
+        /// Wraps an implementation.
+        pub fn new(inner: T) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::new(inner),
+            }
+        }
+        /// Wraps an implementation that is shared with other code.
+        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+            Self { inner }
+        }
+    }
+    impl<T> ::core::clone::Clone for GreeterServer<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+            }
+        }
+    }
+    impl<T: Greeter> ::core::convert::From<GreeterServer<T>>
+    for ::rsgrpc::server::Service {
+        fn from(server: GreeterServer<T>) -> Self {
+            let inner = server.inner;
+            ::rsgrpc::server::Service::builder(SERVICE_NAME)
+                .unary(
+                    "SayHello",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<super::HelloRequest>| {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move {
+                                <T as Greeter>::say_hello(&inner, request).await
+                            }
+                        }
+                    },
+                )
+                .build()
+        }
+    }
+    /// Blocking implementation for `helloworld.Greeter`.
+    ///
+    /// The greeting service definition.
+    ///
+    /// Methods run on the runtime's worker pool and may block. Serve an implementation
+    /// with the server type of the same name.
+    pub trait GreeterBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// Sends a greeting.
+        ///
+        /// `/helloworld.Greeter/SayHello`: unary call.
+        fn say_hello(
+            &self,
+            request: ::rsgrpc::Request<super::HelloRequest>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<super::HelloReply>,
+            ::rsgrpc::Status,
+        >;
+    }
+    /// Serves an implementation of [`GreeterBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
+    #[derive(Debug)]
+    pub struct GreeterBlockingServer<T> {
+        inner: ::rsgrpc::codegen::Arc<T>,
+    }
+    impl<T> GreeterBlockingServer<T> {
+        /// The full name of the service, as in the paths of its methods.
+        pub const SERVICE_NAME: &str = SERVICE_NAME;
+    }
+    impl<T: GreeterBlocking> GreeterBlockingServer<T> {
+        /// Wraps an implementation.
+        pub fn new(inner: T) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::new(inner),
+            }
+        }
+        /// Wraps an implementation that is shared with other code.
+        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+            Self { inner }
+        }
+    }
+    impl<T> ::core::clone::Clone for GreeterBlockingServer<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+            }
+        }
+    }
+    impl<T: GreeterBlocking> ::core::convert::From<GreeterBlockingServer<T>>
+    for ::rsgrpc::server::Service {
+        fn from(server: GreeterBlockingServer<T>) -> Self {
+            let inner = server.inner;
+            ::rsgrpc::server::Service::builder(SERVICE_NAME)
+                .blocking_unary(
+                    "SayHello",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<super::HelloRequest>| <T as GreeterBlocking>::say_hello(
+                            &inner,
+                            request,
+                        )
+                    },
+                )
+                .build()
+        }
     }
 }

@@ -65,478 +65,595 @@ pub struct RouteSummary {
     #[prost(int32, tag = "4")]
     pub elapsed_time: i32,
 }
-/// Async client for `routeguide.RouteGuide`.
-///
-/// Interface exported by the server.
-///
-/// Its methods return futures that run on any executor.
-#[derive(Clone, Debug)]
-pub struct RouteGuideClient {
-    inner: ::rsgrpc::client::Client,
-}
-impl RouteGuideClient {
-    /// A client sending its calls on `channel`; clones of a channel share one
-    /// connection.
-    pub fn new(channel: ::rsgrpc::Channel) -> Self {
-        Self {
-            inner: ::rsgrpc::client::Client::new(channel),
+pub mod route_guide_client {
+    //! Clients for `routeguide.RouteGuide`: [`RouteGuideClient`] (async) and [`RouteGuideBlockingClient`] (blocking).
+    /// Async client for `routeguide.RouteGuide`.
+    ///
+    /// Interface exported by the server.
+    ///
+    /// Its methods return futures that run on any executor.
+    #[derive(Clone, Debug)]
+    pub struct RouteGuideClient {
+        inner: ::rsgrpc::client::Client,
+        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
+    }
+    impl RouteGuideClient {
+        /// A client sending its calls on `channel`; clones of a channel share one
+        /// connection.
+        pub fn new(channel: ::rsgrpc::Channel) -> Self {
+            Self {
+                inner: ::rsgrpc::client::Client::new(channel),
+                send_compression: ::core::option::Option::None,
+            }
+        }
+        /// A client for `target` (`http://host:port`) on a new channel; it connects on
+        /// the first call.
+        ///
+        /// # Errors
+        ///
+        /// When the target cannot be parsed.
+        pub fn connect_lazy(
+            target: &str,
+        ) -> ::core::result::Result<Self, ::rsgrpc::Error> {
+            ::rsgrpc::Channel::new(target).map(Self::new)
+        }
+        /// The channel this client uses.
+        pub fn channel(&self) -> &::rsgrpc::Channel {
+            self.inner.channel()
+        }
+        /// Compresses the request messages of this client's calls with `encoding`,
+        /// whatever the channel's setting.
+        #[must_use]
+        pub fn send_compressed(
+            mut self,
+            encoding: ::rsgrpc::CompressionEncoding,
+        ) -> Self {
+            self.send_compression = ::core::option::Option::Some(encoding);
+            self
         }
     }
-    /// A client for `target` (`http://host:port`) on a new channel; it connects on
-    /// the first call.
-    ///
-    /// # Errors
-    ///
-    /// When the target cannot be parsed.
-    pub fn connect_lazy(target: &str) -> ::core::result::Result<Self, ::rsgrpc::Error> {
-        ::rsgrpc::Channel::new(target).map(Self::new)
-    }
-    /// The channel this client uses.
-    pub fn channel(&self) -> &::rsgrpc::Channel {
-        self.inner.channel()
-    }
-}
-impl RouteGuideClient {
-    /// A simple RPC.
-    ///
-    /// Obtains the feature at a given position.
-    ///
-    /// A feature with an empty name is returned if there's no feature at the given
-    /// position.
-    ///
-    /// `/routeguide.RouteGuide/GetFeature`: unary call.
-    pub async fn get_feature(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<Point>,
-    ) -> ::core::result::Result<::rsgrpc::Response<Feature>, ::rsgrpc::Status> {
-        self.inner
-            .unary("/routeguide.RouteGuide/GetFeature", request.into_request())
-            .await
-    }
-    /// A server-to-client streaming RPC.
-    ///
-    /// Obtains the Features available within the given Rectangle.  Results are
-    /// streamed rather than returned at once (e.g. in a response message with a
-    /// repeated field), as the rectangle may cover a large area and contain a
-    /// huge number of features.
-    ///
-    /// `/routeguide.RouteGuide/ListFeatures`: server streaming call.
-    pub async fn list_features(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<Rectangle>,
-    ) -> ::core::result::Result<
-        ::rsgrpc::Response<::rsgrpc::Streaming<Feature>>,
-        ::rsgrpc::Status,
-    > {
-        self.inner
-            .server_streaming(
-                "/routeguide.RouteGuide/ListFeatures",
-                request.into_request(),
-            )
-            .await
-    }
-    /// A client-to-server streaming RPC.
-    ///
-    /// Accepts a stream of Points on a route being traversed, returning a
-    /// RouteSummary when traversal is completed.
-    ///
-    /// `/routeguide.RouteGuide/RecordRoute`: client streaming call.
-    pub async fn record_route(
-        &self,
-        request: impl ::rsgrpc::IntoStreamingRequest<Message = Point>,
-    ) -> ::core::result::Result<::rsgrpc::Response<RouteSummary>, ::rsgrpc::Status> {
-        self.inner
-            .client_streaming(
-                "/routeguide.RouteGuide/RecordRoute",
+    impl RouteGuideClient {
+        /// A simple RPC.
+        ///
+        /// Obtains the feature at a given position.
+        ///
+        /// A feature with an empty name is returned if there's no feature at the given
+        /// position.
+        ///
+        /// `/routeguide.RouteGuide/GetFeature`: unary call.
+        pub async fn get_feature(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::Point>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<super::Feature>,
+            ::rsgrpc::Status,
+        > {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner.unary("/routeguide.RouteGuide/GetFeature", request).await
+        }
+        /// A server-to-client streaming RPC.
+        ///
+        /// Obtains the Features available within the given Rectangle.  Results are
+        /// streamed rather than returned at once (e.g. in a response message with a
+        /// repeated field), as the rectangle may cover a large area and contain a
+        /// huge number of features.
+        ///
+        /// `/routeguide.RouteGuide/ListFeatures`: server streaming call.
+        pub async fn list_features(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::Rectangle>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<::rsgrpc::Streaming<super::Feature>>,
+            ::rsgrpc::Status,
+        > {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner
+                .server_streaming("/routeguide.RouteGuide/ListFeatures", request)
+                .await
+        }
+        /// A client-to-server streaming RPC.
+        ///
+        /// Accepts a stream of Points on a route being traversed, returning a
+        /// RouteSummary when traversal is completed.
+        ///
+        /// `/routeguide.RouteGuide/RecordRoute`: client streaming call.
+        pub async fn record_route(
+            &self,
+            request: impl ::rsgrpc::IntoStreamingRequest<Message = super::Point>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<super::RouteSummary>,
+            ::rsgrpc::Status,
+        > {
+            let request = prepare(
+                self.send_compression,
                 request.into_streaming_request(),
-            )
-            .await
-    }
-    /// A Bidirectional streaming RPC.
-    ///
-    /// Accepts a stream of RouteNotes sent while a route is being traversed,
-    /// while receiving other RouteNotes (e.g. from other users).
-    ///
-    /// `/routeguide.RouteGuide/RouteChat`: bidirectional streaming call.
-    pub async fn route_chat(
-        &self,
-        request: impl ::rsgrpc::IntoStreamingRequest<Message = RouteNote>,
-    ) -> ::core::result::Result<
-        ::rsgrpc::Response<::rsgrpc::Streaming<RouteNote>>,
-        ::rsgrpc::Status,
-    > {
-        self.inner
-            .bidi_streaming(
-                "/routeguide.RouteGuide/RouteChat",
+            );
+            self.inner
+                .client_streaming("/routeguide.RouteGuide/RecordRoute", request)
+                .await
+        }
+        /// A Bidirectional streaming RPC.
+        ///
+        /// Accepts a stream of RouteNotes sent while a route is being traversed,
+        /// while receiving other RouteNotes (e.g. from other users).
+        ///
+        /// `/routeguide.RouteGuide/RouteChat`: bidirectional streaming call.
+        pub async fn route_chat(
+            &self,
+            request: impl ::rsgrpc::IntoStreamingRequest<Message = super::RouteNote>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<::rsgrpc::Streaming<super::RouteNote>>,
+            ::rsgrpc::Status,
+        > {
+            let request = prepare(
+                self.send_compression,
                 request.into_streaming_request(),
-            )
-            .await
-    }
-}
-/// Blocking client for `routeguide.RouteGuide`.
-///
-/// Interface exported by the server.
-///
-/// Its methods block the calling thread; they need no async runtime and may be called from inside one.
-#[derive(Clone, Debug)]
-pub struct RouteGuideBlockingClient {
-    inner: ::rsgrpc::client::Client,
-}
-impl RouteGuideBlockingClient {
-    /// A client sending its calls on `channel`; clones of a channel share one
-    /// connection.
-    pub fn new(channel: ::rsgrpc::Channel) -> Self {
-        Self {
-            inner: ::rsgrpc::client::Client::new(channel),
+            );
+            self.inner.bidi_streaming("/routeguide.RouteGuide/RouteChat", request).await
         }
     }
-    /// A client for `target` (`http://host:port`) on a new channel; it connects on
-    /// the first call.
+    /// Blocking client for `routeguide.RouteGuide`.
     ///
-    /// # Errors
+    /// Interface exported by the server.
     ///
-    /// When the target cannot be parsed.
-    pub fn connect_lazy(target: &str) -> ::core::result::Result<Self, ::rsgrpc::Error> {
-        ::rsgrpc::Channel::new(target).map(Self::new)
+    /// Its methods block the calling thread; they need no async runtime and may be called from inside one.
+    #[derive(Clone, Debug)]
+    pub struct RouteGuideBlockingClient {
+        inner: ::rsgrpc::client::Client,
+        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
-    /// The channel this client uses.
-    pub fn channel(&self) -> &::rsgrpc::Channel {
-        self.inner.channel()
-    }
-}
-impl RouteGuideBlockingClient {
-    /// A simple RPC.
-    ///
-    /// Obtains the feature at a given position.
-    ///
-    /// A feature with an empty name is returned if there's no feature at the given
-    /// position.
-    ///
-    /// `/routeguide.RouteGuide/GetFeature`: unary call.
-    pub fn get_feature(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<Point>,
-    ) -> ::core::result::Result<::rsgrpc::Response<Feature>, ::rsgrpc::Status> {
-        self.inner
-            .blocking_unary("/routeguide.RouteGuide/GetFeature", request.into_request())
-    }
-    /// A server-to-client streaming RPC.
-    ///
-    /// Obtains the Features available within the given Rectangle.  Results are
-    /// streamed rather than returned at once (e.g. in a response message with a
-    /// repeated field), as the rectangle may cover a large area and contain a
-    /// huge number of features.
-    ///
-    /// `/routeguide.RouteGuide/ListFeatures`: server streaming call.
-    pub fn list_features(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<Rectangle>,
-    ) -> ::core::result::Result<
-        ::rsgrpc::Response<::rsgrpc::BlockingStreaming<Feature>>,
-        ::rsgrpc::Status,
-    > {
-        self.inner
-            .blocking_server_streaming(
-                "/routeguide.RouteGuide/ListFeatures",
-                request.into_request(),
-            )
-    }
-    /// A client-to-server streaming RPC.
-    ///
-    /// Accepts a stream of Points on a route being traversed, returning a
-    /// RouteSummary when traversal is completed.
-    ///
-    /// `/routeguide.RouteGuide/RecordRoute`: client streaming call.
-    pub fn record_route(
-        &self,
-        request: impl ::rsgrpc::IntoIterRequest<Message = Point>,
-    ) -> ::core::result::Result<::rsgrpc::Response<RouteSummary>, ::rsgrpc::Status> {
-        self.inner
-            .blocking_client_streaming(
-                "/routeguide.RouteGuide/RecordRoute",
-                request.into_iter_request(),
-            )
-    }
-    /// A Bidirectional streaming RPC.
-    ///
-    /// Accepts a stream of RouteNotes sent while a route is being traversed,
-    /// while receiving other RouteNotes (e.g. from other users).
-    ///
-    /// `/routeguide.RouteGuide/RouteChat`: bidirectional streaming call.
-    /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
-    pub fn route_chat(
-        &self,
-        request: impl ::rsgrpc::IntoRequest<()>,
-    ) -> ::core::result::Result<
-        (::rsgrpc::RequestSender<RouteNote>, ::rsgrpc::BlockingStreaming<RouteNote>),
-        ::rsgrpc::Status,
-    > {
-        self.inner
-            .blocking_bidi_streaming(
-                "/routeguide.RouteGuide/RouteChat",
-                request.into_request(),
-            )
-    }
-}
-/// Async implementation for `routeguide.RouteGuide`.
-///
-/// Interface exported by the server.
-///
-/// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-/// implementation with the server type of the same name.
-pub trait RouteGuide: Send + Sync + 'static {
-    /// A simple RPC.
-    ///
-    /// Obtains the feature at a given position.
-    ///
-    /// A feature with an empty name is returned if there's no feature at the given
-    /// position.
-    ///
-    /// `/routeguide.RouteGuide/GetFeature`: unary call.
-    fn get_feature(
-        &self,
-        request: ::rsgrpc::Request<Point>,
-    ) -> impl ::rsgrpc::codegen::Future<
-        Output = ::core::result::Result<::rsgrpc::Response<Feature>, ::rsgrpc::Status>,
-    > + Send;
-    /// The response stream of [`Self::list_features`].
-    type ListFeaturesStream: ::rsgrpc::codegen::Stream<
-            Item = ::core::result::Result<Feature, ::rsgrpc::Status>,
-        >
-        + Send
-        + 'static;
-    /// A server-to-client streaming RPC.
-    ///
-    /// Obtains the Features available within the given Rectangle.  Results are
-    /// streamed rather than returned at once (e.g. in a response message with a
-    /// repeated field), as the rectangle may cover a large area and contain a
-    /// huge number of features.
-    ///
-    /// `/routeguide.RouteGuide/ListFeatures`: server streaming call.
-    fn list_features(
-        &self,
-        request: ::rsgrpc::Request<Rectangle>,
-    ) -> impl ::rsgrpc::codegen::Future<
-        Output = ::core::result::Result<
-            ::rsgrpc::Response<Self::ListFeaturesStream>,
-            ::rsgrpc::Status,
-        >,
-    > + Send;
-    /// A client-to-server streaming RPC.
-    ///
-    /// Accepts a stream of Points on a route being traversed, returning a
-    /// RouteSummary when traversal is completed.
-    ///
-    /// `/routeguide.RouteGuide/RecordRoute`: client streaming call.
-    fn record_route(
-        &self,
-        request: ::rsgrpc::Request<::rsgrpc::Streaming<Point>>,
-    ) -> impl ::rsgrpc::codegen::Future<
-        Output = ::core::result::Result<
-            ::rsgrpc::Response<RouteSummary>,
-            ::rsgrpc::Status,
-        >,
-    > + Send;
-    /// The response stream of [`Self::route_chat`].
-    type RouteChatStream: ::rsgrpc::codegen::Stream<
-            Item = ::core::result::Result<RouteNote, ::rsgrpc::Status>,
-        >
-        + Send
-        + 'static;
-    /// A Bidirectional streaming RPC.
-    ///
-    /// Accepts a stream of RouteNotes sent while a route is being traversed,
-    /// while receiving other RouteNotes (e.g. from other users).
-    ///
-    /// `/routeguide.RouteGuide/RouteChat`: bidirectional streaming call.
-    fn route_chat(
-        &self,
-        request: ::rsgrpc::Request<::rsgrpc::Streaming<RouteNote>>,
-    ) -> impl ::rsgrpc::codegen::Future<
-        Output = ::core::result::Result<
-            ::rsgrpc::Response<Self::RouteChatStream>,
-            ::rsgrpc::Status,
-        >,
-    > + Send;
-}
-/// Serves an implementation of [`RouteGuide`]: pass it to `rsgrpc::server::ServerBuilder::add_service`.
-#[derive(Debug)]
-pub struct RouteGuideServer<T> {
-    inner: ::rsgrpc::codegen::Arc<T>,
-}
-impl<T: RouteGuide> RouteGuideServer<T> {
-    /// Wraps an implementation.
-    pub fn new(inner: T) -> Self {
-        Self {
-            inner: ::rsgrpc::codegen::Arc::new(inner),
+    impl RouteGuideBlockingClient {
+        /// A client sending its calls on `channel`; clones of a channel share one
+        /// connection.
+        pub fn new(channel: ::rsgrpc::Channel) -> Self {
+            Self {
+                inner: ::rsgrpc::client::Client::new(channel),
+                send_compression: ::core::option::Option::None,
+            }
+        }
+        /// A client for `target` (`http://host:port`) on a new channel; it connects on
+        /// the first call.
+        ///
+        /// # Errors
+        ///
+        /// When the target cannot be parsed.
+        pub fn connect_lazy(
+            target: &str,
+        ) -> ::core::result::Result<Self, ::rsgrpc::Error> {
+            ::rsgrpc::Channel::new(target).map(Self::new)
+        }
+        /// The channel this client uses.
+        pub fn channel(&self) -> &::rsgrpc::Channel {
+            self.inner.channel()
+        }
+        /// Compresses the request messages of this client's calls with `encoding`,
+        /// whatever the channel's setting.
+        #[must_use]
+        pub fn send_compressed(
+            mut self,
+            encoding: ::rsgrpc::CompressionEncoding,
+        ) -> Self {
+            self.send_compression = ::core::option::Option::Some(encoding);
+            self
         }
     }
-    /// Wraps an implementation that is shared with other code.
-    pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-        Self { inner }
-    }
-}
-impl<T: RouteGuide> ::core::convert::From<RouteGuideServer<T>>
-for ::rsgrpc::server::Service {
-    fn from(server: RouteGuideServer<T>) -> Self {
-        let inner = server.inner;
-        ::rsgrpc::server::Service::builder("routeguide.RouteGuide")
-            .unary(
-                "GetFeature",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<Point>| {
-                        let inner = inner.clone();
-                        async move { inner.get_feature(request).await }
-                    }
-                },
-            )
-            .server_streaming(
-                "ListFeatures",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<Rectangle>| {
-                        let inner = inner.clone();
-                        async move { inner.list_features(request).await }
-                    }
-                },
-            )
-            .client_streaming(
-                "RecordRoute",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<::rsgrpc::Streaming<Point>>| {
-                        let inner = inner.clone();
-                        async move { inner.record_route(request).await }
-                    }
-                },
-            )
-            .bidi_streaming(
-                "RouteChat",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<::rsgrpc::Streaming<RouteNote>>| {
-                        let inner = inner.clone();
-                        async move { inner.route_chat(request).await }
-                    }
-                },
-            )
-            .build()
-    }
-}
-/// Blocking implementation for `routeguide.RouteGuide`.
-///
-/// Interface exported by the server.
-///
-/// Methods run on the runtime's worker pool and may block. Serve an implementation
-/// with the server type of the same name.
-pub trait RouteGuideBlocking: Send + Sync + 'static {
-    /// A simple RPC.
-    ///
-    /// Obtains the feature at a given position.
-    ///
-    /// A feature with an empty name is returned if there's no feature at the given
-    /// position.
-    ///
-    /// `/routeguide.RouteGuide/GetFeature`: unary call.
-    fn get_feature(
-        &self,
-        request: ::rsgrpc::Request<Point>,
-    ) -> ::core::result::Result<::rsgrpc::Response<Feature>, ::rsgrpc::Status>;
-    /// A server-to-client streaming RPC.
-    ///
-    /// Obtains the Features available within the given Rectangle.  Results are
-    /// streamed rather than returned at once (e.g. in a response message with a
-    /// repeated field), as the rectangle may cover a large area and contain a
-    /// huge number of features.
-    ///
-    /// `/routeguide.RouteGuide/ListFeatures`: server streaming call.
-    fn list_features(
-        &self,
-        request: ::rsgrpc::Request<Rectangle>,
-        responses: ::rsgrpc::ResponseSink<Feature>,
-    ) -> ::core::result::Result<(), ::rsgrpc::Status>;
-    /// A client-to-server streaming RPC.
-    ///
-    /// Accepts a stream of Points on a route being traversed, returning a
-    /// RouteSummary when traversal is completed.
-    ///
-    /// `/routeguide.RouteGuide/RecordRoute`: client streaming call.
-    fn record_route(
-        &self,
-        request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<Point>>,
-    ) -> ::core::result::Result<::rsgrpc::Response<RouteSummary>, ::rsgrpc::Status>;
-    /// A Bidirectional streaming RPC.
-    ///
-    /// Accepts a stream of RouteNotes sent while a route is being traversed,
-    /// while receiving other RouteNotes (e.g. from other users).
-    ///
-    /// `/routeguide.RouteGuide/RouteChat`: bidirectional streaming call.
-    fn route_chat(
-        &self,
-        request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<RouteNote>>,
-        responses: ::rsgrpc::ResponseSink<RouteNote>,
-    ) -> ::core::result::Result<(), ::rsgrpc::Status>;
-}
-/// Serves an implementation of [`RouteGuideBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`.
-#[derive(Debug)]
-pub struct RouteGuideBlockingServer<T> {
-    inner: ::rsgrpc::codegen::Arc<T>,
-}
-impl<T: RouteGuideBlocking> RouteGuideBlockingServer<T> {
-    /// Wraps an implementation.
-    pub fn new(inner: T) -> Self {
-        Self {
-            inner: ::rsgrpc::codegen::Arc::new(inner),
+    impl RouteGuideBlockingClient {
+        /// A simple RPC.
+        ///
+        /// Obtains the feature at a given position.
+        ///
+        /// A feature with an empty name is returned if there's no feature at the given
+        /// position.
+        ///
+        /// `/routeguide.RouteGuide/GetFeature`: unary call.
+        pub fn get_feature(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::Point>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<super::Feature>,
+            ::rsgrpc::Status,
+        > {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner.blocking_unary("/routeguide.RouteGuide/GetFeature", request)
+        }
+        /// A server-to-client streaming RPC.
+        ///
+        /// Obtains the Features available within the given Rectangle.  Results are
+        /// streamed rather than returned at once (e.g. in a response message with a
+        /// repeated field), as the rectangle may cover a large area and contain a
+        /// huge number of features.
+        ///
+        /// `/routeguide.RouteGuide/ListFeatures`: server streaming call.
+        pub fn list_features(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::Rectangle>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<::rsgrpc::BlockingStreaming<super::Feature>>,
+            ::rsgrpc::Status,
+        > {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner
+                .blocking_server_streaming(
+                    "/routeguide.RouteGuide/ListFeatures",
+                    request,
+                )
+        }
+        /// A client-to-server streaming RPC.
+        ///
+        /// Accepts a stream of Points on a route being traversed, returning a
+        /// RouteSummary when traversal is completed.
+        ///
+        /// `/routeguide.RouteGuide/RecordRoute`: client streaming call.
+        pub fn record_route(
+            &self,
+            request: impl ::rsgrpc::IntoIterRequest<Message = super::Point>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<super::RouteSummary>,
+            ::rsgrpc::Status,
+        > {
+            let request = prepare(self.send_compression, request.into_iter_request());
+            self.inner
+                .blocking_client_streaming("/routeguide.RouteGuide/RecordRoute", request)
+        }
+        /// A Bidirectional streaming RPC.
+        ///
+        /// Accepts a stream of RouteNotes sent while a route is being traversed,
+        /// while receiving other RouteNotes (e.g. from other users).
+        ///
+        /// `/routeguide.RouteGuide/RouteChat`: bidirectional streaming call.
+        /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
+        pub fn route_chat(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<()>,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::RouteNote>,
+                ::rsgrpc::BlockingStreaming<super::RouteNote>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            let request = prepare(self.send_compression, request.into_request());
+            self.inner
+                .blocking_bidi_streaming("/routeguide.RouteGuide/RouteChat", request)
         }
     }
-    /// Wraps an implementation that is shared with other code.
-    pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-        Self { inner }
+    /// Applies a client's settings to one call's request.
+    fn prepare<M>(
+        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
+        mut request: ::rsgrpc::Request<M>,
+    ) -> ::rsgrpc::Request<M> {
+        if let ::core::option::Option::Some(encoding) = send_compression {
+            request.set_send_compressed(encoding);
+        }
+        request
     }
 }
-impl<T: RouteGuideBlocking> ::core::convert::From<RouteGuideBlockingServer<T>>
-for ::rsgrpc::server::Service {
-    fn from(server: RouteGuideBlockingServer<T>) -> Self {
-        let inner = server.inner;
-        ::rsgrpc::server::Service::builder("routeguide.RouteGuide")
-            .blocking_unary(
-                "GetFeature",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<Point>| inner.get_feature(request)
-                },
-            )
-            .blocking_server_streaming(
-                "ListFeatures",
-                {
-                    let inner = inner.clone();
-                    move |request: ::rsgrpc::Request<Rectangle>, responses| {
-                        inner.list_features(request, responses)
-                    }
-                },
-            )
-            .blocking_client_streaming(
-                "RecordRoute",
-                {
-                    let inner = inner.clone();
-                    move |
-                        request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<Point>>|
-                    { inner.record_route(request) }
-                },
-            )
-            .blocking_bidi_streaming(
-                "RouteChat",
-                {
-                    let inner = inner.clone();
-                    move |
-                        request: ::rsgrpc::Request<
-                            ::rsgrpc::BlockingStreaming<RouteNote>,
-                        >,
-                        responses|
-                    { inner.route_chat(request, responses) }
-                },
-            )
-            .build()
+pub mod route_guide_server {
+    //! Servers for `routeguide.RouteGuide`: implement [`RouteGuide`] and serve it with [`RouteGuideServer`]; or implement [`RouteGuideBlocking`] and serve it with [`RouteGuideBlockingServer`].
+    /// The full name of the service, as in the paths of its methods.
+    pub const SERVICE_NAME: &str = "routeguide.RouteGuide";
+    /// Async implementation for `routeguide.RouteGuide`.
+    ///
+    /// Interface exported by the server.
+    ///
+    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
+    /// implementation with the server type of the same name.
+    pub trait RouteGuide: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// A simple RPC.
+        ///
+        /// Obtains the feature at a given position.
+        ///
+        /// A feature with an empty name is returned if there's no feature at the given
+        /// position.
+        ///
+        /// `/routeguide.RouteGuide/GetFeature`: unary call.
+        fn get_feature(
+            &self,
+            request: ::rsgrpc::Request<super::Point>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<super::Feature>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+        /// The response stream of [`Self::list_features`].
+        type ListFeaturesStream: ::rsgrpc::codegen::Stream<
+                Item = ::core::result::Result<super::Feature, ::rsgrpc::Status>,
+            >
+            + ::core::marker::Send
+            + 'static;
+        /// A server-to-client streaming RPC.
+        ///
+        /// Obtains the Features available within the given Rectangle.  Results are
+        /// streamed rather than returned at once (e.g. in a response message with a
+        /// repeated field), as the rectangle may cover a large area and contain a
+        /// huge number of features.
+        ///
+        /// `/routeguide.RouteGuide/ListFeatures`: server streaming call.
+        fn list_features(
+            &self,
+            request: ::rsgrpc::Request<super::Rectangle>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<Self::ListFeaturesStream>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+        /// A client-to-server streaming RPC.
+        ///
+        /// Accepts a stream of Points on a route being traversed, returning a
+        /// RouteSummary when traversal is completed.
+        ///
+        /// `/routeguide.RouteGuide/RecordRoute`: client streaming call.
+        fn record_route(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Point>>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<super::RouteSummary>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+        /// The response stream of [`Self::route_chat`].
+        type RouteChatStream: ::rsgrpc::codegen::Stream<
+                Item = ::core::result::Result<super::RouteNote, ::rsgrpc::Status>,
+            >
+            + ::core::marker::Send
+            + 'static;
+        /// A Bidirectional streaming RPC.
+        ///
+        /// Accepts a stream of RouteNotes sent while a route is being traversed,
+        /// while receiving other RouteNotes (e.g. from other users).
+        ///
+        /// `/routeguide.RouteGuide/RouteChat`: bidirectional streaming call.
+        fn route_chat(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::RouteNote>>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<Self::RouteChatStream>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+    }
+    /// Serves an implementation of [`RouteGuide`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
+    #[derive(Debug)]
+    pub struct RouteGuideServer<T> {
+        inner: ::rsgrpc::codegen::Arc<T>,
+    }
+    impl<T> RouteGuideServer<T> {
+        /// The full name of the service, as in the paths of its methods.
+        pub const SERVICE_NAME: &str = SERVICE_NAME;
+    }
+    impl<T: RouteGuide> RouteGuideServer<T> {
+        /// Wraps an implementation.
+        pub fn new(inner: T) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::new(inner),
+            }
+        }
+        /// Wraps an implementation that is shared with other code.
+        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+            Self { inner }
+        }
+    }
+    impl<T> ::core::clone::Clone for RouteGuideServer<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+            }
+        }
+    }
+    impl<T: RouteGuide> ::core::convert::From<RouteGuideServer<T>>
+    for ::rsgrpc::server::Service {
+        fn from(server: RouteGuideServer<T>) -> Self {
+            let inner = server.inner;
+            ::rsgrpc::server::Service::builder(SERVICE_NAME)
+                .unary(
+                    "GetFeature",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<super::Point>| {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move {
+                                <T as RouteGuide>::get_feature(&inner, request).await
+                            }
+                        }
+                    },
+                )
+                .server_streaming(
+                    "ListFeatures",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<super::Rectangle>| {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move {
+                                <T as RouteGuide>::list_features(&inner, request).await
+                            }
+                        }
+                    },
+                )
+                .client_streaming(
+                    "RecordRoute",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                ::rsgrpc::Streaming<super::Point>,
+                            >|
+                        {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move {
+                                <T as RouteGuide>::record_route(&inner, request).await
+                            }
+                        }
+                    },
+                )
+                .bidi_streaming(
+                    "RouteChat",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                ::rsgrpc::Streaming<super::RouteNote>,
+                            >|
+                        {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move {
+                                <T as RouteGuide>::route_chat(&inner, request).await
+                            }
+                        }
+                    },
+                )
+                .build()
+        }
+    }
+    /// Blocking implementation for `routeguide.RouteGuide`.
+    ///
+    /// Interface exported by the server.
+    ///
+    /// Methods run on the runtime's worker pool and may block. Serve an implementation
+    /// with the server type of the same name.
+    pub trait RouteGuideBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// A simple RPC.
+        ///
+        /// Obtains the feature at a given position.
+        ///
+        /// A feature with an empty name is returned if there's no feature at the given
+        /// position.
+        ///
+        /// `/routeguide.RouteGuide/GetFeature`: unary call.
+        fn get_feature(
+            &self,
+            request: ::rsgrpc::Request<super::Point>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<super::Feature>,
+            ::rsgrpc::Status,
+        >;
+        /// A server-to-client streaming RPC.
+        ///
+        /// Obtains the Features available within the given Rectangle.  Results are
+        /// streamed rather than returned at once (e.g. in a response message with a
+        /// repeated field), as the rectangle may cover a large area and contain a
+        /// huge number of features.
+        ///
+        /// `/routeguide.RouteGuide/ListFeatures`: server streaming call.
+        fn list_features(
+            &self,
+            request: ::rsgrpc::Request<super::Rectangle>,
+            responses: ::rsgrpc::ResponseSink<super::Feature>,
+        ) -> ::core::result::Result<(), ::rsgrpc::Status>;
+        /// A client-to-server streaming RPC.
+        ///
+        /// Accepts a stream of Points on a route being traversed, returning a
+        /// RouteSummary when traversal is completed.
+        ///
+        /// `/routeguide.RouteGuide/RecordRoute`: client streaming call.
+        fn record_route(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<super::Point>>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<super::RouteSummary>,
+            ::rsgrpc::Status,
+        >;
+        /// A Bidirectional streaming RPC.
+        ///
+        /// Accepts a stream of RouteNotes sent while a route is being traversed,
+        /// while receiving other RouteNotes (e.g. from other users).
+        ///
+        /// `/routeguide.RouteGuide/RouteChat`: bidirectional streaming call.
+        fn route_chat(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<super::RouteNote>>,
+            responses: ::rsgrpc::ResponseSink<super::RouteNote>,
+        ) -> ::core::result::Result<(), ::rsgrpc::Status>;
+    }
+    /// Serves an implementation of [`RouteGuideBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
+    #[derive(Debug)]
+    pub struct RouteGuideBlockingServer<T> {
+        inner: ::rsgrpc::codegen::Arc<T>,
+    }
+    impl<T> RouteGuideBlockingServer<T> {
+        /// The full name of the service, as in the paths of its methods.
+        pub const SERVICE_NAME: &str = SERVICE_NAME;
+    }
+    impl<T: RouteGuideBlocking> RouteGuideBlockingServer<T> {
+        /// Wraps an implementation.
+        pub fn new(inner: T) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::new(inner),
+            }
+        }
+        /// Wraps an implementation that is shared with other code.
+        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+            Self { inner }
+        }
+    }
+    impl<T> ::core::clone::Clone for RouteGuideBlockingServer<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+            }
+        }
+    }
+    impl<T: RouteGuideBlocking> ::core::convert::From<RouteGuideBlockingServer<T>>
+    for ::rsgrpc::server::Service {
+        fn from(server: RouteGuideBlockingServer<T>) -> Self {
+            let inner = server.inner;
+            ::rsgrpc::server::Service::builder(SERVICE_NAME)
+                .blocking_unary(
+                    "GetFeature",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<super::Point>| <T as RouteGuideBlocking>::get_feature(
+                            &inner,
+                            request,
+                        )
+                    },
+                )
+                .blocking_server_streaming(
+                    "ListFeatures",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<super::Rectangle>, responses| {
+                            <T as RouteGuideBlocking>::list_features(
+                                &inner,
+                                request,
+                                responses,
+                            )
+                        }
+                    },
+                )
+                .blocking_client_streaming(
+                    "RecordRoute",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                ::rsgrpc::BlockingStreaming<super::Point>,
+                            >|
+                        { <T as RouteGuideBlocking>::record_route(&inner, request) }
+                    },
+                )
+                .blocking_bidi_streaming(
+                    "RouteChat",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                ::rsgrpc::BlockingStreaming<super::RouteNote>,
+                            >,
+                            responses|
+                        {
+                            <T as RouteGuideBlocking>::route_chat(
+                                &inner,
+                                request,
+                                responses,
+                            )
+                        }
+                    },
+                )
+                .build()
+        }
     }
 }

@@ -8,6 +8,14 @@ pub mod corpus {
     pub mod common {
         include!("corpus.common.rs");
     }
+    pub mod service_config {
+        include!("corpus.service_config.rs");
+    }
+}
+pub mod google {
+    pub mod protobuf {
+        include!("google.protobuf.rs");
+    }
 }
 pub mod helloworld {
     include!("helloworld.rs");

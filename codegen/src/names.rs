@@ -1,0 +1,269 @@
+//! Where the stubs of a service go, and under which names, so that they cannot clash with
+//! what prost-build generates for the same package or with each other.
+//!
+//! # The layout
+//!
+//! For `service Greeter` in package `helloworld` the package module gets two submodules:
+//!
+//! ```text
+//! helloworld::greeter_client::{GreeterClient, GreeterBlockingClient}
+//! helloworld::greeter_server::{Greeter, GreeterServer, GreeterBlocking, GreeterBlockingServer}
+//! ```
+//!
+//! Inside them every name is the generator's own: message types are reached as `super::X`
+//! (or by an absolute path), standard items by absolute paths (`::core::marker::Send`), so a
+//! message named `Send`, `Result` or `T` cannot shadow or be shadowed by anything. In the
+//! package module the stubs add only the two module names.
+//!
+//! prost-build, too, adds modules to the package module: one per message with nested types
+//! or oneofs (message `GameClient` with a nested message gives `game_client`), and the
+//! include file adds one per subpackage. When such a module takes the name the stubs would
+//! use, the stubs' module gets a trailing underscore (`game_client_`). prost-build never
+//! makes a name ending in `_` other than `self_`, `super_`, `crate_`, `extern_` and `__`,
+//! so the fallback is always free. Two services of one package whose names differ only in
+//! case or underscores (`FooBar`, `Foo_Bar`) would share modules; that is reported as an
+//! error.
+//!
+//! Inside a client, the methods `new`, `connect_lazy`, `channel` and `send_compressed` are
+//! the client's own; an RPC that would take one of these names gets a trailing underscore
+//! (`rpc New` becomes `new_`), which no other RPC can produce. The server types' type
+//! parameter is `T`, or `S` for a service named `T` (whose trait is `T`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use heck::{ToSnakeCase, ToUpperCamelCase};
+use prost_types::{DescriptorProto, FileDescriptorSet};
+
+/// The methods every generated client defines itself.
+pub(crate) const CLIENT_METHODS: &[&str] = &["new", "connect_lazy", "channel", "send_compressed"];
+
+/// Module names that prost-build (and the include file) put into each package's module,
+/// keyed by protobuf package name (`""` for files without a package).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TakenNames {
+    by_package: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl TakenNames {
+    /// Collects the names from every file of `set`, since any of them may end up in the
+    /// same module tree.
+    pub(crate) fn new(set: &FileDescriptorSet) -> TakenNames {
+        let mut taken = TakenNames::default();
+        let packages: BTreeSet<&str> = set.file.iter().map(|f| f.package()).collect();
+        for file in &set.file {
+            let names = taken
+                .by_package
+                .entry(file.package().to_owned())
+                .or_default();
+            for message in &file.message_type {
+                if has_module(message) {
+                    names.insert(rust_snake(message.name()));
+                }
+            }
+        }
+        for package in packages {
+            if package.is_empty() {
+                continue;
+            }
+            // Every package is a child module of each of its ancestors' modules.
+            let parts: Vec<&str> = package.split('.').filter(|p| !p.is_empty()).collect();
+            for depth in 0..parts.len() {
+                let parent = parts[..depth].join(".");
+                taken
+                    .by_package
+                    .entry(parent)
+                    .or_default()
+                    .insert(rust_snake(parts[depth]));
+            }
+        }
+        taken
+    }
+
+    /// Whether `name` is a module prost-build or the include file creates in `package`.
+    pub(crate) fn is_taken(&self, package: &str, name: &str) -> bool {
+        self.by_package
+            .get(package)
+            .is_some_and(|names| names.contains(name))
+    }
+}
+
+/// Whether prost-build gives `message` a module for its nested types (as its code generator
+/// decides: nested enums, nested messages other than map entries, or real oneofs).
+fn has_module(message: &DescriptorProto) -> bool {
+    let nested = message
+        .nested_type
+        .iter()
+        .any(|n| !n.options.as_ref().is_some_and(|o| o.map_entry()));
+    let oneofs = message.oneof_decl.iter().enumerate().any(|(index, _)| {
+        message
+            .field
+            .iter()
+            .any(|f| f.oneof_index == Some(index as i32) && !f.proto3_optional())
+    });
+    !message.enum_type.is_empty() || nested || oneofs
+}
+
+/// A protobuf name in snake case, escaped as prost-build escapes it.
+pub(crate) fn rust_snake(name: &str) -> String {
+    sanitize(name.to_snake_case())
+}
+
+/// prost-build's escaping of identifiers that are Rust keywords.
+fn sanitize(ident: String) -> String {
+    match ident.as_str() {
+        "as" | "break" | "const" | "continue" | "else" | "enum" | "false" | "fn" | "for" | "if"
+        | "impl" | "in" | "let" | "loop" | "match" | "mod" | "move" | "mut" | "pub" | "ref"
+        | "return" | "static" | "struct" | "trait" | "true" | "type" | "unsafe" | "use"
+        | "where" | "while" | "dyn" | "abstract" | "become" | "box" | "do" | "final" | "macro"
+        | "override" | "priv" | "typeof" | "unsized" | "virtual" | "yield" | "async" | "await"
+        | "try" | "gen" => format!("r#{ident}"),
+        "_" | "super" | "self" | "Self" | "extern" | "crate" => format!("{ident}_"),
+        _ => ident,
+    }
+}
+
+/// The names of one service's stubs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ServiceNames {
+    /// The clients' module, `greeter_client`.
+    pub(crate) client_mod: String,
+    /// The servers' module, `greeter_server`.
+    pub(crate) server_mod: String,
+    /// The async trait, `Greeter` (escaped like prost-build escapes type names).
+    pub(crate) trait_name: String,
+    /// The stem of the composed type names: `Greeter` for `GreeterClient`, `Self` (not
+    /// `Self_`) for a service named `Self`.
+    pub(crate) stem: String,
+}
+
+impl ServiceNames {
+    /// The names for `service` (its protobuf name) in `package`.
+    pub(crate) fn new(taken: &TakenNames, package: &str, service: &str) -> ServiceNames {
+        let snake = service.to_snake_case();
+        let pick = |suffix: &str| {
+            let name = format!("{snake}_{suffix}");
+            if taken.is_taken(package, &name) {
+                format!("{name}_")
+            } else {
+                name
+            }
+        };
+        let stem = service.to_upper_camel_case();
+        ServiceNames {
+            client_mod: pick("client"),
+            server_mod: pick("server"),
+            trait_name: sanitize(stem.clone()),
+            stem,
+        }
+    }
+}
+
+/// The Rust name of a client method for an RPC whose prost-build name is `method`.
+pub(crate) fn client_method(method: &str) -> String {
+    if CLIENT_METHODS.contains(&method) {
+        format!("{method}_")
+    } else {
+        method.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost_types::{
+        FieldDescriptorProto, FileDescriptorProto, MessageOptions, OneofDescriptorProto,
+    };
+
+    fn message(name: &str) -> DescriptorProto {
+        DescriptorProto {
+            name: Some(name.to_owned()),
+            ..DescriptorProto::default()
+        }
+    }
+
+    fn set(package: &str, messages: Vec<DescriptorProto>) -> FileDescriptorSet {
+        FileDescriptorSet {
+            file: vec![FileDescriptorProto {
+                name: Some("x.proto".to_owned()),
+                package: Some(package.to_owned()),
+                message_type: messages,
+                ..FileDescriptorProto::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn common_case_is_tonic_like() {
+        let names = ServiceNames::new(&TakenNames::default(), "helloworld", "Greeter");
+        assert_eq!(names.client_mod, "greeter_client");
+        assert_eq!(names.server_mod, "greeter_server");
+        assert_eq!(names.trait_name, "Greeter");
+        assert_eq!(names.stem, "Greeter");
+    }
+
+    #[test]
+    fn a_message_module_with_the_same_name_moves_the_stubs() {
+        let mut game_client = message("GameClient");
+        game_client.nested_type.push(message("Inner"));
+        let taken = TakenNames::new(&set("g", vec![game_client]));
+        let names = ServiceNames::new(&taken, "g", "Game");
+        assert_eq!(names.client_mod, "game_client_");
+        assert_eq!(names.server_mod, "game_server");
+    }
+
+    #[test]
+    fn messages_without_a_module_do_not_move_the_stubs() {
+        // A map field's entry type and a proto3 optional's synthetic oneof make no module.
+        let mut game_client = message("GameClient");
+        let mut entry = message("LabelsEntry");
+        entry.options = Some(MessageOptions {
+            map_entry: Some(true),
+            ..MessageOptions::default()
+        });
+        game_client.nested_type.push(entry);
+        game_client.oneof_decl.push(OneofDescriptorProto {
+            name: Some("_n".to_owned()),
+            ..OneofDescriptorProto::default()
+        });
+        game_client.field.push(FieldDescriptorProto {
+            name: Some("n".to_owned()),
+            oneof_index: Some(0),
+            proto3_optional: Some(true),
+            ..FieldDescriptorProto::default()
+        });
+        let taken = TakenNames::new(&set("g", vec![game_client]));
+        assert_eq!(
+            ServiceNames::new(&taken, "g", "Game").client_mod,
+            "game_client"
+        );
+    }
+
+    #[test]
+    fn a_subpackage_with_the_same_name_moves_the_stubs() {
+        let mut both = set("a", Vec::new());
+        both.file
+            .extend(set("a.greeter_server.v1", Vec::new()).file);
+        let taken = TakenNames::new(&both);
+        let names = ServiceNames::new(&taken, "a", "Greeter");
+        assert_eq!(names.server_mod, "greeter_server_");
+        assert_eq!(names.client_mod, "greeter_client");
+    }
+
+    #[test]
+    fn client_methods_yield_to_the_clients_own() {
+        assert_eq!(client_method("new"), "new_");
+        assert_eq!(client_method("connect_lazy"), "connect_lazy_");
+        assert_eq!(client_method("say_hello"), "say_hello");
+        assert_eq!(client_method("r#type"), "r#type");
+    }
+
+    #[test]
+    fn keyword_names_are_escaped_like_prost_build() {
+        assert_eq!(rust_snake("Type"), "r#type");
+        assert_eq!(rust_snake("Self"), "self_");
+        let names = ServiceNames::new(&TakenNames::default(), "p", "Self");
+        assert_eq!(names.trait_name, "Self_");
+        assert_eq!(names.stem, "Self");
+        assert_eq!(names.client_mod, "self_client");
+    }
+}

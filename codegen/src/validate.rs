@@ -1,0 +1,295 @@
+//! Checks made before prost-build sees the input, so that malformed descriptors, settings
+//! or names become errors naming the element, not panics or code that does not compile.
+
+use std::collections::BTreeMap;
+
+use heck::{ToSnakeCase, ToUpperCamelCase};
+use prost_types::{DescriptorProto, FileDescriptorSet};
+
+use crate::Error;
+
+/// The descriptors have what prost-build relies on: names, and fully qualified type names
+/// (protoc and protox always write them; a hand-made plugin request may not).
+pub(crate) fn descriptors(set: &FileDescriptorSet) -> Result<(), Error> {
+    for file in &set.file {
+        let Some(file_name) = file.name.as_deref() else {
+            return Err(Error::invalid("a file descriptor has no name"));
+        };
+        let scope = |name: &str| {
+            if file.package().is_empty() {
+                name.to_owned()
+            } else {
+                format!("{}.{name}", file.package())
+            }
+        };
+        for message in &file.message_type {
+            message_descriptor(file_name, &scope(message.name()), message)?;
+        }
+        for enumeration in &file.enum_type {
+            if enumeration.name.is_none() {
+                return Err(Error::invalid(format!("{file_name}: an enum has no name")));
+            }
+        }
+        for service in &file.service {
+            let Some(name) = service.name.as_deref() else {
+                return Err(Error::invalid(format!(
+                    "{file_name}: a service has no name"
+                )));
+            };
+            for method in &service.method {
+                let Some(method_name) = method.name.as_deref() else {
+                    return Err(Error::invalid(format!(
+                        "{file_name}: a method of service {} has no name",
+                        scope(name)
+                    )));
+                };
+                for (what, ty) in [
+                    ("input", &method.input_type),
+                    ("output", &method.output_type),
+                ] {
+                    if !ty.as_deref().is_some_and(|t| t.starts_with('.')) {
+                        return Err(Error::invalid(format!(
+                            "{file_name}: method {}.{method_name} has no fully qualified {what} \
+                             type (found {ty:?})",
+                            scope(name)
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn message_descriptor(file: &str, full_name: &str, message: &DescriptorProto) -> Result<(), Error> {
+    if message.name.is_none() {
+        return Err(Error::invalid(format!("{file}: a message has no name")));
+    }
+    for field in &message.field {
+        if field.name.is_none() {
+            return Err(Error::invalid(format!(
+                "{file}: a field of message {full_name} has no name"
+            )));
+        }
+        if let Some(ty) = &field.type_name {
+            if !ty.starts_with('.') {
+                return Err(Error::invalid(format!(
+                    "{file}: field {full_name}.{} has type {ty:?}, which is not fully \
+                     qualified",
+                    field.name()
+                )));
+            }
+        }
+    }
+    for nested in &message.nested_type {
+        message_descriptor(file, &format!("{full_name}.{}", nested.name()), nested)?;
+    }
+    for enumeration in &message.enum_type {
+        if enumeration.name.is_none() {
+            return Err(Error::invalid(format!(
+                "{file}: an enum in message {full_name} has no name"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// No two services of a package (in the files to generate) share stub modules, and no two
+/// methods of a service share a Rust name: protobuf names that differ only in case or
+/// underscores (`FooBar`, `Foo_Bar`) become the same Rust name.
+pub(crate) fn rust_names(set: &FileDescriptorSet, files: &[String]) -> Result<(), Error> {
+    let mut services: BTreeMap<(&str, String), (&str, &str)> = BTreeMap::new();
+    for file in set
+        .file
+        .iter()
+        .filter(|f| files.iter().any(|n| n == f.name()))
+    {
+        for service in &file.service {
+            let key = (file.package(), service.name().to_snake_case());
+            if let Some((other, other_file)) = services.insert(key, (service.name(), file.name())) {
+                return Err(Error::invalid(format!(
+                    "{}: services {other} ({other_file}) and {} of package {:?} would get the \
+                     same Rust names; rename one",
+                    file.name(),
+                    service.name(),
+                    file.package()
+                )));
+            }
+            let mut methods: BTreeMap<String, &str> = BTreeMap::new();
+            for method in &service.method {
+                if let Some(other) = methods.insert(method.name().to_snake_case(), method.name()) {
+                    return Err(Error::invalid(format!(
+                        "{}: methods {other} and {} of service {} would get the same Rust \
+                         name; rename one",
+                        file.name(),
+                        method.name(),
+                        service.name()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// No two values of an enum (in the files to generate) get one Rust variant name, as
+/// prost-build names them: upper camel case, less the enum's name as a prefix when
+/// `strip_prefix`, aliases (values with an earlier value's number) skipped.
+pub(crate) fn enum_variants(
+    set: &FileDescriptorSet,
+    files: &[String],
+    strip_prefix: bool,
+) -> Result<(), Error> {
+    fn check(
+        file: &str,
+        scope: &str,
+        enumeration: &prost_types::EnumDescriptorProto,
+        strip_prefix: bool,
+    ) -> Result<(), Error> {
+        let enum_name = enumeration.name().to_upper_camel_case();
+        let mut numbers = std::collections::BTreeSet::new();
+        let mut names: BTreeMap<String, &str> = BTreeMap::new();
+        for value in &enumeration.value {
+            if !numbers.insert(value.number()) {
+                continue;
+            }
+            let mut variant = value.name().to_upper_camel_case();
+            if strip_prefix {
+                if let Some(rest) = variant.strip_prefix(&enum_name) {
+                    if rest.starts_with(char::is_uppercase) {
+                        variant = rest.to_owned();
+                    }
+                }
+            }
+            if let Some(other) = names.insert(variant.clone(), value.name()) {
+                return Err(Error::invalid(format!(
+                    "{file}: values {other} and {} of enum {scope}{} would both become the \
+                     Rust variant {variant}; rename one",
+                    value.name(),
+                    enumeration.name()
+                )));
+            }
+        }
+        Ok(())
+    }
+    fn walk(
+        file: &str,
+        scope: &str,
+        message: &DescriptorProto,
+        strip_prefix: bool,
+    ) -> Result<(), Error> {
+        let scope = format!("{scope}{}.", message.name());
+        for enumeration in &message.enum_type {
+            check(file, &scope, enumeration, strip_prefix)?;
+        }
+        for nested in &message.nested_type {
+            walk(file, &scope, nested, strip_prefix)?;
+        }
+        Ok(())
+    }
+    for file in set
+        .file
+        .iter()
+        .filter(|f| files.iter().any(|n| n == f.name()))
+    {
+        let scope = if file.package().is_empty() {
+            String::new()
+        } else {
+            format!("{}.", file.package())
+        };
+        for enumeration in &file.enum_type {
+            check(file.name(), &scope, enumeration, strip_prefix)?;
+        }
+        for message in &file.message_type {
+            walk(file.name(), &scope, message, strip_prefix)?;
+        }
+    }
+    Ok(())
+}
+
+/// An attribute setting is one or more outer attributes (`#[derive(Eq)]`), which
+/// prost-build would otherwise fail on with a panic.
+pub(crate) fn attribute(option: &str, path: &str, attribute: &str) -> Result<(), Error> {
+    use syn::parse::Parser;
+    syn::Attribute::parse_outer
+        .parse_str(attribute)
+        .map(drop)
+        .map_err(|e| {
+            Error::option(format!(
+                "{option} for {path:?}: {attribute:?} is not an attribute such as \
+                 `#[derive(Eq)]` ({e})"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost_types::{FileDescriptorProto, MethodDescriptorProto, ServiceDescriptorProto};
+
+    fn service(name: &str, methods: &[&str]) -> ServiceDescriptorProto {
+        ServiceDescriptorProto {
+            name: Some(name.to_owned()),
+            method: methods
+                .iter()
+                .map(|m| MethodDescriptorProto {
+                    name: Some((*m).to_owned()),
+                    input_type: Some(".p.M".to_owned()),
+                    output_type: Some(".p.M".to_owned()),
+                    ..MethodDescriptorProto::default()
+                })
+                .collect(),
+            ..ServiceDescriptorProto::default()
+        }
+    }
+
+    fn set(services: Vec<ServiceDescriptorProto>) -> FileDescriptorSet {
+        FileDescriptorSet {
+            file: vec![FileDescriptorProto {
+                name: Some("p.proto".to_owned()),
+                package: Some("p".to_owned()),
+                service: services,
+                ..FileDescriptorProto::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn services_with_one_rust_name_are_refused() {
+        let set = set(vec![service("FooBar", &[]), service("Foo_Bar", &[])]);
+        let err = rust_names(&set, &["p.proto".to_owned()]).unwrap_err();
+        assert!(err.is_invalid());
+        assert!(err.to_string().contains("FooBar"), "{err}");
+        assert!(err.to_string().contains("Foo_Bar"), "{err}");
+    }
+
+    #[test]
+    fn methods_with_one_rust_name_are_refused() {
+        let set = set(vec![service("S", &["GetX", "get_x"])]);
+        let err = rust_names(&set, &["p.proto".to_owned()]).unwrap_err();
+        assert!(err.to_string().contains("GetX and get_x"), "{err}");
+    }
+
+    #[test]
+    fn methods_without_types_are_refused() {
+        let mut bad = service("S", &["Call"]);
+        bad.method[0].input_type = None;
+        let err = descriptors(&set(vec![bad])).unwrap_err();
+        assert!(err.to_string().contains("p.S.Call"), "{err}");
+        let mut relative = service("S", &["Call"]);
+        relative.method[0].output_type = Some("M".to_owned());
+        assert!(descriptors(&set(vec![relative])).is_err());
+    }
+
+    #[test]
+    fn attributes_must_parse() {
+        assert!(attribute("type_attribute", ".", "#[derive(Eq, Hash)] #[serde(x)]").is_ok());
+        let err = attribute("type_attribute", ".a", "#[derive(").unwrap_err();
+        assert!(err.is_option());
+        assert!(
+            err.to_string().contains("type_attribute for \".a\""),
+            "{err}"
+        );
+        assert!(attribute("client_attribute", ".", "derive(Eq)").is_err());
+    }
+}
