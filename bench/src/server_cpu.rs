@@ -1,6 +1,14 @@
 //! `server-cpu [--rounds R] [--requests N] [--secs S] [--stacks tonic,async,blocking]
-//! [--only TEXT]`: each server as its own process, measured from outside (`--only` runs
-//! the workloads whose name contains TEXT).
+//! [--only TEXT] [--fixed-malloc]`: each server as its own process, measured from outside
+//! (`--only` runs the workloads whose name contains TEXT).
+//!
+//! glibc's malloc raises its trim and mmap thresholds the first time a process frees a
+//! large mmapped block; until then a workload that allocates and frees 64 KiB buffers
+//! returns memory to the kernel and faults it back in over and over. Whether a server has
+//! crossed that line depends on its history, and it changes the cost of the 64 KiB stream
+//! by a third. `--fixed-malloc` starts every server with the same fixed thresholds
+//! (`GLIBC_TUNABLES=glibc.malloc.trim_threshold=8388608:glibc.malloc.mmap_threshold=8388608`)
+//! so that no server's result depends on what it did before.
 //!
 //! For every round and every stack (the order rotates from round to round, so that
 //! machine noise hits all stacks alike), a fresh `serve` process is started pinned to
@@ -66,9 +74,16 @@ struct Server {
 }
 
 impl Server {
-    fn start(stack: Stack) -> Server {
+    fn start(stack: Stack, fixed_malloc: bool) -> Server {
         let exe = std::env::current_exe().expect("own path");
-        let mut child = Command::new("taskset")
+        let mut command = Command::new("taskset");
+        if fixed_malloc {
+            command.env(
+                "GLIBC_TUNABLES",
+                "glibc.malloc.trim_threshold=8388608:glibc.malloc.mmap_threshold=8388608",
+            );
+        }
+        let mut child = command
             .args(["-c", "0"])
             .arg(exe)
             .args(["serve", "--stack", stack.flag()])
@@ -264,12 +279,18 @@ pub(crate) fn main(args: &[String]) {
         "tonic comes first: it is the reference"
     );
     let only = arg_str(args, "--only");
+    let fixed_malloc = args.iter().any(|a| a == "--fixed-malloc");
     let workloads: Vec<usize> = (0..WORKLOADS.len())
         .filter(|&w| only.is_none_or(|o| WORKLOADS[w].0.contains(o)))
         .collect();
     let body = h2load_body();
     println!(
-        "server-cpu: {rounds} rounds; server pinned to core 0, load to core 1; h2load -n {requests}; clients {secs} s"
+        "server-cpu: {rounds} rounds; server pinned to core 0, load to core 1; h2load -n {requests}; clients {secs} s{}",
+        if fixed_malloc {
+            "; fixed malloc thresholds"
+        } else {
+            ""
+        }
     );
 
     // results[stack][workload] = one Measure per round; rss[stack] = one per round.
@@ -279,7 +300,7 @@ pub(crate) fn main(args: &[String]) {
         for k in 0..stacks.len() {
             let i = (k + round) % stacks.len();
             let stack = stacks[i];
-            let server = Server::start(stack);
+            let server = Server::start(stack, fixed_malloc);
             // Warm-up: connections, pools, allocator.
             run_h2load(server.port, requests / 10, &body);
             for &w in &workloads {

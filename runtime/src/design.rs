@@ -76,7 +76,7 @@
 //! | the request of a unary or server-streaming call | one message (≤ the receive limit), collected before the handler starts; a second message fails the call |
 //! | response bytes held for a client that does not read | the same rule on the client side: 64 KiB, the window and one message |
 //! | all the calls of a connection | the connection window, plus the one message per call above |
-//! | queued outbound messages of a call | 256 KiB on the server (128 KiB on the client) plus one message; senders wait beyond it |
+//! | queued outbound messages of a call | 512 KiB on the server (128 KiB on the client) plus one message, and up to four recycled chunk buffers; senders wait beyond it |
 //! | calls | [`max_concurrent_streams`](crate::server::ServerBuilder::max_concurrent_streams) per connection, [`max_concurrent_calls`](crate::server::ServerBuilder::max_concurrent_calls) over all of them; beyond, `REFUSED_STREAM` |
 //! | connections | [`max_connections`](crate::server::ServerBuilder::max_connections); beyond, closed on accept |
 //! | blocking handlers | [`max_blocking_threads`](crate::RuntimeBuilder::max_blocking_threads) running and [`max_blocking_queue`](crate::RuntimeBuilder::max_blocking_queue) waiting; beyond, `REFUSED_STREAM`. Client- and bidi-streaming handlers, which start before their request is complete, may hold at most three quarters of the workers, so calls whose request is complete always find one |

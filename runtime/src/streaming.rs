@@ -5,6 +5,7 @@
 //! completion queue; they differ only in how they wait: an async task registers its waker,
 //! a blocking caller parks its thread.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -59,6 +60,81 @@ pub(crate) const FREE_AHEAD: usize = 64 * 1024;
 /// sends each chunk as a few full DATA frames with one write.
 const CHUNK: usize = 16 * 1024;
 
+/// Buffers of at most this size are recycled.
+const MAX_RECYCLED: usize = 256 * 1024;
+/// Most buffers a call keeps for reuse.
+const MAX_POOLED: usize = 4;
+
+/// The buffers of a call's outbound chunks, handed back by the poller once h2 has written
+/// them, so that a stream of messages reuses a few buffers instead of allocating (and
+/// freeing on another thread) one per chunk.
+#[derive(Clone, Default)]
+pub(crate) struct ChunkPool(Arc<Mutex<Vec<BytesMut>>>);
+
+impl ChunkPool {
+    /// An empty buffer with room for at least `len` bytes.
+    fn take(&self, len: usize) -> BytesMut {
+        let reused = {
+            let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            match pool.last() {
+                Some(buf) if buf.capacity() >= len => pool.pop(),
+                _ => None,
+            }
+        };
+        reused.unwrap_or_else(|| BytesMut::with_capacity(len.max(CHUNK)))
+    }
+
+    fn give(&self, buf: BytesMut) {
+        if buf.capacity() > MAX_RECYCLED {
+            return;
+        }
+        let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < MAX_POOLED {
+            pool.push(buf);
+        }
+    }
+}
+
+/// Poller side of a [`ChunkPool`]: chunks handed to h2, returned to the pool once h2 has
+/// let go of them.
+#[derive(Default)]
+pub(crate) struct Spent {
+    chunks: VecDeque<Bytes>,
+    pool: ChunkPool,
+}
+
+impl Spent {
+    pub(crate) fn new(pool: ChunkPool) -> Spent {
+        Spent {
+            chunks: VecDeque::new(),
+            pool,
+        }
+    }
+
+    /// Takes a queued chunk for sending, keeping a handle to recycle it later.
+    pub(crate) fn send(&mut self, chunk: BytesMut) -> Bytes {
+        self.reclaim();
+        let bytes = chunk.freeze();
+        if bytes.len() <= MAX_RECYCLED && self.chunks.len() < 2 * MAX_POOLED {
+            self.chunks.push_back(bytes.clone());
+        }
+        bytes
+    }
+
+    /// Returns the chunks h2 is done with to the pool.
+    pub(crate) fn reclaim(&mut self) {
+        while self.chunks.front().is_some_and(Bytes::is_unique) {
+            let Some(bytes) = self.chunks.pop_front() else {
+                break;
+            };
+            if let Ok(mut buf) = bytes.try_into_mut() {
+                buf.clear();
+                self.pool.give(buf);
+            }
+        }
+    }
+}
+
 /// Encodes `message` straight into the chunk of messages last queued on `ops` when it has
 /// room, or into a new chunk: messages sent one by one still reach h2 as a few large
 /// buffers, without a buffer or a copy per message.
@@ -70,6 +146,7 @@ const CHUNK: usize = 16 * 1024;
 /// `RESOURCE_EXHAUSTED` for a message over `max_send`; `CANCELLED` when the call ended.
 pub(crate) fn queue_message<M: Message>(
     ops: &Producer<Outbound>,
+    pool: &ChunkPool,
     message: &M,
     max_send: usize,
     compression: Option<CompressionEncoding>,
@@ -91,7 +168,7 @@ pub(crate) fn queue_message<M: Message>(
                 return None;
             }
         }
-        let mut chunk = BytesMut::with_capacity(framed_len.max(CHUNK));
+        let mut chunk = pool.take(framed_len);
         codec::write_framed(message, len, &mut chunk);
         Some(Outbound::Message(chunk))
     })
@@ -499,6 +576,7 @@ pub(crate) fn call_ended() -> Status {
 /// instead, so the server never mistakes a partial stream for a complete one.
 pub struct RequestSender<T> {
     ops: Option<Producer<Outbound>>,
+    pool: ChunkPool,
     max_send: usize,
     compression: Option<CompressionEncoding>,
     compress: bool,
@@ -516,11 +594,13 @@ impl<T> RequestSender<T> {
 impl<T: Message> RequestSender<T> {
     pub(crate) fn new(
         ops: Producer<Outbound>,
+        pool: ChunkPool,
         max_send: usize,
         compression: Option<CompressionEncoding>,
     ) -> RequestSender<T> {
         RequestSender {
             ops: Some(ops),
+            pool,
             max_send,
             compression,
             compress: true,
@@ -541,7 +621,7 @@ impl<T: Message> RequestSender<T> {
         if !ops.has_room() {
             crate::executor::blocking_region(|| ops.wait_ready(None)).map_err(|_| call_ended())?;
         }
-        match queue_message(ops, &message, self.max_send, compression) {
+        match queue_message(ops, &self.pool, &message, self.max_send, compression) {
             Err(status) if status.code() == crate::Code::ResourceExhausted => {
                 let _ = ops.push(Outbound::Abort(status.clone()));
                 self.ops = None;
@@ -586,6 +666,7 @@ impl<T> fmt::Debug for RequestSender<T> {
 /// that sends the final status.
 pub(crate) struct Responder {
     ops: Producer<Outbound>,
+    pool: ChunkPool,
     state: Mutex<ResponderState>,
     pub(crate) max_send: usize,
     /// How responses are compressed (the client accepts it and the server wants it).
@@ -606,6 +687,7 @@ struct ResponderState {
 impl Responder {
     pub(crate) fn new(
         ops: Producer<Outbound>,
+        pool: ChunkPool,
         max_send: usize,
         compression: Option<CompressionEncoding>,
         compress: Arc<AtomicBool>,
@@ -613,6 +695,7 @@ impl Responder {
     ) -> Responder {
         Responder {
             ops,
+            pool,
             state: Mutex::new(ResponderState::default()),
             max_send,
             compression,
@@ -674,6 +757,7 @@ impl Responder {
         self.ensure_headers(&mut state)?;
         queue_message(
             &self.ops,
+            &self.pool,
             message,
             self.max_send,
             self.message_compression(),

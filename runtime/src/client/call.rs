@@ -25,11 +25,13 @@ use crate::channel::ChannelInner;
 use crate::codec::{self, CompressionEncoding, Frame, FrameDecoder};
 use crate::cq::{Consumer, Producer};
 use crate::status::Status;
-use crate::streaming::{FREE_AHEAD, Inbound, Outbound};
+use crate::streaming::{ChunkPool, FREE_AHEAD, Inbound, Outbound, Spent};
 
 /// Everything the poller needs to run one call.
 pub(crate) struct CallTask {
     pub(crate) channel: Arc<ChannelInner>,
+    /// Where the buffers of sent request chunks go back to.
+    pub(crate) pool: ChunkPool,
     pub(crate) head: http::Request<()>,
     /// The whole request body of a unary or server-streaming call, sent with END_STREAM.
     pub(crate) body: Option<Bytes>,
@@ -47,6 +49,7 @@ impl CallTask {
     pub(crate) async fn run(self) {
         let CallTask {
             channel,
+            pool,
             head,
             body,
             deadline,
@@ -86,6 +89,7 @@ impl CallTask {
             send,
             send_done,
             pending: None,
+            spent: Spent::new(pool),
             recv: Recv::Head(response),
             unreleased: 0,
             decoder: FrameDecoder::new(channel.config.max_receive_message_size),
@@ -156,6 +160,8 @@ struct ClientStream {
     send_done: bool,
     /// Part of a message waiting for flow-control capacity.
     pending: Option<Bytes>,
+    /// Chunks handed to h2, recycled once written.
+    spent: Spent,
     recv: Recv,
     /// Response bytes received whose flow-control credit is held back: the caller has not
     /// caught up yet.
@@ -244,7 +250,7 @@ impl ClientStream {
             }
             let op = ready!(self.ops.poll_pop(cx));
             match op {
-                Some(Outbound::Message(chunk)) => self.pending = Some(chunk.freeze()),
+                Some(Outbound::Message(chunk)) => self.pending = Some(self.spent.send(chunk)),
                 Some(Outbound::Finish) => {
                     let _ = self.send.send_data(Bytes::new(), true);
                     return Poll::Ready(Ok(()));

@@ -29,7 +29,8 @@ use crate::request::{CallOptions, Request};
 use crate::response::Response;
 use crate::status::Status;
 use crate::streaming::{
-    Block, BlockingStreaming, Outbound, Receiver, RequestSender, Side, Streaming, queue_message,
+    Block, BlockingStreaming, ChunkPool, Outbound, Receiver, RequestSender, Side, Streaming,
+    queue_message,
 };
 
 pub(crate) use call::{h2_status, is_grpc_content_type};
@@ -60,6 +61,7 @@ pub struct Client {
 struct Started {
     rx: Receiver,
     ops: Producer<Outbound>,
+    pool: ChunkPool,
     /// How this call's requests are compressed.
     compression: Option<CompressionEncoding>,
 }
@@ -134,7 +136,9 @@ impl Client {
         // Unbounded in items: what the server can send ahead is bounded by flow control.
         let (events_tx, events_rx) = cq::queue(usize::MAX);
         let (ops_tx, ops_rx) = cq::queue(OUTBOUND_CAPACITY);
+        let pool = ChunkPool::default();
         let task = call::CallTask {
+            pool: pool.clone(),
             channel: inner.clone(),
             head,
             body,
@@ -152,6 +156,7 @@ impl Client {
                 inner.config.max_receive_message_size,
             ),
             ops: ops_tx,
+            pool,
             compression,
         })
     }
@@ -186,13 +191,17 @@ impl Client {
         let Started {
             rx,
             ops,
+            pool,
             compression,
         } = self.start(path, metadata, options, |_| Ok(None))?;
         let max_send = self.max_send();
-        self.channel
-            .inner
-            .rt
-            .spawn(Box::pin(pump_requests(stream, ops, max_send, compression)));
+        self.channel.inner.rt.spawn(Box::pin(pump_requests(
+            stream,
+            ops,
+            pool,
+            max_send,
+            compression,
+        )));
         Ok(rx)
     }
 
@@ -348,9 +357,10 @@ impl Client {
         let Started {
             mut rx,
             ops,
+            pool,
             compression,
         } = self.start(path, metadata, options, |_| Ok(None))?;
-        let mut sender = RequestSender::new(ops, self.max_send(), compression);
+        let mut sender = RequestSender::new(ops, pool, self.max_send(), compression);
         for message in requests {
             if let Err(status) = sender.send(message) {
                 if status.code() == crate::Code::ResourceExhausted {
@@ -388,10 +398,11 @@ impl Client {
         let Started {
             rx,
             ops,
+            pool,
             compression,
         } = self.start(path, metadata, options, |_| Ok(None))?;
         Ok((
-            RequestSender::new(ops, self.max_send(), compression),
+            RequestSender::new(ops, pool, self.max_send(), compression),
             BlockingStreaming::new(rx),
         ))
     }
@@ -426,6 +437,7 @@ fn streaming_response<S>(rx: Receiver, wrap: fn(Receiver) -> S) -> Response<S> {
 async fn pump_requests<S, Req>(
     stream: S,
     ops: Producer<Outbound>,
+    pool: ChunkPool,
     max_send: usize,
     compression: Option<CompressionEncoding>,
 ) where
@@ -452,15 +464,17 @@ async fn pump_requests<S, Req>(
                 let _ = ops.push(Outbound::Finish);
                 return;
             }
-            Some(Some(message)) => match queue_message(&ops, &message, max_send, compression) {
-                Ok(()) => {}
-                Err(status) if status.code() == crate::Code::ResourceExhausted => {
-                    let _ = ops.push(Outbound::Abort(status));
-                    return;
+            Some(Some(message)) => {
+                match queue_message(&ops, &pool, &message, max_send, compression) {
+                    Ok(()) => {}
+                    Err(status) if status.code() == crate::Code::ResourceExhausted => {
+                        let _ = ops.push(Outbound::Abort(status));
+                        return;
+                    }
+                    // The call ended.
+                    Err(_) => return,
                 }
-                // The call ended.
-                Err(_) => return,
-            },
+            }
         }
     }
 }

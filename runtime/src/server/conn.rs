@@ -53,10 +53,12 @@ use crate::executor::{BoxFuture, Job};
 use crate::metadata::MetadataMap;
 use crate::request::{CallContext, CancelState};
 use crate::status::Status;
-use crate::streaming::{FREE_AHEAD, Inbound, Outbound, Receiver, Responder, Side};
+use crate::streaming::{
+    ChunkPool, FREE_AHEAD, Inbound, Outbound, Receiver, Responder, Side, Spent,
+};
 
 /// Bytes of responses a handler may queue before it waits for the transport.
-pub(crate) const OUTBOUND_CAPACITY: usize = 256 * 1024;
+pub(crate) const OUTBOUND_CAPACITY: usize = 512 * 1024;
 
 /// Accepts connections until the server stops serving; each connection is placed on a
 /// poller thread round-robin. Connections beyond `max_connections` are closed at once.
@@ -373,6 +375,7 @@ fn accept_call(
     let deadline = timeout.and_then(deadline::deadline_after);
 
     let (ops_tx, ops_rx) = cq::queue(OUTBOUND_CAPACITY);
+    let pool = ChunkPool::default();
     let cancel = Arc::new(CancelState::default());
     let compress = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let context = Arc::new(CallContext {
@@ -383,6 +386,7 @@ fn accept_call(
     });
     let responder = Arc::new(Responder::new(
         ops_tx,
+        pool.clone(),
         shared.config.max_send_message_size,
         response_compression,
         compress,
@@ -392,6 +396,7 @@ fn accept_call(
         respond: Some(respond),
         send: None,
         pending: None,
+        spent: Spent::new(pool),
         recv: Some(body),
         decoder: {
             let mut decoder = FrameDecoder::new(shared.config.max_receive_message_size);
@@ -474,6 +479,8 @@ struct ServerStream {
     send: Option<SendStream<Bytes>>,
     /// Part of a message waiting for flow-control capacity.
     pending: Option<Bytes>,
+    /// Chunks handed to h2, recycled once written.
+    spent: Spent,
     /// Until the request stream ended (or the handler stopped reading it).
     recv: Option<RecvStream>,
     decoder: FrameDecoder,
@@ -777,12 +784,12 @@ impl ServerStream {
                         // The last messages (a unary response): h2 buffers what the window
                         // cannot take yet, which is bounded by what was queued.
                         if let Some(send) = &mut self.send {
-                            let _ = send.send_data(framed.freeze(), false);
+                            let _ = send.send_data(self.spent.send(framed), false);
                         }
                         self.send_trailers(trailers);
                         return Poll::Ready(());
                     }
-                    self.pending = Some(framed.freeze());
+                    self.pending = Some(self.spent.send(framed));
                     self.deferred = next;
                 }
                 Some(Outbound::Trailers(trailers)) => {
