@@ -636,12 +636,24 @@ impl ChannelBuilder {
         #[cfg(not(feature = "tls"))]
         let tls_wanted = false;
         let parsed = if self.resolver.is_some() {
-            // With a resolver of its own, the target is only a name.
+            // With a resolver of its own, the target is only a name: `scheme://host/name`
+            // or `name`, whose last part is the authority.
             target::parse(&self.target, tls_wanted).or_else(|_| {
+                let name = self
+                    .target
+                    .rsplit('/')
+                    .find(|part| !part.is_empty())
+                    .unwrap_or("localhost")
+                    .to_owned();
+                let name = if name.parse::<Authority>().is_ok() {
+                    name
+                } else {
+                    "localhost".to_owned()
+                };
                 Ok::<_, Error>(target::Target {
                     kind: TargetKind::Static(Vec::new()),
-                    authority: self.target.clone(),
-                    tls_host: self.target.clone(),
+                    authority: name.clone(),
+                    tls_host: name,
                     https: false,
                 })
             })?
@@ -735,8 +747,11 @@ impl ChannelInner {
         if state.closed {
             return ConnectivityState::Shutdown;
         }
-        let mut any_connecting = matches!(state.resolution, Resolution::Resolving);
-        let mut any_failed = matches!(state.resolution, Resolution::Failed { .. });
+        // Resolution matters only while there is no address yet: with some, a background
+        // re-resolution does not change what calls see.
+        let unresolved = state.subchannels.is_empty();
+        let mut any_connecting = unresolved && matches!(state.resolution, Resolution::Resolving);
+        let mut any_failed = unresolved && matches!(state.resolution, Resolution::Failed { .. });
         for sub in &state.subchannels {
             match sub.conn {
                 Conn::Ready { .. } => return ConnectivityState::Ready,
@@ -1119,19 +1134,26 @@ impl ChannelInner {
                     "failed to connect to {}: {reason}",
                     self.target
                 )));
-                if self.config.policy == LoadBalancingPolicy::RoundRobin {
-                    // Round robin keeps trying every address in the background.
-                    let channel = Arc::downgrade(self);
-                    self.poller.spawn(async move {
-                        tokio::time::sleep_until(retry_at.into()).await;
-                        if let Some(channel) = channel.upgrade() {
-                            let mut state = channel.lock();
-                            if let Some(i) = state.subchannels.iter().position(|s| s.key == key) {
-                                let _ = channel.wake_subchannel(&mut state, i, Instant::now());
-                            }
+                // Reconnect in the background once the backoff is over: round robin keeps
+                // trying every address; pick first only while it has no connection.
+                let channel = Arc::downgrade(self);
+                self.poller.spawn(async move {
+                    tokio::time::sleep_until(retry_at.into()).await;
+                    let Some(channel) = channel.upgrade() else {
+                        return;
+                    };
+                    let mut state = channel.lock();
+                    let needed = channel.config.policy == LoadBalancingPolicy::RoundRobin
+                        || !state
+                            .subchannels
+                            .iter()
+                            .any(|s| matches!(s.conn, Conn::Ready { .. }));
+                    if let Some(i) = state.subchannels.iter().position(|s| s.key == key) {
+                        if needed && !state.closed {
+                            let _ = channel.wake_subchannel(&mut state, i, Instant::now());
                         }
-                    });
-                }
+                    }
+                });
             }
         }
         self.notify();
