@@ -2,7 +2,8 @@
 //!
 //! Keys are lowercase ASCII (`0-9 a-z - _ .`). A key ending in `-bin` holds arbitrary bytes,
 //! sent base64-encoded; any other key holds printable ASCII. Keys starting with `grpc-` are
-//! reserved for the protocol and cannot be set.
+//! reserved for the protocol and cannot be set, except `grpc-retry-pushback-ms`, by which a
+//! server asks clients to delay (or, negative, to skip) retrying a call.
 
 use std::fmt;
 
@@ -248,7 +249,9 @@ fn check_key(key: &str) -> Result<HeaderName> {
             "metadata key {key:?} has {bad:?}; keys are lowercase 0-9 a-z - _ ."
         )));
     }
-    if key.starts_with("grpc-") || RESERVED.contains(&key) {
+    // A server may ask clients to delay or skip retries (gRPC's retry design).
+    let settable = key == "grpc-retry-pushback-ms";
+    if (key.starts_with("grpc-") && !settable) || RESERVED.contains(&key) {
         return Err(Error::invalid_metadata(format!(
             "metadata key {key:?} is reserved for the grpc protocol"
         )));

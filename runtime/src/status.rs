@@ -88,6 +88,37 @@ impl Code {
         self as i32
     }
 
+    /// The code's canonical name, as in service configs (`UNAVAILABLE`).
+    pub fn name(self) -> &'static str {
+        const NAMES: [&str; 17] = [
+            "OK",
+            "CANCELLED",
+            "UNKNOWN",
+            "INVALID_ARGUMENT",
+            "DEADLINE_EXCEEDED",
+            "NOT_FOUND",
+            "ALREADY_EXISTS",
+            "PERMISSION_DENIED",
+            "RESOURCE_EXHAUSTED",
+            "FAILED_PRECONDITION",
+            "ABORTED",
+            "OUT_OF_RANGE",
+            "UNIMPLEMENTED",
+            "INTERNAL",
+            "UNAVAILABLE",
+            "DATA_LOSS",
+            "UNAUTHENTICATED",
+        ];
+        NAMES[self as usize]
+    }
+
+    /// The code with a canonical name (`UNAVAILABLE`; case-insensitive).
+    pub fn from_name(name: &str) -> Option<Code> {
+        Code::ALL
+            .into_iter()
+            .find(|code| code.name().eq_ignore_ascii_case(name))
+    }
+
     /// A short description of the code, in the words of gRPC's status code table.
     pub fn description(self) -> &'static str {
         match self {
@@ -450,6 +481,11 @@ mod tests {
         }
         assert_eq!(Code::try_from(17), Err(UnknownCode(17)));
         assert_eq!(Code::try_from(-1), Err(UnknownCode(-1)));
+        for code in Code::ALL {
+            assert_eq!(Code::from_name(code.name()), Some(code));
+        }
+        assert_eq!(Code::from_name("unavailable"), Some(Code::Unavailable));
+        assert_eq!(Code::from_name("NOPE"), None);
     }
 
     #[test]

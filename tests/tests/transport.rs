@@ -750,3 +750,270 @@ fn async_calls_work_over_tls_and_unix_sockets_on_tokio() {
         );
     });
 }
+
+// ---------------------------------------------------------------------------------------
+// Retries
+
+use rsgrpc::channel::ServiceConfig;
+use rsgrpc::{BlockingStreaming, MetadataMap, ResponseSink};
+
+fn retry_config(attempts: u32, codes: &str, extra: &str) -> ServiceConfig {
+    ServiceConfig::from_json(&format!(
+        r#"{{"methodConfig": [{{"name": [{{"service": "test.Flaky"}}],
+             "retryPolicy": {{"maxAttempts": {attempts}, "initialBackoff": "0.01s",
+               "maxBackoff": "0.05s", "backoffMultiplier": 2,
+               "retryableStatusCodes": [{codes}]}}}}]{extra}}}"#
+    ))
+    .unwrap()
+}
+
+/// A service that fails its first `failures` calls with `code` (and what each attempt
+/// carried in `grpc-previous-rpc-attempts`).
+struct Flaky {
+    calls: AtomicUsize,
+    failures: usize,
+    code: Code,
+    previous: Mutex<Vec<Option<String>>>,
+    pushback: Option<&'static str>,
+}
+
+fn flaky_service(flaky: Arc<Flaky>) -> Service {
+    let (f1, f2, f3) = (flaky.clone(), flaky.clone(), flaky);
+    let fail = |flaky: &Flaky, metadata: &MetadataMap| -> Result<(), Status> {
+        let n = flaky.calls.fetch_add(1, Ordering::SeqCst);
+        flaky.previous.lock().unwrap().push(
+            metadata
+                .get("grpc-previous-rpc-attempts")
+                .map(str::to_owned),
+        );
+        if n < flaky.failures {
+            let mut status = Status::new(flaky.code, format!("attempt {n} fails"));
+            if let Some(ms) = flaky.pushback {
+                status
+                    .metadata_mut()
+                    .insert("grpc-retry-pushback-ms", ms)
+                    .unwrap();
+            }
+            return Err(status);
+        }
+        Ok(())
+    };
+    Service::builder("test.Flaky")
+        .blocking_unary(UNARY, move |request: Request<EchoRequest>| {
+            fail(&f1, request.metadata())?;
+            Ok(Response::new(EchoResponse {
+                message: request.into_inner().message,
+                ..Default::default()
+            }))
+        })
+        .blocking_client_streaming(
+            "Collect",
+            move |request: Request<BlockingStreaming<EchoRequest>>| {
+                let (metadata, requests) = request.into_parts();
+                let messages: Vec<String> = requests
+                    .map(|r| r.map(|r| r.message))
+                    .collect::<Result<_, _>>()?;
+                fail(&f2, &metadata)?;
+                Ok(Response::new(EchoResponse {
+                    message: messages.join(","),
+                    ..Default::default()
+                }))
+            },
+        )
+        .blocking_server_streaming(
+            "Headers",
+            move |request: Request<EchoRequest>, mut sink: ResponseSink<EchoResponse>| {
+                sink.send_headers(MetadataMap::new())?;
+                fail(&f3, request.metadata())?;
+                sink.send(EchoResponse::default())
+            },
+        )
+        .build()
+}
+
+fn flaky(failures: usize, code: Code) -> Arc<Flaky> {
+    Arc::new(Flaky {
+        calls: AtomicUsize::new(0),
+        failures,
+        code,
+        previous: Mutex::new(Vec::new()),
+        pushback: None,
+    })
+}
+
+fn flaky_client(server: &ServerHandle, config: ServiceConfig) -> Client {
+    Client::new(
+        Channel::builder(format!("http://{}", server.local_addr()))
+            .service_config(config)
+            .connect_lazy()
+            .unwrap(),
+    )
+}
+
+fn serve_flaky(flaky: &Arc<Flaky>) -> ServerHandle {
+    Server::builder()
+        .add_service(flaky_service(flaky.clone()))
+        .bind("127.0.0.1:0")
+        .unwrap()
+}
+
+#[test]
+fn a_retry_policy_retries_retryable_codes_and_says_so() {
+    let f = flaky(2, Code::Unavailable);
+    let server = serve_flaky(&f);
+    let client = flaky_client(&server, retry_config(4, r#""UNAVAILABLE""#, ""));
+    let reply: Response<EchoResponse> = client
+        .blocking_unary("/test.Flaky/Unary", Request::new(req("third time")))
+        .unwrap();
+    assert_eq!(reply.get_ref().message, "third time");
+    assert_eq!(f.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        *f.previous.lock().unwrap(),
+        vec![None, Some("1".to_owned()), Some("2".to_owned())]
+    );
+    // The async flavour retries the same way.
+    let f = flaky(1, Code::Unavailable);
+    let server = serve_flaky(&f);
+    let client = flaky_client(&server, retry_config(4, r#""UNAVAILABLE""#, ""));
+    let reply: Response<EchoResponse> =
+        futures::executor::block_on(client.unary("/test.Flaky/Unary", Request::new(req("async"))))
+            .unwrap();
+    assert_eq!(reply.get_ref().message, "async");
+    assert_eq!(f.calls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn retries_stop_at_other_codes_at_max_attempts_and_once_committed() {
+    // A code the policy does not list.
+    let f = flaky(1, Code::Internal);
+    let server = serve_flaky(&f);
+    let client = flaky_client(&server, retry_config(4, r#""UNAVAILABLE""#, ""));
+    let status = client
+        .blocking_unary::<_, EchoResponse>("/test.Flaky/Unary", Request::new(req("x")))
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Internal);
+    assert_eq!(f.calls.load(Ordering::SeqCst), 1);
+
+    // Attempts run out (numbers work as codes too).
+    let f = flaky(100, Code::Unavailable);
+    let server = serve_flaky(&f);
+    let client = flaky_client(&server, retry_config(3, "14", ""));
+    let status = client
+        .blocking_unary::<_, EchoResponse>("/test.Flaky/Unary", Request::new(req("x")))
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(status.message(), "attempt 2 fails");
+    assert_eq!(f.calls.load(Ordering::SeqCst), 3);
+
+    // Response headers were sent: the call is committed and never retried.
+    let f = flaky(1, Code::Unavailable);
+    let server = serve_flaky(&f);
+    let client = flaky_client(&server, retry_config(4, r#""UNAVAILABLE""#, ""));
+    let stream = client
+        .blocking_server_streaming::<_, EchoResponse>("/test.Flaky/Headers", Request::new(req("x")))
+        .unwrap()
+        .into_inner();
+    let results: Vec<_> = stream.collect();
+    assert!(results.last().unwrap().is_err());
+    assert_eq!(f.calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn pushback_and_throttling_limit_retries() {
+    // The server says not to retry.
+    let f = Arc::new(Flaky {
+        pushback: Some("-1"),
+        ..Arc::into_inner(flaky(5, Code::Unavailable)).unwrap()
+    });
+    let server = serve_flaky(&f);
+    let client = flaky_client(&server, retry_config(4, r#""UNAVAILABLE""#, ""));
+    assert!(
+        client
+            .blocking_unary::<_, EchoResponse>("/test.Flaky/Unary", Request::new(req("x")))
+            .is_err()
+    );
+    assert_eq!(f.calls.load(Ordering::SeqCst), 1);
+
+    // Throttling: 3 tokens, so after two failures (1 token left, not more than half)
+    // no call is retried any more.
+    let f = flaky(1000, Code::Unavailable);
+    let server = serve_flaky(&f);
+    let client = flaky_client(
+        &server,
+        retry_config(
+            5,
+            r#""UNAVAILABLE""#,
+            r#", "retryThrottling": {"maxTokens": 3, "tokenRatio": 0.1}"#,
+        ),
+    );
+    for _ in 0..5 {
+        let _ =
+            client.blocking_unary::<_, EchoResponse>("/test.Flaky/Unary", Request::new(req("x")));
+    }
+    // Without throttling, 5 calls x 5 attempts = 25.
+    let calls = f.calls.load(Ordering::SeqCst);
+    assert!(
+        calls <= 8,
+        "{calls} attempts: throttling did not stop the retries"
+    );
+}
+
+#[test]
+fn a_streaming_call_is_replayed_on_retry_within_the_retry_buffer() {
+    let f = flaky(1, Code::Unavailable);
+    let server = serve_flaky(&f);
+    let client = flaky_client(&server, retry_config(3, r#""UNAVAILABLE""#, ""));
+    let reply: Response<EchoResponse> = client
+        .blocking_client_streaming(
+            "/test.Flaky/Collect",
+            Request::new(vec![req("a"), req("b"), req("c")]),
+        )
+        .unwrap();
+    assert_eq!(
+        reply.get_ref().message,
+        "a,b,c",
+        "the retry sent every request again"
+    );
+    assert_eq!(f.calls.load(Ordering::SeqCst), 2);
+
+    // More than the retry buffer: the call cannot be replayed, so it is not retried.
+    let f = flaky(1, Code::Unavailable);
+    let server = serve_flaky(&f);
+    let client = flaky_client(&server, retry_config(3, r#""UNAVAILABLE""#, ""));
+    let big = (0..5).map(|i| EchoRequest {
+        message: format!("m{i}"),
+        payload: vec![0; 100 * 1024],
+        ..Default::default()
+    });
+    let status = client
+        .blocking_client_streaming::<_, _, EchoResponse>("/test.Flaky/Collect", Request::new(big))
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(f.calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn calls_refused_by_a_busy_server_are_retried() {
+    let server = Server::builder()
+        .max_concurrent_calls(1)
+        .add_service(blocking_echo(SVC, Probe::new()))
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let config = ServiceConfig::from_json(
+        r#"{"methodConfig": [{"name": [{}], "retryPolicy": {"maxAttempts": 5,
+           "initialBackoff": "1s", "maxBackoff": "2s", "backoffMultiplier": 2,
+           "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#,
+    )
+    .unwrap();
+    let client = flaky_client(&server, config);
+    let busy = {
+        let client = client.clone();
+        std::thread::spawn(move || unary(&client, "sleep:200"))
+    };
+    // Wait until the first call holds the server's only slot. The second is refused
+    // until it is free: four backoffs drawn from up to 1 s, 2 s, 2 s and 2 s sum to
+    // less than the 200 ms it holds the slot with negligible odds.
+    assert!(eventually(|| server.active_calls() == 1));
+    assert_eq!(unary(&client, "after").unwrap().get_ref().message, "after");
+    busy.join().unwrap().unwrap();
+}

@@ -24,7 +24,11 @@
 //! Connection state lives with the channel and is changed under one lock; connections are
 //! made and driven on the channel's poller thread.
 
+mod service_config;
 mod target;
+
+pub(crate) use service_config::RetryPolicy;
+pub use service_config::ServiceConfig;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -170,6 +174,9 @@ pub(crate) struct ChannelInner {
     kind: TargetKind,
     resolver: Option<Arc<dyn Resolver>>,
     pub(crate) config: ChannelConfig,
+    service_config: Option<Arc<ServiceConfig>>,
+    /// Retry throttling's tokens, when the service config asks for throttling.
+    retry_tokens: Mutex<f64>,
     #[cfg(feature = "tls")]
     tls: Option<(Arc<tokio_rustls::rustls::ClientConfig>, String)>,
     pub(crate) rt: runtime::Handle,
@@ -321,6 +328,8 @@ impl Channel {
             runtime: None,
             resolver: None,
             authority: None,
+            service_config: None,
+            policy_set: false,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -455,6 +464,9 @@ pub struct ChannelBuilder {
     runtime: Option<Runtime>,
     resolver: Option<Arc<dyn Resolver>>,
     authority: Option<String>,
+    service_config: Option<ServiceConfig>,
+    /// Whether `load_balancing` was called (it then wins over the service config's).
+    policy_set: bool,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::ClientTlsConfig>,
 }
@@ -541,6 +553,23 @@ impl ChannelBuilder {
     /// [`PickFirst`](LoadBalancingPolicy::PickFirst)).
     pub fn load_balancing(mut self, policy: LoadBalancingPolicy) -> Self {
         self.config.policy = policy;
+        self.policy_set = true;
+        self
+    }
+
+    /// Applies a gRPC service config: retry policies per method (with retry throttling)
+    /// and the load-balancing policy (unless [`load_balancing`](Self::load_balancing)
+    /// chose one).
+    ///
+    /// A call fails over to another attempt when it ends with one of its method's
+    /// retryable status codes before the server sent response headers, while attempts
+    /// and throttling tokens last, and while its request can be sent again (a streaming
+    /// call keeps up to 256 KiB of requests for that; past it, it is not retried). The
+    /// server can ask for a delay or for no retry with `grpc-retry-pushback-ms`. Retried
+    /// attempts carry `grpc-previous-rpc-attempts`. Independently of any policy, a call
+    /// the server refused unprocessed (`REFUSED_STREAM`) is retried transparently.
+    pub fn service_config(mut self, config: ServiceConfig) -> Self {
+        self.service_config = Some(config);
         self
     }
 
@@ -702,6 +731,20 @@ impl ChannelBuilder {
         let poller = rt.poller();
         let user_agent =
             HeaderValue::from_static(concat!("grpc-rust-rsgrpc/", env!("CARGO_PKG_VERSION")));
+        let mut config = self.config;
+        if let Some(policy) = self
+            .service_config
+            .as_ref()
+            .and_then(|c| c.load_balancing)
+            .filter(|_| !self.policy_set)
+        {
+            config.policy = policy;
+        }
+        let retry_tokens = self
+            .service_config
+            .as_ref()
+            .and_then(|c| c.throttling)
+            .map_or(0.0, |t| t.max_tokens);
         Ok(Channel {
             inner: Arc::new(ChannelInner {
                 target: self.target,
@@ -709,16 +752,18 @@ impl ChannelBuilder {
                 authority,
                 kind: parsed.kind,
                 resolver: self.resolver,
+                service_config: self.service_config.map(Arc::new),
+                retry_tokens: Mutex::new(retry_tokens),
                 state: Mutex::new(State {
                     closed: false,
                     resolution: Resolution::NotStarted,
-                    resolve_backoff: self.config.initial_backoff,
+                    resolve_backoff: config.initial_backoff,
                     subchannels: Vec::new(),
                     next: 0,
-                    keepalive_time: self.config.keepalive.map(|k| k.time),
+                    keepalive_time: config.keepalive.map(|k| k.time),
                     last_failure: None,
                 }),
-                config: self.config,
+                config,
                 #[cfg(feature = "tls")]
                 tls,
                 rt,
@@ -781,6 +826,31 @@ impl ChannelInner {
                 .unwrap_or_else(|| Status::unavailable("failed to connect")))),
             ConnectivityState::Idle | ConnectivityState::Connecting => None,
         }
+    }
+
+    /// The retry policy for a method path, from the service config.
+    pub(crate) fn retry_policy(&self, path: &str) -> Option<RetryPolicy> {
+        self.service_config.as_ref()?.retry_policy(path).cloned()
+    }
+
+    /// Accounts a call's outcome in retry throttling (gRPC's token bucket: a failure with
+    /// a retryable code costs a token, a success gives back `tokenRatio`); returns
+    /// whether retries are allowed now (more than half the tokens left).
+    pub(crate) fn throttle(&self, code: Option<crate::Code>, policy: Option<&RetryPolicy>) -> bool {
+        let Some(throttling) = self.service_config.as_ref().and_then(|c| c.throttling) else {
+            return true;
+        };
+        let mut tokens = self.retry_tokens.lock().unwrap_or_else(|e| e.into_inner());
+        match code {
+            Some(crate::Code::Ok) => {
+                *tokens = (*tokens + throttling.token_ratio).min(throttling.max_tokens);
+            }
+            Some(code) if policy.is_some_and(|p| p.codes.contains(&code)) => {
+                *tokens = (*tokens - 1.0).max(0.0);
+            }
+            _ => {}
+        }
+        *tokens > throttling.max_tokens / 2.0
     }
 
     fn closed_status(&self) -> Status {

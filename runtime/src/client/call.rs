@@ -44,65 +44,138 @@ pub(crate) struct CallTask {
 /// How many times a call is retried transparently when its connection turns out to be
 /// dead before the stream was opened.
 const START_ATTEMPTS: usize = 3;
+/// How many times a call refused by the server (`REFUSED_STREAM`: not processed) is
+/// retried transparently, whatever the retry policy says.
+const TRANSPARENT_RETRIES: usize = 2;
+/// Request bytes of a streaming call kept to replay it on a retry; past this the call
+/// can no longer be retried (as grpc-java's per-call retry buffer).
+const RETRY_BUFFER: usize = 256 * 1024;
+/// Trailer by which a server asks for a retry delay (or no retry, when negative).
+const PUSHBACK: &str = "grpc-retry-pushback-ms";
+/// Header telling the server how many attempts preceded this one.
+const PREVIOUS_ATTEMPTS: &str = "grpc-previous-rpc-attempts";
+
+/// How an attempt ended.
+enum Outcome {
+    /// The response ended (trailers handed over), or the caller went away.
+    Done { code: Option<crate::Code> },
+    /// The attempt failed before the caller saw anything of it, or after.
+    Failed(Failure),
+}
+
+struct Failure {
+    status: Status,
+    /// The caller saw response headers: the call cannot be retried.
+    committed: bool,
+    /// The server did not process the call (`REFUSED_STREAM`).
+    refused: bool,
+    /// The headers of a Trailers-Only response, delivered as they are if not retried.
+    trailers: Option<http::HeaderMap>,
+}
 
 impl CallTask {
     pub(crate) async fn run(self) {
         let CallTask {
             channel,
             pool,
-            head,
+            mut head,
             body,
             deadline,
             wait_for_ready,
             ops,
             events,
         } = self;
-        let mut sleep = deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into())));
-
-        // Phase 1: get a connection and open the stream, racing the deadline and the
-        // caller giving up.
-        let start = start_stream(&channel, head, wait_for_ready);
-        let started = tokio::select! {
-            started = start => started,
-            _ = poll_fn(|cx| events.poll_closed(cx)) => return,
-            _ = deadline_elapsed(&mut sleep) => Err(deadline_exceeded()),
-        };
-        let (response, mut send, on_connection) = match started {
-            Ok(started) => started,
-            Err(status) => {
-                let _ = events.push(Inbound::Error(status));
-                return;
-            }
-        };
-        let send_done = match body {
-            Some(body) => {
-                if let Err(e) = send.send_data(body, true) {
-                    tracing::debug!(error = %e, "failed to send the request");
-                }
-                true
-            }
-            None => false,
-        };
-
-        // Phase 2: pump both directions until the response ends.
-        let mut stream = ClientStream {
-            send,
-            send_done,
-            pending: None,
-            spent: Spent::new(pool),
-            recv: Recv::Head(response),
-            unreleased: 0,
-            decoder: FrameDecoder::new(channel.config.max_receive_message_size),
-            frames: Vec::new(),
+        let policy = channel.retry_policy(head.uri().path());
+        let mut call = Call {
             ops,
             events,
-            sleep,
+            spent: Spent::new(pool),
+            sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
             batch: Vec::new(),
             batch_bytes: 0,
-            _on_connection: on_connection,
+            frames: Vec::new(),
+            replay: (policy.is_some() && body.is_none()).then(Replay::default),
+            finished: false,
+            max_receive: channel.config.max_receive_message_size,
         };
-        poll_fn(|cx| stream.poll(cx)).await;
+        let mut attempts = 0u32;
+        let mut transparent = 0;
+        let mut backoff = policy.as_ref().map(|p| p.initial_backoff);
+        loop {
+            let outcome = call.attempt(&channel, &head, &body, wait_for_ready).await;
+            let failure = match outcome {
+                Outcome::Done { code } => {
+                    channel.throttle(code, policy.as_ref());
+                    return;
+                }
+                Outcome::Failed(failure) => failure,
+            };
+            let retry = if failure.committed || call.events.is_closed() {
+                None
+            } else if failure.refused && transparent < TRANSPARENT_RETRIES {
+                transparent += 1;
+                Some(std::time::Duration::ZERO)
+            } else {
+                policy.as_ref().and_then(|policy| {
+                    if !policy.codes.contains(&failure.status.code()) {
+                        return None;
+                    }
+                    // A retryable failure spends a token whether or not it is retried.
+                    let allowed = channel.throttle(Some(failure.status.code()), Some(policy));
+                    let replayable = body.is_some() || call.replay.is_some();
+                    if !allowed || !replayable || attempts + 1 >= policy.max_attempts {
+                        return None;
+                    }
+                    let pushback = failure
+                        .trailers
+                        .as_ref()
+                        .and_then(|t| t.get(PUSHBACK))
+                        .map(|v| v.to_str().ok().and_then(|v| v.parse::<i64>().ok()));
+                    let delay = match pushback {
+                        // The server says when, or that it must not be retried.
+                        Some(Some(ms)) if ms >= 0 => std::time::Duration::from_millis(ms as u64),
+                        Some(_) => return None,
+                        None => {
+                            let current = backoff.unwrap_or(policy.initial_backoff);
+                            backoff =
+                                Some(current.mul_f64(policy.multiplier).min(policy.max_backoff));
+                            current.mul_f64(unit_random())
+                        }
+                    };
+                    attempts += 1;
+                    Some(delay)
+                })
+            };
+            let Some(delay) = retry else {
+                call.deliver(failure);
+                return;
+            };
+            tracing::debug!(status = %failure.status, ?delay, attempts, "retrying the call");
+            if !delay.is_zero() {
+                let wait = tokio::time::sleep(delay);
+                tokio::select! {
+                    _ = wait => {}
+                    _ = poll_fn(|cx| call.events.poll_closed(cx)) => return,
+                    _ = deadline_elapsed(&mut call.sleep) => {
+                        let _ = call.events.push(Inbound::Error(deadline_exceeded()));
+                        return;
+                    }
+                }
+            }
+            if attempts > 0 {
+                head.headers_mut()
+                    .insert(PREVIOUS_ATTEMPTS, http::HeaderValue::from(attempts));
+            }
+        }
     }
+}
+
+/// A number in [0, 1), for backoff jitter.
+fn unit_random() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(Instant::now().elapsed().as_nanos());
+    (hasher.finish() % 10_000) as f64 / 10_000.0
 }
 
 async fn deadline_elapsed(sleep: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
@@ -116,18 +189,18 @@ pub(crate) fn deadline_exceeded() -> Status {
     Status::deadline_exceeded("deadline exceeded before the call completed")
 }
 
+type Started = (
+    h2::client::ResponseFuture,
+    SendStream<Bytes>,
+    CallOnConnection,
+    (u64, u64),
+);
+
 async fn start_stream(
     channel: &Arc<ChannelInner>,
-    head: http::Request<()>,
+    head: &http::Request<()>,
     wait_for_ready: bool,
-) -> Result<
-    (
-        h2::client::ResponseFuture,
-        SendStream<Bytes>,
-        CallOnConnection,
-    ),
-    Status,
-> {
+) -> Result<Started, Status> {
     let mut last = None;
     for _ in 0..START_ATTEMPTS {
         let picked = channel.connection(wait_for_ready).await?;
@@ -140,7 +213,7 @@ async fn start_stream(
             }
         };
         match ready.send_request(head.clone(), false) {
-            Ok((response, send)) => return Ok((response, send, picked.guard)),
+            Ok((response, send)) => return Ok((response, send, picked.guard, picked.id)),
             Err(e) => {
                 // The connection went away (GOAWAY or EOF) before the stream existed: no
                 // byte of this call reached the server, so another connection may take it.
@@ -155,63 +228,176 @@ async fn start_stream(
     ))
 }
 
-/// The response side of the stream.
-enum Recv {
-    Head(h2::client::ResponseFuture),
-    Body(RecvStream),
-    Trailers(RecvStream),
-    Done,
+/// The request messages of a streaming call sent so far, to send again on a retry.
+#[derive(Default)]
+struct Replay {
+    chunks: Vec<Bytes>,
+    bytes: usize,
 }
 
-struct ClientStream {
-    send: SendStream<Bytes>,
-    send_done: bool,
-    /// Part of a message waiting for flow-control capacity.
-    pending: Option<Bytes>,
-    /// Chunks handed to h2, recycled once written.
-    spent: Spent,
-    recv: Recv,
-    /// Response bytes received whose flow-control credit is held back: the caller has not
-    /// caught up yet.
-    unreleased: usize,
-    decoder: FrameDecoder,
-    /// Messages split out of the last chunk (kept to reuse its allocation).
-    frames: Vec<Frame>,
+/// What lasts across a call's attempts.
+struct Call {
     ops: Consumer<Outbound>,
     events: Producer<Inbound>,
+    /// Chunks handed to h2, recycled once written.
+    spent: Spent,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Completions gathered during one poll, handed over with one wake-up.
     batch: Vec<Inbound>,
     /// Bytes of the messages in `batch`.
     batch_bytes: usize,
-    /// Counts the call as open on its connection.
-    _on_connection: CallOnConnection,
+    /// Messages split out of the last chunk (kept to reuse its allocation).
+    frames: Vec<Frame>,
+    /// What a retry would send again; `None` once it would not fit (or without a policy).
+    replay: Option<Replay>,
+    /// The caller half-closed the request stream.
+    finished: bool,
+    max_receive: usize,
 }
 
-impl ClientStream {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+/// One attempt's stream.
+struct Attempt {
+    send: SendStream<Bytes>,
+    send_done: bool,
+    /// Part of a message waiting for flow-control capacity.
+    pending: Option<Bytes>,
+    /// Chunks of earlier attempts, sent first on a retry.
+    resend: std::collections::VecDeque<Bytes>,
+    recv: Recv,
+    /// Response bytes received whose flow-control credit is held back: the caller has not
+    /// caught up yet.
+    unreleased: usize,
+    decoder: FrameDecoder,
+    /// Response headers went to the caller.
+    committed: bool,
+    /// The final status code seen in the trailers.
+    code: Option<crate::Code>,
+    /// Counts the call as open on its connection.
+    _on_connection: CallOnConnection,
+    channel: Arc<ChannelInner>,
+    connection: (u64, u64),
+}
+
+impl Call {
+    /// Runs one attempt: opens a stream, sends the request (again, on a retry) and reads
+    /// the response.
+    async fn attempt(
+        &mut self,
+        channel: &Arc<ChannelInner>,
+        head: &http::Request<()>,
+        body: &Option<Bytes>,
+        wait_for_ready: bool,
+    ) -> Outcome {
+        // Get a connection and open the stream, racing the deadline and the caller giving
+        // up.
+        let start = start_stream(channel, head, wait_for_ready);
+        let started = tokio::select! {
+            started = start => started,
+            _ = poll_fn(|cx| self.events.poll_closed(cx)) => return Outcome::Done { code: None },
+            _ = deadline_elapsed(&mut self.sleep) => Err(deadline_exceeded()),
+        };
+        let (response, mut send, on_connection, connection) = match started {
+            Ok(started) => started,
+            Err(status) => {
+                return Outcome::Failed(Failure {
+                    // A deadline ends the call, whatever the policy.
+                    committed: status.code() == crate::Code::DeadlineExceeded,
+                    status,
+                    refused: false,
+                    trailers: None,
+                });
+            }
+        };
+        let mut send_done = false;
+        if let Some(body) = body {
+            if let Err(e) = send.send_data(body.clone(), true) {
+                tracing::debug!(error = %e, "failed to send the request");
+            }
+            send_done = true;
+        }
+        let mut attempt = Attempt {
+            send,
+            send_done,
+            pending: None,
+            resend: self
+                .replay
+                .as_ref()
+                .map(|r| r.chunks.iter().cloned().collect())
+                .unwrap_or_default(),
+            recv: Recv::Head(response),
+            unreleased: 0,
+            decoder: FrameDecoder::new(self.max_receive),
+            committed: false,
+            code: None,
+            _on_connection: on_connection,
+            channel: channel.clone(),
+            connection,
+        };
+        poll_fn(|cx| self.poll(&mut attempt, cx)).await
+    }
+
+    /// A failure that is not retried reaches the caller.
+    fn deliver(&mut self, failure: Failure) {
+        self.flush();
+        let event = match failure.trailers {
+            Some(trailers) => Inbound::Trailers(trailers),
+            None => Inbound::Error(failure.status),
+        };
+        let _ = self.events.push(event);
+    }
+
+    fn poll(&mut self, attempt: &mut Attempt, cx: &mut Context<'_>) -> Poll<Outcome> {
         if let Some(sleep) = &mut self.sleep {
             if sleep.as_mut().poll(cx).is_ready() {
-                return self.fail(deadline_exceeded());
+                attempt.send.send_reset(h2::Reason::CANCEL);
+                return Poll::Ready(Outcome::Failed(Failure {
+                    status: deadline_exceeded(),
+                    committed: true,
+                    refused: false,
+                    trailers: None,
+                }));
             }
         }
         if self.events.poll_closed(cx).is_ready() {
             // The caller dropped the call: cancel it at the server.
-            self.send.send_reset(h2::Reason::CANCEL);
-            return Poll::Ready(());
+            attempt.send.send_reset(h2::Reason::CANCEL);
+            return Poll::Ready(Outcome::Done { code: None });
         }
-        if !self.send_done {
-            match self.poll_send(cx) {
-                Poll::Ready(Ok(())) => self.send_done = true,
-                Poll::Ready(Err(status)) => return self.fail(status),
+        if !attempt.send_done {
+            match self.poll_send(attempt, cx) {
+                Poll::Ready(Ok(())) => attempt.send_done = true,
+                Poll::Ready(Err(status)) => {
+                    // The caller's own request stream failed: never retried.
+                    attempt.send.send_reset(h2::Reason::CANCEL);
+                    return Poll::Ready(Outcome::Failed(Failure {
+                        status,
+                        committed: true,
+                        refused: false,
+                        trailers: None,
+                    }));
+                }
                 Poll::Pending => {}
             }
         }
-        let result = self.poll_recv(cx);
+        let result = self.poll_recv(attempt, cx);
         self.flush();
         match result {
-            Poll::Ready(Ok(())) => Poll::Ready(()),
-            Poll::Ready(Err(status)) => self.fail(status),
+            Poll::Ready(Ok(None)) => Poll::Ready(Outcome::Done { code: attempt.code }),
+            Poll::Ready(Ok(Some(failure))) => Poll::Ready(Outcome::Failed(failure)),
+            Poll::Ready(Err(e)) => {
+                attempt.send.send_reset(h2::Reason::CANCEL);
+                if e.connection_failed {
+                    // Later calls must not be placed on this connection while its driver
+                    // has yet to notice.
+                    attempt.channel.lost(attempt.connection);
+                }
+                Poll::Ready(Outcome::Failed(Failure {
+                    refused: e.refused,
+                    status: e.status,
+                    committed: attempt.committed,
+                    trailers: None,
+                }))
+            }
             Poll::Pending => Poll::Pending,
         }
     }
@@ -224,45 +410,68 @@ impl ClientStream {
         }
     }
 
-    /// Ends the call locally: resets the stream and reports `status`.
-    fn fail(&mut self, status: Status) -> Poll<()> {
-        self.send.send_reset(h2::Reason::CANCEL);
-        let _ = self.events.push(Inbound::Error(status));
-        Poll::Ready(())
+    /// Keeps a copy of a chunk for a retry, while it fits the retry buffer.
+    fn remember(&mut self, chunk: &Bytes) {
+        if let Some(replay) = &mut self.replay {
+            if replay.bytes + chunk.len() <= RETRY_BUFFER {
+                replay.bytes += chunk.len();
+                replay.chunks.push(chunk.clone());
+            } else {
+                // Too much to replay: from here on, the call is not retried.
+                self.replay = None;
+            }
+        }
     }
 
     /// Sends queued requests; `Ready(Ok)` once the client half-closed.
-    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+    fn poll_send(
+        &mut self,
+        attempt: &mut Attempt,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Status>> {
         loop {
-            if let Some(buf) = &mut self.pending {
-                self.send.reserve_capacity(buf.len());
-                match ready!(self.send.poll_capacity(cx)) {
+            if attempt.pending.is_none() {
+                attempt.pending = attempt.resend.pop_front();
+            }
+            if let Some(buf) = &mut attempt.pending {
+                attempt.send.reserve_capacity(buf.len());
+                match ready!(attempt.send.poll_capacity(cx)) {
                     Some(Ok(0)) => continue,
                     Some(Ok(n)) => {
                         let chunk = buf.split_to(n.min(buf.len()));
                         if buf.is_empty() {
-                            self.pending = None;
+                            attempt.pending = None;
                         }
-                        if let Err(e) = self.send.send_data(chunk, false) {
+                        if let Err(e) = attempt.send.send_data(chunk, false) {
                             // The stream is gone; the response side reports why.
                             tracing::debug!(error = %e, "request stream closed while sending");
-                            self.pending = None;
+                            attempt.pending = None;
                             return Poll::Ready(Ok(()));
                         }
                     }
                     // The stream was reset or closed: the response side reports why.
                     None | Some(Err(_)) => {
-                        self.pending = None;
+                        attempt.pending = None;
                         return Poll::Ready(Ok(()));
                     }
                 }
                 continue;
             }
+            if self.finished {
+                // A retry of a call whose requests were all sent: end the stream again.
+                let _ = attempt.send.send_data(Bytes::new(), true);
+                return Poll::Ready(Ok(()));
+            }
             let op = ready!(self.ops.poll_pop(cx));
             match op {
-                Some(Outbound::Message(chunk)) => self.pending = Some(self.spent.send(chunk)),
+                Some(Outbound::Message(chunk)) => {
+                    let bytes = self.spent.send(chunk);
+                    self.remember(&bytes);
+                    attempt.pending = Some(bytes);
+                }
                 Some(Outbound::Finish) => {
-                    let _ = self.send.send_data(Bytes::new(), true);
+                    self.finished = true;
+                    let _ = attempt.send.send_data(Bytes::new(), true);
                     return Poll::Ready(Ok(()));
                 }
                 Some(Outbound::Abort(status)) => return Poll::Ready(Err(status)),
@@ -282,113 +491,179 @@ impl ClientStream {
         }
     }
 
-    /// Reads the response; `Ready(Ok)` once trailers were handed over.
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+    /// Reads the response: `Ready(Ok(None))` once trailers were handed over,
+    /// `Ready(Ok(Some))` for a Trailers-Only failure the caller has not seen yet.
+    fn poll_recv(
+        &mut self,
+        attempt: &mut Attempt,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Failure>, AttemptError>> {
         loop {
-            match &mut self.recv {
+            match &mut attempt.recv {
                 Recv::Head(response) => {
-                    let response = ready!(Pin::new(response).poll(cx))
-                        .map_err(|e| h2_status(&e).with_source(e))?;
+                    let response = ready!(Pin::new(response).poll(cx)).map_err(AttemptError::h2)?;
                     let (parts, body) = response.into_parts();
                     if parts.headers.contains_key(crate::status::GRPC_STATUS) {
                         // Trailers-Only: the status is in the headers.
-                        self.batch.push(Inbound::Trailers(parts.headers));
-                        self.recv = Recv::Done;
-                        return Poll::Ready(Ok(()));
+                        attempt.recv = Recv::Done;
+                        let status = Status::from_headers(&parts.headers);
+                        match status {
+                            Some(status) if !status.is_ok() => {
+                                return Poll::Ready(Ok(Some(Failure {
+                                    status,
+                                    committed: false,
+                                    refused: false,
+                                    trailers: Some(parts.headers),
+                                })));
+                            }
+                            _ => {
+                                attempt.code = Some(crate::Code::Ok);
+                                self.batch.push(Inbound::Trailers(parts.headers));
+                                return Poll::Ready(Ok(None));
+                            }
+                        }
                     }
                     if parts.status != http::StatusCode::OK {
-                        return Poll::Ready(Err(Status::from_http_status(parts.status)));
+                        return Poll::Ready(Err(Status::from_http_status(parts.status).into()));
                     }
                     if !is_grpc_content_type(parts.headers.get(http::header::CONTENT_TYPE)) {
                         return Poll::Ready(Err(Status::unknown(format!(
                             "peer answered with content-type {:?}, not application/grpc",
                             parts.headers.get(http::header::CONTENT_TYPE)
-                        ))));
+                        ))
+                        .into()));
                     }
                     if let Some(value) = parts.headers.get(codec::GRPC_ENCODING) {
                         match CompressionEncoding::from_header(value.as_bytes()) {
-                            Ok(Some(_)) => self.decoder.allow_compressed(),
+                            Ok(Some(_)) => attempt.decoder.allow_compressed(),
                             Ok(None) => {}
                             Err(()) => {
                                 return Poll::Ready(Err(Status::unimplemented(format!(
                                     "the server compresses with grpc-encoding {:?}, which this \
                                      client does not support",
                                     String::from_utf8_lossy(value.as_bytes())
-                                ))));
+                                ))
+                                .into()));
                             }
                         }
                     }
+                    // The caller sees the response from here: no retry after this.
+                    attempt.committed = true;
+                    self.replay = None;
                     self.batch.push(Inbound::Headers(parts.headers));
-                    self.recv = Recv::Body(body);
+                    attempt.recv = Recv::Body(body);
                 }
                 Recv::Body(body) => {
                     if self.events.is_closed() {
-                        return Poll::Ready(Ok(()));
+                        return Poll::Ready(Ok(None));
                     }
                     // Flow control: credit goes back to the server at once while the caller
                     // keeps up (is less than FREE_AHEAD behind); otherwise it is held until
                     // the caller has taken everything and waits for more. So a caller that
                     // does not read holds at most FREE_AHEAD, the stream's window and one
                     // message.
-                    if self.unreleased > 0 {
+                    if attempt.unreleased > 0 {
                         // The caller must see what is held here to catch up with it.
                         if !self.batch.is_empty() {
                             let weight = std::mem::take(&mut self.batch_bytes);
                             let _ = self.events.push_all(self.batch.drain(..), weight);
                         }
                         if self.events.poll_drained(cx).is_ready() {
-                            let _ = body.flow_control().release_capacity(self.unreleased);
-                            self.unreleased = 0;
+                            let _ = body.flow_control().release_capacity(attempt.unreleased);
+                            attempt.unreleased = 0;
                         }
                     }
                     match ready!(body.poll_data(cx)) {
                         Some(Ok(chunk)) => {
                             let len = chunk.len();
-                            if self.unreleased == 0
+                            if attempt.unreleased == 0
                                 && self.events.weight() + self.batch_bytes < FREE_AHEAD
                             {
                                 let _ = body.flow_control().release_capacity(len);
                             } else {
-                                self.unreleased += len;
+                                attempt.unreleased += len;
                             }
-                            self.decoder.push(chunk, &mut self.frames)?;
+                            attempt.decoder.push(chunk, &mut self.frames)?;
                             for frame in self.frames.drain(..) {
                                 self.batch_bytes += frame.body.len();
                                 self.batch.push(Inbound::Message(frame));
                             }
                         }
-                        Some(Err(e)) => return Poll::Ready(Err(h2_status(&e).with_source(e))),
+                        Some(Err(e)) => return Poll::Ready(Err(AttemptError::h2(e))),
                         None => {
-                            if self.decoder.has_partial() {
+                            if attempt.decoder.has_partial() {
                                 return Poll::Ready(Err(Status::internal(
                                     "response ended in the middle of a message",
-                                )));
+                                )
+                                .into()));
                             }
-                            let Recv::Body(body) = std::mem::replace(&mut self.recv, Recv::Done)
+                            let Recv::Body(body) = std::mem::replace(&mut attempt.recv, Recv::Done)
                             else {
                                 unreachable!("matched Recv::Body above")
                             };
-                            self.recv = Recv::Trailers(body);
+                            attempt.recv = Recv::Trailers(body);
                         }
                     }
                 }
                 Recv::Trailers(body) => {
                     match ready!(body.poll_trailers(cx)) {
-                        Ok(Some(trailers)) => self.batch.push(Inbound::Trailers(trailers)),
+                        Ok(Some(trailers)) => {
+                            attempt.code = Status::from_headers(&trailers).map(|s| s.code());
+                            self.batch.push(Inbound::Trailers(trailers));
+                        }
                         Ok(None) => {
                             return Poll::Ready(Err(Status::internal(
                                 "response ended without trailers",
-                            )));
+                            )
+                            .into()));
                         }
-                        Err(e) => return Poll::Ready(Err(h2_status(&e).with_source(e))),
+                        Err(e) => return Poll::Ready(Err(AttemptError::h2(e))),
                     }
-                    self.recv = Recv::Done;
-                    return Poll::Ready(Ok(()));
+                    attempt.recv = Recv::Done;
+                    return Poll::Ready(Ok(None));
                 }
-                Recv::Done => return Poll::Ready(Ok(())),
+                Recv::Done => return Poll::Ready(Ok(None)),
             }
         }
     }
+}
+
+/// An attempt's failure, whether the server refused the stream unprocessed, and whether
+/// the whole connection failed.
+struct AttemptError {
+    status: Status,
+    refused: bool,
+    connection_failed: bool,
+}
+
+impl AttemptError {
+    fn h2(e: h2::Error) -> AttemptError {
+        let refused = e.reason() == Some(h2::Reason::REFUSED_STREAM);
+        let connection_failed = e.is_io() || e.is_go_away();
+        AttemptError {
+            status: h2_status(&e).with_source(e),
+            refused,
+            connection_failed,
+        }
+    }
+}
+
+impl From<Status> for AttemptError {
+    fn from(status: Status) -> AttemptError {
+        AttemptError {
+            status,
+            refused: false,
+            connection_failed: false,
+        }
+    }
+}
+
+/// The response side of the stream.
+enum Recv {
+    Head(h2::client::ResponseFuture),
+    Body(RecvStream),
+    Trailers(RecvStream),
+    Done,
 }
 
 pub(crate) fn is_grpc_content_type(value: Option<&http::HeaderValue>) -> bool {

@@ -1,0 +1,605 @@
+//! gRPC service config (JSON, as gRPC's service-config document defines it): the parts a
+//! channel uses — retry policies per method, retry throttling, and the load-balancing
+//! policy.
+//!
+//! ```json
+//! {
+//!   "loadBalancingConfig": [{ "round_robin": {} }],
+//!   "methodConfig": [{
+//!     "name": [{ "service": "helloworld.Greeter" }],
+//!     "retryPolicy": {
+//!       "maxAttempts": 4,
+//!       "initialBackoff": "0.1s",
+//!       "maxBackoff": "1s",
+//!       "backoffMultiplier": 2,
+//!       "retryableStatusCodes": ["UNAVAILABLE"]
+//!     }
+//!   }],
+//!   "retryThrottling": { "maxTokens": 10, "tokenRatio": 0.1 }
+//! }
+//! ```
+
+use std::time::Duration;
+
+use super::LoadBalancingPolicy;
+use crate::error::{Error, Result};
+use crate::status::Code;
+
+/// A parsed service config; see [`ChannelBuilder::service_config`](super::ChannelBuilder::service_config).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServiceConfig {
+    methods: Vec<MethodConfig>,
+    pub(crate) load_balancing: Option<LoadBalancingPolicy>,
+    pub(crate) throttling: Option<Throttling>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct MethodConfig {
+    /// `(service, method)`; an empty service matches every method.
+    names: Vec<(String, Option<String>)>,
+    retry: Option<RetryPolicy>,
+}
+
+/// When and how a failed call is tried again.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct RetryPolicy {
+    pub(crate) max_attempts: u32,
+    pub(crate) initial_backoff: Duration,
+    pub(crate) max_backoff: Duration,
+    pub(crate) multiplier: f64,
+    pub(crate) codes: Vec<Code>,
+}
+
+/// Retry throttling: a token bucket over the channel's calls.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Throttling {
+    pub(crate) max_tokens: f64,
+    pub(crate) token_ratio: f64,
+}
+
+/// Retries allowed at most (more in a config are capped, as gRPC does).
+const MAX_ATTEMPTS: u32 = 5;
+
+impl ServiceConfig {
+    /// Parses a service config.
+    ///
+    /// # Errors
+    ///
+    /// When the text is not JSON, or a field has the wrong type or an invalid value
+    /// (the message names it).
+    ///
+    /// ```
+    /// let config = rsgrpc::channel::ServiceConfig::from_json(
+    ///     r#"{"methodConfig": [{"name": [{}], "retryPolicy": {"maxAttempts": 3,
+    ///        "initialBackoff": "0.1s", "maxBackoff": "1s", "backoffMultiplier": 2,
+    ///        "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#,
+    /// )?;
+    /// # drop(config);
+    /// # Ok::<(), rsgrpc::Error>(())
+    /// ```
+    pub fn from_json(json: &str) -> Result<ServiceConfig> {
+        let value = Json::parse(json).map_err(|e| invalid(format!("not JSON: {e}")))?;
+        let root = value.object("service config")?;
+        let mut config = ServiceConfig::default();
+        for (key, value) in root {
+            match key.as_str() {
+                "methodConfig" => {
+                    for method in value.array("methodConfig")? {
+                        config.methods.push(MethodConfig::from_json(method)?);
+                    }
+                }
+                "loadBalancingConfig" => {
+                    // The first policy this implementation knows.
+                    for entry in value.array("loadBalancingConfig")? {
+                        let entry = entry.object("loadBalancingConfig entry")?;
+                        let known = entry.iter().find_map(|(name, _)| policy(name));
+                        if known.is_some() {
+                            config.load_balancing = known;
+                            break;
+                        }
+                    }
+                }
+                "loadBalancingPolicy" => {
+                    let name = value.string("loadBalancingPolicy")?;
+                    config.load_balancing =
+                        Some(policy(&name.to_ascii_lowercase()).ok_or_else(|| {
+                            invalid(format!("unknown loadBalancingPolicy {name:?}"))
+                        })?);
+                }
+                "retryThrottling" => {
+                    let mut max_tokens = None;
+                    let mut token_ratio = None;
+                    for (key, value) in value.object("retryThrottling")? {
+                        match key.as_str() {
+                            "maxTokens" => max_tokens = Some(value.number("maxTokens")?),
+                            "tokenRatio" => token_ratio = Some(value.number("tokenRatio")?),
+                            _ => {}
+                        }
+                    }
+                    let max_tokens =
+                        max_tokens.ok_or_else(|| invalid("retryThrottling needs maxTokens"))?;
+                    let token_ratio =
+                        token_ratio.ok_or_else(|| invalid("retryThrottling needs tokenRatio"))?;
+                    if max_tokens <= 0.0 || max_tokens > 1000.0 {
+                        return Err(invalid("retryThrottling.maxTokens must be in (0, 1000]"));
+                    }
+                    // JSON numbers here are finite, so these comparisons are total.
+                    if token_ratio <= 0.0 {
+                        return Err(invalid("retryThrottling.tokenRatio must be positive"));
+                    }
+                    config.throttling = Some(Throttling {
+                        max_tokens,
+                        token_ratio,
+                    });
+                }
+                // Fields this implementation does not use are ignored, as gRPC does.
+                _ => {}
+            }
+        }
+        Ok(config)
+    }
+
+    /// The retry policy for `/service/method`, by gRPC's precedence: the method's own
+    /// entry, then its service's, then the default (empty name).
+    pub(crate) fn retry_policy(&self, path: &str) -> Option<&RetryPolicy> {
+        let (service, method) = path.trim_start_matches('/').split_once('/')?;
+        let mut service_match = None;
+        let mut default_match = None;
+        for config in &self.methods {
+            for (s, m) in &config.names {
+                match (s.as_str(), m.as_deref()) {
+                    (s, Some(m)) if s == service && m == method => return config.retry.as_ref(),
+                    (s, None) if s == service => service_match = Some(config),
+                    ("", None) => default_match = Some(config),
+                    _ => {}
+                }
+            }
+        }
+        service_match.or(default_match)?.retry.as_ref()
+    }
+}
+
+fn policy(name: &str) -> Option<LoadBalancingPolicy> {
+    match name {
+        "round_robin" => Some(LoadBalancingPolicy::RoundRobin),
+        "pick_first" => Some(LoadBalancingPolicy::PickFirst),
+        _ => None,
+    }
+}
+
+impl MethodConfig {
+    fn from_json(value: &Json) -> Result<MethodConfig> {
+        let mut names = Vec::new();
+        let mut retry = None;
+        for (key, value) in value.object("methodConfig entry")? {
+            match key.as_str() {
+                "name" => {
+                    for name in value.array("name")? {
+                        let mut service = String::new();
+                        let mut method = None;
+                        for (key, value) in name.object("name entry")? {
+                            match key.as_str() {
+                                "service" => service = value.string("service")?,
+                                "method" => method = Some(value.string("method")?),
+                                _ => {}
+                            }
+                        }
+                        if service.is_empty() && method.is_some() {
+                            return Err(invalid("a method name needs its service"));
+                        }
+                        names.push((service, method.filter(|m| !m.is_empty())));
+                    }
+                }
+                "retryPolicy" => retry = Some(RetryPolicy::from_json(value)?),
+                _ => {}
+            }
+        }
+        Ok(MethodConfig { names, retry })
+    }
+}
+
+impl RetryPolicy {
+    fn from_json(value: &Json) -> Result<RetryPolicy> {
+        let mut max_attempts = None;
+        let mut initial_backoff = None;
+        let mut max_backoff = None;
+        let mut multiplier = None;
+        let mut codes = None;
+        for (key, value) in value.object("retryPolicy")? {
+            match key.as_str() {
+                "maxAttempts" => max_attempts = Some(value.number("maxAttempts")?),
+                "initialBackoff" => initial_backoff = Some(duration(value, "initialBackoff")?),
+                "maxBackoff" => max_backoff = Some(duration(value, "maxBackoff")?),
+                "backoffMultiplier" => multiplier = Some(value.number("backoffMultiplier")?),
+                "retryableStatusCodes" => {
+                    let mut list = Vec::new();
+                    for code in value.array("retryableStatusCodes")? {
+                        list.push(status_code(code)?);
+                    }
+                    codes = Some(list);
+                }
+                _ => {}
+            }
+        }
+        let missing = |field: &str| invalid(format!("retryPolicy needs {field}"));
+        let max_attempts = max_attempts.ok_or_else(|| missing("maxAttempts"))?;
+        if max_attempts < 2.0 || max_attempts.fract() != 0.0 {
+            return Err(invalid(
+                "retryPolicy.maxAttempts must be an integer of at least 2",
+            ));
+        }
+        let initial_backoff = initial_backoff.ok_or_else(|| missing("initialBackoff"))?;
+        let max_backoff = max_backoff.ok_or_else(|| missing("maxBackoff"))?;
+        let multiplier = multiplier.ok_or_else(|| missing("backoffMultiplier"))?;
+        let codes = codes.ok_or_else(|| missing("retryableStatusCodes"))?;
+        if initial_backoff.is_zero() || max_backoff.is_zero() {
+            return Err(invalid("retryPolicy backoffs must be positive"));
+        }
+        if multiplier <= 0.0 {
+            return Err(invalid("retryPolicy.backoffMultiplier must be positive"));
+        }
+        if codes.is_empty() {
+            return Err(invalid(
+                "retryPolicy.retryableStatusCodes must not be empty",
+            ));
+        }
+        Ok(RetryPolicy {
+            max_attempts: (max_attempts.min(f64::from(MAX_ATTEMPTS))) as u32,
+            initial_backoff,
+            max_backoff,
+            multiplier,
+            codes,
+        })
+    }
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::invalid_config(format!("service config: {}", message.into()))
+}
+
+/// A protobuf JSON duration: `"1.5s"`.
+fn duration(value: &Json, field: &str) -> Result<Duration> {
+    let text = value.string(field)?;
+    let seconds = text
+        .strip_suffix('s')
+        .and_then(|n| n.parse::<f64>().ok())
+        .filter(|n| n.is_finite() && *n >= 0.0)
+        .ok_or_else(|| invalid(format!("{field} {text:?} is not a duration like \"0.1s\"")))?;
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| invalid(format!("{field} {text:?} is out of range")))
+}
+
+/// A status code by name (`"UNAVAILABLE"`) or number.
+fn status_code(value: &Json) -> Result<Code> {
+    match value {
+        Json::Number(n) if n.fract() == 0.0 => {
+            Code::try_from(*n as i32).map_err(|_| invalid(format!("unknown status code {n}")))
+        }
+        Json::String(name) => {
+            Code::from_name(name).ok_or_else(|| invalid(format!("unknown status code {name:?}")))
+        }
+        _ => Err(invalid("a status code is a name or a number")),
+    }
+}
+
+/// A JSON value.
+#[derive(Clone, Debug, PartialEq)]
+enum Json {
+    Null,
+    Bool(bool),
+    Number(f64),
+    String(String),
+    Array(Vec<Json>),
+    Object(Vec<(String, Json)>),
+}
+
+/// Deepest nesting accepted.
+const MAX_DEPTH: usize = 64;
+
+impl Json {
+    fn parse(text: &str) -> std::result::Result<Json, String> {
+        let mut parser = Parser {
+            bytes: text.as_bytes(),
+            at: 0,
+        };
+        let value = parser.value(0)?;
+        parser.space();
+        if parser.at != parser.bytes.len() {
+            return Err(format!("unexpected text at byte {}", parser.at));
+        }
+        Ok(value)
+    }
+
+    fn object(&self, what: &str) -> Result<&[(String, Json)]> {
+        match self {
+            Json::Object(fields) => Ok(fields),
+            _ => Err(invalid(format!("{what} must be an object"))),
+        }
+    }
+
+    fn array(&self, what: &str) -> Result<&[Json]> {
+        match self {
+            Json::Array(items) => Ok(items),
+            _ => Err(invalid(format!("{what} must be an array"))),
+        }
+    }
+
+    fn string(&self, what: &str) -> Result<String> {
+        match self {
+            Json::String(s) => Ok(s.clone()),
+            _ => Err(invalid(format!("{what} must be a string"))),
+        }
+    }
+
+    fn number(&self, what: &str) -> Result<f64> {
+        match self {
+            Json::Number(n) => Ok(*n),
+            _ => Err(invalid(format!("{what} must be a number"))),
+        }
+    }
+}
+
+struct Parser<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Parser<'_> {
+    fn space(&mut self) {
+        while self
+            .bytes
+            .get(self.at)
+            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            self.at += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> std::result::Result<(), String> {
+        self.space();
+        if self.bytes.get(self.at) == Some(&byte) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(format!("expected '{}' at byte {}", byte as char, self.at))
+        }
+    }
+
+    fn literal(&mut self, word: &str, value: Json) -> std::result::Result<Json, String> {
+        if self.bytes[self.at..].starts_with(word.as_bytes()) {
+            self.at += word.len();
+            Ok(value)
+        } else {
+            Err(format!("unexpected text at byte {}", self.at))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> std::result::Result<Json, String> {
+        if depth > MAX_DEPTH {
+            return Err("nested too deeply".to_owned());
+        }
+        self.space();
+        match self.bytes.get(self.at) {
+            None => Err("unexpected end".to_owned()),
+            Some(b'{') => {
+                self.at += 1;
+                let mut fields = Vec::new();
+                self.space();
+                if self.bytes.get(self.at) == Some(&b'}') {
+                    self.at += 1;
+                    return Ok(Json::Object(fields));
+                }
+                loop {
+                    self.space();
+                    let key = self.string()?;
+                    self.expect(b':')?;
+                    let value = self.value(depth + 1)?;
+                    fields.push((key, value));
+                    self.space();
+                    match self.bytes.get(self.at) {
+                        Some(b',') => self.at += 1,
+                        Some(b'}') => {
+                            self.at += 1;
+                            return Ok(Json::Object(fields));
+                        }
+                        _ => return Err(format!("expected ',' or '}}' at byte {}", self.at)),
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.at += 1;
+                let mut items = Vec::new();
+                self.space();
+                if self.bytes.get(self.at) == Some(&b']') {
+                    self.at += 1;
+                    return Ok(Json::Array(items));
+                }
+                loop {
+                    items.push(self.value(depth + 1)?);
+                    self.space();
+                    match self.bytes.get(self.at) {
+                        Some(b',') => self.at += 1,
+                        Some(b']') => {
+                            self.at += 1;
+                            return Ok(Json::Array(items));
+                        }
+                        _ => return Err(format!("expected ',' or ']' at byte {}", self.at)),
+                    }
+                }
+            }
+            Some(b'"') => self.string().map(Json::String),
+            Some(b't') => self.literal("true", Json::Bool(true)),
+            Some(b'f') => self.literal("false", Json::Bool(false)),
+            Some(b'n') => self.literal("null", Json::Null),
+            Some(_) => self.number(),
+        }
+    }
+
+    fn string(&mut self) -> std::result::Result<String, String> {
+        if self.bytes.get(self.at) != Some(&b'"') {
+            return Err(format!("expected a string at byte {}", self.at));
+        }
+        self.at += 1;
+        let mut out = String::new();
+        loop {
+            let Some(&b) = self.bytes.get(self.at) else {
+                return Err("unterminated string".to_owned());
+            };
+            self.at += 1;
+            match b {
+                b'"' => return Ok(out),
+                b'\\' => {
+                    let Some(&escape) = self.bytes.get(self.at) else {
+                        return Err("unterminated string".to_owned());
+                    };
+                    self.at += 1;
+                    match escape {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let hex = self
+                                .bytes
+                                .get(self.at..self.at + 4)
+                                .and_then(|h| std::str::from_utf8(h).ok())
+                                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                                .ok_or_else(|| format!("bad \\u escape at byte {}", self.at))?;
+                            self.at += 4;
+                            // Surrogates are replaced: nothing here needs them.
+                            out.push(char::from_u32(hex).unwrap_or('\u{fffd}'));
+                        }
+                        _ => return Err(format!("bad escape at byte {}", self.at - 1)),
+                    }
+                }
+                b if b < 0x20 => return Err(format!("control character at byte {}", self.at - 1)),
+                _ => {
+                    // Copy the whole UTF-8 sequence (the input is a &str).
+                    let start = self.at - 1;
+                    let mut end = self.at;
+                    while end < self.bytes.len() && (self.bytes[end] & 0xc0) == 0x80 {
+                        end += 1;
+                    }
+                    out.push_str(
+                        std::str::from_utf8(&self.bytes[start..end]).unwrap_or("\u{fffd}"),
+                    );
+                    self.at = end;
+                }
+            }
+        }
+    }
+
+    fn number(&mut self) -> std::result::Result<Json, String> {
+        let start = self.at;
+        while self
+            .bytes
+            .get(self.at)
+            .is_some_and(|b| matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+        {
+            self.at += 1;
+        }
+        std::str::from_utf8(&self.bytes[start..self.at])
+            .ok()
+            .and_then(|n| n.parse::<f64>().ok())
+            .filter(|n| n.is_finite())
+            .map(Json::Number)
+            .ok_or_else(|| format!("bad number at byte {start}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"{
+        "loadBalancingConfig": [{"weighted_target": {}}, {"round_robin": {}}],
+        "methodConfig": [
+            {"name": [{"service": "a.S", "method": "M"}],
+             "retryPolicy": {"maxAttempts": 9, "initialBackoff": "0.1s", "maxBackoff": "2s",
+                             "backoffMultiplier": 1.5, "retryableStatusCodes": ["UNAVAILABLE", 4]}},
+            {"name": [{"service": "a.S"}],
+             "retryPolicy": {"maxAttempts": 2, "initialBackoff": "1s", "maxBackoff": "1s",
+                             "backoffMultiplier": 1, "retryableStatusCodes": ["ABORTED"]}},
+            {"name": [{}], "timeout": "1s"}
+        ],
+        "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1}
+    }"#;
+
+    #[test]
+    fn a_full_config_parses() {
+        let config = ServiceConfig::from_json(FULL).unwrap();
+        assert_eq!(config.load_balancing, Some(LoadBalancingPolicy::RoundRobin));
+        assert_eq!(
+            config.throttling,
+            Some(Throttling {
+                max_tokens: 10.0,
+                token_ratio: 0.1
+            })
+        );
+        let exact = config.retry_policy("/a.S/M").unwrap();
+        assert_eq!(exact.max_attempts, 5, "capped");
+        assert_eq!(exact.codes, vec![Code::Unavailable, Code::DeadlineExceeded]);
+        assert_eq!(exact.initial_backoff, Duration::from_millis(100));
+        let service = config.retry_policy("/a.S/Other").unwrap();
+        assert_eq!(service.codes, vec![Code::Aborted]);
+        // The default entry has no retry policy.
+        assert_eq!(config.retry_policy("/b.T/M"), None);
+    }
+
+    #[test]
+    fn bad_configs_say_what_is_wrong() {
+        for (json, says) in [
+            ("{", "not JSON"),
+            (r#"{"methodConfig": 3}"#, "methodConfig must be an array"),
+            (
+                r#"{"methodConfig": [{"retryPolicy": {"maxAttempts": 1}}]}"#,
+                "maxAttempts",
+            ),
+            (
+                r#"{"methodConfig": [{"retryPolicy": {"maxAttempts": 3, "initialBackoff": "x",
+                   "maxBackoff": "1s", "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#,
+                "initialBackoff",
+            ),
+            (
+                r#"{"methodConfig": [{"retryPolicy": {"maxAttempts": 3, "initialBackoff": "1s",
+                   "maxBackoff": "1s", "backoffMultiplier": 2, "retryableStatusCodes": ["NOPE"]}}]}"#,
+                "NOPE",
+            ),
+            (r#"{"loadBalancingPolicy": "random"}"#, "random"),
+            (
+                r#"{"retryThrottling": {"maxTokens": 0, "tokenRatio": 1}}"#,
+                "maxTokens",
+            ),
+        ] {
+            let err = ServiceConfig::from_json(json).unwrap_err();
+            assert!(err.is_invalid_config(), "{json}: {err}");
+            assert!(err.to_string().contains(says), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn json_edge_cases() {
+        assert_eq!(
+            Json::parse(r#" {"a": [1, -2.5e1, true, null, "x\n\u00e9"]} "#).unwrap(),
+            Json::Object(vec![(
+                "a".into(),
+                Json::Array(vec![
+                    Json::Number(1.0),
+                    Json::Number(-25.0),
+                    Json::Bool(true),
+                    Json::Null,
+                    Json::String("x\né".into())
+                ])
+            )])
+        );
+        let deep = "[".repeat(1000) + &"]".repeat(1000);
+        assert!(Json::parse(&deep).unwrap_err().contains("deeply"));
+        for bad in ["", "[1,]", "{\"a\" 1}", "\"open", "01x", "[1] 2", "nul"] {
+            assert!(Json::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
