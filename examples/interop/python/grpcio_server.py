@@ -1,7 +1,8 @@
 """gRPC's interop TestService on Python grpcio: the real peer our clients are tested against.
 
-Usage: grpcio_server.py PROTO_DIR. Binds 127.0.0.1 on a port chosen by the OS and prints
-"PORT <n>" once it serves. Stubs are generated at start from PROTO_DIR/grpc/testing/*.proto
+Usage: grpcio_server.py PROTO_DIR [--use_tls CERT_PEM KEY_PEM] [--socket PATH]. Binds
+127.0.0.1 on a port chosen by the OS (over TLS with --use_tls) and prints "PORT <n>" once it
+serves, or binds the Unix socket PATH and prints "PORT 0". Stubs are generated at start from PROTO_DIR/grpc/testing/*.proto
 (copied under a private package name so they do not shadow grpcio's own `grpc` package).
 """
 
@@ -83,7 +84,19 @@ def main():
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     test_pb2_grpc.add_TestServiceServicer_to_server(TestService(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    args = sys.argv[2:]
+    if "--socket" in args:
+        server.add_insecure_port("unix:" + args[args.index("--socket") + 1])
+        port = 0
+    elif "--use_tls" in args:
+        at = args.index("--use_tls")
+        with open(args[at + 1], "rb") as f:
+            cert = f.read()
+        with open(args[at + 2], "rb") as f:
+            key = f.read()
+        port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, cert)]))
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print("PORT %d" % port, flush=True)
     server.wait_for_termination()

@@ -290,13 +290,52 @@ pub fn serve(
     addr: &str,
     flavour: &str,
 ) -> Result<rsgrpc::server::ServerHandle, Box<dyn std::error::Error>> {
+    serve_with(&ServeOptions {
+        addr: addr.to_owned(),
+        flavour: flavour.to_owned(),
+        ..ServeOptions::default()
+    })
+}
+
+/// Where and how `interop-server` serves.
+#[derive(Clone, Debug, Default)]
+pub struct ServeOptions {
+    /// `host:port` to bind (unless `socket` is set).
+    pub addr: String,
+    /// `async` or `blocking`.
+    pub flavour: String,
+    /// A Unix socket path to bind instead of `addr`.
+    pub socket: Option<std::path::PathBuf>,
+    /// Certificate chain and key PEM files: serve over TLS.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// Starts the interop server as `options` say.
+///
+/// # Errors
+///
+/// A bad flavour, unreadable or unusable TLS files, or a failure to bind.
+pub fn serve_with(
+    options: &ServeOptions,
+) -> Result<rsgrpc::server::ServerHandle, Box<dyn std::error::Error>> {
     use crate::testing::test_service_server::{TestServiceBlockingServer, TestServiceServer};
     let builder =
         rsgrpc::server::Server::builder().send_compressed(rsgrpc::CompressionEncoding::Gzip);
-    let builder = match flavour {
+    let builder = match options.flavour.as_str() {
         "async" => builder.add_service(TestServiceServer::new(AsyncTestService)),
         "blocking" => builder.add_service(TestServiceBlockingServer::new(BlockingTestService)),
         other => return Err(format!("--flavour is async or blocking, not {other:?}").into()),
     };
-    Ok(builder.bind(addr)?)
+    let builder = match &options.tls {
+        Some((cert, key)) => {
+            let identity =
+                rsgrpc::tls::Identity::from_pem(std::fs::read(cert)?, std::fs::read(key)?)?;
+            builder.tls_config(rsgrpc::tls::ServerTlsConfig::new(identity))
+        }
+        None => builder,
+    };
+    Ok(match &options.socket {
+        Some(path) => builder.bind_unix(path)?,
+        None => builder.bind(options.addr.as_str())?,
+    })
 }

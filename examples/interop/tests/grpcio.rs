@@ -94,3 +94,197 @@ fn all_cases_from_a_grpcio_client_against_our_servers() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The interop binaries over TLS and Unix sockets, against grpcio in both directions.
+
+/// A fresh directory for PEM files and sockets.
+fn scratch(name: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "rsgrpc-interop-{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a grpcio server with extra arguments; returns it and its port.
+fn grpcio_server(args: &[&std::ffi::OsStr]) -> (Running, u16) {
+    let root = workspace();
+    let mut child = Command::new(python())
+        .arg(root.join("examples/interop/python/grpcio_server.py"))
+        .arg(root.join("tests/proto"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("scripts/test.sh installs grpcio into .venv");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("the grpcio server said {line:?}"));
+    (Running(child), port)
+}
+
+/// Starts our interop-server binary; returns it once it listens.
+fn our_server(args: &[&std::ffi::OsStr]) -> (Running, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_interop-server"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    (Running(child), address)
+}
+
+/// Runs every case with our interop-client binary; the report must say all passed.
+fn our_client(args: &[&std::ffi::OsStr], what: &str) {
+    for flavour in ["blocking", "async"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_interop-client"))
+            .args(args)
+            .args(["--flavour", flavour, "--test_case", "all"])
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && report.contains(" passed, 0 failed"),
+            "our {flavour} interop-client {what}:\n{report}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// Runs every case with the grpcio client; the report must say all passed.
+fn grpcio_client(args: &[&std::ffi::OsStr], what: &str) {
+    let root = workspace();
+    let output = Command::new(python())
+        .arg(root.join("examples/interop/python/grpcio_client.py"))
+        .arg(root.join("tests/proto"))
+        .args(args)
+        .output()
+        .expect("scripts/test.sh installs grpcio into .venv");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && report.contains("18 passed, 0 failed"),
+        "grpcio client {what}:\n{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn os(s: &str) -> &std::ffi::OsStr {
+    std::ffi::OsStr::new(s)
+}
+
+#[test]
+fn tls_both_ways_between_the_interop_binaries_and_grpcio() {
+    let dir = scratch("tls");
+    rsgrpc_tests::pki::Pki::new("interop")
+        .write_to(&dir)
+        .unwrap();
+    let (ca, cert, key) = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    );
+
+    // Our client binary, both flavours, against grpcio over TLS.
+    let (_server, port) = grpcio_server(&[os("--use_tls"), cert.as_os_str(), key.as_os_str()]);
+    let port = port.to_string();
+    our_client(
+        &[
+            os("--server_host"),
+            os("127.0.0.1"),
+            os("--server_port"),
+            os(&port),
+            os("--use_tls"),
+            os("true"),
+            os("--ca_file"),
+            ca.as_os_str(),
+            os("--server_host_override"),
+            os("localhost"),
+        ],
+        "against grpcio over TLS",
+    );
+
+    // grpcio against our server binary, both flavours, over TLS.
+    for flavour in ["async", "blocking"] {
+        let (_server, address) = our_server(&[
+            os("--port"),
+            os("0"),
+            os("--flavour"),
+            os(flavour),
+            os("--use_tls"),
+            os("true"),
+            os("--tls_cert_file"),
+            cert.as_os_str(),
+            os("--tls_key_file"),
+            key.as_os_str(),
+        ]);
+        let port = address.rsplit(':').next().unwrap().to_owned();
+        grpcio_client(
+            &[
+                os("--server_port"),
+                os(&port),
+                os("--use_tls"),
+                os("--ca_file"),
+                ca.as_os_str(),
+                os("--server_host_override"),
+                os("localhost"),
+            ],
+            &format!("against our {flavour} server over TLS"),
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn unix_sockets_both_ways_between_the_interop_binaries_and_grpcio() {
+    let dir = scratch("uds");
+    let theirs = dir.join("grpcio.sock");
+    let (_server, _) = grpcio_server(&[os("--socket"), theirs.as_os_str()]);
+    let target = format!("unix:{}", theirs.display());
+    our_client(
+        &[os("--server_host"), os(&target)],
+        "against grpcio over a Unix socket",
+    );
+    for flavour in ["async", "blocking"] {
+        let ours = dir.join(format!("ours-{flavour}.sock"));
+        let (_server, _) = our_server(&[
+            os("--flavour"),
+            os(flavour),
+            os("--socket"),
+            ours.as_os_str(),
+        ]);
+        let target = format!("unix:{}", ours.display());
+        grpcio_client(
+            &[os("--server_host"), os(&target)],
+            &format!("against our {flavour} server over a Unix socket"),
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,5 +1,7 @@
 //! gRPC's interop test client:
-//! `interop-client --server_host H --server_port P --test_case NAME|all [--flavour async|blocking]`.
+//! `interop-client --server_host H --server_port P --test_case NAME|all [--flavour async|blocking]
+//! [--use_tls true --ca_file PEM --server_host_override NAME]`. A server host of
+//! `unix:PATH` is a Unix socket.
 //! Prints each case's result and, at the end, `N passed, M failed`; exits non-zero when a
 //! case failed.
 
@@ -7,15 +9,40 @@ use std::process::ExitCode;
 
 use interop::arg;
 
+/// The channel the flags ask for.
+fn channel(
+    host: &str,
+    port: &str,
+    tls: bool,
+) -> Result<rsgrpc::Channel, Box<dyn std::error::Error>> {
+    if host.starts_with("unix:") {
+        return Ok(rsgrpc::Channel::new(host)?);
+    }
+    if !tls {
+        return Ok(rsgrpc::Channel::new(&format!("http://{host}:{port}"))?);
+    }
+    let mut config = rsgrpc::tls::ClientTlsConfig::new();
+    if let Some(ca) = arg("--ca_file") {
+        config = config.ca_certificate(rsgrpc::tls::Certificate::from_pem(std::fs::read(ca)?)?);
+    }
+    let mut builder = rsgrpc::Channel::builder(format!("https://{host}:{port}"));
+    if let Some(name) = arg("--server_host_override") {
+        config = config.domain_name(name.clone());
+        builder = builder.authority(format!("{name}:{port}"));
+    }
+    Ok(builder.tls_config(config).connect_lazy()?)
+}
+
 fn main() -> ExitCode {
     let host = arg("--server_host").unwrap_or_else(|| "127.0.0.1".to_owned());
     let port = arg("--server_port").unwrap_or_else(|| "10000".to_owned());
     let case = arg("--test_case").unwrap_or_else(|| "all".to_owned());
     let flavour = arg("--flavour").unwrap_or_else(|| "blocking".to_owned());
-    let channel = match rsgrpc::Channel::new(&format!("http://{host}:{port}")) {
+    let tls = arg("--use_tls").as_deref() == Some("true");
+    let channel = match channel(&host, &port, tls) {
         Ok(channel) => channel,
         Err(e) => {
-            eprintln!("bad server address: {e}");
+            eprintln!("cannot make the channel: {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -1,15 +1,42 @@
-//! gRPC's interop test server: `interop-server --port P [--flavour async|blocking]`.
+//! gRPC's interop test server:
+//! `interop-server --port P [--flavour async|blocking] [--use_tls true --tls_cert_file PEM
+//! --tls_key_file PEM] [--socket PATH]` (a Unix socket instead of the port).
 
 use interop::arg;
+use interop::server::ServeOptions;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port = arg("--port").unwrap_or_else(|| "10000".to_owned());
-    let flavour = arg("--flavour").unwrap_or_else(|| "async".to_owned());
-    let server = interop::server::serve(&format!("127.0.0.1:{port}"), &flavour)?;
-    println!(
-        "interop server ({flavour}) listening on {}",
-        server.local_addr()
-    );
+    let tls = match arg("--use_tls").as_deref() {
+        Some("true") => Some((
+            arg("--tls_cert_file")
+                .ok_or("--use_tls needs --tls_cert_file")?
+                .into(),
+            arg("--tls_key_file")
+                .ok_or("--use_tls needs --tls_key_file")?
+                .into(),
+        )),
+        _ => None,
+    };
+    let options = ServeOptions {
+        addr: format!("127.0.0.1:{port}"),
+        flavour: arg("--flavour").unwrap_or_else(|| "async".to_owned()),
+        socket: arg("--socket").map(Into::into),
+        tls,
+    };
+    let server = interop::server::serve_with(&options)?;
+    match server.unix_path() {
+        Some(path) => println!(
+            "interop server ({}) listening on unix:{}",
+            options.flavour,
+            path.display()
+        ),
+        None => println!(
+            "interop server ({}) listening on {}",
+            options.flavour,
+            server.local_addr()
+        ),
+    }
     loop {
         std::thread::park();
     }
