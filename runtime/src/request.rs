@@ -182,8 +182,9 @@ impl<T> Request<T> {
         }
     }
 
-    /// Client side: compresses this call's request messages (overriding the channel's
-    /// setting). Responses are decompressed whatever this says.
+    /// Client side: compresses this call's request messages, overriding the client's
+    /// ([`Client::send_compressed`](crate::client::Client::send_compressed)) and the
+    /// channel's setting. Responses are decompressed whatever this says.
     pub fn set_send_compressed(&mut self, encoding: CompressionEncoding) {
         self.compression = Some(encoding);
     }

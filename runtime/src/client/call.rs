@@ -37,6 +37,8 @@ pub(crate) struct CallTask {
     pub(crate) body: Option<Bytes>,
     pub(crate) deadline: Option<Instant>,
     pub(crate) wait_for_ready: bool,
+    /// Largest response message accepted (the client's limit, or the channel's).
+    pub(crate) max_receive_message_size: usize,
     pub(crate) ops: Consumer<Outbound>,
     pub(crate) events: Producer<Inbound>,
 }
@@ -54,6 +56,7 @@ impl CallTask {
             body,
             deadline,
             wait_for_ready,
+            max_receive_message_size,
             ops,
             events,
         } = self;
@@ -92,7 +95,7 @@ impl CallTask {
             spent: Spent::new(pool),
             recv: Recv::Head(response),
             unreleased: 0,
-            decoder: FrameDecoder::new(channel.config.max_receive_message_size),
+            decoder: FrameDecoder::new(max_receive_message_size),
             frames: Vec::new(),
             ops,
             events,
