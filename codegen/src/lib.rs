@@ -46,7 +46,8 @@
 //! underscore, which prost-build never produces: the module `game_client_` when a message
 //! `GameClient` with nested types already makes a module `game_client` (or a subpackage
 //! does), and the client method `new_` for `rpc New` (likewise `connect_lazy`, `channel`,
-//! `send_compressed`); the server types' type parameter is `S` for a service named `T`.
+//! `max_send_message_size`, `max_receive_message_size`, `send_compressed`); the server
+//! types' type parameter is `S` for a service named `T`.
 //! Protobuf names that differ only in case or underscores and would
 //! become one Rust name (`rpc GetItem` and `rpc Get_Item`) are an [`Error`].
 //!
