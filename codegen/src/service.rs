@@ -471,8 +471,8 @@ fn client_struct(ctx: &ServiceCtx<'_>, name: &Ident, what: &str, example: &str) 
             }
 
             /// Compresses the request messages of this client's calls with `encoding`,
-            /// whatever the channel's setting; a request's own `set_send_compressed` still
-            /// comes first.
+            /// whatever the channel's setting; a request's own `set_send_compressed` or
+            /// `set_send_uncompressed` still comes first.
             #[must_use = "the setting applies to the returned client"]
             pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
                 Self { inner: self.inner.send_compressed(encoding) }

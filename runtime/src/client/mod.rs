@@ -123,8 +123,9 @@ impl Client {
 
     /// Compresses the request messages of this client's calls with `encoding`, whatever
     /// the channel's [`send_compressed`](crate::ChannelBuilder::send_compressed) says. A
-    /// request's own [`Request::set_send_compressed`] still takes precedence. Compressed
-    /// responses are always accepted.
+    /// request's own choice ([`Request::set_send_compressed`],
+    /// [`Request::set_send_uncompressed`]) still takes precedence. Compressed responses are
+    /// always accepted.
     #[must_use]
     pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
         self.send_compression = Some(encoding);
@@ -165,9 +166,8 @@ impl Client {
         } = options;
         let timeout = timeout.or(inner.config.default_timeout);
         // The request's own choice, then the client's, then the channel's.
-        let compression = compression
-            .or(self.send_compression)
-            .or(inner.config.send_compression);
+        let compression =
+            compression.unwrap_or_else(|| self.send_compression.or(inner.config.send_compression));
         let max_receive = self.max_receive();
         let body = body(compression)?;
         let mut head = http::Request::new(());

@@ -92,8 +92,8 @@ pub mod records_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
@@ -228,8 +228,8 @@ pub mod records_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
@@ -772,8 +772,8 @@ pub mod keywords_service_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
@@ -873,8 +873,8 @@ pub mod keywords_service_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
@@ -1291,8 +1291,8 @@ pub mod legacy_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
@@ -1369,8 +1369,8 @@ pub mod legacy_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {

@@ -101,8 +101,8 @@ pub mod game_client_ {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
@@ -300,8 +300,8 @@ pub mod game_client_ {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
@@ -1131,8 +1131,8 @@ pub mod game_server_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
@@ -1213,8 +1213,8 @@ pub mod game_server_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
@@ -1535,8 +1535,8 @@ pub mod self_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
@@ -1604,8 +1604,8 @@ pub mod self_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {

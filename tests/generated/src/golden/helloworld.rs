@@ -66,8 +66,8 @@ pub mod greeter_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
@@ -142,8 +142,8 @@ pub mod greeter_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {

@@ -96,8 +96,8 @@ pub mod records_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
@@ -233,8 +233,8 @@ pub mod records_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
@@ -866,8 +866,8 @@ pub mod keywords_service_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
@@ -963,8 +963,8 @@ pub mod keywords_service_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
@@ -1412,8 +1412,8 @@ pub mod legacy_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
@@ -1495,8 +1495,8 @@ pub mod legacy_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {

@@ -140,8 +140,8 @@ pub mod configurator_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
@@ -221,8 +221,8 @@ pub mod configurator_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
@@ -540,8 +540,8 @@ pub mod t_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
@@ -611,8 +611,8 @@ pub mod t_client {
             }
         }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting; a request's own `set_send_compressed` still
-        /// comes first.
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
         #[must_use = "the setting applies to the returned client"]
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
