@@ -33,7 +33,9 @@
 //! `greeter_client` holding `GreeterClient` (async) and `GreeterBlockingClient`, and a
 //! module `greeter_server` holding the traits `Greeter` (async) and `GreeterBlocking`,
 //! `GreeterServer` / `GreeterBlockingServer` to serve an implementation of either, and
-//! `SERVICE_NAME`.
+//! `SERVICE_NAME`. Clients and server types take `max_receive_message_size`,
+//! `max_send_message_size` and `send_compressed`, which override the channel's or the
+//! server's settings for that client's calls or that service's methods.
 //!
 //! # Names
 //!
