@@ -1816,3 +1816,290 @@ pub mod self_server {
         }
     }
 }
+pub mod idle_client {
+    //! Clients for `corpus.names.Idle`: [`IdleClient`] (async) and [`IdleBlockingClient`] (blocking).
+    /// Async client for `corpus.names.Idle`.
+    ///
+    /// A service without methods: its clients have only their own methods, its server types
+    /// register none.
+    ///
+    /// Its methods return futures that run on any executor.
+    #[derive(Clone, Debug)]
+    pub struct IdleClient {
+        inner: ::rsgrpc::client::Client,
+    }
+    impl IdleClient {
+        /// A client sending its calls on `channel`; clones of a channel share one
+        /// connection.
+        pub fn new(channel: ::rsgrpc::Channel) -> Self {
+            Self {
+                inner: ::rsgrpc::client::Client::new(channel),
+            }
+        }
+        /// A client for `target` (`http://host:port`) on a new channel; it connects on
+        /// the first call.
+        ///
+        /// # Errors
+        ///
+        /// When the target cannot be parsed.
+        pub fn connect_lazy(
+            target: &str,
+        ) -> ::core::result::Result<Self, ::rsgrpc::Error> {
+            ::rsgrpc::Channel::new(target).map(Self::new)
+        }
+        /// The channel this client uses.
+        pub fn channel(&self) -> &::rsgrpc::Channel {
+            self.inner.channel()
+        }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
+        /// Compresses the request messages of this client's calls with `encoding`,
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
+        }
+    }
+    impl IdleClient {}
+    /// Blocking client for `corpus.names.Idle`.
+    ///
+    /// A service without methods: its clients have only their own methods, its server types
+    /// register none.
+    ///
+    /// Its methods block the calling thread; they need no async runtime and may be called from inside one.
+    #[derive(Clone, Debug)]
+    pub struct IdleBlockingClient {
+        inner: ::rsgrpc::client::Client,
+    }
+    impl IdleBlockingClient {
+        /// A client sending its calls on `channel`; clones of a channel share one
+        /// connection.
+        pub fn new(channel: ::rsgrpc::Channel) -> Self {
+            Self {
+                inner: ::rsgrpc::client::Client::new(channel),
+            }
+        }
+        /// A client for `target` (`http://host:port`) on a new channel; it connects on
+        /// the first call.
+        ///
+        /// # Errors
+        ///
+        /// When the target cannot be parsed.
+        pub fn connect_lazy(
+            target: &str,
+        ) -> ::core::result::Result<Self, ::rsgrpc::Error> {
+            ::rsgrpc::Channel::new(target).map(Self::new)
+        }
+        /// The channel this client uses.
+        pub fn channel(&self) -> &::rsgrpc::Channel {
+            self.inner.channel()
+        }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
+        /// Compresses the request messages of this client's calls with `encoding`,
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
+        }
+    }
+    impl IdleBlockingClient {}
+}
+pub mod idle_server {
+    //! Servers for `corpus.names.Idle`: implement [`Idle`] and serve it with [`IdleServer`]; or implement [`IdleBlocking`] and serve it with [`IdleBlockingServer`].
+    /// The full name of the service, as in the paths of its methods.
+    pub const SERVICE_NAME: &str = "corpus.names.Idle";
+    /// Async implementation for `corpus.names.Idle`.
+    ///
+    /// A service without methods: its clients have only their own methods, its server types
+    /// register none.
+    ///
+    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
+    /// implementation with the server type of the same name.
+    pub trait Idle: ::core::marker::Send + ::core::marker::Sync + 'static {}
+    /// Serves an implementation of [`Idle`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
+    #[derive(Debug)]
+    pub struct IdleServer<T> {
+        inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
+    }
+    impl<T> IdleServer<T> {
+        /// The full name of the service, as in the paths of its methods.
+        pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
+    }
+    impl<T: Idle> IdleServer<T> {
+        /// Wraps an implementation.
+        pub fn new(inner: T) -> Self {
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+        }
+        /// Wraps an implementation that is shared with other code.
+        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
+        }
+    }
+    impl<T> ::core::clone::Clone for IdleServer<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
+            }
+        }
+    }
+    impl<T: Idle> ::core::convert::From<IdleServer<T>> for ::rsgrpc::server::Service {
+        fn from(server: IdleServer<T>) -> Self {
+            let inner = server.inner;
+            let _ = &inner;
+            ::rsgrpc::server::Service::builder(SERVICE_NAME)
+                .settings(server.settings)
+                .build()
+        }
+    }
+    /// Blocking implementation for `corpus.names.Idle`.
+    ///
+    /// A service without methods: its clients have only their own methods, its server types
+    /// register none.
+    ///
+    /// Methods run on the runtime's worker pool and may block. Serve an implementation
+    /// with the server type of the same name.
+    pub trait IdleBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {}
+    /// Serves an implementation of [`IdleBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
+    #[derive(Debug)]
+    pub struct IdleBlockingServer<T> {
+        inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
+    }
+    impl<T> IdleBlockingServer<T> {
+        /// The full name of the service, as in the paths of its methods.
+        pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
+    }
+    impl<T: IdleBlocking> IdleBlockingServer<T> {
+        /// Wraps an implementation.
+        pub fn new(inner: T) -> Self {
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+        }
+        /// Wraps an implementation that is shared with other code.
+        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
+        }
+    }
+    impl<T> ::core::clone::Clone for IdleBlockingServer<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
+            }
+        }
+    }
+    impl<T: IdleBlocking> ::core::convert::From<IdleBlockingServer<T>>
+    for ::rsgrpc::server::Service {
+        fn from(server: IdleBlockingServer<T>) -> Self {
+            let inner = server.inner;
+            let _ = &inner;
+            ::rsgrpc::server::Service::builder(SERVICE_NAME)
+                .settings(server.settings)
+                .build()
+        }
+    }
+}
