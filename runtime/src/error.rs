@@ -23,6 +23,8 @@ enum Kind {
     InvalidTarget,
     /// A builder setting outside its allowed range.
     InvalidConfig,
+    /// A certificate, key or TLS setting that cannot be used.
+    InvalidTls,
     /// The operating system refused an operation (bind, spawning a thread).
     Io,
 }
@@ -51,6 +53,11 @@ impl Error {
         Error::new(Kind::InvalidConfig, message)
     }
 
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn invalid_tls(message: impl Into<String>) -> Error {
+        Error::new(Kind::InvalidTls, message)
+    }
+
     pub(crate) fn io(message: impl Into<String>, source: std::io::Error) -> Error {
         Error {
             source: Some(Box::new(source)),
@@ -71,6 +78,12 @@ impl Error {
     /// Whether a builder setting was out of range.
     pub fn is_invalid_config(&self) -> bool {
         self.kind == Kind::InvalidConfig
+    }
+
+    /// Whether a certificate, key or TLS setting could not be used (a PEM that does not
+    /// parse, a key that does not match its certificate).
+    pub fn is_invalid_tls(&self) -> bool {
+        self.kind == Kind::InvalidTls
     }
 
     /// Whether the operating system refused an operation; [`source`](StdError::source) is

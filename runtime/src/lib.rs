@@ -53,7 +53,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod channel;
+pub mod channel;
 pub mod client;
 mod codec;
 mod cq;
@@ -69,8 +69,15 @@ mod runtime;
 pub mod server;
 mod status;
 mod streaming;
+mod transport;
 
 pub mod design;
+
+/// TLS for channels and servers, with rustls (feature `tls`).
+#[cfg(feature = "tls")]
+pub mod tls {
+    pub use crate::transport::tls::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+}
 
 pub use channel::{Channel, ChannelBuilder};
 pub use codec::CompressionEncoding;
@@ -94,6 +101,7 @@ pub use rsgrpc_macros::grpc_service;
 pub use runtime::{Runtime, RuntimeBuilder};
 pub use status::{Code, Status, UnknownCode};
 pub use streaming::{BlockingStreaming, RequestSender, ResponseSink, Streaming};
+pub use transport::UnixCredentials;
 
 /// A boxed stream of responses, convenient as the stream type of an async streaming
 /// method: `type ListFeaturesStream = rsgrpc::BoxStream<Feature>;`.

@@ -158,9 +158,21 @@ impl<T> Request<T> {
             .map(|c| CompressionSwitch(c.compress.clone()))
     }
 
-    /// Server side: the caller's address.
+    /// Server side: the caller's address (none over a Unix socket).
     pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.context.as_ref().and_then(|c| c.remote_addr)
+        self.context.as_ref().and_then(|c| c.peer.remote_addr)
+    }
+
+    /// Server side, over TLS: the certificate chain the client presented (DER, leaf
+    /// first), if it presented one.
+    pub fn peer_certificates(&self) -> Option<&[bytes::Bytes]> {
+        self.context.as_ref()?.peer.certificates.as_deref()
+    }
+
+    /// Server side, over a Unix socket: the client process's credentials, where the
+    /// operating system reports them.
+    pub fn unix_credentials(&self) -> Option<crate::UnixCredentials> {
+        self.context.as_ref()?.peer.unix_credentials
     }
 
     /// Server side: the point in time after which the caller gives up, from its
@@ -216,7 +228,8 @@ impl<T> Request<T> {
 /// What the server knows about a call besides its messages.
 #[derive(Debug)]
 pub(crate) struct CallContext {
-    pub(crate) remote_addr: Option<SocketAddr>,
+    /// Who is at the other end of the connection.
+    pub(crate) peer: Arc<crate::transport::PeerInfo>,
     pub(crate) deadline: Option<Instant>,
     pub(crate) cancel: Arc<CancelState>,
     /// Whether responses are compressed, shared with the call's responder.

@@ -27,6 +27,7 @@ use rsgrpc::{
     BlockingStreaming, Code, MetadataMap, Request, Response, ResponseSink, Status, Streaming,
 };
 
+pub mod pki;
 pub mod tonic_echo;
 
 /// Stubs generated from `tests/proto/echo/echo.proto`, wire-compatible with the

@@ -21,7 +21,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use h2::{RecvStream, SendStream};
 
-use crate::channel::ChannelInner;
+use crate::channel::{CallOnConnection, ChannelInner};
 use crate::codec::{self, CompressionEncoding, Frame, FrameDecoder};
 use crate::cq::{Consumer, Producer};
 use crate::status::Status;
@@ -70,8 +70,8 @@ impl CallTask {
             _ = poll_fn(|cx| events.poll_closed(cx)) => return,
             _ = deadline_elapsed(&mut sleep) => Err(deadline_exceeded()),
         };
-        let (response, mut send) = match started {
-            Ok(pair) => pair,
+        let (response, mut send, on_connection) = match started {
+            Ok(started) => started,
             Err(status) => {
                 let _ = events.push(Inbound::Error(status));
                 return;
@@ -102,6 +102,7 @@ impl CallTask {
             sleep,
             batch: Vec::new(),
             batch_bytes: 0,
+            _on_connection: on_connection,
         };
         poll_fn(|cx| stream.poll(cx)).await;
     }
@@ -122,24 +123,31 @@ async fn start_stream(
     channel: &Arc<ChannelInner>,
     head: http::Request<()>,
     wait_for_ready: bool,
-) -> Result<(h2::client::ResponseFuture, SendStream<Bytes>), Status> {
+) -> Result<
+    (
+        h2::client::ResponseFuture,
+        SendStream<Bytes>,
+        CallOnConnection,
+    ),
+    Status,
+> {
     let mut last = None;
     for _ in 0..START_ATTEMPTS {
-        let (send_request, id) = channel.connection(wait_for_ready).await?;
-        let mut ready = match send_request.ready().await {
+        let picked = channel.connection(wait_for_ready).await?;
+        let mut ready = match picked.send.ready().await {
             Ok(ready) => ready,
             Err(e) => {
-                channel.lost(id);
+                channel.lost(picked.id);
                 last = Some(e);
                 continue;
             }
         };
         match ready.send_request(head.clone(), false) {
-            Ok(pair) => return Ok(pair),
+            Ok((response, send)) => return Ok((response, send, picked.guard)),
             Err(e) => {
                 // The connection went away (GOAWAY or EOF) before the stream existed: no
                 // byte of this call reached the server, so another connection may take it.
-                channel.lost(id);
+                channel.lost(picked.id);
                 last = Some(e);
             }
         }
@@ -179,6 +187,8 @@ struct ClientStream {
     batch: Vec<Inbound>,
     /// Bytes of the messages in `batch`.
     batch_bytes: usize,
+    /// Counts the call as open on its connection.
+    _on_connection: CallOnConnection,
 }
 
 impl ClientStream {

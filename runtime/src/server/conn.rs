@@ -26,12 +26,11 @@
 //! client can make us hold for a call is its stream window, 64 KiB and one message.
 
 use std::future::{Future, poll_fn};
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -39,7 +38,7 @@ use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, StatusCode};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -56,14 +55,55 @@ use crate::status::Status;
 use crate::streaming::{
     ChunkPool, FREE_AHEAD, Inbound, Outbound, Receiver, Responder, Side, Spent,
 };
+#[cfg(feature = "tls")]
+use crate::transport;
+use crate::transport::frames::{End, Watch, Watched};
+use crate::transport::{Io, PeerInfo};
 
 /// Bytes of responses a handler may queue before it waits for the transport.
 pub(crate) const OUTBOUND_CAPACITY: usize = 512 * 1024;
 
+/// A bound socket the server accepts connections on.
+pub(crate) enum Listener {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+enum Accepting {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Accepting {
+    async fn accept(&self) -> std::io::Result<(Io, PeerInfo)> {
+        match self {
+            Accepting::Tcp(listener) => {
+                let (tcp, remote) = listener.accept().await?;
+                Ok((
+                    Io::Tcp(tcp),
+                    PeerInfo {
+                        remote_addr: Some(remote),
+                        ..PeerInfo::default()
+                    },
+                ))
+            }
+            Accepting::Unix(listener) => {
+                let (unix, _) = listener.accept().await?;
+                let peer = PeerInfo::of_unix(&unix);
+                Ok((Io::Unix(unix), peer))
+            }
+        }
+    }
+}
+
 /// Accepts connections until the server stops serving; each connection is placed on a
 /// poller thread round-robin. Connections beyond `max_connections` are closed at once.
-pub(super) async fn accept_loop(shared: Arc<ServerShared>, listener: std::net::TcpListener) {
-    let listener = match TcpListener::from_std(listener) {
+pub(super) async fn accept_loop(shared: Arc<ServerShared>, listener: Listener) {
+    let registered = match listener {
+        Listener::Tcp(listener) => TcpListener::from_std(listener).map(Accepting::Tcp),
+        Listener::Unix(listener) => UnixListener::from_std(listener).map(Accepting::Unix),
+    };
+    let listener = match registered {
         Ok(listener) => listener,
         Err(e) => {
             tracing::error!(error = %e, "cannot register the listening socket");
@@ -74,16 +114,20 @@ pub(super) async fn accept_loop(shared: Arc<ServerShared>, listener: std::net::T
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, remote)) => {
+                Ok((io, peer)) => {
                     shared.accepted.fetch_add(1, Ordering::Relaxed);
                     let Some(guard) = shared.admit_connection() else {
-                        tracing::debug!(%remote, "closing a connection over max_connections");
-                        drop(tcp);
+                        tracing::debug!(?peer.remote_addr, "closing a connection over max_connections");
+                        drop(io);
                         continue;
                     };
-                    let _ = tcp.set_nodelay(true);
-                    let tcp = match tcp.into_std() {
-                        Ok(tcp) => tcp,
+                    if let Io::Tcp(tcp) = &io {
+                        shared.config.socket.apply(tcp);
+                    }
+                    // Sockets move to their poller as std sockets: a tokio socket is
+                    // bound to the poller that registered it.
+                    let io = match into_std(io) {
+                        Ok(io) => io,
                         Err(e) => {
                             tracing::debug!(error = %e, "cannot hand over an accepted socket");
                             continue;
@@ -92,10 +136,10 @@ pub(super) async fn accept_loop(shared: Arc<ServerShared>, listener: std::net::T
                     let conn_shared = shared.clone();
                     shared.rt.poller().spawn(async move {
                         let _guard = guard;
-                        match TcpStream::from_std(tcp) {
-                            Ok(tcp) => {
-                                let span = tracing::debug_span!("connection", %remote);
-                                serve_connection(conn_shared, tcp, remote)
+                        match from_std(io) {
+                            Ok(io) => {
+                                let span = tracing::debug_span!("connection", remote = ?peer.remote_addr);
+                                serve_connection(conn_shared, io, peer)
                                     .instrument(span)
                                     .await;
                             }
@@ -115,7 +159,44 @@ pub(super) async fn accept_loop(shared: Arc<ServerShared>, listener: std::net::T
     tracing::debug!("stopped accepting connections");
 }
 
-async fn serve_connection(shared: Arc<ServerShared>, tcp: TcpStream, remote: SocketAddr) {
+/// An accepted socket on its way to another poller.
+enum StdIo {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+fn into_std(io: Io) -> std::io::Result<StdIo> {
+    match io {
+        Io::Tcp(tcp) => tcp.into_std().map(StdIo::Tcp),
+        Io::Unix(unix) => unix.into_std().map(StdIo::Unix),
+        #[cfg(feature = "tls")]
+        _ => Err(std::io::Error::other(
+            "TLS streams are made on their poller",
+        )),
+    }
+}
+
+fn from_std(io: StdIo) -> std::io::Result<Io> {
+    match io {
+        StdIo::Tcp(tcp) => TcpStream::from_std(tcp).map(Io::Tcp),
+        StdIo::Unix(unix) => UnixStream::from_std(unix).map(Io::Unix),
+    }
+}
+
+/// The TLS handshake when the server has TLS, then HTTP/2's.
+async fn handshake(
+    shared: &ServerShared,
+    io: Io,
+    peer: PeerInfo,
+    watch: &Arc<Watch>,
+) -> Result<(h2::server::Connection<Watched<Io>, Bytes>, PeerInfo), String> {
+    #[cfg(feature = "tls")]
+    let (io, peer) = match (&shared.tls, io) {
+        (Some(tls), Io::Tcp(tcp)) => transport::tls::accept(tls.clone(), tcp, peer)
+            .await
+            .map_err(|e| format!("tls handshake failed: {e}"))?,
+        (_, io) => (io, peer),
+    };
     let config = &shared.config;
     let mut builder = h2::server::Builder::new();
     builder
@@ -125,29 +206,75 @@ async fn serve_connection(shared: Arc<ServerShared>, tcp: TcpStream, remote: Soc
         .initial_connection_window_size(config.initial_connection_window_size)
         .max_pending_accept_reset_streams(config.max_pending_accept_reset_streams)
         .max_local_error_reset_streams(Some(config.max_local_error_reset_streams));
-    let handshake = tokio::time::timeout(config.handshake_timeout, builder.handshake(tcp));
-    let h2 = match handshake.await {
-        Ok(Ok(connection)) => connection,
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "http/2 handshake failed");
+    let io = Watched::new(io, End::Server, watch.clone());
+    let h2 = builder
+        .handshake(io)
+        .await
+        .map_err(|e| format!("http/2 handshake failed: {e}"))?;
+    Ok((h2, peer))
+}
+
+async fn serve_connection(shared: Arc<ServerShared>, io: Io, peer: PeerInfo) {
+    let config = &shared.config;
+    let watch = Watch::new(Some(config.ping_policy));
+    let handshake = tokio::time::timeout(
+        config.handshake_timeout,
+        handshake(&shared, io, peer, &watch),
+    );
+    let (mut h2, peer) = match handshake.await {
+        Ok(Ok(done)) => done,
+        Ok(Err(reason)) => {
+            tracing::debug!(%reason, "closing a connection");
             return;
         }
         Err(_) => {
-            tracing::debug!(timeout = ?config.handshake_timeout, "closing a connection that sent no http/2 preface");
+            tracing::debug!(timeout = ?config.handshake_timeout, "closing a connection that did not complete its handshakes");
             return;
         }
     };
     let phase = shared.phase.subscribe();
+    let now = Instant::now();
+    let keepalive = config
+        .keepalive_time
+        .and_then(|_| h2.ping_pong())
+        .map(|ping| Keepalive {
+            ping: Some(ping),
+            pinging: None,
+            timer: Box::pin(tokio::time::sleep_until(
+                deadline::saturating_after(config.keepalive_time.unwrap_or(Duration::MAX)).into(),
+            )),
+        });
+    let age = config.max_connection_age.map(|age| {
+        // ±10 %, so that clients connected together do not all reconnect together.
+        let spread = age.mul_f64(0.9 + 0.2 * unit_random());
+        Box::pin(tokio::time::sleep_until(
+            deadline::saturating_after(spread).into(),
+        ))
+    });
     let mut conn = Conn {
         h2,
-        remote,
+        peer: Arc::new(peer),
         calls: FuturesUnordered::new(),
         dispatch: Arc::new(Dispatch::default()),
         phase_changed: Some(watch_phase(phase)),
         closed: false,
+        watch,
+        keepalive,
+        idle_since: Some(now),
+        idle_timer: None,
+        age,
+        grace: None,
         shared,
     };
     poll_fn(|cx| conn.poll(cx)).await;
+}
+
+/// A number in [0, 1), from the clock: enough to spread connection ages.
+fn unit_random() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(Instant::now().elapsed().as_nanos());
+    (hasher.finish() % 10_000) as f64 / 10_000.0
 }
 
 type PhaseChanged = Pin<Box<dyn Future<Output = (bool, watch::Receiver<Phase>)> + Send>>;
@@ -159,15 +286,34 @@ fn watch_phase(mut phase: watch::Receiver<Phase>) -> PhaseChanged {
     })
 }
 
+type Sleep = Pin<Box<tokio::time::Sleep>>;
+type PingFuture = Pin<Box<dyn Future<Output = (h2::PingPong, Result<(), h2::Error>)> + Send>>;
+
+/// The server's keepalive pings on one connection.
+struct Keepalive {
+    /// Taken while a ping is out.
+    ping: Option<h2::PingPong>,
+    pinging: Option<(PingFuture, Sleep)>,
+    timer: Sleep,
+}
+
 /// One connection and its calls.
 struct Conn {
-    h2: h2::server::Connection<TcpStream, Bytes>,
-    remote: SocketAddr,
+    h2: h2::server::Connection<Watched<Io>, Bytes>,
+    peer: Arc<PeerInfo>,
     calls: FuturesUnordered<tracing::instrument::Instrumented<ServerStream>>,
     dispatch: Arc<Dispatch>,
     phase_changed: Option<PhaseChanged>,
     /// The peer or h2 ended the connection; the task ends once its calls have.
     closed: bool,
+    watch: Arc<Watch>,
+    keepalive: Option<Keepalive>,
+    /// Since when no call is open.
+    idle_since: Option<Instant>,
+    idle_timer: Option<Sleep>,
+    age: Option<Sleep>,
+    /// After the age GOAWAY: when the remaining calls are cut.
+    grace: Option<Sleep>,
     shared: Arc<ServerShared>,
 }
 
@@ -186,6 +332,13 @@ impl Conn {
                 Phase::Stopped => return Poll::Ready(()),
             }
         }
+        if self.watch.poll_violated(cx).is_ready() && !self.closed {
+            // The watch writes our GOAWAY (too_many_pings) in place of h2's.
+            self.h2.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+        }
+        if self.poll_lifetime(cx).is_ready() {
+            return Poll::Ready(());
+        }
         // Calls first: what handlers queued is handed to h2, so the connection's poll
         // below writes it in the same turn.
         self.poll_calls(cx);
@@ -203,10 +356,108 @@ impl Conn {
         // New calls read the request data that arrived with their headers.
         self.poll_calls(cx);
         self.dispatch.flush(&self.shared);
+        self.track_idleness(cx);
         if self.closed && self.calls.is_empty() {
             Poll::Ready(())
         } else {
             Poll::Pending
+        }
+    }
+
+    /// Keepalive pings, maximum age and grace; `Ready` when the connection must end now.
+    fn poll_lifetime(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(keepalive) = &mut self.keepalive {
+            if let Some((ping, timeout)) = &mut keepalive.pinging {
+                if let Poll::Ready((pong, result)) = ping.as_mut().poll(cx) {
+                    keepalive.ping = Some(pong);
+                    keepalive.pinging = None;
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "keepalive ping failed");
+                        return Poll::Ready(());
+                    }
+                } else if timeout.as_mut().poll(cx).is_ready() {
+                    tracing::debug!("closing a connection whose client stopped answering pings");
+                    return Poll::Ready(());
+                }
+            }
+            let time = self.shared.config.keepalive_time.unwrap_or(Duration::MAX);
+            while keepalive.pinging.is_none() && keepalive.timer.as_mut().poll(cx).is_ready() {
+                let quiet = self.watch.last_read().elapsed();
+                if quiet >= time {
+                    if let Some(mut pong) = keepalive.ping.take() {
+                        let ping: PingFuture = Box::pin(async move {
+                            let result = pong.ping(h2::Ping::opaque()).await.map(drop);
+                            (pong, result)
+                        });
+                        let timeout = Box::pin(tokio::time::sleep_until(
+                            deadline::saturating_after(self.shared.config.keepalive_timeout).into(),
+                        ));
+                        keepalive.pinging = Some((ping, timeout));
+                    }
+                    keepalive
+                        .timer
+                        .as_mut()
+                        .reset(deadline::saturating_after(time).into());
+                    // Poll the new ping so that it is sent and its waker registered.
+                    return self.poll_lifetime(cx);
+                }
+                keepalive
+                    .timer
+                    .as_mut()
+                    .reset(deadline::saturating_after(time - quiet).into());
+            }
+        }
+        if let Some(age) = &mut self.age {
+            if age.as_mut().poll(cx).is_ready() {
+                tracing::debug!("connection reached its maximum age");
+                self.age = None;
+                self.h2.graceful_shutdown();
+                if let Some(grace) = self.shared.config.max_connection_age_grace {
+                    self.grace = Some(Box::pin(tokio::time::sleep_until(
+                        deadline::saturating_after(grace).into(),
+                    )));
+                }
+            }
+        }
+        if let Some(grace) = &mut self.grace {
+            if grace.as_mut().poll(cx).is_ready() {
+                tracing::debug!("grace after the maximum age is over: closing");
+                return Poll::Ready(());
+            }
+        }
+        if let Some(idle) = &mut self.idle_timer {
+            if idle.as_mut().poll(cx).is_ready() {
+                tracing::debug!("closing an idle connection");
+                self.idle_timer = None;
+                self.h2.graceful_shutdown();
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Notes whether calls are open, for the ping policy and `max_connection_idle`.
+    fn track_idleness(&mut self, cx: &mut Context<'_>) {
+        let open = self.calls.len();
+        self.watch.set_open_calls(open);
+        if open > 0 {
+            self.idle_since = None;
+            self.idle_timer = None;
+            return;
+        }
+        let Some(max_idle) = self.shared.config.max_connection_idle else {
+            return;
+        };
+        if self.idle_timer.is_none() && !self.closed {
+            let since = *self.idle_since.get_or_insert_with(Instant::now);
+            let at = since
+                .checked_add(max_idle)
+                .unwrap_or_else(|| deadline::saturating_after(max_idle));
+            let mut timer = Box::pin(tokio::time::sleep_until(at.into()));
+            if timer.as_mut().poll(cx).is_ready() {
+                self.h2.graceful_shutdown();
+            } else {
+                self.idle_timer = Some(timer);
+            }
         }
     }
 
@@ -222,7 +473,7 @@ impl Conn {
             stream = ?respond.stream_id(),
         );
         let _entered = span.enter();
-        let Some(stream) = accept_call(&self.shared, &self.dispatch, self.remote, request, respond)
+        let Some(stream) = accept_call(&self.shared, &self.dispatch, &self.peer, request, respond)
         else {
             return;
         };
@@ -309,7 +560,7 @@ struct Start {
 fn accept_call(
     shared: &Arc<ServerShared>,
     dispatch: &Arc<Dispatch>,
-    remote: SocketAddr,
+    peer: &Arc<PeerInfo>,
     request: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
 ) -> Option<ServerStream> {
@@ -389,7 +640,7 @@ fn accept_call(
     let cancel = Arc::new(CancelState::default());
     let compress = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let context = Arc::new(CallContext {
-        remote_addr: Some(remote),
+        peer: peer.clone(),
         deadline,
         cancel: cancel.clone(),
         compress: compress.clone(),

@@ -28,6 +28,7 @@ pub(crate) mod service;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -43,6 +44,8 @@ pub use crate::executor::BoxFuture;
 use crate::executor::SpawnHook;
 use crate::role;
 use crate::runtime::{self, Runtime};
+use crate::transport::SocketOptions;
+use crate::transport::frames::PingPolicy;
 use service::Handler;
 pub use service::{Service, ServiceBuilder};
 
@@ -60,6 +63,8 @@ impl Server {
             config: ServerConfig::default(),
             runtime: None,
             spawn_hook: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -80,6 +85,15 @@ pub(crate) struct ServerConfig {
     pub(crate) send_compression: Option<CompressionEncoding>,
     pub(crate) max_concurrent_calls: usize,
     pub(crate) max_connections: usize,
+    /// Pings sent to clients quiet for this long (none by default).
+    pub(crate) keepalive_time: Option<Duration>,
+    pub(crate) keepalive_timeout: Duration,
+    /// How often clients may ping (gRPC's keepalive enforcement).
+    pub(crate) ping_policy: PingPolicy,
+    pub(crate) max_connection_idle: Option<Duration>,
+    pub(crate) max_connection_age: Option<Duration>,
+    pub(crate) max_connection_age_grace: Option<Duration>,
+    pub(crate) socket: SocketOptions,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +111,16 @@ impl Default for ServerConfig {
             send_compression: None,
             max_concurrent_calls: 4096,
             max_connections: 1024,
+            keepalive_time: None,
+            keepalive_timeout: Duration::from_secs(20),
+            ping_policy: PingPolicy {
+                min_time: Duration::from_secs(300),
+                permit_without_calls: false,
+            },
+            max_connection_idle: None,
+            max_connection_age: None,
+            max_connection_age_grace: None,
+            socket: SocketOptions::default(),
         }
     }
 }
@@ -108,6 +132,8 @@ pub struct ServerBuilder {
     config: ServerConfig,
     runtime: Option<Runtime>,
     spawn_hook: Option<SpawnHook>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::ServerTlsConfig>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -228,16 +254,106 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves over TLS: every connection must complete a TLS handshake (ALPN `h2`), and
+    /// handlers see the client's certificates when it presents some.
+    #[cfg(feature = "tls")]
+    pub fn tls_config(mut self, tls: crate::tls::ServerTlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Pings a client when its connection has been quiet for `time` (default: never), and
+    /// closes the connection (cancelling its calls) when the ping is not answered within
+    /// [`keepalive_timeout`](Self::keepalive_timeout): how dead clients are found.
+    pub fn keepalive_time(mut self, time: Duration) -> Self {
+        self.config.keepalive_time = Some(time);
+        self
+    }
+
+    /// How long a keepalive ping may go unanswered (default 20 s).
+    pub fn keepalive_timeout(mut self, timeout: Duration) -> Self {
+        self.config.keepalive_timeout = timeout;
+        self
+    }
+
+    /// The least time between two pings from a client (default 5 min, as gRPC). A client
+    /// that pings more often gets strikes, and after two it gets a GOAWAY
+    /// `ENHANCE_YOUR_CALM` with debug data `too_many_pings` and its connection closes;
+    /// answering with data resets the count.
+    pub fn keepalive_min_time(mut self, min: Duration) -> Self {
+        self.config.ping_policy.min_time = min;
+        self
+    }
+
+    /// Whether clients may ping while they have no call open (default false: such pings
+    /// count as strikes unless two hours apart).
+    pub fn permit_keepalive_without_calls(mut self, permit: bool) -> Self {
+        self.config.ping_policy.permit_without_calls = permit;
+        self
+    }
+
+    /// Closes connections with no call open for this long (with a GOAWAY; default: never).
+    pub fn max_connection_idle(mut self, idle: Duration) -> Self {
+        self.config.max_connection_idle = Some(idle);
+        self
+    }
+
+    /// Sends a graceful GOAWAY to connections older than this (±10 %, so clients do not
+    /// reconnect all at once; default: never), and closes them after
+    /// [`max_connection_age_grace`](Self::max_connection_age_grace).
+    pub fn max_connection_age(mut self, age: Duration) -> Self {
+        self.config.max_connection_age = Some(age);
+        self
+    }
+
+    /// How long calls may go on after a connection's age GOAWAY (default: no limit).
+    pub fn max_connection_age_grace(mut self, grace: Duration) -> Self {
+        self.config.max_connection_age_grace = Some(grace);
+        self
+    }
+
+    /// Sets `TCP_NODELAY` on accepted connections (default on).
+    pub fn tcp_nodelay(mut self, nodelay: bool) -> Self {
+        self.config.socket.nodelay = nodelay;
+        self
+    }
+
+    /// Enables TCP keepalive probes every `interval` on accepted connections (default
+    /// off).
+    pub fn tcp_keepalive(mut self, interval: Option<Duration>) -> Self {
+        self.config.socket.tcp_keepalive = interval;
+        self
+    }
+
     /// Binds `addr` (port 0 picks a free port; see [`ServerHandle::local_addr`]) and starts
     /// serving.
     ///
     /// # Errors
     ///
-    /// When binding fails, a setting is out of range, or two handlers claim one method.
+    /// When binding fails, a setting is out of range, the TLS configuration cannot be
+    /// used, or two handlers claim one method.
     pub fn bind(self, addr: impl ToSocketAddrs) -> Result<ServerHandle> {
         let listener = std::net::TcpListener::bind(addr)
             .map_err(|e| Error::io("cannot bind the server address", e))?;
         self.serve_listener(listener)
+    }
+
+    /// Binds a Unix domain socket at `path` and starts serving. The socket file is
+    /// removed when the server is dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`bind`](Self::bind) (for example when `path` exists already).
+    pub fn bind_unix(self, path: impl AsRef<Path>) -> Result<ServerHandle> {
+        let path = path.as_ref();
+        let listener = std::os::unix::net::UnixListener::bind(path)
+            .map_err(|e| Error::io(format!("cannot bind the socket {}", path.display()), e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("cannot make the listener non-blocking", e))?;
+        let mut handle = self.serve(conn::Listener::Unix(listener))?;
+        handle.unix_path = Some(path.to_path_buf());
+        Ok(handle)
     }
 
     /// Starts serving on a listener you bound yourself.
@@ -246,6 +362,13 @@ impl ServerBuilder {
     ///
     /// As [`bind`](Self::bind).
     pub fn serve_listener(self, listener: std::net::TcpListener) -> Result<ServerHandle> {
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("cannot make the listener non-blocking", e))?;
+        self.serve(conn::Listener::Tcp(listener))
+    }
+
+    fn serve(self, listener: conn::Listener) -> Result<ServerHandle> {
         let config = self.config;
         if config.max_concurrent_streams == 0
             || config.max_header_list_size == 0
@@ -273,12 +396,14 @@ impl ServerBuilder {
                 }
             }
         }
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| Error::io("cannot make the listener non-blocking", e))?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| Error::io("cannot read the bound address", e))?;
+        let local_addr = match &listener {
+            conn::Listener::Tcp(listener) => listener
+                .local_addr()
+                .map_err(|e| Error::io("cannot read the bound address", e))?,
+            conn::Listener::Unix(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        #[cfg(feature = "tls")]
+        let tls = self.tls.as_ref().map(|tls| tls.build()).transpose()?;
         let runtime = self.runtime.unwrap_or_else(|| Runtime::global().clone());
         let rt = runtime.handle().clone();
         let poller = rt.poller();
@@ -295,12 +420,15 @@ impl ServerBuilder {
             connections: AtomicUsize::new(0),
             calls: AtomicUsize::new(0),
             blocking_streams: AtomicUsize::new(0),
+            #[cfg(feature = "tls")]
+            tls,
         });
         poller.spawn(conn::accept_loop(shared.clone(), listener));
         tracing::debug!(%local_addr, "serving");
         Ok(ServerHandle {
             shared,
             local_addr,
+            unix_path: None,
             poller,
         })
     }
@@ -335,6 +463,8 @@ pub(crate) struct ServerShared {
     calls: AtomicUsize,
     /// Blocking client- and bidi-streaming handlers admitted and not finished.
     blocking_streams: AtomicUsize,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl Drop for ServerShared {
@@ -494,13 +624,20 @@ impl Drop for BlockingStreamGuard {
 pub struct ServerHandle {
     shared: Arc<ServerShared>,
     local_addr: SocketAddr,
+    unix_path: Option<PathBuf>,
     poller: tokio::runtime::Handle,
 }
 
 impl ServerHandle {
-    /// The address the server listens on (with the actual port when bound to port 0).
+    /// The address the server listens on (with the actual port when bound to port 0);
+    /// `0.0.0.0:0` for a server on a Unix socket (see [`unix_path`](Self::unix_path)).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The socket path of a server on a Unix socket.
+    pub fn unix_path(&self) -> Option<&Path> {
+        self.unix_path.as_deref()
     }
 
     /// How many connections the server has accepted so far.
@@ -547,6 +684,9 @@ impl Drop for ServerHandle {
     fn drop(&mut self) {
         if *self.shared.phase.borrow() == Phase::Serving {
             self.shared.stop_now();
+        }
+        if let Some(path) = &self.unix_path {
+            let _ = std::fs::remove_file(path);
         }
     }
 }
