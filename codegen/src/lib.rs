@@ -33,7 +33,9 @@
 //! `greeter_client` holding `GreeterClient` (async) and `GreeterBlockingClient`, and a
 //! module `greeter_server` holding the traits `Greeter` (async) and `GreeterBlocking`,
 //! `GreeterServer` / `GreeterBlockingServer` to serve an implementation of either, and
-//! `SERVICE_NAME`.
+//! `SERVICE_NAME`. Clients and server types take `max_receive_message_size`,
+//! `max_send_message_size` and `send_compressed`, which override the channel's or the
+//! server's settings for that client's calls or that service's methods.
 //!
 //! # Names
 //!
@@ -46,7 +48,8 @@
 //! underscore, which prost-build never produces: the module `game_client_` when a message
 //! `GameClient` with nested types already makes a module `game_client` (or a subpackage
 //! does), and the client method `new_` for `rpc New` (likewise `connect_lazy`, `channel`,
-//! `send_compressed`); the server types' type parameter is `S` for a service named `T`.
+//! `max_send_message_size`, `max_receive_message_size`, `send_compressed`); the server
+//! types' type parameter is `S` for a service named `T`.
 //! Protobuf names that differ only in case or underscores and would
 //! become one Rust name (`rpc GetItem` and `rpc Get_Item`) are an [`Error`].
 //!

@@ -24,10 +24,12 @@
 //! case or underscores (`FooBar`, `Foo_Bar`) would share modules; that is reported as an
 //! error.
 //!
-//! Inside a client, the methods `new`, `connect_lazy`, `channel` and `send_compressed` are
-//! the client's own; an RPC that would take one of these names gets a trailing underscore
-//! (`rpc New` becomes `new_`), which no other RPC can produce. The server types' type
-//! parameter is `T`, or `S` for a service named `T` (whose trait is `T`).
+//! Inside a client, the methods `new`, `connect_lazy`, `channel`, `max_send_message_size`,
+//! `max_receive_message_size` and `send_compressed` are the client's own; an RPC that would
+//! take one of these names gets a trailing underscore (`rpc New` becomes `new_`), which no
+//! other RPC can produce. The server types' own methods cannot clash with RPCs, which are
+//! only trait methods there. The server types' type parameter is `T`, or `S` for a service
+//! named `T` (whose trait is `T`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,7 +37,14 @@ use heck::{ToSnakeCase, ToUpperCamelCase};
 use prost_types::{DescriptorProto, FileDescriptorSet};
 
 /// The methods every generated client defines itself.
-pub(crate) const CLIENT_METHODS: &[&str] = &["new", "connect_lazy", "channel", "send_compressed"];
+pub(crate) const CLIENT_METHODS: &[&str] = &[
+    "new",
+    "connect_lazy",
+    "channel",
+    "max_send_message_size",
+    "max_receive_message_size",
+    "send_compressed",
+];
 
 /// Module names that prost-build (and the include file) put into each package's module,
 /// keyed by protobuf package name (`""` for files without a package).
@@ -253,6 +262,10 @@ mod tests {
     fn client_methods_yield_to_the_clients_own() {
         assert_eq!(client_method("new"), "new_");
         assert_eq!(client_method("connect_lazy"), "connect_lazy_");
+        assert_eq!(
+            client_method("max_receive_message_size"),
+            "max_receive_message_size_"
+        );
         assert_eq!(client_method("say_hello"), "say_hello");
         assert_eq!(client_method("r#type"), "r#type");
     }

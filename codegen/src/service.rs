@@ -340,9 +340,6 @@ fn service_tokens(
             items.extend(blocking_client(&ctx));
             listed.push(format!("[`{}`] (blocking)", ctx.stem("BlockingClient")));
         }
-        if !ctx.methods.is_empty() {
-            items.extend(prepare_fn());
-        }
         let module = ident(&ctx.names.client_mod);
         let doc = inner_doc_line(&format!(
             "Clients for `{}`: {}.",
@@ -400,22 +397,6 @@ fn service_tokens(
     out
 }
 
-/// The helper applying a client's settings to each request.
-fn prepare_fn() -> TokenStream {
-    quote! {
-        /// Applies a client's settings to one call's request.
-        fn prepare<M>(
-            send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
-            mut request: ::rsgrpc::Request<M>,
-        ) -> ::rsgrpc::Request<M> {
-            if let ::core::option::Option::Some(encoding) = send_compression {
-                request.set_send_compressed(encoding);
-            }
-            request
-        }
-    }
-}
-
 fn client_struct(ctx: &ServiceCtx<'_>, name: &Ident, what: &str, example: &str) -> TokenStream {
     let docs = ctx.intro(what);
     let deprecated = &ctx.deprecated;
@@ -438,24 +419,6 @@ fn client_struct(ctx: &ServiceCtx<'_>, name: &Ident, what: &str, example: &str) 
         ));
         quote!(#[doc = ""] #line)
     };
-    // A service without methods has nothing to compress.
-    let (field, init, compressed) = if ctx.methods.is_empty() {
-        (quote!(), quote!(), quote!())
-    } else {
-        (
-            quote!(send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,),
-            quote!(send_compression: ::core::option::Option::None,),
-            quote! {
-                /// Compresses the request messages of this client's calls with `encoding`,
-                /// whatever the channel's setting.
-                #[must_use]
-                pub fn send_compressed(mut self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
-                    self.send_compression = ::core::option::Option::Some(encoding);
-                    self
-                }
-            },
-        )
-    };
     quote! {
         #(#docs)*
         #[doc = ""]
@@ -466,7 +429,6 @@ fn client_struct(ctx: &ServiceCtx<'_>, name: &Ident, what: &str, example: &str) 
         #attrs
         pub struct #name {
             inner: ::rsgrpc::client::Client,
-            #field
         }
 
         #allow
@@ -474,10 +436,7 @@ fn client_struct(ctx: &ServiceCtx<'_>, name: &Ident, what: &str, example: &str) 
             /// A client sending its calls on `channel`; clones of a channel share one
             /// connection.
             pub fn new(channel: ::rsgrpc::Channel) -> Self {
-                Self {
-                    inner: ::rsgrpc::client::Client::new(channel),
-                    #init
-                }
+                Self { inner: ::rsgrpc::client::Client::new(channel) }
             }
 
             /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -495,7 +454,29 @@ fn client_struct(ctx: &ServiceCtx<'_>, name: &Ident, what: &str, example: &str) 
                 self.inner.channel()
             }
 
-            #compressed
+            /// Largest request message this client sends, overriding the channel's
+            /// `max_send_message_size`; a larger one fails the call with
+            /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+            #[must_use = "the setting applies to the returned client"]
+            pub fn max_send_message_size(self, bytes: usize) -> Self {
+                Self { inner: self.inner.max_send_message_size(bytes) }
+            }
+
+            /// Largest response message this client accepts, overriding the channel's
+            /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+            /// `RESOURCE_EXHAUSTED`.
+            #[must_use = "the setting applies to the returned client"]
+            pub fn max_receive_message_size(self, bytes: usize) -> Self {
+                Self { inner: self.inner.max_receive_message_size(bytes) }
+            }
+
+            /// Compresses the request messages of this client's calls with `encoding`,
+            /// whatever the channel's setting; a request's own `set_send_compressed` or
+            /// `set_send_uncompressed` still comes first.
+            #[must_use = "the setting applies to the returned client"]
+            pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+                Self { inner: self.inner.send_compressed(encoding) }
+            }
         }
     }
 }
@@ -526,8 +507,7 @@ fn async_client(ctx: &ServiceCtx<'_>) -> TokenStream {
                     &self,
                     request: impl ::rsgrpc::IntoRequest<#input>,
                 ) -> ::core::result::Result<::rsgrpc::Response<#output>, ::rsgrpc::Status> {
-                    let request = prepare(self.send_compression, request.into_request());
-                    self.inner.unary(#path, request).await
+                    self.inner.unary(#path, request.into_request()).await
                 }
             },
             Kind::ServerStreaming => quote! {
@@ -538,8 +518,7 @@ fn async_client(ctx: &ServiceCtx<'_>) -> TokenStream {
                     ::rsgrpc::Response<::rsgrpc::Streaming<#output>>,
                     ::rsgrpc::Status,
                 > {
-                    let request = prepare(self.send_compression, request.into_request());
-                    self.inner.server_streaming(#path, request).await
+                    self.inner.server_streaming(#path, request.into_request()).await
                 }
             },
             Kind::ClientStreaming => quote! {
@@ -547,9 +526,7 @@ fn async_client(ctx: &ServiceCtx<'_>) -> TokenStream {
                     &self,
                     request: impl ::rsgrpc::IntoStreamingRequest<Message = #input>,
                 ) -> ::core::result::Result<::rsgrpc::Response<#output>, ::rsgrpc::Status> {
-                    let request =
-                        prepare(self.send_compression, request.into_streaming_request());
-                    self.inner.client_streaming(#path, request).await
+                    self.inner.client_streaming(#path, request.into_streaming_request()).await
                 }
             },
             Kind::Bidi => quote! {
@@ -560,9 +537,7 @@ fn async_client(ctx: &ServiceCtx<'_>) -> TokenStream {
                     ::rsgrpc::Response<::rsgrpc::Streaming<#output>>,
                     ::rsgrpc::Status,
                 > {
-                    let request =
-                        prepare(self.send_compression, request.into_streaming_request());
-                    self.inner.bidi_streaming(#path, request).await
+                    self.inner.bidi_streaming(#path, request.into_streaming_request()).await
                 }
             },
         };
@@ -612,8 +587,7 @@ fn blocking_client(ctx: &ServiceCtx<'_>) -> TokenStream {
                     &self,
                     request: impl ::rsgrpc::IntoRequest<#input>,
                 ) -> ::core::result::Result<::rsgrpc::Response<#output>, ::rsgrpc::Status> {
-                    let request = prepare(self.send_compression, request.into_request());
-                    self.inner.blocking_unary(#path, request)
+                    self.inner.blocking_unary(#path, request.into_request())
                 }
             },
             Kind::ServerStreaming => quote! {
@@ -624,8 +598,7 @@ fn blocking_client(ctx: &ServiceCtx<'_>) -> TokenStream {
                     ::rsgrpc::Response<::rsgrpc::BlockingStreaming<#output>>,
                     ::rsgrpc::Status,
                 > {
-                    let request = prepare(self.send_compression, request.into_request());
-                    self.inner.blocking_server_streaming(#path, request)
+                    self.inner.blocking_server_streaming(#path, request.into_request())
                 }
             },
             Kind::ClientStreaming => quote! {
@@ -633,8 +606,7 @@ fn blocking_client(ctx: &ServiceCtx<'_>) -> TokenStream {
                     &self,
                     request: impl ::rsgrpc::IntoIterRequest<Message = #input>,
                 ) -> ::core::result::Result<::rsgrpc::Response<#output>, ::rsgrpc::Status> {
-                    let request = prepare(self.send_compression, request.into_iter_request());
-                    self.inner.blocking_client_streaming(#path, request)
+                    self.inner.blocking_client_streaming(#path, request.into_iter_request())
                 }
             },
             Kind::Bidi => quote! {
@@ -645,8 +617,7 @@ fn blocking_client(ctx: &ServiceCtx<'_>) -> TokenStream {
                     (::rsgrpc::RequestSender<#input>, ::rsgrpc::BlockingStreaming<#output>),
                     ::rsgrpc::Status,
                 > {
-                    let request = prepare(self.send_compression, request.into_request());
-                    self.inner.blocking_bidi_streaming(#path, request)
+                    self.inner.blocking_bidi_streaming(#path, request.into_request())
                 }
             },
         };
@@ -711,31 +682,58 @@ fn server_struct(
         #attrs
         pub struct #server<#param> {
             inner: ::rsgrpc::codegen::Arc<#param>,
+            settings: ::rsgrpc::codegen::ServiceSettings,
         }
 
         #allow
         impl<#param> #server<#param> {
             /// The full name of the service, as in the paths of its methods.
             pub const SERVICE_NAME: &str = SERVICE_NAME;
+
+            /// Largest request message this service accepts, overriding the server's
+            /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+            /// `RESOURCE_EXHAUSTED`.
+            #[must_use = "the setting applies to the returned server"]
+            pub fn max_receive_message_size(self, bytes: usize) -> Self {
+                Self { settings: self.settings.max_receive_message_size(bytes), ..self }
+            }
+
+            /// Largest response message this service sends, overriding the server's
+            /// `max_send_message_size`; a larger one fails the call with
+            /// `RESOURCE_EXHAUSTED`.
+            #[must_use = "the setting applies to the returned server"]
+            pub fn max_send_message_size(self, bytes: usize) -> Self {
+                Self { settings: self.settings.max_send_message_size(bytes), ..self }
+            }
+
+            /// Compresses this service's responses with `encoding` for clients that accept
+            /// it, whatever the server's setting.
+            #[must_use = "the setting applies to the returned server"]
+            pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+                Self { settings: self.settings.send_compressed(encoding), ..self }
+            }
         }
 
         #allow
         impl<#param: #bound> #server<#param> {
             /// Wraps an implementation.
             pub fn new(inner: #param) -> Self {
-                Self { inner: ::rsgrpc::codegen::Arc::new(inner) }
+                Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
             }
 
             /// Wraps an implementation that is shared with other code.
             pub fn from_arc(inner: ::rsgrpc::codegen::Arc<#param>) -> Self {
-                Self { inner }
+                Self { inner, settings: ::rsgrpc::codegen::ServiceSettings::default() }
             }
         }
 
         #allow
         impl<#param> ::core::clone::Clone for #server<#param> {
             fn clone(&self) -> Self {
-                Self { inner: ::rsgrpc::codegen::Arc::clone(&self.inner) }
+                Self {
+                    inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                    settings: self.settings,
+                }
             }
         }
 
@@ -746,6 +744,7 @@ fn server_struct(
                 #keep_inner
                 ::rsgrpc::server::Service::builder(SERVICE_NAME)
                     #registration
+                    .settings(server.settings)
                     .build()
             }
         }

@@ -198,6 +198,11 @@ impl FrameDecoder {
         }
     }
 
+    /// Largest message accepted, compressed or not.
+    pub(crate) fn max_len(&self) -> usize {
+        self.max_len
+    }
+
     /// Accepts compressed messages from now on (the peer declared their encoding).
     pub(crate) fn allow_compressed(&mut self) {
         self.compressed_allowed = true;

@@ -126,6 +126,7 @@ macro_rules! include_proto {
 /// and `prost`. Not part of the stable API.
 #[doc(hidden)]
 pub mod codegen {
+    pub use crate::server::service::ServiceSettings;
     pub use bytes;
     pub use futures_core;
     pub use futures_core::Stream;

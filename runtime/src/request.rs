@@ -33,7 +33,9 @@ pub struct Request<T> {
     message: T,
     timeout: Option<Duration>,
     wait_for_ready: bool,
-    compression: Option<CompressionEncoding>,
+    /// The call's own compression choice: `None` leaves it to the client and the channel,
+    /// `Some(None)` sends uncompressed.
+    compression: Option<Option<CompressionEncoding>>,
     message_compressed: bool,
     context: Option<Arc<CallContext>>,
 }
@@ -42,7 +44,8 @@ pub struct Request<T> {
 pub(crate) struct CallOptions {
     pub(crate) timeout: Option<Duration>,
     pub(crate) wait_for_ready: bool,
-    pub(crate) compression: Option<CompressionEncoding>,
+    /// As [`Request`]'s: `None` leaves it to the client and the channel.
+    pub(crate) compression: Option<Option<CompressionEncoding>>,
 }
 
 impl<T> Request<T> {
@@ -194,10 +197,23 @@ impl<T> Request<T> {
         }
     }
 
-    /// Client side: compresses this call's request messages (overriding the channel's
-    /// setting). Responses are decompressed whatever this says.
+    /// Client side: compresses this call's request messages, overriding the client's
+    /// ([`Client::send_compressed`](crate::client::Client::send_compressed)) and the
+    /// channel's setting. Responses are decompressed whatever this says.
     pub fn set_send_compressed(&mut self, encoding: CompressionEncoding) {
-        self.compression = Some(encoding);
+        self.compression = Some(Some(encoding));
+    }
+
+    /// Client side: sends this call's request messages uncompressed, whatever the client
+    /// and the channel are set to (for a payload that would not shrink, say).
+    ///
+    /// ```
+    /// let mut request = rsgrpc::Request::new("already compressed bytes");
+    /// request.set_send_compressed(rsgrpc::CompressionEncoding::Gzip);
+    /// request.set_send_uncompressed(); // the last choice counts
+    /// ```
+    pub fn set_send_uncompressed(&mut self) {
+        self.compression = Some(None);
     }
 
     pub(crate) fn take_options(&self) -> CallOptions {

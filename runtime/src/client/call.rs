@@ -37,6 +37,8 @@ pub(crate) struct CallTask {
     pub(crate) body: Option<Bytes>,
     pub(crate) deadline: Option<Instant>,
     pub(crate) wait_for_ready: bool,
+    /// Largest response message accepted (the client's limit, or the channel's).
+    pub(crate) max_receive_message_size: usize,
     pub(crate) ops: Consumer<Outbound>,
     pub(crate) events: Producer<Inbound>,
 }
@@ -82,6 +84,7 @@ impl CallTask {
             body,
             deadline,
             wait_for_ready,
+            max_receive_message_size,
             ops,
             events,
         } = self;
@@ -96,7 +99,7 @@ impl CallTask {
             frames: Vec::new(),
             replay: (policy.is_some() && body.is_none()).then(Replay::default),
             finished: false,
-            max_receive: channel.config.max_receive_message_size,
+            max_receive: max_receive_message_size,
         };
         let mut attempts = 0u32;
         let mut transparent = 0;

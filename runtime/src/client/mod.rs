@@ -42,6 +42,10 @@ const OUTBOUND_CAPACITY: usize = 128 * 1024;
 ///
 /// `path` arguments are the full method path, `/package.Service/Method`.
 ///
+/// A client may set its own message size limits and compression, which apply to the calls
+/// made through it and override the channel's; clients sharing a channel do not see each
+/// other's settings.
+///
 /// ```no_run
 /// # #[derive(Clone, PartialEq, prost::Message)] struct HelloRequest {}
 /// # #[derive(Clone, PartialEq, prost::Message)] struct HelloReply {}
@@ -55,6 +59,12 @@ const OUTBOUND_CAPACITY: usize = 128 * 1024;
 #[derive(Clone, Debug)]
 pub struct Client {
     channel: Channel,
+    /// Overrides the channel's `max_send_message_size`.
+    max_send_message_size: Option<usize>,
+    /// Overrides the channel's `max_receive_message_size`.
+    max_receive_message_size: Option<usize>,
+    /// Overrides the channel's `send_compressed`.
+    send_compression: Option<CompressionEncoding>,
 }
 
 /// What a started call hands back to its caller.
@@ -69,7 +79,12 @@ struct Started {
 impl Client {
     /// A client sending its calls on `channel`.
     pub fn new(channel: Channel) -> Client {
-        Client { channel }
+        Client {
+            channel,
+            max_send_message_size: None,
+            max_receive_message_size: None,
+            send_compression: None,
+        }
     }
 
     /// The channel this client uses.
@@ -77,8 +92,54 @@ impl Client {
         &self.channel
     }
 
+    /// Largest request message this client sends, overriding the channel's
+    /// [`max_send_message_size`](crate::ChannelBuilder::max_send_message_size); a larger
+    /// one fails the call with `RESOURCE_EXHAUSTED` before anything of it is sent.
+    ///
+    /// ```no_run
+    /// let channel = rsgrpc::Channel::new("http://127.0.0.1:50051")?;
+    /// let client = rsgrpc::client::Client::new(channel)
+    ///     .max_send_message_size(64 * 1024)
+    ///     .max_receive_message_size(16 * 1024 * 1024)
+    ///     .send_compressed(rsgrpc::CompressionEncoding::Gzip);
+    /// # Ok::<(), rsgrpc::Error>(())
+    /// ```
+    #[must_use]
+    pub fn max_send_message_size(mut self, bytes: usize) -> Self {
+        self.max_send_message_size = Some(bytes);
+        self
+    }
+
+    /// Largest response message this client accepts, overriding the channel's
+    /// [`max_receive_message_size`](crate::ChannelBuilder::max_receive_message_size)
+    /// (default 4 MiB); a larger one fails the call with `RESOURCE_EXHAUSTED` without
+    /// being buffered. For a compressed message, the limit applies to both its compressed
+    /// and its decompressed size.
+    #[must_use]
+    pub fn max_receive_message_size(mut self, bytes: usize) -> Self {
+        self.max_receive_message_size = Some(bytes);
+        self
+    }
+
+    /// Compresses the request messages of this client's calls with `encoding`, whatever
+    /// the channel's [`send_compressed`](crate::ChannelBuilder::send_compressed) says. A
+    /// request's own choice ([`Request::set_send_compressed`],
+    /// [`Request::set_send_uncompressed`]) still takes precedence. Compressed responses are
+    /// always accepted.
+    #[must_use]
+    pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+        self.send_compression = Some(encoding);
+        self
+    }
+
     fn max_send(&self) -> usize {
-        self.channel.inner.config.max_send_message_size
+        self.max_send_message_size
+            .unwrap_or(self.channel.inner.config.max_send_message_size)
+    }
+
+    fn max_receive(&self) -> usize {
+        self.max_receive_message_size
+            .unwrap_or(self.channel.inner.config.max_receive_message_size)
     }
 
     /// Builds the request headers on the caller's thread and hands the call to the poller.
@@ -104,7 +165,10 @@ impl Client {
             compression,
         } = options;
         let timeout = timeout.or(inner.config.default_timeout);
-        let compression = compression.or(inner.config.send_compression);
+        // The request's own choice, then the client's, then the channel's.
+        let compression =
+            compression.unwrap_or_else(|| self.send_compression.or(inner.config.send_compression));
+        let max_receive = self.max_receive();
         let body = body(compression)?;
         let mut head = http::Request::new(());
         *head.method_mut() = http::Method::POST;
@@ -144,17 +208,14 @@ impl Client {
             body,
             deadline: timeout.and_then(deadline::deadline_after),
             wait_for_ready,
+            max_receive_message_size: max_receive,
             ops: ops_rx,
             events: events_tx,
         };
         let span = tracing::debug_span!("call", method = task.head.uri().path());
         inner.poller.spawn(task.run().instrument(span));
         Ok(Started {
-            rx: Receiver::new(
-                events_rx,
-                Side::Client,
-                inner.config.max_receive_message_size,
-            ),
+            rx: Receiver::new(events_rx, Side::Client, max_receive),
             ops: ops_tx,
             pool,
             compression,

@@ -616,8 +616,18 @@ fn accept_call(
         respond.send_reset(h2::Reason::REFUSED_STREAM);
         return None;
     };
-    // Responses are compressed when the server is set to and the client accepts it.
-    let response_compression = shared.config.send_compression.filter(|encoding| {
+    // The service's own settings override the server's.
+    let settings = handler.settings;
+    let max_receive = settings
+        .max_receive_message_size
+        .unwrap_or(shared.config.max_receive_message_size);
+    let max_send = settings
+        .max_send_message_size
+        .unwrap_or(shared.config.max_send_message_size);
+    // Responses are compressed when the service or server is set to and the client accepts
+    // it.
+    let send_compression = settings.send_compression.or(shared.config.send_compression);
+    let response_compression = send_compression.filter(|encoding| {
         parts
             .headers
             .get(codec::GRPC_ACCEPT_ENCODING)
@@ -638,7 +648,7 @@ fn accept_call(
     let responder = Arc::new(Responder::new(
         ops_tx,
         pool.clone(),
-        shared.config.max_send_message_size,
+        max_send,
         response_compression,
         compress,
         cancel.clone(),
@@ -650,7 +660,7 @@ fn accept_call(
         spent: Spent::new(pool),
         recv: Some(body),
         decoder: {
-            let mut decoder = FrameDecoder::new(shared.config.max_receive_message_size);
+            let mut decoder = FrameDecoder::new(max_receive);
             if request_encoding.is_some() {
                 decoder.allow_compressed();
             }
@@ -684,11 +694,7 @@ fn accept_call(
 
     // Client and bidi streaming: the handler starts now and reads requests as they come.
     let (requests_tx, requests_rx) = cq::queue(usize::MAX);
-    let mut requests = Receiver::new(
-        requests_rx,
-        Side::Server,
-        shared.config.max_receive_message_size,
-    );
+    let mut requests = Receiver::new(requests_rx, Side::Server, max_receive);
     requests.set_encoding(request_encoding);
     stream.requests = Some(requests_tx);
     let call = ServerCall {
@@ -886,7 +892,7 @@ impl ServerStream {
             requests: Requests::Single {
                 frame,
                 encoding: start.encoding,
-                max_len: self.shared.config.max_receive_message_size,
+                max_len: self.decoder.max_len(),
             },
             responder: start.responder,
         };

@@ -23,7 +23,7 @@
 //! or on a spawn hook of yours ([`ServerBuilder::spawn_with`]).
 
 mod conn;
-mod service;
+pub(crate) mod service;
 
 use std::collections::HashMap;
 use std::future::Future;

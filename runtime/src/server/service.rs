@@ -94,6 +94,52 @@ pub(crate) struct Handler {
     /// handler then starts only once that message has arrived whole.
     pub(crate) single_request: bool,
     pub(crate) run: Run,
+    /// Its service's settings, which override the server's.
+    pub(crate) settings: ServiceSettings,
+}
+
+/// A service's own settings, overriding the server's for the service's methods: what
+/// [`ServiceBuilder`]'s setters and those of generated server types record.
+///
+/// Reached as `rsgrpc::codegen::ServiceSettings` by generated code; not part of the stable
+/// API.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServiceSettings {
+    /// Overrides [`ServerBuilder::max_receive_message_size`](super::ServerBuilder::max_receive_message_size).
+    pub(crate) max_receive_message_size: Option<usize>,
+    /// Overrides [`ServerBuilder::max_send_message_size`](super::ServerBuilder::max_send_message_size).
+    pub(crate) max_send_message_size: Option<usize>,
+    /// Overrides [`ServerBuilder::send_compressed`](super::ServerBuilder::send_compressed).
+    pub(crate) send_compression: Option<CompressionEncoding>,
+}
+
+impl ServiceSettings {
+    /// Sets the largest request message accepted.
+    #[must_use]
+    pub fn max_receive_message_size(self, bytes: usize) -> Self {
+        ServiceSettings {
+            max_receive_message_size: Some(bytes),
+            ..self
+        }
+    }
+
+    /// Sets the largest response message sent.
+    #[must_use]
+    pub fn max_send_message_size(self, bytes: usize) -> Self {
+        ServiceSettings {
+            max_send_message_size: Some(bytes),
+            ..self
+        }
+    }
+
+    /// Sets the compression of responses, for clients that accept it.
+    #[must_use]
+    pub fn send_compressed(self, encoding: CompressionEncoding) -> Self {
+        ServiceSettings {
+            send_compression: Some(encoding),
+            ..self
+        }
+    }
 }
 
 /// How a handler runs.
@@ -129,6 +175,7 @@ pub(crate) enum Run {
 pub struct Service {
     pub(crate) name: String,
     pub(crate) methods: Vec<(String, Handler)>,
+    settings: ServiceSettings,
 }
 
 impl Service {
@@ -138,6 +185,7 @@ impl Service {
             service: Service {
                 name: name.into(),
                 methods: Vec::new(),
+                settings: ServiceSettings::default(),
             },
         }
     }
@@ -156,21 +204,78 @@ impl std::fmt::Debug for Service {
                 "methods",
                 &self.methods.iter().map(|(m, _)| m).collect::<Vec<_>>(),
             )
+            .field("settings", &self.settings)
             .finish()
     }
 }
 
-/// Adds typed method handlers to a [`Service`].
+/// Adds typed method handlers to a [`Service`], and sets the service's own limits and
+/// compression.
 ///
 /// Method names are the short names from the `.proto` (`SayHello`). Async handlers return
 /// `Send` futures and run on the runtime's executor (or the server's spawn hook); blocking
 /// handlers run on the worker pool.
+///
+/// [`max_receive_message_size`](Self::max_receive_message_size),
+/// [`max_send_message_size`](Self::max_send_message_size) and
+/// [`send_compressed`](Self::send_compressed) apply to every method of the service, in
+/// place of the server's settings of the same names; other services on the server keep
+/// the server's.
 #[must_use = "a builder does nothing until build is called"]
 pub struct ServiceBuilder {
     service: Service,
 }
 
 impl ServiceBuilder {
+    /// Largest request message this service accepts, overriding the server's
+    /// [`max_receive_message_size`](super::ServerBuilder::max_receive_message_size)
+    /// (default 4 MiB). A larger one fails the call with `RESOURCE_EXHAUSTED` after its
+    /// five-byte prefix, before anything is buffered; a compressed one, also when it
+    /// decompresses to more.
+    ///
+    /// ```
+    /// use rsgrpc::server::Service;
+    /// use rsgrpc::{CompressionEncoding, Request, Response, Status};
+    ///
+    /// # #[derive(Clone, PartialEq, prost::Message)] struct Blob { #[prost(bytes = "vec", tag = "1")] data: Vec<u8> }
+    /// let uploads = Service::builder("test.Uploads")
+    ///     .blocking_unary("Put", |req: Request<Blob>| -> Result<Response<Blob>, Status> {
+    ///         Ok(Response::new(req.into_inner()))
+    ///     })
+    ///     .max_receive_message_size(64 * 1024 * 1024)
+    ///     .max_send_message_size(1024)
+    ///     .send_compressed(CompressionEncoding::Gzip)
+    ///     .build();
+    /// # drop(uploads);
+    /// ```
+    pub fn max_receive_message_size(mut self, bytes: usize) -> Self {
+        self.service.settings = self.service.settings.max_receive_message_size(bytes);
+        self
+    }
+
+    /// Largest response message this service sends, overriding the server's
+    /// [`max_send_message_size`](super::ServerBuilder::max_send_message_size) (default:
+    /// unlimited); a larger one fails the call with `RESOURCE_EXHAUSTED`.
+    pub fn max_send_message_size(mut self, bytes: usize) -> Self {
+        self.service.settings = self.service.settings.max_send_message_size(bytes);
+        self
+    }
+
+    /// Compresses this service's responses with `encoding` for clients that accept it,
+    /// whatever the server's [`send_compressed`](super::ServerBuilder::send_compressed)
+    /// says. Compressed requests are accepted either way.
+    pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+        self.service.settings = self.service.settings.send_compressed(encoding);
+        self
+    }
+
+    /// Replaces all of the service's own settings; for generated server types.
+    #[doc(hidden)]
+    pub fn settings(mut self, settings: ServiceSettings) -> Self {
+        self.service.settings = settings;
+        self
+    }
+
     fn add(mut self, method: &str, handler: Handler) -> Self {
         self.service.methods.push((method.to_owned(), handler));
         self
@@ -186,6 +291,7 @@ impl ServiceBuilder {
             Handler {
                 single_request,
                 run,
+                settings: ServiceSettings::default(),
             },
         )
     }
@@ -200,6 +306,7 @@ impl ServiceBuilder {
             Handler {
                 single_request,
                 run,
+                settings: ServiceSettings::default(),
             },
         )
     }
@@ -371,7 +478,11 @@ impl ServiceBuilder {
     }
 
     /// The finished service.
-    pub fn build(self) -> Service {
+    pub fn build(mut self) -> Service {
+        let settings = self.service.settings;
+        for (_, handler) in &mut self.service.methods {
+            handler.settings = settings;
+        }
         self.service
     }
 }

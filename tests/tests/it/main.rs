@@ -10,6 +10,7 @@ mod kinds;
 mod lifecycle;
 mod protocol;
 mod runtimes;
+mod settings;
 mod sharing;
 mod support;
 mod tonic_interop;

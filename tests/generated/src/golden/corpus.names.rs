@@ -54,11 +54,10 @@ pub mod game_client_ {
     ///
     /// Its methods return futures that run on any executor.
     ///
-    /// RPCs named like this client's own methods are called with a trailing underscore: `New` as `new_`, `ConnectLazy` as `connect_lazy_`, `Channel` as `channel_`, `SendCompressed` as `send_compressed_`.
+    /// RPCs named like this client's own methods are called with a trailing underscore: `New` as `new_`, `ConnectLazy` as `connect_lazy_`, `Channel` as `channel_`, `SendCompressed` as `send_compressed_`, `MaxSendMessageSize` as `max_send_message_size_`, `MaxReceiveMessageSize` as `max_receive_message_size_`.
     #[derive(Clone, Debug)]
     pub struct GameClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     impl GameClient {
         /// A client sending its calls on `channel`; clones of a channel share one
@@ -66,7 +65,6 @@ pub mod game_client_ {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -84,15 +82,32 @@ pub mod game_client_ {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     impl GameClient {
@@ -103,8 +118,7 @@ pub mod game_client_ {
             &self,
             request: impl ::rsgrpc::IntoRequest<super::Send>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::Sync>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/corpus.names.Game/New", request).await
+            self.inner.unary("/corpus.names.Game/New", request.into_request()).await
         }
         /// Named like the clients' other constructor.
         ///
@@ -116,8 +130,9 @@ pub mod game_client_ {
             ::rsgrpc::Response<super::Result>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/corpus.names.Game/ConnectLazy", request).await
+            self.inner
+                .unary("/corpus.names.Game/ConnectLazy", request.into_request())
+                .await
         }
         /// Named like the clients' channel getter.
         ///
@@ -129,8 +144,7 @@ pub mod game_client_ {
             ::rsgrpc::Response<super::GameClient>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/corpus.names.Game/Channel", request).await
+            self.inner.unary("/corpus.names.Game/Channel", request.into_request()).await
         }
         /// Named like the clients' compression setting.
         ///
@@ -139,8 +153,34 @@ pub mod game_client_ {
             &self,
             request: impl ::rsgrpc::IntoRequest<super::Send>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::Send>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/corpus.names.Game/SendCompressed", request).await
+            self.inner
+                .unary("/corpus.names.Game/SendCompressed", request.into_request())
+                .await
+        }
+        /// Named like the clients' size limits.
+        ///
+        /// `/corpus.names.Game/MaxSendMessageSize`: unary call.
+        pub async fn max_send_message_size_(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::Send>,
+        ) -> ::core::result::Result<::rsgrpc::Response<super::Send>, ::rsgrpc::Status> {
+            self.inner
+                .unary("/corpus.names.Game/MaxSendMessageSize", request.into_request())
+                .await
+        }
+        /// Named like the clients' size limits.
+        ///
+        /// `/corpus.names.Game/MaxReceiveMessageSize`: unary call.
+        pub async fn max_receive_message_size_(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::Send>,
+        ) -> ::core::result::Result<::rsgrpc::Response<super::Send>, ::rsgrpc::Status> {
+            self.inner
+                .unary(
+                    "/corpus.names.Game/MaxReceiveMessageSize",
+                    request.into_request(),
+                )
+                .await
         }
         /// Named like Arc::clone.
         ///
@@ -149,8 +189,7 @@ pub mod game_client_ {
             &self,
             request: impl ::rsgrpc::IntoRequest<super::Send>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::Send>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/corpus.names.Game/Clone", request).await
+            self.inner.unary("/corpus.names.Game/Clone", request.into_request()).await
         }
         /// Named like Into::into.
         ///
@@ -159,8 +198,7 @@ pub mod game_client_ {
             &self,
             request: impl ::rsgrpc::IntoRequest<super::Send>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::Send>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/corpus.names.Game/Into", request).await
+            self.inner.unary("/corpus.names.Game/Into", request.into_request()).await
         }
         /// Named like AsRef::as_ref, streaming.
         ///
@@ -172,8 +210,9 @@ pub mod game_client_ {
             ::rsgrpc::Response<::rsgrpc::Streaming<super::Send>>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.server_streaming("/corpus.names.Game/AsRef", request).await
+            self.inner
+                .server_streaming("/corpus.names.Game/AsRef", request.into_request())
+                .await
         }
         /// Named like Borrow::borrow, streaming.
         ///
@@ -182,11 +221,12 @@ pub mod game_client_ {
             &self,
             request: impl ::rsgrpc::IntoStreamingRequest<Message = super::Send>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::Send>, ::rsgrpc::Status> {
-            let request = prepare(
-                self.send_compression,
-                request.into_streaming_request(),
-            );
-            self.inner.client_streaming("/corpus.names.Game/Borrow", request).await
+            self.inner
+                .client_streaming(
+                    "/corpus.names.Game/Borrow",
+                    request.into_streaming_request(),
+                )
+                .await
         }
         /// Named like Deref::deref, streaming both ways.
         ///
@@ -198,11 +238,12 @@ pub mod game_client_ {
             ::rsgrpc::Response<::rsgrpc::Streaming<super::T>>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(
-                self.send_compression,
-                request.into_streaming_request(),
-            );
-            self.inner.bidi_streaming("/corpus.names.Game/Deref", request).await
+            self.inner
+                .bidi_streaming(
+                    "/corpus.names.Game/Deref",
+                    request.into_streaming_request(),
+                )
+                .await
         }
     }
     /// Blocking client for `corpus.names.Game`.
@@ -212,11 +253,10 @@ pub mod game_client_ {
     ///
     /// Its methods block the calling thread; they need no async runtime and may be called from inside one.
     ///
-    /// RPCs named like this client's own methods are called with a trailing underscore: `New` as `new_`, `ConnectLazy` as `connect_lazy_`, `Channel` as `channel_`, `SendCompressed` as `send_compressed_`.
+    /// RPCs named like this client's own methods are called with a trailing underscore: `New` as `new_`, `ConnectLazy` as `connect_lazy_`, `Channel` as `channel_`, `SendCompressed` as `send_compressed_`, `MaxSendMessageSize` as `max_send_message_size_`, `MaxReceiveMessageSize` as `max_receive_message_size_`.
     #[derive(Clone, Debug)]
     pub struct GameBlockingClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     impl GameBlockingClient {
         /// A client sending its calls on `channel`; clones of a channel share one
@@ -224,7 +264,6 @@ pub mod game_client_ {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -242,15 +281,32 @@ pub mod game_client_ {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     impl GameBlockingClient {
@@ -261,8 +317,7 @@ pub mod game_client_ {
             &self,
             request: impl ::rsgrpc::IntoRequest<super::Send>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::Sync>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/corpus.names.Game/New", request)
+            self.inner.blocking_unary("/corpus.names.Game/New", request.into_request())
         }
         /// Named like the clients' other constructor.
         ///
@@ -274,8 +329,8 @@ pub mod game_client_ {
             ::rsgrpc::Response<super::Result>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/corpus.names.Game/ConnectLazy", request)
+            self.inner
+                .blocking_unary("/corpus.names.Game/ConnectLazy", request.into_request())
         }
         /// Named like the clients' channel getter.
         ///
@@ -287,8 +342,8 @@ pub mod game_client_ {
             ::rsgrpc::Response<super::GameClient>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/corpus.names.Game/Channel", request)
+            self.inner
+                .blocking_unary("/corpus.names.Game/Channel", request.into_request())
         }
         /// Named like the clients' compression setting.
         ///
@@ -297,8 +352,37 @@ pub mod game_client_ {
             &self,
             request: impl ::rsgrpc::IntoRequest<super::Send>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::Send>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/corpus.names.Game/SendCompressed", request)
+            self.inner
+                .blocking_unary(
+                    "/corpus.names.Game/SendCompressed",
+                    request.into_request(),
+                )
+        }
+        /// Named like the clients' size limits.
+        ///
+        /// `/corpus.names.Game/MaxSendMessageSize`: unary call.
+        pub fn max_send_message_size_(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::Send>,
+        ) -> ::core::result::Result<::rsgrpc::Response<super::Send>, ::rsgrpc::Status> {
+            self.inner
+                .blocking_unary(
+                    "/corpus.names.Game/MaxSendMessageSize",
+                    request.into_request(),
+                )
+        }
+        /// Named like the clients' size limits.
+        ///
+        /// `/corpus.names.Game/MaxReceiveMessageSize`: unary call.
+        pub fn max_receive_message_size_(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::Send>,
+        ) -> ::core::result::Result<::rsgrpc::Response<super::Send>, ::rsgrpc::Status> {
+            self.inner
+                .blocking_unary(
+                    "/corpus.names.Game/MaxReceiveMessageSize",
+                    request.into_request(),
+                )
         }
         /// Named like Arc::clone.
         ///
@@ -307,8 +391,7 @@ pub mod game_client_ {
             &self,
             request: impl ::rsgrpc::IntoRequest<super::Send>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::Send>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/corpus.names.Game/Clone", request)
+            self.inner.blocking_unary("/corpus.names.Game/Clone", request.into_request())
         }
         /// Named like Into::into.
         ///
@@ -317,8 +400,7 @@ pub mod game_client_ {
             &self,
             request: impl ::rsgrpc::IntoRequest<super::Send>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::Send>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/corpus.names.Game/Into", request)
+            self.inner.blocking_unary("/corpus.names.Game/Into", request.into_request())
         }
         /// Named like AsRef::as_ref, streaming.
         ///
@@ -330,8 +412,11 @@ pub mod game_client_ {
             ::rsgrpc::Response<::rsgrpc::BlockingStreaming<super::Send>>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_server_streaming("/corpus.names.Game/AsRef", request)
+            self.inner
+                .blocking_server_streaming(
+                    "/corpus.names.Game/AsRef",
+                    request.into_request(),
+                )
         }
         /// Named like Borrow::borrow, streaming.
         ///
@@ -340,8 +425,11 @@ pub mod game_client_ {
             &self,
             request: impl ::rsgrpc::IntoIterRequest<Message = super::Send>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::Send>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_iter_request());
-            self.inner.blocking_client_streaming("/corpus.names.Game/Borrow", request)
+            self.inner
+                .blocking_client_streaming(
+                    "/corpus.names.Game/Borrow",
+                    request.into_iter_request(),
+                )
         }
         /// Named like Deref::deref, streaming both ways.
         ///
@@ -354,19 +442,12 @@ pub mod game_client_ {
             (::rsgrpc::RequestSender<super::T>, ::rsgrpc::BlockingStreaming<super::T>),
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_bidi_streaming("/corpus.names.Game/Deref", request)
+            self.inner
+                .blocking_bidi_streaming(
+                    "/corpus.names.Game/Deref",
+                    request.into_request(),
+                )
         }
-    }
-    /// Applies a client's settings to one call's request.
-    fn prepare<M>(
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
-        mut request: ::rsgrpc::Request<M>,
-    ) -> ::rsgrpc::Request<M> {
-        if let ::core::option::Option::Some(encoding) = send_compression {
-            request.set_send_compressed(encoding);
-        }
-        request
     }
 }
 pub mod game_server {
@@ -426,6 +507,30 @@ pub mod game_server {
         ///
         /// `/corpus.names.Game/SendCompressed`: unary call.
         fn send_compressed(
+            &self,
+            request: ::rsgrpc::Request<super::Send>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<super::Send>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+        /// Named like the clients' size limits.
+        ///
+        /// `/corpus.names.Game/MaxSendMessageSize`: unary call.
+        fn max_send_message_size(
+            &self,
+            request: ::rsgrpc::Request<super::Send>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<super::Send>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+        /// Named like the clients' size limits.
+        ///
+        /// `/corpus.names.Game/MaxReceiveMessageSize`: unary call.
+        fn max_receive_message_size(
             &self,
             request: ::rsgrpc::Request<super::Send>,
         ) -> impl ::rsgrpc::codegen::Future<
@@ -511,27 +616,59 @@ pub mod game_server {
     #[derive(Debug)]
     pub struct GameServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     impl<T> GameServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     impl<T: Game> GameServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     impl<T> ::core::clone::Clone for GameServer<T> {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -579,6 +716,30 @@ pub mod game_server {
                             let inner = ::rsgrpc::codegen::Arc::clone(&inner);
                             async move {
                                 <T as Game>::send_compressed(&inner, request).await
+                            }
+                        }
+                    },
+                )
+                .unary(
+                    "MaxSendMessageSize",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<super::Send>| {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move {
+                                <T as Game>::max_send_message_size(&inner, request).await
+                            }
+                        }
+                    },
+                )
+                .unary(
+                    "MaxReceiveMessageSize",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<super::Send>| {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move {
+                                <T as Game>::max_receive_message_size(&inner, request).await
                             }
                         }
                     },
@@ -635,6 +796,7 @@ pub mod game_server {
                         }
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -682,6 +844,20 @@ pub mod game_server {
             &self,
             request: ::rsgrpc::Request<super::Send>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::Send>, ::rsgrpc::Status>;
+        /// Named like the clients' size limits.
+        ///
+        /// `/corpus.names.Game/MaxSendMessageSize`: unary call.
+        fn max_send_message_size(
+            &self,
+            request: ::rsgrpc::Request<super::Send>,
+        ) -> ::core::result::Result<::rsgrpc::Response<super::Send>, ::rsgrpc::Status>;
+        /// Named like the clients' size limits.
+        ///
+        /// `/corpus.names.Game/MaxReceiveMessageSize`: unary call.
+        fn max_receive_message_size(
+            &self,
+            request: ::rsgrpc::Request<super::Send>,
+        ) -> ::core::result::Result<::rsgrpc::Response<super::Send>, ::rsgrpc::Status>;
         /// Named like Arc::clone.
         ///
         /// `/corpus.names.Game/Clone`: unary call.
@@ -724,27 +900,59 @@ pub mod game_server {
     #[derive(Debug)]
     pub struct GameBlockingServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     impl<T> GameBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     impl<T: GameBlocking> GameBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     impl<T> ::core::clone::Clone for GameBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -788,6 +996,26 @@ pub mod game_server {
                     {
                         let inner = ::rsgrpc::codegen::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Send>| <T as GameBlocking>::send_compressed(
+                            &inner,
+                            request,
+                        )
+                    },
+                )
+                .blocking_unary(
+                    "MaxSendMessageSize",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<super::Send>| <T as GameBlocking>::max_send_message_size(
+                            &inner,
+                            request,
+                        )
+                    },
+                )
+                .blocking_unary(
+                    "MaxReceiveMessageSize",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<super::Send>| <T as GameBlocking>::max_receive_message_size(
                             &inner,
                             request,
                         )
@@ -845,6 +1073,7 @@ pub mod game_server {
                         { <T as GameBlocking>::deref(&inner, request, responses) }
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -859,7 +1088,6 @@ pub mod game_server_client {
     #[derive(Clone, Debug)]
     pub struct GameServerClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     impl GameServerClient {
         /// A client sending its calls on `channel`; clones of a channel share one
@@ -867,7 +1095,6 @@ pub mod game_server_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -885,15 +1112,32 @@ pub mod game_server_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     impl GameServerClient {
@@ -904,8 +1148,9 @@ pub mod game_server_client {
             &self,
             request: impl ::rsgrpc::IntoRequest<super::T>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::T>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/corpus.names.GameServer/Fmt", request).await
+            self.inner
+                .unary("/corpus.names.GameServer/Fmt", request.into_request())
+                .await
         }
         /// Named like PartialEq::eq.
         ///
@@ -914,8 +1159,7 @@ pub mod game_server_client {
             &self,
             request: impl ::rsgrpc::IntoRequest<super::T>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::T>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/corpus.names.GameServer/Eq", request).await
+            self.inner.unary("/corpus.names.GameServer/Eq", request.into_request()).await
         }
     }
     /// Blocking client for `corpus.names.GameServer`.
@@ -926,7 +1170,6 @@ pub mod game_server_client {
     #[derive(Clone, Debug)]
     pub struct GameServerBlockingClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     impl GameServerBlockingClient {
         /// A client sending its calls on `channel`; clones of a channel share one
@@ -934,7 +1177,6 @@ pub mod game_server_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -952,15 +1194,32 @@ pub mod game_server_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     impl GameServerBlockingClient {
@@ -971,8 +1230,8 @@ pub mod game_server_client {
             &self,
             request: impl ::rsgrpc::IntoRequest<super::T>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::T>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/corpus.names.GameServer/Fmt", request)
+            self.inner
+                .blocking_unary("/corpus.names.GameServer/Fmt", request.into_request())
         }
         /// Named like PartialEq::eq.
         ///
@@ -981,19 +1240,9 @@ pub mod game_server_client {
             &self,
             request: impl ::rsgrpc::IntoRequest<super::T>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::T>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/corpus.names.GameServer/Eq", request)
+            self.inner
+                .blocking_unary("/corpus.names.GameServer/Eq", request.into_request())
         }
-    }
-    /// Applies a client's settings to one call's request.
-    fn prepare<M>(
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
-        mut request: ::rsgrpc::Request<M>,
-    ) -> ::rsgrpc::Request<M> {
-        if let ::core::option::Option::Some(encoding) = send_compression {
-            request.set_send_compressed(encoding);
-        }
-        request
     }
 }
 pub mod game_server_server {
@@ -1036,27 +1285,59 @@ pub mod game_server_server {
     #[derive(Debug)]
     pub struct GameServerServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     impl<T> GameServerServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     impl<T: GameServer> GameServerServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     impl<T> ::core::clone::Clone for GameServerServer<T> {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -1085,6 +1366,7 @@ pub mod game_server_server {
                         }
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -1114,27 +1396,59 @@ pub mod game_server_server {
     #[derive(Debug)]
     pub struct GameServerBlockingServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     impl<T> GameServerBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     impl<T: GameServerBlocking> GameServerBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     impl<T> ::core::clone::Clone for GameServerBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -1163,6 +1477,7 @@ pub mod game_server_server {
                         )
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -1177,7 +1492,6 @@ pub mod self_client {
     #[derive(Clone, Debug)]
     pub struct SelfClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     impl SelfClient {
         /// A client sending its calls on `channel`; clones of a channel share one
@@ -1185,7 +1499,6 @@ pub mod self_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -1203,15 +1516,32 @@ pub mod self_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     impl SelfClient {
@@ -1220,8 +1550,7 @@ pub mod self_client {
             &self,
             request: impl ::rsgrpc::IntoRequest<super::T>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::T>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/corpus.names.Self/Self", request).await
+            self.inner.unary("/corpus.names.Self/Self", request.into_request()).await
         }
     }
     /// Blocking client for `corpus.names.Self`.
@@ -1232,7 +1561,6 @@ pub mod self_client {
     #[derive(Clone, Debug)]
     pub struct SelfBlockingClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     impl SelfBlockingClient {
         /// A client sending its calls on `channel`; clones of a channel share one
@@ -1240,7 +1568,6 @@ pub mod self_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -1258,15 +1585,32 @@ pub mod self_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     impl SelfBlockingClient {
@@ -1275,19 +1619,8 @@ pub mod self_client {
             &self,
             request: impl ::rsgrpc::IntoRequest<super::T>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::T>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/corpus.names.Self/Self", request)
+            self.inner.blocking_unary("/corpus.names.Self/Self", request.into_request())
         }
-    }
-    /// Applies a client's settings to one call's request.
-    fn prepare<M>(
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
-        mut request: ::rsgrpc::Request<M>,
-    ) -> ::rsgrpc::Request<M> {
-        if let ::core::option::Option::Some(encoding) = send_compression {
-            request.set_send_compressed(encoding);
-        }
-        request
     }
 }
 pub mod self_server {
@@ -1316,27 +1649,59 @@ pub mod self_server {
     #[derive(Debug)]
     pub struct SelfServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     impl<T> SelfServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     impl<T: Self_> SelfServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     impl<T> ::core::clone::Clone for SelfServer<T> {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -1354,6 +1719,7 @@ pub mod self_server {
                         }
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -1374,27 +1740,59 @@ pub mod self_server {
     #[derive(Debug)]
     pub struct SelfBlockingServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     impl<T> SelfBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     impl<T: SelfBlocking> SelfBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     impl<T> ::core::clone::Clone for SelfBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -1413,6 +1811,294 @@ pub mod self_server {
                         )
                     },
                 )
+                .settings(server.settings)
+                .build()
+        }
+    }
+}
+pub mod idle_client {
+    //! Clients for `corpus.names.Idle`: [`IdleClient`] (async) and [`IdleBlockingClient`] (blocking).
+    /// Async client for `corpus.names.Idle`.
+    ///
+    /// A service without methods: its clients have only their own methods, its server types
+    /// register none.
+    ///
+    /// Its methods return futures that run on any executor.
+    #[derive(Clone, Debug)]
+    pub struct IdleClient {
+        inner: ::rsgrpc::client::Client,
+    }
+    impl IdleClient {
+        /// A client sending its calls on `channel`; clones of a channel share one
+        /// connection.
+        pub fn new(channel: ::rsgrpc::Channel) -> Self {
+            Self {
+                inner: ::rsgrpc::client::Client::new(channel),
+            }
+        }
+        /// A client for `target` (`http://host:port`) on a new channel; it connects on
+        /// the first call.
+        ///
+        /// # Errors
+        ///
+        /// When the target cannot be parsed.
+        pub fn connect_lazy(
+            target: &str,
+        ) -> ::core::result::Result<Self, ::rsgrpc::Error> {
+            ::rsgrpc::Channel::new(target).map(Self::new)
+        }
+        /// The channel this client uses.
+        pub fn channel(&self) -> &::rsgrpc::Channel {
+            self.inner.channel()
+        }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
+        /// Compresses the request messages of this client's calls with `encoding`,
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
+        }
+    }
+    impl IdleClient {}
+    /// Blocking client for `corpus.names.Idle`.
+    ///
+    /// A service without methods: its clients have only their own methods, its server types
+    /// register none.
+    ///
+    /// Its methods block the calling thread; they need no async runtime and may be called from inside one.
+    #[derive(Clone, Debug)]
+    pub struct IdleBlockingClient {
+        inner: ::rsgrpc::client::Client,
+    }
+    impl IdleBlockingClient {
+        /// A client sending its calls on `channel`; clones of a channel share one
+        /// connection.
+        pub fn new(channel: ::rsgrpc::Channel) -> Self {
+            Self {
+                inner: ::rsgrpc::client::Client::new(channel),
+            }
+        }
+        /// A client for `target` (`http://host:port`) on a new channel; it connects on
+        /// the first call.
+        ///
+        /// # Errors
+        ///
+        /// When the target cannot be parsed.
+        pub fn connect_lazy(
+            target: &str,
+        ) -> ::core::result::Result<Self, ::rsgrpc::Error> {
+            ::rsgrpc::Channel::new(target).map(Self::new)
+        }
+        /// The channel this client uses.
+        pub fn channel(&self) -> &::rsgrpc::Channel {
+            self.inner.channel()
+        }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
+        /// Compresses the request messages of this client's calls with `encoding`,
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
+        }
+    }
+    impl IdleBlockingClient {}
+}
+pub mod idle_server {
+    //! Servers for `corpus.names.Idle`: implement [`Idle`] and serve it with [`IdleServer`]; or implement [`IdleBlocking`] and serve it with [`IdleBlockingServer`].
+    /// The full name of the service, as in the paths of its methods.
+    pub const SERVICE_NAME: &str = "corpus.names.Idle";
+    /// Async implementation for `corpus.names.Idle`.
+    ///
+    /// A service without methods: its clients have only their own methods, its server types
+    /// register none.
+    ///
+    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
+    /// implementation with the server type of the same name.
+    pub trait Idle: ::core::marker::Send + ::core::marker::Sync + 'static {}
+    /// Serves an implementation of [`Idle`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
+    #[derive(Debug)]
+    pub struct IdleServer<T> {
+        inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
+    }
+    impl<T> IdleServer<T> {
+        /// The full name of the service, as in the paths of its methods.
+        pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
+    }
+    impl<T: Idle> IdleServer<T> {
+        /// Wraps an implementation.
+        pub fn new(inner: T) -> Self {
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+        }
+        /// Wraps an implementation that is shared with other code.
+        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
+        }
+    }
+    impl<T> ::core::clone::Clone for IdleServer<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
+            }
+        }
+    }
+    impl<T: Idle> ::core::convert::From<IdleServer<T>> for ::rsgrpc::server::Service {
+        fn from(server: IdleServer<T>) -> Self {
+            let inner = server.inner;
+            let _ = &inner;
+            ::rsgrpc::server::Service::builder(SERVICE_NAME)
+                .settings(server.settings)
+                .build()
+        }
+    }
+    /// Blocking implementation for `corpus.names.Idle`.
+    ///
+    /// A service without methods: its clients have only their own methods, its server types
+    /// register none.
+    ///
+    /// Methods run on the runtime's worker pool and may block. Serve an implementation
+    /// with the server type of the same name.
+    pub trait IdleBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {}
+    /// Serves an implementation of [`IdleBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
+    #[derive(Debug)]
+    pub struct IdleBlockingServer<T> {
+        inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
+    }
+    impl<T> IdleBlockingServer<T> {
+        /// The full name of the service, as in the paths of its methods.
+        pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
+    }
+    impl<T: IdleBlocking> IdleBlockingServer<T> {
+        /// Wraps an implementation.
+        pub fn new(inner: T) -> Self {
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+        }
+        /// Wraps an implementation that is shared with other code.
+        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
+        }
+    }
+    impl<T> ::core::clone::Clone for IdleBlockingServer<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
+            }
+        }
+    }
+    impl<T: IdleBlocking> ::core::convert::From<IdleBlockingServer<T>>
+    for ::rsgrpc::server::Service {
+        fn from(server: IdleBlockingServer<T>) -> Self {
+            let inner = server.inner;
+            let _ = &inner;
+            ::rsgrpc::server::Service::builder(SERVICE_NAME)
+                .settings(server.settings)
                 .build()
         }
     }

@@ -15,7 +15,6 @@ pub mod loader_client {
     #[derive(Clone, Debug)]
     pub struct LoaderClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     impl LoaderClient {
         /// A client sending its calls on `channel`; clones of a channel share one
@@ -23,7 +22,6 @@ pub mod loader_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -41,15 +39,32 @@ pub mod loader_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     impl LoaderClient {
@@ -63,8 +78,7 @@ pub mod loader_client {
             ::rsgrpc::Response<super::Module>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/mod.Loader/Load", request).await
+            self.inner.unary("/mod.Loader/Load", request.into_request()).await
         }
     }
     /// Blocking client for `mod.Loader`.
@@ -75,7 +89,6 @@ pub mod loader_client {
     #[derive(Clone, Debug)]
     pub struct LoaderBlockingClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     impl LoaderBlockingClient {
         /// A client sending its calls on `channel`; clones of a channel share one
@@ -83,7 +96,6 @@ pub mod loader_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -101,15 +113,32 @@ pub mod loader_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     impl LoaderBlockingClient {
@@ -123,19 +152,8 @@ pub mod loader_client {
             ::rsgrpc::Response<super::Module>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/mod.Loader/Load", request)
+            self.inner.blocking_unary("/mod.Loader/Load", request.into_request())
         }
-    }
-    /// Applies a client's settings to one call's request.
-    fn prepare<M>(
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
-        mut request: ::rsgrpc::Request<M>,
-    ) -> ::rsgrpc::Request<M> {
-        if let ::core::option::Option::Some(encoding) = send_compression {
-            request.set_send_compressed(encoding);
-        }
-        request
     }
 }
 pub mod loader_server {
@@ -166,27 +184,59 @@ pub mod loader_server {
     #[derive(Debug)]
     pub struct LoaderServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     impl<T> LoaderServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     impl<T: Loader> LoaderServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     impl<T> ::core::clone::Clone for LoaderServer<T> {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -205,6 +255,7 @@ pub mod loader_server {
                         }
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -227,27 +278,59 @@ pub mod loader_server {
     #[derive(Debug)]
     pub struct LoaderBlockingServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     impl<T> LoaderBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     impl<T: LoaderBlocking> LoaderBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     impl<T> ::core::clone::Clone for LoaderBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -266,6 +349,7 @@ pub mod loader_server {
                         )
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }

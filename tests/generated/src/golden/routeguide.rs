@@ -75,7 +75,6 @@ pub mod route_guide_client {
     #[derive(Clone, Debug)]
     pub struct RouteGuideClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     impl RouteGuideClient {
         /// A client sending its calls on `channel`; clones of a channel share one
@@ -83,7 +82,6 @@ pub mod route_guide_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -101,15 +99,32 @@ pub mod route_guide_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     impl RouteGuideClient {
@@ -128,8 +143,9 @@ pub mod route_guide_client {
             ::rsgrpc::Response<super::Feature>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/routeguide.RouteGuide/GetFeature", request).await
+            self.inner
+                .unary("/routeguide.RouteGuide/GetFeature", request.into_request())
+                .await
         }
         /// A server-to-client streaming RPC.
         ///
@@ -146,9 +162,11 @@ pub mod route_guide_client {
             ::rsgrpc::Response<::rsgrpc::Streaming<super::Feature>>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
             self.inner
-                .server_streaming("/routeguide.RouteGuide/ListFeatures", request)
+                .server_streaming(
+                    "/routeguide.RouteGuide/ListFeatures",
+                    request.into_request(),
+                )
                 .await
         }
         /// A client-to-server streaming RPC.
@@ -164,12 +182,11 @@ pub mod route_guide_client {
             ::rsgrpc::Response<super::RouteSummary>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(
-                self.send_compression,
-                request.into_streaming_request(),
-            );
             self.inner
-                .client_streaming("/routeguide.RouteGuide/RecordRoute", request)
+                .client_streaming(
+                    "/routeguide.RouteGuide/RecordRoute",
+                    request.into_streaming_request(),
+                )
                 .await
         }
         /// A Bidirectional streaming RPC.
@@ -185,11 +202,12 @@ pub mod route_guide_client {
             ::rsgrpc::Response<::rsgrpc::Streaming<super::RouteNote>>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(
-                self.send_compression,
-                request.into_streaming_request(),
-            );
-            self.inner.bidi_streaming("/routeguide.RouteGuide/RouteChat", request).await
+            self.inner
+                .bidi_streaming(
+                    "/routeguide.RouteGuide/RouteChat",
+                    request.into_streaming_request(),
+                )
+                .await
         }
     }
     /// Blocking client for `routeguide.RouteGuide`.
@@ -200,7 +218,6 @@ pub mod route_guide_client {
     #[derive(Clone, Debug)]
     pub struct RouteGuideBlockingClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     impl RouteGuideBlockingClient {
         /// A client sending its calls on `channel`; clones of a channel share one
@@ -208,7 +225,6 @@ pub mod route_guide_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -226,15 +242,32 @@ pub mod route_guide_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     impl RouteGuideBlockingClient {
@@ -253,8 +286,11 @@ pub mod route_guide_client {
             ::rsgrpc::Response<super::Feature>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/routeguide.RouteGuide/GetFeature", request)
+            self.inner
+                .blocking_unary(
+                    "/routeguide.RouteGuide/GetFeature",
+                    request.into_request(),
+                )
         }
         /// A server-to-client streaming RPC.
         ///
@@ -271,11 +307,10 @@ pub mod route_guide_client {
             ::rsgrpc::Response<::rsgrpc::BlockingStreaming<super::Feature>>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
             self.inner
                 .blocking_server_streaming(
                     "/routeguide.RouteGuide/ListFeatures",
-                    request,
+                    request.into_request(),
                 )
         }
         /// A client-to-server streaming RPC.
@@ -291,9 +326,11 @@ pub mod route_guide_client {
             ::rsgrpc::Response<super::RouteSummary>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_iter_request());
             self.inner
-                .blocking_client_streaming("/routeguide.RouteGuide/RecordRoute", request)
+                .blocking_client_streaming(
+                    "/routeguide.RouteGuide/RecordRoute",
+                    request.into_iter_request(),
+                )
         }
         /// A Bidirectional streaming RPC.
         ///
@@ -312,20 +349,12 @@ pub mod route_guide_client {
             ),
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
             self.inner
-                .blocking_bidi_streaming("/routeguide.RouteGuide/RouteChat", request)
+                .blocking_bidi_streaming(
+                    "/routeguide.RouteGuide/RouteChat",
+                    request.into_request(),
+                )
         }
-    }
-    /// Applies a client's settings to one call's request.
-    fn prepare<M>(
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
-        mut request: ::rsgrpc::Request<M>,
-    ) -> ::rsgrpc::Request<M> {
-        if let ::core::option::Option::Some(encoding) = send_compression {
-            request.set_send_compressed(encoding);
-        }
-        request
     }
 }
 pub mod route_guide_server {
@@ -420,27 +449,59 @@ pub mod route_guide_server {
     #[derive(Debug)]
     pub struct RouteGuideServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     impl<T> RouteGuideServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     impl<T: RouteGuide> RouteGuideServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     impl<T> ::core::clone::Clone for RouteGuideServer<T> {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -505,6 +566,7 @@ pub mod route_guide_server {
                         }
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -572,27 +634,59 @@ pub mod route_guide_server {
     #[derive(Debug)]
     pub struct RouteGuideBlockingServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     impl<T> RouteGuideBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     impl<T: RouteGuideBlocking> RouteGuideBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     impl<T> ::core::clone::Clone for RouteGuideBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -653,6 +747,7 @@ pub mod route_guide_server {
                         }
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }

@@ -49,7 +49,6 @@ pub mod records_client {
     #[derive(Clone, Debug)]
     pub struct RecordsClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     #[allow(
         deprecated,
@@ -61,7 +60,6 @@ pub mod records_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -79,15 +77,32 @@ pub mod records_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     #[allow(
@@ -105,8 +120,7 @@ pub mod records_client {
             ::rsgrpc::Response<super::super::super::super::google::protobuf::Empty>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/Records/Put", request).await
+            self.inner.unary("/Records/Put", request.into_request()).await
         }
         /// Streams every record.
         ///
@@ -120,8 +134,7 @@ pub mod records_client {
             ::rsgrpc::Response<::rsgrpc::Streaming<super::Record>>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.server_streaming("/Records/List", request).await
+            self.inner.server_streaming("/Records/List", request.into_request()).await
         }
         /// Stores many records, answers with how many.
         ///
@@ -133,11 +146,9 @@ pub mod records_client {
             ::rsgrpc::Response<super::super::super::super::google::protobuf::Int64Value>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(
-                self.send_compression,
-                request.into_streaming_request(),
-            );
-            self.inner.client_streaming("/Records/PutMany", request).await
+            self.inner
+                .client_streaming("/Records/PutMany", request.into_streaming_request())
+                .await
         }
         /// Echoes records as they come.
         ///
@@ -149,11 +160,9 @@ pub mod records_client {
             ::rsgrpc::Response<::rsgrpc::Streaming<super::Record>>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(
-                self.send_compression,
-                request.into_streaming_request(),
-            );
-            self.inner.bidi_streaming("/Records/Sync", request).await
+            self.inner
+                .bidi_streaming("/Records/Sync", request.into_streaming_request())
+                .await
         }
         /// The old way to store a record.
         ///
@@ -166,8 +175,7 @@ pub mod records_client {
             ::rsgrpc::Response<super::super::super::super::google::protobuf::Empty>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/Records/PutOld", request).await
+            self.inner.unary("/Records/PutOld", request.into_request()).await
         }
     }
     /// Blocking client for `Records`.
@@ -178,7 +186,6 @@ pub mod records_client {
     #[derive(Clone, Debug)]
     pub struct RecordsBlockingClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     #[allow(
         deprecated,
@@ -190,7 +197,6 @@ pub mod records_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -208,15 +214,32 @@ pub mod records_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     #[allow(
@@ -234,8 +257,7 @@ pub mod records_client {
             ::rsgrpc::Response<super::super::super::super::google::protobuf::Empty>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/Records/Put", request)
+            self.inner.blocking_unary("/Records/Put", request.into_request())
         }
         /// Streams every record.
         ///
@@ -249,8 +271,7 @@ pub mod records_client {
             ::rsgrpc::Response<::rsgrpc::BlockingStreaming<super::Record>>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_server_streaming("/Records/List", request)
+            self.inner.blocking_server_streaming("/Records/List", request.into_request())
         }
         /// Stores many records, answers with how many.
         ///
@@ -262,8 +283,11 @@ pub mod records_client {
             ::rsgrpc::Response<super::super::super::super::google::protobuf::Int64Value>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_iter_request());
-            self.inner.blocking_client_streaming("/Records/PutMany", request)
+            self.inner
+                .blocking_client_streaming(
+                    "/Records/PutMany",
+                    request.into_iter_request(),
+                )
         }
         /// Echoes records as they come.
         ///
@@ -279,8 +303,7 @@ pub mod records_client {
             ),
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_bidi_streaming("/Records/Sync", request)
+            self.inner.blocking_bidi_streaming("/Records/Sync", request.into_request())
         }
         /// The old way to store a record.
         ///
@@ -293,19 +316,8 @@ pub mod records_client {
             ::rsgrpc::Response<super::super::super::super::google::protobuf::Empty>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/Records/PutOld", request)
+            self.inner.blocking_unary("/Records/PutOld", request.into_request())
         }
-    }
-    /// Applies a client's settings to one call's request.
-    fn prepare<M>(
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
-        mut request: ::rsgrpc::Request<M>,
-    ) -> ::rsgrpc::Request<M> {
-        if let ::core::option::Option::Some(encoding) = send_compression {
-            request.set_send_compressed(encoding);
-        }
-        request
     }
 }
 pub mod records_server {
@@ -429,6 +441,7 @@ pub mod records_server {
     #[must_use = "a server does nothing until it is added to a ServerBuilder"]
     pub struct RecordsServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     #[allow(
         deprecated,
@@ -437,6 +450,35 @@ pub mod records_server {
     impl<T> RecordsServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     #[allow(
         deprecated,
@@ -445,13 +487,14 @@ pub mod records_server {
     impl<T: Records> RecordsServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     #[allow(
@@ -462,6 +505,7 @@ pub mod records_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -538,6 +582,7 @@ pub mod records_server {
                         }
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -631,6 +676,7 @@ pub mod records_server {
     #[must_use = "a server does nothing until it is added to a ServerBuilder"]
     pub struct RecordsBlockingServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     #[allow(
         deprecated,
@@ -639,6 +685,35 @@ pub mod records_server {
     impl<T> RecordsBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     #[allow(
         deprecated,
@@ -647,13 +722,14 @@ pub mod records_server {
     impl<T: RecordsBlocking> RecordsBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     #[allow(
@@ -664,6 +740,7 @@ pub mod records_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -731,6 +808,7 @@ pub mod records_server {
                         )
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -745,7 +823,6 @@ pub mod keywords_service_client {
     #[derive(Clone, Debug)]
     pub struct KeywordsServiceClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     impl KeywordsServiceClient {
         /// A client sending its calls on `channel`; clones of a channel share one
@@ -753,7 +830,6 @@ pub mod keywords_service_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -771,15 +847,32 @@ pub mod keywords_service_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     impl KeywordsServiceClient {
@@ -791,8 +884,7 @@ pub mod keywords_service_client {
             ::rsgrpc::Response<super::Keywords>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/Keywords_Service/Type", request).await
+            self.inner.unary("/Keywords_Service/Type", request.into_request()).await
         }
         /// `/Keywords_Service/Move`: unary call.
         pub async fn r#move(
@@ -802,8 +894,7 @@ pub mod keywords_service_client {
             ::rsgrpc::Response<super::super::super::common::Scalars>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/Keywords_Service/Move", request).await
+            self.inner.unary("/Keywords_Service/Move", request.into_request()).await
         }
         /// `/Keywords_Service/Loop`: bidirectional streaming call.
         pub async fn r#loop(
@@ -813,11 +904,12 @@ pub mod keywords_service_client {
             ::rsgrpc::Response<::rsgrpc::Streaming<super::Keywords>>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(
-                self.send_compression,
-                request.into_streaming_request(),
-            );
-            self.inner.bidi_streaming("/Keywords_Service/Loop", request).await
+            self.inner
+                .bidi_streaming(
+                    "/Keywords_Service/Loop",
+                    request.into_streaming_request(),
+                )
+                .await
         }
     }
     /// Blocking client for `Keywords_Service`.
@@ -828,7 +920,6 @@ pub mod keywords_service_client {
     #[derive(Clone, Debug)]
     pub struct KeywordsServiceBlockingClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     impl KeywordsServiceBlockingClient {
         /// A client sending its calls on `channel`; clones of a channel share one
@@ -836,7 +927,6 @@ pub mod keywords_service_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -854,15 +944,32 @@ pub mod keywords_service_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     impl KeywordsServiceBlockingClient {
@@ -874,8 +981,7 @@ pub mod keywords_service_client {
             ::rsgrpc::Response<super::Keywords>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/Keywords_Service/Type", request)
+            self.inner.blocking_unary("/Keywords_Service/Type", request.into_request())
         }
         /// `/Keywords_Service/Move`: unary call.
         pub fn r#move(
@@ -885,8 +991,7 @@ pub mod keywords_service_client {
             ::rsgrpc::Response<super::super::super::common::Scalars>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/Keywords_Service/Move", request)
+            self.inner.blocking_unary("/Keywords_Service/Move", request.into_request())
         }
         /// `/Keywords_Service/Loop`: bidirectional streaming call.
         /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
@@ -900,19 +1005,12 @@ pub mod keywords_service_client {
             ),
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_bidi_streaming("/Keywords_Service/Loop", request)
+            self.inner
+                .blocking_bidi_streaming(
+                    "/Keywords_Service/Loop",
+                    request.into_request(),
+                )
         }
-    }
-    /// Applies a client's settings to one call's request.
-    fn prepare<M>(
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
-        mut request: ::rsgrpc::Request<M>,
-    ) -> ::rsgrpc::Request<M> {
-        if let ::core::option::Option::Some(encoding) = send_compression {
-            request.set_send_compressed(encoding);
-        }
-        request
     }
 }
 pub mod keywords_service_server {
@@ -987,27 +1085,59 @@ pub mod keywords_service_server {
     #[must_use = "a server does nothing until it is added to a ServerBuilder"]
     pub struct KeywordsServiceServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     impl<T> KeywordsServiceServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     impl<T: KeywordsService> KeywordsServiceServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     impl<T> ::core::clone::Clone for KeywordsServiceServer<T> {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -1060,6 +1190,7 @@ pub mod keywords_service_server {
                         }
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -1116,27 +1247,59 @@ pub mod keywords_service_server {
     #[must_use = "a server does nothing until it is added to a ServerBuilder"]
     pub struct KeywordsServiceBlockingServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     impl<T> KeywordsServiceBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     impl<T: KeywordsServiceBlocking> KeywordsServiceBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     impl<T> ::core::clone::Clone for KeywordsServiceBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -1186,6 +1349,7 @@ pub mod keywords_service_server {
                         }
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -1201,7 +1365,6 @@ pub mod legacy_client {
     #[deprecated]
     pub struct LegacyClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     #[allow(
         deprecated,
@@ -1213,7 +1376,6 @@ pub mod legacy_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -1231,15 +1393,32 @@ pub mod legacy_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     #[allow(
@@ -1257,8 +1436,7 @@ pub mod legacy_client {
             ::rsgrpc::Response<super::super::super::super::google::protobuf::Empty>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/Legacy/Ping", request).await
+            self.inner.unary("/Legacy/Ping", request.into_request()).await
         }
     }
     /// Blocking client for `Legacy`.
@@ -1270,7 +1448,6 @@ pub mod legacy_client {
     #[deprecated]
     pub struct LegacyBlockingClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     #[allow(
         deprecated,
@@ -1282,7 +1459,6 @@ pub mod legacy_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -1300,15 +1476,32 @@ pub mod legacy_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     #[allow(
@@ -1326,19 +1519,8 @@ pub mod legacy_client {
             ::rsgrpc::Response<super::super::super::super::google::protobuf::Empty>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/Legacy/Ping", request)
+            self.inner.blocking_unary("/Legacy/Ping", request.into_request())
         }
-    }
-    /// Applies a client's settings to one call's request.
-    fn prepare<M>(
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
-        mut request: ::rsgrpc::Request<M>,
-    ) -> ::rsgrpc::Request<M> {
-        if let ::core::option::Option::Some(encoding) = send_compression {
-            request.set_send_compressed(encoding);
-        }
-        request
     }
 }
 pub mod legacy_server {
@@ -1382,6 +1564,7 @@ pub mod legacy_server {
     #[must_use = "a server does nothing until it is added to a ServerBuilder"]
     pub struct LegacyServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     #[allow(
         deprecated,
@@ -1390,6 +1573,35 @@ pub mod legacy_server {
     impl<T> LegacyServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     #[allow(
         deprecated,
@@ -1398,13 +1610,14 @@ pub mod legacy_server {
     impl<T: Legacy> LegacyServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     #[allow(
@@ -1415,6 +1628,7 @@ pub mod legacy_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -1441,6 +1655,7 @@ pub mod legacy_server {
                         }
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -1476,6 +1691,7 @@ pub mod legacy_server {
     #[must_use = "a server does nothing until it is added to a ServerBuilder"]
     pub struct LegacyBlockingServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     #[allow(
         deprecated,
@@ -1484,6 +1700,35 @@ pub mod legacy_server {
     impl<T> LegacyBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     #[allow(
         deprecated,
@@ -1492,13 +1737,14 @@ pub mod legacy_server {
     impl<T: LegacyBlocking> LegacyBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     #[allow(
@@ -1509,6 +1755,7 @@ pub mod legacy_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -1532,6 +1779,7 @@ pub mod legacy_server {
                         <T as LegacyBlocking>::ping(&inner, request)
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }

@@ -97,7 +97,6 @@ pub mod configurator_client {
     #[derive(Clone, Debug)]
     pub struct ConfiguratorClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     impl ConfiguratorClient {
         /// A client sending its calls on `channel`; clones of a channel share one
@@ -105,7 +104,6 @@ pub mod configurator_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -123,15 +121,32 @@ pub mod configurator_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     impl ConfiguratorClient {
@@ -149,8 +164,7 @@ pub mod configurator_client {
             ::rsgrpc::Response<super::ServiceConfig>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/Configurator/Get", request).await
+            self.inner.unary("/Configurator/Get", request.into_request()).await
         }
     }
     /// Blocking client for `Configurator`.
@@ -164,7 +178,6 @@ pub mod configurator_client {
     #[derive(Clone, Debug)]
     pub struct ConfiguratorBlockingClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     impl ConfiguratorBlockingClient {
         /// A client sending its calls on `channel`; clones of a channel share one
@@ -172,7 +185,6 @@ pub mod configurator_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -190,15 +202,32 @@ pub mod configurator_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     impl ConfiguratorBlockingClient {
@@ -216,19 +245,8 @@ pub mod configurator_client {
             ::rsgrpc::Response<super::ServiceConfig>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/Configurator/Get", request)
+            self.inner.blocking_unary("/Configurator/Get", request.into_request())
         }
-    }
-    /// Applies a client's settings to one call's request.
-    fn prepare<M>(
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
-        mut request: ::rsgrpc::Request<M>,
-    ) -> ::rsgrpc::Request<M> {
-        if let ::core::option::Option::Some(encoding) = send_compression {
-            request.set_send_compressed(encoding);
-        }
-        request
     }
 }
 pub mod configurator_server {
@@ -278,27 +296,59 @@ pub mod configurator_server {
     #[must_use = "a server does nothing until it is added to a ServerBuilder"]
     pub struct ConfiguratorServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     impl<T> ConfiguratorServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     impl<T: Configurator> ConfiguratorServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     impl<T> ::core::clone::Clone for ConfiguratorServer<T> {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -319,6 +369,7 @@ pub mod configurator_server {
                         }
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -360,27 +411,59 @@ pub mod configurator_server {
     #[must_use = "a server does nothing until it is added to a ServerBuilder"]
     pub struct ConfiguratorBlockingServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     impl<T> ConfiguratorBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     impl<T: ConfiguratorBlocking> ConfiguratorBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     impl<T> ::core::clone::Clone for ConfiguratorBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -399,6 +482,7 @@ pub mod configurator_server {
                         )
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -413,7 +497,6 @@ pub mod t_client {
     #[derive(Clone, Debug)]
     pub struct TClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     impl TClient {
         /// A client sending its calls on `channel`; clones of a channel share one
@@ -421,7 +504,6 @@ pub mod t_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -439,15 +521,32 @@ pub mod t_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     impl TClient {
@@ -458,8 +557,7 @@ pub mod t_client {
             &self,
             request: impl ::rsgrpc::IntoRequest<super::Lists>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::Lists>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/T/Echo", request).await
+            self.inner.unary("/T/Echo", request.into_request()).await
         }
     }
     /// Blocking client for `T`.
@@ -470,7 +568,6 @@ pub mod t_client {
     #[derive(Clone, Debug)]
     pub struct TBlockingClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     impl TBlockingClient {
         /// A client sending its calls on `channel`; clones of a channel share one
@@ -478,7 +575,6 @@ pub mod t_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -496,15 +592,32 @@ pub mod t_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     impl TBlockingClient {
@@ -515,19 +628,8 @@ pub mod t_client {
             &self,
             request: impl ::rsgrpc::IntoRequest<super::Lists>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::Lists>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/T/Echo", request)
+            self.inner.blocking_unary("/T/Echo", request.into_request())
         }
-    }
-    /// Applies a client's settings to one call's request.
-    fn prepare<M>(
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
-        mut request: ::rsgrpc::Request<M>,
-    ) -> ::rsgrpc::Request<M> {
-        if let ::core::option::Option::Some(encoding) = send_compression {
-            request.set_send_compressed(encoding);
-        }
-        request
     }
 }
 pub mod t_server {
@@ -570,27 +672,59 @@ pub mod t_server {
     #[must_use = "a server does nothing until it is added to a ServerBuilder"]
     pub struct TServer<S> {
         inner: ::rsgrpc::codegen::Arc<S>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     impl<S> TServer<S> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     impl<S: T> TServer<S> {
         /// Wraps an implementation.
         pub fn new(inner: S) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<S>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     impl<S> ::core::clone::Clone for TServer<S> {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -608,6 +742,7 @@ pub mod t_server {
                         }
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -639,27 +774,59 @@ pub mod t_server {
     #[must_use = "a server does nothing until it is added to a ServerBuilder"]
     pub struct TBlockingServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     impl<T> TBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     impl<T: TBlocking> TBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     impl<T> ::core::clone::Clone for TBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -678,6 +845,7 @@ pub mod t_server {
                         )
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }

@@ -47,7 +47,6 @@ pub mod route_guide_client {
     #[doc(alias = "guide")]
     pub struct RouteGuideClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     impl RouteGuideClient {
         /// A client sending its calls on `channel`; clones of a channel share one
@@ -55,7 +54,6 @@ pub mod route_guide_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -73,15 +71,32 @@ pub mod route_guide_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     impl RouteGuideClient {
@@ -93,8 +108,7 @@ pub mod route_guide_client {
             ::rsgrpc::Response<super::Feature>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/RouteGuide/GetFeature", request).await
+            self.inner.unary("/RouteGuide/GetFeature", request.into_request()).await
         }
         /// `/RouteGuide/ListFeatures`: server streaming call.
         pub async fn list_features(
@@ -104,8 +118,9 @@ pub mod route_guide_client {
             ::rsgrpc::Response<::rsgrpc::Streaming<super::Feature>>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.server_streaming("/RouteGuide/ListFeatures", request).await
+            self.inner
+                .server_streaming("/RouteGuide/ListFeatures", request.into_request())
+                .await
         }
         /// `/RouteGuide/RecordRoute`: client streaming call.
         pub async fn record_route(
@@ -115,11 +130,12 @@ pub mod route_guide_client {
             ::rsgrpc::Response<super::RouteSummary>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(
-                self.send_compression,
-                request.into_streaming_request(),
-            );
-            self.inner.client_streaming("/RouteGuide/RecordRoute", request).await
+            self.inner
+                .client_streaming(
+                    "/RouteGuide/RecordRoute",
+                    request.into_streaming_request(),
+                )
+                .await
         }
         /// `/RouteGuide/RouteChat`: bidirectional streaming call.
         pub async fn route_chat(
@@ -129,11 +145,12 @@ pub mod route_guide_client {
             ::rsgrpc::Response<::rsgrpc::Streaming<super::RouteNote>>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(
-                self.send_compression,
-                request.into_streaming_request(),
-            );
-            self.inner.bidi_streaming("/RouteGuide/RouteChat", request).await
+            self.inner
+                .bidi_streaming(
+                    "/RouteGuide/RouteChat",
+                    request.into_streaming_request(),
+                )
+                .await
         }
     }
     /// Blocking client for `RouteGuide`.
@@ -143,7 +160,6 @@ pub mod route_guide_client {
     #[doc(alias = "guide")]
     pub struct RouteGuideBlockingClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     impl RouteGuideBlockingClient {
         /// A client sending its calls on `channel`; clones of a channel share one
@@ -151,7 +167,6 @@ pub mod route_guide_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -169,15 +184,32 @@ pub mod route_guide_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     impl RouteGuideBlockingClient {
@@ -189,8 +221,7 @@ pub mod route_guide_client {
             ::rsgrpc::Response<super::Feature>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/RouteGuide/GetFeature", request)
+            self.inner.blocking_unary("/RouteGuide/GetFeature", request.into_request())
         }
         /// `/RouteGuide/ListFeatures`: server streaming call.
         pub fn list_features(
@@ -200,8 +231,11 @@ pub mod route_guide_client {
             ::rsgrpc::Response<::rsgrpc::BlockingStreaming<super::Feature>>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_server_streaming("/RouteGuide/ListFeatures", request)
+            self.inner
+                .blocking_server_streaming(
+                    "/RouteGuide/ListFeatures",
+                    request.into_request(),
+                )
         }
         /// `/RouteGuide/RecordRoute`: client streaming call.
         pub fn record_route(
@@ -211,8 +245,11 @@ pub mod route_guide_client {
             ::rsgrpc::Response<super::RouteSummary>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_iter_request());
-            self.inner.blocking_client_streaming("/RouteGuide/RecordRoute", request)
+            self.inner
+                .blocking_client_streaming(
+                    "/RouteGuide/RecordRoute",
+                    request.into_iter_request(),
+                )
         }
         /// `/RouteGuide/RouteChat`: bidirectional streaming call.
         /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
@@ -226,19 +263,9 @@ pub mod route_guide_client {
             ),
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_bidi_streaming("/RouteGuide/RouteChat", request)
+            self.inner
+                .blocking_bidi_streaming("/RouteGuide/RouteChat", request.into_request())
         }
-    }
-    /// Applies a client's settings to one call's request.
-    fn prepare<M>(
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
-        mut request: ::rsgrpc::Request<M>,
-    ) -> ::rsgrpc::Request<M> {
-        if let ::core::option::Option::Some(encoding) = send_compression {
-            request.set_send_compressed(encoding);
-        }
-        request
     }
 }
 pub mod route_guide_server {
@@ -329,27 +356,59 @@ pub mod route_guide_server {
     #[must_use = "a server does nothing until it is added to a ServerBuilder"]
     pub struct RouteGuideServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     impl<T> RouteGuideServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     impl<T: RouteGuide> RouteGuideServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     impl<T> ::core::clone::Clone for RouteGuideServer<T> {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -414,6 +473,7 @@ pub mod route_guide_server {
                         }
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -480,27 +540,59 @@ pub mod route_guide_server {
     #[must_use = "a server does nothing until it is added to a ServerBuilder"]
     pub struct RouteGuideBlockingServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     impl<T> RouteGuideBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     impl<T: RouteGuideBlocking> RouteGuideBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     impl<T> ::core::clone::Clone for RouteGuideBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -561,6 +653,7 @@ pub mod route_guide_server {
                         }
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }

@@ -45,7 +45,6 @@ pub mod records_client {
     #[derive(Clone, Debug)]
     pub struct RecordsClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     #[allow(
         deprecated,
@@ -57,7 +56,6 @@ pub mod records_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -75,15 +73,32 @@ pub mod records_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     #[allow(
@@ -98,8 +113,7 @@ pub mod records_client {
             &self,
             request: impl ::rsgrpc::IntoRequest<super::Record>,
         ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/corpus.app.v1.Records/Put", request).await
+            self.inner.unary("/corpus.app.v1.Records/Put", request.into_request()).await
         }
         /// Streams every record.
         ///
@@ -111,8 +125,9 @@ pub mod records_client {
             ::rsgrpc::Response<::rsgrpc::Streaming<super::Record>>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.server_streaming("/corpus.app.v1.Records/List", request).await
+            self.inner
+                .server_streaming("/corpus.app.v1.Records/List", request.into_request())
+                .await
         }
         /// Stores many records, answers with how many.
         ///
@@ -121,11 +136,12 @@ pub mod records_client {
             &self,
             request: impl ::rsgrpc::IntoStreamingRequest<Message = super::Record>,
         ) -> ::core::result::Result<::rsgrpc::Response<i64>, ::rsgrpc::Status> {
-            let request = prepare(
-                self.send_compression,
-                request.into_streaming_request(),
-            );
-            self.inner.client_streaming("/corpus.app.v1.Records/PutMany", request).await
+            self.inner
+                .client_streaming(
+                    "/corpus.app.v1.Records/PutMany",
+                    request.into_streaming_request(),
+                )
+                .await
         }
         /// Echoes records as they come.
         ///
@@ -137,11 +153,12 @@ pub mod records_client {
             ::rsgrpc::Response<::rsgrpc::Streaming<super::Record>>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(
-                self.send_compression,
-                request.into_streaming_request(),
-            );
-            self.inner.bidi_streaming("/corpus.app.v1.Records/Sync", request).await
+            self.inner
+                .bidi_streaming(
+                    "/corpus.app.v1.Records/Sync",
+                    request.into_streaming_request(),
+                )
+                .await
         }
         /// The old way to store a record.
         ///
@@ -151,8 +168,9 @@ pub mod records_client {
             &self,
             request: impl ::rsgrpc::IntoRequest<super::Record>,
         ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/corpus.app.v1.Records/PutOld", request).await
+            self.inner
+                .unary("/corpus.app.v1.Records/PutOld", request.into_request())
+                .await
         }
     }
     /// Blocking client for `corpus.app.v1.Records`.
@@ -163,7 +181,6 @@ pub mod records_client {
     #[derive(Clone, Debug)]
     pub struct RecordsBlockingClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     #[allow(
         deprecated,
@@ -175,7 +192,6 @@ pub mod records_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -193,15 +209,32 @@ pub mod records_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     #[allow(
@@ -216,8 +249,8 @@ pub mod records_client {
             &self,
             request: impl ::rsgrpc::IntoRequest<super::Record>,
         ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/corpus.app.v1.Records/Put", request)
+            self.inner
+                .blocking_unary("/corpus.app.v1.Records/Put", request.into_request())
         }
         /// Streams every record.
         ///
@@ -229,8 +262,11 @@ pub mod records_client {
             ::rsgrpc::Response<::rsgrpc::BlockingStreaming<super::Record>>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_server_streaming("/corpus.app.v1.Records/List", request)
+            self.inner
+                .blocking_server_streaming(
+                    "/corpus.app.v1.Records/List",
+                    request.into_request(),
+                )
         }
         /// Stores many records, answers with how many.
         ///
@@ -239,9 +275,11 @@ pub mod records_client {
             &self,
             request: impl ::rsgrpc::IntoIterRequest<Message = super::Record>,
         ) -> ::core::result::Result<::rsgrpc::Response<i64>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_iter_request());
             self.inner
-                .blocking_client_streaming("/corpus.app.v1.Records/PutMany", request)
+                .blocking_client_streaming(
+                    "/corpus.app.v1.Records/PutMany",
+                    request.into_iter_request(),
+                )
         }
         /// Echoes records as they come.
         ///
@@ -257,8 +295,11 @@ pub mod records_client {
             ),
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_bidi_streaming("/corpus.app.v1.Records/Sync", request)
+            self.inner
+                .blocking_bidi_streaming(
+                    "/corpus.app.v1.Records/Sync",
+                    request.into_request(),
+                )
         }
         /// The old way to store a record.
         ///
@@ -268,19 +309,9 @@ pub mod records_client {
             &self,
             request: impl ::rsgrpc::IntoRequest<super::Record>,
         ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/corpus.app.v1.Records/PutOld", request)
+            self.inner
+                .blocking_unary("/corpus.app.v1.Records/PutOld", request.into_request())
         }
-    }
-    /// Applies a client's settings to one call's request.
-    fn prepare<M>(
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
-        mut request: ::rsgrpc::Request<M>,
-    ) -> ::rsgrpc::Request<M> {
-        if let ::core::option::Option::Some(encoding) = send_compression {
-            request.set_send_compressed(encoding);
-        }
-        request
     }
 }
 pub mod records_server {
@@ -363,6 +394,7 @@ pub mod records_server {
     #[derive(Debug)]
     pub struct RecordsServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     #[allow(
         deprecated,
@@ -371,6 +403,35 @@ pub mod records_server {
     impl<T> RecordsServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     #[allow(
         deprecated,
@@ -379,13 +440,14 @@ pub mod records_server {
     impl<T: Records> RecordsServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     #[allow(
@@ -396,6 +458,7 @@ pub mod records_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -468,6 +531,7 @@ pub mod records_server {
                         }
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -521,6 +585,7 @@ pub mod records_server {
     #[derive(Debug)]
     pub struct RecordsBlockingServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     #[allow(
         deprecated,
@@ -529,6 +594,35 @@ pub mod records_server {
     impl<T> RecordsBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     #[allow(
         deprecated,
@@ -537,13 +631,14 @@ pub mod records_server {
     impl<T: RecordsBlocking> RecordsBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     #[allow(
@@ -554,6 +649,7 @@ pub mod records_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -618,6 +714,7 @@ pub mod records_server {
                         )
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -632,7 +729,6 @@ pub mod keywords_service_client {
     #[derive(Clone, Debug)]
     pub struct KeywordsServiceClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     impl KeywordsServiceClient {
         /// A client sending its calls on `channel`; clones of a channel share one
@@ -640,7 +736,6 @@ pub mod keywords_service_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -658,15 +753,32 @@ pub mod keywords_service_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     impl KeywordsServiceClient {
@@ -678,8 +790,9 @@ pub mod keywords_service_client {
             ::rsgrpc::Response<super::Keywords>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/corpus.app.v1.Keywords_Service/Type", request).await
+            self.inner
+                .unary("/corpus.app.v1.Keywords_Service/Type", request.into_request())
+                .await
         }
         /// `/corpus.app.v1.Keywords_Service/Move`: unary call.
         pub async fn r#move(
@@ -689,8 +802,9 @@ pub mod keywords_service_client {
             ::rsgrpc::Response<crate::golden::corpus::common::Scalars>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/corpus.app.v1.Keywords_Service/Move", request).await
+            self.inner
+                .unary("/corpus.app.v1.Keywords_Service/Move", request.into_request())
+                .await
         }
         /// `/corpus.app.v1.Keywords_Service/Loop`: bidirectional streaming call.
         pub async fn r#loop(
@@ -700,12 +814,11 @@ pub mod keywords_service_client {
             ::rsgrpc::Response<::rsgrpc::Streaming<super::Keywords>>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(
-                self.send_compression,
-                request.into_streaming_request(),
-            );
             self.inner
-                .bidi_streaming("/corpus.app.v1.Keywords_Service/Loop", request)
+                .bidi_streaming(
+                    "/corpus.app.v1.Keywords_Service/Loop",
+                    request.into_streaming_request(),
+                )
                 .await
         }
     }
@@ -717,7 +830,6 @@ pub mod keywords_service_client {
     #[derive(Clone, Debug)]
     pub struct KeywordsServiceBlockingClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     impl KeywordsServiceBlockingClient {
         /// A client sending its calls on `channel`; clones of a channel share one
@@ -725,7 +837,6 @@ pub mod keywords_service_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -743,15 +854,32 @@ pub mod keywords_service_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     impl KeywordsServiceBlockingClient {
@@ -763,8 +891,11 @@ pub mod keywords_service_client {
             ::rsgrpc::Response<super::Keywords>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/corpus.app.v1.Keywords_Service/Type", request)
+            self.inner
+                .blocking_unary(
+                    "/corpus.app.v1.Keywords_Service/Type",
+                    request.into_request(),
+                )
         }
         /// `/corpus.app.v1.Keywords_Service/Move`: unary call.
         pub fn r#move(
@@ -774,8 +905,11 @@ pub mod keywords_service_client {
             ::rsgrpc::Response<crate::golden::corpus::common::Scalars>,
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/corpus.app.v1.Keywords_Service/Move", request)
+            self.inner
+                .blocking_unary(
+                    "/corpus.app.v1.Keywords_Service/Move",
+                    request.into_request(),
+                )
         }
         /// `/corpus.app.v1.Keywords_Service/Loop`: bidirectional streaming call.
         /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
@@ -789,20 +923,12 @@ pub mod keywords_service_client {
             ),
             ::rsgrpc::Status,
         > {
-            let request = prepare(self.send_compression, request.into_request());
             self.inner
-                .blocking_bidi_streaming("/corpus.app.v1.Keywords_Service/Loop", request)
+                .blocking_bidi_streaming(
+                    "/corpus.app.v1.Keywords_Service/Loop",
+                    request.into_request(),
+                )
         }
-    }
-    /// Applies a client's settings to one call's request.
-    fn prepare<M>(
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
-        mut request: ::rsgrpc::Request<M>,
-    ) -> ::rsgrpc::Request<M> {
-        if let ::core::option::Option::Some(encoding) = send_compression {
-            request.set_send_compressed(encoding);
-        }
-        request
     }
 }
 pub mod keywords_service_server {
@@ -857,27 +983,59 @@ pub mod keywords_service_server {
     #[derive(Debug)]
     pub struct KeywordsServiceServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     impl<T> KeywordsServiceServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     impl<T: KeywordsService> KeywordsServiceServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     impl<T> ::core::clone::Clone for KeywordsServiceServer<T> {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -930,6 +1088,7 @@ pub mod keywords_service_server {
                         }
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -967,27 +1126,59 @@ pub mod keywords_service_server {
     #[derive(Debug)]
     pub struct KeywordsServiceBlockingServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     impl<T> KeywordsServiceBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     impl<T: KeywordsServiceBlocking> KeywordsServiceBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     impl<T> ::core::clone::Clone for KeywordsServiceBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -1037,6 +1228,7 @@ pub mod keywords_service_server {
                         }
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -1052,7 +1244,6 @@ pub mod legacy_client {
     #[deprecated]
     pub struct LegacyClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     #[allow(
         deprecated,
@@ -1064,7 +1255,6 @@ pub mod legacy_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -1082,15 +1272,32 @@ pub mod legacy_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     #[allow(
@@ -1103,8 +1310,7 @@ pub mod legacy_client {
             &self,
             request: impl ::rsgrpc::IntoRequest<()>,
         ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.unary("/corpus.app.v1.Legacy/Ping", request).await
+            self.inner.unary("/corpus.app.v1.Legacy/Ping", request.into_request()).await
         }
     }
     /// Blocking client for `corpus.app.v1.Legacy`.
@@ -1116,7 +1322,6 @@ pub mod legacy_client {
     #[deprecated]
     pub struct LegacyBlockingClient {
         inner: ::rsgrpc::client::Client,
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
     }
     #[allow(
         deprecated,
@@ -1128,7 +1333,6 @@ pub mod legacy_client {
         pub fn new(channel: ::rsgrpc::Channel) -> Self {
             Self {
                 inner: ::rsgrpc::client::Client::new(channel),
-                send_compression: ::core::option::Option::None,
             }
         }
         /// A client for `target` (`http://host:port`) on a new channel; it connects on
@@ -1146,15 +1350,32 @@ pub mod legacy_client {
         pub fn channel(&self) -> &::rsgrpc::Channel {
             self.inner.channel()
         }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
         /// Compresses the request messages of this client's calls with `encoding`,
-        /// whatever the channel's setting.
-        #[must_use]
-        pub fn send_compressed(
-            mut self,
-            encoding: ::rsgrpc::CompressionEncoding,
-        ) -> Self {
-            self.send_compression = ::core::option::Option::Some(encoding);
-            self
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
         }
     }
     #[allow(
@@ -1167,19 +1388,9 @@ pub mod legacy_client {
             &self,
             request: impl ::rsgrpc::IntoRequest<()>,
         ) -> ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status> {
-            let request = prepare(self.send_compression, request.into_request());
-            self.inner.blocking_unary("/corpus.app.v1.Legacy/Ping", request)
+            self.inner
+                .blocking_unary("/corpus.app.v1.Legacy/Ping", request.into_request())
         }
-    }
-    /// Applies a client's settings to one call's request.
-    fn prepare<M>(
-        send_compression: ::core::option::Option<::rsgrpc::CompressionEncoding>,
-        mut request: ::rsgrpc::Request<M>,
-    ) -> ::rsgrpc::Request<M> {
-        if let ::core::option::Option::Some(encoding) = send_compression {
-            request.set_send_compressed(encoding);
-        }
-        request
     }
 }
 pub mod legacy_server {
@@ -1206,6 +1417,7 @@ pub mod legacy_server {
     #[derive(Debug)]
     pub struct LegacyServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     #[allow(
         deprecated,
@@ -1214,6 +1426,35 @@ pub mod legacy_server {
     impl<T> LegacyServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     #[allow(
         deprecated,
@@ -1222,13 +1463,14 @@ pub mod legacy_server {
     impl<T: Legacy> LegacyServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     #[allow(
@@ -1239,6 +1481,7 @@ pub mod legacy_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -1261,6 +1504,7 @@ pub mod legacy_server {
                         }
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
@@ -1282,6 +1526,7 @@ pub mod legacy_server {
     #[derive(Debug)]
     pub struct LegacyBlockingServer<T> {
         inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
     }
     #[allow(
         deprecated,
@@ -1290,6 +1535,35 @@ pub mod legacy_server {
     impl<T> LegacyBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
         pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
     }
     #[allow(
         deprecated,
@@ -1298,13 +1572,14 @@ pub mod legacy_server {
     impl<T: LegacyBlocking> LegacyBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self {
-                inner: ::rsgrpc::codegen::Arc::new(inner),
-            }
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
         pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
-            Self { inner }
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
         }
     }
     #[allow(
@@ -1315,6 +1590,7 @@ pub mod legacy_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: self.settings,
             }
         }
     }
@@ -1337,6 +1613,7 @@ pub mod legacy_server {
                         )
                     },
                 )
+                .settings(server.settings)
                 .build()
         }
     }
