@@ -6,7 +6,9 @@
 #     checked against;
 #   - Python grpcio and grpcio-tools, in a virtualenv at .venv, the interop peer;
 #   - Google's common protos (pip's googleapis-common-protos, in .venv), which with gRPC's
-#     protos are the real-world input of the plugin test protoc-gen-rsgrpc/tests/real_protos.rs.
+#     protos are the real-world input of the plugin test protoc-gen-rsgrpc/tests/real_protos.rs;
+#   - nginx (Debian's nginx-light), a real gRPC proxy (grpc_pass) the transport tests call
+#     through. Only its binary is used; the system service is not started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,10 +19,19 @@ as_root() {
 missing=()
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 [ -f /usr/share/grpc-proto/grpc/testing/test.proto ] || missing+=(grpc-proto)
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]}..."
     as_root apt-get update -qq
+    # Installing nginx would start its system service on port 80: the tests need none.
+    own_policy=false
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+        as_root chmod +x /usr/sbin/policy-rc.d
+        own_policy=true
+    fi
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    if $own_policy; then as_root rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 if ! .venv/bin/python -c "import grpc, grpc_tools, google.rpc.status_pb2" >/dev/null 2>&1; then

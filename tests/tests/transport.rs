@@ -1017,3 +1017,154 @@ fn calls_refused_by_a_busy_server_are_retried() {
     assert_eq!(unary(&client, "after").unwrap().get_ref().message, "after");
     busy.join().unwrap().unwrap();
 }
+
+// ---------------------------------------------------------------------------------------
+// Behind a real gRPC proxy: Debian's nginx with grpc_pass.
+
+/// nginx in the foreground with `config`, killed when dropped.
+struct Nginx(std::process::Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn nginx(dir: &std::path::Path, upstreams: &[SocketAddr], socket: &std::path::Path) -> Nginx {
+    let servers: String = upstreams
+        .iter()
+        .map(|a| format!("    server {a};\n"))
+        .collect();
+    let d = dir.display();
+    let config = format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\nerror_log {d}/error.log warn;\n\
+         pid {d}/nginx.pid;\nevents {{}}\nhttp {{\n  access_log off;\n\
+         client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n\
+         scgi_temp_path {d}/scgi;\n  upstream echo {{\n{servers}  }}\n\
+         server {{\n    listen unix:{} http2;\n    location / {{ grpc_pass grpc://echo; }}\n  }}\n}}\n",
+        socket.display()
+    );
+    std::fs::write(dir.join("nginx.conf"), config).unwrap();
+    let child = std::process::Command::new("/usr/sbin/nginx")
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-p")
+        .arg(dir)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nginx (scripts/test.sh installs Debian's nginx-light)");
+    let proxy = Nginx(child);
+    assert!(
+        eventually(|| socket.exists()),
+        "nginx did not start: {}",
+        std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+    );
+    proxy
+}
+
+#[test]
+fn both_flavours_serve_correctly_behind_nginx() {
+    for flavour in ["blocking", "async"] {
+        let dir =
+            std::env::temp_dir().join(format!("rsgrpc-nginx-{flavour}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let servers: Vec<ServerHandle> = (0..3)
+            .map(|_| {
+                let service = if flavour == "blocking" {
+                    blocking_echo(SVC, Probe::new())
+                } else {
+                    async_echo(SVC, Probe::new())
+                };
+                Server::builder()
+                    .add_service(service)
+                    .bind("127.0.0.1:0")
+                    .unwrap()
+            })
+            .collect();
+        let upstreams: Vec<SocketAddr> = servers.iter().map(|s| s.local_addr()).collect();
+        let socket = dir.join("nginx.sock");
+        let _proxy = nginx(&dir, &upstreams, &socket);
+        let client = Client::new(Channel::new(&format!("unix:{}", socket.display())).unwrap());
+
+        // Unary, with metadata both ways, many times: nginx spreads them over the three.
+        for i in 0..30 {
+            let mut request = Request::new(req(&format!("via nginx {i}")));
+            request.set_timeout(Duration::from_secs(20));
+            request.metadata_mut().insert("x-echo", "meta").unwrap();
+            let reply: Response<EchoResponse> =
+                client.blocking_unary(path(SVC, UNARY), request).unwrap();
+            assert_eq!(reply.get_ref().message, format!("via nginx {i}"));
+            assert_eq!(reply.metadata().get("x-echo"), Some("meta"), "{flavour}");
+            assert_eq!(
+                reply.trailers().get("x-echo-trailer"),
+                Some("meta"),
+                "{flavour}"
+            );
+        }
+        let accepted: Vec<u64> = servers.iter().map(|s| s.accepted_connections()).collect();
+        assert!(
+            accepted.iter().all(|n| *n > 0),
+            "{flavour}: not every upstream was used: {accepted:?}"
+        );
+
+        // A failing call keeps its status, message and details through the proxy.
+        let status = client
+            .blocking_unary::<_, EchoResponse>(
+                path(SVC, UNARY),
+                Request::new(req("fail:7:not for you")),
+            )
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::PermissionDenied,
+            "{flavour}: {status:?}"
+        );
+        assert_eq!(status.message(), "not for you");
+        assert_eq!(status.details().as_ref(), b"why");
+
+        // Streams, both client flavours.
+        let stream = client
+            .blocking_server_streaming::<_, EchoResponse>(
+                path(SVC, SERVER_STREAM),
+                Request::new(EchoRequest {
+                    count: 100,
+                    response_size: 5000,
+                    ..req("s")
+                }),
+            )
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            stream.map(|m| m.unwrap().payload.len()).sum::<usize>(),
+            500_000
+        );
+        let reply: Response<EchoResponse> = client
+            .blocking_client_streaming(
+                path(SVC, rsgrpc_tests::CLIENT_STREAM),
+                Request::new(vec![req("a"), req("b")]),
+            )
+            .unwrap();
+        assert_eq!(reply.get_ref().message, "a,b");
+        let replies: Vec<String> = futures::executor::block_on(async {
+            let requests = futures::stream::iter(vec![req("x"), req("y")]);
+            let mut stream = client
+                .bidi_streaming::<_, _, EchoResponse>(
+                    path(SVC, rsgrpc_tests::BIDI),
+                    Request::new(requests),
+                )
+                .await
+                .unwrap()
+                .into_inner();
+            let mut out = Vec::new();
+            while let Some(m) = stream.message().await.unwrap() {
+                out.push(m.message);
+            }
+            out
+        });
+        assert_eq!(replies, vec!["x:0", "y:1"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
