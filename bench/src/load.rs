@@ -1,6 +1,7 @@
 //! `load --client tonic|async|blocking --addr HOST:PORT --workload W --secs S
-//! [--concurrency C]`: drives an echo server from this process and prints
-//! `ops N secs T` (calls, or streamed messages, completed in T seconds).
+//! [--concurrency C] [--tls CA_PEM]`: drives an echo server from this process (over TLS,
+//! trusting CA_PEM, when asked) and prints `ops N secs T` (calls, or streamed messages,
+//! completed in T seconds).
 //!
 //! Workloads: `unary` (16-byte payload, C calls in flight, default 64), `stream1k` and
 //! `stream64k` (one server-streaming call at a time, counting messages of 1 KiB or
@@ -66,10 +67,13 @@ pub(crate) fn main(args: &[String]) {
         .expect("--workload unary|stream1k|stream64k");
     let secs = Duration::from_secs_f64(arg(args, "--secs", 5.0));
     let concurrency = arg(args, "--concurrency", 64.0) as usize;
+    let ca = arg_str(args, "--tls").map(|path| std::fs::read_to_string(path).expect("CA PEM"));
     let start = Instant::now();
     let ops = match client {
-        Stack::Tonic => tonic_load(addr, workload, secs, concurrency),
-        Stack::Async | Stack::Blocking => rsgrpc_load(client, addr, workload, secs, concurrency),
+        Stack::Tonic => tonic_load(addr, workload, secs, concurrency, ca),
+        Stack::Async | Stack::Blocking => {
+            rsgrpc_load(client, addr, workload, secs, concurrency, ca)
+        }
     };
     println!("ops {ops} secs {:.6}", start.elapsed().as_secs_f64());
 }
@@ -81,9 +85,15 @@ fn tokio_rt() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-fn tonic_load(addr: SocketAddr, workload: Workload, secs: Duration, concurrency: usize) -> u64 {
+fn tonic_load(
+    addr: SocketAddr,
+    workload: Workload,
+    secs: Duration,
+    concurrency: usize,
+    ca: Option<String>,
+) -> u64 {
     tokio_rt().block_on(async move {
-        let client = TonicClient::connect(addr, SVC).await;
+        let client = TonicClient::connect_with(addr, SVC, ca).await;
         let deadline = Instant::now() + secs;
         match workload {
             Workload::Unary => {
@@ -135,8 +145,18 @@ fn rsgrpc_load(
     workload: Workload,
     secs: Duration,
     concurrency: usize,
+    ca: Option<String>,
 ) -> u64 {
-    let client = Client::new(Channel::new(&format!("http://{addr}")).expect("channel"));
+    let channel = match ca {
+        None => Channel::new(&format!("http://{addr}")),
+        Some(ca) => Channel::builder(format!("https://localhost:{}", addr.port()))
+            .tls_config(
+                rsgrpc::tls::ClientTlsConfig::new()
+                    .ca_certificate(rsgrpc::tls::Certificate::from_pem(ca).expect("CA")),
+            )
+            .connect_lazy(),
+    };
+    let client = Client::new(channel.expect("channel"));
     let deadline = Instant::now() + secs;
     match (workload, flavour) {
         (Workload::Unary, Stack::Blocking) => {

@@ -1,6 +1,6 @@
-//! `serve --stack tonic|async|blocking`: one echo server in this process, on 127.0.0.1
-//! with a port chosen by the OS, printed as `listening PORT`. It serves until its stdin is
-//! closed.
+//! `serve --stack tonic|async|blocking [--tls DIR]`: one echo server in this process, on
+//! 127.0.0.1 with a port chosen by the OS, printed as `listening PORT`, over TLS with
+//! `DIR/server.pem` and `DIR/server.key` when asked. It serves until its stdin is closed.
 //!
 //! Each server runs with the settings a user gets by default, except tonic's tokio runtime,
 //! which gets one worker thread: the server is measured pinned to one core, where more
@@ -18,10 +18,18 @@ pub(crate) fn main(args: &[String]) {
     let stack = arg_str(args, "--stack")
         .and_then(Stack::parse)
         .expect("--stack tonic|async|blocking");
+    // `--tls DIR`: serve over TLS with DIR/server.pem and DIR/server.key.
+    let tls = arg_str(args, "--tls").map(|dir| {
+        let dir = std::path::Path::new(dir);
+        (
+            std::fs::read_to_string(dir.join("server.pem")).expect("server.pem"),
+            std::fs::read_to_string(dir.join("server.key")).expect("server.key"),
+        )
+    });
     let guard: Box<dyn std::any::Any> = match stack {
         Stack::Tonic => {
             let workers = crate::arg(args, "--tonic-workers", 0.0) as usize;
-            let server = TonicServer::start_with_workers(workers);
+            let server = TonicServer::start_with(workers, tls);
             announce(server.addr.port());
             Box::new(server)
         }
@@ -31,10 +39,12 @@ pub(crate) fn main(args: &[String]) {
             } else {
                 blocking_echo("test.Echo", Probe::new())
             };
-            let server = Server::builder()
-                .add_service(service)
-                .bind("127.0.0.1:0")
-                .expect("bind 127.0.0.1:0");
+            let mut builder = Server::builder().add_service(service);
+            if let Some((cert, key)) = tls {
+                let identity = rsgrpc::tls::Identity::from_pem(cert, key).expect("identity");
+                builder = builder.tls_config(rsgrpc::tls::ServerTlsConfig::new(identity));
+            }
+            let server = builder.bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
             announce(server.local_addr().port());
             Box::new(server)
         }

@@ -18,7 +18,10 @@
 //! * `unary h2load`: `h2load -n N -c 1 -m 64` posting a 16-byte gRPC request (Debian's
 //!   nghttp2-client), an independent HTTP/2 load generator;
 //! * `unary tonic client` and `unary rsgrpc client`: 64 calls in flight for S seconds;
-//! * `stream 1KiB` and `stream 64KiB`: a tonic client reading server streams for S seconds.
+//! * `stream 1KiB` and `stream 64KiB`: a tonic client reading server streams for S seconds;
+//! * `TLS unary c64 h2load` and `TLS stream 64KiB tonic`: the same over TLS (rustls with
+//!   the ring provider on both stacks), against a second server process serving TLS, with
+//!   each stack's TLS overhead (its TLS CPU per op over its plaintext CPU per op).
 //!
 //! For each workload it reports the server's CPU time per operation (user + system, from
 //! `/proc/PID/stat`), the rate, and context switches per operation summed over the
@@ -39,23 +42,35 @@ enum Driver {
     Client(Stack, &'static str),
 }
 
-const WORKLOADS: [(&str, Driver); 5] = [
-    ("unary c64 h2load", Driver::H2load),
+/// The workloads: a label, the driver, and whether it runs over TLS (against a second
+/// server process of the same stack, serving TLS).
+const WORKLOADS: [(&str, Driver, bool); 7] = [
+    ("unary c64 h2load", Driver::H2load, false),
     (
         "unary c64 tonic client",
         Driver::Client(Stack::Tonic, "unary"),
+        false,
     ),
     (
         "unary c64 rsgrpc client",
         Driver::Client(Stack::Async, "unary"),
+        false,
     ),
     (
         "stream 1KiB tonic client",
         Driver::Client(Stack::Tonic, "stream1k"),
+        false,
     ),
     (
         "stream 64KiB tonic client",
         Driver::Client(Stack::Tonic, "stream64k"),
+        false,
+    ),
+    ("TLS unary c64 h2load", Driver::H2load, true),
+    (
+        "TLS stream 64KiB tonic",
+        Driver::Client(Stack::Tonic, "stream64k"),
+        true,
     ),
 ];
 
@@ -74,7 +89,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(stack: Stack, fixed_malloc: bool) -> Server {
+    fn start(stack: Stack, fixed_malloc: bool, tls: Option<&std::path::Path>) -> Server {
         let exe = std::env::current_exe().expect("own path");
         let mut command = Command::new("taskset");
         if fixed_malloc {
@@ -87,6 +102,11 @@ impl Server {
             .args(["-c", "0"])
             .arg(exe)
             .args(["serve", "--stack", stack.flag()])
+            .args(
+                tls.map(|dir| ["--tls".as_ref(), dir.as_os_str()])
+                    .into_iter()
+                    .flatten(),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -184,7 +204,7 @@ fn h2load_body() -> std::path::PathBuf {
 }
 
 /// Runs h2load; returns (requests that succeeded, seconds).
-fn run_h2load(port: u16, requests: u64, body: &std::path::Path) -> (u64, f64) {
+fn run_h2load(port: u16, requests: u64, body: &std::path::Path, tls: bool) -> (u64, f64) {
     let start = Instant::now();
     let output = Command::new("taskset")
         .args(["-c", "1", "h2load"])
@@ -192,7 +212,10 @@ fn run_h2load(port: u16, requests: u64, body: &std::path::Path) -> (u64, f64) {
         .arg("-d")
         .arg(body)
         .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
-        .arg(format!("http://127.0.0.1:{port}/test.Echo/Unary"))
+        .arg(format!(
+            "{}://127.0.0.1:{port}/test.Echo/Unary",
+            if tls { "https" } else { "http" }
+        ))
         .output()
         .expect("run h2load (Debian's nghttp2-client)");
     let elapsed = start.elapsed().as_secs_f64();
@@ -219,7 +242,13 @@ fn run_h2load(port: u16, requests: u64, body: &std::path::Path) -> (u64, f64) {
 }
 
 /// Runs a load process; returns (operations, seconds).
-fn run_client(port: u16, client: Stack, workload: &str, secs: f64) -> (u64, f64) {
+fn run_client(
+    port: u16,
+    client: Stack,
+    workload: &str,
+    secs: f64,
+    ca: Option<&std::path::Path>,
+) -> (u64, f64) {
     let exe = std::env::current_exe().expect("own path");
     let output = Command::new("taskset")
         .args(["-c", "1"])
@@ -227,6 +256,11 @@ fn run_client(port: u16, client: Stack, workload: &str, secs: f64) -> (u64, f64)
         .args(["load", "--client", client.flag(), "--workload", workload])
         .args(["--addr", &format!("127.0.0.1:{port}")])
         .args(["--secs", &secs.to_string()])
+        .args(
+            ca.map(|ca| ["--tls".as_ref(), ca.as_os_str()])
+                .into_iter()
+                .flatten(),
+        )
         .output()
         .expect("run the load process");
     let text = String::from_utf8_lossy(&output.stdout);
@@ -246,11 +280,12 @@ fn measure(
     requests: u64,
     secs: f64,
     body: &std::path::Path,
+    ca: Option<&std::path::Path>,
 ) -> Measure {
     let (cpu0, sw0) = (server.cpu_secs(), server.switches());
     let (ops, elapsed) = match driver {
-        Driver::H2load => run_h2load(server.port, requests, body),
-        Driver::Client(client, workload) => run_client(server.port, client, workload, secs),
+        Driver::H2load => run_h2load(server.port, requests, body, ca.is_some()),
+        Driver::Client(client, workload) => run_client(server.port, client, workload, secs, ca),
     };
     let (cpu1, sw1) = (server.cpu_secs(), server.switches());
     let ops_f = ops.max(1) as f64;
@@ -284,6 +319,13 @@ pub(crate) fn main(args: &[String]) {
         .filter(|&w| only.is_none_or(|o| WORKLOADS[w].0.contains(o)))
         .collect();
     let body = h2load_body();
+    // Certificates for the TLS workloads, made for this run.
+    let pki_dir = std::env::temp_dir().join(format!("rsgrpc-bench-pki-{}", std::process::id()));
+    std::fs::create_dir_all(&pki_dir).expect("a directory for certificates");
+    rsgrpc_tests::pki::Pki::new("bench")
+        .write_to(&pki_dir)
+        .expect("write certificates");
+    let ca = pki_dir.join("ca.pem");
     println!(
         "server-cpu: {rounds} rounds; server pinned to core 0, load to core 1; h2load -n {requests}; clients {secs} s{}",
         if fixed_malloc {
@@ -300,18 +342,33 @@ pub(crate) fn main(args: &[String]) {
         for k in 0..stacks.len() {
             let i = (k + round) % stacks.len();
             let stack = stacks[i];
-            let server = Server::start(stack, fixed_malloc);
-            // Warm-up: connections, pools, allocator.
-            run_h2load(server.port, requests / 10, &body);
-            for &w in &workloads {
-                results[i][w].push(measure(&server, WORKLOADS[w].1, requests, secs, &body));
+            for tls in [false, true] {
+                let mine: Vec<usize> = workloads
+                    .iter()
+                    .copied()
+                    .filter(|&w| WORKLOADS[w].2 == tls)
+                    .collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let server = Server::start(stack, fixed_malloc, tls.then_some(pki_dir.as_path()));
+                // Warm-up: connections, pools, allocator.
+                run_h2load(server.port, requests / 10, &body, tls);
+                let ca = tls.then_some(ca.as_path());
+                for w in mine {
+                    let m = measure(&server, WORKLOADS[w].1, requests, secs, &body, ca);
+                    results[i][w].push(m);
+                }
+                if !tls {
+                    rss[i].push(server.peak_rss() as f64 / (1024.0 * 1024.0));
+                }
+                server.stop();
             }
-            rss[i].push(server.peak_rss() as f64 / (1024.0 * 1024.0));
-            server.stop();
             eprintln!("round {} {} done", round + 1, stack.name());
         }
     }
     let _ = std::fs::remove_file(&body);
+    let _ = std::fs::remove_dir_all(&pki_dir);
 
     println!(
         "\n{:<26} {:<16} {:>10} {:>13} {:>7} {:>10} {:>15} {:>7} {:>9}",
@@ -357,7 +414,31 @@ pub(crate) fn main(args: &[String]) {
             );
         }
     }
-    println!("\npeak server RSS after all workloads (VmHWM), MiB:");
+    // What TLS costs each stack: its TLS CPU per op over its plaintext CPU per op.
+    for (plain, tls) in [(0, 5), (4, 6)] {
+        if !workloads.contains(&plain) || !workloads.contains(&tls) {
+            continue;
+        }
+        println!(
+            "\nTLS overhead ({} over {}):",
+            WORKLOADS[tls].0, WORKLOADS[plain].0
+        );
+        for (i, stack) in stacks.iter().enumerate() {
+            let cpu = |w: usize| {
+                median(
+                    &mut results[i][w]
+                        .iter()
+                        .map(|m| m.cpu_per_op_us)
+                        .collect::<Vec<_>>(),
+                )
+            };
+            println!("  {:<16} {:>6.2}x", stack.name(), cpu(tls) / cpu(plain));
+        }
+    }
+    if rss.iter().all(Vec::is_empty) {
+        return;
+    }
+    println!("\npeak server RSS after all plaintext workloads (VmHWM), MiB:");
     for (i, stack) in stacks.iter().enumerate() {
         println!(
             "  {:<16} {:>6.1}  ({})",

@@ -192,6 +192,12 @@ impl TonicServer {
     /// A server whose tokio runtime has `workers` worker threads, or is a current-thread
     /// runtime when `workers` is 0.
     pub fn start_with_workers(workers: usize) -> TonicServer {
+        TonicServer::start_with(workers, None)
+    }
+
+    /// As [`start_with_workers`](Self::start_with_workers), over TLS when given a
+    /// certificate chain and key (PEM).
+    pub fn start_with(workers: usize, tls: Option<(String, String)>) -> TonicServer {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -217,7 +223,16 @@ impl TonicServer {
                             let _ = tcp.set_nodelay(true);
                         })
                     });
-                tonic::transport::Server::builder()
+                let mut builder = tonic::transport::Server::builder();
+                if let Some((cert, key)) = tls {
+                    builder = builder
+                        .tls_config(
+                            tonic::transport::ServerTlsConfig::new()
+                                .identity(tonic::transport::Identity::from_pem(cert, key)),
+                        )
+                        .unwrap();
+                }
+                builder
                     .add_service(TonicEcho)
                     .serve_with_incoming_shutdown(incoming, async {
                         let _ = stop.await;
@@ -254,11 +269,24 @@ pub struct TonicClient {
 
 impl TonicClient {
     pub async fn connect(addr: SocketAddr, service: &str) -> TonicClient {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        TonicClient::connect_with(addr, service, None).await
+    }
+
+    /// A client over TLS when given a CA (PEM) to trust; the server's certificate must
+    /// name `localhost`.
+    pub async fn connect_with(addr: SocketAddr, service: &str, ca: Option<String>) -> TonicClient {
+        let endpoint = match ca {
+            None => tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap(),
+            Some(ca) => tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+                .unwrap()
+                .tls_config(
+                    tonic::transport::ClientTlsConfig::new()
+                        .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+                        .domain_name("localhost"),
+                )
+                .unwrap(),
+        };
+        let channel = endpoint.connect().await.unwrap();
         TonicClient {
             grpc: tonic::client::Grpc::new(channel),
             service: service.to_owned(),
