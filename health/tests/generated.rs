@@ -1,5 +1,5 @@
 //! The checked-in stubs (`src/generated`) are what rsgrpc-codegen makes of the vendored
-//! `proto/grpc/health/v1/health.proto` today. To accept a change, regenerate them and
+//! `proto/grpc/health/v1/health.proto` today, with the package's descriptor constant. To accept a change, regenerate them and
 //! review the diff:
 //!
 //! ```text
@@ -12,6 +12,7 @@ use std::path::Path;
 fn checked_in_stubs_match_the_generator() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let (files, _) = rsgrpc_codegen::Builder::new()
+        .file_descriptor_set(true)
         .generate_from_files(
             &[root.join("proto/grpc/health/v1/health.proto")],
             &[root.join("proto")],

@@ -281,7 +281,8 @@ impl crate::testing::test_service_server::TestService for AsyncTestService {
 }
 
 /// A server for the interop service with the given flavour (`async` or `blocking`),
-/// compressing responses for clients that accept gzip when a request asks for it.
+/// compressing responses for clients that accept gzip when a request asks for it; it also
+/// serves health and reflection, as [`serve_with_health`] says.
 ///
 /// # Errors
 ///
@@ -290,7 +291,27 @@ pub fn serve(
     addr: &str,
     flavour: &str,
 ) -> Result<rsgrpc::server::ServerHandle, Box<dyn std::error::Error>> {
-    use crate::testing::test_service_server::{TestServiceBlockingServer, TestServiceServer};
+    serve_with_health(addr, flavour).map(|(server, _health)| server)
+}
+
+/// The interop service in the given flavour, next to the standard health service
+/// (`grpc.health.v1`, reporting `SERVING` for the whole server and for
+/// `grpc.testing.TestService`) and reflection (`grpc.reflection.v1` and `v1alpha`) over
+/// the interop protos and the health proto, so that standard tools can query it. Health
+/// and reflection are async services on the runtime's executor whatever the flavour.
+/// Returns the health reporter with the server.
+///
+/// # Errors
+///
+/// An unknown flavour, or a failure to bind.
+pub fn serve_with_health(
+    addr: &str,
+    flavour: &str,
+) -> Result<(rsgrpc::server::ServerHandle, rsgrpc_health::HealthReporter), Box<dyn std::error::Error>>
+{
+    use crate::testing::test_service_server::{
+        SERVICE_NAME, TestServiceBlockingServer, TestServiceServer,
+    };
     let builder =
         rsgrpc::server::Server::builder().send_compressed(rsgrpc::CompressionEncoding::Gzip);
     let builder = match flavour {
@@ -298,5 +319,16 @@ pub fn serve(
         "blocking" => builder.add_service(TestServiceBlockingServer::new(BlockingTestService)),
         other => return Err(format!("--flavour is async or blocking, not {other:?}").into()),
     };
-    Ok(builder.bind(addr)?)
+    let (health, health_service) = rsgrpc_health::health_service();
+    health.set_serving(SERVICE_NAME);
+    let reflection = rsgrpc_reflection::ReflectionService::builder()
+        .register_encoded_file_descriptor_set(crate::DESCRIPTORS)
+        .register_encoded_file_descriptor_set(rsgrpc_health::pb::FILE_DESCRIPTOR_SET)
+        .build()?;
+    let server = builder
+        .add_service(health_service)
+        .add_service(reflection.v1())
+        .add_service(reflection.v1alpha())
+        .bind(addr)?;
+    Ok((server, health))
 }

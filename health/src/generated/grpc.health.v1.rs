@@ -450,3 +450,15 @@ pub mod health_server {
         }
     }
 }
+/// The encoded `google.protobuf.FileDescriptorSet` of this package's `.proto` files
+/// and of every file they import, without source info: what a reflection service
+/// serves.
+pub const FILE_DESCRIPTOR_SET: &[u8] = b"\
+    \n\xad\x04\n\x1bgrpc\x2fhealth\x2fv1\x2fhealth.proto\x12\x0egrpc.health.v1\".\n\x12HealthCheckReques\
+    t\x12\x18\n\x07service\x18\x01\x20\x01(\tR\x07service\"\xb1\x01\n\x13HealthCheckResponse\x12I\n\x06s\
+    tatus\x18\x01\x20\x01(\x0e21.grpc.health.v1.HealthCheckResponse.ServingStatusR\x06status\"O\n\rServi\
+    ngStatus\x12\x0b\n\x07UNKNOWN\x10\0\x12\x0b\n\x07SERVING\x10\x01\x12\x0f\n\x0bNOT_SERVING\x10\x02\
+    \x12\x13\n\x0fSERVICE_UNKNOWN\x10\x032\xae\x01\n\x06Health\x12P\n\x05Check\x12\".grpc.health.v1.Heal\
+    thCheckRequest\x1a#.grpc.health.v1.HealthCheckResponse\x12R\n\x05Watch\x12\".grpc.health.v1.HealthCh\
+    eckRequest\x1a#.grpc.health.v1.HealthCheckResponse0\x01Ba\n\x11io.grpc.health.v1B\x0bHealthProtoP\
+    \x01Z,google.golang.org\x2fgrpc\x2fhealth\x2fgrpc_health_v1\xaa\x02\x0eGrpc.Health.V1b\x06proto3";

@@ -1,4 +1,5 @@
-//! gRPC's interop test server: `interop-server --port P [--flavour async|blocking]`.
+//! gRPC's interop test server: `interop-server --port P [--flavour async|blocking]`, with
+//! the standard health (grpc.health.v1) and reflection (grpc.reflection.v1, v1alpha) services.
 
 use interop::arg;
 
