@@ -4,7 +4,9 @@
 #   - protoc (Debian's protobuf-compiler), for the protoc plugin tests;
 #   - gRPC's standard protos (Debian's grpc-proto), the reference our interop protos are
 #     checked against;
-#   - Python grpcio and grpcio-tools, in a virtualenv at .venv, the interop peer;
+#   - Python grpcio and grpcio-tools, in a virtualenv at .venv, the interop peer, with
+#     gRPC's Python clients for health (grpcio-health-checking), reflection
+#     (grpcio-reflection) and rich error details (grpcio-status);
 #   - Google's common protos (pip's googleapis-common-protos, in .venv), which with gRPC's
 #     protos are the real-world input of the plugin test protoc-gen-rsgrpc/tests/real_protos.rs;
 #   - nginx (Debian's nginx-light), a real gRPC proxy (grpc_pass) the transport tests call
@@ -34,15 +36,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     if $own_policy; then as_root rm -f /usr/sbin/policy-rc.d; fi
 fi
 
-if ! .venv/bin/python -c "import grpc, grpc_tools, google.rpc.status_pb2" >/dev/null 2>&1; then
-    echo "installing grpcio and googleapis-common-protos into .venv..."
+if ! .venv/bin/python -c "import grpc, grpc_tools, google.rpc.status_pb2, grpc_health.v1, grpc_reflection.v1alpha, grpc_status" >/dev/null 2>&1; then
+    echo "installing grpcio, its health, reflection and status packages and googleapis-common-protos into .venv..."
     if ! python3 -m venv .venv >/dev/null 2>&1; then
         as_root apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
         python3 -m venv .venv
     fi
     .venv/bin/pip install --quiet --disable-pip-version-check \
-        grpcio grpcio-tools googleapis-common-protos
+        grpcio grpcio-tools googleapis-common-protos \
+        grpcio-health-checking grpcio-reflection grpcio-status
 fi
 
 cargo run --quiet -p helloworld

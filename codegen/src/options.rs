@@ -26,6 +26,7 @@ const KEYS: &[&str] = &[
     "compile_well_known_types",
     "default_stubs",
     "emit_package",
+    "file_descriptor_set",
     "include_file",
 ];
 
@@ -65,6 +66,7 @@ pub(crate) fn apply(builder: Builder, option: &str) -> Result<Builder, Error> {
         "compile_well_known_types" => builder.compile_well_known_types(flag(key, value)?),
         "default_stubs" => builder.generate_default_stubs(flag(key, value)?),
         "emit_package" => builder.emit_package(flag(key, value)?),
+        "file_descriptor_set" => builder.file_descriptor_set(flag(key, value)?),
         "type_attribute"
         | "message_attribute"
         | "enum_attribute"

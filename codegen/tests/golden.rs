@@ -150,7 +150,8 @@ fn builder_settings_match_their_golden_files() {
         .enum_attribute(".corpus.common", "#[doc(alias = \"status\")]")
         .boxed(".corpus.service_config.ServiceConfig.big")
         .skip_debug(".helloworld.HelloReply")
-        .disable_comments(".routeguide");
+        .disable_comments(".routeguide")
+        .file_descriptor_set(true);
     let names = check(
         "golden_options",
         builder,

@@ -1,13 +1,17 @@
-//! Generates the interop service's rsgrpc stubs, and, for the tonic peer used in the tests,
+//! Generates the interop service's rsgrpc stubs and its encoded descriptors (for the
+//! reflection service), and, for the tonic peer used in the tests,
 //! tonic's own stubs (from the same descriptors, parsed without protoc).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = ["../../tests/proto/grpc/testing/test.proto"];
     let includes = ["../../tests/proto"];
-    rsgrpc_codegen::compile_protos(&protos, &includes)?;
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    rsgrpc_codegen::Builder::new()
+        .file_descriptor_set_path(out_dir.join("interop_descriptor.bin"))
+        .compile(&protos, &includes)?;
 
     let descriptors = rsgrpc_codegen::Builder::new().parse(&protos, &includes)?;
-    let tonic_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?).join("tonic");
+    let tonic_dir = out_dir.join("tonic");
     std::fs::create_dir_all(&tonic_dir)?;
     tonic_prost_build::configure()
         .out_dir(&tonic_dir)

@@ -19,7 +19,7 @@
 //! |---|---|
 //! | `proto` | a path, or a list of paths |
 //! | `includes` | a path, or a list of paths, searched for the protos and their imports (default: the protos' directories) |
-//! | `client`, `server`, `blocking`, `async`, `compile_well_known_types`, `default_stubs`, `emit_package` | `true` or `false` |
+//! | `client`, `server`, `blocking`, `async`, `compile_well_known_types`, `default_stubs`, `emit_package`, `file_descriptor_set` | `true` or `false` |
 //! | `type_attribute`, `message_attribute`, `enum_attribute`, `field_attribute`, `client_attribute`, `server_attribute`, `trait_attribute`, `client_mod_attribute`, `server_mod_attribute`, `extern_path` | `["PATH", "VALUE"]` |
 //! | `bytes`, `btree_map`, `boxed`, `skip_debug`, `disable_comments` | a protobuf path |
 //!
@@ -240,6 +240,7 @@ const OPTIONS: &[&str] = &[
     "compile_well_known_types",
     "default_stubs",
     "emit_package",
+    "file_descriptor_set",
 ];
 
 fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream, Error> {
@@ -476,6 +477,25 @@ mod tests {
                 "the macro's expansion of {proto} differs from {golden_file}"
             );
         }
+    }
+
+    #[test]
+    fn the_descriptor_constant_is_the_build_scripts() {
+        let attr: TokenStream = "proto = \"../examples/proto/helloworld/helloworld.proto\", \
+                                 includes = [\"../examples/proto\"], file_descriptor_set = true"
+            .parse()
+            .unwrap();
+        let out = expand(attr, "mod hw {}".parse().unwrap())
+            .unwrap()
+            .to_string();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/proto");
+        let (files, _) = rsgrpc_codegen::Builder::new()
+            .file_descriptor_set(true)
+            .generate_from_files(&[dir.join("helloworld/helloworld.proto")], &[&dir])
+            .unwrap();
+        let expected = parse(&files[0].content).unwrap().to_string();
+        assert!(expected.contains("FILE_DESCRIPTOR_SET"), "{expected}");
+        assert!(out.contains(&expected), "{out}");
     }
 
     #[test]

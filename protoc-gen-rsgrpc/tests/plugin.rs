@@ -282,3 +282,41 @@ fn a_malformed_request_is_an_error_response_not_a_panic() {
     assert!(response.error().contains("bad.Svc.Call"), "{response:?}");
     assert!(response.error().contains("\"Req\""), "{response:?}");
 }
+
+#[test]
+fn the_descriptor_constant_is_the_build_api_constant() {
+    // protoc hands the plugin descriptors it made itself; the build API parses with protox.
+    // With source info left out, both give the same bytes.
+    let out = temp_dir("descriptors");
+    run_ok(&out, Some("file_descriptor_set"), CORPUS);
+    let root = workspace();
+    let includes = [root.join("examples/proto"), root.join("tests/proto")];
+    let protos: Vec<PathBuf> = CORPUS
+        .iter()
+        .map(|p| {
+            includes
+                .iter()
+                .map(|i| i.join(p))
+                .find(|f| f.is_file())
+                .unwrap()
+        })
+        .collect();
+    let (files, _) = rsgrpc_codegen::Builder::new()
+        .file_descriptor_set(true)
+        .generate_from_files(&protos, &includes)
+        .unwrap();
+    assert_eq!(files_in(&out).len(), files.len());
+    for file in files {
+        assert!(
+            file.content
+                .contains("pub const FILE_DESCRIPTOR_SET: &[u8]")
+        );
+        let plugin = std::fs::read_to_string(out.join(&file.name)).unwrap();
+        assert!(
+            plugin == file.content,
+            "{} differs between the plugin and build.rs",
+            file.name
+        );
+    }
+    let _ = std::fs::remove_dir_all(out);
+}

@@ -122,6 +122,31 @@ macro_rules! include_proto {
     };
 }
 
+/// Includes the encoded `FileDescriptorSet` a build script wrote with
+/// `rsgrpc_codegen::Builder::file_descriptor_set_path(OUT_DIR/name.bin)`, as a
+/// `&'static [u8; N]`: what a reflection service serves.
+///
+/// ```text
+/// // build.rs
+/// let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+/// rsgrpc_codegen::Builder::new()
+///     .file_descriptor_set_path(out.join("helloworld_descriptor.bin"))
+///     .compile(&["proto/helloworld.proto"], &["proto"])?;
+///
+/// // src/main.rs
+/// const DESCRIPTORS: &[u8] = rsgrpc::include_file_descriptor_set!("helloworld_descriptor");
+/// ```
+///
+/// Without a build script (the protoc plugin, the macro), the code generator's
+/// `file_descriptor_set` option puts a `FILE_DESCRIPTOR_SET` constant in each package's
+/// code instead.
+#[macro_export]
+macro_rules! include_file_descriptor_set {
+    ($name:tt) => {
+        include_bytes!(concat!(env!("OUT_DIR"), concat!("/", $name, ".bin")))
+    };
+}
+
 /// What generated code uses from other crates, so a user's crate only depends on `rsgrpc`
 /// and `prost`. Not part of the stable API.
 #[doc(hidden)]

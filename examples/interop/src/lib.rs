@@ -1,7 +1,8 @@
 //! gRPC's interop test service ("interop test descriptions"), served and called with
 //! rsgrpc's generated stubs in both flavours.
 //!
-//! `interop-server --port P [--flavour async|blocking]` and
+//! `interop-server --port P [--flavour async|blocking]` (which also serves the standard
+//! health and reflection services) and
 //! `interop-client --server_host H --server_port P --test_case NAME [--flavour ...]`.
 
 use std::time::Duration;
@@ -12,6 +13,10 @@ use rsgrpc::{MetadataMap, Request, Response, Status};
 pub mod testing {
     rsgrpc::include_proto!("grpc.testing");
 }
+
+/// The encoded descriptors of the interop protos (with their comments), written by the
+/// build script, for the reflection service.
+pub const DESCRIPTORS: &[u8] = rsgrpc::include_file_descriptor_set!("interop_descriptor");
 
 pub mod client;
 pub mod server;

@@ -281,7 +281,8 @@ impl crate::testing::test_service_server::TestService for AsyncTestService {
 }
 
 /// A server for the interop service with the given flavour (`async` or `blocking`),
-/// compressing responses for clients that accept gzip when a request asks for it.
+/// compressing responses for clients that accept gzip when a request asks for it; it also
+/// serves health and reflection, as [`serve_with_health`] says.
 ///
 /// # Errors
 ///
@@ -295,6 +296,7 @@ pub fn serve(
         flavour: flavour.to_owned(),
         ..ServeOptions::default()
     })
+    .map(|(server, _health)| server)
 }
 
 /// Where and how `interop-server` serves.
@@ -310,15 +312,23 @@ pub struct ServeOptions {
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
-/// Starts the interop server as `options` say.
+/// The interop service in the given flavour, as `options` say, next to the standard
+/// health service (`grpc.health.v1`, reporting `SERVING` for the whole server and for
+/// `grpc.testing.TestService`) and reflection (`grpc.reflection.v1` and `v1alpha`) over
+/// the interop protos and the health proto, so that standard tools can query it. Health
+/// and reflection are async services on the runtime's executor whatever the flavour.
+/// Returns the health reporter with the server.
 ///
 /// # Errors
 ///
 /// A bad flavour, unreadable or unusable TLS files, or a failure to bind.
 pub fn serve_with(
     options: &ServeOptions,
-) -> Result<rsgrpc::server::ServerHandle, Box<dyn std::error::Error>> {
-    use crate::testing::test_service_server::{TestServiceBlockingServer, TestServiceServer};
+) -> Result<(rsgrpc::server::ServerHandle, rsgrpc_health::HealthReporter), Box<dyn std::error::Error>>
+{
+    use crate::testing::test_service_server::{
+        SERVICE_NAME, TestServiceBlockingServer, TestServiceServer,
+    };
     let builder =
         rsgrpc::server::Server::builder().send_compressed(rsgrpc::CompressionEncoding::Gzip);
     let builder = match options.flavour.as_str() {
@@ -334,8 +344,36 @@ pub fn serve_with(
         }
         None => builder,
     };
-    Ok(match &options.socket {
+    let (health, health_service) = rsgrpc_health::health_service();
+    health.set_serving(SERVICE_NAME);
+    let reflection = rsgrpc_reflection::ReflectionService::builder()
+        .register_encoded_file_descriptor_set(crate::DESCRIPTORS)
+        .register_encoded_file_descriptor_set(rsgrpc_health::pb::FILE_DESCRIPTOR_SET)
+        .build()?;
+    let builder = builder
+        .add_service(health_service)
+        .add_service(reflection.v1())
+        .add_service(reflection.v1alpha());
+    let server = match &options.socket {
         Some(path) => builder.bind_unix(path)?,
         None => builder.bind(options.addr.as_str())?,
+    };
+    Ok((server, health))
+}
+
+/// As [`serve`], with the health reporter.
+///
+/// # Errors
+///
+/// As [`serve_with`].
+pub fn serve_with_health(
+    addr: &str,
+    flavour: &str,
+) -> Result<(rsgrpc::server::ServerHandle, rsgrpc_health::HealthReporter), Box<dyn std::error::Error>>
+{
+    serve_with(&ServeOptions {
+        addr: addr.to_owned(),
+        flavour: flavour.to_owned(),
+        ..ServeOptions::default()
     })
 }

@@ -441,7 +441,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         let this = self.get_mut();
         if this.watch.violated.load(Ordering::Acquire) || this.closed {
             // Rare: one buffer at a time, so that our GOAWAY lands between frames.
-            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
             return Pin::new(this).poll_write(cx, first);
         }
         // h2 hands DATA payloads over as separate buffers when the stream takes them

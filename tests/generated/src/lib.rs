@@ -24,3 +24,49 @@ impl std::fmt::Debug for golden_options::helloworld::HelloReply {
         f.debug_struct("HelloReply").finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    /// The names of the files in an encoded descriptor set.
+    fn files(encoded: &[u8]) -> Vec<String> {
+        prost_types::FileDescriptorSet::decode(encoded)
+            .unwrap()
+            .file
+            .into_iter()
+            .map(|f| f.name().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn each_package_constant_holds_its_files_and_their_imports() {
+        use super::golden_options as g;
+        assert_eq!(
+            files(g::helloworld::FILE_DESCRIPTOR_SET),
+            ["helloworld/helloworld.proto"]
+        );
+        let names = files(g::corpus::app::v1::FILE_DESCRIPTOR_SET);
+        assert!(names.contains(&"corpus/common/types.proto".to_owned()));
+        assert!(names.contains(&"google/protobuf/timestamp.proto".to_owned()));
+        // Every import is there, before the file importing it; nothing else is.
+        let decoded =
+            prost_types::FileDescriptorSet::decode(g::corpus::app::v1::FILE_DESCRIPTOR_SET)
+                .unwrap();
+        for (i, file) in decoded.file.iter().enumerate() {
+            for dependency in &file.dependency {
+                let at = names.iter().position(|n| n == dependency).unwrap();
+                assert!(at < i, "{dependency} after {}", file.name());
+            }
+        }
+        let imported: std::collections::BTreeSet<&String> =
+            decoded.file.iter().flat_map(|f| &f.dependency).collect();
+        for name in &names[..names.len() - 1] {
+            assert!(imported.contains(name), "{name} is not imported");
+        }
+        assert!(decoded.file.iter().all(|f| f.source_code_info.is_none()));
+        let app = decoded.file.last().unwrap();
+        assert_eq!(app.package(), "corpus.app.v1");
+        assert!(!app.service.is_empty());
+    }
+}

@@ -1,6 +1,7 @@
 //! gRPC's interop test server:
 //! `interop-server --port P [--flavour async|blocking] [--use_tls true --tls_cert_file PEM
-//! --tls_key_file PEM] [--socket PATH]` (a Unix socket instead of the port).
+//! --tls_key_file PEM] [--socket PATH]` (a Unix socket instead of the port), with the
+//! standard health (grpc.health.v1) and reflection (grpc.reflection.v1, v1alpha) services.
 
 use interop::arg;
 use interop::server::ServeOptions;
@@ -24,7 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         socket: arg("--socket").map(Into::into),
         tls,
     };
-    let server = interop::server::serve_with(&options)?;
+    let (server, _health) = interop::server::serve_with(&options)?;
     match server.unix_path() {
         Some(path) => println!(
             "interop server ({}) listening on unix:{}",

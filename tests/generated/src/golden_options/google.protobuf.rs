@@ -127,3 +127,42 @@ pub struct BytesValue {
     #[prost(bytes = "vec", tag = "1")]
     pub value: ::prost::alloc::vec::Vec<u8>,
 }
+/// The encoded `google.protobuf.FileDescriptorSet` of this package's `.proto` files
+/// and of every file they import, without source info: what a reflection service
+/// serves.
+pub const FILE_DESCRIPTOR_SET: &[u8] = b"\
+    \n\xe4\x01\n\x19google\x2fprotobuf\x2fany.proto\x12\x0fgoogle.protobuf\"6\n\x03Any\x12\x19\n\x08type\
+    _url\x18\x01\x20\x01(\tR\x07typeUrl\x12\x14\n\x05value\x18\x02\x20\x01(\x0cR\x05valueBv\n\x13com.goo\
+    gle.protobufB\x08AnyProtoP\x01Z,google.golang.org\x2fprotobuf\x2ftypes\x2fknown\x2fanypb\xa2\x02\x03\
+    GPB\xaa\x02\x1eGoogle.Protobuf.WellKnownTypesb\x06proto3\n\xfb\x01\n\x1egoogle\x2fprotobuf\x2fdurati\
+    on.proto\x12\x0fgoogle.protobuf\":\n\x08Duration\x12\x18\n\x07seconds\x18\x01\x20\x01(\x03R\x07secon\
+    ds\x12\x14\n\x05nanos\x18\x02\x20\x01(\x05R\x05nanosB\x83\x01\n\x13com.google.protobufB\rDurationPro\
+    toP\x01Z1google.golang.org\x2fprotobuf\x2ftypes\x2fknown\x2fdurationpb\xf8\x01\x01\xa2\x02\x03GPB\
+    \xaa\x02\x1eGoogle.Protobuf.WellKnownTypesb\x06proto3\n\xbe\x01\n\x1bgoogle\x2fprotobuf\x2fempty.pro\
+    to\x12\x0fgoogle.protobuf\"\x07\n\x05EmptyB}\n\x13com.google.protobufB\nEmptyProtoP\x01Z.google.gola\
+    ng.org\x2fprotobuf\x2ftypes\x2fknown\x2femptypb\xf8\x01\x01\xa2\x02\x03GPB\xaa\x02\x1eGoogle.Protobu\
+    f.WellKnownTypesb\x06proto3\n\xe2\x05\n\x1cgoogle\x2fprotobuf\x2fstruct.proto\x12\x0fgoogle.protobuf\
+    \"\x98\x01\n\x06Struct\x12;\n\x06fields\x18\x01\x20\x03(\x0b2#.google.protobuf.Struct.FieldsEntryR\
+    \x06fields\x1aQ\n\x0bFieldsEntry\x12\x10\n\x03key\x18\x01\x20\x01(\tR\x03key\x12,\n\x05value\x18\x02\
+    \x20\x01(\x0b2\x16.google.protobuf.ValueR\x05value:\x028\x01\"\xb2\x02\n\x05Value\x12;\n\nnull_value\
+    \x18\x01\x20\x01(\x0e2\x1a.google.protobuf.NullValueH\0R\tnullValue\x12#\n\x0cnumber_value\x18\x02\
+    \x20\x01(\x01H\0R\x0bnumberValue\x12#\n\x0cstring_value\x18\x03\x20\x01(\tH\0R\x0bstringValue\x12\
+    \x1f\n\nbool_value\x18\x04\x20\x01(\x08H\0R\tboolValue\x12<\n\x0cstruct_value\x18\x05\x20\x01(\x0b2\
+    \x17.google.protobuf.StructH\0R\x0bstructValue\x12;\n\nlist_value\x18\x06\x20\x01(\x0b2\x1a.google.p\
+    rotobuf.ListValueH\0R\tlistValueB\x06\n\x04kind\";\n\tListValue\x12.\n\x06values\x18\x01\x20\x03(\
+    \x0b2\x16.google.protobuf.ValueR\x06values*\x1b\n\tNullValue\x12\x0e\n\nNULL_VALUE\x10\0B\x7f\n\x13c\
+    om.google.protobufB\x0bStructProtoP\x01Z\x2fgoogle.golang.org\x2fprotobuf\x2ftypes\x2fknown\x2fstruc\
+    tpb\xf8\x01\x01\xa2\x02\x03GPB\xaa\x02\x1eGoogle.Protobuf.WellKnownTypesb\x06proto3\n\xff\x01\n\x1fg\
+    oogle\x2fprotobuf\x2ftimestamp.proto\x12\x0fgoogle.protobuf\";\n\tTimestamp\x12\x18\n\x07seconds\x18\
+    \x01\x20\x01(\x03R\x07seconds\x12\x14\n\x05nanos\x18\x02\x20\x01(\x05R\x05nanosB\x85\x01\n\x13com.go\
+    ogle.protobufB\x0eTimestampProtoP\x01Z2google.golang.org\x2fprotobuf\x2ftypes\x2fknown\x2ftimestampp\
+    b\xf8\x01\x01\xa2\x02\x03GPB\xaa\x02\x1eGoogle.Protobuf.WellKnownTypesb\x06proto3\n\x86\x04\n\x1egoo\
+    gle\x2fprotobuf\x2fwrappers.proto\x12\x0fgoogle.protobuf\"#\n\x0bDoubleValue\x12\x14\n\x05value\x18\
+    \x01\x20\x01(\x01R\x05value\"\"\n\nFloatValue\x12\x14\n\x05value\x18\x01\x20\x01(\x02R\x05value\"\"\
+    \n\nInt64Value\x12\x14\n\x05value\x18\x01\x20\x01(\x03R\x05value\"#\n\x0bUInt64Value\x12\x14\n\x05va\
+    lue\x18\x01\x20\x01(\x04R\x05value\"\"\n\nInt32Value\x12\x14\n\x05value\x18\x01\x20\x01(\x05R\x05val\
+    ue\"#\n\x0bUInt32Value\x12\x14\n\x05value\x18\x01\x20\x01(\rR\x05value\"!\n\tBoolValue\x12\x14\n\x05\
+    value\x18\x01\x20\x01(\x08R\x05value\"#\n\x0bStringValue\x12\x14\n\x05value\x18\x01\x20\x01(\tR\x05v\
+    alue\"\"\n\nBytesValue\x12\x14\n\x05value\x18\x01\x20\x01(\x0cR\x05valueB\x83\x01\n\x13com.google.pr\
+    otobufB\rWrappersProtoP\x01Z1google.golang.org\x2fprotobuf\x2ftypes\x2fknown\x2fwrapperspb\xf8\x01\
+    \x01\xa2\x02\x03GPB\xaa\x02\x1eGoogle.Protobuf.WellKnownTypesb\x06proto3";

@@ -397,3 +397,11 @@ pub mod greeter_server {
         }
     }
 }
+/// The encoded `google.protobuf.FileDescriptorSet` of this package's `.proto` files
+/// and of every file they import, without source info: what a reflection service
+/// serves.
+pub const FILE_DESCRIPTOR_SET: &[u8] = b"\
+    \n\xc6\x01\n\x1bhelloworld\x2fhelloworld.proto\x12\nhelloworld\"\"\n\x0cHelloRequest\x12\x12\n\x04na\
+    me\x18\x01\x20\x01(\tR\x04name\"&\n\nHelloReply\x12\x18\n\x07message\x18\x01\x20\x01(\tR\x07message2\
+    G\n\x07Greeter\x12<\n\x08SayHello\x12\x18.helloworld.HelloRequest\x1a\x16.helloworld.HelloReplyb\x06\
+    proto3";

@@ -658,3 +658,20 @@ pub mod route_guide_server {
         }
     }
 }
+/// The encoded `google.protobuf.FileDescriptorSet` of this package's `.proto` files
+/// and of every file they import, without source info: what a reflection service
+/// serves.
+pub const FILE_DESCRIPTOR_SET: &[u8] = b"\
+    \n\x82\x06\n\x1crouteguide\x2froute_guide.proto\x12\nrouteguide\"A\n\x05Point\x12\x1a\n\x08latitude\
+    \x18\x01\x20\x01(\x05R\x08latitude\x12\x1c\n\tlongitude\x18\x02\x20\x01(\x05R\tlongitude\"Q\n\tRecta\
+    ngle\x12!\n\x02lo\x18\x01\x20\x01(\x0b2\x11.routeguide.PointR\x02lo\x12!\n\x02hi\x18\x02\x20\x01(\
+    \x0b2\x11.routeguide.PointR\x02hi\"L\n\x07Feature\x12\x12\n\x04name\x18\x01\x20\x01(\tR\x04name\x12-\
+    \n\x08location\x18\x02\x20\x01(\x0b2\x11.routeguide.PointR\x08location\"T\n\tRouteNote\x12-\n\x08loc\
+    ation\x18\x01\x20\x01(\x0b2\x11.routeguide.PointR\x08location\x12\x18\n\x07message\x18\x02\x20\x01(\
+    \tR\x07message\"\x93\x01\n\x0cRouteSummary\x12\x1f\n\x0bpoint_count\x18\x01\x20\x01(\x05R\npointCoun\
+    t\x12#\n\rfeature_count\x18\x02\x20\x01(\x05R\x0cfeatureCount\x12\x1a\n\x08distance\x18\x03\x20\x01(\
+    \x05R\x08distance\x12!\n\x0celapsed_time\x18\x04\x20\x01(\x05R\x0belapsedTime2\xfd\x01\n\nRouteGuide\
+    \x124\n\nGetFeature\x12\x11.routeguide.Point\x1a\x13.routeguide.Feature\x12<\n\x0cListFeatures\x12\
+    \x15.routeguide.Rectangle\x1a\x13.routeguide.Feature0\x01\x12<\n\x0bRecordRoute\x12\x11.routeguide.P\
+    oint\x1a\x18.routeguide.RouteSummary(\x01\x12=\n\tRouteChat\x12\x15.routeguide.RouteNote\x1a\x15.rou\
+    teguide.RouteNote(\x010\x01b\x06proto3";
