@@ -120,7 +120,20 @@
 //!
 //! # Channels
 //!
-//! A [`Channel`](crate::Channel) and its clones share one connection. Dropping the last
-//! clone (or calling [`Channel::close`](crate::Channel::close)) lets the calls in flight
-//! finish and then closes the connection: the task driving it holds only a weak
-//! reference to the channel.
+//! A [`Channel`](crate::Channel) resolves its target into addresses and keeps a
+//! subchannel (a connection, with its own backoff) per address; the load-balancing policy
+//! places calls on ready ones (see [`channel`](crate::channel)). Its clones share all of
+//! it. Dropping the last clone (or calling [`Channel::close`](crate::Channel::close)) lets
+//! the calls in flight finish and then closes the connections: the tasks driving them hold
+//! only weak references to the channel. A failed call is retried when a service config
+//! says so, replaying its request from a bounded per-call buffer.
+//!
+//! # Under HTTP/2
+//!
+//! Connections are TCP, TLS (rustls, handshakes and records on the poller) or Unix
+//! sockets. Between the socket and h2 sits a watch on the frames crossing the connection:
+//! it parses frame headers as they pass, without buffering, so that the server can count
+//! the pings a client sends (gRPC's ping strikes; h2 answers pings itself and says
+//! nothing), write its own GOAWAY `too_many_pings` at a frame boundary, and so that a
+//! client can read that GOAWAY's debug data (and ping half as often) and knows when its
+//! connection last received anything (keepalive pings only after a quiet period).
