@@ -477,6 +477,16 @@ fn client_struct(ctx: &ServiceCtx<'_>, name: &Ident, what: &str, example: &str) 
             pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
                 Self { inner: self.inner.send_compressed(encoding) }
             }
+
+            /// Runs `interceptor` around every call made through this client, after the
+            /// channel's interceptors and those added before.
+            #[must_use = "the interceptor applies to the returned client"]
+            pub fn with_interceptor(
+                self,
+                interceptor: impl ::rsgrpc::interceptor::Interceptor,
+            ) -> Self {
+                Self { inner: self.inner.with_interceptor(interceptor) }
+            }
         }
     }
 }
@@ -712,6 +722,16 @@ fn server_struct(
             pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
                 Self { settings: self.settings.send_compressed(encoding), ..self }
             }
+
+            /// Runs `interceptor` around every call to this service, after the server's
+            /// interceptors and those added before.
+            #[must_use = "the interceptor applies to the returned server"]
+            pub fn with_interceptor(
+                self,
+                interceptor: impl ::rsgrpc::interceptor::Interceptor,
+            ) -> Self {
+                Self { settings: self.settings.interceptor(interceptor), ..self }
+            }
         }
 
         #allow
@@ -732,7 +752,7 @@ fn server_struct(
             fn clone(&self) -> Self {
                 Self {
                     inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
-                    settings: self.settings,
+                    settings: ::core::clone::Clone::clone(&self.settings),
                 }
             }
         }

@@ -60,7 +60,9 @@ mod cq;
 mod deadline;
 mod error;
 mod executor;
+pub mod interceptor;
 mod metadata;
+pub mod metrics;
 mod poller;
 mod request;
 mod response;
@@ -84,7 +86,8 @@ pub use codec::CompressionEncoding;
 pub use error::{Error, Result};
 pub use metadata::{MetadataMap, MetadataValue};
 pub use request::{
-    Cancelled, CompressionSwitch, IntoIterRequest, IntoRequest, IntoStreamingRequest, Request,
+    Cancelled, CompressionSwitch, IntoIterRequest, IntoRequest, IntoStreamingRequest, ParentCall,
+    Request,
 };
 pub use response::Response;
 /// Generates messages and stubs from `.proto` files into the annotated module, at compile

@@ -38,6 +38,8 @@ pub struct Request<T> {
     compression: Option<Option<CompressionEncoding>>,
     message_compressed: bool,
     context: Option<Arc<CallContext>>,
+    /// Client side: the server call this call is made for.
+    parent: Option<ParentCall>,
 }
 
 /// Client-side options carried by a [`Request`].
@@ -46,6 +48,7 @@ pub(crate) struct CallOptions {
     pub(crate) wait_for_ready: bool,
     /// As [`Request`]'s: `None` leaves it to the client and the channel.
     pub(crate) compression: Option<Option<CompressionEncoding>>,
+    pub(crate) parent: Option<ParentCall>,
 }
 
 impl<T> Request<T> {
@@ -59,6 +62,7 @@ impl<T> Request<T> {
             compression: None,
             message_compressed: false,
             context: None,
+            parent: None,
         }
     }
 
@@ -76,6 +80,7 @@ impl<T> Request<T> {
             compression: None,
             message_compressed,
             context: Some(context),
+            parent: None,
         }
     }
 
@@ -119,6 +124,7 @@ impl<T> Request<T> {
             compression: self.compression,
             message_compressed: self.message_compressed,
             context: self.context,
+            parent: self.parent,
         }
     }
 
@@ -193,7 +199,47 @@ impl<T> Request<T> {
     /// never completes.
     pub fn cancelled(&self) -> Cancelled {
         Cancelled {
-            state: self.context.as_ref().map(|c| c.cancel.clone()),
+            watch: self
+                .context
+                .as_ref()
+                .map(|c| CancelWatch::new(c.cancel.clone())),
+        }
+    }
+
+    /// Client side: makes this call on behalf of the server call `parent` (its incoming
+    /// [`Request`], or a [`ParentCall`] taken from it): the call gets no more time than
+    /// the parent has left, and is cancelled when the parent is (by its client, its
+    /// deadline, or server shutdown). A timeout set on this request still applies if it is
+    /// shorter. Nothing is propagated from a request that is not a server's.
+    ///
+    /// ```no_run
+    /// # #[derive(Clone, PartialEq, prost::Message)] struct Query {}
+    /// # let backend = rsgrpc::client::Client::new(rsgrpc::Channel::new("http://127.0.0.1:1")?);
+    /// use rsgrpc::{Request, Response, Status};
+    ///
+    /// // Inside a blocking handler: the backend call inherits the caller's deadline.
+    /// let handler = move |req: Request<Query>| -> Result<Response<Query>, Status> {
+    ///     backend.blocking_unary("/demo.Backend/Get", Request::new(Query {}).with_parent(&req))
+    /// };
+    /// # Ok::<(), rsgrpc::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_parent(mut self, parent: impl Into<ParentCall>) -> Self {
+        self.set_parent(parent);
+        self
+    }
+
+    /// As [`with_parent`](Self::with_parent), in place.
+    pub fn set_parent(&mut self, parent: impl Into<ParentCall>) {
+        let parent = parent.into();
+        self.parent = parent.context.is_some().then_some(parent);
+    }
+
+    /// Server side: a handle on this call, to make outgoing calls on its behalf after the
+    /// request itself was consumed (see [`with_parent`](Self::with_parent)).
+    pub fn as_parent(&self) -> ParentCall {
+        ParentCall {
+            context: self.context.clone(),
         }
     }
 
@@ -221,7 +267,48 @@ impl<T> Request<T> {
             timeout: self.timeout,
             wait_for_ready: self.wait_for_ready,
             compression: self.compression,
+            parent: self.parent.clone(),
         }
+    }
+}
+
+/// A server call that outgoing calls are made on behalf of: they inherit its remaining
+/// deadline and its cancellation. See [`Request::with_parent`].
+#[derive(Clone, Debug)]
+pub struct ParentCall {
+    context: Option<Arc<CallContext>>,
+}
+
+impl ParentCall {
+    /// The parent's deadline, if it has one.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.context.as_ref().and_then(|c| c.deadline)
+    }
+
+    /// Whether the parent call was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.context
+            .as_ref()
+            .is_some_and(|c| c.cancel.is_cancelled())
+    }
+
+    /// Watches the parent's cancellation (from the poller, which never runs user code).
+    pub(crate) fn watch(&self) -> Option<CancelWatch> {
+        self.context
+            .as_ref()
+            .map(|c| CancelWatch::new(c.cancel.clone()))
+    }
+}
+
+impl<T> From<&Request<T>> for ParentCall {
+    fn from(request: &Request<T>) -> ParentCall {
+        request.as_parent()
+    }
+}
+
+impl From<&ParentCall> for ParentCall {
+    fn from(parent: &ParentCall) -> ParentCall {
+        parent.clone()
     }
 }
 
@@ -254,7 +341,15 @@ impl CompressionSwitch {
 #[derive(Debug, Default)]
 pub(crate) struct CancelState {
     cancelled: AtomicBool,
-    wakers: Mutex<Vec<Waker>>,
+    /// Who waits for the cancellation, by key; entries leave with their watch, so the
+    /// list holds only live watchers.
+    wakers: Mutex<Wakers>,
+}
+
+#[derive(Debug, Default)]
+struct Wakers {
+    next_key: u64,
+    waiting: Vec<(u64, Waker)>,
 }
 
 impl CancelState {
@@ -262,13 +357,72 @@ impl CancelState {
         self.cancelled.load(Ordering::Acquire)
     }
 
+    fn wakers(&self) -> std::sync::MutexGuard<'_, Wakers> {
+        self.wakers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(crate) fn cancel(&self) {
         if self.cancelled.swap(true, Ordering::AcqRel) {
             return;
         }
-        let wakers = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|e| e.into_inner()));
-        for waker in wakers {
+        let waiting = std::mem::take(&mut self.wakers().waiting);
+        for (_, waker) in waiting {
             waker.wake();
+        }
+    }
+
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
+        self.wakers().waiting.len()
+    }
+}
+
+/// One waiter on a [`CancelState`]; dropping it withdraws its waker.
+#[derive(Debug)]
+pub(crate) struct CancelWatch {
+    state: Arc<CancelState>,
+    key: Option<u64>,
+}
+
+impl CancelWatch {
+    pub(crate) fn new(state: Arc<CancelState>) -> CancelWatch {
+        CancelWatch { state, key: None }
+    }
+
+    /// Ready once the call is cancelled.
+    pub(crate) fn poll_cancelled(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.state.is_cancelled() {
+            return Poll::Ready(());
+        }
+        let mut wakers = self.state.wakers();
+        if self.state.is_cancelled() {
+            return Poll::Ready(());
+        }
+        let Wakers { next_key, waiting } = &mut *wakers;
+        let slot = self
+            .key
+            .and_then(|key| waiting.iter_mut().find(|(k, _)| *k == key));
+        match slot {
+            Some((_, waker)) => {
+                if !waker.will_wake(cx.waker()) {
+                    waker.clone_from(cx.waker());
+                }
+            }
+            None => {
+                let key = *next_key;
+                *next_key += 1;
+                waiting.push((key, cx.waker().clone()));
+                self.key = Some(key);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for CancelWatch {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            self.state.wakers().waiting.retain(|(k, _)| *k != key);
         }
     }
 }
@@ -277,27 +431,17 @@ impl CancelState {
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
 pub struct Cancelled {
-    state: Option<Arc<CancelState>>,
+    watch: Option<CancelWatch>,
 }
 
 impl Future for Cancelled {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(state) = &self.state else {
-            return Poll::Pending;
-        };
-        if state.is_cancelled() {
-            return Poll::Ready(());
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.watch {
+            Some(watch) => watch.poll_cancelled(cx),
+            None => Poll::Pending,
         }
-        let mut wakers = state.wakers.lock().unwrap_or_else(|e| e.into_inner());
-        if state.is_cancelled() {
-            return Poll::Ready(());
-        }
-        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            wakers.push(cx.waker().clone());
-        }
-        Poll::Pending
     }
 }
 
@@ -379,5 +523,74 @@ impl<I: IntoIterator> IntoIterRequest for Request<I> {
     type Iter = I;
     fn into_iter_request(self) -> Request<I> {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    use super::*;
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn watchers_leave_the_list_when_dropped() {
+        let state = Arc::new(CancelState::default());
+        let counter = Arc::new(Counter::default());
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        // Many short-lived watchers (one per outgoing call, say) leave nothing behind.
+        for _ in 0..1000 {
+            let mut watch = CancelWatch::new(state.clone());
+            assert!(watch.poll_cancelled(&mut cx).is_pending());
+            assert!(watch.poll_cancelled(&mut cx).is_pending());
+            assert_eq!(state.waiting(), 1);
+        }
+        assert_eq!(state.waiting(), 0);
+
+        let mut first = CancelWatch::new(state.clone());
+        let mut second = CancelWatch::new(state.clone());
+        assert!(first.poll_cancelled(&mut cx).is_pending());
+        assert!(second.poll_cancelled(&mut cx).is_pending());
+        assert_eq!(state.waiting(), 2);
+        state.cancel();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 2);
+        assert_eq!(state.waiting(), 0);
+        assert!(first.poll_cancelled(&mut cx).is_ready());
+        assert!(second.poll_cancelled(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn a_child_gets_no_more_than_its_parent() {
+        let state = Arc::new(CancelState::default());
+        let context = Arc::new(CallContext {
+            peer: Arc::new(crate::transport::PeerInfo::default()),
+            deadline: Some(Instant::now() + Duration::from_secs(5)),
+            cancel: state.clone(),
+            compress: Arc::new(AtomicBool::new(true)),
+        });
+        let incoming = Request::from_server(MetadataMap::new(), (), context, false);
+        let child = Request::new(1).with_parent(&incoming);
+        let parent = child
+            .take_options()
+            .parent
+            .expect("a server request is a parent");
+        assert_eq!(parent.deadline(), incoming.deadline());
+        assert!(!parent.is_cancelled());
+        state.cancel();
+        assert!(parent.is_cancelled());
+        // A client-side request has nothing to pass on.
+        let plain = Request::new(2).with_parent(&Request::new(3));
+        assert!(plain.take_options().parent.is_none());
     }
 }

@@ -19,7 +19,9 @@ use prost::Message;
 
 use crate::codec::{self, CompressionEncoding, Frame};
 use crate::cq::{Consumer, Producer};
+use crate::interceptor::Observed;
 use crate::metadata::MetadataMap;
+use crate::metrics::Metrics;
 use crate::request::CancelState;
 use crate::status::Status;
 
@@ -150,17 +152,24 @@ pub(crate) fn queue_message<M: Message>(
     message: &M,
     max_send: usize,
     compression: Option<CompressionEncoding>,
+    metrics: Option<&Metrics>,
 ) -> Result<(), Status> {
     if compression.is_some() {
         // Compressed: a chunk of its own, compressed before the queue is locked.
         let framed = codec::encode_mut(message, max_send, compression)?;
         let len = framed.len();
-        return ops
-            .push_weighted(Outbound::Message(framed), len)
-            .map_err(|_| call_ended());
+        ops.push_weighted(Outbound::Message(framed), len)
+            .map_err(|_| call_ended())?;
+        if let Some(metrics) = metrics {
+            metrics.sent(len);
+        }
+        return Ok(());
     }
     let len = codec::checked_len(message, max_send)?;
     let framed_len = codec::PREFIX_LEN + len;
+    if let Some(metrics) = metrics {
+        metrics.sent(framed_len);
+    }
     ops.push_or_append(framed_len, |last| {
         if let Some(Outbound::Message(chunk)) = last {
             if chunk.capacity() - chunk.len() >= framed_len {
@@ -232,9 +241,33 @@ pub(crate) struct Receiver {
     first: Option<Bytes>,
     /// Whether the last message returned arrived compressed.
     last_compressed: bool,
+    /// Client side: the call's interceptors, span and metrics.
+    observed: Option<Box<Observed>>,
+    /// Counts received messages.
+    metrics: Option<Metrics>,
 }
 
 impl Receiver {
+    /// Reports the call's response headers and end to `observed` (client side).
+    pub(crate) fn observe(mut self, observed: Observed) -> Receiver {
+        self.metrics = observed.metrics().cloned();
+        self.observed = Some(Box::new(observed));
+        self
+    }
+
+    /// Counts received messages in `metrics` (server side).
+    pub(crate) fn count(mut self, metrics: Option<Metrics>) -> Receiver {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Reports the call's end to its observer (once; later reports are ignored).
+    pub(crate) fn ended(&mut self, status: &Status) {
+        if let Some(observed) = &mut self.observed {
+            observed.end(status);
+        }
+    }
+
     pub(crate) fn new(events: Consumer<Inbound>, side: Side, max_len: usize) -> Receiver {
         Receiver {
             events,
@@ -248,6 +281,8 @@ impl Receiver {
             pending: None,
             first: None,
             last_compressed: false,
+            observed: None,
+            metrics: None,
         }
     }
 
@@ -282,29 +317,44 @@ impl Receiver {
                         .ok()
                         .flatten();
                 }
-                self.headers = Some(MetadataMap::from_headers(&headers));
+                let mut metadata = MetadataMap::from_headers(&headers);
+                if let Some(observed) = &self.observed {
+                    observed.response_headers(&mut metadata);
+                }
+                self.headers = Some(metadata);
             }
-            Some(Inbound::Message(message)) => return Some(message),
+            Some(Inbound::Message(message)) => {
+                if let Some(metrics) = &self.metrics {
+                    metrics.received(codec::PREFIX_LEN + message.body.len());
+                }
+                return Some(message);
+            }
             Some(Inbound::Trailers(trailers)) => {
                 let status = Status::from_headers(&trailers).unwrap_or_else(|| {
                     Status::internal("peer ended the response without a grpc-status")
                 });
+                self.ended(&status);
                 self.trailers = Some(status.metadata().clone());
                 self.end = Some(if status.is_ok() { Ok(()) } else { Err(status) });
             }
             Some(Inbound::Error(status)) => {
                 if self.end.is_none() {
+                    self.ended(&status);
                     self.end = Some(Err(status));
                 }
             }
             None => {
                 if self.end.is_none() {
-                    self.end = Some(match self.side {
+                    let end = match self.side {
                         Side::Server => Ok(()),
                         Side::Client => Err(Status::unavailable(
                             "the call ended without a status (runtime shut down?)",
                         )),
-                    });
+                    };
+                    if let Err(status) = &end {
+                        self.ended(status);
+                    }
+                    self.end = Some(end);
                 }
             }
         }
@@ -353,6 +403,7 @@ impl Receiver {
         match self.plain(frame) {
             Ok(body) => Poll::Ready(Some(Ok(body))),
             Err(status) => {
+                self.ended(&status);
                 self.end = Some(Err(status.clone()));
                 self.error_reported = true;
                 Poll::Ready(Some(Err(status)))
@@ -580,6 +631,7 @@ pub struct RequestSender<T> {
     max_send: usize,
     compression: Option<CompressionEncoding>,
     compress: bool,
+    metrics: Option<Metrics>,
     _message: PhantomData<fn(T)>,
 }
 
@@ -597,6 +649,7 @@ impl<T: Message> RequestSender<T> {
         pool: ChunkPool,
         max_send: usize,
         compression: Option<CompressionEncoding>,
+        metrics: Option<Metrics>,
     ) -> RequestSender<T> {
         RequestSender {
             ops: Some(ops),
@@ -604,6 +657,7 @@ impl<T: Message> RequestSender<T> {
             max_send,
             compression,
             compress: true,
+            metrics,
             _message: PhantomData,
         }
     }
@@ -621,7 +675,15 @@ impl<T: Message> RequestSender<T> {
         if !ops.has_room() {
             crate::executor::blocking_region(|| ops.wait_ready(None)).map_err(|_| call_ended())?;
         }
-        match queue_message(ops, &self.pool, &message, self.max_send, compression) {
+        let metrics = self.metrics.as_ref();
+        match queue_message(
+            ops,
+            &self.pool,
+            &message,
+            self.max_send,
+            compression,
+            metrics,
+        ) {
             Err(status) if status.code() == crate::Code::ResourceExhausted => {
                 let _ = ops.push(Outbound::Abort(status.clone()));
                 self.ops = None;
@@ -675,6 +737,8 @@ pub(crate) struct Responder {
     /// the handler's [`CompressionSwitch`](crate::CompressionSwitch).
     compress: Arc<AtomicBool>,
     pub(crate) cancel: Arc<CancelState>,
+    /// Counts the responses sent.
+    metrics: Option<Metrics>,
 }
 
 #[derive(Default)]
@@ -682,6 +746,8 @@ struct ResponderState {
     headers_sent: bool,
     finished: bool,
     trailers: MetadataMap,
+    /// The call's interceptors, span and metrics, told of its headers and its end.
+    observed: Option<Box<Observed>>,
 }
 
 impl Responder {
@@ -692,6 +758,7 @@ impl Responder {
         compression: Option<CompressionEncoding>,
         compress: Arc<AtomicBool>,
         cancel: Arc<CancelState>,
+        metrics: Option<Metrics>,
     ) -> Responder {
         Responder {
             ops,
@@ -701,6 +768,7 @@ impl Responder {
             compression,
             compress,
             cancel,
+            metrics,
         }
     }
 
@@ -712,10 +780,23 @@ impl Responder {
         &self.ops
     }
 
-    /// Response headers: the handler's metadata and, when compressing, `grpc-encoding`.
-    fn headers(&self, metadata: &MetadataMap) -> HeaderMap {
+    /// Reports the call's response headers and end to `observed`.
+    pub(crate) fn observe(&self, observed: Observed) {
+        self.state().observed = Some(Box::new(observed));
+    }
+
+    /// Response headers: the handler's metadata as the interceptors leave it and, when
+    /// compressing, `grpc-encoding`.
+    fn headers(&self, state: &ResponderState, metadata: &MetadataMap) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        metadata.write_to(&mut headers);
+        match &state.observed {
+            Some(observed) if observed.intercepts() => {
+                let mut metadata = metadata.clone();
+                observed.response_headers(&mut metadata);
+                metadata.write_to(&mut headers);
+            }
+            _ => metadata.write_to(&mut headers),
+        }
         if let Some(encoding) = self.compression {
             headers.insert(
                 codec::GRPC_ENCODING,
@@ -733,7 +814,7 @@ impl Responder {
         }
         state.headers_sent = true;
         self.ops
-            .push(Outbound::Headers(self.headers(metadata)))
+            .push(Outbound::Headers(self.headers(&state, metadata)))
             .map_err(|_| call_ended())
     }
 
@@ -742,7 +823,7 @@ impl Responder {
         if !state.headers_sent {
             state.headers_sent = true;
             self.ops
-                .push(Outbound::Headers(self.headers(&MetadataMap::new())))
+                .push(Outbound::Headers(self.headers(state, &MetadataMap::new())))
                 .map_err(|_| call_ended())?;
         }
         Ok(())
@@ -761,6 +842,7 @@ impl Responder {
             message,
             self.max_send,
             self.message_compression(),
+            self.metrics.as_ref(),
         )
     }
 
@@ -778,7 +860,7 @@ impl Responder {
         }
         state.headers_sent = true;
         state.finished = true;
-        let headers = self.headers(metadata);
+        let headers = self.headers(&state, metadata);
         let mut status = Status::ok("");
         let mut all_trailers = std::mem::take(&mut state.trailers);
         all_trailers.extend(trailers);
@@ -786,7 +868,10 @@ impl Responder {
         let mut trailer_headers = HeaderMap::new();
         status.write_headers(&mut trailer_headers);
         let weight = framed.len();
-        self.ops
+        let observed = state.observed.take();
+        drop(state);
+        let pushed = self
+            .ops
             .push_all(
                 [
                     Outbound::Headers(headers),
@@ -795,7 +880,26 @@ impl Responder {
                 ],
                 weight,
             )
-            .map_err(|_| call_ended())
+            .map_err(|_| call_ended());
+        if let Some(metrics) = &self.metrics {
+            metrics.sent(weight);
+        }
+        if let Some(mut observed) = observed {
+            observed.end(&self.reported(pushed.as_ref().map(|()| status)));
+        }
+        pushed
+    }
+
+    /// The status a call's observers see: the one sent, or `CANCELLED` when the call
+    /// ended before it could be.
+    fn reported(&self, sent: Result<Status, &Status>) -> Status {
+        match sent {
+            Ok(status) if status.is_ok() && self.cancel.is_cancelled() => {
+                Status::cancelled("the call was cancelled")
+            }
+            Ok(status) => status,
+            Err(_) => Status::cancelled("the call was cancelled"),
+        }
     }
 
     /// Turns compression of the next messages on or off.
@@ -839,7 +943,17 @@ impl Responder {
             Err(status) => status,
         };
         status.write_headers(&mut trailers);
-        let _ = self.ops.push(Outbound::Trailers(trailers));
+        let observed = state.observed.take();
+        drop(state);
+        let pushed = self.ops.push(Outbound::Trailers(trailers));
+        if let Some(mut observed) = observed {
+            let cancelled = Status::cancelled("the call was cancelled");
+            let sent = match pushed {
+                Ok(()) => Ok(status),
+                Err(_) => Err(&cancelled),
+            };
+            observed.end(&self.reported(sent));
+        }
     }
 }
 

@@ -114,6 +114,17 @@ pub mod health_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// Runs `interceptor` around every call made through this client, after the
+        /// channel's interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned client"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                inner: self.inner.with_interceptor(interceptor),
+            }
+        }
     }
     impl HealthClient {
         /// If the requested service is unknown, the call will fail with status
@@ -215,6 +226,17 @@ pub mod health_client {
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
                 inner: self.inner.send_compressed(encoding),
+            }
+        }
+        /// Runs `interceptor` around every call made through this client, after the
+        /// channel's interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned client"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                inner: self.inner.with_interceptor(interceptor),
             }
         }
     }
@@ -361,6 +383,18 @@ pub mod health_server {
                 ..self
             }
         }
+        /// Runs `interceptor` around every call to this service, after the server's
+        /// interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned server"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                settings: self.settings.interceptor(interceptor),
+                ..self
+            }
+        }
     }
     impl<T: Health> HealthServer<T> {
         /// Wraps an implementation.
@@ -379,7 +413,7 @@ pub mod health_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
-                settings: self.settings,
+                settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
     }
@@ -489,6 +523,18 @@ pub mod health_server {
                 ..self
             }
         }
+        /// Runs `interceptor` around every call to this service, after the server's
+        /// interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned server"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                settings: self.settings.interceptor(interceptor),
+                ..self
+            }
+        }
     }
     impl<T: HealthBlocking> HealthBlockingServer<T> {
         /// Wraps an implementation.
@@ -507,7 +553,7 @@ pub mod health_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
-                settings: self.settings,
+                settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
     }

@@ -211,6 +211,17 @@ pub mod server_reflection_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// Runs `interceptor` around every call made through this client, after the
+        /// channel's interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned client"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                inner: self.inner.with_interceptor(interceptor),
+            }
+        }
     }
     impl ServerReflectionClient {
         /// The reflection service is structured as a bidirectional stream, ensuring
@@ -289,6 +300,17 @@ pub mod server_reflection_client {
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
                 inner: self.inner.send_compressed(encoding),
+            }
+        }
+        /// Runs `interceptor` around every call made through this client, after the
+        /// channel's interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned client"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                inner: self.inner.with_interceptor(interceptor),
             }
         }
     }
@@ -388,6 +410,18 @@ pub mod server_reflection_server {
                 ..self
             }
         }
+        /// Runs `interceptor` around every call to this service, after the server's
+        /// interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned server"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                settings: self.settings.interceptor(interceptor),
+                ..self
+            }
+        }
     }
     impl<T: ServerReflection> ServerReflectionServer<T> {
         /// Wraps an implementation.
@@ -406,7 +440,7 @@ pub mod server_reflection_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
-                settings: self.settings,
+                settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
     }
@@ -494,6 +528,18 @@ pub mod server_reflection_server {
                 ..self
             }
         }
+        /// Runs `interceptor` around every call to this service, after the server's
+        /// interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned server"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                settings: self.settings.interceptor(interceptor),
+                ..self
+            }
+        }
     }
     impl<T: ServerReflectionBlocking> ServerReflectionBlockingServer<T> {
         /// Wraps an implementation.
@@ -512,7 +558,7 @@ pub mod server_reflection_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
-                settings: self.settings,
+                settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
     }

@@ -45,6 +45,8 @@ use tokio::sync::watch;
 use crate::codec::CompressionEncoding;
 use crate::deadline;
 use crate::error::{Error, Result};
+use crate::interceptor::{Chain, Interceptor};
+use crate::metrics::Metrics;
 use crate::runtime::{self, Runtime};
 use crate::status::Status;
 use crate::transport::frames::{End, Watch, Watched};
@@ -177,6 +179,8 @@ pub(crate) struct ChannelInner {
     service_config: Option<Arc<ServiceConfig>>,
     /// Retry throttling's tokens, when the service config asks for throttling.
     retry_tokens: Mutex<f64>,
+    pub(crate) interceptors: Chain,
+    pub(crate) metrics: Option<Metrics>,
     #[cfg(feature = "tls")]
     tls: Option<(Arc<tokio_rustls::rustls::ClientConfig>, String)>,
     pub(crate) rt: runtime::Handle,
@@ -330,6 +334,8 @@ impl Channel {
             authority: None,
             service_config: None,
             policy_set: false,
+            interceptors: Chain::default(),
+            metrics: None,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -467,6 +473,8 @@ pub struct ChannelBuilder {
     service_config: Option<ServiceConfig>,
     /// Whether `load_balancing` was called (it then wins over the service config's).
     policy_set: bool,
+    interceptors: Chain,
+    metrics: Option<Metrics>,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::ClientTlsConfig>,
 }
@@ -554,6 +562,19 @@ impl ChannelBuilder {
     pub fn load_balancing(mut self, policy: LoadBalancingPolicy) -> Self {
         self.config.policy = policy;
         self.policy_set = true;
+        self
+    }
+
+    /// Runs `interceptor` around every call on the channel, after those added before
+    /// (see [`interceptor`](crate::interceptor) for the order).
+    pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        self.interceptors = self.interceptors.with(Arc::new(interceptor));
+        self
+    }
+
+    /// Counts the channel's calls, messages, bytes and connections in `metrics`.
+    pub fn metrics(mut self, metrics: &Metrics) -> Self {
+        self.metrics = Some(metrics.clone());
         self
     }
 
@@ -754,6 +775,8 @@ impl ChannelBuilder {
                 resolver: self.resolver,
                 service_config: self.service_config.map(Arc::new),
                 retry_tokens: Mutex::new(retry_tokens),
+                interceptors: self.interceptors,
+                metrics: self.metrics,
                 state: Mutex::new(State {
                     closed: false,
                     resolution: Resolution::NotStarted,
@@ -1180,6 +1203,9 @@ impl ChannelInner {
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(target = %self.target, %address, id, "connected");
                 let calls = Arc::new(AtomicUsize::new(0));
+                if let Some(metrics) = &self.metrics {
+                    metrics.connection_opened();
+                }
                 let sub = &mut state.subchannels[i];
                 sub.conn = Conn::Ready {
                     send,
@@ -1319,6 +1345,9 @@ async fn drive(
         }
     }
     if let Some(channel) = channel.upgrade() {
+        if let Some(metrics) = &channel.metrics {
+            metrics.connection_closed();
+        }
         if watch.goaway_debug().as_deref() == Some(b"too_many_pings".as_slice()) {
             channel.slow_down_keepalive();
         }

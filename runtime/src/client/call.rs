@@ -24,6 +24,7 @@ use h2::{RecvStream, SendStream};
 use crate::channel::{CallOnConnection, ChannelInner};
 use crate::codec::{self, CompressionEncoding, Frame, FrameDecoder};
 use crate::cq::{Consumer, Producer};
+use crate::request::CancelWatch;
 use crate::status::Status;
 use crate::streaming::{ChunkPool, FREE_AHEAD, Inbound, Outbound, Spent};
 
@@ -36,6 +37,8 @@ pub(crate) struct CallTask {
     /// The whole request body of a unary or server-streaming call, sent with END_STREAM.
     pub(crate) body: Option<Bytes>,
     pub(crate) deadline: Option<Instant>,
+    /// The server call this call was made for: its cancellation cancels this call.
+    pub(crate) parent: Option<CancelWatch>,
     pub(crate) wait_for_ready: bool,
     /// Largest response message accepted (the client's limit, or the channel's).
     pub(crate) max_receive_message_size: usize,
@@ -83,6 +86,7 @@ impl CallTask {
             mut head,
             body,
             deadline,
+            parent,
             wait_for_ready,
             max_receive_message_size,
             ops,
@@ -93,7 +97,10 @@ impl CallTask {
             ops,
             events,
             spent: Spent::new(pool),
-            sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
+            stop: Stop {
+                sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
+                parent,
+            },
             batch: Vec::new(),
             batch_bytes: 0,
             frames: Vec::new(),
@@ -159,8 +166,8 @@ impl CallTask {
                 tokio::select! {
                     _ = wait => {}
                     _ = poll_fn(|cx| call.events.poll_closed(cx)) => return,
-                    _ = deadline_elapsed(&mut call.sleep) => {
-                        let _ = call.events.push(Inbound::Error(deadline_exceeded()));
+                    status = poll_fn(|cx| call.stop.poll(cx)) => {
+                        let _ = call.events.push(Inbound::Error(status));
                         return;
                     }
                 }
@@ -181,10 +188,29 @@ fn unit_random() -> f64 {
     (hasher.finish() % 10_000) as f64 / 10_000.0
 }
 
-async fn deadline_elapsed(sleep: &mut Option<Pin<Box<tokio::time::Sleep>>>) {
-    match sleep {
-        Some(sleep) => sleep.as_mut().await,
-        None => std::future::pending().await,
+/// What ends a call from outside: its deadline, or the cancellation of the server call
+/// it was made for.
+struct Stop {
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    parent: Option<CancelWatch>,
+}
+
+impl Stop {
+    /// Ready with the call's status once it must stop.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Status> {
+        if let Some(sleep) = &mut self.sleep {
+            if sleep.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(deadline_exceeded());
+            }
+        }
+        if let Some(parent) = &mut self.parent {
+            if parent.poll_cancelled(cx).is_ready() {
+                return Poll::Ready(Status::cancelled(
+                    "the server call this call was made for was cancelled",
+                ));
+            }
+        }
+        Poll::Pending
     }
 }
 
@@ -244,7 +270,7 @@ struct Call {
     events: Producer<Inbound>,
     /// Chunks handed to h2, recycled once written.
     spent: Spent,
-    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    stop: Stop,
     /// Completions gathered during one poll, handed over with one wake-up.
     batch: Vec<Inbound>,
     /// Bytes of the messages in `batch`.
@@ -297,14 +323,17 @@ impl Call {
         let started = tokio::select! {
             started = start => started,
             _ = poll_fn(|cx| self.events.poll_closed(cx)) => return Outcome::Done { code: None },
-            _ = deadline_elapsed(&mut self.sleep) => Err(deadline_exceeded()),
+            status = poll_fn(|cx| self.stop.poll(cx)) => Err(status),
         };
         let (response, mut send, on_connection, connection) = match started {
             Ok(started) => started,
             Err(status) => {
                 return Outcome::Failed(Failure {
-                    // A deadline ends the call, whatever the policy.
-                    committed: status.code() == crate::Code::DeadlineExceeded,
+                    // A deadline or a cancelled parent ends the call, whatever the policy.
+                    committed: matches!(
+                        status.code(),
+                        crate::Code::DeadlineExceeded | crate::Code::Cancelled
+                    ),
                     status,
                     refused: false,
                     trailers: None,
@@ -350,16 +379,14 @@ impl Call {
     }
 
     fn poll(&mut self, attempt: &mut Attempt, cx: &mut Context<'_>) -> Poll<Outcome> {
-        if let Some(sleep) = &mut self.sleep {
-            if sleep.as_mut().poll(cx).is_ready() {
-                attempt.send.send_reset(h2::Reason::CANCEL);
-                return Poll::Ready(Outcome::Failed(Failure {
-                    status: deadline_exceeded(),
-                    committed: true,
-                    refused: false,
-                    trailers: None,
-                }));
-            }
+        if let Poll::Ready(status) = self.stop.poll(cx) {
+            attempt.send.send_reset(h2::Reason::CANCEL);
+            return Poll::Ready(Outcome::Failed(Failure {
+                status,
+                committed: true,
+                refused: false,
+                trailers: None,
+            }));
         }
         if self.events.poll_closed(cx).is_ready() {
             // The caller dropped the call: cancel it at the server.

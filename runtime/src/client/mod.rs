@@ -12,6 +12,7 @@
 mod call;
 
 use std::future::poll_fn;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_core::Stream;
@@ -24,7 +25,9 @@ use crate::channel::Channel;
 use crate::codec::{self, CompressionEncoding};
 use crate::cq::{self, Producer};
 use crate::deadline;
+use crate::interceptor::{Chain, Interceptor, Observed};
 use crate::metadata::MetadataMap;
+use crate::metrics::Metrics;
 use crate::request::{CallOptions, Request};
 use crate::response::Response;
 use crate::status::Status;
@@ -65,6 +68,8 @@ pub struct Client {
     max_receive_message_size: Option<usize>,
     /// Overrides the channel's `send_compressed`.
     send_compression: Option<CompressionEncoding>,
+    /// Run after the channel's.
+    interceptors: Chain,
 }
 
 /// What a started call hands back to its caller.
@@ -74,6 +79,8 @@ struct Started {
     pool: ChunkPool,
     /// How this call's requests are compressed.
     compression: Option<CompressionEncoding>,
+    /// Counts the requests sent.
+    metrics: Option<Metrics>,
 }
 
 impl Client {
@@ -84,7 +91,32 @@ impl Client {
             max_send_message_size: None,
             max_receive_message_size: None,
             send_compression: None,
+            interceptors: Chain::default(),
         }
+    }
+
+    /// Runs `interceptor` around every call made through this client, after the
+    /// channel's interceptors and those added to the client before (see
+    /// [`interceptor`](crate::interceptor) for the order). Other clients on the same
+    /// channel do not run it.
+    ///
+    /// ```no_run
+    /// use rsgrpc::interceptor;
+    ///
+    /// let channel = rsgrpc::Channel::new("http://127.0.0.1:50051")?;
+    /// let client = rsgrpc::client::Client::new(channel).with_interceptor(interceptor::from_fn(
+    ///     |_call, metadata| {
+    ///         metadata
+    ///             .insert("authorization", "Bearer let-me-in")
+    ///             .map_err(|e| rsgrpc::Status::internal(e.to_string()))
+    ///     },
+    /// ));
+    /// # Ok::<(), rsgrpc::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        self.interceptors = self.interceptors.with(Arc::new(interceptor));
+        self
     }
 
     /// The channel this client uses.
@@ -142,14 +174,53 @@ impl Client {
             .unwrap_or(self.channel.inner.config.max_receive_message_size)
     }
 
-    /// Builds the request headers on the caller's thread and hands the call to the poller.
+    /// Runs the call's interceptors, builds the request headers on the caller's thread and
+    /// hands the call to the poller.
     fn start(
+        &self,
+        path: &'static str,
+        mut metadata: MetadataMap,
+        options: CallOptions,
+        body: impl FnOnce(Option<CompressionEncoding>) -> Result<Option<Bytes>, Status>,
+    ) -> Result<Started, Status> {
+        let inner = &self.channel.inner;
+        let chain = inner.interceptors.then(&self.interceptors);
+        let mut observed = Observed::start(chain, path, false, None, inner.metrics.clone());
+        let prepared = match &mut observed {
+            Some(observed) => observed
+                .request(&mut metadata)
+                .and_then(|()| self.prepare(path, metadata, options, body)),
+            None => self.prepare(path, metadata, options, body),
+        };
+        let (task, mut started) = match prepared {
+            Ok(prepared) => prepared,
+            Err(status) => {
+                if let Some(observed) = &mut observed {
+                    observed.end(&status);
+                }
+                return Err(status);
+            }
+        };
+        if let Some(observed) = observed {
+            if let (Some(metrics), Some(body)) = (observed.metrics(), &task.body) {
+                metrics.sent(body.len());
+            }
+            started.metrics = observed.metrics().cloned();
+            started.rx = started.rx.observe(observed);
+        }
+        let span = tracing::debug_span!("call", method = task.head.uri().path());
+        inner.poller.spawn(task.run().instrument(span));
+        Ok(started)
+    }
+
+    /// Builds the request headers and the poller's side of the call.
+    fn prepare(
         &self,
         path: &'static str,
         metadata: MetadataMap,
         options: CallOptions,
         body: impl FnOnce(Option<CompressionEncoding>) -> Result<Option<Bytes>, Status>,
-    ) -> Result<Started, Status> {
+    ) -> Result<(call::CallTask, Started), Status> {
         let inner = &self.channel.inner;
         let path = PathAndQuery::from_maybe_shared(Bytes::from_static(path.as_bytes()))
             .map_err(|e| Status::internal(format!("invalid method path {path:?}: {e}")))?;
@@ -163,8 +234,23 @@ impl Client {
             timeout,
             wait_for_ready,
             compression,
+            parent,
         } = options;
         let timeout = timeout.or(inner.config.default_timeout);
+        // A call made for a server call gets no more than the time that call has left.
+        let (timeout, parent_cancel) = match &parent {
+            Some(parent) => {
+                let left = parent
+                    .deadline()
+                    .map(|d| d.saturating_duration_since(std::time::Instant::now()));
+                let timeout = match (timeout, left) {
+                    (Some(own), Some(left)) => Some(own.min(left)),
+                    (own, left) => own.or(left),
+                };
+                (timeout, parent.watch())
+            }
+            None => (timeout, None),
+        };
         // The request's own choice, then the client's, then the channel's.
         let compression =
             compression.unwrap_or_else(|| self.send_compression.or(inner.config.send_compression));
@@ -206,20 +292,21 @@ impl Client {
             channel: inner.clone(),
             head,
             body,
-            deadline: timeout.and_then(deadline::deadline_after),
+            deadline: timeout.map(deadline::saturating_after),
+            parent: parent_cancel,
             wait_for_ready,
             max_receive_message_size: max_receive,
             ops: ops_rx,
             events: events_tx,
         };
-        let span = tracing::debug_span!("call", method = task.head.uri().path());
-        inner.poller.spawn(task.run().instrument(span));
-        Ok(Started {
+        let started = Started {
             rx: Receiver::new(events_rx, Side::Client, max_receive),
             ops: ops_tx,
             pool,
             compression,
-        })
+            metrics: None,
+        };
+        Ok((task, started))
     }
 
     /// Starts a call whose single request is sent at once.
@@ -254,6 +341,7 @@ impl Client {
             ops,
             pool,
             compression,
+            metrics,
         } = self.start(path, metadata, options, |_| Ok(None))?;
         let max_send = self.max_send();
         self.channel.inner.rt.spawn(Box::pin(pump_requests(
@@ -262,6 +350,7 @@ impl Client {
             pool,
             max_send,
             compression,
+            metrics,
         )));
         Ok(rx)
     }
@@ -420,11 +509,13 @@ impl Client {
             ops,
             pool,
             compression,
+            metrics,
         } = self.start(path, metadata, options, |_| Ok(None))?;
-        let mut sender = RequestSender::new(ops, pool, self.max_send(), compression);
+        let mut sender = RequestSender::new(ops, pool, self.max_send(), compression, metrics);
         for message in requests {
             if let Err(status) = sender.send(message) {
                 if status.code() == crate::Code::ResourceExhausted {
+                    rx.ended(&status);
                     return Err(status);
                 }
                 break;
@@ -461,9 +552,10 @@ impl Client {
             ops,
             pool,
             compression,
+            metrics,
         } = self.start(path, metadata, options, |_| Ok(None))?;
         Ok((
-            RequestSender::new(ops, pool, self.max_send(), compression),
+            RequestSender::new(ops, pool, self.max_send(), compression, metrics),
             BlockingStreaming::new(rx),
         ))
     }
@@ -501,6 +593,7 @@ async fn pump_requests<S, Req>(
     pool: ChunkPool,
     max_send: usize,
     compression: Option<CompressionEncoding>,
+    metrics: Option<Metrics>,
 ) where
     S: Stream<Item = Req> + Send + 'static,
     Req: Message,
@@ -526,7 +619,14 @@ async fn pump_requests<S, Req>(
                 return;
             }
             Some(Some(message)) => {
-                match queue_message(&ops, &pool, &message, max_send, compression) {
+                match queue_message(
+                    &ops,
+                    &pool,
+                    &message,
+                    max_send,
+                    compression,
+                    metrics.as_ref(),
+                ) {
                     Ok(()) => {}
                     Err(status) if status.code() == crate::Code::ResourceExhausted => {
                         let _ = ops.push(Outbound::Abort(status));

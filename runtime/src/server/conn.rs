@@ -134,8 +134,12 @@ pub(super) async fn accept_loop(shared: Arc<ServerShared>, listener: Listener) {
                         }
                     };
                     let conn_shared = shared.clone();
+                    if let Some(metrics) = &shared.metrics {
+                        metrics.connection_opened();
+                    }
+                    let counted = CountedConnection(shared.metrics.clone());
                     shared.rt.poller().spawn(async move {
-                        let _guard = guard;
+                        let _guard = (guard, counted);
                         match from_std(io) {
                             Ok(io) => {
                                 let span = tracing::debug_span!("connection", remote = ?peer.remote_addr);
@@ -163,6 +167,17 @@ pub(super) async fn accept_loop(shared: Arc<ServerShared>, listener: Listener) {
 enum StdIo {
     Tcp(std::net::TcpStream),
     Unix(std::os::unix::net::UnixStream),
+}
+
+/// Counts a connection closed when dropped.
+struct CountedConnection(Option<crate::metrics::Metrics>);
+
+impl Drop for CountedConnection {
+    fn drop(&mut self) {
+        if let Some(metrics) = &self.0 {
+            metrics.connection_closed();
+        }
+    }
 }
 
 fn into_std(io: Io) -> std::io::Result<StdIo> {
@@ -232,7 +247,10 @@ async fn serve_connection(shared: Arc<ServerShared>, io: Io, peer: PeerInfo) {
             return;
         }
     };
-    let phase = shared.phase.subscribe();
+    // A connection accepted just before the server began to drain or stop must see that
+    // phase too, not only the changes after this point.
+    let mut phase = shared.phase.subscribe();
+    phase.mark_changed();
     let now = Instant::now();
     let keepalive = config
         .keepalive_time
@@ -549,6 +567,7 @@ fn http_error(mut respond: SendResponse<Bytes>, status: StatusCode) {
 /// Everything a unary or server-streaming handler needs besides its request message,
 /// kept while that message is collected.
 struct Start {
+    site: Arc<super::service::Site>,
     run: Run,
     metadata: MetadataMap,
     context: Arc<CallContext>,
@@ -617,7 +636,7 @@ fn accept_call(
         return None;
     };
     // The service's own settings override the server's.
-    let settings = handler.settings;
+    let settings = &handler.settings;
     let max_receive = settings
         .max_receive_message_size
         .unwrap_or(shared.config.max_receive_message_size);
@@ -652,6 +671,7 @@ fn accept_call(
         response_compression,
         compress,
         cancel.clone(),
+        handler.site.metrics.clone(),
     ));
     let mut stream = ServerStream {
         respond: Some(respond),
@@ -683,6 +703,7 @@ fn accept_call(
     let metadata = MetadataMap::from_headers(&parts.headers);
     if handler.single_request {
         stream.start = Some(Start {
+            site: handler.site.clone(),
             run: handler.run.clone(),
             metadata,
             context,
@@ -694,10 +715,12 @@ fn accept_call(
 
     // Client and bidi streaming: the handler starts now and reads requests as they come.
     let (requests_tx, requests_rx) = cq::queue(usize::MAX);
-    let mut requests = Receiver::new(requests_rx, Side::Server, max_receive);
+    let mut requests =
+        Receiver::new(requests_rx, Side::Server, max_receive).count(handler.site.metrics.clone());
     requests.set_encoding(request_encoding);
     stream.requests = Some(requests_tx);
     let call = ServerCall {
+        site: handler.site.clone(),
         metadata,
         context,
         requests: Requests::Stream(Box::new(requests)),
@@ -887,6 +910,7 @@ impl ServerStream {
             return Ok(true);
         };
         let call = ServerCall {
+            site: start.site,
             metadata: start.metadata,
             context: start.context,
             requests: Requests::Single {

@@ -42,11 +42,13 @@ use crate::cq::{self, Consumer};
 use crate::error::{Error, Result};
 pub use crate::executor::BoxFuture;
 use crate::executor::SpawnHook;
+use crate::interceptor::{Chain, Interceptor};
+use crate::metrics::Metrics;
 use crate::role;
 use crate::runtime::{self, Runtime};
 use crate::transport::SocketOptions;
 use crate::transport::frames::PingPolicy;
-use service::Handler;
+use service::{Handler, Site};
 pub use service::{Service, ServiceBuilder};
 
 /// Entry point: [`Server::builder`].
@@ -63,6 +65,8 @@ impl Server {
             config: ServerConfig::default(),
             runtime: None,
             spawn_hook: None,
+            interceptors: Chain::default(),
+            metrics: None,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -132,6 +136,8 @@ pub struct ServerBuilder {
     config: ServerConfig,
     runtime: Option<Runtime>,
     spawn_hook: Option<SpawnHook>,
+    interceptors: Chain,
+    metrics: Option<Metrics>,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::ServerTlsConfig>,
 }
@@ -142,6 +148,7 @@ impl std::fmt::Debug for ServerBuilder {
             .field("services", &self.services)
             .field("config", &self.config)
             .field("spawn_hook", &self.spawn_hook.is_some())
+            .field("interceptors", &self.interceptors)
             .finish()
     }
 }
@@ -150,6 +157,22 @@ impl ServerBuilder {
     /// Hosts a service (blocking, async or mixed).
     pub fn add_service(mut self, service: impl Into<Service>) -> Self {
         self.services.push(service.into());
+        self
+    }
+
+    /// Runs `interceptor` around every call to every service, before the services' own
+    /// interceptors and after those added before (see [`interceptor`](crate::interceptor)
+    /// for the order). It runs on the handler's thread, before the handler and around its
+    /// end.
+    pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        self.interceptors = self.interceptors.with(Arc::new(interceptor));
+        self
+    }
+
+    /// Counts the server's calls (those that reach a handler), messages, bytes and
+    /// connections in `metrics`.
+    pub fn metrics(mut self, metrics: &Metrics) -> Self {
+        self.metrics = Some(metrics.clone());
         self
     }
 
@@ -387,8 +410,13 @@ impl ServerBuilder {
         }
         let mut router = HashMap::new();
         for service in self.services {
-            for (method, handler) in service.methods {
+            for (method, mut handler) in service.methods {
                 let path = format!("/{}/{}", service.name, method);
+                handler.site = Arc::new(Site {
+                    path: path.clone(),
+                    interceptors: self.interceptors.then(&handler.settings.interceptors),
+                    metrics: self.metrics.clone(),
+                });
                 if router.insert(path.clone(), handler).is_some() {
                     return Err(Error::invalid_config(format!(
                         "method {path} is registered twice"
@@ -412,6 +440,7 @@ impl ServerBuilder {
             config,
             rt,
             spawn_hook: self.spawn_hook,
+            metrics: self.metrics,
             phase: watch::Sender::new(Phase::Serving),
             stopped: AtomicBool::new(false),
             active: AtomicUsize::new(0),
@@ -450,6 +479,7 @@ pub(crate) struct ServerShared {
     pub(crate) config: ServerConfig,
     pub(crate) rt: runtime::Handle,
     spawn_hook: Option<SpawnHook>,
+    pub(crate) metrics: Option<Metrics>,
     pub(crate) phase: watch::Sender<Phase>,
     /// Set when the server stops waiting for calls: every call then cancels.
     stopped: AtomicBool,

@@ -21,7 +21,9 @@ use bytes::Bytes;
 
 use crate::codec::{self, CompressionEncoding, Frame};
 use crate::executor::BoxFuture;
+use crate::interceptor::{Chain, Interceptor, Observed};
 use crate::metadata::MetadataMap;
+use crate::metrics::Metrics;
 use crate::request::{CallContext, Request};
 use crate::response::Response;
 use crate::role;
@@ -32,6 +34,8 @@ use crate::streaming::{
 
 /// One server call as handed to a handler wrapper.
 pub(crate) struct ServerCall {
+    /// The method's path and what observes its calls.
+    pub(crate) site: Arc<Site>,
     pub(crate) metadata: MetadataMap,
     pub(crate) context: Arc<CallContext>,
     pub(crate) requests: Requests,
@@ -96,6 +100,17 @@ pub(crate) struct Handler {
     pub(crate) run: Run,
     /// Its service's settings, which override the server's.
     pub(crate) settings: ServiceSettings,
+    /// Set when the server starts.
+    pub(crate) site: Arc<Site>,
+}
+
+/// A method as its calls are observed: its path, its interceptors (the server's, then
+/// the service's) and the server's metrics.
+#[derive(Debug, Default)]
+pub(crate) struct Site {
+    pub(crate) path: String,
+    pub(crate) interceptors: Chain,
+    pub(crate) metrics: Option<Metrics>,
 }
 
 /// A service's own settings, overriding the server's for the service's methods: what
@@ -103,7 +118,7 @@ pub(crate) struct Handler {
 ///
 /// Reached as `rsgrpc::codegen::ServiceSettings` by generated code; not part of the stable
 /// API.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct ServiceSettings {
     /// Overrides [`ServerBuilder::max_receive_message_size`](super::ServerBuilder::max_receive_message_size).
     pub(crate) max_receive_message_size: Option<usize>,
@@ -111,9 +126,20 @@ pub struct ServiceSettings {
     pub(crate) max_send_message_size: Option<usize>,
     /// Overrides [`ServerBuilder::send_compressed`](super::ServerBuilder::send_compressed).
     pub(crate) send_compression: Option<CompressionEncoding>,
+    /// Run after the server's.
+    pub(crate) interceptors: Chain,
 }
 
 impl ServiceSettings {
+    /// Adds an interceptor, run after those added before.
+    #[must_use]
+    pub fn interceptor(self, interceptor: impl Interceptor) -> Self {
+        ServiceSettings {
+            interceptors: self.interceptors.with(Arc::new(interceptor)),
+            ..self
+        }
+    }
+
     /// Sets the largest request message accepted.
     #[must_use]
     pub fn max_receive_message_size(self, bytes: usize) -> Self {
@@ -269,6 +295,15 @@ impl ServiceBuilder {
         self
     }
 
+    /// Runs `interceptor` around every call to this service, after the server's
+    /// interceptors and those added to the service before (see
+    /// [`interceptor`](crate::interceptor) for the order). It runs on the handler's
+    /// thread, before the handler and around its end.
+    pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        self.service.settings = self.service.settings.interceptor(interceptor);
+        self
+    }
+
     /// Replaces all of the service's own settings; for generated server types.
     #[doc(hidden)]
     pub fn settings(mut self, settings: ServiceSettings) -> Self {
@@ -292,6 +327,7 @@ impl ServiceBuilder {
                 single_request,
                 run,
                 settings: ServiceSettings::default(),
+                site: Arc::default(),
             },
         )
     }
@@ -307,6 +343,7 @@ impl ServiceBuilder {
                 single_request,
                 run,
                 settings: ServiceSettings::default(),
+                site: Arc::default(),
             },
         )
     }
@@ -479,9 +516,8 @@ impl ServiceBuilder {
 
     /// The finished service.
     pub fn build(mut self) -> Service {
-        let settings = self.service.settings;
         for (_, handler) in &mut self.service.methods {
-            handler.settings = settings;
+            handler.settings = self.service.settings.clone();
         }
         self.service
     }
@@ -548,6 +584,38 @@ fn panic_status(payload: Box<dyn Any + Send>) -> Status {
     Status::unknown("handler panicked")
 }
 
+/// Starts observing a server call (its span, metrics and interceptors, handed to its
+/// responder) and runs the interceptors' `on_request`; `Err` when one refused the call.
+/// Runs on the handler's thread.
+fn observe(
+    site: &Site,
+    context: &CallContext,
+    requests: &Requests,
+    metadata: &mut MetadataMap,
+    responder: &Responder,
+) -> Result<Option<tracing::Span>, Status> {
+    let peer = context.peer.remote_addr;
+    let Some(observed) = Observed::start(
+        site.interceptors.clone(),
+        &site.path,
+        true,
+        peer,
+        site.metrics.clone(),
+    ) else {
+        return Ok(None);
+    };
+    if let (Some(metrics), Requests::Single { frame, .. }) = (&site.metrics, requests) {
+        metrics.received(codec::PREFIX_LEN + frame.body.len());
+    }
+    let span = observed.span().clone();
+    let verdict = {
+        let _entered = span.enter();
+        observed.request(metadata)
+    };
+    responder.observe(observed);
+    verdict.map(|()| Some(span))
+}
+
 /// Runs a blocking handler body, then sends its status (`UNKNOWN` if it panicked).
 fn run_blocking<F>(call: ServerCall, body: F)
 where
@@ -555,11 +623,17 @@ where
 {
     role::assert_off_poller("a blocking handler");
     let ServerCall {
-        metadata,
+        site,
+        mut metadata,
         context,
         requests,
         responder,
     } = call;
+    let span = match observe(&site, &context, &requests, &mut metadata, &responder) {
+        Ok(span) => span,
+        Err(status) => return responder.finish(Err(status)),
+    };
+    let _entered = span.as_ref().map(tracing::Span::enter);
     let result = catch_unwind(AssertUnwindSafe(|| {
         body(requests, metadata, context, &responder)
     }))
@@ -576,28 +650,36 @@ where
 {
     Box::pin(async move {
         let ServerCall {
-            metadata,
+            site,
+            mut metadata,
             context,
             requests,
             responder,
         } = call;
+        let span = match observe(&site, &context, &requests, &mut metadata, &responder) {
+            Ok(span) => span,
+            Err(status) => return responder.finish(Err(status)),
+        };
         let handler = std::pin::pin!(body(requests, metadata, context, responder.clone()));
-        let result = CatchUnwind(handler)
+        let result = CatchUnwind(handler, span)
             .await
             .unwrap_or_else(|payload| Err(panic_status(payload)));
         responder.finish(result);
     })
 }
 
-/// Turns a panic while polling the inner future into an `Err`.
-struct CatchUnwind<'a, F>(Pin<&'a mut F>);
+/// Turns a panic while polling the inner future into an `Err`; polls it inside the
+/// call's span, if it has one.
+struct CatchUnwind<'a, F>(Pin<&'a mut F>, Option<tracing::Span>);
 
 impl<F: Future> Future for CatchUnwind<'_, F> {
     type Output = Result<F::Output, Box<dyn Any + Send>>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         role::assert_off_poller("an async handler");
-        let inner = self.0.as_mut();
+        let this = self.get_mut();
+        let _entered = this.1.as_ref().map(tracing::Span::enter);
+        let inner = this.0.as_mut();
         match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),

@@ -66,6 +66,17 @@ pub mod ping_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// Runs `interceptor` around every call made through this client, after the
+        /// channel's interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned client"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                inner: self.inner.with_interceptor(interceptor),
+            }
+        }
     }
     impl PingClient {
         /// Answers with what it was sent.
@@ -138,6 +149,17 @@ pub mod ping_client {
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
                 inner: self.inner.send_compressed(encoding),
+            }
+        }
+        /// Runs `interceptor` around every call made through this client, after the
+        /// channel's interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned client"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                inner: self.inner.with_interceptor(interceptor),
             }
         }
     }
@@ -218,6 +240,18 @@ pub mod ping_server {
                 ..self
             }
         }
+        /// Runs `interceptor` around every call to this service, after the server's
+        /// interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned server"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                settings: self.settings.interceptor(interceptor),
+                ..self
+            }
+        }
     }
     impl<T: Ping> PingServer<T> {
         /// Wraps an implementation.
@@ -236,7 +270,7 @@ pub mod ping_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
-                settings: self.settings,
+                settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
     }
@@ -314,6 +348,18 @@ pub mod ping_server {
                 ..self
             }
         }
+        /// Runs `interceptor` around every call to this service, after the server's
+        /// interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned server"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                settings: self.settings.interceptor(interceptor),
+                ..self
+            }
+        }
     }
     impl<T: PingBlocking> PingBlockingServer<T> {
         /// Wraps an implementation.
@@ -332,7 +378,7 @@ pub mod ping_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
-                settings: self.settings,
+                settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
     }

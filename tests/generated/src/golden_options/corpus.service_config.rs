@@ -148,6 +148,17 @@ pub mod configurator_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// Runs `interceptor` around every call made through this client, after the
+        /// channel's interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned client"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                inner: self.inner.with_interceptor(interceptor),
+            }
+        }
     }
     impl ConfiguratorClient {
         /// Either:
@@ -227,6 +238,17 @@ pub mod configurator_client {
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
                 inner: self.inner.send_compressed(encoding),
+            }
+        }
+        /// Runs `interceptor` around every call made through this client, after the
+        /// channel's interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned client"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                inner: self.inner.with_interceptor(interceptor),
             }
         }
     }
@@ -330,6 +352,18 @@ pub mod configurator_server {
                 ..self
             }
         }
+        /// Runs `interceptor` around every call to this service, after the server's
+        /// interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned server"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                settings: self.settings.interceptor(interceptor),
+                ..self
+            }
+        }
     }
     impl<T: Configurator> ConfiguratorServer<T> {
         /// Wraps an implementation.
@@ -348,7 +382,7 @@ pub mod configurator_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
-                settings: self.settings,
+                settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
     }
@@ -445,6 +479,18 @@ pub mod configurator_server {
                 ..self
             }
         }
+        /// Runs `interceptor` around every call to this service, after the server's
+        /// interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned server"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                settings: self.settings.interceptor(interceptor),
+                ..self
+            }
+        }
     }
     impl<T: ConfiguratorBlocking> ConfiguratorBlockingServer<T> {
         /// Wraps an implementation.
@@ -463,7 +509,7 @@ pub mod configurator_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
-                settings: self.settings,
+                settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
     }
@@ -548,6 +594,17 @@ pub mod t_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// Runs `interceptor` around every call made through this client, after the
+        /// channel's interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned client"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                inner: self.inner.with_interceptor(interceptor),
+            }
+        }
     }
     impl TClient {
         /// Answers with what it was sent.
@@ -617,6 +674,17 @@ pub mod t_client {
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
                 inner: self.inner.send_compressed(encoding),
+            }
+        }
+        /// Runs `interceptor` around every call made through this client, after the
+        /// channel's interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned client"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                inner: self.inner.with_interceptor(interceptor),
             }
         }
     }
@@ -706,6 +774,18 @@ pub mod t_server {
                 ..self
             }
         }
+        /// Runs `interceptor` around every call to this service, after the server's
+        /// interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned server"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                settings: self.settings.interceptor(interceptor),
+                ..self
+            }
+        }
     }
     impl<S: T> TServer<S> {
         /// Wraps an implementation.
@@ -724,7 +804,7 @@ pub mod t_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
-                settings: self.settings,
+                settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
     }
@@ -808,6 +888,18 @@ pub mod t_server {
                 ..self
             }
         }
+        /// Runs `interceptor` around every call to this service, after the server's
+        /// interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned server"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                settings: self.settings.interceptor(interceptor),
+                ..self
+            }
+        }
     }
     impl<T: TBlocking> TBlockingServer<T> {
         /// Wraps an implementation.
@@ -826,7 +918,7 @@ pub mod t_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
-                settings: self.settings,
+                settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
     }

@@ -100,6 +100,17 @@ pub mod records_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// Runs `interceptor` around every call made through this client, after the
+        /// channel's interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned client"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                inner: self.inner.with_interceptor(interceptor),
+            }
+        }
     }
     #[allow(
         deprecated,
@@ -234,6 +245,17 @@ pub mod records_client {
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
                 inner: self.inner.send_compressed(encoding),
+            }
+        }
+        /// Runs `interceptor` around every call made through this client, after the
+        /// channel's interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned client"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                inner: self.inner.with_interceptor(interceptor),
             }
         }
     }
@@ -432,6 +454,18 @@ pub mod records_server {
                 ..self
             }
         }
+        /// Runs `interceptor` around every call to this service, after the server's
+        /// interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned server"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                settings: self.settings.interceptor(interceptor),
+                ..self
+            }
+        }
     }
     #[allow(
         deprecated,
@@ -458,7 +492,7 @@ pub mod records_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
-                settings: self.settings,
+                settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
     }
@@ -623,6 +657,18 @@ pub mod records_server {
                 ..self
             }
         }
+        /// Runs `interceptor` around every call to this service, after the server's
+        /// interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned server"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                settings: self.settings.interceptor(interceptor),
+                ..self
+            }
+        }
     }
     #[allow(
         deprecated,
@@ -649,7 +695,7 @@ pub mod records_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
-                settings: self.settings,
+                settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
     }
@@ -780,6 +826,17 @@ pub mod keywords_service_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// Runs `interceptor` around every call made through this client, after the
+        /// channel's interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned client"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                inner: self.inner.with_interceptor(interceptor),
+            }
+        }
     }
     impl KeywordsServiceClient {
         /// `/corpus.app.v1.Keywords_Service/Type`: unary call.
@@ -879,6 +936,17 @@ pub mod keywords_service_client {
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
                 inner: self.inner.send_compressed(encoding),
+            }
+        }
+        /// Runs `interceptor` around every call made through this client, after the
+        /// channel's interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned client"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                inner: self.inner.with_interceptor(interceptor),
             }
         }
     }
@@ -1017,6 +1085,18 @@ pub mod keywords_service_server {
                 ..self
             }
         }
+        /// Runs `interceptor` around every call to this service, after the server's
+        /// interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned server"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                settings: self.settings.interceptor(interceptor),
+                ..self
+            }
+        }
     }
     impl<T: KeywordsService> KeywordsServiceServer<T> {
         /// Wraps an implementation.
@@ -1035,7 +1115,7 @@ pub mod keywords_service_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
-                settings: self.settings,
+                settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
     }
@@ -1160,6 +1240,18 @@ pub mod keywords_service_server {
                 ..self
             }
         }
+        /// Runs `interceptor` around every call to this service, after the server's
+        /// interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned server"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                settings: self.settings.interceptor(interceptor),
+                ..self
+            }
+        }
     }
     impl<T: KeywordsServiceBlocking> KeywordsServiceBlockingServer<T> {
         /// Wraps an implementation.
@@ -1178,7 +1270,7 @@ pub mod keywords_service_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
-                settings: self.settings,
+                settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
     }
@@ -1299,6 +1391,17 @@ pub mod legacy_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// Runs `interceptor` around every call made through this client, after the
+        /// channel's interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned client"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                inner: self.inner.with_interceptor(interceptor),
+            }
+        }
     }
     #[allow(
         deprecated,
@@ -1375,6 +1478,17 @@ pub mod legacy_client {
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
                 inner: self.inner.send_compressed(encoding),
+            }
+        }
+        /// Runs `interceptor` around every call made through this client, after the
+        /// channel's interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned client"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                inner: self.inner.with_interceptor(interceptor),
             }
         }
     }
@@ -1455,6 +1569,18 @@ pub mod legacy_server {
                 ..self
             }
         }
+        /// Runs `interceptor` around every call to this service, after the server's
+        /// interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned server"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                settings: self.settings.interceptor(interceptor),
+                ..self
+            }
+        }
     }
     #[allow(
         deprecated,
@@ -1481,7 +1607,7 @@ pub mod legacy_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
-                settings: self.settings,
+                settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
     }
@@ -1564,6 +1690,18 @@ pub mod legacy_server {
                 ..self
             }
         }
+        /// Runs `interceptor` around every call to this service, after the server's
+        /// interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned server"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                settings: self.settings.interceptor(interceptor),
+                ..self
+            }
+        }
     }
     #[allow(
         deprecated,
@@ -1590,7 +1728,7 @@ pub mod legacy_server {
         fn clone(&self) -> Self {
             Self {
                 inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
-                settings: self.settings,
+                settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
     }
