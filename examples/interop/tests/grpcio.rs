@@ -288,3 +288,51 @@ fn unix_sockets_both_ways_between_the_interop_binaries_and_grpcio() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+// ---------------------------------------------------------------------------------------
+// Interceptors against the grpcio peer.
+
+/// A client interceptor that asks the interop server to echo metadata back.
+struct AskForEcho;
+
+impl rsgrpc::interceptor::Interceptor for AskForEcho {
+    fn on_request(
+        &self,
+        _call: &rsgrpc::interceptor::CallInfo<'_>,
+        metadata: &mut rsgrpc::MetadataMap,
+    ) -> Result<(), rsgrpc::Status> {
+        metadata
+            .insert(interop::ECHO_INITIAL, "added-by-an-interceptor")
+            .and_then(|()| metadata.insert_bin(interop::ECHO_TRAILING, [0xca, 0xfe]))
+            .map_err(|e| rsgrpc::Status::internal(e.to_string()))
+    }
+}
+
+#[test]
+fn metadata_added_by_a_client_interceptor_reaches_a_grpcio_server() {
+    use interop::testing::SimpleRequest;
+    use interop::testing::test_service_client::{TestServiceBlockingClient, TestServiceClient};
+
+    let server = PythonServer::start();
+    let channel = rsgrpc::Channel::new(&format!("http://127.0.0.1:{}", server.port)).unwrap();
+    let check = |headers: &rsgrpc::MetadataMap, trailers: &rsgrpc::MetadataMap, flavour: &str| {
+        assert_eq!(
+            headers.get(interop::ECHO_INITIAL),
+            Some("added-by-an-interceptor"),
+            "{flavour} client: headers {headers:?}"
+        );
+        assert_eq!(
+            trailers.get_bin(interop::ECHO_TRAILING).as_deref(),
+            Some(&[0xca, 0xfe][..]),
+            "{flavour} client: trailers {trailers:?}"
+        );
+    };
+
+    let blocking = TestServiceBlockingClient::new(channel.clone()).with_interceptor(AskForEcho);
+    let reply = blocking.unary_call(SimpleRequest::default()).unwrap();
+    check(reply.metadata(), reply.trailers(), "blocking");
+
+    let client = TestServiceClient::new(channel).with_interceptor(AskForEcho);
+    let reply = futures::executor::block_on(client.unary_call(SimpleRequest::default())).unwrap();
+    check(reply.metadata(), reply.trailers(), "async");
+}
