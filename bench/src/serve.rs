@@ -1,6 +1,8 @@
-//! `serve --stack tonic|async|blocking [--tls DIR]`: one echo server in this process, on
-//! 127.0.0.1 with a port chosen by the OS, printed as `listening PORT`, over TLS with
-//! `DIR/server.pem` and `DIR/server.key` when asked. It serves until its stdin is closed.
+//! `serve --stack tonic|async|blocking [--tls DIR] [--metrics]`: one echo server in this
+//! process, on 127.0.0.1 with a port chosen by the OS, printed as `listening PORT`, over
+//! TLS with `DIR/server.pem` and `DIR/server.key` when asked, counting its calls in
+//! [`rsgrpc::metrics::Metrics`] that nobody reads with `--metrics` (rsgrpc only). It
+//! serves until its stdin is closed.
 //!
 //! Each server runs with the settings a user gets by default, except tonic's tokio runtime,
 //! which gets one worker thread: the server is measured pinned to one core, where more
@@ -40,6 +42,9 @@ pub(crate) fn main(args: &[String]) {
                 blocking_echo("test.Echo", Probe::new())
             };
             let mut builder = Server::builder().add_service(service);
+            if args.iter().any(|a| a == "--metrics") {
+                builder = builder.metrics(&rsgrpc::metrics::Metrics::new());
+            }
             if let Some((cert, key)) = tls {
                 let identity = rsgrpc::tls::Identity::from_pem(cert, key).expect("identity");
                 builder = builder.tls_config(rsgrpc::tls::ServerTlsConfig::new(identity));

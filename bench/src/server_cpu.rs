@@ -1,6 +1,8 @@
 //! `server-cpu [--rounds R] [--requests N] [--secs S] [--stacks tonic,async,blocking]
 //! [--only TEXT] [--fixed-malloc]`: each server as its own process, measured from outside
-//! (`--only` runs the workloads whose name contains TEXT).
+//! (`--only` runs the workloads whose name contains TEXT). The stacks may include
+//! `async+metrics` and `blocking+metrics`: those servers with [`rsgrpc::metrics::Metrics`]
+//! attached (and never read), to show what counting costs.
 //!
 //! glibc's malloc raises its trim and mmap thresholds the first time a process frees a
 //! large mmapped block; until then a workload that allocates and frees 64 KiB buffers
@@ -34,6 +36,35 @@ use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use crate::{Stack, arg, arg_str, median};
+
+/// A server under test: a stack, and for rsgrpc whether it counts metrics.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Variant {
+    stack: Stack,
+    metrics: bool,
+}
+
+impl Variant {
+    fn parse(flag: &str) -> Option<Variant> {
+        let (stack, metrics) = match flag.strip_suffix("+metrics") {
+            Some(stack) => (stack, true),
+            None => (flag, false),
+        };
+        let stack = Stack::parse(stack)?;
+        (!metrics || stack != Stack::Tonic).then_some(Variant { stack, metrics })
+    }
+
+    fn name(self) -> String {
+        if self.metrics {
+            format!(
+                "{}+metrics",
+                self.stack.name().trim_start_matches("rsgrpc ")
+            )
+        } else {
+            self.stack.name().to_owned()
+        }
+    }
+}
 
 /// One workload run against a server.
 #[derive(Clone, Copy, Debug)]
@@ -89,7 +120,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(stack: Stack, fixed_malloc: bool, tls: Option<&std::path::Path>) -> Server {
+    fn start(variant: Variant, fixed_malloc: bool, tls: Option<&std::path::Path>) -> Server {
         let exe = std::env::current_exe().expect("own path");
         let mut command = Command::new("taskset");
         if fixed_malloc {
@@ -101,7 +132,8 @@ impl Server {
         let mut child = command
             .args(["-c", "0"])
             .arg(exe)
-            .args(["serve", "--stack", stack.flag()])
+            .args(["serve", "--stack", variant.stack.flag()])
+            .args(variant.metrics.then_some("--metrics"))
             .args(
                 tls.map(|dir| ["--tls".as_ref(), dir.as_os_str()])
                     .into_iter()
@@ -306,11 +338,19 @@ pub(crate) fn main(args: &[String]) {
     let rounds = arg(args, "--rounds", 3.0) as usize;
     let requests = arg(args, "--requests", 200_000.0) as u64;
     let secs = arg(args, "--secs", 5.0);
-    let stacks: Vec<Stack> = arg_str(args, "--stacks")
-        .map(|list| list.split(',').filter_map(Stack::parse).collect())
-        .unwrap_or_else(|| Stack::ALL.to_vec());
+    let stacks: Vec<Variant> = arg_str(args, "--stacks")
+        .map(|list| list.split(',').filter_map(Variant::parse).collect())
+        .unwrap_or_else(|| {
+            Stack::ALL
+                .iter()
+                .map(|&stack| Variant {
+                    stack,
+                    metrics: false,
+                })
+                .collect()
+        });
     assert!(
-        stacks.first() == Some(&Stack::Tonic),
+        stacks.first().map(|v| v.stack) == Some(Stack::Tonic),
         "tonic comes first: it is the reference"
     );
     let only = arg_str(args, "--only");

@@ -211,13 +211,14 @@ impl Observed {
     /// Starts observing a call: counts it, opens its span. `None` when nothing would
     /// observe it (no interceptors, no metrics, no subscriber for the span), which costs
     /// a call nothing more.
-    pub(crate) fn start(
+    pub(crate) fn start<M: AsRef<str> + Into<Arc<str>>>(
         chain: Chain,
-        method: &str,
+        path: M,
         server: bool,
         peer: Option<SocketAddr>,
         metrics: Option<Metrics>,
     ) -> Option<Observed> {
+        let method = path.as_ref();
         let info = CallInfo {
             method,
             server,
@@ -247,7 +248,7 @@ impl Observed {
         }
         Some(Observed {
             chain,
-            method: method.into(),
+            method: path.into(),
             server,
             peer,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),

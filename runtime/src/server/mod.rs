@@ -413,7 +413,7 @@ impl ServerBuilder {
             for (method, mut handler) in service.methods {
                 let path = format!("/{}/{}", service.name, method);
                 handler.site = Arc::new(Site {
-                    path: path.clone(),
+                    path: path.as_str().into(),
                     interceptors: self.interceptors.then(&handler.settings.interceptors),
                     metrics: self.metrics.clone(),
                 });

@@ -108,7 +108,7 @@ pub(crate) struct Handler {
 /// the service's) and the server's metrics.
 #[derive(Debug, Default)]
 pub(crate) struct Site {
-    pub(crate) path: String,
+    pub(crate) path: Arc<str>,
     pub(crate) interceptors: Chain,
     pub(crate) metrics: Option<Metrics>,
 }
@@ -597,7 +597,7 @@ fn observe(
     let peer = context.peer.remote_addr;
     let Some(observed) = Observed::start(
         site.interceptors.clone(),
-        &site.path,
+        site.path.clone(),
         true,
         peer,
         site.metrics.clone(),
