@@ -118,6 +118,20 @@
 //!    [`Request::cancelled`](crate::Request::cancelled) and failing sends.
 //! 6. A handler that panics fails its call with `UNKNOWN`; the server keeps serving.
 //!
+//! # Around the handlers
+//!
+//! Interceptors, the call's `tracing` span and metrics hang off one per-call record that
+//! exists only when something would observe the call (an interceptor, attached metrics, or
+//! a subscriber that wants the span); otherwise a call carries none of it. On a server the
+//! record is made where the handler is dispatched, on the handler's thread, so request
+//! hooks and the span run off the poller; the end hooks run where the responder finishes
+//! the call, and if that happens on the poller (a call cancelled before its handler
+//! answered) only the counters are updated there, never user hooks. On a client the
+//! record travels with the call's outcome to the thread or task that reads it.
+//! A call made with [`Request::with_parent`](crate::Request::with_parent) takes the
+//! smaller of its own timeout and the parent's remaining time, and registers a waker on
+//! the parent's cancellation, removed when the child ends.
+//!
 //! # Channels
 //!
 //! A [`Channel`](crate::Channel) resolves its target into addresses and keeps a
