@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::codec::CompressionEncoding;
 use crate::metadata::MetadataMap;
+use crate::status::Status;
 
 /// A gRPC request: the message (or request stream), its metadata, and call options.
 ///
@@ -341,6 +342,9 @@ impl CompressionSwitch {
 #[derive(Debug, Default)]
 pub(crate) struct CancelState {
     cancelled: AtomicBool,
+    /// Why the runtime ended the call, when it knows (deadline, client reset, shutdown):
+    /// what the call's observers are told.
+    reason: std::sync::OnceLock<Status>,
     /// Who waits for the cancellation, by key; entries leave with their watch, so the
     /// list holds only live watchers.
     wakers: Mutex<Wakers>,
@@ -359,6 +363,19 @@ impl CancelState {
 
     fn wakers(&self) -> std::sync::MutexGuard<'_, Wakers> {
         self.wakers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Cancels the call for `reason`, unless it already was.
+    pub(crate) fn cancel_because(&self, reason: &Status) {
+        if !self.is_cancelled() {
+            let _ = self.reason.set(reason.clone());
+        }
+        self.cancel();
+    }
+
+    /// Why the call was cancelled, when that is known.
+    pub(crate) fn reason(&self) -> Option<&Status> {
+        self.reason.get()
     }
 
     pub(crate) fn cancel(&self) {

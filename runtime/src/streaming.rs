@@ -890,15 +890,17 @@ impl Responder {
         pushed
     }
 
-    /// The status a call's observers see: the one sent, or `CANCELLED` when the call
-    /// ended before it could be.
+    /// The status a call's observers see: why the runtime ended the call, when it did
+    /// (`DEADLINE_EXCEEDED`, `CANCELLED` by the client, `UNAVAILABLE` at shutdown, a
+    /// request that broke a limit), since that is what the peer was told; otherwise the
+    /// status the handler sent, or `CANCELLED` if it could not be sent.
     fn reported(&self, sent: Result<Status, &Status>) -> Status {
+        if let Some(reason) = self.cancel.reason() {
+            return reason.clone();
+        }
         match sent {
-            Ok(status) if status.is_ok() && self.cancel.is_cancelled() => {
-                Status::cancelled("the call was cancelled")
-            }
-            Ok(status) => status,
-            Err(_) => Status::cancelled("the call was cancelled"),
+            Ok(status) if !(status.is_ok() && self.cancel.is_cancelled()) => status,
+            _ => Status::cancelled("the call was cancelled"),
         }
     }
 

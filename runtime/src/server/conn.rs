@@ -857,7 +857,7 @@ impl ServerStream {
 
     /// Marks the call cancelled and fails the handler's request stream.
     fn abort(&mut self, status: Status) {
-        self.cancel.cancel();
+        self.cancel.cancel_because(&status);
         if let Some(requests) = self.requests.take() {
             let _ = requests.push(Inbound::Error(status));
         }

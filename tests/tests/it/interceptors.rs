@@ -681,6 +681,27 @@ impl tracing::Subscriber for CaptureRef {
 // ---------------------------------------------------------------------------------------
 // Deadline propagation.
 
+/// A wrapping interceptor: times each call and keeps its final code.
+#[derive(Default)]
+struct Timing(Mutex<Vec<(String, Code, Duration)>>);
+
+impl Interceptor for Timing {
+    fn on_end(&self, call: &CallInfo<'_>, status: &Status, elapsed: Duration) {
+        assert!(!on_poller());
+        self.0
+            .lock()
+            .unwrap()
+            .push((call.method().to_owned(), status.code(), elapsed));
+    }
+}
+
+impl Timing {
+    /// Whether a call ended with `code`, waiting a while for it.
+    fn saw(&self, code: Code) -> bool {
+        eventually(|| self.0.lock().unwrap().iter().any(|(_, c, _)| *c == code))
+    }
+}
+
 /// A front service whose handlers call `backend` on behalf of their caller, passing the
 /// request's `message` on; they answer with the backend's status code.
 fn front(backend: Client, probe: Arc<Probe>) -> Service {
@@ -729,7 +750,9 @@ fn front(backend: Client, probe: Arc<Probe>) -> Service {
 #[test]
 fn a_handlers_deadline_flows_into_the_calls_it_makes() {
     for backend_flavour in FLAVOURS {
-        let (backend, backend_probe) = server_with(backend_flavour, |b| b);
+        let timing = Arc::new(Timing::default());
+        let (backend, backend_probe) =
+            server_with(backend_flavour, |b| b.interceptor(timing.clone()));
         let probe = Probe::new();
         let front_server = Server::builder()
             .add_service(front(client(&backend), probe.clone()))
@@ -754,6 +777,17 @@ fn a_handlers_deadline_flows_into_the_calls_it_makes() {
                 Ok(reply) => assert_eq!(reply.get_ref().message, "DEADLINE_EXCEEDED", "{tag}"),
                 Err(status) => assert_eq!(status.code(), Code::DeadlineExceeded, "{tag}"),
             }
+            // The backend's interceptors are told why the call ended: its deadline, or
+            // the reset the front's client sends when the same deadline fires there
+            // first (a server cannot tell the two apart), never the handler's own status.
+            assert!(
+                eventually(|| timing.0.lock().unwrap().iter().any(|(_, code, _)| {
+                    matches!(code, Code::DeadlineExceeded | Code::Cancelled)
+                })),
+                "{tag}: {:?}",
+                timing.0.lock().unwrap()
+            );
+            timing.0.lock().unwrap().clear();
         }
         // Without a deadline upstream, none is invented.
         let reply = front_client
@@ -768,7 +802,9 @@ fn a_handlers_deadline_flows_into_the_calls_it_makes() {
 fn cancelling_a_call_cancels_the_calls_its_handler_made() {
     let rt = tokio_rt();
     for backend_flavour in FLAVOURS {
-        let (backend, backend_probe) = server_with(backend_flavour, |b| b);
+        let timing = Arc::new(Timing::default());
+        let (backend, backend_probe) =
+            server_with(backend_flavour, |b| b.interceptor(timing.clone()));
         let probe = Probe::new();
         let front_server = Server::builder()
             .add_service(front(client(&backend), probe.clone()))
@@ -796,6 +832,12 @@ fn cancelling_a_call_cancels_the_calls_its_handler_made() {
             call.abort();
             assert!(backend_probe.wait(&tag, Duration::from_secs(20)), "{tag}");
             assert!(started.elapsed() < Duration::from_secs(25), "{tag}");
+            assert!(
+                timing.saw(Code::Cancelled),
+                "{tag}: {:?}",
+                timing.0.lock().unwrap()
+            );
+            timing.0.lock().unwrap().clear();
         }
     }
     // The front is still healthy.
@@ -812,18 +854,6 @@ fn cancelling_a_call_cancels_the_calls_its_handler_made() {
 
 #[test]
 fn server_interceptors_see_the_streams_of_every_kind_end() {
-    // A wrapping interceptor: times each call and keeps its final code.
-    #[derive(Default)]
-    struct Timing(Mutex<Vec<(String, Code, Duration)>>);
-    impl Interceptor for Timing {
-        fn on_end(&self, call: &CallInfo<'_>, status: &Status, elapsed: Duration) {
-            assert!(!on_poller());
-            self.0
-                .lock()
-                .unwrap()
-                .push((call.method().to_owned(), status.code(), elapsed));
-        }
-    }
     for flavour in FLAVOURS {
         let timing = Arc::new(Timing::default());
         let (server, _probe) = server_with(flavour, |b| b.interceptor(timing.clone()));
@@ -869,5 +899,48 @@ fn server_interceptors_see_the_streams_of_every_kind_end() {
         let items: Vec<_> = rt.block_on(stream.collect::<Vec<_>>());
         assert_eq!(items.len(), 3);
         assert!(eventually(|| timing.0.lock().unwrap().len() == 9));
+    }
+}
+
+#[test]
+fn server_interceptors_see_a_deadline_the_server_enforced() {
+    use bytes::{BufMut, BytesMut};
+    use prost::Message;
+
+    // A raw HTTP/2 client sends `grpc-timeout` and never resets the stream itself, so
+    // it is the server that ends the call.
+    let rt = tokio_rt();
+    for flavour in FLAVOURS {
+        let timing = Arc::new(Timing::default());
+        let (server, probe) = server_with(flavour, |b| b.interceptor(timing.clone()));
+        let addr = server.local_addr();
+        let tag = format!("raw-deadline-{flavour:?}");
+        let body = req(&format!("wait-cancel:{tag}")).encode_to_vec();
+        let mut framed = BytesMut::new();
+        framed.put_u8(0);
+        framed.put_u32(body.len() as u32);
+        framed.put_slice(&body);
+        let response = rt.block_on(async {
+            let mut send = crate::protocol::connect(addr).await;
+            crate::protocol::raw_call(
+                &mut send,
+                addr,
+                path(SVC, UNARY),
+                &[
+                    ("content-type", "application/grpc"),
+                    ("te", "trailers"),
+                    ("grpc-timeout", "200m"),
+                ],
+                framed.freeze(),
+            )
+            .await
+        });
+        assert_eq!(response.grpc_status().as_deref(), Some("4"), "{flavour:?}");
+        assert!(probe.wait(&tag, Duration::from_secs(20)), "{flavour:?}");
+        assert!(
+            timing.saw(Code::DeadlineExceeded),
+            "{flavour:?}: {:?}",
+            timing.0.lock().unwrap()
+        );
     }
 }
