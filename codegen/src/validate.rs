@@ -94,6 +94,117 @@ fn message_descriptor(file: &str, full_name: &str, message: &DescriptorProto) ->
     Ok(())
 }
 
+/// Every type a method or field names is a message or enum of the set, of the right kind:
+/// prost-build would otherwise write code naming a type that does not exist, which does not
+/// compile (protoc and protox check this; a hand-made descriptor set may not).
+pub(crate) fn types_resolve(set: &FileDescriptorSet) -> Result<(), Error> {
+    let mut kinds: BTreeMap<String, Kind> = BTreeMap::new();
+    fn collect(kinds: &mut BTreeMap<String, Kind>, scope: &str, message: &DescriptorProto) {
+        let name = format!("{scope}.{}", message.name());
+        for enumeration in &message.enum_type {
+            kinds.insert(format!("{name}.{}", enumeration.name()), Kind::Enum);
+        }
+        for nested in &message.nested_type {
+            collect(kinds, &name, nested);
+        }
+        kinds.insert(name, Kind::Message);
+    }
+    for file in &set.file {
+        let scope = match file.package() {
+            "" => String::new(),
+            package => format!(".{package}"),
+        };
+        for message in &file.message_type {
+            collect(&mut kinds, &scope, message);
+        }
+        for enumeration in &file.enum_type {
+            kinds.insert(format!("{scope}.{}", enumeration.name()), Kind::Enum);
+        }
+    }
+    let check = |file: &str, what: &dyn std::fmt::Display, ty: &str, want: Option<Kind>| match (
+        kinds.get(ty),
+        want,
+    ) {
+        (None, _) => Err(Error::invalid(format!(
+            "{file}: {what} has type {ty}, which no file of the set defines"
+        ))),
+        (Some(kind), Some(want)) if *kind != want => Err(Error::invalid(format!(
+            "{file}: {what} has type {ty}, which is {}, not {}",
+            kind.article(),
+            want.article()
+        ))),
+        _ => Ok(()),
+    };
+    fn fields<'a>(
+        scope: &str,
+        message: &'a DescriptorProto,
+        out: &mut Vec<(String, &'a prost_types::FieldDescriptorProto)>,
+    ) {
+        let name = format!("{scope}.{}", message.name());
+        for field in message.field.iter().chain(&message.extension) {
+            out.push((name.clone(), field));
+        }
+        for nested in &message.nested_type {
+            fields(&name, nested, out);
+        }
+    }
+    for file in &set.file {
+        let scope = match file.package() {
+            "" => String::new(),
+            package => format!(".{package}"),
+        };
+        let mut all = Vec::new();
+        for message in &file.message_type {
+            fields(&scope, message, &mut all);
+        }
+        for field in &file.extension {
+            all.push((scope.clone(), field));
+        }
+        for (owner, field) in all {
+            use prost_types::field_descriptor_proto::Type;
+            let Some(ty) = field.type_name.as_deref() else {
+                continue;
+            };
+            let want = match field.r#type.map(Type::try_from) {
+                Some(Ok(Type::Message | Type::Group)) => Some(Kind::Message),
+                Some(Ok(Type::Enum)) => Some(Kind::Enum),
+                _ => None,
+            };
+            let what = format_args!("field {owner}.{}", field.name());
+            check(file.name(), &what, ty, want)?;
+        }
+        for service in &file.service {
+            for method in &service.method {
+                let what = format_args!("method {scope}.{}.{}", service.name(), method.name());
+                check(file.name(), &what, method.input_type(), Some(Kind::Message))?;
+                check(
+                    file.name(),
+                    &what,
+                    method.output_type(),
+                    Some(Kind::Message),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a fully qualified type name names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Message,
+    Enum,
+}
+
+impl Kind {
+    fn article(self) -> &'static str {
+        match self {
+            Kind::Message => "a message",
+            Kind::Enum => "an enum",
+        }
+    }
+}
+
 /// No two services of a package (in the files to generate) share stub modules, and no two
 /// methods of a service share a Rust name: protobuf names that differ only in case or
 /// underscores (`FooBar`, `Foo_Bar`) become the same Rust name.
@@ -279,6 +390,42 @@ mod tests {
         let mut relative = service("S", &["Call"]);
         relative.method[0].output_type = Some("M".to_owned());
         assert!(descriptors(&set(vec![relative])).is_err());
+    }
+
+    #[test]
+    fn types_must_be_defined_and_of_the_right_kind() {
+        use prost_types::field_descriptor_proto::Type;
+        use prost_types::{DescriptorProto, EnumDescriptorProto, FieldDescriptorProto};
+        let mut set = set(vec![service("S", &["Call"])]);
+        let err = types_resolve(&set).unwrap_err();
+        assert!(err.is_invalid());
+        assert!(
+            err.to_string().contains("method .p.S.Call has type .p.M"),
+            "{err}"
+        );
+        let file = &mut set.file[0];
+        file.message_type.push(DescriptorProto {
+            name: Some("M".to_owned()),
+            field: vec![FieldDescriptorProto {
+                name: Some("e".to_owned()),
+                r#type: Some(Type::Enum as i32),
+                type_name: Some(".p.M".to_owned()),
+                ..FieldDescriptorProto::default()
+            }],
+            ..DescriptorProto::default()
+        });
+        let err = types_resolve(&set).unwrap_err();
+        assert!(
+            err.to_string().contains("which is a message, not an enum"),
+            "{err}"
+        );
+        let file = &mut set.file[0];
+        file.enum_type.push(EnumDescriptorProto {
+            name: Some("E".to_owned()),
+            ..EnumDescriptorProto::default()
+        });
+        file.message_type[0].field[0].type_name = Some(".p.E".to_owned());
+        types_resolve(&set).unwrap();
     }
 
     #[test]
