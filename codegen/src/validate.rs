@@ -15,6 +15,7 @@ pub(crate) fn descriptors(set: &FileDescriptorSet) -> Result<(), Error> {
         let Some(file_name) = file.name.as_deref() else {
             return Err(Error::invalid("a file descriptor has no name"));
         };
+        names(file_name, file)?;
         let scope = |name: &str| {
             if file.package().is_empty() {
                 name.to_owned()
@@ -56,6 +57,84 @@ pub(crate) fn descriptors(set: &FileDescriptorSet) -> Result<(), Error> {
                     }
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` is a protobuf identifier: a letter or `_`, then letters, digits and `_`.
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The file's syntax is one prost-build generates, and every name in it (package segments,
+/// messages, fields, oneofs, enums, values, services, methods) is an identifier, as protoc
+/// and protox make sure: prost-build panics on other syntaxes and writes code that does not
+/// parse for other names.
+fn names(file_name: &str, file: &prost_types::FileDescriptorProto) -> Result<(), Error> {
+    match file.syntax.as_deref() {
+        None | Some("" | "proto2" | "proto3") => {}
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "{file_name}: syntax {other:?} is not supported (proto2 and proto3 are)"
+            )));
+        }
+    }
+    let check = |what: &str, name: Option<&str>| match name {
+        // A missing name is reported where the element is checked, with more context.
+        None => Ok(()),
+        Some(name) if is_identifier(name) => Ok(()),
+        Some(name) => Err(Error::invalid(format!(
+            "{file_name}: {what} name {name:?} is not an identifier"
+        ))),
+    };
+    if !file.package().is_empty() {
+        for segment in file.package().split('.') {
+            check("package", Some(segment))?;
+        }
+    }
+    fn enums(
+        check: &dyn Fn(&str, Option<&str>) -> Result<(), Error>,
+        list: &[prost_types::EnumDescriptorProto],
+    ) -> Result<(), Error> {
+        for enumeration in list {
+            check("enum", enumeration.name.as_deref())?;
+            for value in &enumeration.value {
+                check("enum value", value.name.as_deref())?;
+            }
+        }
+        Ok(())
+    }
+    fn messages(
+        check: &dyn Fn(&str, Option<&str>) -> Result<(), Error>,
+        list: &[DescriptorProto],
+    ) -> Result<(), Error> {
+        for message in list {
+            check("message", message.name.as_deref())?;
+            for field in message.field.iter().chain(&message.extension) {
+                check("field", field.name.as_deref())?;
+            }
+            for oneof in &message.oneof_decl {
+                check("oneof", oneof.name.as_deref())?;
+            }
+            enums(check, &message.enum_type)?;
+            messages(check, &message.nested_type)?;
+        }
+        Ok(())
+    }
+    messages(&check, &file.message_type)?;
+    enums(&check, &file.enum_type)?;
+    for field in &file.extension {
+        check("extension", field.name.as_deref())?;
+    }
+    for service in &file.service {
+        check("service", service.name.as_deref())?;
+        for method in &service.method {
+            check("method", method.name.as_deref())?;
         }
     }
     Ok(())
@@ -426,6 +505,25 @@ mod tests {
         });
         file.message_type[0].field[0].type_name = Some(".p.E".to_owned());
         types_resolve(&set).unwrap();
+    }
+
+    #[test]
+    fn names_and_syntax_are_checked() {
+        let mut bad = set(vec![service("S", &["Call"])]);
+        bad.file[0].syntax = Some("editions".to_owned());
+        let err = descriptors(&bad).unwrap_err();
+        assert!(err.to_string().contains("syntax \"editions\""), "{err}");
+        for (name, what) in [("", "method"), ("a b", "method"), ("1x", "method")] {
+            let bad = set(vec![service("S", &[name])]);
+            let err = descriptors(&bad).unwrap_err();
+            assert!(err.is_invalid());
+            assert!(err.to_string().contains(&format!("{what} name {name:?}")), "{err}");
+        }
+        let mut bad = set(vec![]);
+        bad.file[0].package = Some("a..b".to_owned());
+        assert!(descriptors(&bad).unwrap_err().to_string().contains("package name \"\""));
+        let good = set(vec![service("_S2", &["Call_3"])]);
+        descriptors(&good).unwrap();
     }
 
     #[test]

@@ -518,6 +518,13 @@ fn codegen() -> Vec<Seed> {
     bad_package.package = Some("a..b".into());
     let mut unnamed = file(vec![]);
     unnamed.name = None;
+    let mut unknown_syntax = file(vec![]);
+    unknown_syntax.syntax = Some("proto4".into());
+    let mut editions = file(vec![]);
+    editions.syntax = Some("editions".into());
+    let mut bad_message_name = file(vec![]);
+    bad_message_name.message_type[0].name = Some("Req-1".into());
+    bad_message_name.message_type[1].field[0].type_name = Some(".pkg.Req-1".into());
     vec![
         seed(
             "generated--helloworld",
@@ -562,6 +569,13 @@ fn codegen() -> Vec<Seed> {
             set(vec![file(vec![]), file(vec![])]),
         ),
         seed("error--unnamed-file", set(vec![unnamed])),
+        seed("error--unknown-syntax", set(vec![unknown_syntax])),
+        seed("error--editions-syntax", set(vec![editions])),
+        seed(
+            "error--empty-method-name",
+            set(vec![file(vec![method("", ".pkg.Req", ".pkg.Resp", false, false)])]),
+        ),
+        seed("error--message-name-not-identifier", set(vec![bad_message_name])),
         seed("not_descriptor--garbage", vec![0xff; 12]),
         seed(
             "not_descriptor--truncated",
