@@ -62,6 +62,9 @@ pub(crate) fn descriptors(set: &FileDescriptorSet) -> Result<(), Error> {
     Ok(())
 }
 
+/// Checks the name of one kind of element (`"message"`, `"field"`, ...), if it has one.
+type NameCheck<'a> = dyn Fn(&str, Option<&str>) -> Result<(), Error> + 'a;
+
 /// Whether `name` is a protobuf identifier: a letter or `_`, then letters, digits and `_`.
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
@@ -98,7 +101,7 @@ fn names(file_name: &str, file: &prost_types::FileDescriptorProto) -> Result<(),
         }
     }
     fn enums(
-        check: &dyn Fn(&str, Option<&str>) -> Result<(), Error>,
+        check: &NameCheck<'_>,
         list: &[prost_types::EnumDescriptorProto],
     ) -> Result<(), Error> {
         for enumeration in list {
@@ -109,10 +112,7 @@ fn names(file_name: &str, file: &prost_types::FileDescriptorProto) -> Result<(),
         }
         Ok(())
     }
-    fn messages(
-        check: &dyn Fn(&str, Option<&str>) -> Result<(), Error>,
-        list: &[DescriptorProto],
-    ) -> Result<(), Error> {
+    fn messages(check: &NameCheck<'_>, list: &[DescriptorProto]) -> Result<(), Error> {
         for message in list {
             check("message", message.name.as_deref())?;
             for field in message.field.iter().chain(&message.extension) {
@@ -517,11 +517,19 @@ mod tests {
             let bad = set(vec![service("S", &[name])]);
             let err = descriptors(&bad).unwrap_err();
             assert!(err.is_invalid());
-            assert!(err.to_string().contains(&format!("{what} name {name:?}")), "{err}");
+            assert!(
+                err.to_string().contains(&format!("{what} name {name:?}")),
+                "{err}"
+            );
         }
         let mut bad = set(vec![]);
         bad.file[0].package = Some("a..b".to_owned());
-        assert!(descriptors(&bad).unwrap_err().to_string().contains("package name \"\""));
+        assert!(
+            descriptors(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("package name \"\"")
+        );
         let good = set(vec![service("_S2", &["Call_3"])]);
         descriptors(&good).unwrap();
     }

@@ -17,9 +17,12 @@ use rsgrpc_types::StatusExt;
 
 pub mod seeds;
 
+/// A fuzz target's check: the class of outcome of one input; panics on a finding.
+pub type Check = fn(&[u8]) -> &'static str;
+
 /// The fuzz targets, by name (the directory of their seeds under `fuzz/corpus/`), with
 /// their checks.
-pub const TARGETS: &[(&str, fn(&[u8]) -> &'static str)] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("frame_decoder", frame_decoder),
     ("gzip", gzip),
     ("grpc_timeout", grpc_timeout),

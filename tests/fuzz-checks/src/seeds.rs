@@ -573,9 +573,18 @@ fn codegen() -> Vec<Seed> {
         seed("error--editions-syntax", set(vec![editions])),
         seed(
             "error--empty-method-name",
-            set(vec![file(vec![method("", ".pkg.Req", ".pkg.Resp", false, false)])]),
+            set(vec![file(vec![method(
+                "",
+                ".pkg.Req",
+                ".pkg.Resp",
+                false,
+                false,
+            )])]),
         ),
-        seed("error--message-name-not-identifier", set(vec![bad_message_name])),
+        seed(
+            "error--message-name-not-identifier",
+            set(vec![bad_message_name]),
+        ),
         seed("not_descriptor--garbage", vec![0xff; 12]),
         seed(
             "not_descriptor--truncated",
