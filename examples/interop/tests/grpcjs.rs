@@ -3,7 +3,9 @@
 //! library, installed from npm by scripts/test.sh). Every interop case from a grpc-js client
 //! against both of our server flavours and from both of our client flavours against a
 //! grpc-js server (which cannot compress responses, so server_compressed_streaming checks
-//! all but that), then a concurrent mix (64 calls in flight, all four kinds) both ways.
+//! all but that), then a concurrent mix (64 calls in flight, all four kinds) for a few
+//! seconds: the grpc-js client against both server flavours, and both client flavours
+//! against the grpc-js server.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -11,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use interop::testing::test_service_client::TestServiceClient;
+use interop::testing::test_service_client::{TestServiceBlockingClient, TestServiceClient};
 use interop::testing::{
     ResponseParameters, SimpleRequest, StreamingInputCallRequest, StreamingOutputCallRequest,
 };
@@ -185,6 +187,7 @@ fn concurrent_mix_from_a_grpcjs_client_against_our_servers() {
             ],
         );
         let counts = passed_failed(&report);
+        println!("grpc-js client mix against our {flavour} server: {counts:?} (passed, failed)");
         assert!(
             ok && matches!(counts, Some((passed, 0)) if passed >= IN_FLIGHT as u64),
             "grpc-js mix against our {flavour} server:\n{report}"
@@ -349,6 +352,133 @@ fn concurrent_mix_from_our_async_client_against_a_grpcjs_server() {
         }
         failures.extend(f);
     }
+    println!(
+        "async client mix, {IN_FLIGHT} in flight for {MIX_SECONDS} s: {done:?} (unary, server, client, bidi), {} failed",
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        done.iter().all(|&n| n > 0),
+        "every kind of call ran: {done:?}"
+    );
+}
+
+/// One call of the mix with the blocking client, as [`mix_call`].
+fn blocking_mix_call(client: &TestServiceBlockingClient, i: usize) -> Result<(), String> {
+    match i % 4 {
+        0 => {
+            let request = SimpleRequest {
+                response_size: (i % 100) as i32,
+                payload: payload(i % 50),
+                ..Default::default()
+            };
+            let reply = client
+                .unary_call(with_deadline(request))
+                .map_err(failed("unary"))?;
+            let got = body_len(&reply.into_inner().payload);
+            (got == i % 100)
+                .then_some(())
+                .ok_or(format!("unary: {got} bytes"))
+        }
+        1 => {
+            let sizes = [i % 7, 1, i % 1000];
+            let mut replies = client
+                .streaming_output_call(with_deadline(output_request(&sizes)))
+                .map_err(failed("server streaming"))?
+                .into_inner();
+            let mut got = Vec::new();
+            while let Some(reply) = replies.recv().map_err(failed("server streaming"))? {
+                got.push(body_len(&reply.payload));
+            }
+            (got == sizes)
+                .then_some(())
+                .ok_or(format!("server streaming: sizes {got:?}"))
+        }
+        2 => {
+            let sizes = [i % 13, 3, i % 500];
+            let requests = sizes.map(|size| StreamingInputCallRequest {
+                payload: payload(size),
+                ..Default::default()
+            });
+            let reply = client
+                .streaming_input_call(with_deadline(requests))
+                .map_err(failed("client streaming"))?
+                .into_inner();
+            let want: usize = sizes.iter().sum();
+            (reply.aggregated_payload_size as usize == want)
+                .then_some(())
+                .ok_or(format!(
+                    "client streaming: {} bytes",
+                    reply.aggregated_payload_size
+                ))
+        }
+        _ => {
+            let sizes = [i % 11, 2, i % 300];
+            let (mut sender, mut replies) = client
+                .full_duplex_call(with_deadline(()))
+                .map_err(failed("bidi"))?;
+            for &size in &sizes {
+                sender
+                    .send(output_request(&[size]))
+                    .map_err(failed("bidi"))?;
+                let reply = replies
+                    .recv()
+                    .map_err(failed("bidi"))?
+                    .ok_or("bidi: stream ended early")?;
+                if body_len(&reply.payload) != size {
+                    return Err(format!("bidi: {} bytes", body_len(&reply.payload)));
+                }
+            }
+            sender.finish();
+            match replies.recv().map_err(failed("bidi"))? {
+                None => Ok(()),
+                Some(_) => Err("bidi: extra response".into()),
+            }
+        }
+    }
+}
+
+#[test]
+fn concurrent_mix_from_our_blocking_client_against_a_grpcjs_server() {
+    let (_server, port) = grpcjs_server();
+    let channel = rsgrpc::Channel::new(&format!("http://127.0.0.1:{port}")).unwrap();
+    let client = TestServiceBlockingClient::new(channel);
+    let until = Instant::now() + Duration::from_secs(MIX_SECONDS);
+    // One thread per call in flight, a quarter of them on each kind.
+    let results: Vec<([usize; 4], Vec<String>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..IN_FLIGHT)
+            .map(|w| {
+                let client = &client;
+                scope.spawn(move || {
+                    let mut done = [0usize; 4];
+                    let mut failures = Vec::new();
+                    let mut n = 0;
+                    while Instant::now() < until && failures.len() < 10 {
+                        let i = n * IN_FLIGHT + w;
+                        n += 1;
+                        match blocking_mix_call(client, i) {
+                            Ok(()) => done[i % 4] += 1,
+                            Err(why) => failures.push(format!("call {i}: {why}")),
+                        }
+                    }
+                    (done, failures)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let mut done = [0usize; 4];
+    let mut failures = Vec::new();
+    for (d, f) in results {
+        for k in 0..4 {
+            done[k] += d[k];
+        }
+        failures.extend(f);
+    }
+    println!(
+        "blocking client mix, {IN_FLIGHT} in flight for {MIX_SECONDS} s: {done:?} (unary, server, client, bidi), {} failed",
+        failures.len()
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(
         done.iter().all(|&n| n > 0),
