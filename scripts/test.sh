@@ -10,7 +10,10 @@
 #   - Google's common protos (pip's googleapis-common-protos, in .venv), which with gRPC's
 #     protos are the real-world input of the plugin test protoc-gen-rsgrpc/tests/real_protos.rs;
 #   - nginx (Debian's nginx-light), a real gRPC proxy (grpc_pass) the transport tests call
-#     through. Only its binary is used; the system service is not started.
+#     through. Only its binary is used; the system service is not started;
+#   - Node.js (Debian's nodejs and npm, when node is missing) and @grpc/grpc-js with
+#     @grpc/proto-loader from npm, at the versions of examples/interop/node/package-lock.json,
+#     the third interop peer (examples/interop/tests/grpcjs.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +25,8 @@ missing=()
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 [ -f /usr/share/grpc-proto/grpc/testing/test.proto ] || missing+=(grpc-proto)
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]}..."
     as_root apt-get update -qq
@@ -46,6 +51,11 @@ if ! .venv/bin/python -c "import grpc, grpc_tools, google.rpc.status_pb2, grpc_h
     .venv/bin/pip install --quiet --disable-pip-version-check \
         grpcio grpcio-tools googleapis-common-protos \
         grpcio-health-checking grpcio-reflection grpcio-status
+fi
+
+if ! (cd examples/interop/node && node -e 'require("@grpc/grpc-js"); require("@grpc/proto-loader")') >/dev/null 2>&1; then
+    echo "installing @grpc/grpc-js and @grpc/proto-loader into examples/interop/node..."
+    (cd examples/interop/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 cargo run --quiet -p helloworld

@@ -657,6 +657,7 @@ impl Builder {
             wanted.push(Module::from_protobuf_package_name(file.package()));
         }
         validate::descriptors(set)?;
+        validate::types_resolve(set)?;
         validate::rust_names(set, files_to_generate)?;
         validate::enum_variants(
             set,

@@ -15,6 +15,7 @@ pub(crate) fn descriptors(set: &FileDescriptorSet) -> Result<(), Error> {
         let Some(file_name) = file.name.as_deref() else {
             return Err(Error::invalid("a file descriptor has no name"));
         };
+        names(file_name, file)?;
         let scope = |name: &str| {
             if file.package().is_empty() {
                 name.to_owned()
@@ -61,6 +62,84 @@ pub(crate) fn descriptors(set: &FileDescriptorSet) -> Result<(), Error> {
     Ok(())
 }
 
+/// Checks the name of one kind of element (`"message"`, `"field"`, ...), if it has one.
+type NameCheck<'a> = dyn Fn(&str, Option<&str>) -> Result<(), Error> + 'a;
+
+/// Whether `name` is a protobuf identifier: a letter or `_`, then letters, digits and `_`.
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The file's syntax is one prost-build generates, and every name in it (package segments,
+/// messages, fields, oneofs, enums, values, services, methods) is an identifier, as protoc
+/// and protox make sure: prost-build panics on other syntaxes and writes code that does not
+/// parse for other names.
+fn names(file_name: &str, file: &prost_types::FileDescriptorProto) -> Result<(), Error> {
+    match file.syntax.as_deref() {
+        None | Some("" | "proto2" | "proto3") => {}
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "{file_name}: syntax {other:?} is not supported (proto2 and proto3 are)"
+            )));
+        }
+    }
+    let check = |what: &str, name: Option<&str>| match name {
+        // A missing name is reported where the element is checked, with more context.
+        None => Ok(()),
+        Some(name) if is_identifier(name) => Ok(()),
+        Some(name) => Err(Error::invalid(format!(
+            "{file_name}: {what} name {name:?} is not an identifier"
+        ))),
+    };
+    if !file.package().is_empty() {
+        for segment in file.package().split('.') {
+            check("package", Some(segment))?;
+        }
+    }
+    fn enums(
+        check: &NameCheck<'_>,
+        list: &[prost_types::EnumDescriptorProto],
+    ) -> Result<(), Error> {
+        for enumeration in list {
+            check("enum", enumeration.name.as_deref())?;
+            for value in &enumeration.value {
+                check("enum value", value.name.as_deref())?;
+            }
+        }
+        Ok(())
+    }
+    fn messages(check: &NameCheck<'_>, list: &[DescriptorProto]) -> Result<(), Error> {
+        for message in list {
+            check("message", message.name.as_deref())?;
+            for field in message.field.iter().chain(&message.extension) {
+                check("field", field.name.as_deref())?;
+            }
+            for oneof in &message.oneof_decl {
+                check("oneof", oneof.name.as_deref())?;
+            }
+            enums(check, &message.enum_type)?;
+            messages(check, &message.nested_type)?;
+        }
+        Ok(())
+    }
+    messages(&check, &file.message_type)?;
+    enums(&check, &file.enum_type)?;
+    for field in &file.extension {
+        check("extension", field.name.as_deref())?;
+    }
+    for service in &file.service {
+        check("service", service.name.as_deref())?;
+        for method in &service.method {
+            check("method", method.name.as_deref())?;
+        }
+    }
+    Ok(())
+}
+
 fn message_descriptor(file: &str, full_name: &str, message: &DescriptorProto) -> Result<(), Error> {
     if message.name.is_none() {
         return Err(Error::invalid(format!("{file}: a message has no name")));
@@ -92,6 +171,117 @@ fn message_descriptor(file: &str, full_name: &str, message: &DescriptorProto) ->
         }
     }
     Ok(())
+}
+
+/// Every type a method or field names is a message or enum of the set, of the right kind:
+/// prost-build would otherwise write code naming a type that does not exist, which does not
+/// compile (protoc and protox check this; a hand-made descriptor set may not).
+pub(crate) fn types_resolve(set: &FileDescriptorSet) -> Result<(), Error> {
+    let mut kinds: BTreeMap<String, Kind> = BTreeMap::new();
+    fn collect(kinds: &mut BTreeMap<String, Kind>, scope: &str, message: &DescriptorProto) {
+        let name = format!("{scope}.{}", message.name());
+        for enumeration in &message.enum_type {
+            kinds.insert(format!("{name}.{}", enumeration.name()), Kind::Enum);
+        }
+        for nested in &message.nested_type {
+            collect(kinds, &name, nested);
+        }
+        kinds.insert(name, Kind::Message);
+    }
+    for file in &set.file {
+        let scope = match file.package() {
+            "" => String::new(),
+            package => format!(".{package}"),
+        };
+        for message in &file.message_type {
+            collect(&mut kinds, &scope, message);
+        }
+        for enumeration in &file.enum_type {
+            kinds.insert(format!("{scope}.{}", enumeration.name()), Kind::Enum);
+        }
+    }
+    let check = |file: &str, what: &dyn std::fmt::Display, ty: &str, want: Option<Kind>| match (
+        kinds.get(ty),
+        want,
+    ) {
+        (None, _) => Err(Error::invalid(format!(
+            "{file}: {what} has type {ty}, which no file of the set defines"
+        ))),
+        (Some(kind), Some(want)) if *kind != want => Err(Error::invalid(format!(
+            "{file}: {what} has type {ty}, which is {}, not {}",
+            kind.article(),
+            want.article()
+        ))),
+        _ => Ok(()),
+    };
+    fn fields<'a>(
+        scope: &str,
+        message: &'a DescriptorProto,
+        out: &mut Vec<(String, &'a prost_types::FieldDescriptorProto)>,
+    ) {
+        let name = format!("{scope}.{}", message.name());
+        for field in message.field.iter().chain(&message.extension) {
+            out.push((name.clone(), field));
+        }
+        for nested in &message.nested_type {
+            fields(&name, nested, out);
+        }
+    }
+    for file in &set.file {
+        let scope = match file.package() {
+            "" => String::new(),
+            package => format!(".{package}"),
+        };
+        let mut all = Vec::new();
+        for message in &file.message_type {
+            fields(&scope, message, &mut all);
+        }
+        for field in &file.extension {
+            all.push((scope.clone(), field));
+        }
+        for (owner, field) in all {
+            use prost_types::field_descriptor_proto::Type;
+            let Some(ty) = field.type_name.as_deref() else {
+                continue;
+            };
+            let want = match field.r#type.map(Type::try_from) {
+                Some(Ok(Type::Message | Type::Group)) => Some(Kind::Message),
+                Some(Ok(Type::Enum)) => Some(Kind::Enum),
+                _ => None,
+            };
+            let what = format_args!("field {owner}.{}", field.name());
+            check(file.name(), &what, ty, want)?;
+        }
+        for service in &file.service {
+            for method in &service.method {
+                let what = format_args!("method {scope}.{}.{}", service.name(), method.name());
+                check(file.name(), &what, method.input_type(), Some(Kind::Message))?;
+                check(
+                    file.name(),
+                    &what,
+                    method.output_type(),
+                    Some(Kind::Message),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a fully qualified type name names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Message,
+    Enum,
+}
+
+impl Kind {
+    fn article(self) -> &'static str {
+        match self {
+            Kind::Message => "a message",
+            Kind::Enum => "an enum",
+        }
+    }
 }
 
 /// No two services of a package (in the files to generate) share stub modules, and no two
@@ -279,6 +469,69 @@ mod tests {
         let mut relative = service("S", &["Call"]);
         relative.method[0].output_type = Some("M".to_owned());
         assert!(descriptors(&set(vec![relative])).is_err());
+    }
+
+    #[test]
+    fn types_must_be_defined_and_of_the_right_kind() {
+        use prost_types::field_descriptor_proto::Type;
+        use prost_types::{DescriptorProto, EnumDescriptorProto, FieldDescriptorProto};
+        let mut set = set(vec![service("S", &["Call"])]);
+        let err = types_resolve(&set).unwrap_err();
+        assert!(err.is_invalid());
+        assert!(
+            err.to_string().contains("method .p.S.Call has type .p.M"),
+            "{err}"
+        );
+        let file = &mut set.file[0];
+        file.message_type.push(DescriptorProto {
+            name: Some("M".to_owned()),
+            field: vec![FieldDescriptorProto {
+                name: Some("e".to_owned()),
+                r#type: Some(Type::Enum as i32),
+                type_name: Some(".p.M".to_owned()),
+                ..FieldDescriptorProto::default()
+            }],
+            ..DescriptorProto::default()
+        });
+        let err = types_resolve(&set).unwrap_err();
+        assert!(
+            err.to_string().contains("which is a message, not an enum"),
+            "{err}"
+        );
+        let file = &mut set.file[0];
+        file.enum_type.push(EnumDescriptorProto {
+            name: Some("E".to_owned()),
+            ..EnumDescriptorProto::default()
+        });
+        file.message_type[0].field[0].type_name = Some(".p.E".to_owned());
+        types_resolve(&set).unwrap();
+    }
+
+    #[test]
+    fn names_and_syntax_are_checked() {
+        let mut bad = set(vec![service("S", &["Call"])]);
+        bad.file[0].syntax = Some("editions".to_owned());
+        let err = descriptors(&bad).unwrap_err();
+        assert!(err.to_string().contains("syntax \"editions\""), "{err}");
+        for (name, what) in [("", "method"), ("a b", "method"), ("1x", "method")] {
+            let bad = set(vec![service("S", &[name])]);
+            let err = descriptors(&bad).unwrap_err();
+            assert!(err.is_invalid());
+            assert!(
+                err.to_string().contains(&format!("{what} name {name:?}")),
+                "{err}"
+            );
+        }
+        let mut bad = set(vec![]);
+        bad.file[0].package = Some("a..b".to_owned());
+        assert!(
+            descriptors(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("package name \"\"")
+        );
+        let good = set(vec![service("_S2", &["Call_3"])]);
+        descriptors(&good).unwrap();
     }
 
     #[test]

@@ -30,6 +30,11 @@
 //! consumer is bounded by the stream's window.
 
 use std::collections::VecDeque;
+// Under `--cfg shuttle` the unit tests below run on shuttle's models of these primitives,
+// which explore the interleavings of the producer and consumer (CHECKS.md).
+#[cfg(all(test, shuttle))]
+use shuttle::sync::{Arc, Condvar, Mutex, MutexGuard};
+#[cfg(not(all(test, shuttle)))]
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -631,5 +636,102 @@ mod tests {
         assert_eq!(rx.pop_blocking(), Some(7));
         assert_eq!(rx.pop_blocking(), Some(8));
         assert_eq!(rx.pop_blocking(), None);
+    }
+}
+
+/// The hand-off between a producer and a consumer on two threads, under shuttle's
+/// scheduler: each test runs thousands of random interleavings, and shuttle fails a test on
+/// a deadlock (every thread blocked, as after a lost wake-up). Run with
+/// `RUSTFLAGS="--cfg shuttle" cargo test -p rsgrpc --lib cq::shuttle` (CHECKS.md); the other
+/// tests of this module use real threads and do not run under that flag.
+#[cfg(all(test, shuttle))]
+mod shuttle_tests {
+    use super::*;
+    use shuttle::thread;
+
+    const ITERATIONS: usize = 5_000;
+
+    #[test]
+    fn items_arrive_in_order_and_the_end_is_seen() {
+        shuttle::check_random(
+            || {
+                let (tx, mut rx) = queue::<u32>(4);
+                let producer = thread::spawn(move || {
+                    tx.push(0).unwrap();
+                    tx.push_all([1, 2, 3], 0).unwrap();
+                    tx.push_weighted(4, 1).unwrap();
+                });
+                let mut got = Vec::new();
+                while let Some(item) = rx.pop_blocking() {
+                    got.push(item);
+                }
+                producer.join().unwrap();
+                assert_eq!(got, [0, 1, 2, 3, 4]);
+            },
+            ITERATIONS,
+        );
+    }
+
+    #[test]
+    fn a_producer_waiting_for_room_is_always_woken() {
+        shuttle::check_random(
+            || {
+                let (tx, mut rx) = queue::<u32>(2);
+                let producer = thread::spawn(move || {
+                    for i in 0..6 {
+                        tx.wait_ready(None).unwrap();
+                        tx.push_weighted(i, 1).unwrap();
+                    }
+                });
+                let mut got = Vec::new();
+                while let Some(item) = rx.pop_blocking() {
+                    got.push(item);
+                }
+                producer.join().unwrap();
+                assert_eq!(got, [0, 1, 2, 3, 4, 5]);
+            },
+            ITERATIONS,
+        );
+    }
+
+    #[test]
+    fn closing_the_consumer_always_fails_a_waiting_producer() {
+        shuttle::check_random(
+            || {
+                let (tx, mut rx) = queue::<u32>(1);
+                tx.push_weighted(0, 1).unwrap();
+                let producer = thread::spawn(move || {
+                    let waited = tx.wait_ready(None);
+                    (waited, tx.push(1))
+                });
+                rx.close();
+                let (waited, pushed) = producer.join().unwrap();
+                assert_eq!(waited, Err(Closed));
+                assert_eq!(pushed, Err(1));
+            },
+            ITERATIONS,
+        );
+    }
+
+    #[test]
+    fn a_producer_waiting_for_the_consumer_to_drain_is_always_woken() {
+        shuttle::check_random(
+            || {
+                let (tx, mut rx) = queue::<u32>(8);
+                let producer = thread::spawn(move || {
+                    tx.push_all([1, 2, 3], 3).unwrap();
+                    shuttle::future::block_on(std::future::poll_fn(|cx| tx.poll_drained(cx)));
+                    // Drained: the consumer took everything and waits for more.
+                    tx.push(4).unwrap();
+                });
+                let mut got = Vec::new();
+                while let Some(item) = rx.pop_blocking() {
+                    got.push(item);
+                }
+                producer.join().unwrap();
+                assert_eq!(got, [1, 2, 3, 4]);
+            },
+            ITERATIONS,
+        );
     }
 }

@@ -60,6 +60,8 @@ mod cq;
 mod deadline;
 mod error;
 mod executor;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod interceptor;
 mod metadata;
 pub mod metrics;
