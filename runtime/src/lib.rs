@@ -63,6 +63,7 @@ mod executor;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod interceptor;
+mod live;
 mod metadata;
 pub mod metrics;
 mod poller;
@@ -150,6 +151,19 @@ macro_rules! include_file_descriptor_set {
     ($name:tt) => {
         include_bytes!(concat!(env!("OUT_DIR"), concat!("/", $name, ".bin")))
     };
+}
+
+/// Internals for the project's own tests: process-wide live counts. Not part of the
+/// stable API.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::live::LiveCounts;
+
+    /// Calls and connections live in this process now, over every runtime: what a leak
+    /// check compares with its baseline.
+    pub fn live() -> LiveCounts {
+        crate::live::counts()
+    }
 }
 
 /// What generated code uses from other crates, so a user's crate only depends on `rsgrpc`

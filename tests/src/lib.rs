@@ -27,7 +27,9 @@ use rsgrpc::{
     BlockingStreaming, Code, MetadataMap, Request, Response, ResponseSink, Status, Streaming,
 };
 
+pub mod leak;
 pub mod pki;
+pub mod raw;
 pub mod tonic_echo;
 
 /// Stubs generated from `tests/proto/echo/echo.proto`, wire-compatible with the

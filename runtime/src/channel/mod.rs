@@ -1327,6 +1327,7 @@ async fn drive(
     calls: Arc<AtomicUsize>,
     keepalive: Option<Keepalive>,
 ) {
+    let _live = crate::live::Live::client_connection();
     let Connection { h2, ping, watch } = connection;
     let keepalive_failed = async {
         match (keepalive, ping) {

@@ -80,6 +80,7 @@ struct Failure {
 
 impl CallTask {
     pub(crate) async fn run(self) {
+        let _live = crate::live::Live::client_call();
         let CallTask {
             channel,
             pool,

@@ -44,6 +44,7 @@ pub use crate::executor::BoxFuture;
 use crate::executor::SpawnHook;
 use crate::interceptor::{Chain, Interceptor};
 use crate::metrics::Metrics;
+use crate::live::Live;
 use crate::role;
 use crate::runtime::{self, Runtime};
 use crate::transport::SocketOptions;
@@ -528,6 +529,7 @@ impl ServerShared {
         }
         Some(ConnectionGuard {
             _track: self.track(),
+            _live: Live::server_connection(),
         })
     }
 
@@ -538,6 +540,7 @@ impl ServerShared {
         }
         Some(CallGuard {
             _track: self.track(),
+            _live: Live::server_call(),
         })
     }
 
@@ -619,6 +622,7 @@ impl Drop for Track {
 /// A connection counted against `max_connections`.
 pub(crate) struct ConnectionGuard {
     _track: Track,
+    _live: Live,
 }
 
 impl Drop for ConnectionGuard {
@@ -630,6 +634,7 @@ impl Drop for ConnectionGuard {
 /// A call counted against `max_concurrent_calls`.
 pub(crate) struct CallGuard {
     _track: Track,
+    _live: Live,
 }
 
 impl Drop for CallGuard {
