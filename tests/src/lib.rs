@@ -207,10 +207,17 @@ fn blocking_wait_cancel<T>(request: &Request<T>) -> bool {
 /// A minimal timer future for async handlers that does not depend on any executor.
 pub async fn async_sleep(duration: Duration) {
     let (tx, rx) = futures::channel::oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        std::thread::sleep(duration);
-        let _ = tx.send(());
-    });
+    // The timer thread also wakes when the future is dropped (its `cancel` sender with
+    // it), so an abandoned sleep leaves no thread behind for the leak check to find.
+    let (cancel, cancelled) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("test-sleep".to_owned())
+        .spawn(move || {
+            let _ = cancelled.recv_timeout(duration);
+            let _ = tx.send(());
+        })
+        .expect("spawn a timer thread");
+    let _cancel = cancel;
     let _ = rx.await;
 }
 

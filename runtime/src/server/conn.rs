@@ -236,6 +236,7 @@ async fn serve_connection(shared: Arc<ServerShared>, io: Io, peer: PeerInfo) {
         config.handshake_timeout,
         handshake(&shared, io, peer, &watch),
     );
+    let started = Instant::now();
     let (mut h2, peer) = match handshake.await {
         Ok(Ok(done)) => done,
         Ok(Err(reason)) => {
@@ -247,6 +248,37 @@ async fn serve_connection(shared: Arc<ServerShared>, io: Io, peer: PeerInfo) {
             return;
         }
     };
+    // h2's handshake ends with the 24-byte preface magic; the client's preface is only
+    // complete with its SETTINGS frame. A peer that stops after the magic must not hold
+    // the connection past the handshake timeout either, so drive h2 (without accepting
+    // streams: they wait in h2's bounded queue) until that SETTINGS frame is read.
+    let settings = poll_fn(|cx| {
+        if watch.settings_received() {
+            return Poll::Ready(true);
+        }
+        if h2.poll_closed(cx).is_ready() {
+            return Poll::Ready(false);
+        }
+        // Reading stops only at an empty socket, so a SETTINGS frame read by this poll
+        // is seen here, and otherwise the socket's readiness wakes us.
+        if watch.settings_received() {
+            Poll::Ready(true)
+        } else {
+            Poll::Pending
+        }
+    });
+    let left = config.handshake_timeout.saturating_sub(started.elapsed());
+    match tokio::time::timeout(left, settings).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::debug!("closing a connection that ended in its preface");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(timeout = ?config.handshake_timeout, "closing a connection that did not send its SETTINGS");
+            return;
+        }
+    }
     // A connection accepted just before the server began to drain or stop must see that
     // phase too, not only the changes after this point.
     let mut phase = shared.phase.subscribe();

@@ -24,6 +24,7 @@ const HEADER_LEN: usize = 9;
 
 const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
+const SETTINGS: u8 = 0x4;
 const PING: u8 = 0x6;
 const GOAWAY: u8 = 0x7;
 const ACK: u8 = 0x1;
@@ -62,6 +63,8 @@ struct WatchState {
     last_peer_stream: u32,
     /// Debug data of a GOAWAY the peer sent.
     goaway_debug: Option<Bytes>,
+    /// The peer's first SETTINGS frame arrived (the end of its connection preface).
+    settings_received: bool,
     /// Woken when `violated` is set.
     waker: Option<Waker>,
 }
@@ -78,6 +81,7 @@ impl Watch {
                 last_read: Instant::now(),
                 last_peer_stream: 0,
                 goaway_debug: None,
+                settings_received: false,
                 waker: None,
             }),
             violated: AtomicBool::new(false),
@@ -95,6 +99,12 @@ impl Watch {
     /// When the connection last received bytes.
     pub(crate) fn last_read(&self) -> Instant {
         self.lock().last_read
+    }
+
+    /// Whether the peer's first SETTINGS frame has arrived: a server's handshake is
+    /// complete only then (RFC 9113 §3.4: the client preface ends with SETTINGS).
+    pub(crate) fn settings_received(&self) -> bool {
+        self.lock().settings_received
     }
 
     /// The debug data of a GOAWAY the peer sent, if any.
@@ -293,9 +303,11 @@ impl<T> Watched<T> {
         let mut pinged = 0;
         let mut last_stream = 0;
         let mut goaway = None;
+        let mut settings = false;
         self.read.feed(
             data,
             &mut |frame| {
+                settings |= frame.kind == SETTINGS;
                 if frame.kind == PING && frame.flags & ACK == 0 {
                     pinged += 1;
                 }
@@ -309,6 +321,7 @@ impl<T> Watched<T> {
             let mut state = watch.lock();
             state.last_read = Instant::now();
             state.last_peer_stream = state.last_peer_stream.max(last_stream);
+            state.settings_received |= settings;
             if let Some(payload) = goaway {
                 state.goaway_debug = Some(if payload.len() > 8 {
                     payload.slice(8..)
