@@ -4,7 +4,12 @@
 //! within a bounded wait, or the test fails naming what leaked.
 //!
 //! The check measures the whole process, so tests under it run one at a time:
-//! [`check`] takes a process-wide lock that the returned guard holds.
+//! [`check`] takes a process-wide lock that the returned guard holds. That is sound only
+//! when every test of the binary holds it (a test outside it could open sockets and
+//! threads while another is measured), so a binary uses it in all of its tests or none.
+//! Threads the test harness starts for the tests waiting for their turn are told apart by
+//! their names (the binary's own `--list`), and process-wide threads started once (the
+//! global runtime's, rsgrpc's reaper) are not counted.
 //!
 //! ```ignore
 //! #[test]
@@ -38,20 +43,64 @@ pub fn fd_kinds() -> Vec<String> {
         .collect()
 }
 
+/// The names the test harness gives its threads in this binary: each test runs on a
+/// thread named after it, as the kernel keeps it (15 bytes). They come and go as tests
+/// wait for their turn, so they are not counted.
+fn harness_thread_names() -> &'static std::collections::HashSet<String> {
+    static NAMES: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let list = std::env::current_exe().ok().and_then(|exe| {
+            std::process::Command::new(exe)
+                .args(["--list", "--format", "terse"])
+                .output()
+                .ok()
+        });
+        let list = list.map(|out| String::from_utf8_lossy(&out.stdout).into_owned());
+        list.unwrap_or_default()
+            .lines()
+            .filter_map(|line| line.strip_suffix(": test"))
+            .map(|name| truncate_comm(name).to_owned())
+            .collect()
+    })
+}
+
+/// What the kernel keeps of a thread name: 15 bytes.
+fn truncate_comm(name: &str) -> &str {
+    let mut end = name.len().min(15);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
 /// The names of this process's threads, except the test harness's (named after the
 /// tests, which may be waiting for their turn) and rsgrpc's process-wide reaper thread
 /// (started once, on first use).
+///
+/// Threads a test spawns without a name inherit its thread's name and so are not seen;
+/// every thread rsgrpc starts has a name.
 pub fn thread_names() -> Vec<String> {
+    let harness = harness_thread_names();
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return Vec::new();
     };
     dir.filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
         .map(|name| name.trim_end().to_owned())
-        .filter(|name| {
-            let test_thread = name.contains('_') && !name.contains('-');
-            !test_thread && name != "rsgrpc-reaper" && name != "main"
-        })
+        .filter(|name| !harness.contains(name) && !process_wide(name))
         .collect()
+}
+
+/// Threads that live as long as the process, started on first use: rsgrpc's reaper, the
+/// worker pools of the default-prefix runtimes (the global runtime's pool grows with load
+/// and keeps idle workers for a minute; a leaked runtime of a test still shows as its
+/// poller and executor threads, which are counted), and smol's global executor and
+/// reactor (tests on smol).
+fn process_wide(name: &str) -> bool {
+    name == "rsgrpc-reaper"
+        || name.starts_with("rsgrpc-worker")
+        || name.starts_with("smol-")
+        || name == "async-io"
 }
 
 /// Resident set size of this process, in bytes.
@@ -147,8 +196,30 @@ pub struct LeakCheck {
 /// [`SETTLE`]) for everything to come back to the baseline and panics, naming what
 /// leaked, if it does not — unless the test is already failing.
 pub fn check() -> LeakCheck {
+    check_after(|| {})
+}
+
+/// As [`check`], but runs `warm_up` (under the lock, before the baseline) to start
+/// process-wide things that live on after the test, such as another library's global
+/// executor.
+pub fn check_after(warm_up: impl FnOnce()) -> LeakCheck {
     static LOCK: Mutex<()> = Mutex::new(());
     let serial = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    // The global runtime is process-wide: started on first use, never stopped. Its
+    // threads and file descriptors belong in the baseline.
+    let _ = rsgrpc::Runtime::global();
+    warm_up();
+    // A thread just started carries its parent's name until it names itself: let the
+    // threads started above settle (bounded) before counting them.
+    let mut last = thread_names();
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = thread_names();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
     LeakCheck {
         baseline: Snapshot::take(),
         _serial: serial,

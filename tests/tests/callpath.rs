@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -29,11 +29,9 @@ const SVC: &str = "test.Echo";
 // ---------------------------------------------------------------------------------------
 // Support: serialisation, baselines, process measurements.
 
-/// Tests in this binary measure the whole process, so they run one at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+// Tests in this binary measure the whole process, so they run one at a time: each holds
+// the leak check (`rsgrpc_tests::leak::check`), which serialises them and checks
+// threads, file descriptors and live calls and connections when the test ends.
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
@@ -205,7 +203,7 @@ impl Gate {
 
 #[test]
 fn dropping_channels_closes_their_connections() {
-    let _serial = serial();
+    let _leaks = rsgrpc_tests::leak::check();
     let base = Baseline::take();
     let rt = runtime("chdrop", |b| b);
     let server = serve(&rt, blocking_echo(SVC, Probe::new()));
@@ -232,7 +230,7 @@ fn dropping_channels_closes_their_connections() {
 
 #[test]
 fn closing_a_channel_lets_calls_in_flight_finish_and_refuses_new_ones() {
-    let _serial = serial();
+    let _leaks = rsgrpc_tests::leak::check();
     let base = Baseline::take();
     let rt = runtime("chclose", |b| b);
     let probe = Probe::new();
@@ -293,7 +291,7 @@ async fn headers_only(
 
 #[test]
 fn headers_only_streams_do_not_pin_blocking_workers() {
-    let _serial = serial();
+    let _leaks = rsgrpc_tests::leak::check();
     let base = Baseline::take();
     let rt = runtime("hdronly", |b| b.max_blocking_threads(8));
     let server = serve(&rt, blocking_echo(SVC, Probe::new()));
@@ -333,7 +331,7 @@ fn headers_only_streams_do_not_pin_blocking_workers() {
 
 #[test]
 fn blocking_calls_beyond_the_pool_and_its_queue_are_refused() {
-    let _serial = serial();
+    let _leaks = rsgrpc_tests::leak::check();
     let base = Baseline::take();
     let rt = runtime("refuse", |b| {
         b.max_blocking_threads(2).max_blocking_queue(2)
@@ -433,7 +431,7 @@ fn until_stalled(progress: &AtomicUsize) -> usize {
 
 #[test]
 fn a_handler_that_does_not_read_holds_a_bounded_amount() {
-    let _serial = serial();
+    let _leaks = rsgrpc_tests::leak::check();
     for async_handlers in [false, true] {
         let base = Baseline::take();
         let rt = runtime("noread", |b| b);
@@ -492,7 +490,7 @@ fn a_handler_that_does_not_read_holds_a_bounded_amount() {
 
 #[test]
 fn a_client_that_does_not_read_a_server_stream_holds_a_bounded_amount() {
-    let _serial = serial();
+    let _leaks = rsgrpc_tests::leak::check();
     for async_handlers in [false, true] {
         let base = Baseline::take();
         let rt = runtime("cnoread", |b| b);
@@ -678,7 +676,7 @@ fn noting_service(seen: &Arc<Seen>) -> Service {
 
 #[test]
 fn no_user_code_runs_on_a_poller_thread() {
-    let _serial = serial();
+    let _leaks = rsgrpc_tests::leak::check();
     let base = Baseline::take();
     for with_hook in [false, true] {
         let rt = runtime("userpl", |b| b);
@@ -781,7 +779,7 @@ fn no_user_code_runs_on_a_poller_thread() {
 
 #[test]
 fn a_hook_that_looks_for_the_current_runtime_fails_the_call_not_the_server() {
-    let _serial = serial();
+    let _leaks = rsgrpc_tests::leak::check();
     let base = Baseline::take();
     let rt = runtime("badhook", |b| b);
     let server = Server::builder()
@@ -813,7 +811,7 @@ fn a_hook_that_looks_for_the_current_runtime_fails_the_call_not_the_server() {
 /// handler, and the outer task must not be polled by the stand-in meanwhile.
 #[test]
 fn a_task_woken_while_blocked_on_the_single_executor_thread_does_not_hang() {
-    let _serial = serial();
+    let _leaks = rsgrpc_tests::leak::check();
     let base = Baseline::take();
     let rt = runtime("rewoken", |b| b.executor_threads(1));
     let inner = serve(&rt, async_echo("test.Inner", Probe::new()));
@@ -875,7 +873,7 @@ fn best_of_three(mut f: impl FnMut()) -> Duration {
 /// plain thread when they do not block, and blocking ones borrow pooled threads.
 #[test]
 fn blocking_stream_operations_on_an_executor_thread_are_cheap() {
-    let _serial = serial();
+    let _leaks = rsgrpc_tests::leak::check();
     let base = Baseline::take();
     const N: usize = 2000;
     let rt = runtime("execsend", |b| b.executor_threads(1));
@@ -949,7 +947,7 @@ fn blocking_stream_operations_on_an_executor_thread_are_cheap() {
 
 #[test]
 fn the_largest_timeouts_do_not_panic() {
-    let _serial = serial();
+    let _leaks = rsgrpc_tests::leak::check();
     let base = Baseline::take();
     let rt = runtime("maxtime", |b| b);
     let server = serve(&rt, async_echo(SVC, Probe::new()));
@@ -978,7 +976,7 @@ fn the_largest_timeouts_do_not_panic() {
 
 #[test]
 fn blocking_server_streams_keep_their_headers() {
-    let _serial = serial();
+    let _leaks = rsgrpc_tests::leak::check();
     let base = Baseline::take();
     let rt = runtime("hdrkeep", |b| b);
     let server = serve(&rt, blocking_echo(SVC, Probe::new()));
@@ -1004,7 +1002,7 @@ fn blocking_server_streams_keep_their_headers() {
 
 #[test]
 fn dropping_a_runtime_does_not_wait_for_a_handler_that_never_returns() {
-    let _serial = serial();
+    let _leaks = rsgrpc_tests::leak::check();
     let base = Baseline::take();
     let gate = Arc::new(Gate::default());
     let started = Probe::new();
@@ -1042,7 +1040,7 @@ fn dropping_a_runtime_does_not_wait_for_a_handler_that_never_returns() {
 
 #[test]
 fn a_task_woken_after_its_executor_stopped_is_not_dropped_on_a_poller() {
-    let _serial = serial();
+    let _leaks = rsgrpc_tests::leak::check();
     let base = Baseline::take();
     let seen = Arc::new(Seen::default());
     // The slow server and the channel to it live on one runtime...

@@ -107,6 +107,7 @@ fn trusting(pki: &Pki) -> ClientTlsConfig {
 
 #[test]
 fn both_flavours_over_tls() {
+    let _leaks = rsgrpc_tests::leak::check();
     let pki = Pki::new("tls");
     let server = tls_server(&pki, |t| t);
     let client = tls_client(&server, trusting(&pki));
@@ -152,6 +153,7 @@ fn both_flavours_over_tls() {
 
 #[test]
 fn mutual_tls_accepts_a_client_certificate_and_refuses_its_absence() {
+    let _leaks = rsgrpc_tests::leak::check();
     let pki = Pki::new("mtls");
     let ca = Certificate::from_pem(&pki.ca_pem).unwrap();
     let server = tls_server(&pki, |t| t.client_ca_root(ca.clone()));
@@ -185,6 +187,7 @@ fn mutual_tls_accepts_a_client_certificate_and_refuses_its_absence() {
 
 #[test]
 fn a_wrong_host_name_or_an_unknown_ca_is_refused_with_the_reason() {
+    let _leaks = rsgrpc_tests::leak::check();
     let pki = Pki::new("names");
     let server = tls_server(&pki, |t| t);
     let wrong_name = tls_client(&server, trusting(&pki).domain_name("elsewhere.example"));
@@ -219,6 +222,7 @@ fn a_wrong_host_name_or_an_unknown_ca_is_refused_with_the_reason() {
 
 #[test]
 fn pem_that_does_not_parse_is_an_error_not_a_panic() {
+    let _leaks = rsgrpc_tests::leak::check();
     let err = Certificate::from_pem("-----BEGIN CERTIFICATE-----\nnot base64!\n").unwrap_err();
     assert!(err.is_invalid_tls(), "{err}");
     let err = Certificate::from_pem("").unwrap_err();
@@ -260,6 +264,7 @@ fn own_uid() -> u32 {
 
 #[test]
 fn both_flavours_over_a_unix_socket() {
+    let _leaks = rsgrpc_tests::leak::check();
     let socket = socket_path("uds");
     let server = Server::builder()
         .add_service(blocking_echo(SVC, Probe::new()))
@@ -312,6 +317,7 @@ async fn frozen_server(listener: tokio::net::TcpListener) {
 
 #[test]
 fn client_keepalive_fails_calls_to_a_peer_that_stopped_answering() {
+    let _leaks = rsgrpc_tests::leak::check();
     let tokio = tokio_rt();
     let listener = tokio
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -341,6 +347,7 @@ fn client_keepalive_fails_calls_to_a_peer_that_stopped_answering() {
 
 #[test]
 fn server_keepalive_closes_a_client_that_stopped_answering() {
+    let _leaks = rsgrpc_tests::leak::check();
     let probe = Probe::new();
     let server = Server::builder()
         .keepalive_time(Duration::from_millis(200))
@@ -420,6 +427,7 @@ fn raw_pings(addr: SocketAddr, pings: usize) -> Vec<(u8, Vec<u8>)> {
 
 #[test]
 fn a_client_that_pings_too_often_gets_too_many_pings() {
+    let _leaks = rsgrpc_tests::leak::check();
     let server = Server::builder()
         .add_service(blocking_echo(SVC, Probe::new()))
         .bind("127.0.0.1:0")
@@ -460,6 +468,7 @@ fn a_client_that_pings_too_often_gets_too_many_pings() {
 
 #[test]
 fn a_channel_told_too_many_pings_pings_less() {
+    let _leaks = rsgrpc_tests::leak::check();
     let server = Server::builder()
         .keepalive_min_time(Duration::from_millis(400))
         .add_service(blocking_echo(SVC, Probe::new()))
@@ -500,6 +509,7 @@ fn a_channel_told_too_many_pings_pings_less() {
 
 #[test]
 fn idle_connections_are_closed_and_reopened_on_demand() {
+    let _leaks = rsgrpc_tests::leak::check();
     let server = Server::builder()
         .max_connection_idle(Duration::from_millis(200))
         .add_service(blocking_echo(SVC, Probe::new()))
@@ -514,6 +524,7 @@ fn idle_connections_are_closed_and_reopened_on_demand() {
 
 #[test]
 fn old_connections_are_drained_and_then_cut() {
+    let _leaks = rsgrpc_tests::leak::check();
     let server = Server::builder()
         .max_connection_age(Duration::from_millis(300))
         .max_connection_age_grace(Duration::from_millis(300))
@@ -558,6 +569,7 @@ fn counted(addr: SocketAddr, calls: Arc<AtomicUsize>) -> ServerHandle {
 
 #[test]
 fn round_robin_spreads_calls_survives_a_dead_server_and_takes_it_back() {
+    let _leaks = rsgrpc_tests::leak::check();
     let counts: Vec<Arc<AtomicUsize>> = (0..3).map(|_| Arc::new(AtomicUsize::new(0))).collect();
     let mut servers: Vec<Option<ServerHandle>> = (0..3)
         .map(|i| {
@@ -627,6 +639,7 @@ fn round_robin_spreads_calls_survives_a_dead_server_and_takes_it_back() {
 
 #[test]
 fn pick_first_sticks_to_the_first_address_and_fails_over() {
+    let _leaks = rsgrpc_tests::leak::check();
     let first_calls = Arc::new(AtomicUsize::new(0));
     let second_calls = Arc::new(AtomicUsize::new(0));
     let first = counted("127.0.0.1:0".parse().unwrap(), first_calls.clone());
@@ -660,6 +673,7 @@ impl Resolver for Moving {
 
 #[test]
 fn a_resolver_of_ours_moves_calls_when_its_answer_changes() {
+    let _leaks = rsgrpc_tests::leak::check();
     let a_calls = Arc::new(AtomicUsize::new(0));
     let b_calls = Arc::new(AtomicUsize::new(0));
     let a = counted("127.0.0.1:0".parse().unwrap(), a_calls.clone());
@@ -693,6 +707,7 @@ fn a_resolver_of_ours_moves_calls_when_its_answer_changes() {
 
 #[test]
 fn connectivity_state_follows_the_channel() {
+    let _leaks = rsgrpc_tests::leak::check();
     let server = counted(
         "127.0.0.1:0".parse().unwrap(),
         Arc::new(AtomicUsize::new(0)),
@@ -733,6 +748,7 @@ fn connectivity_state_follows_the_channel() {
 
 #[test]
 fn async_calls_work_over_tls_and_unix_sockets_on_tokio() {
+    let _leaks = rsgrpc_tests::leak::check();
     let pki = Pki::new("async");
     let tls = tls_server(&pki, |t| t);
     let tls_client = tls_client(&tls, trusting(&pki));
@@ -861,6 +877,7 @@ fn serve_flaky(flaky: &Arc<Flaky>) -> ServerHandle {
 
 #[test]
 fn a_retry_policy_retries_retryable_codes_and_says_so() {
+    let _leaks = rsgrpc_tests::leak::check();
     let f = flaky(2, Code::Unavailable);
     let server = serve_flaky(&f);
     let client = flaky_client(&server, retry_config(4, r#""UNAVAILABLE""#, ""));
@@ -886,6 +903,7 @@ fn a_retry_policy_retries_retryable_codes_and_says_so() {
 
 #[test]
 fn retries_stop_at_other_codes_at_max_attempts_and_once_committed() {
+    let _leaks = rsgrpc_tests::leak::check();
     // A code the policy does not list.
     let f = flaky(1, Code::Internal);
     let server = serve_flaky(&f);
@@ -922,6 +940,7 @@ fn retries_stop_at_other_codes_at_max_attempts_and_once_committed() {
 
 #[test]
 fn pushback_and_throttling_limit_retries() {
+    let _leaks = rsgrpc_tests::leak::check();
     // The server says not to retry.
     let f = Arc::new(Flaky {
         pushback: Some("-1"),
@@ -962,6 +981,7 @@ fn pushback_and_throttling_limit_retries() {
 
 #[test]
 fn a_streaming_call_is_replayed_on_retry_within_the_retry_buffer() {
+    let _leaks = rsgrpc_tests::leak::check();
     let f = flaky(1, Code::Unavailable);
     let server = serve_flaky(&f);
     let client = flaky_client(&server, retry_config(3, r#""UNAVAILABLE""#, ""));
@@ -996,6 +1016,7 @@ fn a_streaming_call_is_replayed_on_retry_within_the_retry_buffer() {
 
 #[test]
 fn calls_refused_by_a_busy_server_are_retried() {
+    let _leaks = rsgrpc_tests::leak::check();
     let server = Server::builder()
         .max_concurrent_calls(1)
         .add_service(blocking_echo(SVC, Probe::new()))
@@ -1068,6 +1089,7 @@ fn nginx(dir: &std::path::Path, upstreams: &[SocketAddr], socket: &std::path::Pa
 
 #[test]
 fn both_flavours_serve_correctly_behind_nginx() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in ["blocking", "async"] {
         let dir =
             std::env::temp_dir().join(format!("rsgrpc-nginx-{flavour}-{}", std::process::id()));

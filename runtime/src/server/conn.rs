@@ -111,6 +111,13 @@ pub(super) async fn accept_loop(shared: Arc<ServerShared>, listener: Listener) {
         }
     };
     let mut phase = shared.phase.subscribe();
+    // The server may have been stopped (its handle dropped) before this task first ran:
+    // a receiver subscribed after that change would never see it, and the listening
+    // socket would stay open for the life of the runtime.
+    if *phase.borrow_and_update() != Phase::Serving {
+        tracing::debug!("stopped before accepting connections");
+        return;
+    }
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {

@@ -25,6 +25,7 @@ fn gzip_client(target: String) -> Client {
 
 #[test]
 fn every_kind_works_compressed_both_ways() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let (server, _) = server_with(flavour, |b| b.send_compressed(CompressionEncoding::Gzip));
         let client = gzip_client(format!("http://{}", server.local_addr()));
@@ -35,6 +36,7 @@ fn every_kind_works_compressed_both_ways() {
 
 #[test]
 fn per_call_compression_with_an_uncompressed_channel() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (server, _) = server_with(FLAVOURS[0], |b| b);
     let client = Client::new(Channel::new(&format!("http://{}", server.local_addr())).unwrap());
     let mut request = Request::new(EchoRequest {
@@ -68,6 +70,7 @@ fn gzip_frame(plain: &[u8]) -> Bytes {
 
 #[test]
 fn wire_format_flags_and_headers() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (server, _) = server_with(FLAVOURS[1], |b| {
         b.send_compressed(CompressionEncoding::Gzip)
     });
@@ -100,6 +103,7 @@ fn wire_format_flags_and_headers() {
 
 #[test]
 fn a_gzip_bomb_is_refused_by_its_decompressed_size() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (server, _) = server_with(FLAVOURS[0], |b| b);
     let addr = server.local_addr();
     // A valid EchoRequest whose payload is 64 MiB of zeros: about 64 KiB compressed,
@@ -119,6 +123,7 @@ fn a_gzip_bomb_is_refused_by_its_decompressed_size() {
 
 #[test]
 fn gzip_interop_with_tonic() {
+    let _leaks = rsgrpc_tests::leak::check();
     // Our compressing client against tonic (which answers compressed, as we accept gzip).
     let tonic = TonicServer::start();
     let client = gzip_client(format!("http://{}", tonic.addr));
@@ -161,6 +166,7 @@ fn gzip_interop_with_tonic() {
 /// Handlers and clients can see and choose compression message by message.
 #[test]
 fn compression_is_visible_and_switchable_per_message() {
+    let _leaks = rsgrpc_tests::leak::check();
     use rsgrpc::server::{Server, Service};
     use rsgrpc::{BlockingStreaming, ResponseSink, Status};
 

@@ -18,6 +18,7 @@ fn unary(client: &Client, message: &str) -> Result<Response<EchoResponse>, Statu
 
 #[test]
 fn client_deadline_is_enforced_and_seen_by_the_server() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let (server, probe) = server(flavour);
         let client = client(&server);
@@ -52,6 +53,7 @@ fn client_deadline_is_enforced_and_seen_by_the_server() {
 
 #[test]
 fn dropping_a_call_cancels_it_at_the_server() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let (server, probe) = server(flavour);
         let client = client(&server);
@@ -92,6 +94,7 @@ fn dropping_a_call_cancels_it_at_the_server() {
 
 #[test]
 fn dropping_an_unfinished_unary_future_cancels_it() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (server, probe) = server(Flavour::Async);
     let client = client(&server);
     let rt = crate::support::tokio_rt();
@@ -109,6 +112,7 @@ fn dropping_an_unfinished_unary_future_cancels_it() {
 
 #[test]
 fn oversized_messages_are_refused_with_resource_exhausted() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         // Request over the server's default 4 MiB limit.
         let (server, _) = server(flavour);
@@ -164,6 +168,7 @@ fn oversized_messages_are_refused_with_resource_exhausted() {
 
 #[test]
 fn send_limit_fails_before_sending() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (server, _) = server(Flavour::Blocking);
     let channel = Channel::builder(target(&server))
         .max_send_message_size(100)
@@ -189,6 +194,7 @@ fn send_limit_fails_before_sending() {
 
 #[test]
 fn a_panicking_handler_fails_only_its_call() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let (server, _) = server(flavour);
         let client = client(&server);
@@ -202,6 +208,7 @@ fn a_panicking_handler_fails_only_its_call() {
 
 #[test]
 fn unknown_methods_and_services_are_unimplemented() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let (server, _) = server(flavour);
         let client = client(&server);
@@ -217,6 +224,7 @@ fn unknown_methods_and_services_are_unimplemented() {
 
 #[test]
 fn status_code_message_and_details_round_trip() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let (server, _) = server(flavour);
         let client = client(&server);
@@ -241,6 +249,7 @@ fn status_code_message_and_details_round_trip() {
 
 #[test]
 fn channel_reconnects_after_the_server_restarts() {
+    let _leaks = rsgrpc_tests::leak::check();
     let probe = Probe::new();
     let first = Server::builder()
         .add_service(blocking_echo(SVC, probe.clone()))
@@ -274,6 +283,7 @@ fn channel_reconnects_after_the_server_restarts() {
 
 #[test]
 fn unreachable_server_fails_fast_with_unavailable() {
+    let _leaks = rsgrpc_tests::leak::check();
     // Bind and drop a listener to get a port nothing listens on.
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -287,6 +297,7 @@ fn unreachable_server_fails_fast_with_unavailable() {
 
 #[test]
 fn graceful_shutdown_lets_calls_finish_then_cancels_stragglers() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let (server, probe) = server(flavour);
         let client = client(&server);

@@ -135,6 +135,7 @@ impl echo_server::EchoBlocking for BlockingEcho {
 
 #[test]
 fn generated_clients_against_a_tonic_server() {
+    let _leaks = rsgrpc_tests::leak::check();
     let tonic = TonicServer::start();
     let target = format!("http://{}", tonic.addr);
 
@@ -211,6 +212,7 @@ fn generated_clients_against_a_tonic_server() {
 
 #[test]
 fn a_tonic_client_against_generated_servers() {
+    let _leaks = rsgrpc_tests::leak::check();
     let servers = [
         Server::builder()
             .add_service(EchoServer::new(AsyncEcho))

@@ -71,6 +71,7 @@ fn stream_status(
 
 #[test]
 fn methods_left_out_answer_unimplemented() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (server, target) = serve(EchoServer::new(OnlyUnary));
     let client = EchoBlockingClient::connect_lazy(&target).unwrap();
     let reply = client.unary(request("hi")).unwrap();
@@ -98,6 +99,7 @@ fn methods_left_out_answer_unimplemented() {
 
 #[test]
 fn a_client_can_compress_its_requests() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (_server, target) = serve(EchoServer::new(OnlyUnary));
     let plain = EchoClient::connect_lazy(&target).unwrap();
     let compressing = plain.clone().send_compressed(CompressionEncoding::Gzip);
@@ -116,6 +118,7 @@ fn a_client_can_compress_its_requests() {
 
 #[test]
 fn server_types_clone_and_name_their_service() {
+    let _leaks = rsgrpc_tests::leak::check();
     assert_eq!(echo_server::SERVICE_NAME, "test.Echo");
     assert_eq!(EchoServer::<OnlyUnary>::SERVICE_NAME, "test.Echo");
     assert_eq!(

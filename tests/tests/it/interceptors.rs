@@ -103,6 +103,7 @@ fn all_kinds_blocking(client: &Client, message: &str) -> Vec<Result<(), Status>>
 
 #[test]
 fn an_auth_interceptor_rejects_calls_without_a_token_in_both_flavours() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let (server, probe) = server_with(flavour, |b| b.interceptor(auth()));
         let anonymous = client(&server);
@@ -262,6 +263,7 @@ impl echo_server::EchoBlocking for ChainEcho {
 
 #[test]
 fn chains_of_three_run_in_order_on_generated_clients_and_servers() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let log = Arc::new(Mutex::new(Vec::new()));
         let recorder = |name| Recorder {
@@ -368,6 +370,7 @@ impl Interceptor for Panicky {
 
 #[test]
 fn a_panicking_interceptor_fails_its_call_and_the_server_keeps_serving() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let (server, probe) = server_with(flavour, |b| b.interceptor(Panicky));
         let client = client(&server);
@@ -406,6 +409,7 @@ fn a_panicking_interceptor_fails_its_call_and_the_server_keeps_serving() {
 
 #[test]
 fn metrics_count_calls_messages_bytes_and_connections_on_both_sides() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let server_metrics = Metrics::new();
         let (server, _probe) = server_with(flavour, |b| b.metrics(&server_metrics));
@@ -571,6 +575,7 @@ fn spans_of(capture: &Capture, service: &str, count: usize) -> Vec<SpanRecord> {
 
 #[test]
 fn every_call_has_a_span_on_each_side_named_and_filled_as_opentelemetry_says() {
+    let _leaks = rsgrpc_tests::leak::check();
     static INSTALL: std::sync::OnceLock<Arc<Capture>> = std::sync::OnceLock::new();
     let capture = INSTALL
         .get_or_init(|| {
@@ -749,6 +754,7 @@ fn front(backend: Client, probe: Arc<Probe>) -> Service {
 
 #[test]
 fn a_handlers_deadline_flows_into_the_calls_it_makes() {
+    let _leaks = rsgrpc_tests::leak::check();
     for backend_flavour in FLAVOURS {
         let timing = Arc::new(Timing::default());
         let (backend, backend_probe) =
@@ -800,6 +806,7 @@ fn a_handlers_deadline_flows_into_the_calls_it_makes() {
 
 #[test]
 fn cancelling_a_call_cancels_the_calls_its_handler_made() {
+    let _leaks = rsgrpc_tests::leak::check();
     let rt = tokio_rt();
     for backend_flavour in FLAVOURS {
         let timing = Arc::new(Timing::default());
@@ -854,6 +861,7 @@ fn cancelling_a_call_cancels_the_calls_its_handler_made() {
 
 #[test]
 fn server_interceptors_see_the_streams_of_every_kind_end() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let timing = Arc::new(Timing::default());
         let (server, _probe) = server_with(flavour, |b| b.interceptor(timing.clone()));
@@ -904,6 +912,7 @@ fn server_interceptors_see_the_streams_of_every_kind_end() {
 
 #[test]
 fn server_interceptors_see_a_deadline_the_server_enforced() {
+    let _leaks = rsgrpc_tests::leak::check();
     use bytes::{BufMut, BytesMut};
     use prost::Message;
 

@@ -21,6 +21,7 @@ fn messages(set: &FileDescriptorSet) -> Vec<&DescriptorProto> {
 
 #[test]
 fn interop_protos_match_grpcs_own() {
+    let _leaks = rsgrpc_tests::leak::check();
     let ours_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/proto");
     let ours = parse("grpc/testing/test.proto", ours_dir);
     let reference = parse("grpc/testing/test.proto", REFERENCE);

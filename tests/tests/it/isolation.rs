@@ -11,6 +11,7 @@ use crate::support::{Flavour, SVC, client, server};
 
 #[test]
 fn sleeping_blocking_handlers_do_not_delay_other_calls() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (server, probe) = server(Flavour::Blocking);
     let client = client(&server);
 
@@ -69,6 +70,7 @@ fn sleeping_blocking_handlers_do_not_delay_other_calls() {
 /// same runtime must not starve it, even with a single executor thread.
 #[test]
 fn async_handler_blocking_on_a_call_to_the_same_executor_does_not_deadlock() {
+    let _leaks = rsgrpc_tests::leak::check();
     use rsgrpc::client::Client;
     use rsgrpc::server::{Server, Service};
     use rsgrpc::{Channel, Runtime, Status};

@@ -156,6 +156,7 @@ pub(crate) async fn exercise_async(client: &Client) {
 
 #[test]
 fn blocking_client_against_both_servers() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let (server, _) = server(flavour);
         exercise_blocking(&client(&server));
@@ -164,6 +165,7 @@ fn blocking_client_against_both_servers() {
 
 #[test]
 fn async_client_against_both_servers() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let (server, _) = server(flavour);
         futures::executor::block_on(exercise_async(&client(&server)));
@@ -172,6 +174,7 @@ fn async_client_against_both_servers() {
 
 #[test]
 fn large_messages_flow_through_flow_control() {
+    let _leaks = rsgrpc_tests::leak::check();
     // Messages and streams far larger than the HTTP/2 windows, in both directions.
     for flavour in FLAVOURS {
         let (server, _) = server(flavour);
@@ -214,6 +217,7 @@ fn large_messages_flow_through_flow_control() {
 
 #[test]
 fn many_concurrent_calls_share_one_connection() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (server, _) = server(Flavour::Async);
     let client = client(&server);
     let threads: Vec<_> = (0..8)

@@ -18,6 +18,7 @@ fn threads_named(prefix: &str) -> usize {
 
 #[test]
 fn dropping_a_runtime_stops_all_its_threads_and_sockets() {
+    let _leaks = rsgrpc_tests::leak::check();
     let runtime = Runtime::builder()
         .thread_name_prefix("lcycle")
         .poller_threads(2)

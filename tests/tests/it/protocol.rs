@@ -91,6 +91,7 @@ pub(crate) async fn raw_call(
 
 #[test]
 fn non_grpc_content_type_gets_http_415() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (server, _) = server(Flavour::Blocking);
     let addr = server.local_addr();
     tokio_rt().block_on(async {
@@ -109,6 +110,7 @@ fn non_grpc_content_type_gets_http_415() {
 
 #[test]
 fn unknown_method_is_a_trailers_only_unimplemented() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (server, _) = server(Flavour::Async);
     let addr = server.local_addr();
     tokio_rt().block_on(async {
@@ -132,6 +134,7 @@ fn unknown_method_is_a_trailers_only_unimplemented() {
 
 #[test]
 fn server_enforces_grpc_timeout_on_its_own() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let (server, _) = server(flavour);
         let addr = server.local_addr();
@@ -162,6 +165,7 @@ fn server_enforces_grpc_timeout_on_its_own() {
 
 #[test]
 fn unsupported_compression_is_unimplemented_with_accepted_encodings() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (server, _) = server(Flavour::Blocking);
     let addr = server.local_addr();
     tokio_rt().block_on(async {
@@ -184,6 +188,7 @@ fn unsupported_compression_is_unimplemented_with_accepted_encodings() {
 
 #[test]
 fn compressed_flag_without_encoding_is_internal() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (server, _) = server(Flavour::Blocking);
     let addr = server.local_addr();
     tokio_rt().block_on(async {
@@ -204,6 +209,7 @@ fn compressed_flag_without_encoding_is_internal() {
 
 #[test]
 fn silent_connections_are_closed_after_the_handshake_timeout() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (server, _) = server_with(Flavour::Blocking, |b| {
         b.handshake_timeout(Duration::from_millis(300))
     });
@@ -227,6 +233,7 @@ fn silent_connections_are_closed_after_the_handshake_timeout() {
 
 #[test]
 fn oversized_request_headers_are_refused_and_the_server_carries_on() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (server, _) = server(Flavour::Async);
     let client = Client::new(Channel::new(&format!("http://{}", server.local_addr())).unwrap());
     let mut request = Request::new(req("big headers"));

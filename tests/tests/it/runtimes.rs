@@ -8,6 +8,7 @@ use crate::support::{Flavour, SVC, client, server, tokio_rt};
 
 #[test]
 fn blocking_client_inside_tokio_tasks() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (server, _) = server(Flavour::Blocking);
     let client = client(&server);
 
@@ -40,6 +41,7 @@ fn blocking_client_inside_tokio_tasks() {
 
 #[test]
 fn blocking_client_inside_a_smol_task() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (server, _) = server(Flavour::Async);
     let client = client(&server);
     let reply = smol::block_on(smol::spawn(async move {
@@ -51,6 +53,7 @@ fn blocking_client_inside_a_smol_task() {
 
 #[test]
 fn async_client_on_tokio() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (server, _) = server(Flavour::Blocking);
     let client = client(&server);
     let rt = tokio_rt();
@@ -79,6 +82,9 @@ fn async_client_on_tokio() {
 
 #[test]
 fn async_client_on_smol() {
+    // smol's global executor and reactor start on first use and live on: start them
+    // before the baseline.
+    let _leaks = rsgrpc_tests::leak::check_after(|| smol::block_on(smol::spawn(async {})));
     let (server, _) = server(Flavour::Async);
     let client = client(&server);
     let reply: Response<EchoResponse> = smol::block_on(smol::spawn(async move {
@@ -92,6 +98,7 @@ fn async_client_on_smol() {
 
 #[test]
 fn async_client_on_futures_block_on() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (server, _) = server(Flavour::Blocking);
     let client = client(&server);
     let reply: Response<EchoResponse> =

@@ -216,6 +216,7 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 #[test]
 fn a_client_receive_limit_overrides_its_channels() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let (server, channel) = serve(flavour, Own::default(), |b| b);
         let big_reply = || sized(10, 4096);
@@ -283,6 +284,7 @@ fn a_client_receive_limit_overrides_its_channels() {
 
 #[test]
 fn a_client_receive_limit_bounds_decompressed_responses() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         // 64 KiB of zeros compress to well under the limit; decompressed they exceed it.
         let (_server, channel) = serve(flavour, Own::default(), |b| {
@@ -304,6 +306,7 @@ fn a_client_receive_limit_bounds_decompressed_responses() {
 
 #[test]
 fn a_client_send_limit_overrides_its_channels() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (server, channel) = serve(Flavour::Blocking, Own::default(), |b| b);
     let big = || sized(200, 0);
 
@@ -348,6 +351,7 @@ fn a_client_send_limit_overrides_its_channels() {
 
 #[test]
 fn a_service_receive_limit_leaves_other_services_alone() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let own = Own {
             receive: Some(1000),
@@ -392,6 +396,7 @@ fn a_service_receive_limit_leaves_other_services_alone() {
 
 #[test]
 fn a_service_receive_limit_may_exceed_the_servers() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let own = Own {
             receive: Some(1 << 20),
@@ -416,6 +421,7 @@ fn a_service_receive_limit_may_exceed_the_servers() {
 
 #[test]
 fn a_service_send_limit_leaves_other_services_alone() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let own = Own {
             send: Some(1000),
@@ -476,6 +482,7 @@ fn raw_unary(addr: std::net::SocketAddr, service: &str) -> (Option<String>, u8) 
 
 #[test]
 fn service_compression_is_seen_on_the_wire() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let own = Own {
             gzip: true,
@@ -507,6 +514,7 @@ fn service_compression_is_seen_on_the_wire() {
 
 #[test]
 fn service_builder_settings_apply_to_its_methods_only() {
+    let _leaks = rsgrpc_tests::leak::check();
     // A hand-built service whose one method echoes a payload of the size asked for.
     let limited = Service::builder("test.Limited")
         .blocking_unary(UNARY, |request: Request<EchoRequest>| {
@@ -544,6 +552,7 @@ fn service_builder_settings_apply_to_its_methods_only() {
 
 #[test]
 fn a_requests_compression_wins_over_its_clients() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in FLAVOURS {
         let (server, channel) = serve(flavour, Own::default(), |b| b);
         let plain = EchoBlockingClient::new(channel.clone());

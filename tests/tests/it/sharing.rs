@@ -9,6 +9,7 @@ use crate::support::{Flavour, SVC, server, target};
 
 #[test]
 fn blocking_and_async_clients_share_one_connection() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (server, _) = server(Flavour::Async);
     let channel = Channel::new(&target(&server)).unwrap();
     let blocking = Client::new(channel.clone());
@@ -41,6 +42,7 @@ fn blocking_and_async_clients_share_one_connection() {
 
 #[test]
 fn one_server_hosts_blocking_and_async_services_on_one_port() {
+    let _leaks = rsgrpc_tests::leak::check();
     let probe = Probe::new();
     let server = Server::builder()
         .add_service(blocking_echo("test.EchoBlocking", probe.clone()))
@@ -59,6 +61,7 @@ fn one_server_hosts_blocking_and_async_services_on_one_port() {
 
 #[test]
 fn async_handlers_can_run_on_a_user_executor() {
+    let _leaks = rsgrpc_tests::leak::check();
     let rt = crate::support::tokio_rt();
     let handle = rt.handle().clone();
     let probe = Probe::new();

@@ -17,6 +17,7 @@ fn our_client_for(tonic: &TonicServer) -> Client {
 
 #[test]
 fn our_blocking_client_against_a_tonic_server() {
+    let _leaks = rsgrpc_tests::leak::check();
     let tonic = TonicServer::start();
     let client = our_client_for(&tonic);
 
@@ -84,6 +85,7 @@ fn our_blocking_client_against_a_tonic_server() {
 
 #[test]
 fn our_async_client_against_a_tonic_server() {
+    let _leaks = rsgrpc_tests::leak::check();
     let tonic = TonicServer::start();
     let client = our_client_for(&tonic);
     futures::executor::block_on(async {
@@ -142,6 +144,7 @@ fn our_async_client_against_a_tonic_server() {
 
 #[test]
 fn a_tonic_client_against_our_servers() {
+    let _leaks = rsgrpc_tests::leak::check();
     let rt = tokio_rt();
     for flavour in FLAVOURS {
         let (server, _) = server(flavour);
