@@ -29,6 +29,7 @@ use rsgrpc::{
 
 pub mod leak;
 pub mod pki;
+pub mod proxy;
 pub mod raw;
 pub mod tonic_echo;
 

@@ -412,6 +412,17 @@ impl Conn {
         }
         // New calls read the request data that arrived with their headers.
         self.poll_calls(cx);
+        if self.closed && !self.calls.is_empty() {
+            // h2 has ended the connection (an error, or the peer's end of file): no call
+            // on it can be answered any more, and a call whose handler is waiting (not
+            // sending) would not be polled again. Dropping them marks them cancelled, so
+            // their handlers see it and the connection can end.
+            tracing::debug!(
+                calls = self.calls.len(),
+                "cancelling the calls of a closed connection"
+            );
+            self.calls.clear();
+        }
         self.dispatch.flush(&self.shared);
         self.track_idleness(cx);
         if self.closed && self.calls.is_empty() {

@@ -1,0 +1,457 @@
+//! Network faults between client and server, through the fault-injecting proxy
+//! (`rsgrpc_tests::proxy`), against servers of both flavours: the connection dropped in
+//! the middle of a message, in the middle of a frame header and after the response
+//! headers; a stall longer than the deadline; bytes delivered one at a time; one
+//! direction closed. Each time the client gets the status the gRPC spec gives
+//! (UNAVAILABLE for a lost connection, DEADLINE_EXCEEDED for a deadline), the handler
+//! sees its call cancelled, nothing hangs, and the next call on the same channel works.
+//!
+//! Every test runs under the leak check (`rsgrpc_tests::leak`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use rsgrpc::client::Client;
+use rsgrpc::server::{Server, ServerHandle, Service};
+use rsgrpc::{
+    BlockingStreaming, Channel, Code, Request, Response, ResponseSink, Runtime, Status, Streaming,
+};
+use rsgrpc_tests::proxy::{Direction, Fault, Proxy};
+use rsgrpc_tests::{EchoRequest, EchoResponse, Probe, async_sleep, leak};
+
+const SVC: &str = "test.Fault";
+const POUR: &str = "/test.Fault/Pour";
+const SINK: &str = "/test.Fault/Sink";
+const WAIT: Duration = Duration::from_secs(20);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flavour {
+    Blocking,
+    Async,
+}
+
+const FLAVOURS: [Flavour; 2] = [Flavour::Blocking, Flavour::Async];
+
+fn item(r: &EchoRequest, index: u32) -> EchoResponse {
+    EchoResponse {
+        message: r.message.clone(),
+        index,
+        payload: r.payload.clone(),
+    }
+}
+
+/// Waits (≤ 30 s) for a blocking handler's call to be cancelled.
+fn blocking_wait_cancelled(cancelled: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if cancelled() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+/// Notes its tag when dropped.
+struct NoteOnDrop(Arc<Probe>, String);
+
+impl Drop for NoteOnDrop {
+    fn drop(&mut self) {
+        self.0.note(std::mem::take(&mut self.1));
+    }
+}
+
+/// `Pour` (server streaming): `count` messages carrying the request's payload; then, if
+/// the message is `hold:TAG`, waits for cancellation and notes `TAG`.
+/// `Sink` (bidi): answers each message; a failed receive (the call cancelled) notes the
+/// first message's text.
+fn service(flavour: Flavour, probe: Arc<Probe>) -> Service {
+    let builder = Service::builder(SVC);
+    let (p1, p2) = (probe.clone(), probe);
+    match flavour {
+        Flavour::Blocking => builder
+            .blocking_server_streaming(
+                "Pour",
+                move |request: Request<EchoRequest>, mut sink: ResponseSink<EchoResponse>| {
+                    let r = request.get_ref().clone();
+                    for i in 0..r.count {
+                        if sink.send(item(&r, i)).is_err() {
+                            break;
+                        }
+                    }
+                    if let Some(tag) = r.message.strip_prefix("hold:") {
+                        if blocking_wait_cancelled(|| request.is_cancelled()) {
+                            p1.note(tag);
+                        }
+                        return Err(Status::cancelled("held until cancelled"));
+                    }
+                    Ok(())
+                },
+            )
+            .blocking_bidi_streaming(
+                "Sink",
+                move |request: Request<BlockingStreaming<EchoRequest>>,
+                      mut sink: ResponseSink<EchoResponse>| {
+                    let mut requests = request.into_inner();
+                    let mut tag = None;
+                    loop {
+                        match requests.recv() {
+                            Ok(Some(r)) => {
+                                tag.get_or_insert_with(|| r.message.clone());
+                                let _ = sink.send(item(&r, 0));
+                            }
+                            Ok(None) => return Ok(()),
+                            Err(status) => {
+                                p2.note(tag.unwrap_or_default());
+                                return Err(status);
+                            }
+                        }
+                    }
+                },
+            ),
+        Flavour::Async => builder
+            .server_streaming("Pour", move |request: Request<EchoRequest>| {
+                let probe = p1.clone();
+                async move {
+                    let hold = request.get_ref().message.strip_prefix("hold:");
+                    let hold = hold.map(str::to_owned);
+                    let cancelled = request.cancelled();
+                    let r = request.into_inner();
+                    let items = futures::stream::iter(0..r.count).map(move |i| Ok(item(&r, i)));
+                    let stream: futures::stream::BoxStream<'static, Result<EchoResponse, Status>> =
+                        match hold {
+                            // Then waits for cancellation (≤ 30 s): the call ends by it.
+                            Some(tag) => Box::pin(items.chain(futures::stream::once(async move {
+                                // Dropping the stream is how an async handler is cancelled
+                                // when it is not polled again.
+                                let _dropped = NoteOnDrop(probe.clone(), format!("dropped:{tag}"));
+                                let timeout = async_sleep(Duration::from_secs(30));
+                                futures::pin_mut!(cancelled, timeout);
+                                let first = futures::future::select(cancelled, timeout).await;
+                                if let futures::future::Either::Left(_) = first {
+                                    probe.note(tag);
+                                }
+                                Err(Status::cancelled("held until cancelled"))
+                            }))),
+                            None => Box::pin(items),
+                        };
+                    Ok(Response::new(stream))
+                }
+            })
+            .bidi_streaming("Sink", move |request: Request<Streaming<EchoRequest>>| {
+                let probe = p2.clone();
+                async move {
+                    let mut requests = request.into_inner();
+                    let replies = async_stream_of(move |tx| async move {
+                        let mut tag = None;
+                        loop {
+                            match requests.message().await {
+                                Ok(Some(r)) => {
+                                    tag.get_or_insert_with(|| r.message.clone());
+                                    if tx.unbounded_send(Ok(item(&r, 0))).is_err() {
+                                        return;
+                                    }
+                                }
+                                Ok(None) => return,
+                                Err(status) => {
+                                    probe.note(tag.unwrap_or_default());
+                                    let _ = tx.unbounded_send(Err(status));
+                                    return;
+                                }
+                            }
+                        }
+                    });
+                    Ok(Response::new(replies))
+                }
+            }),
+    }
+    .build()
+}
+
+/// A stream of what `body` sends, driven as the stream is polled. The channel holds at
+/// most what the handler is ahead of the reader: one reply per request message.
+fn async_stream_of<F, Fut>(
+    body: F,
+) -> futures::stream::BoxStream<'static, Result<EchoResponse, Status>>
+where
+    F: FnOnce(futures::channel::mpsc::UnboundedSender<Result<EchoResponse, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    let driver = body(tx);
+    // Poll the driver and the receiver together; the stream ends when both have.
+    let driver = futures::stream::once(driver).filter_map(|()| async { None });
+    Box::pin(futures::stream::select(driver, rx))
+}
+
+/// One fault's set-up: a runtime, a server of one flavour, the proxy in front of it and
+/// a channel through the proxy.
+struct Setup {
+    client: Client,
+    probe: Arc<Probe>,
+    proxy: Proxy,
+    server: ServerHandle,
+    rt: Runtime,
+    flavour: Flavour,
+}
+
+impl Setup {
+    fn new(flavour: Flavour) -> Setup {
+        let rt = Runtime::builder()
+            .thread_name_prefix("faults")
+            .build()
+            .unwrap();
+        let probe = Probe::new();
+        let server = Server::builder()
+            .runtime(&rt)
+            .add_service(service(flavour, probe.clone()))
+            .bind("127.0.0.1:0")
+            .unwrap();
+        let proxy = Proxy::start(server.local_addr());
+        let channel = Channel::builder(format!("http://{}", proxy.addr()))
+            .runtime(&rt)
+            .backoff(Duration::from_millis(10), Duration::from_millis(200))
+            .connect_lazy()
+            .unwrap();
+        Setup {
+            client: Client::new(channel),
+            probe,
+            proxy,
+            server,
+            rt,
+            flavour,
+        }
+    }
+
+    /// A `Pour` call read to its end: the messages, or the first error.
+    fn pour(&self, message: &str, count: u32, payload: usize, timeout: Duration) -> PourResult {
+        let mut request = Request::new(EchoRequest {
+            message: message.into(),
+            count,
+            payload: vec![7; payload],
+            ..Default::default()
+        });
+        request.set_timeout(timeout);
+        let started = Instant::now();
+        let result = self
+            .client
+            .blocking_server_streaming::<_, EchoResponse>(POUR, request)
+            .and_then(|response| {
+                let mut items = Vec::new();
+                for item in response.into_inner() {
+                    items.push(item?);
+                }
+                Ok(items)
+            });
+        PourResult {
+            result,
+            took: started.elapsed(),
+        }
+    }
+
+    /// The next call on the same channel succeeds, and the server is left with nothing.
+    fn finish(self, fault: &str) {
+        let fault = format!("{fault} ({:?} handlers)", self.flavour);
+        let after = self.pour("after", 3, 100, WAIT);
+        let items = after
+            .result
+            .unwrap_or_else(|s| panic!("{fault}: the next call failed: {s:?}"));
+        assert_eq!(items.len(), 3, "{fault}");
+        assert!(
+            leak::eventually_within(WAIT, || self.server.active_calls() == 0),
+            "{fault}: {} calls left on the server",
+            self.server.active_calls()
+        );
+        drop(self.client);
+        drop(self.proxy);
+        drop(self.server);
+        drop(self.rt);
+    }
+}
+
+struct PourResult {
+    result: Result<Vec<EchoResponse>, Status>,
+    took: Duration,
+}
+
+impl PourResult {
+    fn code(&self) -> Code {
+        match &self.result {
+            Ok(_) => Code::Ok,
+            Err(status) => status.code(),
+        }
+    }
+}
+
+/// Runs `fault` on a held `Pour` call of `count` messages of `payload` bytes, both
+/// flavours: the call fails with `code` and the handler sees cancellation.
+fn held_call_fails(fault: Fault, count: u32, payload: usize, code: Code) {
+    let _leaks = leak::check();
+    for flavour in FLAVOURS {
+        let setup = Setup::new(flavour);
+        setup.proxy.arm(fault);
+        let held = setup.pour("hold:held", count, payload, WAIT);
+        assert_eq!(
+            held.code(),
+            code,
+            "{fault:?} ({flavour:?}): {:?}",
+            held.result.as_ref().err()
+        );
+        assert!(
+            held.took < WAIT,
+            "{fault:?} ({flavour:?}): took {:?}",
+            held.took
+        );
+        assert_eq!(setup.proxy.fired(), 1, "{fault:?} ({flavour:?})");
+        // A blocking handler sees `is_cancelled`; an async handler sees
+        // `Request::cancelled` fire or, if the stream is not polled again, is dropped.
+        let saw = || {
+            setup.probe.has("held")
+                || (flavour == Flavour::Async && setup.probe.has("dropped:held"))
+        };
+        assert!(
+            leak::eventually_within(WAIT, saw),
+            "{fault:?} ({flavour:?}): the handler never saw its call cancelled"
+        );
+        setup.finish(&format!("{fault:?}"));
+    }
+}
+
+#[test]
+fn a_connection_dropped_mid_message_is_unavailable() {
+    held_call_fails(
+        Fault::CutMidMessage(Direction::Response),
+        2,
+        32 * 1024,
+        Code::Unavailable,
+    );
+}
+
+#[test]
+fn a_connection_dropped_mid_frame_header_is_unavailable() {
+    held_call_fails(
+        Fault::CutMidFrameHeader(Direction::Response),
+        2,
+        1024,
+        Code::Unavailable,
+    );
+}
+
+#[test]
+fn a_connection_dropped_after_the_response_headers_is_unavailable() {
+    held_call_fails(Fault::CutAfterResponseHeaders, 1, 100, Code::Unavailable);
+}
+
+#[test]
+fn a_connection_dropped_mid_request_message_cancels_the_handler() {
+    let _leaks = leak::check();
+    for flavour in FLAVOURS {
+        let setup = Setup::new(flavour);
+        setup.proxy.arm(Fault::CutMidMessage(Direction::Request));
+        let (mut sender, mut replies) = setup
+            .client
+            .blocking_bidi_streaming::<EchoRequest, EchoResponse>(SINK, Request::new(()))
+            .unwrap();
+        // A small message first: the handler is running once its reply is back.
+        sender.send(rsgrpc_tests::req("sink")).unwrap();
+        let first = replies.next().expect("a reply").expect("the first reply");
+        assert_eq!(first.message, "sink");
+        // Then one the proxy cuts in half.
+        let _ = sender.send(EchoRequest {
+            message: "big".into(),
+            payload: vec![1; 64 * 1024],
+            ..Default::default()
+        });
+        let failed = replies.find_map(Result::err);
+        let code = failed.as_ref().map(Status::code);
+        assert_eq!(code, Some(Code::Unavailable), "{flavour:?}: {failed:?}");
+        assert!(
+            setup.probe.wait("sink", WAIT),
+            "{flavour:?}: the handler never saw its call fail"
+        );
+        drop((sender, replies));
+        setup.finish("a cut in a request message");
+    }
+}
+
+#[test]
+fn a_stall_longer_than_the_deadline_is_deadline_exceeded() {
+    let _leaks = leak::check();
+    for flavour in FLAVOURS {
+        let setup = Setup::new(flavour);
+        // The server's answers are held for 3 s; the deadline is 300 ms.
+        setup.proxy.arm(Fault::Stall(Duration::from_secs(3)));
+        let stalled = setup.pour("hold:stalled", 1, 100, Duration::from_millis(300));
+        assert_eq!(stalled.code(), Code::DeadlineExceeded, "{flavour:?}");
+        // Generous: the deadline is 300 ms on a loaded machine, the stall 3 s.
+        assert!(
+            stalled.took < Duration::from_millis(2900),
+            "{:?}",
+            stalled.took
+        );
+        assert!(
+            setup.probe.wait("stalled", WAIT),
+            "{flavour:?}: the handler never saw its deadline"
+        );
+        // The connection carries on after the stall: the next call uses it.
+        setup.finish("a stall");
+    }
+}
+
+#[test]
+fn bytes_one_at_a_time_still_make_calls() {
+    let _leaks = leak::check();
+    for flavour in FLAVOURS {
+        let setup = Setup::new(flavour);
+        setup.proxy.arm(Fault::OneByteAtATime);
+        let slow = setup.pour("trickle", 3, 1000, WAIT);
+        let items = slow.result.unwrap_or_else(|s| panic!("{flavour:?}: {s:?}"));
+        assert_eq!(items.len(), 3);
+        assert!(items.iter().all(|i| i.payload == vec![7; 1000]));
+        assert_eq!(setup.proxy.accepted(), 1, "one connection, trickling");
+        setup.finish("one byte at a time");
+    }
+}
+
+#[test]
+fn a_half_closed_connection_is_unavailable_and_cancels_the_handler() {
+    let _leaks = leak::check();
+    for flavour in FLAVOURS {
+        let setup = Setup::new(flavour);
+        setup.proxy.arm(Fault::HalfCloseRequest);
+        let held = setup.pour("hold:half", 1, 100, WAIT);
+        assert_eq!(
+            held.code(),
+            Code::Unavailable,
+            "{flavour:?}: {:?}",
+            held.result
+        );
+        assert!(held.took < WAIT, "{flavour:?}: took {:?}", held.took);
+        assert_eq!(setup.proxy.fired(), 1, "{flavour:?}");
+        // The server reads end-of-file and ends the call: the handler sees it.
+        let saw = || {
+            setup.probe.has("half")
+                || (flavour == Flavour::Async && setup.probe.has("dropped:half"))
+        };
+        assert!(
+            leak::eventually_within(WAIT, saw),
+            "{flavour:?}: the handler never saw its call cancelled"
+        );
+        setup.finish("half close");
+    }
+}
+
+#[test]
+fn a_server_stopped_at_once_closes_its_listener() {
+    // Regression: a server stopped before its accept task first ran kept its listening
+    // socket open for the life of the runtime.
+    let _leaks = leak::check();
+    for _ in 0..20 {
+        let server = Server::builder()
+            .add_service(service(Flavour::Blocking, Probe::new()))
+            .bind("127.0.0.1:0")
+            .unwrap();
+        drop(server);
+    }
+}
