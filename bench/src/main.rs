@@ -3,7 +3,13 @@
 //! ```text
 //! cargo run --release -p rsgrpc-bench                      # in one process (see inprocess.rs)
 //! cargo run --release -p rsgrpc-bench -- server-cpu        # each server as its own process
+//! cargo run --release -p rsgrpc-bench -- soak              # the reliability soak
 //! ```
+//!
+//! `soak` runs `rsgrpc_tests::soak` at full size (1,000,000 unary calls, 10,000 streams,
+//! 1,000 short-lived channels; `--unary N --streams N --channels N --threads N` change
+//! it), prints what it measured and exits non-zero on a failure, an RSS drift of 10 MB or
+//! more, or threads, file descriptors or live calls not back to their baseline.
 //!
 //! `server-cpu` measures each server the way an operator would: the server runs alone in
 //! its own process pinned to one core, load comes from another process pinned to another
@@ -28,8 +34,31 @@ fn main() {
         Some("load") => load::main(&args[1..]),
         Some("server-cpu") => server_cpu::main(&args[1..]),
         Some("in-process") => inprocess::main(&args[1..]),
+        Some("soak") => soak(&args[1..]),
         _ => inprocess::main(&args),
     }
+}
+
+/// The soak (see the crate docs).
+fn soak(args: &[String]) {
+    use rsgrpc_tests::soak::{self, Size};
+    let full = Size::FULL;
+    let size = Size {
+        unary: arg(args, "--unary", full.unary as f64) as usize,
+        streams: arg(args, "--streams", full.streams as f64) as usize,
+        channels: arg(args, "--channels", full.channels as f64) as usize,
+        threads: arg(args, "--threads", full.threads as f64) as usize,
+    };
+    eprintln!("soak: {size:?}");
+    let report = soak::run(size, true);
+    println!("{report}");
+    let leaks = report.before.leaks_in(&report.after);
+    let drift_ok = report.rss_drift() < 10_000_000;
+    if report.failures > 0 || !leaks.is_empty() || !drift_ok {
+        println!("soak FAILED: leaks {leaks:?}, rss drift within bound: {drift_ok}");
+        std::process::exit(1);
+    }
+    println!("soak passed");
 }
 
 /// The value after `name` on the command line, parsed, or `default`.

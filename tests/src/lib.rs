@@ -31,6 +31,7 @@ pub mod leak;
 pub mod pki;
 pub mod proxy;
 pub mod raw;
+pub mod soak;
 pub mod tonic_echo;
 
 /// Stubs generated from `tests/proto/echo/echo.proto`, wire-compatible with the
