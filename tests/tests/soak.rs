@@ -28,5 +28,5 @@ fn a_short_soak_fails_nothing_and_leaks_nothing() {
     );
     let leaks = report.before.leaks_in(&report.after);
     assert!(leaks.is_empty(), "leaked: {leaks:?}\n{report}");
-    assert!(report.rss_drift() < 10 << 20, "{report}");
+    assert!(report.rss_drift() < 10_000_000, "{report}");
 }
