@@ -69,6 +69,10 @@ pub fn ping(data: u64) -> Vec<u8> {
     frame(PING, 0, 0, &data.to_be_bytes())
 }
 
+pub fn ping_ack(payload: [u8; 8]) -> Vec<u8> {
+    frame(PING, ACK, 0, &payload)
+}
+
 pub fn rst_stream(stream: u32, code: u32) -> Vec<u8> {
     frame(RST_STREAM, 0, stream, &code.to_be_bytes())
 }
@@ -158,6 +162,8 @@ pub struct Transcript {
     pub resets: Vec<(u32, u32)>,
     /// Streams that got response HEADERS.
     pub responded: Vec<u32>,
+    /// Payloads of the PINGs the server sent (not ACKs; the first [`MAX_KEPT`]).
+    pub pings: Vec<[u8; 8]>,
     /// The server closed the connection (or it failed).
     pub closed: bool,
     /// Bytes received in all.
@@ -342,6 +348,9 @@ fn read_frames(tcp: &mut TcpStream, shared: &Shared) {
                     t.resets.push((stream, code));
                 }
                 HEADERS if t.responded.len() < MAX_KEPT => t.responded.push(stream),
+                PING if len == 8 && head[4] & ACK == 0 && t.pings.len() < MAX_KEPT => {
+                    t.pings.push(payload.try_into().unwrap());
+                }
                 _ => {}
             }
             at += 9 + len;

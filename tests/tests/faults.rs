@@ -461,3 +461,68 @@ fn a_server_stopped_at_once_closes_its_listener() {
         drop(server);
     }
 }
+
+#[test]
+fn graceful_shutdown_sends_goaway_twice_and_lets_the_call_finish() {
+    use rsgrpc_tests::raw::{self, RawConn};
+    let _leaks = leak::check();
+    for flavour in FLAVOURS {
+        let rt = Runtime::builder()
+            .thread_name_prefix("faults")
+            .build()
+            .unwrap();
+        let probe = Probe::new();
+        let server = Server::builder()
+            .runtime(&rt)
+            .add_service(service(flavour, probe.clone()))
+            .bind("127.0.0.1:0")
+            .unwrap();
+        // A bidi call in flight on a raw connection: its handler answers each message.
+        let mut conn = RawConn::connect(server.local_addr());
+        let message = |text: &str| {
+            use prost::Message;
+            raw::grpc_message(false, &rsgrpc_tests::req(text).encode_to_vec())
+        };
+        conn.send_many([
+            raw::headers(1, false, &raw::request_block(SINK, &[])),
+            raw::data(1, false, &message("in-flight")),
+        ]);
+        let t = conn.wait_for(WAIT, |t| t.count(raw::DATA) >= 1 || t.closed);
+        assert!(t.count(raw::DATA) >= 1, "{flavour:?}: no reply: {t:?}");
+
+        let shutdown = server.shutdown(WAIT);
+        // RFC 9113 §6.8: first a GOAWAY with the largest stream id (new streams may still
+        // be in flight), a PING, then a GOAWAY with the last stream actually taken.
+        let t = conn.wait_for(WAIT, |t| !t.pings.is_empty() || t.closed);
+        assert_eq!(t.goaways.len(), 1, "{flavour:?}: {t:?}");
+        conn.send_many([raw::ping_ack(t.pings[0])]);
+        let t = conn.wait_for(WAIT, |t| t.goaways.len() >= 2 || t.closed);
+        assert!(t.goaways.len() >= 2, "{flavour:?}: {t:?}");
+        assert_eq!(
+            (t.goaways[0].last_stream, t.goaways[0].code),
+            ((1 << 31) - 1, 0),
+            "{flavour:?}"
+        );
+        assert_eq!(
+            (t.goaways[1].last_stream, t.goaways[1].code),
+            (1, 0),
+            "{flavour:?}"
+        );
+        // A new stream is not served now: refused, or ignored as above the last id.
+        conn.send_many([raw::headers(3, true, &raw::request_block(SINK, &[]))]);
+        // The call in flight still works, then ends when the client ends it.
+        conn.send_many([raw::data(1, true, &message("last"))]);
+        let t = conn.wait_for(WAIT, |t| t.count(raw::DATA) >= 2 || t.closed);
+        assert!(t.count(raw::DATA) >= 2, "{flavour:?}: {t:?}");
+        assert!(
+            !t.responded.contains(&3),
+            "{flavour:?}: stream 3 was served"
+        );
+        let t = conn.wait_closed(WAIT);
+        assert!(t.closed, "{flavour:?}: the connection stayed open");
+        shutdown.wait();
+        drop(conn);
+        drop(server);
+        drop(rt);
+    }
+}
