@@ -46,10 +46,14 @@ pub fn fd_kinds() -> Vec<String> {
 /// The names the test harness gives its threads in this binary: each test runs on a
 /// thread named after it, as the kernel keeps it (15 bytes). They come and go as tests
 /// wait for their turn, so they are not counted.
+///
+/// Only a test binary knows them: [`check`] asks it (`--list`) once; elsewhere (the soak
+/// command) the set stays empty.
+static HARNESS: std::sync::OnceLock<std::collections::HashSet<String>> =
+    std::sync::OnceLock::new();
+
 fn harness_thread_names() -> &'static std::collections::HashSet<String> {
-    static NAMES: std::sync::OnceLock<std::collections::HashSet<String>> =
-        std::sync::OnceLock::new();
-    NAMES.get_or_init(|| {
+    HARNESS.get_or_init(|| {
         let list = std::env::current_exe().ok().and_then(|exe| {
             std::process::Command::new(exe)
                 .args(["--list", "--format", "terse"])
@@ -81,7 +85,8 @@ fn truncate_comm(name: &str) -> &str {
 /// Threads a test spawns without a name inherit its thread's name and so are not seen;
 /// every thread rsgrpc starts has a name.
 pub fn thread_names() -> Vec<String> {
-    let harness = harness_thread_names();
+    let empty = std::collections::HashSet::new();
+    let harness = HARNESS.get().unwrap_or(&empty);
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return Vec::new();
     };
@@ -205,6 +210,7 @@ pub fn check() -> LeakCheck {
 pub fn check_after(warm_up: impl FnOnce()) -> LeakCheck {
     static LOCK: Mutex<()> = Mutex::new(());
     let serial = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    harness_thread_names();
     // The global runtime is process-wide: started on first use, never stopped. Its
     // threads and file descriptors belong in the baseline.
     let _ = rsgrpc::Runtime::global();
