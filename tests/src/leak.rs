@@ -49,8 +49,7 @@ pub fn fd_kinds() -> Vec<String> {
 ///
 /// Only a test binary knows them: [`check`] asks it (`--list`) once; elsewhere (the soak
 /// command) the set stays empty.
-static HARNESS: std::sync::OnceLock<std::collections::HashSet<String>> =
-    std::sync::OnceLock::new();
+static HARNESS: std::sync::OnceLock<std::collections::HashSet<String>> = std::sync::OnceLock::new();
 
 fn harness_thread_names() -> &'static std::collections::HashSet<String> {
     HARNESS.get_or_init(|| {
