@@ -125,18 +125,21 @@ fn service(flavour: Flavour, probe: Arc<Probe>) -> Service {
                     let stream: futures::stream::BoxStream<'static, Result<EchoResponse, Status>> =
                         match hold {
                             // Then waits for cancellation (≤ 30 s): the call ends by it.
-                            Some(tag) => Box::pin(items.chain(futures::stream::once(async move {
+                            Some(tag) => {
                                 // Dropping the stream is how an async handler is cancelled
-                                // when it is not polled again.
-                                let _dropped = NoteOnDrop(probe.clone(), format!("dropped:{tag}"));
-                                let timeout = async_sleep(Duration::from_secs(30));
-                                futures::pin_mut!(cancelled, timeout);
-                                let first = futures::future::select(cancelled, timeout).await;
-                                if let futures::future::Either::Left(_) = first {
-                                    probe.note(tag);
-                                }
-                                Err(Status::cancelled("held until cancelled"))
-                            }))),
+                                // when it is not polled again (maybe before this part).
+                                let dropped = NoteOnDrop(probe.clone(), format!("dropped:{tag}"));
+                                Box::pin(items.chain(futures::stream::once(async move {
+                                    let _dropped = dropped;
+                                    let timeout = async_sleep(Duration::from_secs(30));
+                                    futures::pin_mut!(cancelled, timeout);
+                                    let first = futures::future::select(cancelled, timeout).await;
+                                    if let futures::future::Either::Left(_) = first {
+                                        probe.note(tag);
+                                    }
+                                    Err(Status::cancelled("held until cancelled"))
+                                })))
+                            }
                             None => Box::pin(items),
                         };
                     Ok(Response::new(stream))

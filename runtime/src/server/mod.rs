@@ -237,8 +237,8 @@ impl ServerBuilder {
         self
     }
 
-    /// How long a new connection may take to send the HTTP/2 preface before it is closed
-    /// (default 20 s).
+    /// How long a new connection may take to complete its handshakes (TLS if any, then
+    /// the HTTP/2 preface with its SETTINGS frame) before it is closed (default 20 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.config.handshake_timeout = timeout;
         self
