@@ -11,8 +11,9 @@
 //! their names (the binary's own `--list`), and process-wide threads started once (the
 //! global runtime's, rsgrpc's reaper) are not counted.
 //!
-//! ```ignore
-//! #[test]
+//! ```no_run
+//! # #[allow(dead_code)]
+//! // In a `#[test]` function:
 //! fn something() {
 //!     let _leaks = rsgrpc_tests::leak::check();
 //!     // ... the test, with its own runtime, dropped before the end ...
