@@ -5,6 +5,9 @@
 //! direction closed. Each time the client gets the status the gRPC spec gives
 //! (UNAVAILABLE for a lost connection, DEADLINE_EXCEEDED for a deadline), the handler
 //! sees its call cancelled, nothing hangs, and the next call on the same channel works.
+//! A raw HTTP/2 server that ends a stream inside a message (with or without an OK status)
+//! gives INTERNAL, as the spec says for a broken message, on a connection that stays
+//! usable.
 //!
 //! Every test runs under the leak check (`rsgrpc_tests::leak`).
 
@@ -528,4 +531,130 @@ fn graceful_shutdown_sends_goaway_twice_and_lets_the_call_finish() {
         drop(server);
         drop(rt);
     }
+}
+
+/// How a raw HTTP/2 server ends its response to a `Pour` call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    /// One whole message, then trailers with `grpc-status: 0`.
+    Whole,
+    /// A message prefix promising 100 bytes, 10 of them, then trailers with
+    /// `grpc-status: 0`.
+    TruncatedThenOk,
+    /// The same truncated message, ending the stream without trailers.
+    TruncatedThenEnd,
+}
+
+/// A server that answers every call the way the request's `message` names: a peer that
+/// breaks the framing while keeping HTTP/2 intact, which no proxy cut can produce.
+async fn serve_raw(listener: tokio::net::TcpListener) {
+    use bytes::{BufMut, BytesMut};
+    use prost::Message;
+
+    while let Ok((tcp, _)) = listener.accept().await {
+        tokio::spawn(async move {
+            let Ok(mut connection) = h2::server::handshake(tcp).await else {
+                return;
+            };
+            while let Some(Ok((request, mut respond))) = connection.accept().await {
+                let mut body = request.into_body();
+                let mut data = Vec::new();
+                while let Some(Ok(chunk)) = body.data().await {
+                    let _ = body.flow_control().release_capacity(chunk.len());
+                    data.extend_from_slice(&chunk);
+                }
+                let message = data
+                    .get(5..)
+                    .and_then(|m| EchoRequest::decode(m).ok())
+                    .map(|r| r.message)
+                    .unwrap_or_default();
+                let ending = match message.as_str() {
+                    "truncated-then-ok" => Ending::TruncatedThenOk,
+                    "truncated-then-end" => Ending::TruncatedThenEnd,
+                    _ => Ending::Whole,
+                };
+                let head = http::Response::builder()
+                    .status(200)
+                    .header("content-type", "application/grpc")
+                    .body(())
+                    .unwrap();
+                let Ok(mut send) = respond.send_response(head, false) else {
+                    continue;
+                };
+                let mut frame = BytesMut::new();
+                if ending == Ending::Whole {
+                    let reply = EchoResponse {
+                        message,
+                        ..Default::default()
+                    }
+                    .encode_to_vec();
+                    frame.put_u8(0);
+                    frame.put_u32(reply.len() as u32);
+                    frame.put_slice(&reply);
+                } else {
+                    frame.put_u8(0);
+                    frame.put_u32(100);
+                    frame.put_slice(&[0; 10]);
+                }
+                let end_here = ending == Ending::TruncatedThenEnd;
+                let _ = send.send_data(frame.freeze(), end_here);
+                if !end_here {
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                    let _ = send.send_trailers(trailers);
+                }
+            }
+        });
+    }
+}
+
+#[test]
+fn a_stream_that_ends_inside_a_message_is_internal() {
+    let _leaks = leak::check();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(serve_raw(listener));
+
+    let channel = Channel::new(&format!("http://{addr}")).unwrap();
+    let client = Client::new(channel.clone());
+    let request = |message: &str| {
+        let mut request = Request::new(EchoRequest {
+            message: message.to_owned(),
+            ..Default::default()
+        });
+        request.set_timeout(WAIT);
+        request
+    };
+    let call = |message: &str| {
+        let blocking = client.blocking_unary::<_, EchoResponse>(POUR, request(message));
+        let asynchronous =
+            futures::executor::block_on(client.unary::<_, EchoResponse>(POUR, request(message)));
+        [("blocking", blocking), ("async", asynchronous)]
+    };
+    for broken in ["truncated-then-ok", "truncated-then-end"] {
+        for (flavour, outcome) in call(broken) {
+            let status = outcome.expect_err(broken);
+            assert_eq!(
+                status.code(),
+                Code::Internal,
+                "{broken} ({flavour}): {status:?}"
+            );
+        }
+        // The connection itself is fine: the next call on the channel succeeds.
+        for (flavour, outcome) in call("whole") {
+            let reply = outcome.unwrap_or_else(|s| panic!("after {broken} ({flavour}): {s:?}"));
+            assert_eq!(reply.get_ref().message, "whole");
+        }
+    }
+    channel.close();
+    drop(client);
+    drop(channel);
+    rt.shutdown_timeout(WAIT);
 }
