@@ -51,6 +51,7 @@ fn eventually(what: &str, condition: impl Fn() -> bool) {
 
 #[test]
 fn check_answers_known_services_and_not_found_otherwise() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (reporter, _server, channel) = serve();
     let client = HealthBlockingClient::new(channel);
     // The whole server is SERVING from the start.
@@ -84,6 +85,7 @@ fn check_answers_known_services_and_not_found_otherwise() {
 
 #[test]
 fn watch_sends_the_status_then_each_change_until_cancelled() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (reporter, server, channel) = serve();
     reporter.set_serving(ECHO);
     let client = HealthClient::new(channel);
@@ -115,6 +117,7 @@ fn watch_sends_the_status_then_each_change_until_cancelled() {
 
 #[test]
 fn a_watcher_that_falls_behind_sees_the_latest_status_only() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (reporter, _server, channel) = serve();
     let client = HealthBlockingClient::new(channel);
     let mut stream = client.watch(ask(ECHO)).unwrap().into_inner();
@@ -143,6 +146,7 @@ fn a_watcher_that_falls_behind_sees_the_latest_status_only() {
 
 #[test]
 fn shutdown_reports_not_serving_and_ends_watches() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (reporter, server, channel) = serve();
     reporter.set_serving(ECHO);
     let client = HealthBlockingClient::new(channel);
@@ -193,6 +197,7 @@ fn shutdown_reports_not_serving_and_ends_watches() {
 
 #[test]
 fn watch_refuses_long_unknown_names() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (reporter, _server, channel) = serve();
     let client = HealthBlockingClient::new(channel);
     let long = "y".repeat(MAX_SERVICE_NAME_LEN + 1);
@@ -210,6 +215,7 @@ fn watch_refuses_long_unknown_names() {
 
 #[test]
 fn many_watchers_all_see_a_change_and_all_are_released() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (reporter, server, channel) = serve();
     reporter.set_serving(ECHO);
     let client = HealthClient::new(channel);

@@ -106,6 +106,7 @@ const THINGS_CLOSURE: [&str; 3] = [
 
 #[test]
 fn list_services_names_the_registered_and_the_reflection_services() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (_server, channel) = serve(&service());
     let mut session = Session::open(&channel);
     let MessageResponse::ListServicesResponse(list) =
@@ -136,6 +137,7 @@ fn list_services_names_the_registered_and_the_reflection_services() {
 
 #[test]
 fn every_kind_of_symbol_gives_its_file_and_its_imports() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (_server, channel) = serve(&service());
     let mut session = Session::open(&channel);
     for symbol in [
@@ -181,6 +183,7 @@ fn every_kind_of_symbol_gives_its_file_and_its_imports() {
 
 #[test]
 fn files_by_name_and_extensions() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (_server, channel) = serve(&service());
     let mut session = Session::open(&channel);
     assert_eq!(
@@ -230,6 +233,7 @@ fn files_by_name_and_extensions() {
 
 #[test]
 fn a_request_asking_nothing_is_answered_with_an_error_and_the_stream_goes_on() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (_server, channel) = serve(&service());
     let (mut sender, mut responses) = ServerReflectionBlockingClient::new(channel)
         .server_reflection_info(())
@@ -257,6 +261,7 @@ fn a_request_asking_nothing_is_answered_with_an_error_and_the_stream_goes_on() {
 
 #[test]
 fn v1alpha_answers_as_v1_does_with_the_async_client() {
+    let _leaks = rsgrpc_tests::leak::check();
     use v1alpha::server_reflection_client::ServerReflectionClient as AlphaClient;
     use v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
     use v1alpha::server_reflection_response::MessageResponse as AlphaResponse;
@@ -313,6 +318,7 @@ fn v1alpha_answers_as_v1_does_with_the_async_client() {
 
 #[test]
 fn files_keep_their_source_info_and_sets_may_overlap() {
+    let _leaks = rsgrpc_tests::leak::check();
     // The same files from two sets (one with source info, one without) are one file; the
     // one with source info is served.
     let with = test_protos();
@@ -338,6 +344,7 @@ fn files_keep_their_source_info_and_sets_may_overlap() {
 
 #[test]
 fn bad_descriptor_sets_are_refused_with_a_reason() {
+    let _leaks = rsgrpc_tests::leak::check();
     let err = ReflectionService::builder()
         .register_encoded_file_descriptor_set(b"\xff\xff not a descriptor set")
         .build()
@@ -387,6 +394,7 @@ fn bad_descriptor_sets_are_refused_with_a_reason() {
 
 #[test]
 fn pipelined_requests_are_all_answered_in_order() {
+    let _leaks = rsgrpc_tests::leak::check();
     // A writer sends requests without waiting for answers while the reader takes them:
     // the server reads the next request only when the call has room for its answer, and
     // every one is answered, in order.

@@ -64,6 +64,7 @@ const EXPECTED: &[&str] = &[
 
 #[test]
 fn grpcio_status_reads_the_details_an_rsgrpc_server_sends() {
+    let _leaks = rsgrpc_tests::leak::check();
     let rich = Service::builder("rich.Rich")
         .blocking_unary("Fail", |_: Request<()>| -> Result<Response<()>, Status> {
             Err(Status::with_error_details(
@@ -94,6 +95,7 @@ fn grpcio_status_reads_the_details_an_rsgrpc_server_sends() {
 
 #[test]
 fn rsgrpc_reads_the_details_a_grpcio_server_sends() {
+    let _leaks = rsgrpc_tests::leak::check();
     let mut child = Command::new(python())
         .arg(script())
         .arg("server")

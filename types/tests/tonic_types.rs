@@ -14,6 +14,7 @@ use tonic_types::StatusExt as _;
 
 #[test]
 fn tonic_types_reads_the_details_an_rsgrpc_server_sends() {
+    let _leaks = rsgrpc_tests::leak::check();
     let rich = Service::builder("rich.Rich")
         .blocking_unary("Fail", |_: Request<()>| -> Result<Response<()>, Status> {
             Err(Status::with_error_details(
@@ -105,6 +106,7 @@ fn tonic_types_reads_the_details_an_rsgrpc_server_sends() {
 
 #[test]
 fn rsgrpc_types_reads_what_tonic_types_encodes() {
+    let _leaks = rsgrpc_tests::leak::check();
     let mut sent = tonic_types::ErrorDetails::with_bad_request_violation("name", "empty");
     sent.set_retry_info(Some(Duration::from_millis(1500)))
         .set_error_info(

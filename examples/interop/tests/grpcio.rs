@@ -60,6 +60,7 @@ impl Drop for PythonServer {
 
 #[test]
 fn all_cases_from_our_clients_against_a_grpcio_server() {
+    let _leaks = rsgrpc_tests::leak::check();
     let server = PythonServer::start();
     let channel = rsgrpc::Channel::new(&format!("http://127.0.0.1:{}", server.port)).unwrap();
     let mut failures = Vec::new();
@@ -76,6 +77,7 @@ fn all_cases_from_our_clients_against_a_grpcio_server() {
 
 #[test]
 fn all_cases_from_a_grpcio_client_against_our_servers() {
+    let _leaks = rsgrpc_tests::leak::check();
     let root = workspace();
     for flavour in ["async", "blocking"] {
         let server = interop::server::serve("127.0.0.1:0", flavour).unwrap();
@@ -202,6 +204,7 @@ fn os(s: &str) -> &std::ffi::OsStr {
 
 #[test]
 fn tls_both_ways_between_the_interop_binaries_and_grpcio() {
+    let _leaks = rsgrpc_tests::leak::check();
     let dir = scratch("tls");
     rsgrpc_tests::pki::Pki::new("interop")
         .write_to(&dir)
@@ -264,6 +267,7 @@ fn tls_both_ways_between_the_interop_binaries_and_grpcio() {
 
 #[test]
 fn unix_sockets_both_ways_between_the_interop_binaries_and_grpcio() {
+    let _leaks = rsgrpc_tests::leak::check();
     let dir = scratch("uds");
     let theirs = dir.join("grpcio.sock");
     let (_server, _) = grpcio_server(&[os("--socket"), theirs.as_os_str()]);
@@ -310,6 +314,7 @@ impl rsgrpc::interceptor::Interceptor for AskForEcho {
 
 #[test]
 fn metadata_added_by_a_client_interceptor_reaches_a_grpcio_server() {
+    let _leaks = rsgrpc_tests::leak::check();
     use interop::testing::SimpleRequest;
     use interop::testing::test_service_client::{TestServiceBlockingClient, TestServiceClient};
 

@@ -28,6 +28,7 @@ const TEST_SERVICE: &str = "grpc.testing.TestService";
 
 #[test]
 fn grpcio_health_client_checks_and_watches_a_change() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in ["async", "blocking"] {
         let (server, health) = interop::server::serve_with_health("127.0.0.1:0", flavour).unwrap();
         let mut child = Command::new(python())
@@ -107,6 +108,7 @@ fn expected_lines() -> BTreeSet<String> {
 
 #[test]
 fn grpcio_reflection_client_resolves_every_method_of_every_service() {
+    let _leaks = rsgrpc_tests::leak::check();
     let expected = expected_lines();
     assert!(expected.contains(&format!("SERVICE {TEST_SERVICE}")));
     assert!(expected.contains("SERVICE grpc.health.v1.Health"));

@@ -118,6 +118,7 @@ fn grpcjs_client(port: u16, args: &[&str]) -> (bool, String) {
 
 #[test]
 fn all_cases_from_a_grpcjs_client_against_our_servers() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in ["async", "blocking"] {
         let server = interop::server::serve("127.0.0.1:0", flavour).unwrap();
         let (ok, report) = grpcjs_client(server.local_addr().port(), &["--test_case", "all"]);
@@ -130,6 +131,7 @@ fn all_cases_from_a_grpcjs_client_against_our_servers() {
 
 #[test]
 fn all_cases_from_our_clients_against_a_grpcjs_server() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (_server, port) = grpcjs_server();
     let channel = rsgrpc::Channel::new(&format!("http://127.0.0.1:{port}")).unwrap();
     let mut failures = Vec::new();
@@ -173,6 +175,7 @@ fn passed_failed(report: &str) -> Option<(u64, u64)> {
 
 #[test]
 fn concurrent_mix_from_a_grpcjs_client_against_our_servers() {
+    let _leaks = rsgrpc_tests::leak::check();
     for flavour in ["async", "blocking"] {
         let server = interop::server::serve("127.0.0.1:0", flavour).unwrap();
         let (ok, report) = grpcjs_client(
@@ -317,6 +320,7 @@ async fn mix_call(client: &TestServiceClient, i: usize) -> Result<(), String> {
 
 #[test]
 fn concurrent_mix_from_our_async_client_against_a_grpcjs_server() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (_server, port) = grpcjs_server();
     let channel = rsgrpc::Channel::new(&format!("http://127.0.0.1:{port}")).unwrap();
     let client = TestServiceClient::new(channel);
@@ -440,6 +444,7 @@ fn blocking_mix_call(client: &TestServiceBlockingClient, i: usize) -> Result<(),
 
 #[test]
 fn concurrent_mix_from_our_blocking_client_against_a_grpcjs_server() {
+    let _leaks = rsgrpc_tests::leak::check();
     let (_server, port) = grpcjs_server();
     let channel = rsgrpc::Channel::new(&format!("http://127.0.0.1:{port}")).unwrap();
     let client = TestServiceBlockingClient::new(channel);

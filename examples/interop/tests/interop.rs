@@ -2,6 +2,7 @@
 
 #[test]
 fn all_cases_between_our_clients_and_servers() {
+    let _leaks = rsgrpc_tests::leak::check();
     let mut failures = Vec::new();
     for server_flavour in ["async", "blocking"] {
         let server = interop::server::serve("127.0.0.1:0", server_flavour).unwrap();

@@ -184,6 +184,7 @@ fn tokio_rt() -> tokio::runtime::Runtime {
 
 #[test]
 fn all_cases_from_our_clients_against_a_tonic_server() {
+    let _leaks = rsgrpc_tests::leak::check();
     let rt = tokio_rt();
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -406,6 +407,7 @@ async fn tonic_case(
 
 #[test]
 fn all_cases_from_a_tonic_client_against_our_servers() {
+    let _leaks = rsgrpc_tests::leak::check();
     let rt = tokio_rt();
     for flavour in ["async", "blocking"] {
         let server = interop::server::serve("127.0.0.1:0", flavour).unwrap();

@@ -30,6 +30,7 @@ fn servers() -> Vec<(&'static str, ServerHandle)> {
 
 #[test]
 fn blocking_client_tours_both_servers() {
+    let _leaks = rsgrpc_tests::leak::check();
     for (flavour, server) in servers() {
         let client =
             RouteGuideBlockingClient::connect_lazy(&format!("http://{}", server.local_addr()))
@@ -42,6 +43,7 @@ fn blocking_client_tours_both_servers() {
 
 #[test]
 fn async_client_tours_both_servers() {
+    let _leaks = rsgrpc_tests::leak::check();
     for (flavour, server) in servers() {
         let client =
             RouteGuideClient::connect_lazy(&format!("http://{}", server.local_addr())).unwrap();

@@ -120,6 +120,7 @@ fn assert_continues(setup: &Setup, caller: &TraceContext) {
 
 #[test]
 fn a_blocking_callers_context_reaches_the_back_end() {
+    let _leaks = rsgrpc_tests::leak::check();
     let setup = setup();
     let client = ShopBlockingClient::connect_lazy(&setup.target()).unwrap();
     let mut request = order();
@@ -134,6 +135,7 @@ fn a_blocking_callers_context_reaches_the_back_end() {
 
 #[test]
 fn an_async_callers_scope_is_carried_by_the_client_interceptor() {
+    let _leaks = rsgrpc_tests::leak::check();
     let setup = setup();
     let client = ShopClient::connect_lazy(&setup.target())
         .unwrap()
@@ -148,6 +150,7 @@ fn an_async_callers_scope_is_carried_by_the_client_interceptor() {
 
 #[test]
 fn a_blocking_callers_scope_is_carried_by_the_client_interceptor() {
+    let _leaks = rsgrpc_tests::leak::check();
     let setup = setup();
     let client = ShopBlockingClient::connect_lazy(&setup.target())
         .unwrap()
@@ -159,6 +162,7 @@ fn a_blocking_callers_scope_is_carried_by_the_client_interceptor() {
 
 #[test]
 fn a_broken_context_starts_a_new_trace_and_drops_the_trace_state() {
+    let _leaks = rsgrpc_tests::leak::check();
     let setup = setup();
     let client = ShopBlockingClient::connect_lazy(&setup.target()).unwrap();
     let mut request = order();
