@@ -77,14 +77,7 @@ fn rss() -> usize {
 
 /// Waits (up to a generous bound) for `check`; false if it never held.
 fn eventually(check: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    true
+    rsgrpc_tests::leak::eventually_within(Duration::from_secs(20), check)
 }
 
 /// What the process held before a test.

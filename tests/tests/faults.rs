@@ -548,8 +548,8 @@ enum Ending {
 /// A server that answers every call the way the request's `message` names: a peer that
 /// breaks the framing while keeping HTTP/2 intact, which no proxy cut can produce.
 async fn serve_raw(listener: tokio::net::TcpListener) {
-    use bytes::{BufMut, BytesMut};
     use prost::Message;
+    use rsgrpc_tests::raw;
 
     while let Ok((tcp, _)) = listener.accept().await {
         tokio::spawn(async move {
@@ -581,23 +581,20 @@ async fn serve_raw(listener: tokio::net::TcpListener) {
                 let Ok(mut send) = respond.send_response(head, false) else {
                     continue;
                 };
-                let mut frame = BytesMut::new();
-                if ending == Ending::Whole {
+                let frame = if ending == Ending::Whole {
                     let reply = EchoResponse {
                         message,
                         ..Default::default()
-                    }
-                    .encode_to_vec();
-                    frame.put_u8(0);
-                    frame.put_u32(reply.len() as u32);
-                    frame.put_slice(&reply);
+                    };
+                    raw::grpc_message(false, &reply.encode_to_vec())
                 } else {
-                    frame.put_u8(0);
-                    frame.put_u32(100);
-                    frame.put_slice(&[0; 10]);
-                }
+                    // The prefix promises 100 bytes; 10 follow.
+                    let mut truncated = raw::grpc_message(false, &[0; 100]);
+                    truncated.truncate(5 + 10);
+                    truncated
+                };
                 let end_here = ending == Ending::TruncatedThenEnd;
-                let _ = send.send_data(frame.freeze(), end_here);
+                let _ = send.send_data(frame.into(), end_here);
                 if !end_here {
                     let mut trailers = http::HeaderMap::new();
                     trailers.insert("grpc-status", http::HeaderValue::from_static("0"));

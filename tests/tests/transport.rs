@@ -29,14 +29,7 @@ fn tokio_rt() -> tokio::runtime::Runtime {
 
 /// Waits (up to a generous bound) for `check`.
 fn eventually(check: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    true
+    rsgrpc_tests::leak::eventually_within(Duration::from_secs(20), check)
 }
 
 fn unary(client: &Client, message: &str) -> Result<Response<EchoResponse>, Status> {

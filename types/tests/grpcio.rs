@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use rsgrpc::server::{Server, Service};
 use rsgrpc::{Channel, Code, Request, Response, Status};
-use rsgrpc_types::{
-    BadRequest, DebugInfo, ErrorDetail, ErrorInfo, Help, LocalizedMessage, PreconditionFailure,
-    QuotaFailure, RequestInfo, ResourceInfo, RetryInfo, StatusExt,
-};
+use rsgrpc_types::StatusExt;
+
+mod common;
+use common::details;
 
 fn python() -> PathBuf {
     std::env::var_os("RSGRPC_PYTHON")
@@ -26,26 +26,6 @@ fn script() -> PathBuf {
 }
 
 const MESSAGE: &str = "rich: \u{e9}";
-
-fn details() -> Vec<ErrorDetail> {
-    vec![
-        ErrorInfo::new(
-            "QUOTA",
-            "example.com",
-            [("zone".to_owned(), "eu".to_owned())],
-        )
-        .into(),
-        RetryInfo::after(Duration::new(3, 500)).into(),
-        DebugInfo::new(["a.py:1", "b.py:2"], "boom").into(),
-        QuotaFailure::with_violation("user:1", "daily").into(),
-        PreconditionFailure::with_violation("TOS", "user:1", "unsigned").into(),
-        BadRequest::with_violation("name", "empty").into(),
-        RequestInfo::new("r-1", "node 7").into(),
-        ResourceInfo::new("book", "b/1", "me", "gone").into(),
-        Help::with_link("docs", "https://example.com").into(),
-        LocalizedMessage::new("fr-FR", "non").into(),
-    ]
-}
 
 /// What the script prints for [`details`] (fields sorted by name).
 const EXPECTED: &[&str] = &[

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use rsgrpc::server::{Server, Service};
 use rsgrpc::{Code, Request, Response, Status};
-use rsgrpc_types::{
-    BadRequest, DebugInfo, ErrorInfo, Help, LocalizedMessage, PreconditionFailure, QuotaFailure,
-    RequestInfo, ResourceInfo, RetryInfo, StatusExt,
-};
+use rsgrpc_types::StatusExt;
 use tonic_types::StatusExt as _;
+
+mod common;
+use common::details;
 
 #[test]
 fn tonic_types_reads_the_details_an_rsgrpc_server_sends() {
@@ -20,23 +20,7 @@ fn tonic_types_reads_the_details_an_rsgrpc_server_sends() {
             Err(Status::with_error_details(
                 Code::FailedPrecondition,
                 "rich",
-                [
-                    ErrorInfo::new(
-                        "QUOTA",
-                        "example.com",
-                        [("zone".to_owned(), "eu".to_owned())],
-                    )
-                    .into(),
-                    RetryInfo::after(Duration::new(3, 500)).into(),
-                    DebugInfo::new(["a.rs:1", "b.rs:2"], "boom").into(),
-                    QuotaFailure::with_violation("user:1", "daily").into(),
-                    PreconditionFailure::with_violation("TOS", "user:1", "unsigned").into(),
-                    BadRequest::with_violation("name", "empty").into(),
-                    RequestInfo::new("r-1", "node 7").into(),
-                    ResourceInfo::new("book", "b/1", "me", "gone").into(),
-                    Help::with_link("docs", "https://example.com").into(),
-                    LocalizedMessage::new("fr-FR", "non").into(),
-                ],
+                details(),
             ))
         })
         .build();

@@ -25,14 +25,7 @@ const TOKEN: &str = "Bearer open-sesame";
 
 /// Waits (up to a generous bound) for `check`.
 fn eventually(check: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    true
+    rsgrpc_tests::leak::eventually_within(Duration::from_secs(20), check)
 }
 
 fn on_poller() -> bool {
@@ -913,7 +906,6 @@ fn server_interceptors_see_the_streams_of_every_kind_end() {
 #[test]
 fn server_interceptors_see_a_deadline_the_server_enforced() {
     let _leaks = rsgrpc_tests::leak::check();
-    use bytes::{BufMut, BytesMut};
     use prost::Message;
 
     // A raw HTTP/2 client sends `grpc-timeout` and never resets the stream itself, so
@@ -925,10 +917,7 @@ fn server_interceptors_see_a_deadline_the_server_enforced() {
         let addr = server.local_addr();
         let tag = format!("raw-deadline-{flavour:?}");
         let body = req(&format!("wait-cancel:{tag}")).encode_to_vec();
-        let mut framed = BytesMut::new();
-        framed.put_u8(0);
-        framed.put_u32(body.len() as u32);
-        framed.put_slice(&body);
+        let framed = rsgrpc_tests::raw::grpc_message(false, &body);
         let response = rt.block_on(async {
             let mut send = crate::protocol::connect(addr).await;
             crate::protocol::raw_call(
@@ -940,7 +929,7 @@ fn server_interceptors_see_a_deadline_the_server_enforced() {
                     ("te", "trailers"),
                     ("grpc-timeout", "200m"),
                 ],
-                framed.freeze(),
+                framed.into(),
             )
             .await
         });
