@@ -800,6 +800,19 @@ impl ChannelBuilder {
     }
 }
 
+impl Drop for ChannelInner {
+    fn drop(&mut self) {
+        // The last owner may be a call task finishing on a poller after every handle was
+        // dropped: the user's resolver and interceptors are dropped off it, as a server's
+        // handlers are.
+        let resolver = self.resolver.take();
+        let interceptors = std::mem::take(&mut self.interceptors);
+        if resolver.is_some() || !interceptors.is_empty() {
+            crate::role::drop_off_poller((resolver, interceptors));
+        }
+    }
+}
+
 impl ChannelInner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
