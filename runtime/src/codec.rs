@@ -173,13 +173,26 @@ fn short_type_name<M>() -> &'static str {
     full.rsplit("::").next().unwrap_or(full)
 }
 
-/// Splits a byte stream into message bodies.
+/// Received chunks shorter than this are copied together instead of kept as they are: a
+/// few bytes sliced out of a large receive buffer would keep that whole buffer alive.
+const COPY_BELOW: usize = 4096;
+
+/// Splits a byte stream into message bodies, one at a time as the receiver has room for
+/// them: bytes wait here, at their wire size, until a message is wanted.
 ///
 /// The length prefix is checked against the receive limit before any room for the body is
-/// reserved, so an oversized message is refused after five bytes.
+/// reserved, so an oversized message is refused after five bytes. A body that lies within
+/// one received chunk is sliced out of it without copying; one that spans chunks is copied
+/// once, when all of it is here.
 #[derive(Debug)]
 pub(crate) struct FrameDecoder {
-    buf: BytesMut,
+    /// Received bytes not yet split into messages, in order: large chunks as they came,
+    /// small ones copied together.
+    chunks: std::collections::VecDeque<Bytes>,
+    /// Small chunks copied together: the latest received bytes, after `chunks`.
+    tail: BytesMut,
+    /// Bytes in `chunks` and `tail`.
+    buffered: usize,
     max_len: usize,
     /// Whether the peer declared a `grpc-encoding` we support, so compressed messages are
     /// expected.
@@ -191,7 +204,9 @@ pub(crate) struct FrameDecoder {
 impl FrameDecoder {
     pub(crate) fn new(max_len: usize) -> FrameDecoder {
         FrameDecoder {
-            buf: BytesMut::new(),
+            chunks: std::collections::VecDeque::new(),
+            tail: BytesMut::new(),
+            buffered: 0,
             max_len,
             compressed_allowed: false,
             current: None,
@@ -208,54 +223,122 @@ impl FrameDecoder {
         self.compressed_allowed = true;
     }
 
-    /// Feeds received bytes; complete messages are appended to `out`.
+    /// Bytes received and not yet handed out as messages (prefixes of handed-out
+    /// messages excluded).
+    pub(crate) fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    /// Stores received bytes; [`next_frame`](Self::next_frame) splits them.
+    pub(crate) fn feed(&mut self, chunk: Bytes) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.buffered += chunk.len();
+        if chunk.len() < COPY_BELOW {
+            self.tail.extend_from_slice(&chunk);
+            return;
+        }
+        if !self.tail.is_empty() {
+            self.chunks.push_back(self.tail.split().freeze());
+        }
+        self.chunks.push_back(chunk);
+    }
+
+    /// The first buffered bytes, as one chunk.
+    fn front(&mut self) -> Option<&mut Bytes> {
+        if self.chunks.is_empty() && !self.tail.is_empty() {
+            self.chunks.push_back(self.tail.split().freeze());
+        }
+        self.chunks.front_mut()
+    }
+
+    /// Moves the first `dst.len()` buffered bytes into `dst`; the caller checked that
+    /// there are that many.
+    fn copy_out(&mut self, mut dst: &mut [u8]) {
+        while !dst.is_empty() {
+            let Some(front) = self.front() else {
+                unreachable!("copy_out is only asked for buffered bytes")
+            };
+            let n = front.len().min(dst.len());
+            dst[..n].copy_from_slice(&front[..n]);
+            front.advance(n);
+            if front.is_empty() {
+                self.chunks.pop_front();
+            }
+            self.buffered -= n;
+            dst = &mut dst[n..];
+        }
+    }
+
+    /// The next whole message, or `None` until more bytes arrive.
     ///
     /// # Errors
     ///
     /// `RESOURCE_EXHAUSTED` for a message over the limit; `INTERNAL` for a compressed
     /// message (no compression was negotiated) or an invalid flag byte.
-    pub(crate) fn push(&mut self, mut chunk: Bytes, out: &mut Vec<Frame>) -> Result<(), Status> {
-        // Fast path: whole messages straight out of the received chunk, without copying.
-        if self.buf.is_empty() && self.current.is_none() {
-            while chunk.len() >= PREFIX_LEN {
-                let (compressed, len) = self.read_prefix(&chunk[..PREFIX_LEN])?;
-                if chunk.len() < PREFIX_LEN + len {
-                    break;
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, Status> {
+        let (compressed, len) = match self.current {
+            Some(current) => current,
+            None => {
+                if self.buffered < PREFIX_LEN {
+                    return Ok(None);
                 }
-                chunk.advance(PREFIX_LEN);
-                out.push(Frame {
-                    compressed,
-                    body: chunk.split_to(len),
-                });
+                let mut prefix = [0u8; PREFIX_LEN];
+                self.copy_out(&mut prefix);
+                let current = self.read_prefix(&prefix)?;
+                self.current = Some(current);
+                current
             }
-            if chunk.is_empty() {
-                return Ok(());
-            }
+        };
+        if self.buffered < len {
+            return Ok(None);
         }
-        self.buf.extend_from_slice(&chunk);
-        loop {
-            let (compressed, len) = match self.current {
-                Some(current) => current,
-                None => {
-                    if self.buf.len() < PREFIX_LEN {
-                        return Ok(());
-                    }
-                    let current = self.read_prefix(&self.buf[..PREFIX_LEN])?;
-                    self.buf.advance(PREFIX_LEN);
-                    self.current = Some(current);
-                    current
-                }
-            };
-            if self.buf.len() < len {
-                self.buf.reserve(len - self.buf.len());
-                return Ok(());
-            }
-            self.current = None;
-            out.push(Frame {
+        self.current = None;
+        if len == 0 {
+            return Ok(Some(Frame {
                 compressed,
-                body: self.buf.split_to(len).freeze(),
-            });
+                body: Bytes::new(),
+            }));
         }
+        let front = self.front().expect("buffered bytes are in a chunk");
+        let body = if front.len() >= len {
+            // Within one chunk: a slice of it, no copy.
+            let body = front.split_to(len);
+            if front.is_empty() {
+                self.chunks.pop_front();
+            }
+            self.buffered -= len;
+            body
+        } else {
+            let mut body = BytesMut::with_capacity(len);
+            while body.len() < len {
+                let want = len - body.len();
+                let front = self.front().expect("buffered bytes are in a chunk");
+                let n = front.len().min(want);
+                body.extend_from_slice(&front[..n]);
+                front.advance(n);
+                if front.is_empty() {
+                    self.chunks.pop_front();
+                }
+                self.buffered -= n;
+            }
+            body.freeze()
+        };
+        Ok(Some(Frame { compressed, body }))
+    }
+
+    /// Feeds received bytes and appends every complete message to `out`.
+    ///
+    /// # Errors
+    ///
+    /// As [`next_frame`](Self::next_frame).
+    pub(crate) fn push(&mut self, chunk: Bytes, out: &mut Vec<Frame>) -> Result<(), Status> {
+        self.feed(chunk);
+        while let Some(frame) = self.next_frame()? {
+            out.push(frame);
+        }
+        Ok(())
     }
 
     fn read_prefix(&self, prefix: &[u8]) -> Result<(bool, usize), Status> {
@@ -286,7 +369,7 @@ impl FrameDecoder {
 
     /// Whether a message was cut off mid-way (bytes received but not a whole message).
     pub(crate) fn has_partial(&self) -> bool {
-        self.current.is_some() || !self.buf.is_empty()
+        self.current.is_some() || self.buffered > 0
     }
 }
 
@@ -327,7 +410,7 @@ mod tests {
             .push(Bytes::copy_from_slice(&prefix), &mut out)
             .unwrap_err();
         assert_eq!(err.code(), Code::ResourceExhausted);
-        assert!(dec.buf.capacity() < 1024);
+        assert_eq!(dec.buffered(), 0, "nothing of the body is held");
     }
 
     #[test]

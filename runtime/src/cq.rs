@@ -18,16 +18,17 @@
 //! The consumer takes every queued item in one lock acquisition, so the poller can hand
 //! over a batch of completions with a single wake-up.
 //!
-//! Capacity is a soft bound in bytes, used for flow control: [`Producer::poll_ready`] and
-//! [`Producer::wait_ready`] wait while the queued items weigh `capacity` or more (a message
-//! weighs its length, a control event nothing), but a push always succeeds while the
-//! consumer is alive, so control events (trailers, cancellation) are never held back
-//! behind data, and one message larger than the capacity still goes through.
+//! Capacity is a soft bound on what the queued items weigh, used for flow control:
+//! [`Producer::poll_ready`] and [`Producer::wait_ready`] wait while the queued items weigh
+//! `capacity` or more, or while the queue's memory [`Quota`] (if it has one) is used up.
+//! An item weighs what it costs in memory ([`Weigh`]): a queued empty message costs its
+//! entry, not nothing. A push always succeeds while the consumer is alive, so control
+//! events (trailers, cancellation) are never held back behind data, and one message
+//! larger than the capacity still goes through.
 //!
-//! The producer can also ask to be told when the consumer has caught up: when it has
-//! taken everything and waits for more ([`Producer::poll_drained`]). The poller returns
-//! HTTP/2 flow-control credit to the peer only then, so what a peer sends ahead of a slow
-//! consumer is bounded by the stream's window.
+//! Items are charged to the quota when pushed and released one by one as the consumer
+//! takes them out (or drops them), so a quota counts what is really held, including what
+//! a consumer took in a batch and has not read yet.
 
 use std::collections::VecDeque;
 // Under `--cfg shuttle` the unit tests below run on shuttle's models of these primitives,
@@ -36,15 +37,36 @@ use std::collections::VecDeque;
 use shuttle::sync::{Arc, Condvar, Mutex, MutexGuard};
 #[cfg(not(all(test, shuttle)))]
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
+
+use crate::quota::Quota;
 
 /// The other end of the queue is gone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Closed;
 
+/// What an item costs in memory while it is queued, its queue entry included.
+pub(crate) trait Weigh {
+    fn weight(&self) -> usize;
+}
+
+impl Weigh for () {
+    fn weight(&self) -> usize {
+        0
+    }
+}
+
 /// Creates a queue whose producer waits for room once the queued items weigh `capacity`.
 pub(crate) fn queue<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
+    queue_with_quota(capacity, None)
+}
+
+/// As [`queue`], charging what is queued to `quota` and waiting for room in it too.
+pub(crate) fn queue_with_quota<T>(
+    capacity: usize,
+    quota: Option<std::sync::Arc<Quota>>,
+) -> (Producer<T>, Consumer<T>) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             items: VecDeque::new(),
@@ -55,12 +77,9 @@ pub(crate) fn queue<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
             consumer_waker: None,
             producer_waker: None,
             consumer_parked: false,
-            producer_parked: false,
-            consumer_waiting: false,
-            want_drained: false,
         }),
         consumer_cv: Condvar::new(),
-        producer_cv: Condvar::new(),
+        quota,
     });
     (
         Producer {
@@ -76,12 +95,14 @@ pub(crate) fn queue<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
 struct Shared<T> {
     state: Mutex<State<T>>,
     consumer_cv: Condvar,
-    producer_cv: Condvar,
+    /// What queued items are charged to, until the consumer takes them out.
+    quota: Option<std::sync::Arc<Quota>>,
 }
 
 struct State<T> {
-    items: VecDeque<T>,
-    /// What the queued items weigh (bytes of messages).
+    /// Items and their weights.
+    items: VecDeque<(T, usize)>,
+    /// What the queued items weigh.
     weight: usize,
     capacity: usize,
     producer_closed: bool,
@@ -89,11 +110,6 @@ struct State<T> {
     consumer_waker: Option<Waker>,
     producer_waker: Option<Waker>,
     consumer_parked: bool,
-    producer_parked: bool,
-    /// The consumer has taken everything and waits for more.
-    consumer_waiting: bool,
-    /// The producer wants a wake-up when the consumer starts waiting.
-    want_drained: bool,
 }
 
 impl<T> Shared<T> {
@@ -114,8 +130,20 @@ impl<T> Shared<T> {
     /// The producer's wake-up, to deliver once the lock is released.
     fn wake_producer(&self, state: &mut State<T>) -> Wakeup<'_> {
         Wakeup {
-            cv: state.producer_parked.then_some(&self.producer_cv),
+            cv: None,
             waker: state.producer_waker.take(),
+        }
+    }
+
+    fn charge(&self, weight: usize) {
+        if let Some(quota) = &self.quota {
+            quota.charge(weight);
+        }
+    }
+
+    fn release(&self, weight: usize) {
+        if let Some(quota) = &self.quota {
+            quota.release(weight);
         }
     }
 }
@@ -136,10 +164,6 @@ impl Wakeup<'_> {
         }
     }
 
-    fn is_some(&self) -> bool {
-        self.cv.is_some() || self.waker.is_some()
-    }
-
     fn deliver(self) {
         if let Some(cv) = self.cv {
             cv.notify_one();
@@ -150,27 +174,51 @@ impl Wakeup<'_> {
     }
 }
 
+/// Wakes a thread parked in [`Producer::wait_ready`].
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
 /// The sending end of a completion queue.
 pub(crate) struct Producer<T> {
     shared: Arc<Shared<T>>,
 }
 
-impl<T> Producer<T> {
+impl<T: Weigh> Producer<T> {
     /// Queues an item regardless of capacity and wakes the consumer.
     ///
     /// Returns the item when the consumer is gone.
     pub(crate) fn push(&self, item: T) -> Result<(), T> {
-        self.push_weighted(item, 0)
+        let weight = item.weight();
+        self.push_weighted(item, weight)
     }
 
-    /// Queues an item that weighs `weight` against the capacity, and wakes the consumer.
-    pub(crate) fn push_weighted(&self, item: T, weight: usize) -> Result<(), T> {
+    /// Queues a batch of items with one lock and one wake-up.
+    pub(crate) fn push_all(&self, items: impl IntoIterator<Item = T>) -> Result<(), Closed> {
         let mut state = self.shared.lock();
         if state.consumer_closed {
-            return Err(item);
+            return Err(Closed);
         }
-        state.weight += weight;
-        state.items.push_back(item);
+        let before = state.items.len();
+        let mut added = 0;
+        for item in items {
+            let weight = item.weight();
+            added += weight;
+            state.items.push_back((item, weight));
+        }
+        if state.items.len() == before {
+            return Ok(());
+        }
+        state.weight += added;
+        self.shared.charge(added);
         let wakeup = self.shared.wake_consumer(&mut state);
         drop(state);
         wakeup.deliver();
@@ -178,105 +226,89 @@ impl<T> Producer<T> {
     }
 
     /// Offers the last queued item to `append` (with the lock held): it adds to that item
-    /// and returns `None`, or returns a new item to queue. Either way the queue's weight
-    /// grows by `weight` and the consumer is woken.
+    /// (which must not grow in weight) and returns `None`, or returns a new item to queue.
+    /// Either way the consumer is woken.
     pub(crate) fn push_or_append(
         &self,
-        weight: usize,
         append: impl FnOnce(Option<&mut T>) -> Option<T>,
     ) -> Result<(), Closed> {
         let mut state = self.shared.lock();
         if state.consumer_closed {
             return Err(Closed);
         }
-        if let Some(item) = append(state.items.back_mut()) {
-            state.items.push_back(item);
+        if let Some(item) = append(state.items.back_mut().map(|(item, _)| item)) {
+            let weight = item.weight();
+            state.weight += weight;
+            self.shared.charge(weight);
+            state.items.push_back((item, weight));
         }
-        state.weight += weight;
         let wakeup = self.shared.wake_consumer(&mut state);
         drop(state);
         wakeup.deliver();
         Ok(())
     }
+}
 
-    /// Queues a batch of items with one lock and one wake-up; together they weigh
-    /// `weight`.
-    pub(crate) fn push_all(
-        &self,
-        items: impl IntoIterator<Item = T>,
-        weight: usize,
-    ) -> Result<(), Closed> {
+impl<T> Producer<T> {
+    /// Queues an item that weighs `weight`, and wakes the consumer.
+    pub(crate) fn push_weighted(&self, item: T, weight: usize) -> Result<(), T> {
         let mut state = self.shared.lock();
         if state.consumer_closed {
-            return Err(Closed);
+            return Err(item);
         }
         state.weight += weight;
-        let before = state.items.len();
-        state.items.extend(items);
-        if state.items.len() == before {
-            return Ok(());
-        }
+        self.shared.charge(weight);
+        state.items.push_back((item, weight));
         let wakeup = self.shared.wake_consumer(&mut state);
         drop(state);
         wakeup.deliver();
         Ok(())
     }
 
-    /// Ready when the queue has room, or with `Err` when the consumer is gone.
-    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
+    /// Ready with the room left (in weight) when the queue and its quota have room, or
+    /// with `Err` when the consumer is gone.
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<usize, Closed>> {
         let mut state = self.shared.lock();
         if state.consumer_closed {
             return Poll::Ready(Err(Closed));
         }
-        if state.weight < state.capacity {
-            return Poll::Ready(Ok(()));
-        }
+        // Registered either way: a consumer that goes away must wake a waiting producer.
         match &state.producer_waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => state.producer_waker = Some(cx.waker().clone()),
         }
-        Poll::Pending
-    }
-
-    /// Blocks the calling thread until the queue has room (`Ok`), the consumer is gone
-    /// (`Err`), or the deadline passes (`Ok`: the caller then pushes past capacity or
-    /// checks its own deadline).
-    pub(crate) fn wait_ready(&self, deadline: Option<Instant>) -> Result<(), Closed> {
-        let mut state = self.shared.lock();
-        loop {
-            if state.consumer_closed {
-                return Err(Closed);
-            }
-            if state.weight < state.capacity {
-                return Ok(());
-            }
-            state.producer_parked = true;
-            state = match deadline {
-                None => self
-                    .shared
-                    .producer_cv
-                    .wait(state)
-                    .unwrap_or_else(|e| e.into_inner()),
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        state.producer_parked = false;
-                        return Ok(());
-                    }
-                    self.shared
-                        .producer_cv
-                        .wait_timeout(state, deadline - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-            };
-            state.producer_parked = false;
+        if state.weight >= state.capacity {
+            return Poll::Pending;
+        }
+        let room = state.capacity - state.weight;
+        drop(state);
+        match &self.shared.quota {
+            Some(quota) if quota.poll_room(cx).is_pending() => Poll::Pending,
+            _ => Poll::Ready(Ok(room)),
         }
     }
 
-    /// What the items queued and not yet taken weigh.
-    pub(crate) fn weight(&self) -> usize {
-        self.shared.lock().weight
+    /// Blocks the calling thread until the queue and its quota have room (`Ok`), the
+    /// consumer is gone (`Err`), or the deadline passes (`Ok`: the caller then pushes past
+    /// capacity or checks its own deadline).
+    pub(crate) fn wait_ready(&self, deadline: Option<Instant>) -> Result<(), Closed> {
+        let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(ready) = self.poll_ready(&mut cx) {
+                return ready.map(drop);
+            }
+            match deadline {
+                None => std::thread::park(),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Ok(());
+                    }
+                    std::thread::park_timeout(deadline - now);
+                }
+            }
+        }
     }
 
     /// Whether the consumer is gone.
@@ -284,26 +316,15 @@ impl<T> Producer<T> {
         self.shared.lock().consumer_closed
     }
 
-    /// Whether the queue has room now (the consumer may be gone).
+    /// Whether the queue and its quota have room now (the consumer may be gone).
     pub(crate) fn has_room(&self) -> bool {
         let state = self.shared.lock();
-        state.consumer_closed || state.weight < state.capacity
-    }
-
-    /// Ready once the consumer has taken everything queued and waits for more (or is
-    /// gone); otherwise the producer is woken when that happens.
-    pub(crate) fn poll_drained(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.shared.lock();
-        if state.consumer_closed || (state.consumer_waiting && state.items.is_empty()) {
-            state.want_drained = false;
-            return Poll::Ready(());
+        if state.consumer_closed {
+            return true;
         }
-        state.want_drained = true;
-        match &state.producer_waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => state.producer_waker = Some(cx.waker().clone()),
-        }
-        Poll::Pending
+        let room = state.weight < state.capacity;
+        drop(state);
+        room && self.shared.quota.as_ref().is_none_or(|q| q.has_room())
     }
 
     /// Ready once the consumer is gone.
@@ -341,8 +362,9 @@ impl<T> Drop for Producer<T> {
 /// The receiving end of a completion queue. There is exactly one per queue.
 pub(crate) struct Consumer<T> {
     shared: Arc<Shared<T>>,
-    /// Items already taken from the shared deque, in order.
-    local: VecDeque<T>,
+    /// Items already taken from the shared deque, in order, with their weights (still
+    /// charged to the quota).
+    local: VecDeque<(T, usize)>,
 }
 
 /// What the consumer found.
@@ -354,14 +376,13 @@ enum Take {
 
 /// Moves every queued item into the consumer's local buffer.
 fn take<'a, T>(
-    local: &mut VecDeque<T>,
+    local: &mut VecDeque<(T, usize)>,
     shared: &'a Shared<T>,
     state: &mut State<T>,
 ) -> (Take, Wakeup<'a>) {
     if !state.items.is_empty() {
         let was_full = state.weight >= state.capacity;
         state.weight = 0;
-        state.consumer_waiting = false;
         std::mem::swap(local, &mut state.items);
         let wakeup = if was_full {
             shared.wake_producer(state)
@@ -376,22 +397,17 @@ fn take<'a, T>(
     }
 }
 
-/// The consumer found nothing and is about to wait: a producer that asked to know is
-/// woken.
-fn start_waiting<'a, T>(shared: &'a Shared<T>, state: &mut State<T>) -> Wakeup<'a> {
-    state.consumer_waiting = true;
-    if state.want_drained {
-        state.want_drained = false;
-        shared.wake_producer(state)
-    } else {
-        Wakeup::none()
-    }
-}
-
 impl<T> Consumer<T> {
+    /// The next item of the local buffer, its charge released.
+    fn next_local(&mut self) -> Option<T> {
+        let (item, weight) = self.local.pop_front()?;
+        self.shared.release(weight);
+        Some(item)
+    }
+
     /// The next item; `Ready(None)` once the producer closed and everything was taken.
     pub(crate) fn poll_pop(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        if let Some(item) = self.local.pop_front() {
+        if let Some(item) = self.next_local() {
             return Poll::Ready(Some(item));
         }
         let shared = self.shared.clone();
@@ -405,20 +421,17 @@ impl<T> Consumer<T> {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     _ => state.consumer_waker = Some(cx.waker().clone()),
                 }
-                let wakeup = start_waiting(&shared, &mut state);
-                drop(state);
-                wakeup.deliver();
                 return Poll::Pending;
             }
         }
         drop(state);
         wakeup.deliver();
-        Poll::Ready(self.local.pop_front())
+        Poll::Ready(self.next_local())
     }
 
     /// The next item if one is queued right now, without waiting or registering a waker.
     pub(crate) fn try_pop(&mut self) -> Option<T> {
-        if let Some(item) = self.local.pop_front() {
+        if let Some(item) = self.next_local() {
             return Some(item);
         }
         let shared = self.shared.clone();
@@ -426,7 +439,7 @@ impl<T> Consumer<T> {
         let (_, wakeup) = take(&mut self.local, &shared, &mut state);
         drop(state);
         wakeup.deliver();
-        self.local.pop_front()
+        self.next_local()
     }
 
     /// Blocks until the next item; `None` once the producer closed and everything was taken.
@@ -440,7 +453,7 @@ impl<T> Consumer<T> {
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<Option<T>, TimedOut> {
-        if let Some(item) = self.local.pop_front() {
+        if let Some(item) = self.next_local() {
             return Ok(Some(item));
         }
         let shared = self.shared.clone();
@@ -451,17 +464,10 @@ impl<T> Consumer<T> {
                 Take::Took => {
                     drop(state);
                     wakeup.deliver();
-                    return Ok(self.local.pop_front());
+                    return Ok(self.next_local());
                 }
                 Take::Ended => return Ok(None),
                 Take::Empty => {}
-            }
-            let wakeup = start_waiting(&shared, &mut state);
-            if wakeup.is_some() {
-                drop(state);
-                wakeup.deliver();
-                state = shared.lock();
-                continue;
             }
             state.consumer_parked = true;
             state = match deadline {
@@ -495,8 +501,10 @@ impl<T> Consumer<T> {
         let dropped = std::mem::take(&mut state.items);
         let wakeup = shared.wake_producer(&mut state);
         drop(state);
+        let held: usize = dropped.iter().chain(&self.local).map(|(_, w)| w).sum();
         drop(dropped);
         self.local.clear();
+        shared.release(held);
         wakeup.deliver();
     }
 }
@@ -519,6 +527,12 @@ mod tests {
     use std::time::Duration;
 
     struct CountingWaker(AtomicUsize);
+
+    impl Weigh for u32 {
+        fn weight(&self) -> usize {
+            1
+        }
+    }
 
     impl Wake for CountingWaker {
         fn wake(self: Arc<Self>) {
@@ -549,7 +563,7 @@ mod tests {
         let waker = Waker::from(counter.clone());
         let mut cx = Context::from_waker(&waker);
         assert_eq!(rx.poll_pop(&mut cx), Poll::Pending);
-        tx.push_all(0..10, 0).unwrap();
+        tx.push_all(0..10).unwrap();
         assert_eq!(counter.0.load(Ordering::SeqCst), 1);
         for i in 0..10 {
             assert_eq!(rx.poll_pop(&mut cx), Poll::Ready(Some(i)));
@@ -569,7 +583,7 @@ mod tests {
         assert_eq!(tx.poll_ready(&mut cx), Poll::Pending);
         assert_eq!(rx.pop_blocking(), Some(1));
         assert_eq!(counter.0.load(Ordering::SeqCst), 1);
-        assert_eq!(tx.poll_ready(&mut cx), Poll::Ready(Ok(())));
+        assert_eq!(tx.poll_ready(&mut cx), Poll::Ready(Ok(2)));
     }
 
     #[test]
@@ -582,41 +596,51 @@ mod tests {
     }
 
     #[test]
-    fn producer_learns_when_the_consumer_caught_up() {
-        let (tx, mut rx) = queue::<u32>(64);
+    fn a_quota_counts_items_until_they_are_read() {
+        let quota = Quota::new(3, None);
+        let (tx, mut rx) = queue_with_quota::<u32>(100, Some(quota.clone()));
         let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
         let waker = Waker::from(counter.clone());
         let mut cx = Context::from_waker(&waker);
-        tx.push(1).unwrap();
-        // Something is queued: not drained.
-        assert_eq!(tx.poll_drained(&mut cx), Poll::Pending);
+        tx.push_all([1, 2, 3]).unwrap();
+        assert_eq!(quota.used(), 3);
+        // The queue has room, its quota does not.
+        assert_eq!(tx.poll_ready(&mut cx), Poll::Pending);
+        assert!(!tx.has_room());
+        // Taking the first item takes all three into the consumer's hands; only the one
+        // returned is released, and that wakes the producer.
         assert_eq!(rx.try_pop(), Some(1));
-        // Taken, but the consumer is not waiting yet (it may still be busy with it).
-        assert_eq!(counter.0.load(Ordering::SeqCst), 0);
-        let consumer_waker = futures_noop();
-        assert_eq!(
-            rx.poll_pop(&mut Context::from_waker(&consumer_waker)),
-            Poll::Pending
-        );
+        assert_eq!(quota.used(), 2);
         assert_eq!(counter.0.load(Ordering::SeqCst), 1);
-        assert_eq!(tx.poll_drained(&mut cx), Poll::Ready(()));
-        // A blocking consumer that starts waiting wakes the producer too.
-        let (tx, mut rx) = queue::<u32>(64);
-        assert_eq!(tx.poll_drained(&mut cx), Poll::Pending);
-        let waiter = std::thread::spawn(move || rx.pop_blocking());
-        while counter.0.load(Ordering::SeqCst) < 2 {
-            std::thread::yield_now();
-        }
-        tx.push(5).unwrap();
-        assert_eq!(waiter.join().unwrap(), Some(5));
+        assert_eq!(tx.poll_ready(&mut cx), Poll::Ready(Ok(100)));
+        // What is dropped unread is released too.
+        tx.push(4).unwrap();
+        drop(rx);
+        assert_eq!(quota.used(), 0);
     }
 
-    fn futures_noop() -> Waker {
-        struct Noop;
-        impl Wake for Noop {
-            fn wake(self: Arc<Self>) {}
-        }
-        Waker::from(Arc::new(Noop))
+    #[test]
+    fn a_blocked_producer_wakes_when_the_consumer_goes_away() {
+        let quota = Quota::new(1, None);
+        let (tx, mut rx) = queue_with_quota::<u32>(100, Some(quota.clone()));
+        tx.push(1).unwrap();
+        let waiter = std::thread::spawn(move || {
+            let waited = tx.wait_ready(None);
+            (waited, tx)
+        });
+        // Bounded: the waiter parks at once, and the close below wakes it wherever it is.
+        std::thread::sleep(Duration::from_millis(10));
+        rx.close();
+        let (waited, _tx) = waiter.join().unwrap();
+        assert_eq!(waited, Err(Closed));
+        assert_eq!(quota.used(), 0);
+        // A deadline ends the wait as well.
+        let quota = Quota::new(1, None);
+        let (tx, _rx) = queue_with_quota::<u32>(100, Some(quota.clone()));
+        tx.push(1).unwrap();
+        let deadline = Instant::now() + Duration::from_millis(20);
+        assert_eq!(tx.wait_ready(Some(deadline)), Ok(()));
+        assert!(Instant::now() >= deadline);
     }
 
     #[test]
@@ -658,7 +682,7 @@ mod shuttle_tests {
                 let (tx, mut rx) = queue::<u32>(4);
                 let producer = thread::spawn(move || {
                     tx.push(0).unwrap();
-                    tx.push_all([1, 2, 3], 0).unwrap();
+                    tx.push_all([1, 2, 3]).unwrap();
                     tx.push_weighted(4, 1).unwrap();
                 });
                 let mut got = Vec::new();
@@ -714,14 +738,17 @@ mod shuttle_tests {
     }
 
     #[test]
-    fn a_producer_waiting_for_the_consumer_to_drain_is_always_woken() {
+    fn a_producer_waiting_for_room_in_the_quota_is_always_woken() {
         shuttle::check_random(
             || {
-                let (tx, mut rx) = queue::<u32>(8);
+                let quota = Quota::new(3, None);
+                let (tx, mut rx) = queue_with_quota::<u32>(8, Some(quota));
                 let producer = thread::spawn(move || {
-                    tx.push_all([1, 2, 3], 3).unwrap();
-                    shuttle::future::block_on(std::future::poll_fn(|cx| tx.poll_drained(cx)));
-                    // Drained: the consumer took everything and waits for more.
+                    tx.push_all([1, 2, 3]).unwrap();
+                    let room =
+                        shuttle::future::block_on(std::future::poll_fn(|cx| tx.poll_ready(cx)));
+                    // The consumer has read at least one of them.
+                    assert!(room.is_ok());
                     tx.push(4).unwrap();
                 });
                 let mut got = Vec::new();

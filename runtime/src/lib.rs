@@ -53,6 +53,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod backoff;
 pub mod channel;
 pub mod client;
 mod codec;
@@ -62,11 +63,13 @@ mod error;
 mod executor;
 #[doc(hidden)]
 pub mod fuzzing;
+mod inflow;
 pub mod interceptor;
 mod live;
 mod metadata;
 pub mod metrics;
 mod poller;
+mod quota;
 mod request;
 mod response;
 mod role;

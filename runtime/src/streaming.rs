@@ -18,10 +18,11 @@ use http::HeaderMap;
 use prost::Message;
 
 use crate::codec::{self, CompressionEncoding, Frame};
-use crate::cq::{Consumer, Producer};
+use crate::cq::{Consumer, Producer, Weigh};
 use crate::interceptor::Observed;
 use crate::metadata::MetadataMap;
 use crate::metrics::Metrics;
+use crate::quota::{Charge, Quota};
 use crate::request::CancelState;
 use crate::status::Status;
 
@@ -54,9 +55,45 @@ pub(crate) enum Outbound {
     Abort(Status),
 }
 
-/// How far (in bytes of received messages) a call's consumer may fall behind before the
-/// poller holds back HTTP/2 flow-control credit until it catches up.
+/// How much (in [`Weigh`]t: entries, prefixes and bodies) of received messages a call's
+/// inbound queue holds before the poller stops moving more into it: the rest waits at
+/// its wire size in the call's decoder, and its HTTP/2 flow-control credit is held back
+/// until the consumer takes messages out.
 pub(crate) const FREE_AHEAD: usize = 64 * 1024;
+
+/// An estimate of what a header map costs in memory: an entry per field besides the
+/// name and value bytes.
+fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| 48 + name.as_str().len() + value.len())
+        .sum()
+}
+
+impl Weigh for Inbound {
+    fn weight(&self) -> usize {
+        let entry = std::mem::size_of::<(Inbound, usize)>();
+        entry
+            + match self {
+                Inbound::Message(frame) => codec::PREFIX_LEN + frame.body.len(),
+                Inbound::Headers(headers) | Inbound::Trailers(headers) => header_bytes(headers),
+                Inbound::Error(_) => 0,
+            }
+    }
+}
+
+impl Weigh for Outbound {
+    fn weight(&self) -> usize {
+        let entry = std::mem::size_of::<(Outbound, usize)>();
+        entry
+            + match self {
+                // What the chunk holds in memory, room for more messages included.
+                Outbound::Message(chunk) => chunk.capacity(),
+                Outbound::Headers(headers) | Outbound::Trailers(headers) => header_bytes(headers),
+                Outbound::Finish | Outbound::Abort(_) => 0,
+            }
+    }
+}
 
 /// A chunk of queued messages is filled up to this size before another is started; h2
 /// sends each chunk as a few full DATA frames with one write.
@@ -69,17 +106,46 @@ const MAX_POOLED: usize = 4;
 
 /// The buffers of a call's outbound chunks, handed back by the poller once h2 has written
 /// them, so that a stream of messages reuses a few buffers instead of allocating (and
-/// freeing on another thread) one per chunk.
+/// freeing on another thread) one per chunk. Kept buffers are charged to the call's
+/// connection quota; under pressure (no room in it) a returned buffer is freed instead.
 #[derive(Clone, Default)]
-pub(crate) struct ChunkPool(Arc<Mutex<Vec<BytesMut>>>);
+pub(crate) struct ChunkPool(Arc<Mutex<Kept>>);
+
+#[derive(Default)]
+struct Kept {
+    buffers: Vec<BytesMut>,
+    charge: Charge,
+}
 
 impl ChunkPool {
+    /// A pool whose kept buffers are charged to `quota`.
+    pub(crate) fn new(quota: Option<Arc<Quota>>) -> ChunkPool {
+        ChunkPool(Arc::new(Mutex::new(Kept {
+            buffers: Vec::new(),
+            charge: Charge::new(quota),
+        })))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Kept> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The quota kept buffers and chunks in flight are charged to.
+    fn quota(&self) -> Option<Arc<Quota>> {
+        self.lock().charge.quota().cloned()
+    }
+
     /// An empty buffer with room for at least `len` bytes.
     fn take(&self, len: usize) -> BytesMut {
         let reused = {
-            let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            match pool.last() {
-                Some(buf) if buf.capacity() >= len => pool.pop(),
+            let mut kept = self.lock();
+            match kept.buffers.last() {
+                Some(buf) if buf.capacity() >= len => {
+                    let buf = kept.buffers.pop();
+                    let held = kept.charge.bytes() - buf.as_ref().map_or(0, BytesMut::capacity);
+                    kept.charge.set(held);
+                    buf
+                }
                 _ => None,
             }
         };
@@ -90,48 +156,58 @@ impl ChunkPool {
         if buf.capacity() > MAX_RECYCLED {
             return;
         }
-        let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if pool.len() < MAX_POOLED {
-            pool.push(buf);
+        let mut kept = self.lock();
+        let room = kept.charge.quota().is_none_or(|q| q.has_room());
+        if kept.buffers.len() < MAX_POOLED && room {
+            let held = kept.charge.bytes() + buf.capacity();
+            kept.charge.set(held);
+            kept.buffers.push(buf);
         }
     }
 }
 
-/// Poller side of a [`ChunkPool`]: chunks handed to h2, returned to the pool once h2 has
-/// let go of them.
+/// Poller side of a [`ChunkPool`]: chunks handed to h2, charged to the connection quota
+/// until h2 has let go of them, then returned to the pool.
 #[derive(Default)]
 pub(crate) struct Spent {
-    chunks: VecDeque<Bytes>,
+    chunks: VecDeque<(Bytes, Charge)>,
     pool: ChunkPool,
+    quota: Option<Arc<Quota>>,
 }
 
 impl Spent {
     pub(crate) fn new(pool: ChunkPool) -> Spent {
+        let quota = pool.quota();
         Spent {
             chunks: VecDeque::new(),
             pool,
+            quota,
         }
     }
 
-    /// Takes a queued chunk for sending, keeping a handle to recycle it later.
+    /// Takes a queued chunk for sending, keeping a handle to release and recycle it once
+    /// h2 is done with it.
     pub(crate) fn send(&mut self, chunk: BytesMut) -> Bytes {
         self.reclaim();
+        let mut charge = Charge::new(self.quota.clone());
+        charge.set(chunk.capacity());
         let bytes = chunk.freeze();
-        if bytes.len() <= MAX_RECYCLED && self.chunks.len() < 2 * MAX_POOLED {
-            self.chunks.push_back(bytes.clone());
-        }
+        self.chunks.push_back((bytes.clone(), charge));
         bytes
     }
 
-    /// Returns the chunks h2 is done with to the pool.
+    /// Releases the chunks h2 is done with, recycling the small ones.
     pub(crate) fn reclaim(&mut self) {
-        while self.chunks.front().is_some_and(Bytes::is_unique) {
-            let Some(bytes) = self.chunks.pop_front() else {
+        while self.chunks.front().is_some_and(|(b, _)| b.is_unique()) {
+            let Some((bytes, charge)) = self.chunks.pop_front() else {
                 break;
             };
-            if let Ok(mut buf) = bytes.try_into_mut() {
-                buf.clear();
-                self.pool.give(buf);
+            drop(charge);
+            if bytes.len() <= MAX_RECYCLED {
+                if let Ok(mut buf) = bytes.try_into_mut() {
+                    buf.clear();
+                    self.pool.give(buf);
+                }
             }
         }
     }
@@ -158,7 +234,7 @@ pub(crate) fn queue_message<M: Message>(
         // Compressed: a chunk of its own, compressed before the queue is locked.
         let framed = codec::encode_mut(message, max_send, compression)?;
         let len = framed.len();
-        ops.push_weighted(Outbound::Message(framed), len)
+        ops.push(Outbound::Message(framed))
             .map_err(|_| call_ended())?;
         if let Some(metrics) = metrics {
             metrics.sent(len);
@@ -170,7 +246,7 @@ pub(crate) fn queue_message<M: Message>(
     if let Some(metrics) = metrics {
         metrics.sent(framed_len);
     }
-    ops.push_or_append(framed_len, |last| {
+    ops.push_or_append(|last| {
         if let Some(Outbound::Message(chunk)) = last {
             if chunk.capacity() - chunk.len() >= framed_len {
                 codec::write_framed(message, len, chunk);
@@ -737,6 +813,8 @@ pub(crate) struct Responder {
     /// the handler's [`CompressionSwitch`](crate::CompressionSwitch).
     compress: Arc<AtomicBool>,
     pub(crate) cancel: Arc<CancelState>,
+    /// When the call's deadline passes: a handler waiting to send gives up then.
+    deadline: Option<std::time::Instant>,
     /// Counts the responses sent.
     metrics: Option<Metrics>,
 }
@@ -758,6 +836,7 @@ impl Responder {
         compression: Option<CompressionEncoding>,
         compress: Arc<AtomicBool>,
         cancel: Arc<CancelState>,
+        deadline: Option<std::time::Instant>,
         metrics: Option<Metrics>,
     ) -> Responder {
         Responder {
@@ -768,6 +847,7 @@ impl Responder {
             compression,
             compress,
             cancel,
+            deadline,
             metrics,
         }
     }
@@ -872,14 +952,11 @@ impl Responder {
         drop(state);
         let pushed = self
             .ops
-            .push_all(
-                [
-                    Outbound::Headers(headers),
-                    Outbound::Message(framed),
-                    Outbound::Trailers(trailer_headers),
-                ],
-                weight,
-            )
+            .push_all([
+                Outbound::Headers(headers),
+                Outbound::Message(framed),
+                Outbound::Trailers(trailer_headers),
+            ])
             .map_err(|_| call_ended());
         if let Some(metrics) = &self.metrics {
             metrics.sent(weight);
@@ -915,11 +992,20 @@ impl Responder {
             .filter(|_| self.compress.load(Ordering::Relaxed))
     }
 
-    /// Encodes and queues a message, blocking while the queue is full.
+    /// Encodes and queues a message, blocking while the call's queue or its connection's
+    /// memory quota is full, at most until the call's deadline.
     pub(crate) fn send_blocking<T: Message>(&self, message: &T) -> Result<(), Status> {
         if !self.ops.has_room() {
-            crate::executor::blocking_region(|| self.ops.wait_ready(None))
+            crate::executor::blocking_region(|| self.ops.wait_ready(self.deadline))
                 .map_err(|_| call_ended())?;
+            let expired = self
+                .deadline
+                .is_some_and(|deadline| std::time::Instant::now() >= deadline);
+            if expired && !self.ops.has_room() {
+                return Err(Status::deadline_exceeded(
+                    "deadline exceeded while waiting to send a response",
+                ));
+            }
         }
         self.push_message(message)
     }

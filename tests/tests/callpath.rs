@@ -330,7 +330,14 @@ fn blocking_calls_beyond_the_pool_and_its_queue_are_refused() {
         b.max_blocking_threads(2).max_blocking_queue(2)
     });
     let probe = Probe::new();
-    let server = serve(&rt, blocking_echo(SVC, probe));
+    // All calls come over one connection: let it use the whole pool (by default one
+    // connection gets a quarter of it, and its further calls wait instead).
+    let server = Server::builder()
+        .runtime(&rt)
+        .add_service(blocking_echo(SVC, probe))
+        .max_blocking_handlers_per_connection(100)
+        .bind("127.0.0.1:0")
+        .unwrap();
     let client = Client::new(channel(&rt, &server));
     let calls: Vec<_> = (0..10)
         .map(|i| {

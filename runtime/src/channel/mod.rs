@@ -1121,7 +1121,8 @@ impl ChannelInner {
     fn resolution_failed(self: &Arc<Self>, state: &mut State, status: Status) {
         tracing::debug!(target = %self.target, %status, "resolution failed");
         let delay = jitter(state.resolve_backoff);
-        state.resolve_backoff = scale(state.resolve_backoff, 1.6).min(self.config.max_backoff);
+        state.resolve_backoff =
+            crate::backoff::grow(state.resolve_backoff, 1.6, self.config.max_backoff);
         state.resolution = Resolution::Failed {
             retry_at: deadline::saturating_after(delay),
             status: status.clone(),
@@ -1235,7 +1236,7 @@ impl ChannelInner {
             Err(reason) => {
                 let sub = &mut state.subchannels[i];
                 let delay = jitter(sub.backoff);
-                sub.backoff = scale(sub.backoff, 1.6).min(self.config.max_backoff);
+                sub.backoff = crate::backoff::grow(sub.backoff, 1.6, self.config.max_backoff);
                 let retry_at = deadline::saturating_after(delay);
                 sub.conn = Conn::Failed { retry_at };
                 tracing::debug!(target = %self.target, %address, %reason, ?delay, "connection failed");
@@ -1403,40 +1404,12 @@ async fn keep_alive(
 
 /// Spreads a delay by ±20 %, so clients that failed together do not retry together.
 fn jitter(delay: Duration) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(Instant::now().elapsed().as_nanos());
-    let unit = (hasher.finish() % 10_000) as f64 / 10_000.0; // [0, 1)
-    scale(delay, 0.8 + 0.4 * unit)
-}
-
-/// `delay × factor`, saturating instead of overflowing.
-fn scale(delay: Duration, factor: f64) -> Duration {
-    Duration::try_from_secs_f64(delay.as_secs_f64() * factor).unwrap_or(Duration::MAX)
+    crate::backoff::jitter(delay, 0.2)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_arithmetic_saturates() {
-        assert_eq!(scale(Duration::MAX, 1.6), Duration::MAX);
-        let huge = jitter(Duration::MAX);
-        assert!(huge >= Duration::MAX.mul_f64(0.79), "{huge:?}");
-        assert!(deadline::saturating_after(Duration::MAX) > Instant::now());
-    }
-
-    #[test]
-    fn jitter_stays_within_twenty_percent() {
-        for _ in 0..1000 {
-            let d = jitter(Duration::from_secs(10));
-            assert!(
-                d >= Duration::from_secs(8) && d <= Duration::from_secs(12),
-                "{d:?}"
-            );
-        }
-    }
 
     #[test]
     fn tls_targets_need_a_tls_configuration() {

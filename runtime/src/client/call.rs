@@ -22,11 +22,12 @@ use bytes::Bytes;
 use h2::{RecvStream, SendStream};
 
 use crate::channel::{CallOnConnection, ChannelInner};
-use crate::codec::{self, CompressionEncoding, Frame, FrameDecoder};
-use crate::cq::{Consumer, Producer};
+use crate::codec::{self, CompressionEncoding, FrameDecoder};
+use crate::cq::{Consumer, Producer, Weigh};
+use crate::inflow::Inflow;
 use crate::request::CancelWatch;
 use crate::status::Status;
-use crate::streaming::{ChunkPool, FREE_AHEAD, Inbound, Outbound, Spent};
+use crate::streaming::{ChunkPool, Inbound, Outbound, Spent};
 
 /// Everything the poller needs to run one call.
 pub(crate) struct CallTask {
@@ -103,8 +104,6 @@ impl CallTask {
                 parent,
             },
             batch: Vec::new(),
-            batch_bytes: 0,
-            frames: Vec::new(),
             replay: (policy.is_some() && body.is_none()).then(Replay::default),
             finished: false,
             max_receive: max_receive_message_size,
@@ -148,9 +147,12 @@ impl CallTask {
                         Some(_) => return None,
                         None => {
                             let current = backoff.unwrap_or(policy.initial_backoff);
-                            backoff =
-                                Some(current.mul_f64(policy.multiplier).min(policy.max_backoff));
-                            current.mul_f64(unit_random())
+                            backoff = Some(crate::backoff::grow(
+                                current,
+                                policy.multiplier,
+                                policy.max_backoff,
+                            ));
+                            crate::backoff::uniform(current)
                         }
                     };
                     attempts += 1;
@@ -179,14 +181,6 @@ impl CallTask {
             }
         }
     }
-}
-
-/// A number in [0, 1), for backoff jitter.
-fn unit_random() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(Instant::now().elapsed().as_nanos());
-    (hasher.finish() % 10_000) as f64 / 10_000.0
 }
 
 /// What ends a call from outside: its deadline, or the cancellation of the server call
@@ -274,10 +268,6 @@ struct Call {
     stop: Stop,
     /// Completions gathered during one poll, handed over with one wake-up.
     batch: Vec<Inbound>,
-    /// Bytes of the messages in `batch`.
-    batch_bytes: usize,
-    /// Messages split out of the last chunk (kept to reuse its allocation).
-    frames: Vec<Frame>,
     /// What a retry would send again; `None` once it would not fit (or without a policy).
     replay: Option<Replay>,
     /// The caller half-closed the request stream.
@@ -294,10 +284,8 @@ struct Attempt {
     /// Chunks of earlier attempts, sent first on a retry.
     resend: std::collections::VecDeque<Bytes>,
     recv: Recv,
-    /// Response bytes received whose flow-control credit is held back: the caller has not
-    /// caught up yet.
-    unreleased: usize,
-    decoder: FrameDecoder,
+    /// Received bytes on their way to the caller.
+    inflow: Inflow,
     /// Response headers went to the caller.
     committed: bool,
     /// The final status code seen in the trailers.
@@ -358,8 +346,7 @@ impl Call {
                 .map(|r| r.chunks.iter().cloned().collect())
                 .unwrap_or_default(),
             recv: Recv::Head(response),
-            unreleased: 0,
-            decoder: FrameDecoder::new(self.max_receive),
+            inflow: Inflow::new(FrameDecoder::new(self.max_receive), None),
             committed: false,
             code: None,
             _on_connection: on_connection,
@@ -436,8 +423,7 @@ impl Call {
     /// Hands the completions gathered so far to the caller, with one wake-up.
     fn flush(&mut self) {
         if !self.batch.is_empty() {
-            let weight = std::mem::take(&mut self.batch_bytes);
-            let _ = self.events.push_all(self.batch.drain(..), weight);
+            let _ = self.events.push_all(self.batch.drain(..));
         }
     }
 
@@ -566,7 +552,7 @@ impl Call {
                     }
                     if let Some(value) = parts.headers.get(codec::GRPC_ENCODING) {
                         match CompressionEncoding::from_header(value.as_bytes()) {
-                            Ok(Some(_)) => attempt.decoder.allow_compressed(),
+                            Ok(Some(_)) => attempt.inflow.decoder_mut().allow_compressed(),
                             Ok(None) => {}
                             Err(()) => {
                                 return Poll::Ready(Err(Status::unimplemented(format!(
@@ -585,56 +571,33 @@ impl Call {
                     attempt.recv = Recv::Body(body);
                 }
                 Recv::Body(body) => {
-                    if self.events.is_closed() {
-                        return Poll::Ready(Ok(None));
+                    // Flow control (see `Inflow`): messages move to the caller as its
+                    // queue has room, and credit goes back for what moved on, so a caller
+                    // that does not read holds at most the queue's budget, the stream's
+                    // window (at wire size) and one message.
+                    let read = attempt.inflow.poll_read(body, cx);
+                    if let Poll::Ready(Err(e)) = read {
+                        return Poll::Ready(Err(AttemptError::h2(e)));
                     }
-                    // Flow control: credit goes back to the server at once while the caller
-                    // keeps up (is less than FREE_AHEAD behind); otherwise it is held until
-                    // the caller has taken everything and waits for more. So a caller that
-                    // does not read holds at most FREE_AHEAD, the stream's window and one
-                    // message.
-                    if attempt.unreleased > 0 {
-                        // The caller must see what is held here to catch up with it.
-                        if !self.batch.is_empty() {
-                            let weight = std::mem::take(&mut self.batch_bytes);
-                            let _ = self.events.push_all(self.batch.drain(..), weight);
+                    let room = match self.events.poll_ready(cx) {
+                        Poll::Ready(Ok(room)) => {
+                            let batched: usize = self.batch.iter().map(Weigh::weight).sum();
+                            room.saturating_sub(batched)
                         }
-                        if self.events.poll_drained(cx).is_ready() {
-                            let _ = body.flow_control().release_capacity(attempt.unreleased);
-                            attempt.unreleased = 0;
-                        }
+                        // The caller went away.
+                        Poll::Ready(Err(_)) => return Poll::Ready(Ok(None)),
+                        Poll::Pending => 0,
+                    };
+                    let drained = attempt.inflow.drain(room, &mut self.batch)?;
+                    attempt.inflow.release(body, drained, cx);
+                    if !(attempt.inflow.data_ended() && drained) {
+                        return Poll::Pending;
                     }
-                    match ready!(body.poll_data(cx)) {
-                        Some(Ok(chunk)) => {
-                            let len = chunk.len();
-                            if attempt.unreleased == 0
-                                && self.events.weight() + self.batch_bytes < FREE_AHEAD
-                            {
-                                let _ = body.flow_control().release_capacity(len);
-                            } else {
-                                attempt.unreleased += len;
-                            }
-                            attempt.decoder.push(chunk, &mut self.frames)?;
-                            for frame in self.frames.drain(..) {
-                                self.batch_bytes += frame.body.len();
-                                self.batch.push(Inbound::Message(frame));
-                            }
-                        }
-                        Some(Err(e)) => return Poll::Ready(Err(AttemptError::h2(e))),
-                        None => {
-                            if attempt.decoder.has_partial() {
-                                return Poll::Ready(Err(Status::internal(
-                                    "response ended in the middle of a message",
-                                )
-                                .into()));
-                            }
-                            let Recv::Body(body) = std::mem::replace(&mut attempt.recv, Recv::Done)
-                            else {
-                                unreachable!("matched Recv::Body above")
-                            };
-                            attempt.recv = Recv::Trailers(body);
-                        }
-                    }
+                    attempt.inflow.check_complete("response")?;
+                    let Recv::Body(body) = std::mem::replace(&mut attempt.recv, Recv::Done) else {
+                        unreachable!("matched Recv::Body above")
+                    };
+                    attempt.recv = Recv::Trailers(body);
                 }
                 Recv::Trailers(body) => {
                     match ready!(body.poll_trailers(cx)) {

@@ -283,8 +283,9 @@ impl Client {
         }
         metadata.write_to(headers);
 
-        // Unbounded in items: what the server can send ahead is bounded by flow control.
-        let (events_tx, events_rx) = cq::queue(usize::MAX);
+        // Responses wait in the call's decoder at wire size beyond this budget, their
+        // flow-control credit held back until the caller reads (see `Inflow`).
+        let (events_tx, events_rx) = cq::queue(crate::streaming::FREE_AHEAD);
         let (ops_tx, ops_rx) = cq::queue(OUTBOUND_CAPACITY);
         let pool = ChunkPool::default();
         let task = call::CallTask {

@@ -49,7 +49,9 @@ use crate::codec::{self, CompressionEncoding, Frame, FrameDecoder};
 use crate::cq::{self, Consumer, Producer};
 use crate::deadline;
 use crate::executor::{BoxFuture, Job};
+use crate::inflow::Inflow;
 use crate::metadata::MetadataMap;
+use crate::quota::{Charge, Quota};
 use crate::request::{CallContext, CancelState};
 use crate::status::Status;
 use crate::streaming::{
@@ -62,6 +64,10 @@ use crate::transport::{Io, PeerInfo};
 
 /// Bytes of responses a handler may queue before it waits for the transport.
 pub(crate) const OUTBOUND_CAPACITY: usize = 512 * 1024;
+
+/// What an open connection is counted as in its memory quota, besides its calls: h2's
+/// read and write buffers, header tables and the connection's own state.
+pub(crate) const CONNECTION_COST: usize = 64 * 1024;
 
 /// A bound socket the server accepts connections on.
 pub(crate) enum Listener {
@@ -303,16 +309,26 @@ async fn serve_connection(shared: Arc<ServerShared>, io: Io, peer: PeerInfo) {
         });
     let age = config.max_connection_age.map(|age| {
         // ±10 %, so that clients connected together do not all reconnect together.
-        let spread = age.mul_f64(0.9 + 0.2 * unit_random());
+        let spread = crate::backoff::jitter(age, 0.1);
         Box::pin(tokio::time::sleep_until(
             deadline::saturating_after(spread).into(),
         ))
     });
+    let quota = Quota::new(config.connection_memory_quota, Some(shared.quota.clone()));
+    let mut base = Charge::new(Some(quota.clone()));
+    base.set(CONNECTION_COST);
+    let ctx = ConnContext {
+        shared: shared.clone(),
+        dispatch: Arc::new(Dispatch::default()),
+        peer: Arc::new(peer),
+        quota,
+        workers: Quota::new(shared.blocking_share(), None),
+    };
     let mut conn = Conn {
         h2,
-        peer: Arc::new(peer),
         calls: FuturesUnordered::new(),
-        dispatch: Arc::new(Dispatch::default()),
+        ctx,
+        _base: base,
         phase_changed: Some(watch_phase(phase)),
         closed: false,
         watch,
@@ -324,14 +340,6 @@ async fn serve_connection(shared: Arc<ServerShared>, io: Io, peer: PeerInfo) {
         shared,
     };
     poll_fn(|cx| conn.poll(cx)).await;
-}
-
-/// A number in [0, 1), from the clock: enough to spread connection ages.
-fn unit_random() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(Instant::now().elapsed().as_nanos());
-    (hasher.finish() % 10_000) as f64 / 10_000.0
 }
 
 type PhaseChanged = Pin<Box<dyn Future<Output = (bool, watch::Receiver<Phase>)> + Send>>;
@@ -357,9 +365,11 @@ struct Keepalive {
 /// One connection and its calls.
 struct Conn {
     h2: h2::server::Connection<Watched<Io>, Bytes>,
-    peer: Arc<PeerInfo>,
     calls: FuturesUnordered<tracing::instrument::Instrumented<ServerStream>>,
-    dispatch: Arc<Dispatch>,
+    /// What the calls share.
+    ctx: ConnContext,
+    /// What the connection itself costs, charged to its quota while it is open.
+    _base: Charge,
     phase_changed: Option<PhaseChanged>,
     /// The peer or h2 ended the connection; the task ends once its calls have.
     closed: bool,
@@ -423,7 +433,7 @@ impl Conn {
             );
             self.calls.clear();
         }
-        self.dispatch.flush(&self.shared);
+        self.ctx.dispatch.flush(&self.shared);
         self.track_idleness(cx);
         if self.closed && self.calls.is_empty() {
             Poll::Ready(())
@@ -541,8 +551,7 @@ impl Conn {
             stream = ?respond.stream_id(),
         );
         let _entered = span.enter();
-        let Some(stream) = accept_call(&self.shared, &self.dispatch, &self.peer, request, respond)
-        else {
+        let Some(stream) = accept_call(&self.ctx, request, respond) else {
             return;
         };
         drop(_entered);
@@ -614,8 +623,9 @@ fn http_error(mut respond: SendResponse<Bytes>, status: StatusCode) {
     let _ = respond.send_response(response, true);
 }
 
-/// Everything a unary or server-streaming handler needs besides its request message,
-/// kept while that message is collected.
+/// Everything a handler needs to start, kept while its request message is collected (unary
+/// and server-streaming calls) or while its connection holds its share of the blocking
+/// workers.
 struct Start {
     site: Arc<super::service::Site>,
     run: Run,
@@ -623,16 +633,49 @@ struct Start {
     context: Arc<CallContext>,
     responder: Arc<Responder>,
     encoding: Option<CompressionEncoding>,
+    /// Client and bidi streaming: the handler's request stream, filled (within its budget)
+    /// while the handler waits to start.
+    stream: Option<Receiver>,
+}
+
+/// What a connection's calls share: the server, the batch of handlers to hand over, the
+/// connection's memory quota and its share of the blocking workers.
+#[derive(Clone)]
+pub(super) struct ConnContext {
+    pub(super) shared: Arc<ServerShared>,
+    dispatch: Arc<Dispatch>,
+    peer: Arc<PeerInfo>,
+    /// The connection's memory quota (under the server's).
+    pub(super) quota: Arc<Quota>,
+    /// Blocking handlers of this connection admitted and not finished, counted against
+    /// `max_blocking_handlers_per_connection` (a quota counting handlers, not bytes).
+    workers: Arc<Quota>,
+}
+
+impl ConnContext {
+    /// Whether the connection may not open streams now: it used up its own quota, or the
+    /// server's is used up and this connection holds more than an even share of it (so
+    /// that light connections keep working while heavy ones are held back).
+    fn over_quota(&self) -> bool {
+        if self.quota.is_full() {
+            return true;
+        }
+        let server = &self.shared.quota;
+        if !server.is_full() {
+            return false;
+        }
+        let connections = self.shared.open_connections().max(1);
+        self.quota.used() > server.limit() / connections
+    }
 }
 
 /// Checks a new stream and builds its call; `None` when it was answered already.
 fn accept_call(
-    shared: &Arc<ServerShared>,
-    dispatch: &Arc<Dispatch>,
-    peer: &Arc<PeerInfo>,
+    conn: &ConnContext,
     request: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
 ) -> Option<ServerStream> {
+    let shared = &conn.shared;
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
 
@@ -680,6 +723,17 @@ fn accept_call(
             }
         },
     };
+    if conn.over_quota() {
+        // Memory pressure: no new work on this connection until its calls give some
+        // back. The client may retry the stream elsewhere.
+        tracing::debug!(
+            connection = conn.quota.used(),
+            server = shared.quota.used(),
+            "refusing a call: the memory quota is used up"
+        );
+        respond.send_reset(h2::Reason::REFUSED_STREAM);
+        return None;
+    }
     let Some(call_guard) = shared.admit_call() else {
         tracing::debug!("refusing a call over max_concurrent_calls");
         respond.send_reset(h2::Reason::REFUSED_STREAM);
@@ -702,14 +756,16 @@ fn accept_call(
             .get(codec::GRPC_ACCEPT_ENCODING)
             .is_some_and(|accepted| encoding.listed_in(accepted.as_bytes()))
     });
+    // A timeout of zero is a deadline already past: the call is answered, never run.
     let deadline = timeout.and_then(deadline::deadline_after);
 
-    let (ops_tx, ops_rx) = cq::queue(OUTBOUND_CAPACITY);
-    let pool = ChunkPool::default();
+    let quota = Some(conn.quota.clone());
+    let (ops_tx, ops_rx) = cq::queue_with_quota(OUTBOUND_CAPACITY, quota.clone());
+    let pool = ChunkPool::new(quota.clone());
     let cancel = Arc::new(CancelState::default());
     let compress = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let context = Arc::new(CallContext {
-        peer: peer.clone(),
+        peer: conn.peer.clone(),
         deadline,
         cancel: cancel.clone(),
         compress: compress.clone(),
@@ -721,83 +777,56 @@ fn accept_call(
         response_compression,
         compress,
         cancel.clone(),
+        deadline,
         handler.site.metrics.clone(),
     ));
+    let mut decoder = FrameDecoder::new(max_receive);
+    if request_encoding.is_some() {
+        decoder.allow_compressed();
+    }
     let mut stream = ServerStream {
         respond: Some(respond),
         send: None,
         pending: None,
         spent: Spent::new(pool),
         recv: Some(body),
-        decoder: {
-            let mut decoder = FrameDecoder::new(max_receive);
-            if request_encoding.is_some() {
-                decoder.allow_compressed();
-            }
-            decoder
-        },
-        frames: Vec::new(),
+        inflow: Inflow::new(decoder, quota.clone()),
+        batch: Vec::new(),
         start: None,
         first: None,
+        first_charge: Charge::new(quota.clone()),
         requests: None,
-        unreleased: 0,
         ops: ops_rx,
         deferred: None,
         cancel,
+        deadline,
         sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
-        shared: shared.clone(),
-        dispatch: dispatch.clone(),
+        conn: conn.clone(),
+        single: handler.single_request,
         done: false,
         _call: call_guard,
     };
     let metadata = MetadataMap::from_headers(&parts.headers);
-    if handler.single_request {
-        stream.start = Some(Start {
-            site: handler.site.clone(),
-            run: handler.run.clone(),
-            metadata,
-            context,
-            responder,
-            encoding: request_encoding,
-        });
-        return Some(stream);
-    }
-
-    // Client and bidi streaming: the handler starts now and reads requests as they come.
-    let (requests_tx, requests_rx) = cq::queue(usize::MAX);
-    let mut requests =
-        Receiver::new(requests_rx, Side::Server, max_receive).count(handler.site.metrics.clone());
-    requests.set_encoding(request_encoding);
-    stream.requests = Some(requests_tx);
-    let call = ServerCall {
+    let mut start = Start {
         site: handler.site.clone(),
+        run: handler.run.clone(),
         metadata,
         context,
-        requests: Requests::Stream(Box::new(requests)),
         responder,
+        encoding: request_encoding,
+        stream: None,
     };
-    match &handler.run {
-        Run::Blocking(run) => {
-            let Some(streaming) = shared.admit_blocking_stream() else {
-                tracing::debug!(
-                    "refusing a blocking streaming call: handlers hold their share of workers"
-                );
-                stream.refuse();
-                return None;
-            };
-            let Some(permit) = shared.rt.workers.try_reserve() else {
-                tracing::debug!("refusing a call: the worker pool and its queue are full");
-                stream.refuse();
-                return None;
-            };
-            let run = run.clone();
-            dispatch.job(permit.bind(Box::new(move || {
-                let _streaming = streaming;
-                run(call);
-            })));
-        }
-        Run::Async(run) => dispatch.task(run(call)),
+    if !handler.single_request {
+        // Client and bidi streaming: the handler starts without waiting for requests and
+        // reads them as they come.
+        let (requests_tx, requests_rx) = cq::queue_with_quota(FREE_AHEAD, quota);
+        let mut requests = Receiver::new(requests_rx, Side::Server, max_receive)
+            .count(handler.site.metrics.clone());
+        requests.set_encoding(request_encoding);
+        stream.requests = Some(requests_tx);
+        start.stream = Some(requests);
     }
+    stream.start = Some(start);
     Some(stream)
 }
 
@@ -809,29 +838,31 @@ struct ServerStream {
     send: Option<SendStream<Bytes>>,
     /// Part of a message waiting for flow-control capacity.
     pending: Option<Bytes>,
-    /// Chunks handed to h2, recycled once written.
+    /// Chunks handed to h2, released and recycled once written.
     spent: Spent,
     /// Until the request stream ended (or the handler stopped reading it).
     recv: Option<RecvStream>,
-    decoder: FrameDecoder,
-    /// Messages split out of the last chunk (kept to reuse its allocation).
-    frames: Vec<Frame>,
-    /// Unary and server-streaming calls, until their request is in and they start.
+    /// Received bytes on their way to the handler.
+    inflow: Inflow,
+    /// Messages moved out of `inflow`, pushed to `requests` together.
+    batch: Vec<Inbound>,
+    /// Until the handler is dispatched.
     start: Option<Start>,
     /// The request message of a unary or server-streaming call.
     first: Option<Frame>,
+    /// What `first` holds, charged to the connection's quota until the handler takes it.
+    first_charge: Charge,
     /// Client and bidi streaming: the handler's request stream.
     requests: Option<Producer<Inbound>>,
-    /// Request bytes received whose flow-control credit is held back: the handler has
-    /// not caught up yet.
-    unreleased: usize,
     ops: Consumer<Outbound>,
     /// An operation taken from `ops` while looking behind a message, handled next.
     deferred: Option<Outbound>,
     cancel: Arc<CancelState>,
+    deadline: Option<Instant>,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
-    shared: Arc<ServerShared>,
-    dispatch: Arc<Dispatch>,
+    conn: ConnContext,
+    /// Whether the method takes one request message.
+    single: bool,
     /// The final status was sent (or the stream reset).
     done: bool,
     _call: CallGuard,
@@ -862,7 +893,7 @@ impl Drop for ServerStream {
 
 impl ServerStream {
     fn poll_call(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.shared.is_stopped() {
+        if self.conn.shared.is_stopped() {
             self.abort(Status::unavailable("the server is shutting down"));
             self.reset(h2::Reason::CANCEL);
             return Poll::Ready(());
@@ -881,8 +912,27 @@ impl ServerStream {
             )));
             return Poll::Ready(());
         }
+        if self.single && self.start.is_some() {
+            match self.read_single(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(status)) => {
+                    self.abort(status.clone());
+                    self.send_status(status);
+                    return Poll::Ready(());
+                }
+            }
+        }
+        if !self.single {
+            // Requests flow into the stream's budget even before the handler starts.
+            if let Err(status) = self.poll_requests(cx) {
+                self.abort(status.clone());
+                self.send_status(status);
+                return Poll::Ready(());
+            }
+        }
         if self.start.is_some() {
-            match self.collect(cx) {
+            match self.dispatch(cx) {
                 Ok(true) => {}
                 Ok(false) => return Poll::Pending,
                 Err(Refused) => {
@@ -890,10 +940,9 @@ impl ServerStream {
                     return Poll::Ready(());
                 }
             }
-        } else if let Err(status) = self.poll_requests(cx) {
-            self.abort(status.clone());
-            self.send_status(status);
-            return Poll::Ready(());
+            if self.done {
+                return Poll::Ready(());
+            }
         }
         self.poll_responses(cx)
     }
@@ -912,6 +961,8 @@ impl ServerStream {
             let _ = requests.push(Inbound::Error(status));
         }
         self.recv = None;
+        // A handler that never started; the server (which holds the handlers) outlives
+        // the call, so nothing of the user's is dropped here.
         self.start = None;
     }
 
@@ -938,135 +989,153 @@ impl ServerStream {
         }
     }
 
-    /// Collects the one request message of a unary or server-streaming call, then hands
-    /// the call to its handler: `Ok(true)` once dispatched (or answered with an error).
-    fn collect(&mut self, cx: &mut Context<'_>) -> Result<bool, Refused> {
-        match self.read_single(cx) {
-            Poll::Pending => return Ok(false),
-            Poll::Ready(Ok(())) => {}
-            Poll::Ready(Err(status)) => {
-                self.abort(status.clone());
-                self.send_status(status);
-                return Ok(true);
+    /// Hands the call to its handler once it may start: `Ok(true)` once dispatched (or
+    /// answered: a deadline that passed before the handler could start), `Ok(false)`
+    /// while the connection holds its share of the blocking workers.
+    fn dispatch(&mut self, cx: &mut Context<'_>) -> Result<bool, Refused> {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            // Never run a handler whose call is already over.
+            let status = Status::deadline_exceeded("deadline exceeded before the handler started");
+            self.abort(status.clone());
+            self.send_status(status);
+            return Ok(true);
+        }
+        let Some(start) = &self.start else {
+            return Ok(true);
+        };
+        let mut admitted = None;
+        if let Run::Blocking(_) = &start.run {
+            // One connection holds at most its share of the blocking workers; its other
+            // calls wait here (their deadlines still run), not in the pool.
+            if self.conn.workers.poll_room(cx).is_pending() {
+                return Ok(false);
             }
+            let streaming = if start.stream.is_some() {
+                let Some(guard) = self.conn.shared.admit_blocking_stream() else {
+                    tracing::debug!(
+                        "refusing a blocking streaming call: handlers hold their share of workers"
+                    );
+                    return Err(Refused);
+                };
+                Some(guard)
+            } else {
+                None
+            };
+            let Some(permit) = self.conn.shared.rt.workers.try_reserve() else {
+                tracing::debug!("refusing a call: the worker pool and its queue are full");
+                return Err(Refused);
+            };
+            let mut held = Charge::new(Some(self.conn.workers.clone()));
+            held.set(1);
+            admitted = Some((permit, held, streaming));
         }
         let Some(start) = self.start.take() else {
             return Ok(true);
         };
-        let Some(frame) = self.first.take() else {
-            let status = Status::internal("received no request message on a unary call");
-            self.abort(status.clone());
-            self.send_status(status);
-            return Ok(true);
+        let requests = match start.stream {
+            Some(stream) => Requests::Stream(Box::new(stream)),
+            None => {
+                let Some(frame) = self.first.take() else {
+                    let status = Status::internal("received no request message on a unary call");
+                    self.abort(status.clone());
+                    self.send_status(status);
+                    return Ok(true);
+                };
+                Requests::Single {
+                    frame,
+                    charge: std::mem::take(&mut self.first_charge),
+                    encoding: start.encoding,
+                    max_len: self.inflow.decoder_mut().max_len(),
+                }
+            }
         };
         let call = ServerCall {
             site: start.site,
             metadata: start.metadata,
             context: start.context,
-            requests: Requests::Single {
-                frame,
-                encoding: start.encoding,
-                max_len: self.decoder.max_len(),
-            },
+            requests,
             responder: start.responder,
         };
-        match start.run {
-            Run::Blocking(run) => {
-                let Some(permit) = self.shared.rt.workers.try_reserve() else {
-                    tracing::debug!("refusing a call: the worker pool and its queue are full");
-                    return Err(Refused);
-                };
-                self.dispatch.job(permit.bind(Box::new(move || run(call))));
+        match (start.run, admitted) {
+            (Run::Blocking(run), Some((permit, held, streaming))) => {
+                self.conn.dispatch.job(permit.bind(Box::new(move || {
+                    let _held = (held, streaming);
+                    run(call);
+                })));
             }
-            Run::Async(run) => self.dispatch.task(run(call)),
+            (Run::Async(run), _) => self.conn.dispatch.task(run(call)),
+            (Run::Blocking(_), None) => unreachable!("blocking calls are admitted above"),
         }
         Ok(true)
     }
 
     /// Reads the whole request of a call that takes one message.
     fn read_single(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
-        while let Some(body) = &mut self.recv {
-            match ready!(body.poll_data(cx)) {
-                Some(Ok(chunk)) => {
-                    // The one message being collected: its credit goes back at once.
-                    let _ = body.flow_control().release_capacity(chunk.len());
-                    if self.first.is_some() && !chunk.is_empty() {
-                        return Poll::Ready(Err(more_than_one()));
-                    }
-                    self.decoder.push(chunk, &mut self.frames)?;
-                    for frame in self.frames.drain(..) {
-                        if self.first.is_some() {
-                            return Poll::Ready(Err(more_than_one()));
-                        }
-                        self.first = Some(frame);
-                    }
-                }
-                Some(Err(e)) => {
-                    return Poll::Ready(Err(crate::client::h2_status(&e).with_source(e)));
-                }
-                None => {
-                    if self.decoder.has_partial() {
-                        return Poll::Ready(Err(Status::internal(
-                            "request stream ended in the middle of a message",
-                        )));
-                    }
-                    self.recv = None;
-                }
+        let Some(body) = &mut self.recv else {
+            return Poll::Ready(Ok(()));
+        };
+        let read = match self.inflow.poll_read(body, cx) {
+            Poll::Ready(Err(e)) => {
+                return Poll::Ready(Err(crate::client::h2_status(&e).with_source(e)));
+            }
+            read => read,
+        };
+        while let Some(frame) = self.inflow.next_single()? {
+            if self.first.is_some() {
+                return Poll::Ready(Err(more_than_one()));
+            }
+            self.first_charge
+                .set(std::mem::size_of::<Frame>() + frame.body.len());
+            self.first = Some(frame);
+        }
+        if self.first.is_some() && self.inflow.decoder_mut().has_partial() {
+            return Poll::Ready(Err(more_than_one()));
+        }
+        // The one message being collected gets its credit back at once (it may be larger
+        // than the window), unless the memory quota has no room.
+        self.inflow.release(body, true, cx);
+        match read {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(_) => {
+                self.inflow.check_complete("request stream")?;
+                self.recv = None;
+                Poll::Ready(Ok(()))
             }
         }
-        Poll::Ready(Ok(()))
     }
 
-    /// Moves request messages to a streaming handler. Credit for what arrives goes back to
-    /// the client at once while the handler keeps up (is less than [`FREE_AHEAD`] behind);
-    /// otherwise it is held until the handler has taken everything and waits for more.
+    /// Moves request messages to a streaming handler's queue as it has room; credit goes
+    /// back for what moved on (see [`Inflow`]).
     fn poll_requests(&mut self, cx: &mut Context<'_>) -> Result<(), Status> {
-        loop {
-            let (Some(body), Some(requests)) = (&mut self.recv, &self.requests) else {
-                return Ok(());
-            };
-            if requests.is_closed() {
+        let (Some(body), Some(requests)) = (&mut self.recv, &self.requests) else {
+            return Ok(());
+        };
+        let read = self.inflow.poll_read(body, cx);
+        if let Poll::Ready(Err(e)) = read {
+            return Err(crate::client::h2_status(&e).with_source(e));
+        }
+        let room = match requests.poll_ready(cx) {
+            Poll::Ready(Ok(room)) => room,
+            Poll::Ready(Err(cq::Closed)) => {
                 // The handler dropped its request stream: stop reading.
                 self.recv = None;
                 self.requests = None;
                 return Ok(());
             }
-            if self.unreleased > 0 && requests.poll_drained(cx).is_ready() {
-                let _ = body.flow_control().release_capacity(self.unreleased);
-                self.unreleased = 0;
-            }
-            match body.poll_data(cx) {
-                Poll::Pending => return Ok(()),
-                Poll::Ready(Some(Ok(chunk))) => {
-                    let len = chunk.len();
-                    if self.unreleased == 0 && requests.weight() < FREE_AHEAD {
-                        let _ = body.flow_control().release_capacity(len);
-                    } else {
-                        self.unreleased += len;
-                    }
-                    self.decoder.push(chunk, &mut self.frames)?;
-                    if !self.frames.is_empty() {
-                        let weight = self.frames.iter().map(|f| f.body.len()).sum();
-                        let frames = self.frames.drain(..).map(Inbound::Message);
-                        let _ = requests.push_all(frames, weight);
-                    }
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    return Err(crate::client::h2_status(&e).with_source(e));
-                }
-                Poll::Ready(None) => {
-                    if self.decoder.has_partial() {
-                        return Err(Status::internal(
-                            "request stream ended in the middle of a message",
-                        ));
-                    }
-                    self.recv = None;
-                    // Dropping the producer tells the handler the stream ended.
-                    self.requests = None;
-                    return Ok(());
-                }
-            }
+            Poll::Pending => 0,
+        };
+        let drained = self.inflow.drain(room, &mut self.batch)?;
+        if !self.batch.is_empty() {
+            let _ = requests.push_all(self.batch.drain(..));
         }
+        self.inflow.release(body, drained, cx);
+        if self.inflow.data_ended() && drained {
+            self.inflow.check_complete("request stream")?;
+            self.recv = None;
+            // Dropping the producer tells the handler the stream ended.
+            self.requests = None;
+        }
+        Ok(())
     }
 
     /// Sends what the handler queued; `Ready` once the status was sent.

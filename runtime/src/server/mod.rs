@@ -45,6 +45,7 @@ use crate::executor::SpawnHook;
 use crate::interceptor::{Chain, Interceptor};
 use crate::live::Live;
 use crate::metrics::Metrics;
+use crate::quota::Quota;
 use crate::role;
 use crate::runtime::{self, Runtime};
 use crate::transport::SocketOptions;
@@ -99,6 +100,13 @@ pub(crate) struct ServerConfig {
     pub(crate) max_connection_age: Option<Duration>,
     pub(crate) max_connection_age_grace: Option<Duration>,
     pub(crate) socket: SocketOptions,
+    /// Bytes all connections may make the server hold.
+    pub(crate) memory_quota: usize,
+    /// Bytes one connection may make the server hold.
+    pub(crate) connection_memory_quota: usize,
+    /// Blocking handlers one connection may have running or queued (default: a quarter
+    /// of the runtime's `max_blocking_threads`).
+    pub(crate) max_blocking_handlers_per_connection: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -126,6 +134,9 @@ impl Default for ServerConfig {
             max_connection_age: None,
             max_connection_age_grace: None,
             socket: SocketOptions::default(),
+            memory_quota: 1024 * 1024 * 1024,
+            connection_memory_quota: 64 * 1024 * 1024,
+            max_blocking_handlers_per_connection: None,
         }
     }
 }
@@ -336,6 +347,40 @@ impl ServerBuilder {
         self
     }
 
+    /// Most memory, in bytes, that the calls of all connections together may make the
+    /// server hold in its own buffers (default 1 GiB): requests received and not yet
+    /// read by handlers, responses queued and not yet written, a fixed cost per open
+    /// connection. Like gRPC C-core's resource quota, it is a budget, not an allocator:
+    /// while it is used up, connections holding more than an even share of it are
+    /// refused new streams (`REFUSED_STREAM`, which clients retry), flow-control credit
+    /// is held back from every client, and handlers that send wait for room (until their
+    /// deadline); what was accepted already is kept. Lower it where memory is scarce.
+    pub fn memory_quota(mut self, bytes: usize) -> Self {
+        self.config.memory_quota = bytes;
+        self
+    }
+
+    /// Most memory, in bytes, one connection's calls may make the server hold (default
+    /// 64 MiB, a sixteenth of the default [`memory_quota`](Self::memory_quota)). When it
+    /// is used up, that connection's new streams are refused, its flow-control credit is
+    /// held back and its handlers wait to send: one client that stops reading, or sends
+    /// faster than handlers read, slows down itself, not the others.
+    pub fn connection_memory_quota(mut self, bytes: usize) -> Self {
+        self.config.connection_memory_quota = bytes;
+        self
+    }
+
+    /// Most blocking handlers one connection may have running or waiting in the worker
+    /// pool at once (default: a quarter of the runtime's
+    /// [`max_blocking_threads`](crate::RuntimeBuilder::max_blocking_threads)). Further
+    /// calls of that connection wait for one of them to finish, within their deadlines,
+    /// so a client whose handlers block (for example in a send to a client that does not
+    /// read) cannot hold every worker.
+    pub fn max_blocking_handlers_per_connection(mut self, handlers: usize) -> Self {
+        self.config.max_blocking_handlers_per_connection = Some(handlers);
+        self
+    }
+
     /// Sets `TCP_NODELAY` on accepted connections (default on).
     pub fn tcp_nodelay(mut self, nodelay: bool) -> Self {
         self.config.socket.nodelay = nodelay;
@@ -398,11 +443,22 @@ impl ServerBuilder {
             || config.max_header_list_size == 0
             || config.max_concurrent_calls == 0
             || config.max_connections == 0
+            || config.max_blocking_handlers_per_connection == Some(0)
         {
             return Err(Error::invalid_config(
-                "max_concurrent_streams, max_concurrent_calls, max_connections and \
-                 max_header_list_size must be positive",
+                "max_concurrent_streams, max_concurrent_calls, max_connections, \
+                 max_blocking_handlers_per_connection and max_header_list_size must be \
+                 positive",
             ));
+        }
+        if config.connection_memory_quota < conn::CONNECTION_COST
+            || config.memory_quota < config.connection_memory_quota
+        {
+            return Err(Error::invalid_config(format!(
+                "connection_memory_quota must be at least {} bytes (what a connection \
+                 costs) and memory_quota at least connection_memory_quota",
+                conn::CONNECTION_COST
+            )));
         }
         if config.initial_stream_window_size < 65_535 {
             return Err(Error::invalid_config(
@@ -436,8 +492,10 @@ impl ServerBuilder {
         let runtime = self.runtime.unwrap_or_else(|| Runtime::global().clone());
         let rt = runtime.handle().clone();
         let poller = rt.poller();
+        let quota = Quota::new(config.memory_quota, None);
         let shared = Arc::new(ServerShared {
             router: Some(router),
+            quota,
             config,
             rt,
             spawn_hook: self.spawn_hook,
@@ -477,6 +535,8 @@ pub(crate) enum Phase {
 pub(crate) struct ServerShared {
     /// Always `Some` until dropped (taken then to drop the handlers off the pollers).
     router: Option<HashMap<String, Handler>>,
+    /// The memory all connections draw from.
+    pub(crate) quota: Arc<Quota>,
     pub(crate) config: ServerConfig,
     pub(crate) rt: runtime::Handle,
     spawn_hook: Option<SpawnHook>,
@@ -553,6 +613,18 @@ impl ServerShared {
             return None;
         }
         Some(BlockingStreamGuard(self.clone()))
+    }
+
+    /// Blocking handlers one connection may hold at once.
+    pub(crate) fn open_connections(&self) -> usize {
+        self.connections.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn blocking_share(&self) -> usize {
+        self.config
+            .max_blocking_handlers_per_connection
+            .unwrap_or_else(|| self.rt.workers.max_threads() / 4)
+            .max(1)
     }
 
     /// Counts a connection or call as running until the guard is dropped.
@@ -688,6 +760,11 @@ impl ServerHandle {
     /// How many calls are in progress now.
     pub fn active_calls(&self) -> usize {
         self.shared.calls.load(Ordering::Acquire)
+    }
+
+    /// Bytes the server holds now against its [`memory_quota`](ServerBuilder::memory_quota).
+    pub fn memory_used(&self) -> usize {
+        self.shared.quota.used()
     }
 
     /// Stops accepting connections, tells clients to go away (HTTP/2 GOAWAY) and lets

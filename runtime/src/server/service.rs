@@ -24,6 +24,7 @@ use crate::executor::BoxFuture;
 use crate::interceptor::{Chain, Interceptor, Observed};
 use crate::metadata::MetadataMap;
 use crate::metrics::Metrics;
+use crate::quota::Charge;
 use crate::request::{CallContext, Request};
 use crate::response::Response;
 use crate::role;
@@ -47,6 +48,9 @@ pub(crate) struct ServerCall {
 pub(crate) enum Requests {
     Single {
         frame: Frame,
+        /// What the message holds, charged to its connection's memory quota until it is
+        /// decoded.
+        charge: Charge,
         /// The client's `grpc-encoding`, for a compressed message.
         encoding: Option<CompressionEncoding>,
         /// Largest message accepted after decompression.
@@ -61,9 +65,12 @@ impl Requests {
         match self {
             Requests::Single {
                 frame,
+                charge,
                 encoding,
                 max_len,
             } => {
+                // Decoding follows at once; the handler's message is its own memory.
+                drop(charge);
                 if !frame.compressed {
                     return Ok((frame.body, false));
                 }
@@ -554,7 +561,7 @@ where
             // stream is still polled once, so that a stream waiting for cancellation sees
             // it.
             let open = match responder.ops().poll_ready(cx) {
-                Poll::Ready(Ok(())) => true,
+                Poll::Ready(Ok(_)) => true,
                 Poll::Ready(Err(_)) => false,
                 Poll::Pending => return Poll::Pending,
             };

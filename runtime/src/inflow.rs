@@ -1,0 +1,159 @@
+//! The receiving side of a call on the poller, the same for server and client: DATA read
+//! from an h2 stream, split into messages and moved into the call's inbound queue as far
+//! as the queue has room, with HTTP/2 flow-control credit given back only for what left.
+//!
+//! ```text
+//!  h2 DATA ──read at once──▶ decoder (wire bytes) ──while the queue has room──▶ queue ──▶ consumer
+//!                              │ credit held for whole messages still here
+//!                              └ credit given back for what moved on, and for the one
+//!                                message being assembled (it may be larger than the window)
+//! ```
+//!
+//! So what a peer can make a call hold is the queue's budget ([`FREE_AHEAD`], in real
+//! memory cost: a queued empty message costs its entry), the stream's flow-control window
+//! at wire size, and one message being assembled (at most the receive limit). Bytes in
+//! the decoder are charged to the connection's memory quota; while it (or the server's)
+//! has no room, no credit goes back at all.
+//!
+//! [`FREE_AHEAD`]: crate::streaming::FREE_AHEAD
+
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use h2::RecvStream;
+
+use crate::codec::FrameDecoder;
+use crate::cq::Weigh;
+use crate::quota::{Charge, Quota};
+use crate::status::Status;
+use crate::streaming::Inbound;
+
+/// One call's received bytes on their way to its inbound queue.
+pub(crate) struct Inflow {
+    decoder: FrameDecoder,
+    /// Bytes received so far.
+    received: u64,
+    /// Bytes whose flow-control credit went back to the peer.
+    released: u64,
+    /// The decoder's bytes, charged to the connection's quota.
+    charge: Charge,
+    /// h2 said the stream's data ended.
+    ended: bool,
+}
+
+impl Inflow {
+    pub(crate) fn new(decoder: FrameDecoder, quota: Option<std::sync::Arc<Quota>>) -> Inflow {
+        Inflow {
+            decoder,
+            received: 0,
+            released: 0,
+            charge: Charge::new(quota),
+            ended: false,
+        }
+    }
+
+    pub(crate) fn decoder_mut(&mut self) -> &mut FrameDecoder {
+        &mut self.decoder
+    }
+
+    /// Whether the stream's data ended (whole messages may still wait in the decoder).
+    pub(crate) fn data_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Reads what h2 has for this stream now (all of it: bytes wait in the decoder at
+    /// their wire size, bounded by the credit held back); `Ready` at the end of the data.
+    pub(crate) fn poll_read(
+        &mut self,
+        body: &mut RecvStream,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), h2::Error>> {
+        if self.ended {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            match ready!(body.poll_data(cx)) {
+                Some(Ok(chunk)) => self.feed(chunk),
+                Some(Err(e)) => return Poll::Ready(Err(e)),
+                None => {
+                    self.ended = true;
+                    return Poll::Ready(Ok(()));
+                }
+            }
+        }
+    }
+
+    fn feed(&mut self, chunk: Bytes) {
+        self.received += chunk.len() as u64;
+        self.decoder.feed(chunk);
+        self.charge.set(self.decoder.buffered());
+    }
+
+    /// Moves whole messages into `batch` while their weight fits in `room`; `Ok(true)`
+    /// when the decoder has no whole message left.
+    pub(crate) fn drain(
+        &mut self,
+        mut room: usize,
+        batch: &mut Vec<Inbound>,
+    ) -> Result<bool, Status> {
+        let drained = loop {
+            if room == 0 {
+                break false;
+            }
+            match self.decoder.next_frame()? {
+                Some(frame) => {
+                    let message = Inbound::Message(frame);
+                    room = room.saturating_sub(message.weight());
+                    batch.push(message);
+                }
+                None => break true,
+            }
+        };
+        self.charge.set(self.decoder.buffered());
+        Ok(drained)
+    }
+
+    /// The one message of a unary exchange, once it is whole; `Ok(None)` until then.
+    pub(crate) fn next_single(&mut self) -> Result<Option<crate::codec::Frame>, Status> {
+        let frame = self.decoder.next_frame()?;
+        self.charge.set(self.decoder.buffered());
+        Ok(frame)
+    }
+
+    /// Gives flow-control credit back for every byte received that is not part of a whole
+    /// message still waiting here (`drained`: none is), unless the memory quota has no
+    /// room: then credit is held, and the task is woken when room comes back.
+    pub(crate) fn release(&mut self, body: &mut RecvStream, drained: bool, cx: &mut Context<'_>) {
+        let target = if drained {
+            self.received
+        } else {
+            self.received - self.decoder.buffered() as u64
+        };
+        if target <= self.released {
+            return;
+        }
+        if let Some(quota) = self.charge.quota() {
+            if quota.poll_room(cx).is_pending() {
+                return;
+            }
+        }
+        let credit = target - self.released;
+        // Credit is at most what was received, so it fits in h2's u32 window arithmetic
+        // whenever the window itself did.
+        let _ = body
+            .flow_control()
+            .release_capacity(usize::try_from(credit).unwrap_or(usize::MAX));
+        self.released = target;
+    }
+
+    /// After the end of the data: an error if a message was cut off (`what` names the
+    /// stream: "request stream", "response").
+    pub(crate) fn check_complete(&self, what: &str) -> Result<(), Status> {
+        if self.decoder.has_partial() {
+            return Err(Status::internal(format!(
+                "{what} ended in the middle of a message"
+            )));
+        }
+        Ok(())
+    }
+}
