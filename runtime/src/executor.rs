@@ -543,8 +543,6 @@ struct PoolState {
     threads: usize,
     /// Jobs started so far: the monitor's measure of progress.
     started: u64,
-    /// Whether the monitor thread exists.
-    monitor_started: bool,
     /// Whether the monitor is watching the queue (it sleeps otherwise).
     watching: bool,
     monitor_alive: bool,
@@ -587,16 +585,21 @@ impl Drop for Permit {
 
 impl WorkerPool {
     /// A pool of at most `max_threads` threads and `max_queue` waiting jobs; `eager` jobs
-    /// run at once before the monitor steps in.
+    /// run at once before the monitor steps in. Starts the monitor thread now, so that
+    /// the thread that first submits work (a poller) never starts one.
+    ///
+    /// # Errors
+    ///
+    /// When the operating system refuses to start the monitor thread.
     pub(crate) fn new(
         name: &str,
         eager: usize,
         max_threads: usize,
         max_queue: usize,
         keep_alive: Duration,
-    ) -> WorkerPool {
+    ) -> Result<WorkerPool> {
         let max_threads = max_threads.max(1);
-        WorkerPool {
+        let pool = WorkerPool {
             shared: Arc::new(PoolShared {
                 state: Mutex::new(PoolState {
                     queue: VecDeque::new(),
@@ -605,9 +608,8 @@ impl WorkerPool {
                     running: 0,
                     threads: 0,
                     started: 0,
-                    monitor_started: false,
                     watching: false,
-                    monitor_alive: false,
+                    monitor_alive: true,
                     shutdown: false,
                     next_id: 0,
                 }),
@@ -621,7 +623,13 @@ impl WorkerPool {
                 keep_alive,
                 admitted: AtomicUsize::new(0),
             }),
-        }
+        };
+        let monitor = pool.shared.clone();
+        std::thread::Builder::new()
+            .name(format!("{name}-monitor"))
+            .spawn(move || monitor.monitor())
+            .map_err(|e| Error::io("failed to start the worker pool's monitor thread", e))?;
+        Ok(pool)
     }
 
     /// Reserves a place for one job, or `None` when every thread is busy and the queue is
@@ -701,27 +709,11 @@ impl WorkerPool {
         if wake_monitor {
             state.watching = true;
         }
-        let start_monitor = !state.monitor_started;
-        if start_monitor {
-            state.monitor_started = true;
-            state.monitor_alive = true;
-        }
         drop(state);
         if wake_worker {
             shared.work.notify_one();
         }
-        if start_monitor {
-            let monitor = shared.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("{}-monitor", shared.name))
-                .spawn(move || monitor.monitor());
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "cannot start the worker pool's monitor thread");
-                let mut state = lock(&shared.state);
-                state.monitor_started = false;
-                state.monitor_alive = false;
-            }
-        } else if wake_monitor {
+        if wake_monitor {
             shared.monitor.notify_one();
         }
     }
@@ -994,7 +986,7 @@ mod tests {
 
     #[test]
     fn pool_grows_while_jobs_block() {
-        let pool = WorkerPool::new("test-pool", 1, 8, 16, Duration::from_secs(1));
+        let pool = WorkerPool::new("test-pool", 1, 8, 16, Duration::from_secs(1)).unwrap();
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let release_rx = Arc::new(Mutex::new(release_rx));
         let (started_tx, started_rx) = mpsc::channel();
@@ -1030,7 +1022,7 @@ mod tests {
 
     #[test]
     fn pool_refuses_work_beyond_threads_and_queue() {
-        let pool = WorkerPool::new("test-bound", 1, 2, 3, Duration::from_secs(1));
+        let pool = WorkerPool::new("test-bound", 1, 2, 3, Duration::from_secs(1)).unwrap();
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let release_rx = Arc::new(Mutex::new(release_rx));
         let mut permits = 0;
@@ -1052,7 +1044,7 @@ mod tests {
 
     #[test]
     fn a_burst_of_quick_jobs_is_run_by_few_threads() {
-        let pool = WorkerPool::new("test-burst", 1, 64, 1024, Duration::from_secs(5));
+        let pool = WorkerPool::new("test-burst", 1, 64, 1024, Duration::from_secs(5)).unwrap();
         let (tx, rx) = mpsc::channel();
         let jobs: Vec<Job> = (0..500)
             .map(|i| {

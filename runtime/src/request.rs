@@ -324,6 +324,27 @@ pub(crate) struct CallContext {
     pub(crate) compress: Arc<AtomicBool>,
 }
 
+impl CallContext {
+    /// Why a handler must not start any more: its call was cancelled, or its deadline
+    /// passed while it waited for a thread.
+    pub(crate) fn ended(&self) -> Option<Status> {
+        if self.cancel.is_cancelled() {
+            return Some(
+                self.cancel
+                    .reason()
+                    .cloned()
+                    .unwrap_or_else(|| Status::cancelled("the call was cancelled")),
+            );
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Some(Status::deadline_exceeded(
+                "deadline exceeded before the handler started",
+            ));
+        }
+        None
+    }
+}
+
 /// Server side: turns compression of a call's next responses on or off, for example from
 /// inside an async response stream, message by message. It has an effect only when the
 /// call compresses at all (the server was built with `send_compressed` and the client

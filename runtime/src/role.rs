@@ -52,38 +52,46 @@ pub(crate) fn assert_off_poller(what: &str) {
     );
 }
 
-/// Drops `value` here, unless this is a poller thread: then a reaper thread drops it, so
-/// that a user's `Drop` (which may block) never stalls network I/O.
+/// The reaper's queue, once it is started.
+static REAPER: Mutex<Option<Sender<Box<dyn Send>>>> = Mutex::new(None);
+
+/// Starts the process-wide reaper thread if it is not running yet. Called where runtimes
+/// are built, never on a poller.
+pub(crate) fn start_reaper() -> crate::error::Result<()> {
+    let mut reaper = REAPER.lock().unwrap_or_else(|e| e.into_inner());
+    if reaper.is_some() {
+        return Ok(());
+    }
+    let (tx, rx) = channel::<Box<dyn Send>>();
+    std::thread::Builder::new()
+        .name("rsgrpc-reaper".to_owned())
+        .spawn(move || {
+            for value in rx {
+                drop(value);
+            }
+        })
+        .map_err(|e| crate::error::Error::io("failed to start the reaper thread", e))?;
+    *reaper = Some(tx);
+    Ok(())
+}
+
+/// Drops `value` here, unless this is a poller thread: then the reaper thread drops it,
+/// so that a user's `Drop` (which may block) never stalls network I/O.
 pub(crate) fn drop_off_poller<T: Send + 'static>(value: T) {
     if !on_poller() {
         drop(value);
         return;
     }
-    static REAPER: Mutex<Option<Sender<Box<dyn Send>>>> = Mutex::new(None);
-    let mut reaper = REAPER.lock().unwrap_or_else(|e| e.into_inner());
-    if reaper.is_none() {
-        let (tx, rx) = channel::<Box<dyn Send>>();
-        let started = std::thread::Builder::new()
-            .name("rsgrpc-reaper".to_owned())
-            .spawn(move || {
-                for value in rx {
-                    drop(value);
-                }
-            });
-        match started {
-            Ok(_) => *reaper = Some(tx),
-            Err(e) => {
-                // Leaking is the lesser evil: running a user's Drop here could stall I/O.
-                tracing::error!(error = %e, "cannot start the reaper thread; leaking a value");
-                std::mem::forget(value);
-                return;
-            }
-        }
-    }
-    if let Some(tx) = reaper.as_ref() {
-        if let Err(returned) = tx.send(Box::new(value)) {
-            std::mem::forget(returned);
-        }
+    let reaper = REAPER.lock().unwrap_or_else(|e| e.into_inner());
+    let sent = match reaper.as_ref() {
+        Some(tx) => tx.send(Box::new(value)).map_err(|e| e.0),
+        None => Err(Box::new(value) as Box<dyn Send>),
+    };
+    if let Err(value) = sent {
+        // Every runtime starts the reaper before its pollers; leaking is the lesser evil
+        // than running a user's Drop here.
+        tracing::error!("the reaper thread is not running; leaking a value");
+        std::mem::forget(value);
     }
 }
 
@@ -103,6 +111,7 @@ mod tests {
 
     #[test]
     fn values_released_on_a_poller_are_dropped_elsewhere() {
+        start_reaper().unwrap();
         let (tx, rx) = mpsc::channel();
         let value = Noisy(tx.clone());
         std::thread::Builder::new()

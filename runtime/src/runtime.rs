@@ -222,7 +222,10 @@ impl RuntimeBuilder {
             self.max_blocking_threads,
             self.max_blocking_queue,
             self.blocking_keep_alive,
-        );
+        )?;
+        // Values released on a poller are dropped on the reaper: start it here, on the
+        // builder's thread, so that no poller ever starts a thread.
+        crate::role::start_reaper()?;
         let handle = Handle {
             pollers: pollers.iter().map(|p| p.handle().clone()).collect(),
             next_poller: Arc::new(AtomicUsize::new(0)),

@@ -23,7 +23,7 @@ use crate::interceptor::Observed;
 use crate::metadata::MetadataMap;
 use crate::metrics::Metrics;
 use crate::quota::{Charge, Quota};
-use crate::request::CancelState;
+use crate::request::{CallContext, CancelState};
 use crate::status::Status;
 
 /// What the poller hands to user code.
@@ -834,9 +834,7 @@ impl Responder {
         pool: ChunkPool,
         max_send: usize,
         compression: Option<CompressionEncoding>,
-        compress: Arc<AtomicBool>,
-        cancel: Arc<CancelState>,
-        deadline: Option<std::time::Instant>,
+        context: &CallContext,
         metrics: Option<Metrics>,
     ) -> Responder {
         Responder {
@@ -845,9 +843,9 @@ impl Responder {
             state: Mutex::new(ResponderState::default()),
             max_send,
             compression,
-            compress,
-            cancel,
-            deadline,
+            compress: context.compress.clone(),
+            cancel: context.cancel.clone(),
+            deadline: context.deadline,
             metrics,
         }
     }

@@ -33,7 +33,7 @@ pub use service_config::ServiceConfig;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -277,7 +277,7 @@ enum Conn {
     Ready {
         send: h2::client::SendRequest<Bytes>,
         id: u64,
-        calls: Arc<AtomicUsize>,
+        stats: Arc<ConnStats>,
     },
     Failed {
         retry_at: Instant,
@@ -293,13 +293,54 @@ pub(crate) struct Picked {
     pub(crate) guard: CallOnConnection,
 }
 
-/// Counts a call as open on a connection (keepalive pings only while calls are open,
-/// unless permitted without).
-pub(crate) struct CallOnConnection(Arc<AtomicUsize>);
+/// What the calls on a connection and its driver know of it.
+pub(crate) struct ConnStats {
+    /// Calls open on it (keepalive pings only while calls are open, unless permitted
+    /// without).
+    calls: AtomicUsize,
+    /// Whether a call on it got a response.
+    served: AtomicBool,
+    /// When it became ready.
+    born: Instant,
+    /// Its frame watch, which knows the last-stream-id of a GOAWAY.
+    watch: Arc<Watch>,
+}
+
+impl ConnStats {
+    /// Whether the connection, younger than `within`, was sent away with a GOAWAY that
+    /// says no stream of it was processed, without a response to any call: what a server
+    /// does that accepts only to refuse. (A connection that just drops is not judged: it
+    /// may have been a network fault under calls the server was serving.)
+    fn refused_all(&self, within: Duration) -> bool {
+        !self.served.load(Ordering::Relaxed)
+            && self.born.elapsed() < within
+            && self.watch.goaway_last_stream() == Some(0)
+    }
+}
+
+/// Counts a call as open on a connection while held.
+pub(crate) struct CallOnConnection(Arc<ConnStats>);
+
+impl CallOnConnection {
+    /// The server answered a call on this connection.
+    pub(crate) fn served(&self) {
+        if !self.0.served.load(Ordering::Relaxed) {
+            self.0.served.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the server said, with a GOAWAY, that it did not process stream `id`.
+    pub(crate) fn unprocessed(&self, id: u32) -> bool {
+        self.0
+            .watch
+            .goaway_last_stream()
+            .is_some_and(|last| id > last)
+    }
+}
 
 impl Drop for CallOnConnection {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.calls.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -1015,26 +1056,13 @@ impl ChannelInner {
     fn start_resolving(self: &Arc<Self>, state: &mut State) {
         state.resolution = Resolution::Resolving;
         let channel = Arc::downgrade(self);
-        if let Some(resolver) = self.resolver.clone() {
-            // The user's resolver may block: a thread of its own, never a poller.
-            let spawned = std::thread::Builder::new()
-                .name("rsgrpc-resolver".to_owned())
-                .spawn(move || {
-                    let result = resolver.resolve();
-                    if let Some(channel) = channel.upgrade() {
-                        channel.resolved(result);
-                    }
-                    crate::role::drop_off_poller(resolver);
-                });
-            if let Err(e) = spawned {
-                self.resolved(Err(Status::unavailable(format!(
-                    "cannot start a resolver thread: {e}"
-                ))));
+        type Lookup = Box<dyn FnOnce() -> std::result::Result<Vec<Address>, Status> + Send>;
+        let lookup: Lookup = match (&self.resolver, &self.kind) {
+            (Some(resolver), _) => {
+                let resolver = resolver.clone();
+                Box::new(move || resolver.resolve())
             }
-            return;
-        }
-        match &self.kind {
-            TargetKind::Static(addresses) => {
+            (None, TargetKind::Static(addresses)) => {
                 let addresses = addresses.iter().cloned().map(Address::from).collect();
                 // Applied from a task, as the lock is held here.
                 self.poller.spawn(async move {
@@ -1042,30 +1070,45 @@ impl ChannelInner {
                         channel.resolved(Ok(addresses));
                     }
                 });
+                return;
             }
-            TargetKind::Dns { host, port } => {
+            (None, TargetKind::Dns { host, port }) => {
                 let (host, port) = (host.clone(), *port);
-                self.poller.spawn(async move {
-                    // getaddrinfo runs on tokio's blocking threads, not the poller.
-                    let result = tokio::net::lookup_host((host.as_str(), port))
-                        .await
-                        .map(|addrs| {
-                            let mut seen = Vec::new();
-                            for addr in addrs {
-                                let addr = Address::Tcp(addr);
-                                if !seen.contains(&addr) {
-                                    seen.push(addr);
-                                }
-                            }
-                            seen
-                        })
-                        .map_err(|e| Status::unavailable(format!("cannot resolve {host}: {e}")));
-                    if let Some(channel) = channel.upgrade() {
-                        channel.resolved(result);
+                Box::new(move || {
+                    use std::net::ToSocketAddrs;
+                    let addrs = (host.as_str(), port)
+                        .to_socket_addrs()
+                        .map_err(|e| Status::unavailable(format!("cannot resolve {host}: {e}")))?;
+                    let mut seen = Vec::new();
+                    for addr in addrs.map(Address::Tcp) {
+                        if !seen.contains(&addr) {
+                            seen.push(addr);
+                        }
                     }
-                });
+                    Ok(seen)
+                })
             }
-        }
+        };
+        // A user's resolver and getaddrinfo may block: a job on the worker pool, never on
+        // a poller (which must not block, nor start threads).
+        let Some(permit) = self.rt.workers.try_reserve() else {
+            self.resolution_failed(
+                state,
+                Status::unavailable(format!(
+                    "cannot resolve {}: the worker pool is full",
+                    self.target
+                )),
+            );
+            return;
+        };
+        self.rt
+            .workers
+            .enqueue(std::iter::once(permit.bind(Box::new(move || {
+                let result = lookup();
+                if let Some(channel) = channel.upgrade() {
+                    channel.resolved(result);
+                }
+            }))));
     }
 
     /// Applies a resolution: subchannels for addresses that stay keep their connections.
@@ -1145,13 +1188,16 @@ impl ChannelInner {
         let inner = self.clone();
         self.notify();
         self.poller.spawn(async move {
+            let stage = AtomicUsize::new(STAGE_CONNECT);
             let attempt =
-                tokio::time::timeout(inner.config.connect_timeout, inner.dial(&address)).await;
+                tokio::time::timeout(inner.config.connect_timeout, inner.dial(&address, &stage))
+                    .await;
             let result = match attempt {
                 Ok(result) => result,
                 Err(_) => Err(format!(
-                    "connection attempt timed out after {:?}",
-                    inner.config.connect_timeout
+                    "connection attempt timed out after {:?} {}",
+                    inner.config.connect_timeout,
+                    STAGES[stage.load(Ordering::Relaxed)]
                 )),
             };
             // Only the channel's handles keep it alive, not this task.
@@ -1163,11 +1209,14 @@ impl ChannelInner {
         });
     }
 
-    /// Opens a connection: TCP or Unix socket, TLS when configured, then HTTP/2.
+    /// Opens a connection: TCP or Unix socket, TLS when configured, then HTTP/2 up to the
+    /// server's SETTINGS. `stage` tells how far it got, for a timeout's message.
     async fn dial(
         &self,
         address: &Address,
+        stage: &AtomicUsize,
     ) -> std::result::Result<(h2::client::SendRequest<Bytes>, Connection), String> {
+        use std::future::Future;
         let target = transport::Address::from(address);
         let io = transport::connect(&target, &self.config.socket)
             .await
@@ -1175,10 +1224,12 @@ impl ChannelInner {
         #[cfg(feature = "tls")]
         let io = match (&self.tls, io) {
             (Some((config, domain)), Io::Tcp(tcp)) => {
+                stage.store(STAGE_TLS, Ordering::Relaxed);
                 transport::tls::connect(config.clone(), domain, tcp).await?
             }
             (_, io) => io,
         };
+        stage.store(STAGE_HTTP2, Ordering::Relaxed);
         let watch = Watch::new(None);
         let io = Watched::new(io, End::Client, watch.clone());
         let (send, mut connection) = h2::client::Builder::new()
@@ -1189,6 +1240,30 @@ impl ChannelInner {
             .handshake(io)
             .await
             .map_err(|e| format!("http/2 handshake with {address} failed: {e}"))?;
+        // h2's handshake is over once our preface is written; the server has spoken only
+        // with its SETTINGS frame (its preface). Until then the connection is not ready:
+        // a server that accepts and stays silent fails the attempt at the connect timeout.
+        stage.store(STAGE_SETTINGS, Ordering::Relaxed);
+        std::future::poll_fn(|cx| {
+            if watch.settings_received() {
+                return std::task::Poll::Ready(Ok(()));
+            }
+            match std::pin::Pin::new(&mut connection).poll(cx) {
+                std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Err(format!(
+                    "{address} closed the connection before its HTTP/2 SETTINGS"
+                ))),
+                std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(format!(
+                    "http/2 handshake with {address} failed: {e}"
+                ))),
+                // Reading stops only at an empty socket, so SETTINGS read by this poll
+                // are seen here, and otherwise the socket's readiness wakes us.
+                std::task::Poll::Pending if watch.settings_received() => {
+                    std::task::Poll::Ready(Ok(()))
+                }
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            }
+        })
+        .await?;
         let ping = connection.ping_pong();
         Ok((
             send,
@@ -1216,7 +1291,12 @@ impl ChannelInner {
             Ok((send, connection)) => {
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(target = %self.target, %address, id, "connected");
-                let calls = Arc::new(AtomicUsize::new(0));
+                let stats = Arc::new(ConnStats {
+                    calls: AtomicUsize::new(0),
+                    served: AtomicBool::new(false),
+                    born: Instant::now(),
+                    watch: connection.watch.clone(),
+                });
                 if let Some(metrics) = &self.metrics {
                     metrics.connection_opened();
                 }
@@ -1224,49 +1304,58 @@ impl ChannelInner {
                 sub.conn = Conn::Ready {
                     send,
                     id,
-                    calls: calls.clone(),
+                    stats: stats.clone(),
                 };
-                sub.backoff = self.config.initial_backoff;
+                // The backoff is reset once the connection has served a call (see
+                // `lost`): a server that accepts and then sends GOAWAY at once must not
+                // be reconnected to in a tight loop.
+                //
                 // The driver must not keep the channel alive: when the last handle and
                 // the last call are gone, the sender is dropped and h2 ends the connection.
                 let channel = Arc::downgrade(self);
                 self.poller
-                    .spawn(drive(connection, channel, (key, id), calls, keepalive));
+                    .spawn(drive(connection, channel, (key, id), stats, keepalive));
             }
             Err(reason) => {
-                let sub = &mut state.subchannels[i];
-                let delay = jitter(sub.backoff);
-                sub.backoff = crate::backoff::grow(sub.backoff, 1.6, self.config.max_backoff);
-                let retry_at = deadline::saturating_after(delay);
-                sub.conn = Conn::Failed { retry_at };
-                tracing::debug!(target = %self.target, %address, %reason, ?delay, "connection failed");
-                state.last_failure = Some(Status::unavailable(format!(
-                    "failed to connect to {}: {reason}",
-                    self.target
-                )));
-                // Reconnect in the background once the backoff is over: round robin keeps
-                // trying every address; pick first only while it has no connection.
-                let channel = Arc::downgrade(self);
-                self.poller.spawn(async move {
-                    tokio::time::sleep_until(retry_at.into()).await;
-                    let Some(channel) = channel.upgrade() else {
-                        return;
-                    };
-                    let mut state = channel.lock();
-                    let needed = channel.config.policy == LoadBalancingPolicy::RoundRobin
-                        || !state
-                            .subchannels
-                            .iter()
-                            .any(|s| matches!(s.conn, Conn::Ready { .. }));
-                    if let Some(i) = state.subchannels.iter().position(|s| s.key == key) {
-                        if needed && !state.closed {
-                            let _ = channel.wake_subchannel(&mut state, i, Instant::now());
-                        }
-                    }
-                });
+                let status =
+                    Status::unavailable(format!("failed to connect to {}: {reason}", self.target));
+                self.attempt_failed(&mut state, i, status);
             }
         }
         self.notify();
+    }
+
+    /// A connection attempt to subchannel `i` failed (or its connection ended before it
+    /// served anything): back off, and reconnect in the background once the backoff is
+    /// over (round robin keeps trying every address; pick first only while it has no
+    /// connection).
+    fn attempt_failed(self: &Arc<Self>, state: &mut State, i: usize, status: Status) {
+        let sub = &mut state.subchannels[i];
+        let delay = jitter(sub.backoff);
+        sub.backoff = crate::backoff::grow(sub.backoff, 1.6, self.config.max_backoff);
+        let retry_at = deadline::saturating_after(delay);
+        sub.conn = Conn::Failed { retry_at };
+        let key = sub.key;
+        tracing::debug!(target = %self.target, address = %sub.address, %status, ?delay, "connection failed");
+        state.last_failure = Some(status);
+        let channel = Arc::downgrade(self);
+        self.poller.spawn(async move {
+            tokio::time::sleep_until(retry_at.into()).await;
+            let Some(channel) = channel.upgrade() else {
+                return;
+            };
+            let mut state = channel.lock();
+            let needed = channel.config.policy == LoadBalancingPolicy::RoundRobin
+                || !state
+                    .subchannels
+                    .iter()
+                    .any(|s| matches!(s.conn, Conn::Ready { .. }));
+            if let Some(i) = state.subchannels.iter().position(|s| s.key == key) {
+                if needed && !state.closed {
+                    let _ = channel.wake_subchannel(&mut state, i, Instant::now());
+                }
+            }
+        });
     }
 
     /// Forgets a connection that closed or failed; the next pick reconnects, and the
@@ -1276,16 +1365,31 @@ impl ChannelInner {
         let Some(i) = state.subchannels.iter().position(|s| s.key == key) else {
             return;
         };
-        if matches!(state.subchannels[i].conn, Conn::Ready { id: current, .. } if current == id) {
+        let refused_all = match &state.subchannels[i].conn {
+            Conn::Ready {
+                id: current, stats, ..
+            } if *current == id => stats.refused_all(self.config.initial_backoff),
+            _ => return,
+        };
+        if matches!(state.resolution, Resolution::Resolved { .. }) {
+            self.start_resolving(&mut state);
+        }
+        if refused_all {
+            // A server that accepts connections only to send them away at once: a failed
+            // attempt, so reconnections follow the backoff instead of a tight loop.
+            let status = Status::unavailable(format!(
+                "{} sent GOAWAY on a new connection before processing any call",
+                self.target
+            ));
+            self.attempt_failed(&mut state, i, status);
+        } else {
             state.subchannels[i].conn = Conn::Idle;
-            if matches!(state.resolution, Resolution::Resolved { .. }) {
-                self.start_resolving(&mut state);
-            }
+            state.subchannels[i].backoff = self.config.initial_backoff;
             if self.config.policy == LoadBalancingPolicy::RoundRobin {
                 let _ = self.wake_subchannel(&mut state, i, Instant::now());
             }
-            self.notify();
         }
+        self.notify();
     }
 
     /// A server said `too_many_pings`: ping half as often from now on.
@@ -1301,12 +1405,12 @@ impl ChannelInner {
 /// A ready connection's sender, when the subchannel has one.
 fn picked(sub: &Subchannel) -> Option<Picked> {
     match &sub.conn {
-        Conn::Ready { send, id, calls } => {
-            calls.fetch_add(1, Ordering::AcqRel);
+        Conn::Ready { send, id, stats } => {
+            stats.calls.fetch_add(1, Ordering::AcqRel);
             Some(Picked {
                 send: send.clone(),
                 id: (sub.key, *id),
-                guard: CallOnConnection(calls.clone()),
+                guard: CallOnConnection(stats.clone()),
             })
         }
         _ => None,
@@ -1326,6 +1430,19 @@ fn next_retry(state: &State) -> Option<Instant> {
     subs.chain(resolution).min()
 }
 
+/// How far a connection attempt got, for the message of one that timed out.
+const STAGE_CONNECT: usize = 0;
+#[cfg(feature = "tls")]
+const STAGE_TLS: usize = 1;
+const STAGE_HTTP2: usize = 2;
+const STAGE_SETTINGS: usize = 3;
+const STAGES: [&str; 4] = [
+    "while connecting",
+    "in the TLS handshake",
+    "in the HTTP/2 handshake",
+    "waiting for the server's HTTP/2 SETTINGS",
+];
+
 /// An HTTP/2 connection and what drives it.
 struct Connection {
     h2: h2::client::Connection<Watched<Io>, Bytes>,
@@ -1338,14 +1455,16 @@ async fn drive(
     connection: Connection,
     channel: Weak<ChannelInner>,
     id: (u64, u64),
-    calls: Arc<AtomicUsize>,
+    stats: Arc<ConnStats>,
     keepalive: Option<Keepalive>,
 ) {
     let _live = crate::live::Live::client_connection();
     let Connection { h2, ping, watch } = connection;
     let keepalive_failed = async {
         match (keepalive, ping) {
-            (Some(keepalive), Some(ping)) => keep_alive(keepalive, ping, &watch, &calls).await,
+            (Some(keepalive), Some(ping)) => {
+                keep_alive(keepalive, ping, &watch, &stats.calls).await
+            }
             _ => std::future::pending().await,
         }
     };

@@ -75,6 +75,9 @@ struct Failure {
     committed: bool,
     /// The server did not process the call (`REFUSED_STREAM`).
     refused: bool,
+    /// The connection went away (GOAWAY) before the server processed the call: it may
+    /// be retried on another connection whatever the retry policy says.
+    unprocessed: bool,
     /// The headers of a Trailers-Only response, delivered as they are if not retried.
     trailers: Option<http::HeaderMap>,
 }
@@ -103,6 +106,7 @@ impl CallTask {
                 sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
                 parent,
             },
+            deadline,
             batch: Vec::new(),
             replay: (policy.is_some() && body.is_none()).then(Replay::default),
             finished: false,
@@ -122,6 +126,12 @@ impl CallTask {
             };
             let retry = if failure.committed || call.events.is_closed() {
                 None
+            } else if failure.unprocessed && (wait_for_ready || transparent < TRANSPARENT_RETRIES) {
+                // Never processed (gRFC A6): retried on a new connection, which comes only
+                // after the channel's reconnection backoff. A call that waits for ready
+                // keeps waiting until its deadline.
+                transparent += 1;
+                Some(std::time::Duration::ZERO)
             } else if failure.refused && transparent < TRANSPARENT_RETRIES {
                 transparent += 1;
                 Some(std::time::Duration::ZERO)
@@ -224,9 +234,16 @@ async fn start_stream(
     channel: &Arc<ChannelInner>,
     head: &http::Request<()>,
     wait_for_ready: bool,
+    deadline: Option<Instant>,
 ) -> Result<Started, Status> {
     let mut last = None;
-    for _ in 0..START_ATTEMPTS {
+    let mut attempts = 0;
+    // A stream that was never opened never reached the server: it is tried again on
+    // another connection (gRFC A6), a few times when failing fast, and for as long as the
+    // deadline allows when waiting for ready (new connections come after the channel's
+    // reconnection backoff).
+    while wait_for_ready || attempts < START_ATTEMPTS {
+        attempts += 1;
         let picked = channel.connection(wait_for_ready).await?;
         let mut ready = match picked.send.ready().await {
             Ok(ready) => ready,
@@ -236,6 +253,10 @@ async fn start_stream(
                 continue;
             }
         };
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            // Nothing of the call has been sent: it fails here, unseen by the server.
+            return Err(deadline_exceeded());
+        }
         match ready.send_request(head.clone(), false) {
             Ok((response, send)) => return Ok((response, send, picked.guard, picked.id)),
             Err(e) => {
@@ -263,6 +284,7 @@ struct Replay {
 struct Call {
     ops: Consumer<Outbound>,
     events: Producer<Inbound>,
+    deadline: Option<Instant>,
     /// Chunks handed to h2, recycled once written.
     spent: Spent,
     stop: Stop,
@@ -290,8 +312,8 @@ struct Attempt {
     committed: bool,
     /// The final status code seen in the trailers.
     code: Option<crate::Code>,
-    /// Counts the call as open on its connection.
-    _on_connection: CallOnConnection,
+    /// Counts the call as open on its connection, and learns of its GOAWAY.
+    on_connection: CallOnConnection,
     channel: Arc<ChannelInner>,
     connection: (u64, u64),
 }
@@ -308,7 +330,7 @@ impl Call {
     ) -> Outcome {
         // Get a connection and open the stream, racing the deadline and the caller giving
         // up.
-        let start = start_stream(channel, head, wait_for_ready);
+        let start = start_stream(channel, head, wait_for_ready, self.deadline);
         let started = tokio::select! {
             started = start => started,
             _ = poll_fn(|cx| self.events.poll_closed(cx)) => return Outcome::Done { code: None },
@@ -325,6 +347,7 @@ impl Call {
                     ),
                     status,
                     refused: false,
+                    unprocessed: false,
                     trailers: None,
                 });
             }
@@ -349,7 +372,7 @@ impl Call {
             inflow: Inflow::new(FrameDecoder::new(self.max_receive), None),
             committed: false,
             code: None,
-            _on_connection: on_connection,
+            on_connection,
             channel: channel.clone(),
             connection,
         };
@@ -373,6 +396,7 @@ impl Call {
                 status,
                 committed: true,
                 refused: false,
+                unprocessed: false,
                 trailers: None,
             }));
         }
@@ -391,6 +415,7 @@ impl Call {
                         status,
                         committed: true,
                         refused: false,
+                        unprocessed: false,
                         trailers: None,
                     }));
                 }
@@ -409,8 +434,14 @@ impl Call {
                     // has yet to notice.
                     attempt.channel.lost(attempt.connection);
                 }
+                // A GOAWAY whose last-stream-id is below this stream: not processed.
+                let unprocessed = e.go_away
+                    && attempt
+                        .on_connection
+                        .unprocessed(attempt.send.stream_id().as_u32());
                 Poll::Ready(Outcome::Failed(Failure {
                     refused: e.refused,
+                    unprocessed,
                     status: e.status,
                     committed: attempt.committed,
                     trailers: None,
@@ -519,6 +550,7 @@ impl Call {
             match &mut attempt.recv {
                 Recv::Head(response) => {
                     let response = ready!(Pin::new(response).poll(cx)).map_err(AttemptError::h2)?;
+                    attempt.on_connection.served();
                     let (parts, body) = response.into_parts();
                     if parts.headers.contains_key(crate::status::GRPC_STATUS) {
                         // Trailers-Only: the status is in the headers.
@@ -530,6 +562,7 @@ impl Call {
                                     status,
                                     committed: false,
                                     refused: false,
+                                    unprocessed: false,
                                     trailers: Some(parts.headers),
                                 })));
                             }
@@ -628,16 +661,20 @@ struct AttemptError {
     status: Status,
     refused: bool,
     connection_failed: bool,
+    /// The peer's GOAWAY ended the stream.
+    go_away: bool,
 }
 
 impl AttemptError {
     fn h2(e: h2::Error) -> AttemptError {
         let refused = e.reason() == Some(h2::Reason::REFUSED_STREAM);
+        let go_away = e.is_go_away() && e.is_remote();
         let connection_failed = e.is_io() || e.is_go_away();
         AttemptError {
             status: h2_status(&e).with_source(e),
             refused,
             connection_failed,
+            go_away,
         }
     }
 }
@@ -648,6 +685,7 @@ impl From<Status> for AttemptError {
             status,
             refused: false,
             connection_failed: false,
+            go_away: false,
         }
     }
 }

@@ -251,6 +251,10 @@ impl Client {
             }
             None => (timeout, None),
         };
+        if timeout == Some(std::time::Duration::ZERO) {
+            // A deadline that has passed already: nothing is sent.
+            return Err(call::deadline_exceeded());
+        }
         // The request's own choice, then the client's, then the channel's.
         let compression =
             compression.unwrap_or_else(|| self.send_compression.or(inner.config.send_compression));

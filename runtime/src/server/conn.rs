@@ -43,7 +43,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::service::{Requests, Run, ServerCall};
-use super::{CallGuard, Phase, ServerShared};
+use super::{CallGuard, ConnectionGuard, Phase, ServerShared};
 use crate::client::is_grpc_content_type;
 use crate::codec::{self, CompressionEncoding, Frame, FrameDecoder};
 use crate::cq::{self, Consumer, Producer};
@@ -152,11 +152,11 @@ pub(super) async fn accept_loop(shared: Arc<ServerShared>, listener: Listener) {
                     }
                     let counted = CountedConnection(shared.metrics.clone());
                     shared.rt.poller().spawn(async move {
-                        let _guard = (guard, counted);
+                        let _counted = counted;
                         match from_std(io) {
                             Ok(io) => {
                                 let span = tracing::debug_span!("connection", remote = ?peer.remote_addr);
-                                serve_connection(conn_shared, io, peer)
+                                serve_connection(conn_shared, io, peer, guard)
                                     .instrument(span)
                                     .await;
                             }
@@ -242,7 +242,12 @@ async fn handshake(
     Ok((h2, peer))
 }
 
-async fn serve_connection(shared: Arc<ServerShared>, io: Io, peer: PeerInfo) {
+async fn serve_connection(
+    shared: Arc<ServerShared>,
+    io: Io,
+    peer: PeerInfo,
+    guard: ConnectionGuard,
+) {
     let config = &shared.config;
     let watch = Watch::new(Some(config.ping_policy));
     let handshake = tokio::time::timeout(
@@ -250,7 +255,14 @@ async fn serve_connection(shared: Arc<ServerShared>, io: Io, peer: PeerInfo) {
         handshake(&shared, io, peer, &watch),
     );
     let started = Instant::now();
-    let (mut h2, peer) = match handshake.await {
+    let handshake = tokio::select! {
+        done = handshake => done,
+        () = poll_fn(|cx| guard.poll_reclaimed(cx)) => {
+            tracing::debug!("closing a connection in its handshake to make room for another");
+            return;
+        }
+    };
+    let (mut h2, peer) = match handshake {
         Ok(Ok(done)) => done,
         Ok(Err(reason)) => {
             tracing::debug!(%reason, "closing a connection");
@@ -268,6 +280,9 @@ async fn serve_connection(shared: Arc<ServerShared>, io: Io, peer: PeerInfo) {
     let settings = poll_fn(|cx| {
         if watch.settings_received() {
             return Poll::Ready(true);
+        }
+        if guard.poll_reclaimed(cx).is_ready() {
+            return Poll::Ready(false);
         }
         if h2.poll_closed(cx).is_ready() {
             return Poll::Ready(false);
@@ -329,6 +344,8 @@ async fn serve_connection(shared: Arc<ServerShared>, io: Io, peer: PeerInfo) {
         calls: FuturesUnordered::new(),
         ctx,
         _base: base,
+        guard,
+        reclaimed: false,
         phase_changed: Some(watch_phase(phase)),
         closed: false,
         watch,
@@ -370,6 +387,10 @@ struct Conn {
     ctx: ConnContext,
     /// What the connection itself costs, charged to its quota while it is open.
     _base: Charge,
+    /// Its place among the server's connections.
+    guard: ConnectionGuard,
+    /// The server asked it to close, to make room for a new connection.
+    reclaimed: bool,
     phase_changed: Option<PhaseChanged>,
     /// The peer or h2 ended the connection; the task ends once its calls have.
     closed: bool,
@@ -397,6 +418,16 @@ impl Conn {
                 Phase::Draining => self.h2.graceful_shutdown(),
                 // Dropping the calls cancels them and resets their streams.
                 Phase::Stopped => return Poll::Ready(()),
+            }
+        }
+        if !self.reclaimed && self.guard.poll_reclaimed(cx).is_ready() {
+            self.reclaimed = true;
+            if self.calls.is_empty() {
+                // Idle: GOAWAY and close at once.
+                self.h2.abrupt_shutdown(h2::Reason::NO_ERROR);
+            } else {
+                // A call arrived meanwhile: let it finish.
+                self.h2.graceful_shutdown();
             }
         }
         if self.watch.poll_violated(cx).is_ready() && !self.closed {
@@ -517,6 +548,7 @@ impl Conn {
     fn track_idleness(&mut self, cx: &mut Context<'_>) {
         let open = self.calls.len();
         self.watch.set_open_calls(open);
+        self.guard.set_idle(open == 0);
         if open > 0 {
             self.idle_since = None;
             self.idle_timer = None;
@@ -775,9 +807,7 @@ fn accept_call(
         pool.clone(),
         max_send,
         response_compression,
-        compress,
-        cancel.clone(),
-        deadline,
+        &context,
         handler.site.metrics.clone(),
     ));
     let mut decoder = FrameDecoder::new(max_receive);

@@ -506,6 +506,8 @@ impl ServerBuilder {
             idle: Notify::new(),
             accepted: AtomicU64::new(0),
             connections: AtomicUsize::new(0),
+            registry: std::sync::Mutex::new(Registry::default()),
+            epoch: Instant::now(),
             calls: AtomicUsize::new(0),
             blocking_streams: AtomicUsize::new(0),
             #[cfg(feature = "tls")]
@@ -550,6 +552,10 @@ pub(crate) struct ServerShared {
     pub(crate) accepted: AtomicU64,
     /// Connections open now.
     connections: AtomicUsize,
+    /// The open connections, for reclaiming the longest idle one at `max_connections`.
+    registry: std::sync::Mutex<Registry>,
+    /// What connections' idle times are measured from.
+    epoch: Instant,
     /// Calls in progress now (counted against `max_concurrent_calls`).
     calls: AtomicUsize,
     /// Blocking client- and bidi-streaming handlers admitted and not finished.
@@ -582,15 +588,64 @@ impl ServerShared {
             .unwrap_or_else(|| EMPTY.get_or_init(HashMap::new))
     }
 
-    /// Counts a new connection, unless the server has `max_connections` already.
+    /// Counts a new connection. At `max_connections`, the connection idle the longest
+    /// (no call open, handshakes included) is told to close to make room; when none is
+    /// idle, `None`: the new connection is closed instead. So a cap never locks new
+    /// clients out for connections that do nothing.
     pub(crate) fn admit_connection(self: &Arc<Self>) -> Option<ConnectionGuard> {
-        if !take_unit(&self.connections, self.config.max_connections) {
-            return None;
+        let max = self.config.max_connections;
+        if !take_unit(&self.connections, max) {
+            // Over the cap only while reclaimed connections close (a hard ceiling of twice
+            // the cap, should they be slow to).
+            if !self.reclaim_idle() || !take_unit(&self.connections, max.saturating_mul(2)) {
+                return None;
+            }
         }
+        let entry = Arc::new(ConnEntry {
+            idle_since: AtomicU64::new(self.now_nanos()),
+            reclaim: AtomicBool::new(false),
+            waker: std::sync::Mutex::new(None),
+        });
+        let key = {
+            let mut registry = lock(&self.registry);
+            let key = registry.next;
+            registry.next += 1;
+            registry.conns.insert(key, entry.clone());
+            key
+        };
         Some(ConnectionGuard {
             _track: self.track(),
             _live: Live::server_connection(),
+            entry,
+            key,
         })
+    }
+
+    fn now_nanos(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Asks the connection idle the longest to close; whether there was one.
+    fn reclaim_idle(&self) -> bool {
+        let registry = lock(&self.registry);
+        let victim = registry
+            .conns
+            .values()
+            .filter(|e| !e.reclaim.load(Ordering::Acquire))
+            .map(|e| (e.idle_since.load(Ordering::Acquire), e))
+            .filter(|(since, _)| *since != BUSY)
+            .min_by_key(|(since, _)| *since)
+            .map(|(_, e)| e.clone());
+        drop(registry);
+        let Some(victim) = victim else {
+            return false;
+        };
+        tracing::debug!("at max_connections: closing the connection idle the longest");
+        victim.reclaim.store(true, Ordering::Release);
+        if let Some(waker) = lock(&victim.waker).take() {
+            waker.wake();
+        }
+        true
     }
 
     /// Counts a new call, unless `max_concurrent_calls` are in progress already.
@@ -691,16 +746,74 @@ impl Drop for Track {
     }
 }
 
-/// A connection counted against `max_connections`.
+/// A connection counted against `max_connections`, and its entry in the registry.
 pub(crate) struct ConnectionGuard {
     _track: Track,
     _live: Live,
+    entry: Arc<ConnEntry>,
+    key: u64,
+}
+
+impl ConnectionGuard {
+    /// Notes whether the connection has calls open (it is idle when not).
+    pub(crate) fn set_idle(&self, idle: bool) {
+        let now = if idle {
+            // Idle since now, unless it was idle already.
+            let since = self.entry.idle_since.load(Ordering::Acquire);
+            if since != BUSY {
+                return;
+            }
+            self._track.0.now_nanos()
+        } else {
+            BUSY
+        };
+        self.entry.idle_since.store(now, Ordering::Release);
+    }
+
+    /// Ready once the server asked this connection to close to make room for another.
+    pub(crate) fn poll_reclaimed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.entry.reclaim.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        *lock(&self.entry.waker) = Some(cx.waker().clone());
+        if self.entry.reclaim.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        self._track.0.connections.fetch_sub(1, Ordering::AcqRel);
+        let shared = &self._track.0;
+        lock(&shared.registry).conns.remove(&self.key);
+        shared.connections.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// `idle_since` of a connection with calls open.
+const BUSY: u64 = u64::MAX;
+
+/// The open connections of a server.
+#[derive(Default)]
+struct Registry {
+    next: u64,
+    conns: HashMap<u64, Arc<ConnEntry>>,
+}
+
+/// What the server knows of one open connection.
+struct ConnEntry {
+    /// Nanoseconds after the server's epoch since which it has no call open, or [`BUSY`].
+    idle_since: AtomicU64,
+    /// The server asked it to close.
+    reclaim: AtomicBool,
+    /// Its task, to wake when asked to close.
+    waker: std::sync::Mutex<Option<std::task::Waker>>,
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A call counted against `max_concurrent_calls`.

@@ -636,6 +636,10 @@ where
         requests,
         responder,
     } = call;
+    if let Some(status) = context.ended() {
+        // It waited in the pool's queue past its deadline, or was cancelled meanwhile.
+        return responder.finish(Err(status));
+    }
     let span = match observe(&site, &context, &requests, &mut metadata, &responder) {
         Ok(span) => span,
         Err(status) => return responder.finish(Err(status)),
@@ -663,6 +667,9 @@ where
             requests,
             responder,
         } = call;
+        if let Some(status) = context.ended() {
+            return responder.finish(Err(status));
+        }
         let span = match observe(&site, &context, &requests, &mut metadata, &responder) {
             Ok(span) => span,
             Err(status) => return responder.finish(Err(status)),

@@ -63,6 +63,9 @@ struct WatchState {
     last_peer_stream: u32,
     /// Debug data of a GOAWAY the peer sent.
     goaway_debug: Option<Bytes>,
+    /// The last-stream-id of the latest GOAWAY the peer sent: streams above it were not
+    /// processed.
+    goaway_last_stream: Option<u32>,
     /// The peer's first SETTINGS frame arrived (the end of its connection preface).
     settings_received: bool,
     /// Woken when `violated` is set.
@@ -81,6 +84,7 @@ impl Watch {
                 last_read: Instant::now(),
                 last_peer_stream: 0,
                 goaway_debug: None,
+                goaway_last_stream: None,
                 settings_received: false,
                 waker: None,
             }),
@@ -110,6 +114,12 @@ impl Watch {
     /// The debug data of a GOAWAY the peer sent, if any.
     pub(crate) fn goaway_debug(&self) -> Option<Bytes> {
         self.lock().goaway_debug.clone()
+    }
+
+    /// The last-stream-id of the latest GOAWAY the peer sent, if any: streams above it
+    /// were not processed, so a client may retry them anywhere.
+    pub(crate) fn goaway_last_stream(&self) -> Option<u32> {
+        self.lock().goaway_last_stream
     }
 
     /// Ready once the peer has pinged too often.
@@ -323,6 +333,10 @@ impl<T> Watched<T> {
             state.last_peer_stream = state.last_peer_stream.max(last_stream);
             state.settings_received |= settings;
             if let Some(payload) = goaway {
+                if payload.len() >= 4 {
+                    let last = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
+                    state.goaway_last_stream = Some(last & 0x7fff_ffff);
+                }
                 state.goaway_debug = Some(if payload.len() > 8 {
                     payload.slice(8..)
                 } else {
