@@ -168,6 +168,13 @@ pub struct Transcript {
     pub closed: bool,
     /// Bytes received in all.
     pub bytes: usize,
+    /// Flow-control credit the server granted with WINDOW_UPDATE, by stream (0: the
+    /// connection), summed.
+    pub credit: std::collections::HashMap<u32, u64>,
+    /// The server's SETTINGS_INITIAL_WINDOW_SIZE, once its SETTINGS arrived.
+    pub initial_window: Option<u32>,
+    /// DATA payload bytes the server sent, summed over streams.
+    pub data_bytes: u64,
 }
 
 impl Transcript {
@@ -229,9 +236,15 @@ impl RawConn {
 
     /// Connects and sends the preface, an empty SETTINGS and an ACK of the server's.
     pub fn connect(addr: SocketAddr) -> RawConn {
+        RawConn::connect_with(addr, &[])
+    }
+
+    /// As [`connect`](Self::connect), announcing `pairs` in our SETTINGS (for example
+    /// `(0x4, 0)`: a stream window of zero, a client that never reads).
+    pub fn connect_with(addr: SocketAddr, pairs: &[(u16, u32)]) -> RawConn {
         let mut conn = RawConn::connect_silent(addr);
         let mut hello = PREFACE.to_vec();
-        hello.extend(settings(&[]));
+        hello.extend(settings(pairs));
         conn.send(&hello).expect("send the preface");
         // The server's SETTINGS come first; acknowledge them once they are here.
         conn.wait_for(Duration::from_secs(20), |t| {
@@ -351,6 +364,20 @@ fn read_frames(tcp: &mut TcpStream, shared: &Shared) {
                 PING if len == 8 && head[4] & ACK == 0 && t.pings.len() < MAX_KEPT => {
                     t.pings.push(payload.try_into().unwrap());
                 }
+                WINDOW_UPDATE if len == 4 => {
+                    let increment = u32::from_be_bytes(payload.try_into().unwrap()) & 0x7fff_ffff;
+                    *t.credit.entry(stream).or_default() += u64::from(increment);
+                }
+                SETTINGS if head[4] & ACK == 0 => {
+                    for setting in payload.chunks_exact(6) {
+                        if setting[..2] == [0, 4] {
+                            t.initial_window =
+                                Some(u32::from_be_bytes(setting[2..6].try_into().unwrap()));
+                        }
+                    }
+                    t.initial_window.get_or_insert(65_535);
+                }
+                DATA => t.data_bytes += len as u64,
                 _ => {}
             }
             at += 9 + len;

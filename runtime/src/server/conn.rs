@@ -833,6 +833,7 @@ fn accept_call(
         sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
         conn: conn.clone(),
         single: handler.single_request,
+        unary: handler.unary,
         done: false,
         _call: call_guard,
     };
@@ -893,6 +894,8 @@ struct ServerStream {
     conn: ConnContext,
     /// Whether the method takes one request message.
     single: bool,
+    /// Whether the method is unary (its handler never waits on the client).
+    unary: bool,
     /// The final status was sent (or the stream reset).
     done: bool,
     _call: CallGuard,
@@ -1040,7 +1043,7 @@ impl ServerStream {
             if self.conn.workers.poll_room(cx).is_pending() {
                 return Ok(false);
             }
-            let streaming = if start.stream.is_some() {
+            let streaming = if !self.unary {
                 let Some(guard) = self.conn.shared.admit_blocking_stream() else {
                     tracing::debug!(
                         "refusing a blocking streaming call: handlers hold their share of workers"

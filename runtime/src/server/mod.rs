@@ -660,8 +660,9 @@ impl ServerShared {
     }
 
     /// Counts a blocking streaming handler about to start. They may hold at most three
-    /// quarters of the worker pool, so that calls whose request is complete (unary and
-    /// server-streaming, which need nothing more from the client) always find workers.
+    /// quarters of the worker pool, so that unary calls, whose handlers never wait on the
+    /// client, always find workers: a streaming handler may wait as long as its client
+    /// likes, for requests or for room to send responses.
     pub(crate) fn admit_blocking_stream(self: &Arc<Self>) -> Option<BlockingStreamGuard> {
         let limit = (self.rt.workers.max_threads() * 3 / 4).max(1);
         if !take_unit(&self.blocking_streams, limit) {

@@ -104,6 +104,10 @@ pub(crate) struct Handler {
     /// Whether the method takes one request message (unary, server-streaming): the
     /// handler then starts only once that message has arrived whole.
     pub(crate) single_request: bool,
+    /// Whether the method is unary: its handler never waits on the client (it has its
+    /// request whole and answers in one go), unlike the streaming kinds, whose handlers
+    /// may wait for requests or for room to send responses as long as the client likes.
+    pub(crate) unary: bool,
     pub(crate) run: Run,
     /// Its service's settings, which override the server's.
     pub(crate) settings: ServiceSettings,
@@ -323,7 +327,7 @@ impl ServiceBuilder {
         self
     }
 
-    fn add_async<F>(self, method: &str, single_request: bool, f: F) -> Self
+    fn add_async<F>(self, method: &str, single_request: bool, unary: bool, f: F) -> Self
     where
         F: Fn(ServerCall) -> BoxFuture + Send + Sync + 'static,
     {
@@ -332,6 +336,7 @@ impl ServiceBuilder {
             method,
             Handler {
                 single_request,
+                unary,
                 run,
                 settings: ServiceSettings::default(),
                 site: Arc::default(),
@@ -339,7 +344,7 @@ impl ServiceBuilder {
         )
     }
 
-    fn add_blocking<F>(self, method: &str, single_request: bool, f: F) -> Self
+    fn add_blocking<F>(self, method: &str, single_request: bool, unary: bool, f: F) -> Self
     where
         F: Fn(ServerCall) + Send + Sync + 'static,
     {
@@ -348,6 +353,7 @@ impl ServiceBuilder {
             method,
             Handler {
                 single_request,
+                unary,
                 run,
                 settings: ServiceSettings::default(),
                 site: Arc::default(),
@@ -364,7 +370,7 @@ impl ServiceBuilder {
         Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
     {
         let handler = Arc::new(handler);
-        self.add_async(method, true, move |call| {
+        self.add_async(method, true, true, move |call| {
             let handler = handler.clone();
             run_async(
                 call,
@@ -388,7 +394,7 @@ impl ServiceBuilder {
         S: Stream<Item = Result<Resp, Status>> + Send + 'static,
     {
         let handler = Arc::new(handler);
-        self.add_async(method, true, move |call| {
+        self.add_async(method, true, false, move |call| {
             let handler = handler.clone();
             run_async(
                 call,
@@ -411,7 +417,7 @@ impl ServiceBuilder {
         Fut: Future<Output = Result<Response<Resp>, Status>> + Send + 'static,
     {
         let handler = Arc::new(handler);
-        self.add_async(method, false, move |call| {
+        self.add_async(method, false, false, move |call| {
             let handler = handler.clone();
             run_async(
                 call,
@@ -434,7 +440,7 @@ impl ServiceBuilder {
         S: Stream<Item = Result<Resp, Status>> + Send + 'static,
     {
         let handler = Arc::new(handler);
-        self.add_async(method, false, move |call| {
+        self.add_async(method, false, false, move |call| {
             let handler = handler.clone();
             run_async(
                 call,
@@ -454,7 +460,7 @@ impl ServiceBuilder {
         Resp: Message + 'static,
         F: Fn(Request<Req>) -> Result<Response<Resp>, Status> + Send + Sync + 'static,
     {
-        self.add_blocking(method, true, move |call| {
+        self.add_blocking(method, true, true, move |call| {
             run_blocking(call, |requests, metadata, context, responder| {
                 let (body, compressed) = requests.single()?;
                 let request =
@@ -472,7 +478,7 @@ impl ServiceBuilder {
         Resp: Message + 'static,
         F: Fn(Request<Req>, ResponseSink<Resp>) -> Result<(), Status> + Send + Sync + 'static,
     {
-        self.add_blocking(method, true, move |call| {
+        self.add_blocking(method, true, false, move |call| {
             run_blocking(call, |requests, metadata, context, responder| {
                 let (body, compressed) = requests.single()?;
                 let request =
@@ -492,7 +498,7 @@ impl ServiceBuilder {
             + Sync
             + 'static,
     {
-        self.add_blocking(method, false, move |call| {
+        self.add_blocking(method, false, false, move |call| {
             run_blocking(call, |requests, metadata, context, responder| {
                 let requests = BlockingStreaming::new(requests.stream()?);
                 let request = Request::from_server(metadata, requests, context, false);
@@ -512,7 +518,7 @@ impl ServiceBuilder {
             + Sync
             + 'static,
     {
-        self.add_blocking(method, false, move |call| {
+        self.add_blocking(method, false, false, move |call| {
             run_blocking(call, |requests, metadata, context, responder| {
                 let requests = BlockingStreaming::new(requests.stream()?);
                 let request = Request::from_server(metadata, requests, context, false);
