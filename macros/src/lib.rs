@@ -319,7 +319,13 @@ fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream, Error> {
     for (proto, span) in &protos {
         let path = manifest_dir.join(proto);
         if !path.is_file() {
-            return Err(Error::new(*span, format!("cannot find {}", path.display())));
+            return Err(Error::new(
+                *span,
+                format!(
+                    "cannot find {proto} (a relative path starts at the crate's directory, \
+                     CARGO_MANIFEST_DIR)"
+                ),
+            ));
         }
         proto_paths.push(path);
     }
@@ -353,9 +359,9 @@ fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream, Error> {
             first_span,
             format!(
                 "nothing to generate: no messages or services in {}",
-                proto_paths
+                protos
                     .iter()
-                    .map(|p| p.display().to_string())
+                    .map(|(proto, _)| proto.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             ),

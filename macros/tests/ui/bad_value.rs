@@ -1,4 +1,4 @@
-#[rsgrpc::grpc_service(proto = "../../../../macros/tests/ui/empty.proto", client = "yes")]
+#[rsgrpc::grpc_service(proto = "ui-protos/empty.proto", client = "yes")]
 pub mod bad {}
 
 fn main() {}

@@ -1,4 +1,4 @@
-#[rsgrpc::grpc_service(proto = "../../../../macros/tests/ui/empty.proto")]
+#[rsgrpc::grpc_service(proto = "ui-protos/empty.proto")]
 pub mod empty {}
 
 fn main() {}

@@ -1,4 +1,4 @@
-#[rsgrpc::grpc_service(proto = "../../../../macros/tests/ui/broken.proto")]
+#[rsgrpc::grpc_service(proto = "ui-protos/broken.proto")]
 pub mod broken {}
 
 fn main() {}

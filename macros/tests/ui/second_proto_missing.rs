@@ -1,6 +1,6 @@
 #[rsgrpc::grpc_service(
-    proto = ["../../../../examples/proto/helloworld/helloworld.proto", "no/such/other.proto"],
-    includes = ["../../../../examples/proto"]
+    proto = ["ui-protos/helloworld.proto", "no/such/other.proto"],
+    includes = ["ui-protos"]
 )]
 pub mod second {}
 

@@ -1,4 +1,4 @@
-#[rsgrpc::grpc_service(proto = "../../../../macros/tests/ui/empty.proto", colour = "blue")]
+#[rsgrpc::grpc_service(proto = "ui-protos/empty.proto", colour = "blue")]
 pub mod coloured {}
 
 fn main() {}

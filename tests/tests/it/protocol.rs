@@ -71,7 +71,15 @@ pub(crate) async fn raw_call(
     }
     let mut ready = send.clone().ready().await.unwrap();
     let (response, mut stream) = ready.send_request(request, false).unwrap();
-    stream.send_data(body, true).unwrap();
+    // The connection is driven on another thread: the server may already have answered
+    // the headers alone (a refused content-type, an unknown method) and closed the
+    // stream before the body goes out. Its answer is what the tests look at.
+    if let Err(e) = stream.send_data(body, true) {
+        assert!(
+            e.is_reset() || e.is_go_away() || e.to_string().contains("inactive stream"),
+            "sending the request body failed: {e}"
+        );
+    }
     let response = response.await.unwrap();
     let (parts, mut body) = response.into_parts();
     let mut data = Vec::new();
