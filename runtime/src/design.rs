@@ -5,7 +5,7 @@
 //!
 //! # Threads
 //!
-//! A [`Runtime`](crate::Runtime) owns three kinds of threads:
+//! A [`Runtime`](crate::Runtime) owns these threads:
 //!
 //! ```text
 //!  user threads (blocking stubs)        async tasks (any executor)
@@ -19,7 +19,8 @@
 //!         and no drop of a user's value
 //!
 //!    executor threads: async handlers, client request streams, spawn hooks
-//!    worker pool:      blocking handlers
+//!    worker pool:      blocking handlers, name resolution; a monitor starts its threads
+//!    reaper (one per process): drops values whose last owner was a poller
 //! ```
 //!
 //! * **Pollers** each drive a private tokio current-thread runtime. Only this crate's I/O
@@ -42,7 +43,11 @@
 //!   more only while running handlers block. A monitor thread releases one more worker
 //!   whenever the pool's queue has made no progress for a millisecond, up to
 //!   [`max_blocking_threads`](crate::RuntimeBuilder::max_blocking_threads); it starts the
-//!   threads, so a poller never does.
+//!   threads, so a poller never does. The monitor starts with the runtime. Name
+//!   resolution (a channel's [`Resolver`](crate::channel::Resolver), or `getaddrinfo` for
+//!   a DNS name) also runs as a job on this pool, since it may block.
+//! * **The reaper**, one per process, started by the first runtime built: it drops values
+//!   whose last owner turned out to be a poller (see **Pollers**).
 //!
 //! # Hand-offs
 //!
@@ -70,22 +75,40 @@
 //!
 //! # Budgets: what a peer can make us hold
 //!
-//! | what | bound |
-//! |---|---|
-//! | request bytes of a streaming call | HTTP/2 credit goes back to the client at once while the handler is less than 64 KiB behind, then only once it has taken everything and waits: at most 64 KiB, the stream window and one message being assembled (≤ the receive limit) |
-//! | the request of a unary or server-streaming call | one message (≤ the receive limit), collected before the handler starts; a second message fails the call |
-//! | response bytes held for a client that does not read | the same rule on the client side: 64 KiB, the window and one message |
-//! | all the calls of a connection | the connection window, plus the one message per call above |
-//! | queued outbound messages of a call | 512 KiB on the server (128 KiB on the client) plus one message, and up to four recycled chunk buffers; senders wait beyond it |
-//! | calls | [`max_concurrent_streams`](crate::server::ServerBuilder::max_concurrent_streams) per connection, [`max_concurrent_calls`](crate::server::ServerBuilder::max_concurrent_calls) over all of them; beyond, `REFUSED_STREAM` |
-//! | connections | [`max_connections`](crate::server::ServerBuilder::max_connections); beyond, closed on accept |
-//! | blocking handlers | [`max_blocking_threads`](crate::RuntimeBuilder::max_blocking_threads) running and [`max_blocking_queue`](crate::RuntimeBuilder::max_blocking_queue) waiting; beyond, `REFUSED_STREAM`. Client- and bidi-streaming handlers, which start before their request is complete, may hold at most three quarters of the workers, so calls whose request is complete always find one |
-//! | executor threads | the configured count plus at most [`max_executor_stand_ins`](crate::RuntimeBuilder::max_executor_stand_ins) |
-//! | header block | [`max_header_list_size`](crate::server::ServerBuilder::max_header_list_size) (16 KiB) |
+//! Every hand-off is bounded, and what it holds is weighed by what it costs in memory: a
+//! queued message costs its queue entry, its prefix and its body, so a stream of empty
+//! messages is not free. Flow control is the first budget: HTTP/2 credit goes back to a
+//! peer only for what the consumer has taken, never for what merely arrived. Above the
+//! per-call budgets, a **memory quota** per server and one per connection under it (gRPC
+//! C-core's resource quota is the model) count what every call of a connection holds:
+//! requests waiting for their handler (and the one being collected), responses queued and
+//! not yet written, chunks h2 has yet to write, recycled buffers and a fixed cost per open
+//! connection. A quota is a budget, not an allocator: what a peer already sent within its
+//! window is kept; what happens next is decided by the quota.
+//!
+//! | what | bound | what the peer sees at the bound |
+//! |---|---|---|
+//! | requests received for a call | its queue holds 64 KiB of weight (entries, prefixes, bodies); the rest waits in the call's decoder at wire size, its credit held; credit goes back as the handler takes messages, and at once for the one message being assembled (it may be larger than the window): at most 64 KiB, the stream window and one message (≤ the receive limit) | its stream window closes |
+//! | the request of a unary or server-streaming call | one message (≤ the receive limit), collected before the handler starts; a second message fails the call | `INTERNAL` |
+//! | responses received by a client that does not read | the same rule on the client side: 64 KiB of weight, the window at wire size, one message | the server's window closes |
+//! | responses queued by one call | 512 KiB (128 KiB of requests on the client), counting each chunk's capacity; senders wait beyond it (a blocking send at most until the call's deadline) | — |
+//! | everything one connection makes the server hold | [`connection_memory_quota`](crate::server::ServerBuilder::connection_memory_quota), default 64 MiB | while used up: its new streams get `REFUSED_STREAM` (clients retry them), its credit is held back, its handlers wait to send |
+//! | everything all connections make the server hold | [`memory_quota`](crate::server::ServerBuilder::memory_quota), default 1 GiB, including 64 KiB per open connection | while used up: connections holding more than an even share of it are refused new streams, every connection's credit is held back, every sending handler waits; light connections are still served |
+//! | calls | [`max_concurrent_streams`](crate::server::ServerBuilder::max_concurrent_streams) per connection (256), [`max_concurrent_calls`](crate::server::ServerBuilder::max_concurrent_calls) over all of them (4096) | `REFUSED_STREAM` |
+//! | connections | [`max_connections`](crate::server::ServerBuilder::max_connections) (1024); at the cap the connection idle the longest (no call open, handshakes included) is closed to admit the new one; only when none is idle is the new one closed | the idle connection gets GOAWAY (`NO_ERROR`); a new one beyond, a closed socket |
+//! | a connection's handshakes | [`handshake_timeout`](crate::server::ServerBuilder::handshake_timeout) (20 s), TLS and HTTP/2 preface with SETTINGS | closed |
+//! | blocking handlers | [`max_blocking_threads`](crate::RuntimeBuilder::max_blocking_threads) (256) running and [`max_blocking_queue`](crate::RuntimeBuilder::max_blocking_queue) (1024) waiting; streaming handlers of every kind (which may wait on their client as long as it likes, for requests or for room to send) hold at most three quarters of the workers, so unary calls always find one | `REFUSED_STREAM` |
+//! | blocking handlers of one connection | [`max_blocking_handlers_per_connection`](crate::server::ServerBuilder::max_blocking_handlers_per_connection), a quarter of `max_blocking_threads` by default; its further calls wait in the connection, their deadlines running | — (their calls start later) |
+//! | a call whose deadline has passed | not started (also a `grpc-timeout` of `0n`, and a handler that waited in the pool past it); a client call with a zero timeout, or whose deadline passed before its stream opened, is not sent | `DEADLINE_EXCEEDED` |
+//! | executor threads | the configured count plus at most [`max_executor_stand_ins`](crate::RuntimeBuilder::max_executor_stand_ins) | — |
+//! | header block | [`max_header_list_size`](crate::server::ServerBuilder::max_header_list_size) (16 KiB) | HTTP 431, or GOAWAY when far beyond |
+//! | a client connection | ready only once the server's SETTINGS arrived, within the connect timeout; a new connection sent away (GOAWAY with last-stream-id 0) before answering anything counts as a failed attempt, so reconnections follow the backoff | the attempt fails, `UNAVAILABLE` for calls that do not wait for ready |
 //!
 //! A stream whose headers arrived but whose body never does costs a slot of
-//! `max_concurrent_calls` and no thread. Threads, file descriptors and live calls return
-//! to their baseline when the work is done; the tests measure it from `/proc/self`.
+//! `max_concurrent_calls` and no thread. A stream above a GOAWAY's last-stream-id was
+//! not processed: the client retries it on a new connection (a call that waits for ready,
+//! until its deadline). Threads, file descriptors and live calls return to their baseline
+//! when the work is done; the tests measure it from `/proc/self`.
 //!
 //! # Life of a unary call
 //!

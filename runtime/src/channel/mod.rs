@@ -4,7 +4,9 @@
 //! A channel resolves its target into addresses (DNS, an address list, a Unix socket, or
 //! a [`Resolver`] of yours) and keeps one *subchannel* per address, each with its own
 //! connection and its own reconnection backoff (gRPC's: 1 s, then ×1.6 per failure with
-//! ±20 % jitter, at most 120 s, reset by a successful handshake). Calls are placed by the
+//! ±20 % jitter, at most 120 s, reset once a connection has been of use; a connection is
+//! ready only once the server's SETTINGS arrived, and one the server sends away with
+//! GOAWAY before processing anything counts as a failed attempt). Calls are placed by the
 //! load-balancing policy: `pick_first` (the default) uses the first address in order that
 //! connects; `round_robin` connects to all of them and rotates calls over those that are
 //! ready. A call never goes to a subchannel that is not ready while another is.
@@ -115,9 +117,9 @@ impl fmt::Display for Address {
 pub trait Resolver: Send + Sync + 'static {
     /// The addresses behind the target, in order of preference.
     ///
-    /// Called on a thread of its own (never a poller thread), so it may block; called
-    /// again when a connection is lost, when every address failed, and every
-    /// [`resolve_interval`](ChannelBuilder::resolve_interval).
+    /// Called on a worker-pool thread of the channel's runtime (never a poller thread),
+    /// so it may block; called again when a connection is lost, when every address
+    /// failed, and every [`resolve_interval`](ChannelBuilder::resolve_interval).
     ///
     /// # Errors
     ///
