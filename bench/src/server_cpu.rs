@@ -1,8 +1,11 @@
 //! `server-cpu [--rounds R] [--requests N] [--secs S] [--stacks tonic,async,blocking]
-//! [--only TEXT] [--fixed-malloc]`: each server as its own process, measured from outside
-//! (`--only` runs the workloads whose name contains TEXT). The stacks may include
-//! `async+metrics` and `blocking+metrics`: those servers with [`rsgrpc::metrics::Metrics`]
-//! attached (and never read), to show what counting costs.
+//! [--only TEXT] [--fixed-malloc] [--baseline PATH]`: each server as its own process,
+//! measured from outside (`--only` runs the workloads whose name contains TEXT). The stacks
+//! may include `async+metrics` and `blocking+metrics`: those servers with
+//! [`rsgrpc::metrics::Metrics`] attached (and never read), to show what counting costs; and
+//! `async@base` and `blocking@base`: the servers of another build of this benchmark, given
+//! with `--baseline PATH` (its `rsgrpc-bench` executable, built from an earlier commit), to
+//! compare two versions of rsgrpc side by side in one run.
 //!
 //! glibc's malloc raises its trim and mmap thresholds the first time a process frees a
 //! large mmapped block; until then a workload that allocates and frees 64 KiB buffers
@@ -37,32 +40,46 @@ use std::time::Instant;
 
 use crate::{Stack, arg, arg_str, median};
 
-/// A server under test: a stack, and for rsgrpc whether it counts metrics.
+/// A server under test: a stack, for rsgrpc whether it counts metrics, and whether it is
+/// the baseline build's (`--baseline`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Variant {
     stack: Stack,
     metrics: bool,
+    baseline: bool,
 }
 
 impl Variant {
     fn parse(flag: &str) -> Option<Variant> {
+        let (flag, baseline) = match flag.strip_suffix("@base") {
+            Some(flag) => (flag, true),
+            None => (flag, false),
+        };
         let (stack, metrics) = match flag.strip_suffix("+metrics") {
             Some(stack) => (stack, true),
             None => (flag, false),
         };
         let stack = Stack::parse(stack)?;
-        (!metrics || stack != Stack::Tonic).then_some(Variant { stack, metrics })
+        let rsgrpc_only = metrics || baseline;
+        (!rsgrpc_only || stack != Stack::Tonic).then_some(Variant {
+            stack,
+            metrics,
+            baseline,
+        })
     }
 
     fn name(self) -> String {
-        if self.metrics {
-            format!(
-                "{}+metrics",
-                self.stack.name().trim_start_matches("rsgrpc ")
-            )
-        } else {
-            self.stack.name().to_owned()
+        let mut name = self.stack.name().to_owned();
+        if self.metrics || self.baseline {
+            name = name.trim_start_matches("rsgrpc ").to_owned();
         }
+        if self.metrics {
+            name.push_str("+metrics");
+        }
+        if self.baseline {
+            name.push_str(" (base)");
+        }
+        name
     }
 }
 
@@ -120,8 +137,17 @@ struct Server {
 }
 
 impl Server {
-    fn start(variant: Variant, fixed_malloc: bool, tls: Option<&std::path::Path>) -> Server {
-        let exe = std::env::current_exe().expect("own path");
+    fn start(
+        variant: Variant,
+        fixed_malloc: bool,
+        tls: Option<&std::path::Path>,
+        baseline: Option<&std::path::Path>,
+    ) -> Server {
+        let exe = match (variant.baseline, baseline) {
+            (true, Some(path)) => path.to_path_buf(),
+            (true, None) => panic!("an @base stack needs --baseline PATH"),
+            (false, _) => std::env::current_exe().expect("own path"),
+        };
         let mut command = Command::new("taskset");
         if fixed_malloc {
             command.env(
@@ -346,6 +372,7 @@ pub(crate) fn main(args: &[String]) {
                 .map(|&stack| Variant {
                     stack,
                     metrics: false,
+                    baseline: false,
                 })
                 .collect()
         });
@@ -355,6 +382,7 @@ pub(crate) fn main(args: &[String]) {
     );
     let only = arg_str(args, "--only");
     let fixed_malloc = args.iter().any(|a| a == "--fixed-malloc");
+    let baseline = arg_str(args, "--baseline").map(std::path::PathBuf::from);
     let workloads: Vec<usize> = (0..WORKLOADS.len())
         .filter(|&w| only.is_none_or(|o| WORKLOADS[w].0.contains(o)))
         .collect();
@@ -391,7 +419,12 @@ pub(crate) fn main(args: &[String]) {
                 if mine.is_empty() {
                     continue;
                 }
-                let server = Server::start(stack, fixed_malloc, tls.then_some(pki_dir.as_path()));
+                let server = Server::start(
+                    stack,
+                    fixed_malloc,
+                    tls.then_some(pki_dir.as_path()),
+                    baseline.as_deref(),
+                );
                 // Warm-up: connections, pools, allocator.
                 run_h2load(server.port, requests / 10, &body, tls);
                 let ca = tls.then_some(ca.as_path());
@@ -411,7 +444,7 @@ pub(crate) fn main(args: &[String]) {
     let _ = std::fs::remove_dir_all(&pki_dir);
 
     println!(
-        "\n{:<26} {:<16} {:>10} {:>13} {:>7} {:>10} {:>15} {:>7} {:>9}",
+        "\n{:<26} {:<22} {:>10} {:>13} {:>7} {:>10} {:>15} {:>7} {:>9}",
         "workload",
         "server",
         "CPU us/op",
@@ -441,7 +474,7 @@ pub(crate) fn main(args: &[String]) {
                 median(&mut sw.clone()),
             );
             println!(
-                "{:<26} {:<16} {:>10.2} {:>13} {:>7.2}x {:>10.0} {:>15} {:>7.2}x {:>9.3}",
+                "{:<26} {:<22} {:>10.2} {:>13} {:>7.2}x {:>10.0} {:>15} {:>7.2}x {:>9.3}",
                 if i == 0 { label } else { "" },
                 stack.name(),
                 cpu_med,
@@ -472,7 +505,7 @@ pub(crate) fn main(args: &[String]) {
                         .collect::<Vec<_>>(),
                 )
             };
-            println!("  {:<16} {:>6.2}x", stack.name(), cpu(tls) / cpu(plain));
+            println!("  {:<22} {:>6.2}x", stack.name(), cpu(tls) / cpu(plain));
         }
     }
     if rss.iter().all(Vec::is_empty) {
@@ -481,7 +514,7 @@ pub(crate) fn main(args: &[String]) {
     println!("\npeak server RSS after all plaintext workloads (VmHWM), MiB:");
     for (i, stack) in stacks.iter().enumerate() {
         println!(
-            "  {:<16} {:>6.1}  ({})",
+            "  {:<22} {:>6.1}  ({})",
             stack.name(),
             median(&mut rss[i].clone()),
             spread(&rss[i], 1)
