@@ -1251,6 +1251,11 @@ impl ChannelInner {
                 return std::task::Poll::Ready(Ok(()));
             }
             match std::pin::Pin::new(&mut connection).poll(cx) {
+                std::task::Poll::Ready(Ok(())) if watch.goaway_last_stream().is_some() => {
+                    std::task::Poll::Ready(Err(format!(
+                        "{address} sent GOAWAY and closed the connection as soon as it opened"
+                    )))
+                }
                 std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Err(format!(
                     "{address} closed the connection before its HTTP/2 SETTINGS"
                 ))),
