@@ -187,7 +187,9 @@ const COPY_BELOW: usize = 4096;
 #[derive(Debug)]
 pub(crate) struct FrameDecoder {
     /// Received bytes not yet split into messages, in order: large chunks as they came,
-    /// small ones copied together.
+    /// small ones copied together. The first one is `head` (kept apart, so that a call
+    /// whose message comes in one chunk needs no queue).
+    head: Bytes,
     chunks: std::collections::VecDeque<Bytes>,
     /// Small chunks copied together: the latest received bytes, after `chunks`.
     tail: BytesMut,
@@ -199,18 +201,29 @@ pub(crate) struct FrameDecoder {
     compressed_allowed: bool,
     /// The prefix (compressed flag, length) of the message being assembled, once read.
     current: Option<(bool, usize)>,
+    /// Whether small chunks are kept as they came rather than copied together.
+    keep_small: bool,
 }
 
 impl FrameDecoder {
     pub(crate) fn new(max_len: usize) -> FrameDecoder {
         FrameDecoder {
+            head: Bytes::new(),
             chunks: std::collections::VecDeque::new(),
             tail: BytesMut::new(),
             buffered: 0,
             max_len,
             compressed_allowed: false,
             current: None,
+            keep_small: false,
         }
+    }
+
+    /// Keeps small received chunks as they came, without copying: for a call that takes
+    /// one message, handed to its handler at once, so that the slice it is of a larger
+    /// receive buffer is not kept alive long.
+    pub(crate) fn keep_small_chunks(&mut self) {
+        self.keep_small = true;
     }
 
     /// Largest message accepted, compressed or not.
@@ -235,37 +248,48 @@ impl FrameDecoder {
             return;
         }
         self.buffered += chunk.len();
-        if chunk.len() < COPY_BELOW {
+        if chunk.len() < COPY_BELOW && !self.keep_small {
             self.tail.extend_from_slice(&chunk);
             return;
         }
         if !self.tail.is_empty() {
-            self.chunks.push_back(self.tail.split().freeze());
+            let tail = self.tail.split().freeze();
+            self.push_chunk(tail);
         }
-        self.chunks.push_back(chunk);
+        self.push_chunk(chunk);
     }
 
-    /// The first buffered bytes, as one chunk.
-    fn front(&mut self) -> Option<&mut Bytes> {
-        if self.chunks.is_empty() && !self.tail.is_empty() {
-            self.chunks.push_back(self.tail.split().freeze());
+    fn push_chunk(&mut self, chunk: Bytes) {
+        if self.head.is_empty() && self.chunks.is_empty() {
+            self.head = chunk;
+        } else {
+            self.chunks.push_back(chunk);
         }
-        self.chunks.front_mut()
+    }
+
+    /// The first buffered bytes, as one chunk (empty when nothing is buffered).
+    fn front(&mut self) -> &mut Bytes {
+        if self.head.is_empty() {
+            if let Some(next) = self.chunks.pop_front() {
+                self.head = next;
+            } else if !self.tail.is_empty() {
+                self.head = std::mem::take(&mut self.tail).freeze();
+            }
+        }
+        &mut self.head
     }
 
     /// Moves the first `dst.len()` buffered bytes into `dst`; the caller checked that
     /// there are that many.
     fn copy_out(&mut self, mut dst: &mut [u8]) {
         while !dst.is_empty() {
-            let Some(front) = self.front() else {
-                unreachable!("copy_out is only asked for buffered bytes")
-            };
+            let front = self.front();
+            if front.is_empty() {
+                unreachable!("copy_out is only asked for buffered bytes");
+            }
             let n = front.len().min(dst.len());
             dst[..n].copy_from_slice(&front[..n]);
             front.advance(n);
-            if front.is_empty() {
-                self.chunks.pop_front();
-            }
             self.buffered -= n;
             dst = &mut dst[n..];
         }
@@ -301,26 +325,23 @@ impl FrameDecoder {
                 body: Bytes::new(),
             }));
         }
-        let front = self.front().expect("buffered bytes are in a chunk");
+        let front = self.front();
         let body = if front.len() >= len {
             // Within one chunk: a slice of it, no copy.
             let body = front.split_to(len);
-            if front.is_empty() {
-                self.chunks.pop_front();
-            }
             self.buffered -= len;
             body
         } else {
             let mut body = BytesMut::with_capacity(len);
             while body.len() < len {
                 let want = len - body.len();
-                let front = self.front().expect("buffered bytes are in a chunk");
+                let front = self.front();
+                if front.is_empty() {
+                    unreachable!("a whole message's bytes are buffered");
+                }
                 let n = front.len().min(want);
                 body.extend_from_slice(&front[..n]);
                 front.advance(n);
-                if front.is_empty() {
-                    self.chunks.pop_front();
-                }
                 self.buffered -= n;
             }
             body.freeze()

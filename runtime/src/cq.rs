@@ -26,9 +26,9 @@
 //! events (trailers, cancellation) are never held back behind data, and one message
 //! larger than the capacity still goes through.
 //!
-//! Items are charged to the quota when pushed and released one by one as the consumer
-//! takes them out (or drops them), so a quota counts what is really held, including what
-//! a consumer took in a batch and has not read yet.
+//! Items are charged to the quota when pushed and released once the consumer has taken
+//! out the whole batch they came in (or dropped them), so a quota counts what is really
+//! held, including what a consumer took in a batch and has not read yet.
 
 use std::collections::VecDeque;
 // Under `--cfg shuttle` the unit tests below run on shuttle's models of these primitives,
@@ -88,6 +88,7 @@ pub(crate) fn queue_with_quota<T>(
         Consumer {
             shared,
             local: VecDeque::new(),
+            returned: 0,
         },
     )
 }
@@ -365,6 +366,9 @@ pub(crate) struct Consumer<T> {
     /// Items already taken from the shared deque, in order, with their weights (still
     /// charged to the quota).
     local: VecDeque<(T, usize)>,
+    /// Weight of the items returned from `local` whose charge is not released yet: it is
+    /// released in one go when `local` is empty (fewer atomic operations on the quota).
+    returned: usize,
 }
 
 /// What the consumer found.
@@ -398,10 +402,14 @@ fn take<'a, T>(
 }
 
 impl<T> Consumer<T> {
-    /// The next item of the local buffer, its charge released.
+    /// The next item of the local buffer; the charges of the items returned are released
+    /// once the buffer is empty.
     fn next_local(&mut self) -> Option<T> {
         let (item, weight) = self.local.pop_front()?;
-        self.shared.release(weight);
+        self.returned += weight;
+        if self.local.is_empty() {
+            self.shared.release(std::mem::take(&mut self.returned));
+        }
         Some(item)
     }
 
@@ -501,7 +509,12 @@ impl<T> Consumer<T> {
         let dropped = std::mem::take(&mut state.items);
         let wakeup = shared.wake_producer(&mut state);
         drop(state);
-        let held: usize = dropped.iter().chain(&self.local).map(|(_, w)| w).sum();
+        let held: usize = dropped
+            .iter()
+            .chain(&self.local)
+            .map(|(_, w)| w)
+            .sum::<usize>()
+            + std::mem::take(&mut self.returned);
         drop(dropped);
         self.local.clear();
         shared.release(held);
@@ -607,10 +620,14 @@ mod tests {
         // The queue has room, its quota does not.
         assert_eq!(tx.poll_ready(&mut cx), Poll::Pending);
         assert!(!tx.has_room());
-        // Taking the first item takes all three into the consumer's hands; only the one
-        // returned is released, and that wakes the producer.
+        // Taking the first item takes all three into the consumer's hands; they stay
+        // charged until the consumer has returned all of them, which wakes the producer.
         assert_eq!(rx.try_pop(), Some(1));
-        assert_eq!(quota.used(), 2);
+        assert_eq!(rx.try_pop(), Some(2));
+        assert_eq!(quota.used(), 3);
+        assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+        assert_eq!(rx.try_pop(), Some(3));
+        assert_eq!(quota.used(), 0);
         assert_eq!(counter.0.load(Ordering::SeqCst), 1);
         assert_eq!(tx.poll_ready(&mut cx), Poll::Ready(Ok(100)));
         // What is dropped unread is released too.

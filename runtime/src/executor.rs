@@ -500,6 +500,28 @@ impl Executor {
     }
 }
 
+/// `future`, polled with the tokio runtime of `tokio` entered: what user code written for
+/// tokio uses (timers, I/O, `tokio::spawn`) finds its runtime while the future itself runs
+/// on this executor. Entering costs a thread-local store per poll.
+pub(crate) fn in_tokio(tokio: tokio::runtime::Handle, future: BoxFuture) -> BoxFuture {
+    Box::pin(InTokio { tokio, future })
+}
+
+struct InTokio {
+    tokio: tokio::runtime::Handle,
+    future: BoxFuture,
+}
+
+impl Future for InTokio {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let _entered = this.tokio.enter();
+        this.future.as_mut().poll(cx)
+    }
+}
+
 /// A blocking job: runs a handler on a worker thread.
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
 

@@ -24,7 +24,7 @@ use h2::RecvStream;
 
 use crate::codec::FrameDecoder;
 use crate::cq::Weigh;
-use crate::quota::{Charge, Quota};
+use crate::quota::Quota;
 use crate::status::Status;
 use crate::streaming::Inbound;
 
@@ -35,19 +35,19 @@ pub(crate) struct Inflow {
     received: u64,
     /// Bytes whose flow-control credit went back to the peer.
     released: u64,
-    /// The decoder's bytes, charged to the connection's quota.
-    charge: Charge,
+    /// The decoder's bytes, as charged to the connection's quota.
+    charged: usize,
     /// h2 said the stream's data ended.
     ended: bool,
 }
 
 impl Inflow {
-    pub(crate) fn new(decoder: FrameDecoder, quota: Option<std::sync::Arc<Quota>>) -> Inflow {
+    pub(crate) fn new(decoder: FrameDecoder) -> Inflow {
         Inflow {
             decoder,
             received: 0,
             released: 0,
-            charge: Charge::new(quota),
+            charged: 0,
             ended: false,
         }
     }
@@ -86,7 +86,6 @@ impl Inflow {
     fn feed(&mut self, chunk: Bytes) {
         self.received += chunk.len() as u64;
         self.decoder.feed(chunk);
-        self.charge.set(self.decoder.buffered());
     }
 
     /// Moves whole messages into `batch` while their weight fits in `room`; `Ok(true)`
@@ -109,21 +108,34 @@ impl Inflow {
                 None => break true,
             }
         };
-        self.charge.set(self.decoder.buffered());
         Ok(drained)
     }
 
     /// The one message of a unary exchange, once it is whole; `Ok(None)` until then.
     pub(crate) fn next_single(&mut self) -> Result<Option<crate::codec::Frame>, Status> {
-        let frame = self.decoder.next_frame()?;
-        self.charge.set(self.decoder.buffered());
-        Ok(frame)
+        self.decoder.next_frame()
     }
 
-    /// Gives flow-control credit back for every byte received that is not part of a whole
-    /// message still waiting here (`drained`: none is), unless the memory quota has no
-    /// room: then credit is held, and the task is woken when room comes back.
-    pub(crate) fn release(&mut self, body: &mut RecvStream, drained: bool, cx: &mut Context<'_>) {
+    /// Ends a poll: charges what the decoder holds to `quota` (the connection's, when
+    /// there is one), and gives flow-control credit back for every byte received that is
+    /// not part of a whole message still waiting here (`drained`: none is), unless the
+    /// quota has no room: then credit is held, and the task is woken when room comes back.
+    pub(crate) fn release(
+        &mut self,
+        body: &mut RecvStream,
+        drained: bool,
+        quota: Option<&Quota>,
+        cx: &mut Context<'_>,
+    ) {
+        if let Some(quota) = quota {
+            let buffered = self.decoder.buffered();
+            if buffered > self.charged {
+                quota.charge(buffered - self.charged);
+            } else {
+                quota.release(self.charged - buffered);
+            }
+            self.charged = buffered;
+        }
         let target = if drained {
             self.received
         } else {
@@ -132,10 +144,8 @@ impl Inflow {
         if target <= self.released {
             return;
         }
-        if let Some(quota) = self.charge.quota() {
-            if quota.poll_room(cx).is_pending() {
-                return;
-            }
+        if quota.is_some_and(|q| q.poll_room(cx).is_pending()) {
+            return;
         }
         let credit = target - self.released;
         // Credit is at most what was received, so it fits in h2's u32 window arithmetic
@@ -144,6 +154,12 @@ impl Inflow {
             .flow_control()
             .release_capacity(usize::try_from(credit).unwrap_or(usize::MAX));
         self.released = target;
+    }
+
+    /// Gives back what the decoder is charged; the owner calls it before the decoder
+    /// goes, with the quota it charged.
+    pub(crate) fn discharge(&mut self, quota: &Quota) {
+        quota.release(std::mem::take(&mut self.charged));
     }
 
     /// After the end of the data: an error if a message was cut off (`what` names the

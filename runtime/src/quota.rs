@@ -8,8 +8,11 @@
 //!                  └── connection quota ── ...
 //! ```
 //!
-//! A charge is counted at every level up to the root. Charges always succeed (what a peer
-//! already sent within its flow-control window has to be held somewhere); a quota
+//! A charge counts at every level up to the root: a connection's quota reserves from the
+//! server's in blocks of 64 KiB, so that the calls of one connection, which charge and
+//! release all the time, touch only their connection's counter, and the server's counts
+//! each connection's use rounded up (by at most two blocks). Charges always succeed (what
+//! a peer already sent within its flow-control window has to be held somewhere); a quota
 //! governs what happens *next*: while a quota or one above it is used up, the connection
 //! refuses new streams, holds back flow-control credit, and handlers that send wait for
 //! room. Waiters are woken when a release brings the quota back under its limit.
@@ -24,6 +27,9 @@ pub(crate) struct Quota {
     limit: usize,
     used: AtomicUsize,
     parent: Option<Arc<Quota>>,
+    /// What this level has charged to its parent: `used` rounded up to whole blocks, with
+    /// up to two blocks to spare.
+    reserved: AtomicUsize,
     /// Whether `waiters` may hold wakers (read without the lock on every release).
     waiting: AtomicBool,
     waiters: Mutex<Vec<Waker>>,
@@ -36,6 +42,7 @@ impl Quota {
             limit,
             used: AtomicUsize::new(0),
             parent,
+            reserved: AtomicUsize::new(0),
             waiting: AtomicBool::new(false),
             waiters: Mutex::new(Vec::new()),
         })
@@ -61,10 +68,25 @@ impl Quota {
         if bytes == 0 {
             return;
         }
-        let mut level = Some(self);
-        while let Some(quota) = level {
-            quota.used.fetch_add(bytes, Ordering::SeqCst);
-            level = quota.parent.as_deref();
+        let used = self.used.fetch_add(bytes, Ordering::SeqCst) + bytes;
+        let Some(parent) = &self.parent else {
+            return;
+        };
+        let mut reserved = self.reserved.load(Ordering::Acquire);
+        while used > reserved {
+            let want = used.div_ceil(BLOCK).saturating_mul(BLOCK);
+            match self.reserved.compare_exchange(
+                reserved,
+                want,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    parent.charge(want - reserved);
+                    return;
+                }
+                Err(actual) => reserved = actual,
+            }
         }
     }
 
@@ -74,14 +96,31 @@ impl Quota {
         if bytes == 0 {
             return;
         }
-        let mut level = Some(self);
-        while let Some(quota) = level {
-            let before = quota.used.fetch_sub(bytes, Ordering::SeqCst);
-            debug_assert!(before >= bytes, "a quota released more than was charged");
-            if before - bytes < quota.limit && quota.waiting.load(Ordering::SeqCst) {
-                quota.wake_all();
+        let before = self.used.fetch_sub(bytes, Ordering::SeqCst);
+        debug_assert!(before >= bytes, "a quota released more than was charged");
+        let used = before.wrapping_sub(bytes);
+        if used < self.limit && self.waiting.load(Ordering::SeqCst) {
+            self.wake_all();
+        }
+        let Some(parent) = &self.parent else {
+            return;
+        };
+        // Whole blocks go back once more than two are spare.
+        let mut reserved = self.reserved.load(Ordering::Acquire);
+        while reserved > used.saturating_add(2 * BLOCK) {
+            let keep = used.saturating_add(BLOCK).div_ceil(BLOCK) * BLOCK;
+            match self.reserved.compare_exchange(
+                reserved,
+                keep,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    parent.release(reserved - keep);
+                    return;
+                }
+                Err(actual) => reserved = actual,
             }
-            level = quota.parent.as_deref();
         }
     }
 
@@ -138,6 +177,18 @@ impl Quota {
     }
 }
 
+/// A child quota reserves from its parent in blocks of this size.
+const BLOCK: usize = 64 * 1024;
+
+impl Drop for Quota {
+    fn drop(&mut self) {
+        // What is reserved from the parent goes back with this level.
+        if let Some(parent) = &self.parent {
+            parent.release(*self.reserved.get_mut());
+        }
+    }
+}
+
 /// Bytes charged to a quota while this lives; released when it is dropped.
 #[derive(Debug, Default)]
 pub(crate) struct Charge {
@@ -162,16 +213,6 @@ impl Charge {
         }
         self.bytes = bytes;
     }
-
-    /// Bytes charged now.
-    pub(crate) fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    /// The quota charged.
-    pub(crate) fn quota(&self) -> Option<&Arc<Quota>> {
-        self.quota.as_ref()
-    }
 }
 
 impl Drop for Charge {
@@ -194,26 +235,41 @@ mod tests {
     }
 
     #[test]
-    fn charges_count_at_every_level() {
-        let server = Quota::new(100, None);
-        let a = Quota::new(60, Some(server.clone()));
-        let b = Quota::new(60, Some(server.clone()));
-        a.charge(50);
-        b.charge(40);
-        assert_eq!((a.used(), b.used(), server.used()), (50, 40, 90));
+    fn charges_count_at_every_level_in_blocks() {
+        let server = Quota::new(5 * BLOCK, None);
+        let a = Quota::new(3 * BLOCK, Some(server.clone()));
+        let b = Quota::new(3 * BLOCK, Some(server.clone()));
+        a.charge(BLOCK + 10);
+        b.charge(100);
+        // The server sees whole blocks: two for a, one for b.
+        assert_eq!(
+            (a.used(), b.used(), server.used()),
+            (BLOCK + 10, 100, 3 * BLOCK)
+        );
         assert!(a.has_room() && b.has_room() && server.has_room());
-        a.charge(10);
+        // Small charges within a block leave the server's counter alone.
+        b.charge(200);
+        assert_eq!(server.used(), 3 * BLOCK);
+        a.charge(2 * BLOCK);
         assert!(!a.has_room(), "a is at its limit");
         assert!(!b.has_room(), "the server is at its limit");
-        a.release(60);
-        b.release(40);
-        assert_eq!(server.used(), 0);
+        // Releasing keeps up to two spare blocks reserved, then gives back the rest.
+        a.release(3 * BLOCK + 10);
+        assert_eq!(a.used(), 0);
+        assert!(server.used() <= 2 * BLOCK + BLOCK, "{}", server.used());
+        drop(a);
+        b.release(300);
+        drop(b);
+        assert_eq!(
+            server.used(),
+            0,
+            "dropped levels give back what they reserved"
+        );
     }
 
     #[test]
     fn a_waiter_is_woken_when_room_comes_back() {
-        let server = Quota::new(10, None);
-        let conn = Quota::new(100, Some(server.clone()));
+        let conn = Quota::new(10, None);
         let counter = Arc::new(Counter(AtomicUsize::new(0)));
         let waker = Waker::from(counter.clone());
         let mut cx = Context::from_waker(&waker);
@@ -227,6 +283,19 @@ mod tests {
         assert_eq!(counter.0.load(Ordering::SeqCst), 1, "woken once");
         assert!(conn.poll_room(&mut cx).is_ready());
         conn.release(9);
+        // A waiter on the level above is woken when blocks come back to it (a level keeps
+        // a block to spare).
+        let server = Quota::new(2 * BLOCK, None);
+        let conn = Quota::new(100 * BLOCK, Some(server.clone()));
+        conn.charge(4 * BLOCK);
+        assert!(conn.poll_room(&mut cx).is_pending());
+        conn.release(4 * BLOCK);
+        assert_eq!(
+            counter.0.load(Ordering::SeqCst),
+            2,
+            "woken by the server's level"
+        );
+        assert!(conn.poll_room(&mut cx).is_ready());
     }
 
     #[test]
@@ -240,7 +309,7 @@ mod tests {
         assert_eq!(quota.used(), 0);
         let mut free = Charge::new(None);
         free.set(5);
-        assert_eq!(free.bytes(), 5);
+        assert_eq!(free.bytes, 5);
     }
 
     /// Room freed by one thread always wakes a task another thread registered, whatever

@@ -33,7 +33,7 @@ pub struct Request<T> {
     metadata: MetadataMap,
     message: T,
     timeout: Option<Duration>,
-    wait_for_ready: bool,
+    wait_for_ready: Option<bool>,
     /// The call's own compression choice: `None` leaves it to the client and the channel,
     /// `Some(None)` sends uncompressed.
     compression: Option<Option<CompressionEncoding>>,
@@ -46,7 +46,8 @@ pub struct Request<T> {
 /// Client-side options carried by a [`Request`].
 pub(crate) struct CallOptions {
     pub(crate) timeout: Option<Duration>,
-    pub(crate) wait_for_ready: bool,
+    /// `None`: as the client, the channel or the service config says.
+    pub(crate) wait_for_ready: Option<bool>,
     /// As [`Request`]'s: `None` leaves it to the client and the channel.
     pub(crate) compression: Option<Option<CompressionEncoding>>,
     pub(crate) parent: Option<ParentCall>,
@@ -59,7 +60,7 @@ impl<T> Request<T> {
             metadata: MetadataMap::new(),
             message,
             timeout: None,
-            wait_for_ready: false,
+            wait_for_ready: None,
             compression: None,
             message_compressed: false,
             context: None,
@@ -77,7 +78,7 @@ impl<T> Request<T> {
             metadata,
             message,
             timeout: None,
-            wait_for_ready: false,
+            wait_for_ready: None,
             compression: None,
             message_compressed,
             context: Some(context),
@@ -141,14 +142,16 @@ impl<T> Request<T> {
     }
 
     /// Client side: when the channel cannot connect, wait (until the deadline) for it to
-    /// become ready instead of failing at once with `UNAVAILABLE`.
+    /// become ready instead of failing at once with `UNAVAILABLE`. Set here, it overrides
+    /// the client's, the channel's and the service config's choice.
     pub fn set_wait_for_ready(&mut self, wait: bool) {
-        self.wait_for_ready = wait;
+        self.wait_for_ready = Some(wait);
     }
 
-    /// Whether [`set_wait_for_ready`](Self::set_wait_for_ready) was turned on.
+    /// Whether [`set_wait_for_ready`](Self::set_wait_for_ready) was turned on for this
+    /// request (the client, channel or service config may still turn it on).
     pub fn wait_for_ready(&self) -> bool {
-        self.wait_for_ready
+        self.wait_for_ready == Some(true)
     }
 
     /// Server side: whether the request message arrived compressed (for methods taking one

@@ -22,7 +22,7 @@ use crate::cq::{Consumer, Producer, Weigh};
 use crate::interceptor::Observed;
 use crate::metadata::MetadataMap;
 use crate::metrics::Metrics;
-use crate::quota::{Charge, Quota};
+use crate::quota::Quota;
 use crate::request::{CallContext, CancelState};
 use crate::status::Status;
 
@@ -61,13 +61,10 @@ pub(crate) enum Outbound {
 /// until the consumer takes messages out.
 pub(crate) const FREE_AHEAD: usize = 64 * 1024;
 
-/// An estimate of what a header map costs in memory: an entry per field besides the
-/// name and value bytes.
+/// An estimate of what a header map costs in memory, per field: its entry, name and
+/// value. (Received header blocks are bounded by `max_header_list_size` besides.)
 fn header_bytes(headers: &HeaderMap) -> usize {
-    headers
-        .iter()
-        .map(|(name, value)| 48 + name.as_str().len() + value.len())
-        .sum()
+    headers.len() * 128
 }
 
 impl Weigh for Inbound {
@@ -109,30 +106,37 @@ const MAX_POOLED: usize = 4;
 /// freeing on another thread) one per chunk. Kept buffers are charged to the call's
 /// connection quota; under pressure (no room in it) a returned buffer is freed instead.
 #[derive(Clone, Default)]
-pub(crate) struct ChunkPool(Arc<Mutex<Kept>>);
+pub(crate) struct ChunkPool(Arc<PoolInner>);
+
+#[derive(Default)]
+struct PoolInner {
+    /// What kept buffers and chunks in flight are charged to.
+    quota: Option<Arc<Quota>>,
+    kept: Mutex<Kept>,
+}
 
 #[derive(Default)]
 struct Kept {
     buffers: Vec<BytesMut>,
-    charge: Charge,
+    /// Their capacity in all, charged to the quota.
+    bytes: usize,
 }
 
 impl ChunkPool {
     /// A pool whose kept buffers are charged to `quota`.
     pub(crate) fn new(quota: Option<Arc<Quota>>) -> ChunkPool {
-        ChunkPool(Arc::new(Mutex::new(Kept {
-            buffers: Vec::new(),
-            charge: Charge::new(quota),
-        })))
+        ChunkPool(Arc::new(PoolInner {
+            quota,
+            kept: Mutex::new(Kept::default()),
+        }))
     }
 
     fn lock(&self) -> MutexGuard<'_, Kept> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The quota kept buffers and chunks in flight are charged to.
-    fn quota(&self) -> Option<Arc<Quota>> {
-        self.lock().charge.quota().cloned()
+    fn quota(&self) -> Option<&Quota> {
+        self.0.quota.as_deref()
     }
 
     /// An empty buffer with room for at least `len` bytes.
@@ -142,8 +146,11 @@ impl ChunkPool {
             match kept.buffers.last() {
                 Some(buf) if buf.capacity() >= len => {
                     let buf = kept.buffers.pop();
-                    let held = kept.charge.bytes() - buf.as_ref().map_or(0, BytesMut::capacity);
-                    kept.charge.set(held);
+                    let capacity = buf.as_ref().map_or(0, BytesMut::capacity);
+                    kept.bytes -= capacity;
+                    if let Some(quota) = self.quota() {
+                        quota.release(capacity);
+                    }
                     buf
                 }
                 _ => None,
@@ -156,12 +163,23 @@ impl ChunkPool {
         if buf.capacity() > MAX_RECYCLED {
             return;
         }
+        let room = self.quota().is_none_or(Quota::has_room);
         let mut kept = self.lock();
-        let room = kept.charge.quota().is_none_or(|q| q.has_room());
         if kept.buffers.len() < MAX_POOLED && room {
-            let held = kept.charge.bytes() + buf.capacity();
-            kept.charge.set(held);
+            kept.bytes += buf.capacity();
+            if let Some(quota) = self.quota() {
+                quota.charge(buf.capacity());
+            }
             kept.buffers.push(buf);
+        }
+    }
+}
+
+impl Drop for PoolInner {
+    fn drop(&mut self) {
+        let kept = self.kept.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(quota) = &self.quota {
+            quota.release(kept.bytes);
         }
     }
 }
@@ -170,18 +188,19 @@ impl ChunkPool {
 /// until h2 has let go of them, then returned to the pool.
 #[derive(Default)]
 pub(crate) struct Spent {
-    chunks: VecDeque<(Bytes, Charge)>,
+    /// Chunks in flight, with what each is charged.
+    chunks: VecDeque<(Bytes, usize)>,
+    /// What they are charged in all.
+    charged: usize,
     pool: ChunkPool,
-    quota: Option<Arc<Quota>>,
 }
 
 impl Spent {
     pub(crate) fn new(pool: ChunkPool) -> Spent {
-        let quota = pool.quota();
         Spent {
             chunks: VecDeque::new(),
+            charged: 0,
             pool,
-            quota,
         }
     }
 
@@ -189,26 +208,42 @@ impl Spent {
     /// h2 is done with it.
     pub(crate) fn send(&mut self, chunk: BytesMut) -> Bytes {
         self.reclaim();
-        let mut charge = Charge::new(self.quota.clone());
-        charge.set(chunk.capacity());
+        let held = chunk.capacity();
         let bytes = chunk.freeze();
-        self.chunks.push_back((bytes.clone(), charge));
+        self.chunks.push_back((bytes.clone(), held));
+        self.charged += held;
+        if let Some(quota) = self.pool.quota() {
+            quota.charge(held);
+        }
         bytes
     }
 
     /// Releases the chunks h2 is done with, recycling the small ones.
     pub(crate) fn reclaim(&mut self) {
+        let mut released = 0;
         while self.chunks.front().is_some_and(|(b, _)| b.is_unique()) {
-            let Some((bytes, charge)) = self.chunks.pop_front() else {
+            let Some((bytes, held)) = self.chunks.pop_front() else {
                 break;
             };
-            drop(charge);
+            released += held;
             if bytes.len() <= MAX_RECYCLED {
                 if let Ok(mut buf) = bytes.try_into_mut() {
                     buf.clear();
                     self.pool.give(buf);
                 }
             }
+        }
+        self.charged -= released;
+        if let Some(quota) = self.pool.quota() {
+            quota.release(released);
+        }
+    }
+}
+
+impl Drop for Spent {
+    fn drop(&mut self) {
+        if let Some(quota) = self.pool.quota() {
+            quota.release(self.charged);
         }
     }
 }

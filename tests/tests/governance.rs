@@ -676,7 +676,7 @@ fn the_arena_legitimate_clients_are_served_while_one_peer_attacks() {
         let stop = stop.clone();
         std::thread::spawn(move || {
             // Idle connections past the cap.
-            let mut idle: Vec<RawConn> = (0..cap + 8).map(|_| RawConn::connect(addr)).collect();
+            let idle: Vec<RawConn> = (0..cap + 8).map(|_| RawConn::connect(addr)).collect();
             // Stalled readers of 64 KiB streams on four connections.
             let request = EchoRequest {
                 count: 1_000_000,
@@ -685,7 +685,7 @@ fn the_arena_legitimate_clients_are_served_while_one_peer_attacks() {
             }
             .encode_to_vec();
             let block = raw::request_block(&format!("/{SVC}/{SERVER_STREAM}"), &[]);
-            let mut stalled: Vec<RawConn> = (0..4)
+            let stalled: Vec<RawConn> = (0..4)
                 .map(|_| {
                     let mut conn = RawConn::connect_with(addr, &[(0x4, 0)]);
                     conn.send_many((0..64u32).flat_map(|i| {
@@ -726,7 +726,8 @@ fn the_arena_legitimate_clients_are_served_while_one_peer_attacks() {
                     Duration::from_secs(1),
                 );
             }
-            drop((&mut idle, &mut stalled, &mut blocking));
+            // The attacker leaves: its connections close here.
+            drop((idle, stalled, blocking, pourer));
         })
     };
 

@@ -29,8 +29,8 @@
 mod service_config;
 mod target;
 
-pub(crate) use service_config::RetryPolicy;
 pub use service_config::ServiceConfig;
+pub(crate) use service_config::{MethodConfig, RetryPolicy};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -200,6 +200,7 @@ pub(crate) struct ChannelInner {
 pub(crate) struct ChannelConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) default_timeout: Option<Duration>,
+    pub(crate) default_wait_for_ready: Option<bool>,
     pub(crate) max_receive_message_size: usize,
     pub(crate) max_send_message_size: usize,
     pub(crate) max_header_list_size: u32,
@@ -227,6 +228,7 @@ impl Default for ChannelConfig {
         ChannelConfig {
             connect_timeout: Duration::from_secs(20),
             default_timeout: None,
+            default_wait_for_ready: None,
             max_receive_message_size: 4 * 1024 * 1024,
             max_send_message_size: usize::MAX,
             max_header_list_size: 16 * 1024,
@@ -546,9 +548,20 @@ impl ChannelBuilder {
         self
     }
 
-    /// A timeout applied to every call that does not set its own (default: none).
+    /// A timeout applied to every call that does not set its own, unless its client does
+    /// ([`Client::timeout`](crate::client::Client::timeout)); default: none. A service
+    /// config's `timeout` for the method caps it.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.config.default_timeout = Some(timeout);
+        self
+    }
+
+    /// Whether calls wait for a ready connection (until their deadline) instead of failing
+    /// at once with `UNAVAILABLE` while the channel cannot connect, unless the call or its
+    /// client says otherwise; default: as the service config's `waitForReady` for the
+    /// method, else no.
+    pub fn wait_for_ready(mut self, wait: bool) -> Self {
+        self.config.default_wait_for_ready = Some(wait);
         self
     }
 
@@ -621,9 +634,14 @@ impl ChannelBuilder {
         self
     }
 
-    /// Applies a gRPC service config: retry policies per method (with retry throttling)
-    /// and the load-balancing policy (unless [`load_balancing`](Self::load_balancing)
-    /// chose one).
+    /// Applies a gRPC service config: per method (the method's own entry, else its
+    /// service's, else the default) a timeout (a cap on the call's own), wait-for-ready (if
+    /// neither the call, its client nor the channel chose), request and response size limits
+    /// (the smaller of these and the client's apply) and a retry policy (with retry
+    /// throttling); and the load-balancing policy (unless
+    /// [`load_balancing`](Self::load_balancing) chose one). What the parser does not
+    /// support (hedging, client-side health checks, unknown fields) is refused by
+    /// [`ServiceConfig::from_json`].
     ///
     /// A call fails over to another attempt when it ends with one of its method's
     /// retryable status codes before the server sent response headers, while attempts
@@ -905,6 +923,27 @@ impl ChannelInner {
                 .unwrap_or_else(|| Status::unavailable("failed to connect")))),
             ConnectivityState::Idle | ConnectivityState::Connecting => None,
         }
+    }
+
+    /// Why the last connection attempt (or resolution) failed, while no connection is
+    /// ready.
+    pub(crate) fn last_failure(&self) -> Option<Status> {
+        let state = self.lock();
+        if self.connectivity(&state) == ConnectivityState::Ready {
+            return None;
+        }
+        state
+            .last_failure
+            .clone()
+            .or_else(|| match &state.resolution {
+                Resolution::Failed { status, .. } => Some(status.clone()),
+                _ => None,
+            })
+    }
+
+    /// The service config's entry for a method path.
+    pub(crate) fn method_config(&self, path: &str) -> Option<&MethodConfig> {
+        self.service_config.as_ref()?.method(path)
     }
 
     /// The retry policy for a method path, from the service config.

@@ -1,6 +1,8 @@
-//! gRPC service config (JSON, as gRPC's service-config document defines it): the parts a
-//! channel uses — retry policies per method, retry throttling, and the load-balancing
-//! policy.
+//! gRPC service config (JSON, as gRPC's service-config document defines it): per method
+//! (gRFC A2's name matching: the method's own entry, else its service's, else the default)
+//! a timeout, wait-for-ready, request and response size limits and a retry policy; retry
+//! throttling; and the load-balancing policy. What this implementation does not do is an
+//! error, never silently ignored: a hedging policy, a health-check config, unknown fields.
 //!
 //! ```json
 //! {
@@ -33,11 +35,20 @@ pub struct ServiceConfig {
     pub(crate) throttling: Option<Throttling>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-struct MethodConfig {
+/// One `methodConfig` entry: what applies to the calls of the methods it names.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct MethodConfig {
     /// `(service, method)`; an empty service matches every method.
     names: Vec<(String, Option<String>)>,
-    retry: Option<RetryPolicy>,
+    /// The longest a call may take: a shorter timeout of the call's own wins.
+    pub(crate) timeout: Option<Duration>,
+    /// Whether calls wait for a ready connection, unless the call itself says.
+    pub(crate) wait_for_ready: Option<bool>,
+    /// Largest request message: the smaller of this and the client's limit applies.
+    pub(crate) max_request_bytes: Option<usize>,
+    /// Largest response message: the smaller of this and the client's limit applies.
+    pub(crate) max_response_bytes: Option<usize>,
+    pub(crate) retry: Option<RetryPolicy>,
 }
 
 /// When and how a failed call is tried again.
@@ -106,6 +117,11 @@ impl ServiceConfig {
                             invalid(format!("unknown loadBalancingPolicy {name:?}"))
                         })?);
                 }
+                "healthCheckConfig" => {
+                    return Err(invalid(
+                        "healthCheckConfig (client-side health checking) is not supported",
+                    ));
+                }
                 "retryThrottling" => {
                     let mut max_tokens = None;
                     let mut token_ratio = None;
@@ -113,7 +129,11 @@ impl ServiceConfig {
                         match key.as_str() {
                             "maxTokens" => max_tokens = Some(value.number("maxTokens")?),
                             "tokenRatio" => token_ratio = Some(value.number("tokenRatio")?),
-                            _ => {}
+                            other => {
+                                return Err(invalid(format!(
+                                    "unknown field {other:?} in retryThrottling"
+                                )));
+                            }
                         }
                     }
                     let max_tokens =
@@ -132,30 +152,46 @@ impl ServiceConfig {
                         token_ratio,
                     });
                 }
-                // Fields this implementation does not use are ignored, as gRPC does.
-                _ => {}
+                other => return Err(invalid(format!("unknown field {other:?}"))),
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for method in &config.methods {
+            for name in &method.names {
+                if !seen.insert(name) {
+                    return Err(invalid(format!(
+                        "the name {{service: {:?}, method: {:?}}} is in two methodConfig entries",
+                        name.0,
+                        name.1.as_deref().unwrap_or("")
+                    )));
+                }
             }
         }
         Ok(config)
     }
 
-    /// The retry policy for `/service/method`, by gRPC's precedence: the method's own
-    /// entry, then its service's, then the default (empty name).
-    pub(crate) fn retry_policy(&self, path: &str) -> Option<&RetryPolicy> {
+    /// The method config for `/service/method`, by gRPC's precedence (gRFC A2): the
+    /// method's own entry, then its service's, then the default (empty name).
+    pub(crate) fn method(&self, path: &str) -> Option<&MethodConfig> {
         let (service, method) = path.trim_start_matches('/').split_once('/')?;
         let mut service_match = None;
         let mut default_match = None;
         for config in &self.methods {
             for (s, m) in &config.names {
                 match (s.as_str(), m.as_deref()) {
-                    (s, Some(m)) if s == service && m == method => return config.retry.as_ref(),
+                    (s, Some(m)) if s == service && m == method => return Some(config),
                     (s, None) if s == service => service_match = Some(config),
                     ("", None) => default_match = Some(config),
                     _ => {}
                 }
             }
         }
-        service_match.or(default_match)?.retry.as_ref()
+        service_match.or(default_match)
+    }
+
+    /// The retry policy for `/service/method` (see [`method`](Self::method)).
+    pub(crate) fn retry_policy(&self, path: &str) -> Option<&RetryPolicy> {
+        self.method(path)?.retry.as_ref()
     }
 }
 
@@ -169,8 +205,7 @@ fn policy(name: &str) -> Option<LoadBalancingPolicy> {
 
 impl MethodConfig {
     fn from_json(value: &Json) -> Result<MethodConfig> {
-        let mut names = Vec::new();
-        let mut retry = None;
+        let mut config = MethodConfig::default();
         for (key, value) in value.object("methodConfig entry")? {
             match key.as_str() {
                 "name" => {
@@ -181,21 +216,61 @@ impl MethodConfig {
                             match key.as_str() {
                                 "service" => service = value.string("service")?,
                                 "method" => method = Some(value.string("method")?),
-                                _ => {}
+                                other => {
+                                    return Err(invalid(format!(
+                                        "unknown field {other:?} in a name entry"
+                                    )));
+                                }
                             }
                         }
+                        let method = method.filter(|m| !m.is_empty());
                         if service.is_empty() && method.is_some() {
                             return Err(invalid("a method name needs its service"));
                         }
-                        names.push((service, method.filter(|m| !m.is_empty())));
+                        config.names.push((service, method));
                     }
                 }
-                "retryPolicy" => retry = Some(RetryPolicy::from_json(value)?),
-                _ => {}
+                "timeout" => config.timeout = Some(duration(value, "timeout")?),
+                "waitForReady" => config.wait_for_ready = Some(value.boolean("waitForReady")?),
+                "maxRequestMessageBytes" => {
+                    config.max_request_bytes = Some(size(value, "maxRequestMessageBytes")?);
+                }
+                "maxResponseMessageBytes" => {
+                    config.max_response_bytes = Some(size(value, "maxResponseMessageBytes")?);
+                }
+                "retryPolicy" => config.retry = Some(RetryPolicy::from_json(value)?),
+                "hedgingPolicy" => {
+                    return Err(invalid(
+                        "hedgingPolicy is not supported; use a retryPolicy instead",
+                    ));
+                }
+                other => {
+                    return Err(invalid(format!(
+                        "unknown field {other:?} in a methodConfig entry"
+                    )));
+                }
             }
         }
-        Ok(MethodConfig { names, retry })
+        Ok(config)
     }
+}
+
+/// A size in bytes: a non-negative integer (protobuf JSON writes 64-bit integers as
+/// strings, so a string of digits is accepted too).
+fn size(value: &Json, field: &str) -> Result<usize> {
+    let n = match value {
+        Json::Number(n) if n.fract() == 0.0 && *n >= 0.0 => *n,
+        Json::String(s) => s
+            .parse::<u64>()
+            .map(|n| n as f64)
+            .map_err(|_| invalid(format!("{field} {s:?} is not a number of bytes")))?,
+        _ => return Err(invalid(format!("{field} must be a non-negative integer"))),
+    };
+    Ok(if n >= usize::MAX as f64 {
+        usize::MAX
+    } else {
+        n as usize
+    })
 }
 
 impl RetryPolicy {
@@ -218,7 +293,9 @@ impl RetryPolicy {
                     }
                     codes = Some(list);
                 }
-                _ => {}
+                other => {
+                    return Err(invalid(format!("unknown field {other:?} in a retryPolicy")));
+                }
             }
         }
         let missing = |field: &str| invalid(format!("retryPolicy needs {field}"));
@@ -335,6 +412,13 @@ impl Json {
         match self {
             Json::Number(n) => Ok(*n),
             _ => Err(invalid(format!("{what} must be a number"))),
+        }
+    }
+
+    fn boolean(&self, what: &str) -> Result<bool> {
+        match self {
+            Json::Bool(b) => Ok(*b),
+            _ => Err(invalid(format!("{what} must be true or false"))),
         }
     }
 }
@@ -577,6 +661,70 @@ mod tests {
         ] {
             let err = ServiceConfig::from_json(json).unwrap_err();
             assert!(err.is_invalid_config(), "{json}: {err}");
+            assert!(err.to_string().contains(says), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn method_fields_are_read_with_grpc_name_precedence() {
+        let config = ServiceConfig::from_json(
+            r#"{"methodConfig": [
+                {"name": [{}], "timeout": "10s", "waitForReady": false},
+                {"name": [{"service": "a.S"}], "timeout": "2.5s", "waitForReady": true,
+                 "maxRequestMessageBytes": 1024, "maxResponseMessageBytes": "2048"},
+                {"name": [{"service": "a.S", "method": "M"}], "maxRequestMessageBytes": 7}
+            ]}"#,
+        )
+        .unwrap();
+        let exact = config.method("/a.S/M").unwrap();
+        // The method's own entry applies alone, not merged with its service's.
+        assert_eq!(exact.max_request_bytes, Some(7));
+        assert_eq!(exact.timeout, None);
+        let service = config.method("/a.S/Other").unwrap();
+        assert_eq!(service.timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(service.wait_for_ready, Some(true));
+        assert_eq!(service.max_request_bytes, Some(1024));
+        assert_eq!(service.max_response_bytes, Some(2048));
+        let default = config.method("/b.T/M").unwrap();
+        assert_eq!(default.timeout, Some(Duration::from_secs(10)));
+        assert_eq!(default.wait_for_ready, Some(false));
+        assert_eq!(config.method("not a path"), None);
+    }
+
+    #[test]
+    fn what_is_not_implemented_is_refused_not_ignored() {
+        for (json, says) in [
+            (
+                r#"{"methodConfig": [{"name": [{}], "hedgingPolicy": {"maxAttempts": 2}}]}"#,
+                "hedgingPolicy is not supported",
+            ),
+            (
+                r#"{"healthCheckConfig": {"serviceName": ""}}"#,
+                "healthCheckConfig",
+            ),
+            (
+                r#"{"methodConfig": [{"name": [{}], "timeOut": "1s"}]}"#,
+                "timeOut",
+            ),
+            (
+                r#"{"retryThrottling": {"maxTokens": 1, "tokenRatio": 1, "x": 1}}"#,
+                "\"x\"",
+            ),
+            (r#"{"frobnicate": true}"#, "frobnicate"),
+            (
+                r#"{"methodConfig": [{"name": [{}], "waitForReady": "yes"}]}"#,
+                "waitForReady",
+            ),
+            (
+                r#"{"methodConfig": [{"name": [{}], "maxRequestMessageBytes": -1}]}"#,
+                "maxRequestMessageBytes",
+            ),
+            (
+                r#"{"methodConfig": [{"name": [{"service": "a"}]}, {"name": [{"service": "a"}]}]}"#,
+                "two methodConfig entries",
+            ),
+        ] {
+            let err = ServiceConfig::from_json(json).unwrap_err();
             assert!(err.to_string().contains(says), "{json}: {err}");
         }
     }

@@ -334,7 +334,19 @@ impl Call {
         let started = tokio::select! {
             started = start => started,
             _ = poll_fn(|cx| self.events.poll_closed(cx)) => return Outcome::Done { code: None },
-            status = poll_fn(|cx| self.stop.poll(cx)) => Err(status),
+            status = poll_fn(|cx| self.stop.poll(cx)) => {
+                // A call that waited for a connection says why there was none.
+                Err(match channel.last_failure() {
+                    Some(failure) if status.code() == crate::Code::DeadlineExceeded => {
+                        Status::deadline_exceeded(format!(
+                            "deadline exceeded while waiting for a ready connection; last \
+                             connection error: {}",
+                            failure.message()
+                        ))
+                    }
+                    _ => status,
+                })
+            }
         };
         let (response, mut send, on_connection, connection) = match started {
             Ok(started) => started,
@@ -369,7 +381,7 @@ impl Call {
                 .map(|r| r.chunks.iter().cloned().collect())
                 .unwrap_or_default(),
             recv: Recv::Head(response),
-            inflow: Inflow::new(FrameDecoder::new(self.max_receive), None),
+            inflow: Inflow::new(FrameDecoder::new(self.max_receive)),
             committed: false,
             code: None,
             on_connection,
@@ -622,7 +634,7 @@ impl Call {
                         Poll::Pending => 0,
                     };
                     let drained = attempt.inflow.drain(room, &mut self.batch)?;
-                    attempt.inflow.release(body, drained, cx);
+                    attempt.inflow.release(body, drained, None, cx);
                     if !(attempt.inflow.data_ended() && drained) {
                         return Poll::Pending;
                     }

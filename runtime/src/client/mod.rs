@@ -25,6 +25,7 @@ use crate::channel::Channel;
 use crate::codec::{self, CompressionEncoding};
 use crate::cq::{self, Producer};
 use crate::deadline;
+use crate::executor::BoxFuture;
 use crate::interceptor::{Chain, Interceptor, Observed};
 use crate::metadata::MetadataMap;
 use crate::metrics::Metrics;
@@ -68,6 +69,10 @@ pub struct Client {
     max_receive_message_size: Option<usize>,
     /// Overrides the channel's `send_compressed`.
     send_compression: Option<CompressionEncoding>,
+    /// Overrides the channel's default timeout.
+    timeout: Option<std::time::Duration>,
+    /// Overrides the channel's default wait-for-ready.
+    wait_for_ready: Option<bool>,
     /// Run after the channel's.
     interceptors: Chain,
 }
@@ -91,6 +96,8 @@ impl Client {
             max_send_message_size: None,
             max_receive_message_size: None,
             send_compression: None,
+            timeout: None,
+            wait_for_ready: None,
             interceptors: Chain::default(),
         }
     }
@@ -164,14 +171,60 @@ impl Client {
         self
     }
 
-    fn max_send(&self) -> usize {
-        self.max_send_message_size
-            .unwrap_or(self.channel.inner.config.max_send_message_size)
+    /// A timeout for this client's calls that do not set their own
+    /// ([`Request::set_timeout`]), overriding the channel's
+    /// [`timeout`](crate::ChannelBuilder::timeout). A service config's `timeout` for the
+    /// method still caps it.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let channel = rsgrpc::Channel::new("http://127.0.0.1:50051")?;
+    /// let client = rsgrpc::client::Client::new(channel)
+    ///     .timeout(Duration::from_secs(5))
+    ///     .wait_for_ready(true);
+    /// # Ok::<(), rsgrpc::Error>(())
+    /// ```
+    #[must_use]
+    pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
     }
 
-    fn max_receive(&self) -> usize {
-        self.max_receive_message_size
-            .unwrap_or(self.channel.inner.config.max_receive_message_size)
+    /// Whether this client's calls wait for a ready connection (until their deadline)
+    /// instead of failing at once with `UNAVAILABLE` when the channel cannot connect,
+    /// unless a call says otherwise ([`Request::set_wait_for_ready`]); overrides the
+    /// channel's [`wait_for_ready`](crate::ChannelBuilder::wait_for_ready) and the service
+    /// config's `waitForReady`.
+    #[must_use]
+    pub fn wait_for_ready(mut self, wait: bool) -> Self {
+        self.wait_for_ready = Some(wait);
+        self
+    }
+
+    /// The largest request message of a call to `path`: this client's limit (or the
+    /// channel's), lowered by the service config's `maxRequestMessageBytes`.
+    fn max_send(&self, path: &str) -> usize {
+        let inner = &self.channel.inner;
+        let limit = self
+            .max_send_message_size
+            .unwrap_or(inner.config.max_send_message_size);
+        match inner.method_config(path).and_then(|m| m.max_request_bytes) {
+            Some(config) => limit.min(config),
+            None => limit,
+        }
+    }
+
+    /// The largest response message of a call to `path`, as [`max_send`](Self::max_send).
+    fn max_receive(&self, path: &str) -> usize {
+        let inner = &self.channel.inner;
+        let limit = self
+            .max_receive_message_size
+            .unwrap_or(inner.config.max_receive_message_size);
+        match inner.method_config(path).and_then(|m| m.max_response_bytes) {
+            Some(config) => limit.min(config),
+            None => limit,
+        }
     }
 
     /// Runs the call's interceptors, builds the request headers on the caller's thread and
@@ -222,6 +275,7 @@ impl Client {
         body: impl FnOnce(Option<CompressionEncoding>) -> Result<Option<Bytes>, Status>,
     ) -> Result<(call::CallTask, Started), Status> {
         let inner = &self.channel.inner;
+        let method_path = path;
         let path = PathAndQuery::from_maybe_shared(Bytes::from_static(path.as_bytes()))
             .map_err(|e| Status::internal(format!("invalid method path {path:?}: {e}")))?;
         let uri = http::Uri::builder()
@@ -236,7 +290,19 @@ impl Client {
             compression,
             parent,
         } = options;
-        let timeout = timeout.or(inner.config.default_timeout);
+        // The call's own choice, then the client's, then the channel's; a service config
+        // caps the timeout and has the last say on waiting for ready.
+        let method = inner.method_config(method_path);
+        let timeout = timeout.or(self.timeout).or(inner.config.default_timeout);
+        let timeout = match (timeout, method.and_then(|m| m.timeout)) {
+            (Some(own), Some(config)) => Some(own.min(config)),
+            (own, config) => own.or(config),
+        };
+        let wait_for_ready = wait_for_ready
+            .or(self.wait_for_ready)
+            .or(inner.config.default_wait_for_ready)
+            .or(method.and_then(|m| m.wait_for_ready))
+            .unwrap_or(false);
         // A call made for a server call gets no more than the time that call has left.
         let (timeout, parent_cancel) = match &parent {
             Some(parent) => {
@@ -258,7 +324,7 @@ impl Client {
         // The request's own choice, then the client's, then the channel's.
         let compression =
             compression.unwrap_or_else(|| self.send_compression.or(inner.config.send_compression));
-        let max_receive = self.max_receive();
+        let max_receive = self.max_receive(method_path);
         let body = body(compression)?;
         let mut head = http::Request::new(());
         *head.method_mut() = http::Method::POST;
@@ -322,7 +388,7 @@ impl Client {
     ) -> Result<Receiver, Status> {
         let options = request.take_options();
         let (metadata, message) = request.into_parts();
-        let max_send = self.max_send();
+        let max_send = self.max_send(path);
         let started = self.start(path, metadata, options, |compression| {
             codec::encode(&message, max_send, compression).map(Some)
         })?;
@@ -348,15 +414,22 @@ impl Client {
             compression,
             metrics,
         } = self.start(path, metadata, options, |_| Ok(None))?;
-        let max_send = self.max_send();
-        self.channel.inner.rt.spawn(Box::pin(pump_requests(
+        let max_send = self.max_send(path);
+        let pump: BoxFuture = Box::pin(pump_requests(
             stream,
             ops,
             pool,
             max_send,
             compression,
             metrics,
-        )));
+        ));
+        // A stream written for tokio (a timer, a channel with a timeout) finds the tokio
+        // runtime the call was made from, though it is polled on rsgrpc's executor.
+        let pump = match tokio::runtime::Handle::try_current() {
+            Ok(tokio) => crate::executor::in_tokio(tokio, pump),
+            Err(_) => pump,
+        };
+        self.channel.inner.rt.spawn(pump);
         Ok(rx)
     }
 
@@ -516,7 +589,7 @@ impl Client {
             compression,
             metrics,
         } = self.start(path, metadata, options, |_| Ok(None))?;
-        let mut sender = RequestSender::new(ops, pool, self.max_send(), compression, metrics);
+        let mut sender = RequestSender::new(ops, pool, self.max_send(path), compression, metrics);
         for message in requests {
             if let Err(status) = sender.send(message) {
                 if status.code() == crate::Code::ResourceExhausted {
@@ -560,7 +633,7 @@ impl Client {
             metrics,
         } = self.start(path, metadata, options, |_| Ok(None))?;
         Ok((
-            RequestSender::new(ops, pool, self.max_send(), compression, metrics),
+            RequestSender::new(ops, pool, self.max_send(path), compression, metrics),
             BlockingStreaming::new(rx),
         ))
     }

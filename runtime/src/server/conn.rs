@@ -65,6 +65,15 @@ use crate::transport::{Io, PeerInfo};
 /// Bytes of responses a handler may queue before it waits for the transport.
 pub(crate) const OUTBOUND_CAPACITY: usize = 512 * 1024;
 
+/// A collected request message larger than this is charged to its connection's quota
+/// until its handler has decoded it (one this small is not: the streams of a connection
+/// and the worker pool's queue bound their number).
+const SMALL_REQUEST: usize = 4096;
+
+/// How long a stopped server's connection may take to send its last frames (the calls'
+/// statuses, GOAWAY, TLS `close_notify`) before it is dropped.
+const STOP_FLUSH: Duration = Duration::from_secs(1);
+
 /// What an open connection is counted as in its memory quota, besides its calls: h2's
 /// read and write buffers, header tables and the connection's own state.
 pub(crate) const CONNECTION_COST: usize = 64 * 1024;
@@ -332,13 +341,13 @@ async fn serve_connection(
     let quota = Quota::new(config.connection_memory_quota, Some(shared.quota.clone()));
     let mut base = Charge::new(Some(quota.clone()));
     base.set(CONNECTION_COST);
-    let ctx = ConnContext {
+    let ctx = Arc::new(ConnContext {
         shared: shared.clone(),
         dispatch: Arc::new(Dispatch::default()),
         peer: Arc::new(peer),
         quota,
         workers: Quota::new(shared.blocking_share(), None),
-    };
+    });
     let mut conn = Conn {
         h2,
         calls: FuturesUnordered::new(),
@@ -354,6 +363,7 @@ async fn serve_connection(
         idle_timer: None,
         age,
         grace: None,
+        stopping: None,
         shared,
     };
     poll_fn(|cx| conn.poll(cx)).await;
@@ -384,7 +394,7 @@ struct Conn {
     h2: h2::server::Connection<Watched<Io>, Bytes>,
     calls: FuturesUnordered<tracing::instrument::Instrumented<ServerStream>>,
     /// What the calls share.
-    ctx: ConnContext,
+    ctx: Arc<ConnContext>,
     /// What the connection itself costs, charged to its quota while it is open.
     _base: Charge,
     /// Its place among the server's connections.
@@ -402,6 +412,8 @@ struct Conn {
     age: Option<Sleep>,
     /// After the age GOAWAY: when the remaining calls are cut.
     grace: Option<Sleep>,
+    /// After the server stopped: how long the ending of the connection may take.
+    stopping: Option<Sleep>,
     shared: Arc<ServerShared>,
 }
 
@@ -416,8 +428,13 @@ impl Conn {
             match now {
                 Phase::Serving => {}
                 Phase::Draining => self.h2.graceful_shutdown(),
-                // Dropping the calls cancels them and resets their streams.
-                Phase::Stopped => return Poll::Ready(()),
+                Phase::Stopped => self.stop(),
+            }
+        }
+        if let Some(stopping) = &mut self.stopping {
+            if stopping.as_mut().poll(cx).is_ready() {
+                // The peer does not read what ends the connection: drop it.
+                return Poll::Ready(());
             }
         }
         if !self.reclaimed && self.guard.poll_reclaimed(cx).is_ready() {
@@ -471,6 +488,18 @@ impl Conn {
         } else {
             Poll::Pending
         }
+    }
+
+    /// The server stopped: the calls still open end with `UNAVAILABLE` (what they sent so
+    /// far stays whole), and the connection ends with GOAWAY and, over TLS, a
+    /// `close_notify`, within a short bound for a peer that does not read.
+    fn stop(&mut self) {
+        for call in self.calls.iter_mut() {
+            call.inner_mut().shut_down();
+        }
+        self.calls.clear();
+        self.h2.graceful_shutdown();
+        self.stopping = Some(Box::pin(tokio::time::sleep(STOP_FLUSH)));
     }
 
     /// Keepalive pings, maximum age and grace; `Ready` when the connection must end now.
@@ -672,7 +701,6 @@ struct Start {
 
 /// What a connection's calls share: the server, the batch of handlers to hand over, the
 /// connection's memory quota and its share of the blocking workers.
-#[derive(Clone)]
 pub(super) struct ConnContext {
     pub(super) shared: Arc<ServerShared>,
     dispatch: Arc<Dispatch>,
@@ -703,7 +731,7 @@ impl ConnContext {
 
 /// Checks a new stream and builds its call; `None` when it was answered already.
 fn accept_call(
-    conn: &ConnContext,
+    conn: &Arc<ConnContext>,
     request: http::Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
 ) -> Option<ServerStream> {
@@ -814,17 +842,20 @@ fn accept_call(
     if request_encoding.is_some() {
         decoder.allow_compressed();
     }
+    if handler.single_request {
+        decoder.keep_small_chunks();
+    }
     let mut stream = ServerStream {
         respond: Some(respond),
         send: None,
         pending: None,
         spent: Spent::new(pool),
         recv: Some(body),
-        inflow: Inflow::new(decoder, quota.clone()),
+        inflow: Inflow::new(decoder),
         batch: Vec::new(),
         start: None,
         first: None,
-        first_charge: Charge::new(quota.clone()),
+        first_charge: Charge::default(),
         requests: None,
         ops: ops_rx,
         deferred: None,
@@ -891,7 +922,7 @@ struct ServerStream {
     cancel: Arc<CancelState>,
     deadline: Option<Instant>,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
-    conn: ConnContext,
+    conn: Arc<ConnContext>,
     /// Whether the method takes one request message.
     single: bool,
     /// Whether the method is unary (its handler never waits on the client).
@@ -916,6 +947,7 @@ impl Future for ServerStream {
 
 impl Drop for ServerStream {
     fn drop(&mut self) {
+        self.inflow.discharge(&self.conn.quota);
         if !self.done {
             // The connection or the server went away under the call.
             self.abort(Status::unavailable("the server is shutting down"));
@@ -925,10 +957,26 @@ impl Drop for ServerStream {
 }
 
 impl ServerStream {
+    /// Ends the call because the server stopped: with an `UNAVAILABLE` status, or a
+    /// reset if the call is in the middle of a response message (whose end will not
+    /// come).
+    fn shut_down(&mut self) {
+        if self.done {
+            return;
+        }
+        let status = Status::unavailable("the server shut down before the call completed");
+        self.abort(status.clone());
+        if self.pending.is_some() {
+            self.reset(h2::Reason::CANCEL);
+            self.done = true;
+        } else {
+            self.send_status(status);
+        }
+    }
+
     fn poll_call(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.conn.shared.is_stopped() {
-            self.abort(Status::unavailable("the server is shutting down"));
-            self.reset(h2::Reason::CANCEL);
+            self.shut_down();
             return Poll::Ready(());
         }
         if let Some(sleep) = &mut self.sleep {
@@ -1117,8 +1165,13 @@ impl ServerStream {
             if self.first.is_some() {
                 return Poll::Ready(Err(more_than_one()));
             }
-            self.first_charge
-                .set(std::mem::size_of::<Frame>() + frame.body.len());
+            if frame.body.len() > SMALL_REQUEST {
+                // Held until the handler decodes it: charged. A small one is not (what
+                // small requests can hold is bounded by the calls and the pool's queue).
+                self.first_charge = Charge::new(Some(self.conn.quota.clone()));
+                self.first_charge
+                    .set(std::mem::size_of::<Frame>() + frame.body.len());
+            }
             self.first = Some(frame);
         }
         if self.first.is_some() && self.inflow.decoder_mut().has_partial() {
@@ -1126,7 +1179,7 @@ impl ServerStream {
         }
         // The one message being collected gets its credit back at once (it may be larger
         // than the window), unless the memory quota has no room.
-        self.inflow.release(body, true, cx);
+        self.inflow.release(body, true, Some(&self.conn.quota), cx);
         match read {
             Poll::Pending => Poll::Pending,
             Poll::Ready(_) => {
@@ -1161,7 +1214,8 @@ impl ServerStream {
         if !self.batch.is_empty() {
             let _ = requests.push_all(self.batch.drain(..));
         }
-        self.inflow.release(body, drained, cx);
+        self.inflow
+            .release(body, drained, Some(&self.conn.quota), cx);
         if self.inflow.data_ended() && drained {
             self.inflow.check_complete("request stream")?;
             self.recv = None;

@@ -499,6 +499,7 @@ impl ServerBuilder {
             config,
             rt,
             spawn_hook: self.spawn_hook,
+            tokio: tokio::runtime::Handle::try_current().ok(),
             metrics: self.metrics,
             phase: watch::Sender::new(Phase::Serving),
             stopped: AtomicBool::new(false),
@@ -542,6 +543,9 @@ pub(crate) struct ServerShared {
     pub(crate) config: ServerConfig,
     pub(crate) rt: runtime::Handle,
     spawn_hook: Option<SpawnHook>,
+    /// The tokio runtime the server was built in, if any: async handlers run with it
+    /// entered.
+    tokio: Option<tokio::runtime::Handle>,
     pub(crate) metrics: Option<Metrics>,
     pub(crate) phase: watch::Sender<Phase>,
     /// Set when the server stops waiting for calls: every call then cancels.
@@ -693,12 +697,17 @@ impl ServerShared {
         self.stopped.load(Ordering::Acquire)
     }
 
-    /// Runs async handlers on the built-in executor, or hands them to the spawn hook.
-    /// The hook is the user's code, so it is called on an executor thread, not here.
+    /// Runs async handlers on the built-in executor (inside the tokio runtime the server
+    /// was built in, if any), or hands them to the spawn hook. The hook is the user's
+    /// code, so it is called on an executor thread, not here.
     pub(crate) fn spawn_all(&self, futures: impl Iterator<Item = BoxFuture>) {
-        match &self.spawn_hook {
-            None => self.rt.executor.spawn_all(futures),
-            Some(hook) => self.rt.executor.spawn_all(futures.map(|future| {
+        match (&self.spawn_hook, &self.tokio) {
+            (None, None) => self.rt.executor.spawn_all(futures),
+            (None, Some(tokio)) => self
+                .rt
+                .executor
+                .spawn_all(futures.map(|future| crate::executor::in_tokio(tokio.clone(), future))),
+            (Some(hook), _) => self.rt.executor.spawn_all(futures.map(|future| {
                 let hook = hook.clone();
                 Box::pin(async move {
                     role::assert_off_poller("a spawn hook");
