@@ -104,13 +104,12 @@ impl fmt::Debug for Error {
     }
 }
 
+/// Prints this error's own description; the cause, if any, is its
+/// [`source`](StdError::source) (as hyper and most error-reporting crates expect, so a
+/// report does not show the cause twice).
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
-        }
-        Ok(())
+        f.write_str(&self.message)
     }
 }
 
@@ -119,5 +118,20 @@ impl StdError for Error {
         self.source
             .as_ref()
             .map(|s| &**s as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_the_error_itself_and_the_cause_is_its_source() {
+        let cause = std::io::Error::new(std::io::ErrorKind::AddrInUse, "address in use");
+        let error = Error::io("cannot bind the server address", cause);
+        assert_eq!(error.to_string(), "cannot bind the server address");
+        let source = error.source().expect("the cause");
+        assert_eq!(source.to_string(), "address in use");
+        assert!(error.is_io());
     }
 }

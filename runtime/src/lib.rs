@@ -174,10 +174,7 @@ pub mod internals {
 #[doc(hidden)]
 pub mod codegen {
     pub use crate::server::service::ServiceSettings;
-    pub use bytes;
-    pub use futures_core;
     pub use futures_core::Stream;
-    pub use prost;
     pub use std::future::Future;
     pub use std::sync::Arc;
 }

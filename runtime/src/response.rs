@@ -18,6 +18,8 @@ pub struct Response<T> {
     message: T,
     trailers: MetadataMap,
     compress: bool,
+    /// Client side: the message arrived compressed.
+    message_compressed: bool,
 }
 
 impl<T> Response<T> {
@@ -28,6 +30,7 @@ impl<T> Response<T> {
             message,
             trailers: MetadataMap::new(),
             compress: true,
+            message_compressed: false,
         }
     }
 
@@ -37,7 +40,19 @@ impl<T> Response<T> {
             message,
             trailers,
             compress: true,
+            message_compressed: false,
         }
+    }
+
+    pub(crate) fn with_message_compressed(mut self, compressed: bool) -> Self {
+        self.message_compressed = compressed;
+        self
+    }
+
+    /// Client side: whether the response message arrived compressed (for a call with one
+    /// response; a response stream tells per message).
+    pub fn message_compressed(&self) -> bool {
+        self.message_compressed
     }
 
     /// The response headers' metadata.
@@ -99,6 +114,7 @@ impl<T> Response<T> {
             message: f(self.message),
             trailers: self.trailers,
             compress: self.compress,
+            message_compressed: self.message_compressed,
         }
     }
 }

@@ -143,8 +143,13 @@ pub fn run_blocking(case: &str, channel: &Channel) -> Outcome {
                     response_compressed: bool_value(compressed),
                     ..large_request()
                 };
-                let reply = client.unary_call(request).map_err(status)?.into_inner();
-                check(body_len(&reply.payload) == 314_159, || {
+                let reply = client.unary_call(request).map_err(status)?;
+                // The spec: a response asked to be compressed must arrive compressed, one
+                // asked not to be must not.
+                check(reply.message_compressed() == compressed, || {
+                    format!("response compressed: {}", reply.message_compressed())
+                })?;
+                check(body_len(&reply.get_ref().payload) == 314_159, || {
                     "wrong payload size".into()
                 })?;
             }
@@ -396,12 +401,11 @@ pub async fn run_async(case: &str, channel: &Channel) -> Outcome {
                     response_compressed: bool_value(compressed),
                     ..large_request()
                 };
-                let reply = client
-                    .unary_call(request)
-                    .await
-                    .map_err(status)?
-                    .into_inner();
-                check(body_len(&reply.payload) == 314_159, || {
+                let reply = client.unary_call(request).await.map_err(status)?;
+                check(reply.message_compressed() == compressed, || {
+                    format!("response compressed: {}", reply.message_compressed())
+                })?;
+                check(body_len(&reply.get_ref().payload) == 314_159, || {
                     "wrong payload size".into()
                 })?;
             }

@@ -28,18 +28,82 @@ pub const ECHO_INITIAL: &str = "x-grpc-test-echo-initial";
 /// Binary header echoed back in the trailers.
 pub const ECHO_TRAILING: &str = "x-grpc-test-echo-trailing-bin";
 
-/// The value of a command-line flag, given as `--name value` or `--name=value` (the forms
-/// gRPC's own interop binaries accept).
-pub fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .or_else(|| {
-            let prefix = format!("{name}=");
-            args.iter()
-                .find_map(|a| a.strip_prefix(&prefix).map(str::to_owned))
-        })
+/// The command-line flags of an interop binary, given as `--name value` or
+/// `--name=value` (the forms gRPC's own interop binaries accept).
+#[derive(Debug, Default)]
+pub struct Flags {
+    values: Vec<(String, String)>,
+}
+
+/// Why the flags could not be used: help was asked for (print the usage, succeed) or a
+/// flag was wrong (print the error and the usage, fail).
+#[derive(Debug, PartialEq, Eq)]
+pub enum FlagsError {
+    /// `--help` or `-h`.
+    Help,
+    /// What is wrong with the flags.
+    Bad(String),
+}
+
+impl Flags {
+    /// Parses `args` (without the program name), accepting only the flags in `known`.
+    ///
+    /// # Errors
+    ///
+    /// [`FlagsError::Help`] for `--help` or `-h`; [`FlagsError::Bad`] for an unknown flag,
+    /// a flag without its value or a stray argument.
+    pub fn parse(args: &[String], known: &[&str]) -> Result<Flags, FlagsError> {
+        let mut values = Vec::new();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            if arg == "--help" || arg == "-h" {
+                return Err(FlagsError::Help);
+            }
+            let (name, value) = match arg.split_once('=') {
+                Some((name, value)) => (name.to_owned(), value.to_owned()),
+                None => {
+                    if !arg.starts_with("--") {
+                        return Err(FlagsError::Bad(format!("unexpected argument {arg:?}")));
+                    }
+                    let Some(value) = args.next() else {
+                        return Err(FlagsError::Bad(format!("{arg} needs a value")));
+                    };
+                    (arg.clone(), value.clone())
+                }
+            };
+            if !known.contains(&name.as_str()) {
+                return Err(FlagsError::Bad(format!("unknown flag {name}")));
+            }
+            values.push((name, value));
+        }
+        Ok(Flags { values })
+    }
+
+    /// Parses the process's arguments; prints the usage and exits on `--help` (success) or
+    /// on a bad flag (failure, status 2).
+    pub fn from_env(known: &[&str], usage: &str) -> Flags {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        match Flags::parse(&args, known) {
+            Ok(flags) => flags,
+            Err(FlagsError::Help) => {
+                println!("{usage}");
+                std::process::exit(0);
+            }
+            Err(FlagsError::Bad(why)) => {
+                eprintln!("{why}\n\n{usage}");
+                std::process::exit(2);
+            }
+        }
+    }
+
+    /// The value of a flag (the last one given).
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.values
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
 }
 
 /// A payload of `size` zero bytes.

@@ -652,11 +652,10 @@ fn single_response<Resp: Message + Default>(
     body: Bytes,
 ) -> Result<Response<Resp>, Status> {
     let message = codec::decode(body)?;
-    Ok(Response::from_parts(
-        rx.take_headers(),
-        message,
-        rx.take_trailers(),
-    ))
+    Ok(
+        Response::from_parts(rx.take_headers(), message, rx.take_trailers())
+            .with_message_compressed(rx.last_compressed()),
+    )
 }
 
 fn streaming_response<S>(rx: Receiver, wrap: fn(Receiver) -> S) -> Response<S> {

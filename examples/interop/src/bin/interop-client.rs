@@ -7,14 +7,20 @@
 
 use std::process::ExitCode;
 
-use interop::arg;
+use interop::Flags;
+
+const USAGE: &str = "usage: interop-client [--server_host H] [--server_port P] \
+[--test_case NAME|all] [--flavour async|blocking] \
+[--use_tls true --ca_file PEM --server_host_override NAME]";
 
 /// The channel the flags ask for.
 fn channel(
+    flags: &Flags,
     host: &str,
     port: &str,
     tls: bool,
 ) -> Result<rsgrpc::Channel, Box<dyn std::error::Error>> {
+    let arg = |name: &str| flags.get(name);
     if host.starts_with("unix:") {
         return Ok(rsgrpc::Channel::new(host)?);
     }
@@ -34,12 +40,25 @@ fn channel(
 }
 
 fn main() -> ExitCode {
+    let flags = Flags::from_env(
+        &[
+            "--server_host",
+            "--server_port",
+            "--test_case",
+            "--flavour",
+            "--use_tls",
+            "--ca_file",
+            "--server_host_override",
+        ],
+        USAGE,
+    );
+    let arg = |name: &str| flags.get(name);
     let host = arg("--server_host").unwrap_or_else(|| "127.0.0.1".to_owned());
     let port = arg("--server_port").unwrap_or_else(|| "10000".to_owned());
     let case = arg("--test_case").unwrap_or_else(|| "all".to_owned());
     let flavour = arg("--flavour").unwrap_or_else(|| "blocking".to_owned());
     let tls = arg("--use_tls").as_deref() == Some("true");
-    let channel = match channel(&host, &port, tls) {
+    let channel = match channel(&flags, &host, &port, tls) {
         Ok(channel) => channel,
         Err(e) => {
             eprintln!("cannot make the channel: {e}");

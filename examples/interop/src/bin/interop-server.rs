@@ -3,10 +3,25 @@
 //! --tls_key_file PEM] [--socket PATH]` (a Unix socket instead of the port), with the
 //! standard health (grpc.health.v1) and reflection (grpc.reflection.v1, v1alpha) services.
 
-use interop::arg;
+use interop::Flags;
 use interop::server::ServeOptions;
 
+const USAGE: &str = "usage: interop-server [--port P] [--flavour async|blocking] \
+[--use_tls true --tls_cert_file PEM --tls_key_file PEM] [--socket PATH]";
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let flags = Flags::from_env(
+        &[
+            "--port",
+            "--flavour",
+            "--use_tls",
+            "--tls_cert_file",
+            "--tls_key_file",
+            "--socket",
+        ],
+        USAGE,
+    );
+    let arg = |name: &str| flags.get(name);
     let port = arg("--port").unwrap_or_else(|| "10000".to_owned());
     let tls = match arg("--use_tls").as_deref() {
         Some("true") => Some((
