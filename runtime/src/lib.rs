@@ -48,7 +48,8 @@
 //!
 //! # How it works
 //!
-//! [`design`] explains the poller threads, the completion queues and the life of a call.
+//! [`design`] explains the poller threads, the completion queues and the life of a call;
+//! [`from_tonic`] is a guide for those who know tonic.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -80,6 +81,7 @@ mod streaming;
 mod transport;
 
 pub mod design;
+pub mod from_tonic;
 
 /// TLS for channels and servers, with rustls (feature `tls`).
 #[cfg(feature = "tls")]
