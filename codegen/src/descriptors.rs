@@ -30,31 +30,47 @@ pub(crate) fn package_constant(
     )
 }
 
-/// The files of `set` in the package, and every file they import, directly or not, in the
-/// order of `set` (which protoc and protox both give in dependency order).
+/// The files of `set` in the package, and every file they import, directly or not, each
+/// after the files it imports and otherwise in the order of their names: one order for
+/// one set of files, whatever order they were given in.
 fn closure(set: &FileDescriptorSet, in_package: impl Fn(&str) -> bool) -> FileDescriptorSet {
     let by_name: HashMap<&str, &FileDescriptorProto> =
         set.file.iter().map(|f| (f.name(), f)).collect();
-    let mut wanted: BTreeSet<&str> = BTreeSet::new();
-    let mut pending: Vec<&str> = set
+    let mut roots: Vec<&str> = set
         .file
         .iter()
         .filter(|f| in_package(f.package()))
         .map(|f| f.name())
         .collect();
-    while let Some(name) = pending.pop() {
-        if !wanted.insert(name) {
-            continue;
+    roots.sort_unstable();
+    // Depth first, imports before their importer, each import list in its sorted order.
+    fn visit<'a>(
+        name: &'a str,
+        by_name: &HashMap<&'a str, &'a FileDescriptorProto>,
+        done: &mut BTreeSet<&'a str>,
+        order: &mut Vec<&'a FileDescriptorProto>,
+    ) {
+        if !done.insert(name) {
+            return;
         }
-        if let Some(file) = by_name.get(name) {
-            pending.extend(file.dependency.iter().map(String::as_str));
+        let Some(file) = by_name.get(name) else {
+            return;
+        };
+        let mut imports: Vec<&str> = file.dependency.iter().map(String::as_str).collect();
+        imports.sort_unstable();
+        for import in imports {
+            visit(import, by_name, done, order);
         }
+        order.push(file);
+    }
+    let mut done = BTreeSet::new();
+    let mut order = Vec::new();
+    for root in roots {
+        visit(root, &by_name, &mut done, &mut order);
     }
     FileDescriptorSet {
-        file: set
-            .file
-            .iter()
-            .filter(|f| wanted.contains(f.name()))
+        file: order
+            .into_iter()
             .map(|f| {
                 let mut file = FileDescriptorProto {
                     source_code_info: None,
@@ -212,5 +228,34 @@ mod tests {
         let names: Vec<&str> = closure.file.iter().map(|f| f.name()).collect();
         assert_eq!(names, ["c.proto", "b.proto", "a1.proto", "a2.proto"]);
         assert!(closure.file.iter().all(|f| f.source_code_info.is_none()));
+    }
+
+    #[test]
+    fn the_closure_is_in_one_order_whatever_the_input_order() {
+        let file = |name: &str, deps: &[&str]| FileDescriptorProto {
+            name: Some(name.into()),
+            package: Some("a".into()),
+            dependency: deps.iter().map(|d| d.to_string()).collect(),
+            ..Default::default()
+        };
+        let files = vec![
+            file("z.proto", &[]),
+            file("y.proto", &["z.proto"]),
+            file("b.proto", &["y.proto", "x.proto"]),
+            file("x.proto", &[]),
+            file("a.proto", &[]),
+        ];
+        let mut reversed = files.clone();
+        reversed.reverse();
+        let names = |files: Vec<FileDescriptorProto>| -> Vec<String> {
+            closure(&FileDescriptorSet { file: files }, |_| true)
+                .file
+                .iter()
+                .map(|f| f.name().to_owned())
+                .collect()
+        };
+        let expected = ["a.proto", "x.proto", "z.proto", "y.proto", "b.proto"];
+        assert_eq!(names(files), expected);
+        assert_eq!(names(reversed), expected);
     }
 }

@@ -24,10 +24,12 @@
 //! case or underscores (`FooBar`, `Foo_Bar`) would share modules; that is reported as an
 //! error.
 //!
-//! Inside a client, the methods `new`, `connect_lazy`, `channel`, `max_send_message_size`,
-//! `max_receive_message_size` and `send_compressed` are the client's own; an RPC that would
-//! take one of these names gets a trailing underscore (`rpc New` becomes `new_`), which no
-//! other RPC can produce. The server types' own methods cannot clash with RPCs, which are
+//! Inside a client, the methods it defines (`new`, `connect_lazy`, `channel`, the
+//! settings such as `timeout`, `with_interceptor`) and those of the traits it derives
+//! (`clone`, `clone_from`, `fmt`) are the client's own: the list is read from the code the
+//! generator emits, so it cannot miss one. An RPC that would take one of these names gets
+//! a trailing underscore (`rpc New` becomes `new_`, `rpc Clone` `clone_`), which no other
+//! RPC can produce. The server types' own methods cannot clash with RPCs, which are
 //! only trait methods there. The server types' type parameter is `T`, or `S` for a service
 //! named `T` (whose trait is `T`).
 
@@ -36,21 +38,22 @@ use std::collections::{BTreeMap, BTreeSet};
 use heck::{ToSnakeCase, ToUpperCamelCase};
 use prost_types::{DescriptorProto, FileDescriptorSet};
 
-/// The methods every generated client defines itself.
-pub(crate) const CLIENT_METHODS: &[&str] = &[
-    "new",
-    "connect_lazy",
-    "channel",
-    "max_send_message_size",
-    "max_receive_message_size",
-    "send_compressed",
-];
-
 /// Module names that prost-build (and the include file) put into each package's module,
-/// keyed by protobuf package name (`""` for files without a package).
+/// keyed by the Rust module path of the package (empty for files without a package).
+///
+/// Keyed by module, not by package: packages that differ only in case (`x.Dup`, `x.dup`)
+/// become one Rust module, and the names of both count there.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TakenNames {
-    by_package: BTreeMap<String, BTreeSet<String>>,
+    by_module: BTreeMap<Vec<String>, BTreeSet<String>>,
+}
+
+/// The Rust module path prost-build gives `package` (`["x", "dup"]` for `x.Dup`).
+pub(crate) fn module_of(package: &str) -> Vec<String> {
+    prost_build::Module::from_protobuf_package_name(package)
+        .parts()
+        .map(str::to_owned)
+        .collect()
 }
 
 impl TakenNames {
@@ -58,40 +61,31 @@ impl TakenNames {
     /// same module tree.
     pub(crate) fn new(set: &FileDescriptorSet) -> TakenNames {
         let mut taken = TakenNames::default();
-        let packages: BTreeSet<&str> = set.file.iter().map(|f| f.package()).collect();
         for file in &set.file {
-            let names = taken
-                .by_package
-                .entry(file.package().to_owned())
-                .or_default();
+            let module = module_of(file.package());
+            for depth in 0..module.len() {
+                // Every package is a child module of each of its ancestors' modules.
+                taken
+                    .by_module
+                    .entry(module[..depth].to_vec())
+                    .or_default()
+                    .insert(module[depth].clone());
+            }
+            let names = taken.by_module.entry(module).or_default();
             for message in &file.message_type {
                 if has_module(message) {
                     names.insert(rust_snake(message.name()));
                 }
             }
         }
-        for package in packages {
-            if package.is_empty() {
-                continue;
-            }
-            // Every package is a child module of each of its ancestors' modules.
-            let parts: Vec<&str> = package.split('.').filter(|p| !p.is_empty()).collect();
-            for depth in 0..parts.len() {
-                let parent = parts[..depth].join(".");
-                taken
-                    .by_package
-                    .entry(parent)
-                    .or_default()
-                    .insert(rust_snake(parts[depth]));
-            }
-        }
         taken
     }
 
-    /// Whether `name` is a module prost-build or the include file creates in `package`.
+    /// Whether `name` is a module prost-build or the include file creates in the module
+    /// of `package`.
     pub(crate) fn is_taken(&self, package: &str, name: &str) -> bool {
-        self.by_package
-            .get(package)
+        self.by_module
+            .get(&module_of(package))
             .is_some_and(|names| names.contains(name))
     }
 }
@@ -167,9 +161,17 @@ impl ServiceNames {
     }
 }
 
+/// Whether an RPC whose prost-build name is `method` would take the name of a client's
+/// own method.
+pub(crate) fn is_client_reserved(method: &str) -> bool {
+    crate::service::client_reserved_names()
+        .iter()
+        .any(|name| name == method)
+}
+
 /// The Rust name of a client method for an RPC whose prost-build name is `method`.
 pub(crate) fn client_method(method: &str) -> String {
-    if CLIENT_METHODS.contains(&method) {
+    if is_client_reserved(method) {
         format!("{method}_")
     } else {
         method.to_owned()
@@ -266,8 +268,27 @@ mod tests {
             client_method("max_receive_message_size"),
             "max_receive_message_size_"
         );
+        assert_eq!(client_method("with_interceptor"), "with_interceptor_");
+        assert_eq!(client_method("timeout"), "timeout_");
+        assert_eq!(client_method("wait_for_ready"), "wait_for_ready_");
+        assert_eq!(client_method("clone"), "clone_");
         assert_eq!(client_method("say_hello"), "say_hello");
         assert_eq!(client_method("r#type"), "r#type");
+    }
+
+    #[test]
+    fn packages_that_share_a_module_share_its_names() {
+        // `x.Dup` and `x.dup` are both the module `x::dup`.
+        let mut svc_client = message("SvcClient");
+        svc_client.nested_type.push(message("Inner"));
+        let mut both = set("x.Dup", vec![svc_client]);
+        both.file.extend(set("x.dup", Vec::new()).file);
+        let taken = TakenNames::new(&both);
+        assert_eq!(
+            ServiceNames::new(&taken, "x.dup", "Svc").client_mod,
+            "svc_client_"
+        );
+        assert!(taken.is_taken("x", "dup"));
     }
 
     #[test]

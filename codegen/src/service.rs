@@ -11,6 +11,7 @@ use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::Parts;
+use crate::lints;
 use crate::names::{self, ServiceNames, TakenNames};
 use crate::paths::{self, PathList};
 
@@ -143,27 +144,22 @@ fn ident(name: &str) -> Ident {
     }
 }
 
-/// Allows for clippy's naming conventions that a method named by the proto may break
-/// (`rpc New` in a trait, `rpc FromParts`, `rpc IntoRaw`), on that method only.
-fn naming_allows(name: &str, in_trait: bool) -> TokenStream {
-    let name = name.strip_prefix("r#").unwrap_or(name);
-    let self_convention = name == "new"
-        || name.starts_with("from_")
-        || name.starts_with("into_")
-        || (name.starts_with("to_") && name.ends_with("_mut"))
-        || name == "to_mut";
-    let mut lints = Vec::new();
-    if self_convention {
-        lints.push(quote!(clippy::wrong_self_convention));
-    }
-    if in_trait && name == "new" {
-        lints.push(quote!(clippy::new_ret_no_self));
-    }
-    if lints.is_empty() {
-        quote!()
+/// Allows for the clippy lints a stub method trips by the name the proto gives it: a client
+/// method (`&self` and the request, returning a `Result` or a future of one) or a server
+/// trait method (`&self`, the request and, for server streams, the response sink).
+fn naming_allows(name: &str, in_trait: bool, kind: Kind) -> TokenStream {
+    let params = if in_trait && matches!(kind, Kind::ServerStreaming | Kind::Bidi) {
+        3
     } else {
-        quote!(#[allow(#(#lints,)* reason = "the proto names this method")])
-    }
+        2
+    };
+    lints::allow(&lints::Method {
+        name: name.strip_prefix("r#").unwrap_or(name),
+        receiver: lints::Receiver::Ref,
+        params,
+        output: lints::Output::Other,
+        in_trait,
+    })
 }
 
 /// Attributes given as text, already checked by the builder.
@@ -269,8 +265,8 @@ fn context<'a>(
                 kind,
                 name: ident(&method.name),
                 client_name: ident(&names::client_method(&method.name)),
-                client_allows: naming_allows(&names::client_method(&method.name), false),
-                trait_allows: naming_allows(&method.name, true),
+                client_allows: naming_allows(&names::client_method(&method.name), false, kind),
+                trait_allows: naming_allows(&method.name, true, kind),
                 input: message_type(&method.input_type, options),
                 output: message_type(&method.output_type, options),
                 docs,
@@ -397,6 +393,113 @@ fn service_tokens(
     out
 }
 
+/// The traits both clients derive, with the methods each brings: an RPC named like one of
+/// them would shadow it (`client.clone()` would call `rpc Clone`).
+const CLIENT_DERIVES: &[(&str, &[&str])] =
+    &[("Clone", &["clone", "clone_from"]), ("Debug", &["fmt"])];
+
+/// The methods both clients define themselves, whatever the service.
+fn client_own_methods() -> TokenStream {
+    quote! {
+        /// A client sending its calls on `channel`; clones of a channel share one
+        /// connection.
+        pub fn new(channel: ::rsgrpc::Channel) -> Self {
+            Self { inner: ::rsgrpc::client::Client::new(channel) }
+        }
+
+        /// A client for `target` (`http://host:port`) on a new channel; it connects on
+        /// the first call.
+        ///
+        /// # Errors
+        ///
+        /// When the target cannot be parsed.
+        pub fn connect_lazy(target: &str) -> ::core::result::Result<Self, ::rsgrpc::Error> {
+            ::rsgrpc::Channel::new(target).map(Self::new)
+        }
+
+        /// The channel this client uses.
+        pub fn channel(&self) -> &::rsgrpc::Channel {
+            self.inner.channel()
+        }
+
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self { inner: self.inner.max_send_message_size(bytes) }
+        }
+
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self { inner: self.inner.max_receive_message_size(bytes) }
+        }
+
+        /// Compresses the request messages of this client's calls with `encoding`,
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self { inner: self.inner.send_compressed(encoding) }
+        }
+
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self { inner: self.inner.timeout(timeout) }
+        }
+
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self { inner: self.inner.wait_for_ready(wait) }
+        }
+
+        /// Runs `interceptor` around every call made through this client, after the
+        /// channel's interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned client"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self { inner: self.inner.with_interceptor(interceptor) }
+        }
+    }
+}
+
+/// The names an RPC cannot take on a client: the methods the clients define
+/// ([`client_own_methods`], read back from the code emitted) and those of the traits they
+/// derive. Such an RPC gets a trailing underscore instead.
+pub(crate) fn client_reserved_names() -> &'static [String] {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let own = client_own_methods();
+        let block: syn::ItemImpl = syn::parse2(quote!(impl Client { #own }))
+            .expect("the clients' own methods are valid Rust");
+        let mut names: Vec<String> = block
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                syn::ImplItem::Fn(method) => Some(method.sig.ident.to_string()),
+                _ => None,
+            })
+            .collect();
+        for (_, methods) in CLIENT_DERIVES {
+            names.extend(methods.iter().map(|m| (*m).to_owned()));
+        }
+        names
+    })
+}
+
 fn client_struct(ctx: &ServiceCtx<'_>, name: &Ident, what: &str, example: &str) -> TokenStream {
     let docs = ctx.intro(what);
     let deprecated = &ctx.deprecated;
@@ -406,7 +509,7 @@ fn client_struct(ctx: &ServiceCtx<'_>, name: &Ident, what: &str, example: &str) 
     let renamed: Vec<String> = ctx
         .methods
         .iter()
-        .filter(|m| names::CLIENT_METHODS.contains(&m.method.name.as_str()))
+        .filter(|m| names::is_client_reserved(&m.method.name))
         .map(|m| format!("`{}` as `{}`", m.method.proto_name, m.client_name))
         .collect();
     let renamed = if renamed.is_empty() {
@@ -419,12 +522,16 @@ fn client_struct(ctx: &ServiceCtx<'_>, name: &Ident, what: &str, example: &str) 
         ));
         quote!(#[doc = ""] #line)
     };
+    let derives = CLIENT_DERIVES
+        .iter()
+        .map(|(derive, _)| format_ident!("{derive}"));
+    let own = client_own_methods();
     quote! {
         #(#docs)*
         #[doc = ""]
         #example
         #renamed
-        #[derive(Clone, Debug)]
+        #[derive(#(#derives),*)]
         #deprecated
         #attrs
         pub struct #name {
@@ -433,60 +540,7 @@ fn client_struct(ctx: &ServiceCtx<'_>, name: &Ident, what: &str, example: &str) 
 
         #allow
         impl #name {
-            /// A client sending its calls on `channel`; clones of a channel share one
-            /// connection.
-            pub fn new(channel: ::rsgrpc::Channel) -> Self {
-                Self { inner: ::rsgrpc::client::Client::new(channel) }
-            }
-
-            /// A client for `target` (`http://host:port`) on a new channel; it connects on
-            /// the first call.
-            ///
-            /// # Errors
-            ///
-            /// When the target cannot be parsed.
-            pub fn connect_lazy(target: &str) -> ::core::result::Result<Self, ::rsgrpc::Error> {
-                ::rsgrpc::Channel::new(target).map(Self::new)
-            }
-
-            /// The channel this client uses.
-            pub fn channel(&self) -> &::rsgrpc::Channel {
-                self.inner.channel()
-            }
-
-            /// Largest request message this client sends, overriding the channel's
-            /// `max_send_message_size`; a larger one fails the call with
-            /// `RESOURCE_EXHAUSTED` before anything of it is sent.
-            #[must_use = "the setting applies to the returned client"]
-            pub fn max_send_message_size(self, bytes: usize) -> Self {
-                Self { inner: self.inner.max_send_message_size(bytes) }
-            }
-
-            /// Largest response message this client accepts, overriding the channel's
-            /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
-            /// `RESOURCE_EXHAUSTED`.
-            #[must_use = "the setting applies to the returned client"]
-            pub fn max_receive_message_size(self, bytes: usize) -> Self {
-                Self { inner: self.inner.max_receive_message_size(bytes) }
-            }
-
-            /// Compresses the request messages of this client's calls with `encoding`,
-            /// whatever the channel's setting; a request's own `set_send_compressed` or
-            /// `set_send_uncompressed` still comes first.
-            #[must_use = "the setting applies to the returned client"]
-            pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
-                Self { inner: self.inner.send_compressed(encoding) }
-            }
-
-            /// Runs `interceptor` around every call made through this client, after the
-            /// channel's interceptors and those added before.
-            #[must_use = "the interceptor applies to the returned client"]
-            pub fn with_interceptor(
-                self,
-                interceptor: impl ::rsgrpc::interceptor::Interceptor,
-            ) -> Self {
-                Self { inner: self.inner.with_interceptor(interceptor) }
-            }
+            #own
         }
     }
 }
@@ -632,10 +686,11 @@ fn blocking_client(ctx: &ServiceCtx<'_>) -> TokenStream {
             },
         };
         let extra = if m.kind == Kind::Bidi {
-            doc_line(
+            let line = doc_line(
                 "Returns a sender for requests and an iterator of responses at once; pass `()` \
                  or a `Request<()>` carrying metadata and a timeout.",
-            )
+            );
+            quote!(#[doc = ""] #line)
         } else {
             quote!()
         };

@@ -284,25 +284,68 @@ impl Kind {
     }
 }
 
-/// No two services of a package (in the files to generate) share stub modules, and no two
-/// methods of a service share a Rust name: protobuf names that differ only in case or
-/// underscores (`FooBar`, `Foo_Bar`) become the same Rust name.
+/// No two services of one Rust module (in the files to generate) share stub modules, no
+/// two messages or enums of one Rust module share a Rust name, and no two methods of a
+/// service share a Rust name: protobuf names that differ only in case or underscores
+/// (`FooBar`, `Foo_Bar`) become the same Rust name, and so do packages (`x.Dup` and `x.dup`
+/// are both the module `x::dup`).
 pub(crate) fn rust_names(set: &FileDescriptorSet, files: &[String]) -> Result<(), Error> {
-    let mut services: BTreeMap<(&str, String), (&str, &str)> = BTreeMap::new();
-    for file in set
+    /// Where a name was first seen: the protobuf name, its package and its file.
+    type Seen<'a> = (&'a str, &'a str, &'a str);
+    let describe = |(name, package, file): Seen<'_>| {
+        if package.is_empty() {
+            format!("{name} ({file})")
+        } else {
+            format!("{package}.{name} ({file})")
+        }
+    };
+    let mut services: BTreeMap<(Vec<String>, String), Seen<'_>> = BTreeMap::new();
+    let mut types: BTreeMap<(Vec<String>, String), Seen<'_>> = BTreeMap::new();
+    let mut generated: Vec<&prost_types::FileDescriptorProto> = set
         .file
         .iter()
         .filter(|f| files.iter().any(|n| n == f.name()))
-    {
+        .collect();
+    // The first of two clashing names is the one whose file sorts first, whatever the
+    // order of the input.
+    generated.sort_by_key(|f| f.name());
+    for file in generated {
+        let module = crate::names::module_of(file.package());
+        let path = if module.is_empty() {
+            "the module of files without a package".to_owned()
+        } else {
+            format!("the Rust module {}", module.join("::"))
+        };
+        let type_names = file
+            .message_type
+            .iter()
+            .map(|m| m.name())
+            .chain(file.enum_type.iter().map(|e| e.name()));
+        for name in type_names {
+            let key = (module.clone(), name.to_upper_camel_case());
+            let this = (name, file.package(), file.name());
+            if let Some(other) = types.insert(key, this) {
+                if other.1 != this.1 || other.0 != this.0 {
+                    return Err(Error::invalid(format!(
+                        "{}: {} and {} would both be the Rust type {} in {path}; rename one",
+                        file.name(),
+                        describe(other),
+                        describe(this),
+                        name.to_upper_camel_case(),
+                    )));
+                }
+            }
+        }
         for service in &file.service {
-            let key = (file.package(), service.name().to_snake_case());
-            if let Some((other, other_file)) = services.insert(key, (service.name(), file.name())) {
+            let key = (module.clone(), service.name().to_snake_case());
+            let this = (service.name(), file.package(), file.name());
+            if let Some(other) = services.insert(key, this) {
                 return Err(Error::invalid(format!(
-                    "{}: services {other} ({other_file}) and {} of package {:?} would get the \
-                     same Rust names; rename one",
+                    "{}: services {} and {} would get the same Rust names in {path}; rename \
+                     one",
                     file.name(),
-                    service.name(),
-                    file.package()
+                    describe(other),
+                    describe(this),
                 )));
             }
             let mut methods: BTreeMap<String, &str> = BTreeMap::new();
@@ -451,6 +494,47 @@ mod tests {
         assert!(err.is_invalid());
         assert!(err.to_string().contains("FooBar"), "{err}");
         assert!(err.to_string().contains("Foo_Bar"), "{err}");
+    }
+
+    #[test]
+    fn packages_that_become_one_module_share_its_names() {
+        let mut set = set(vec![service("Svc", &[])]);
+        let mut other = set.file[0].clone();
+        other.name = Some("q.proto".to_owned());
+        other.package = Some("P".to_owned());
+        set.file.push(other);
+        let files = ["p.proto".to_owned(), "q.proto".to_owned()];
+        let err = rust_names(&set, &files).unwrap_err();
+        assert!(err.is_invalid());
+        assert!(
+            err.to_string()
+                .contains("services p.Svc (p.proto) and P.Svc (q.proto)"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("the Rust module p"), "{err}");
+        // Generated apart, they do not meet.
+        rust_names(&set, &files[..1]).unwrap();
+    }
+
+    #[test]
+    fn types_that_become_one_rust_name_are_refused() {
+        let mut set = set(vec![]);
+        set.file[0].message_type.push(DescriptorProto {
+            name: Some("Foo".to_owned()),
+            ..DescriptorProto::default()
+        });
+        set.file[0]
+            .enum_type
+            .push(prost_types::EnumDescriptorProto {
+                name: Some("FOO".to_owned()),
+                ..prost_types::EnumDescriptorProto::default()
+            });
+        let err = rust_names(&set, &["p.proto".to_owned()]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("p.Foo (p.proto) and p.FOO (p.proto)"),
+            "{err}"
+        );
     }
 
     #[test]

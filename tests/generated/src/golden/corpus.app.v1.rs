@@ -100,6 +100,26 @@ pub mod records_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
+            }
+        }
         /// Runs `interceptor` around every call made through this client, after the
         /// channel's interceptors and those added before.
         #[must_use = "the interceptor applies to the returned client"]
@@ -247,6 +267,26 @@ pub mod records_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
+            }
+        }
         /// Runs `interceptor` around every call made through this client, after the
         /// channel's interceptors and those added before.
         #[must_use = "the interceptor applies to the returned client"]
@@ -306,6 +346,7 @@ pub mod records_client {
         /// Echoes records as they come.
         ///
         /// `/corpus.app.v1.Records/Sync`: bidirectional streaming call.
+        ///
         /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
         pub fn sync(
             &self,
@@ -826,6 +867,26 @@ pub mod keywords_service_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
+            }
+        }
         /// Runs `interceptor` around every call made through this client, after the
         /// channel's interceptors and those added before.
         #[must_use = "the interceptor applies to the returned client"]
@@ -938,6 +999,26 @@ pub mod keywords_service_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
+            }
+        }
         /// Runs `interceptor` around every call made through this client, after the
         /// channel's interceptors and those added before.
         #[must_use = "the interceptor applies to the returned client"]
@@ -980,6 +1061,7 @@ pub mod keywords_service_client {
                 )
         }
         /// `/corpus.app.v1.Keywords_Service/Loop`: bidirectional streaming call.
+        ///
         /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
         pub fn r#loop(
             &self,
@@ -1391,6 +1473,26 @@ pub mod legacy_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
+            }
+        }
         /// Runs `interceptor` around every call made through this client, after the
         /// channel's interceptors and those added before.
         #[must_use = "the interceptor applies to the returned client"]
@@ -1478,6 +1580,26 @@ pub mod legacy_client {
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
                 inner: self.inner.send_compressed(encoding),
+            }
+        }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
             }
         }
         /// Runs `interceptor` around every call made through this client, after the

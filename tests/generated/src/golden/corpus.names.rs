@@ -54,7 +54,7 @@ pub mod game_client_ {
     ///
     /// Its methods return futures that run on any executor.
     ///
-    /// RPCs named like this client's own methods are called with a trailing underscore: `New` as `new_`, `ConnectLazy` as `connect_lazy_`, `Channel` as `channel_`, `SendCompressed` as `send_compressed_`, `MaxSendMessageSize` as `max_send_message_size_`, `MaxReceiveMessageSize` as `max_receive_message_size_`.
+    /// RPCs named like this client's own methods are called with a trailing underscore: `New` as `new_`, `ConnectLazy` as `connect_lazy_`, `Channel` as `channel_`, `SendCompressed` as `send_compressed_`, `MaxSendMessageSize` as `max_send_message_size_`, `MaxReceiveMessageSize` as `max_receive_message_size_`, `Clone` as `clone_`.
     #[derive(Clone, Debug)]
     pub struct GameClient {
         inner: ::rsgrpc::client::Client,
@@ -107,6 +107,26 @@ pub mod game_client_ {
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
                 inner: self.inner.send_compressed(encoding),
+            }
+        }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
             }
         }
         /// Runs `interceptor` around every call made through this client, after the
@@ -196,7 +216,7 @@ pub mod game_client_ {
         /// Named like Arc::clone.
         ///
         /// `/corpus.names.Game/Clone`: unary call.
-        pub async fn clone(
+        pub async fn clone_(
             &self,
             request: impl ::rsgrpc::IntoRequest<super::Send>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::Send>, ::rsgrpc::Status> {
@@ -264,7 +284,7 @@ pub mod game_client_ {
     ///
     /// Its methods block the calling thread; they need no async runtime and may be called from inside one.
     ///
-    /// RPCs named like this client's own methods are called with a trailing underscore: `New` as `new_`, `ConnectLazy` as `connect_lazy_`, `Channel` as `channel_`, `SendCompressed` as `send_compressed_`, `MaxSendMessageSize` as `max_send_message_size_`, `MaxReceiveMessageSize` as `max_receive_message_size_`.
+    /// RPCs named like this client's own methods are called with a trailing underscore: `New` as `new_`, `ConnectLazy` as `connect_lazy_`, `Channel` as `channel_`, `SendCompressed` as `send_compressed_`, `MaxSendMessageSize` as `max_send_message_size_`, `MaxReceiveMessageSize` as `max_receive_message_size_`, `Clone` as `clone_`.
     #[derive(Clone, Debug)]
     pub struct GameBlockingClient {
         inner: ::rsgrpc::client::Client,
@@ -317,6 +337,26 @@ pub mod game_client_ {
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
                 inner: self.inner.send_compressed(encoding),
+            }
+        }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
             }
         }
         /// Runs `interceptor` around every call made through this client, after the
@@ -409,7 +449,7 @@ pub mod game_client_ {
         /// Named like Arc::clone.
         ///
         /// `/corpus.names.Game/Clone`: unary call.
-        pub fn clone(
+        pub fn clone_(
             &self,
             request: impl ::rsgrpc::IntoRequest<super::Send>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::Send>, ::rsgrpc::Status> {
@@ -456,6 +496,7 @@ pub mod game_client_ {
         /// Named like Deref::deref, streaming both ways.
         ///
         /// `/corpus.names.Game/Deref`: bidirectional streaming call.
+        ///
         /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
         pub fn deref(
             &self,
@@ -1131,6 +1172,8 @@ pub mod game_server_client {
     /// A service named like Game's server type.
     ///
     /// Its methods return futures that run on any executor.
+    ///
+    /// RPCs named like this client's own methods are called with a trailing underscore: `Fmt` as `fmt_`.
     #[derive(Clone, Debug)]
     pub struct GameServerClient {
         inner: ::rsgrpc::client::Client,
@@ -1185,6 +1228,26 @@ pub mod game_server_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
+            }
+        }
         /// Runs `interceptor` around every call made through this client, after the
         /// channel's interceptors and those added before.
         #[must_use = "the interceptor applies to the returned client"]
@@ -1201,7 +1264,7 @@ pub mod game_server_client {
         /// Named like Debug::fmt.
         ///
         /// `/corpus.names.GameServer/Fmt`: unary call.
-        pub async fn fmt(
+        pub async fn fmt_(
             &self,
             request: impl ::rsgrpc::IntoRequest<super::T>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::T>, ::rsgrpc::Status> {
@@ -1224,6 +1287,8 @@ pub mod game_server_client {
     /// A service named like Game's server type.
     ///
     /// Its methods block the calling thread; they need no async runtime and may be called from inside one.
+    ///
+    /// RPCs named like this client's own methods are called with a trailing underscore: `Fmt` as `fmt_`.
     #[derive(Clone, Debug)]
     pub struct GameServerBlockingClient {
         inner: ::rsgrpc::client::Client,
@@ -1278,6 +1343,26 @@ pub mod game_server_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
+            }
+        }
         /// Runs `interceptor` around every call made through this client, after the
         /// channel's interceptors and those added before.
         #[must_use = "the interceptor applies to the returned client"]
@@ -1294,7 +1379,7 @@ pub mod game_server_client {
         /// Named like Debug::fmt.
         ///
         /// `/corpus.names.GameServer/Fmt`: unary call.
-        pub fn fmt(
+        pub fn fmt_(
             &self,
             request: impl ::rsgrpc::IntoRequest<super::T>,
         ) -> ::core::result::Result<::rsgrpc::Response<super::T>, ::rsgrpc::Status> {
@@ -1635,6 +1720,26 @@ pub mod self_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
+            }
+        }
         /// Runs `interceptor` around every call made through this client, after the
         /// channel's interceptors and those added before.
         #[must_use = "the interceptor applies to the returned client"]
@@ -1713,6 +1818,26 @@ pub mod self_client {
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
                 inner: self.inner.send_compressed(encoding),
+            }
+        }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
             }
         }
         /// Runs `interceptor` around every call made through this client, after the
@@ -2016,6 +2141,26 @@ pub mod idle_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
+            }
+        }
         /// Runs `interceptor` around every call made through this client, after the
         /// channel's interceptors and those added before.
         #[must_use = "the interceptor applies to the returned client"]
@@ -2087,6 +2232,26 @@ pub mod idle_client {
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
                 inner: self.inner.send_compressed(encoding),
+            }
+        }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
             }
         }
         /// Runs `interceptor` around every call made through this client, after the

@@ -1,0 +1,234 @@
+//! Clippy lints that a method can trip because of the name the proto gives it, and the
+//! targeted allows that answer them.
+//!
+//! Both the stubs (`rpc Cmp` is a client method `cmp`) and prost-build's getters (an
+//! `optional int32 len` field gives `fn len(&self) -> i32`) take their names from the
+//! proto, so clippy's naming conventions are the proto's choice, not a mistake in the
+//! generated code. Each allow is placed on the one item clippy reports, names only the
+//! lints that the method's name and shape can trip (as clippy decides them, below), and
+//! says why.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+/// How a method takes `self`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Receiver {
+    /// No `self`: an associated function.
+    No,
+    /// `&self`.
+    Ref,
+    /// `&mut self`.
+    RefMut,
+    /// `self`.
+    Value,
+}
+
+/// What a method returns, as far as clippy's `should_implement_trait` looks at it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// Nothing, or `()`.
+    Unit,
+    /// `bool`.
+    Bool,
+    /// A reference.
+    Ref,
+    /// Anything else, `Self` not among it (a `Result`, a scalar, a future).
+    Other,
+}
+
+/// The shape of a method whose name the proto chose.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Method<'a> {
+    /// Its name, without `r#`.
+    pub(crate) name: &'a str,
+    pub(crate) receiver: Receiver,
+    /// Its parameters, `self` included.
+    pub(crate) params: usize,
+    pub(crate) output: Output,
+    /// Declared in a trait (the server traits) rather than an inherent impl.
+    pub(crate) in_trait: bool,
+}
+
+/// The methods of std traits that clippy's `should_implement_trait` expects to be those
+/// traits' (its `TRAIT_METHODS`): name, parameter count, receiver and output, where `None`
+/// is any output but `()`.
+const TRAIT_METHODS: &[(&str, usize, Receiver, Option<Output>)] = &[
+    ("add", 2, Receiver::Value, None),
+    ("as_mut", 1, Receiver::RefMut, Some(Output::Ref)),
+    ("as_ref", 1, Receiver::Ref, Some(Output::Ref)),
+    ("bitand", 2, Receiver::Value, None),
+    ("bitor", 2, Receiver::Value, None),
+    ("bitxor", 2, Receiver::Value, None),
+    ("borrow", 1, Receiver::Ref, Some(Output::Ref)),
+    ("borrow_mut", 1, Receiver::RefMut, Some(Output::Ref)),
+    ("clone", 1, Receiver::Ref, None),
+    ("cmp", 2, Receiver::Ref, None),
+    ("default", 0, Receiver::No, None),
+    ("deref", 1, Receiver::Ref, Some(Output::Ref)),
+    ("deref_mut", 1, Receiver::RefMut, Some(Output::Ref)),
+    ("div", 2, Receiver::Value, None),
+    ("drop", 1, Receiver::RefMut, Some(Output::Unit)),
+    ("eq", 2, Receiver::Ref, Some(Output::Bool)),
+    ("from_iter", 1, Receiver::No, None),
+    ("from_str", 1, Receiver::No, None),
+    ("hash", 2, Receiver::Ref, Some(Output::Unit)),
+    ("index", 2, Receiver::Ref, Some(Output::Ref)),
+    ("index_mut", 2, Receiver::RefMut, Some(Output::Ref)),
+    ("into_iter", 1, Receiver::Value, None),
+    ("mul", 2, Receiver::Value, None),
+    ("neg", 1, Receiver::Value, None),
+    ("next", 1, Receiver::RefMut, None),
+    ("not", 1, Receiver::Value, None),
+    ("rem", 2, Receiver::Value, None),
+    ("shl", 2, Receiver::Value, None),
+    ("shr", 2, Receiver::Value, None),
+    ("sub", 2, Receiver::Value, None),
+];
+
+/// Whether clippy's `should_implement_trait` takes `method` for a std trait's method that
+/// should be an impl of the trait (it looks at inherent impls only).
+fn looks_like_trait_method(method: &Method<'_>) -> bool {
+    !method.in_trait
+        && TRAIT_METHODS
+            .iter()
+            .any(|&(name, params, receiver, output)| {
+                name == method.name
+                    && params == method.params
+                    && receiver == method.receiver
+                    && match output {
+                        None => method.output != Output::Unit,
+                        Some(output) => method.output == output,
+                    }
+            })
+}
+
+/// Whether `method` breaks clippy's `wrong_self_convention`: `new` and `from_*` take no
+/// `self`, `into_*` takes `self`, `to_*_mut` and `to_mut` take `&mut self`, `as_*` a
+/// reference, `is_*` anything but `self`.
+fn breaks_self_convention(method: &Method<'_>) -> bool {
+    let name = method.name;
+    let receiver = method.receiver;
+    if name == "new" || name.starts_with("from_") {
+        receiver != Receiver::No
+    } else if name.starts_with("into_") {
+        receiver != Receiver::Value
+    } else if name == "to_mut" || (name.starts_with("to_") && name.ends_with("_mut")) {
+        receiver != Receiver::RefMut
+    } else if name.starts_with("as_") {
+        !matches!(receiver, Receiver::Ref | Receiver::RefMut)
+    } else if name.starts_with("is_") {
+        receiver == Receiver::Value
+    } else {
+        false
+    }
+}
+
+/// The clippy lints `method` trips by its name, in a fixed order.
+pub(crate) fn tripped(method: &Method<'_>) -> Vec<&'static str> {
+    let mut lints = Vec::new();
+    if looks_like_trait_method(method) {
+        lints.push("should_implement_trait");
+    }
+    if breaks_self_convention(method) {
+        lints.push("wrong_self_convention");
+    }
+    // `new` that does not return `Self`; none of the methods checked here does.
+    if method.name == "new" {
+        lints.push("new_ret_no_self");
+    }
+    lints
+}
+
+/// `#[allow(clippy::..., reason = "the proto names this method")]` for the lints `method`
+/// trips, or nothing.
+pub(crate) fn allow(method: &Method<'_>) -> TokenStream {
+    allow_lints(&tripped(method), "the proto names this method")
+}
+
+/// `#[allow(clippy::..., reason = ...)]` for `lints`, or nothing when there are none.
+pub(crate) fn allow_lints(lints: &[&str], reason: &str) -> TokenStream {
+    if lints.is_empty() {
+        return quote!();
+    }
+    let lints = lints.iter().map(|lint| format_ident!("{lint}"));
+    quote!(#[allow(#(clippy::#lints,)* reason = #reason)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(name: &str) -> Method<'_> {
+        Method {
+            name,
+            receiver: Receiver::Ref,
+            params: 2,
+            output: Output::Other,
+            in_trait: false,
+        }
+    }
+
+    fn getter(name: &str, output: Output) -> Method<'_> {
+        Method {
+            name,
+            receiver: Receiver::Ref,
+            params: 1,
+            output,
+            in_trait: false,
+        }
+    }
+
+    #[test]
+    fn client_methods_trip_what_clippy_checks_for_their_shape() {
+        assert_eq!(tripped(&client("cmp")), ["should_implement_trait"]);
+        // `eq` must return bool and `hash` nothing to look like the traits' methods.
+        assert!(tripped(&client("eq")).is_empty());
+        assert!(tripped(&client("hash")).is_empty());
+        assert!(tripped(&client("say_hello")).is_empty());
+        assert_eq!(tripped(&client("from_parts")), ["wrong_self_convention"]);
+        assert_eq!(tripped(&client("into_raw")), ["wrong_self_convention"]);
+        assert!(tripped(&client("to_owned_copy")).is_empty());
+        assert_eq!(tripped(&client("to_mut")), ["wrong_self_convention"]);
+    }
+
+    #[test]
+    fn getters_trip_what_clippy_checks_for_their_shape() {
+        assert_eq!(
+            tripped(&getter("clone", Output::Other)),
+            ["should_implement_trait"]
+        );
+        assert_eq!(
+            tripped(&getter("deref", Output::Ref)),
+            ["should_implement_trait"]
+        );
+        assert!(tripped(&getter("deref", Output::Other)).is_empty());
+        assert_eq!(
+            tripped(&getter("new", Output::Other)),
+            ["wrong_self_convention", "new_ret_no_self"]
+        );
+    }
+
+    #[test]
+    fn trait_methods_never_trip_should_implement_trait() {
+        let method = Method {
+            in_trait: true,
+            ..client("cmp")
+        };
+        assert!(tripped(&method).is_empty());
+        let new = Method {
+            in_trait: true,
+            ..client("new")
+        };
+        assert_eq!(tripped(&new), ["wrong_self_convention", "new_ret_no_self"]);
+    }
+
+    #[test]
+    fn the_allow_names_each_lint() {
+        let allow = allow(&getter("new", Output::Other)).to_string();
+        assert!(allow.contains("clippy :: wrong_self_convention"), "{allow}");
+        assert!(allow.contains("clippy :: new_ret_no_self"), "{allow}");
+        assert!(allow.contains("the proto names this method"), "{allow}");
+        assert!(allow_lints(&[], "x").is_empty());
+    }
+}
