@@ -294,6 +294,92 @@ fn both_flavours_over_a_unix_socket() {
     );
 }
 
+/// Clients of Unix sockets (gRPC C-core, grpc-java, grpcurl) send the socket's path as
+/// `:authority`, raw or percent-encoded, which h2 refuses as malformed: the server drops
+/// it and serves the call, for both handler flavours. Written by hand, since h2's own
+/// client would not send such an authority. Before, every such stream was reset with
+/// PROTOCOL_ERROR.
+#[test]
+fn a_socket_path_as_authority_is_served_over_a_unix_socket() {
+    use rsgrpc_tests::raw;
+    use std::io::{Read, Write};
+    let _leaks = rsgrpc_tests::leak::check();
+    let socket = socket_path("authority");
+    let server = Server::builder()
+        .add_service(blocking_echo(SVC, Probe::new()))
+        .add_service(async_echo("test.AsyncEcho", Probe::new()))
+        .bind_unix(&socket)
+        .unwrap();
+    let raw_path = socket.display().to_string();
+    let encoded = raw_path.replace('/', "%2F");
+    let mut wire = raw::PREFACE.to_vec();
+    wire.extend(raw::settings(&[]));
+    let mut streams = Vec::new();
+    for (i, (service, authority)) in [
+        (SVC, raw_path.as_str()),
+        ("test.AsyncEcho", raw_path.as_str()),
+        (SVC, encoded.as_str()),
+        ("test.AsyncEcho", encoded.as_str()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let stream = 2 * i as u32 + 1;
+        let mut block = Vec::new();
+        raw::hpack_literal(&mut block, ":method", b"POST");
+        raw::hpack_literal(&mut block, ":scheme", b"http");
+        raw::hpack_literal(
+            &mut block,
+            ":path",
+            format!("/{service}/{UNARY}").as_bytes(),
+        );
+        raw::hpack_literal(&mut block, ":authority", authority.as_bytes());
+        raw::hpack_literal(&mut block, "content-type", b"application/grpc");
+        raw::hpack_literal(&mut block, "te", b"trailers");
+        wire.extend(raw::headers(stream, false, &block));
+        let message = prost::Message::encode_to_vec(&req(&format!("over uds {i}")));
+        wire.extend(raw::data(stream, true, &raw::grpc_message(false, &message)));
+        streams.push(stream);
+    }
+    let mut conn = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    conn.write_all(&wire).unwrap();
+    // Read frames until every stream got its response data, or a reset comes.
+    let (mut data_streams, mut resets) = (Vec::new(), Vec::new());
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while data_streams.len() < streams.len() && resets.is_empty() && Instant::now() < deadline {
+        let n = match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        while buf.len() >= 9 {
+            let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
+            if buf.len() < 9 + len {
+                break;
+            }
+            let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
+            match buf[3] {
+                raw::DATA if len > 0 => data_streams.push(stream),
+                raw::RST_STREAM => resets.push(stream),
+                _ => {}
+            }
+            buf.drain(..9 + len);
+        }
+    }
+    assert!(resets.is_empty(), "streams reset: {resets:?}");
+    data_streams.sort_unstable();
+    assert_eq!(
+        data_streams, streams,
+        "every call answered with its message"
+    );
+    drop(conn);
+    drop(server);
+}
+
 // ---------------------------------------------------------------------------------------
 // Keepalive and ping strikes
 

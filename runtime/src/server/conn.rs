@@ -243,7 +243,12 @@ async fn handshake(
         .initial_connection_window_size(config.initial_connection_window_size)
         .max_pending_accept_reset_streams(config.max_pending_accept_reset_streams)
         .max_local_error_reset_streams(Some(config.max_local_error_reset_streams));
-    let io = Watched::new(io, End::Server, watch.clone());
+    let unix = matches!(io, Io::Unix(_));
+    let mut io = Watched::new(io, End::Server, watch.clone());
+    if unix {
+        // Clients on Unix sockets often send the socket's path as :authority.
+        io = io.rewrite_authority(config.max_header_list_size);
+    }
     let h2 = builder
         .handshake(io)
         .await

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The client connection preface, which precedes the client's frames.
@@ -294,6 +294,9 @@ pub(crate) struct Watched<T> {
     goaway: Option<(Bytes, usize)>,
     /// Our GOAWAY is out: further writes from h2 are dropped and the stream shut down.
     closed: bool,
+    /// Rewrites what the peer sends before h2 reads it (Unix-socket servers), with the
+    /// bytes rewritten and not yet read.
+    rewrite: Option<(super::authority::AuthorityRewrite, BytesMut)>,
 }
 
 impl<T> Watched<T> {
@@ -305,7 +308,19 @@ impl<T> Watched<T> {
             write: FrameParser::new(end == End::Client),
             goaway: None,
             closed: false,
+            rewrite: None,
         }
+    }
+
+    /// Drops an `:authority` h2 would refuse from the peer's header blocks (see
+    /// [`AuthorityRewrite`](super::authority::AuthorityRewrite)): for servers on Unix
+    /// sockets, whose clients often send the socket's path there.
+    pub(crate) fn rewrite_authority(mut self, max_header_list_size: u32) -> Watched<T> {
+        self.rewrite = Some((
+            super::authority::AuthorityRewrite::new(max_header_list_size),
+            BytesMut::new(),
+        ));
+        self
     }
 
     fn observe_read(&mut self, data: &[u8]) {
@@ -389,6 +404,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
         if this.closed {
             return Poll::Ready(Ok(()));
         }
+        if this.rewrite.is_some() {
+            return this.poll_read_rewritten(cx, buf);
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.io).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
@@ -398,6 +416,43 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
             }
         }
         polled
+    }
+}
+
+impl<T: AsyncRead + Unpin> Watched<T> {
+    /// Reads through the header-block rewriter: what it produced first, then more from
+    /// the socket.
+    fn poll_read_rewritten(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            let Some((_, pending)) = &mut self.rewrite else {
+                unreachable!("called with a rewriter")
+            };
+            if !pending.is_empty() {
+                let n = pending.len().min(buf.remaining());
+                buf.put_slice(&pending[..n]);
+                pending.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            let mut scratch = [0u8; 8192];
+            let mut raw = ReadBuf::new(&mut scratch);
+            std::task::ready!(Pin::new(&mut self.io).poll_read(cx, &mut raw))?;
+            let data = raw.filled();
+            if data.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            self.observe_read(data);
+            let Some((rewrite, pending)) = &mut self.rewrite else {
+                unreachable!("called with a rewriter")
+            };
+            rewrite.feed(data, pending).map_err(|e| {
+                tracing::debug!(reason = %e.0, "closing a connection whose headers cannot be rewritten");
+                io::Error::new(io::ErrorKind::InvalidData, e.0)
+            })?;
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
+mod authority;
 pub(crate) mod frames;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
