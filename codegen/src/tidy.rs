@@ -5,14 +5,25 @@
 //!   package `grpc.service_config`) gets `#[allow(clippy::module_inception)]`;
 //! - a oneof with a message variant gets `#[allow(clippy::large_enum_variant)]`, since the
 //!   proto decides the variants' sizes (prost-build's `boxed` is the remedy, if wanted);
+//! - a getter prost-build names after a field gets the allows for the clippy lints its
+//!   name trips (`optional int32 new` gives `fn new(&self) -> i32`, see [`crate::lints`]),
+//!   and a message whose getter is `len` without an `is_empty` gets
+//!   `#[allow(clippy::len_without_is_empty)]`;
 //! - doc comments taken from `.proto` comments are re-indented where markdown would read a
 //!   line lazily into the list item or block quote above it (clippy's
 //!   `doc_lazy_continuation` and `doc_overindented_list_items`); rustdoc renders the same;
+//! - in doc comments, what rustdoc would read as HTML (`Vec<String>`, `<namespace>`,
+//!   `/<service>/<method>`) has its `<` and `>` escaped, so the text shows as written and
+//!   rustdoc finds no HTML tags to warn about;
 //! - the file is formatted with prettyplease and gets its `@generated` header.
 
+use std::collections::BTreeSet;
+
+use syn::ext::IdentExt;
 use syn::{Attribute, Item};
 
 use crate::Error;
+use crate::lints;
 
 /// The header of every generated package file.
 pub(crate) const HEADER: &str =
@@ -35,8 +46,34 @@ pub(crate) fn finish(code: &str, module: Option<&str>, package: &str) -> Result<
 }
 
 fn walk(items: &mut [Item], parent: Option<&str>) {
+    let messages: BTreeSet<String> = items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Struct(s) if derives(&s.attrs, "Message") => Some(s.ident.to_string()),
+            _ => None,
+        })
+        .collect();
+    let mut without_is_empty = BTreeSet::new();
+    for item in items.iter_mut() {
+        if let Item::Impl(block) = item {
+            if let Some(name) = getters_of(block, &messages) {
+                if allow_getter_lints(block) {
+                    without_is_empty.insert(name);
+                }
+            }
+        }
+    }
     for item in items {
         match item {
+            Item::Struct(message) if without_is_empty.contains(&message.ident.to_string()) => {
+                // clippy looks for the allow on the type, not on the method.
+                message.attrs.push(syn::parse_quote! {
+                    #[allow(
+                        clippy::len_without_is_empty,
+                        reason = "the proto names a field `len`; prost-build gives it a getter"
+                    )]
+                });
+            }
             Item::Mod(module) => {
                 let name = module.ident.to_string();
                 if parent == Some(name.as_str()) {
@@ -65,21 +102,77 @@ fn walk(items: &mut [Item], parent: Option<&str>) {
 }
 
 fn is_oneof(attrs: &[Attribute]) -> bool {
+    derives(attrs, "Oneof")
+}
+
+/// Whether `attrs` derive a trait named `name` (by the last segment of its path).
+fn derives(attrs: &[Attribute], name: &str) -> bool {
     attrs.iter().any(|attr| {
-        let mut oneof = false;
+        let mut found = false;
         if attr.path().is_ident("derive") {
             // A derive list that does not parse as paths is not prost-build's.
             let _ = attr.parse_nested_meta(|meta| {
-                oneof |= meta
-                    .path
-                    .segments
-                    .last()
-                    .is_some_and(|s| s.ident == "Oneof");
+                found |= meta.path.segments.last().is_some_and(|s| s.ident == name);
                 Ok(())
             });
         }
-        oneof
+        found
     })
+}
+
+/// The message whose getters `block` holds: an inherent impl of one of `messages`, the
+/// structs of the same module that derive `Message`.
+fn getters_of(block: &syn::ItemImpl, messages: &BTreeSet<String>) -> Option<String> {
+    if block.trait_.is_some() {
+        return None;
+    }
+    let syn::Type::Path(path) = &*block.self_ty else {
+        return None;
+    };
+    let name = path.path.get_ident()?.to_string();
+    messages.contains(&name).then_some(name)
+}
+
+/// Puts on each getter of `block` the allows for the lints its name trips; returns whether
+/// the block has a `len` getter and no `is_empty`.
+fn allow_getter_lints(block: &mut syn::ItemImpl) -> bool {
+    let mut len = false;
+    let mut is_empty = false;
+    for item in &mut block.items {
+        let syn::ImplItem::Fn(method) = item else {
+            continue;
+        };
+        let name = method.sig.ident.unraw().to_string();
+        let receiver = match method.sig.receiver().map(|r| &r.kind) {
+            None => lints::Receiver::No,
+            Some(syn::ReceiverKind::Reference(_, _, None)) => lints::Receiver::Ref,
+            Some(syn::ReceiverKind::Reference(_, _, Some(_))) => lints::Receiver::RefMut,
+            Some(_) => lints::Receiver::Value,
+        };
+        let output = match &method.sig.output {
+            syn::ReturnType::Default => lints::Output::Unit,
+            syn::ReturnType::Type(_, ty) => match &**ty {
+                syn::Type::Tuple(t) if t.elems.is_empty() => lints::Output::Unit,
+                syn::Type::Reference(_) => lints::Output::Ref,
+                syn::Type::Path(p) if p.path.is_ident("bool") => lints::Output::Bool,
+                _ => lints::Output::Other,
+            },
+        };
+        let params = method.sig.inputs.len();
+        len |= name == "len" && receiver == lints::Receiver::Ref && params == 1;
+        is_empty |= name == "is_empty";
+        let allow = lints::allow(&lints::Method {
+            name: &name,
+            receiver,
+            params,
+            output,
+            in_trait: false,
+        });
+        if !allow.is_empty() {
+            method.attrs.push(syn::parse_quote!(#allow));
+        }
+    }
+    len && !is_empty
 }
 
 /// Whether a oneof has a variant holding a message inline (`#[prost(message, ...)]`
@@ -133,7 +226,7 @@ fn fix_docs(code: &str) -> String {
             .iter()
             .map(|line| &line.trim_start()[3..])
             .collect();
-        for line in fix_block(&block) {
+        for line in escape_html(&fix_block(&block)) {
             out.push_str(indent);
             out.push_str("///");
             out.push_str(&line);
@@ -141,6 +234,64 @@ fn fix_docs(code: &str) -> String {
         }
     }
     out
+}
+
+/// Escapes `<` and `>` wherever rustdoc would read HTML in one doc block, given as the text
+/// after each `///`: rustdoc then renders the characters as written, and finds no tags to
+/// warn about (its `invalid_html_tags` lint: `Vec<String>`, `<namespace>`). Code spans,
+/// code blocks and autolinks (`<https://...>`) are not HTML and stay as they are.
+fn escape_html(lines: &[String]) -> Vec<String> {
+    use pulldown_cmark::{Event, Options, Parser};
+    // rustdoc removes the indentation common to all non-blank lines, then parses markdown
+    // with these extensions.
+    let base = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start_matches(' ').len())
+        .min()
+        .unwrap_or(0);
+    let mut text = String::new();
+    let mut starts = Vec::with_capacity(lines.len());
+    for line in lines {
+        starts.push(text.len());
+        text.push_str(&line[base.min(line.len() - line.trim_start_matches(' ').len())..]);
+        text.push('\n');
+    }
+    let options = Options::ENABLE_TABLES
+        | Options::ENABLE_FOOTNOTES
+        | Options::ENABLE_STRIKETHROUGH
+        | Options::ENABLE_TASKLISTS
+        | Options::ENABLE_SMART_PUNCTUATION;
+    let mut html = Vec::new();
+    for (event, range) in Parser::new_ext(&text, options).into_offset_iter() {
+        if matches!(event, Event::Html(_) | Event::InlineHtml(_)) {
+            html.push(range);
+        }
+    }
+    if html.is_empty() {
+        return lines.to_vec();
+    }
+    let mut escaped = String::with_capacity(text.len() + 16);
+    for (at, c) in text.char_indices() {
+        let in_html = html.iter().any(|range| range.contains(&at));
+        let already = text[..at].ends_with('\\');
+        if in_html && (c == '<' || c == '>') && !already {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    let prefix = " ".repeat(base);
+    escaped
+        .split_terminator('\n')
+        .zip(lines)
+        .map(|(line, original)| {
+            if original.trim().is_empty() {
+                original.clone()
+            } else {
+                format!("{prefix}{line}")
+            }
+        })
+        .collect()
 }
 
 /// The width of a list marker (`- `, `* `, `+ `, `1. `, `12) `) at the start of `text`,
@@ -336,6 +487,72 @@ mod tests {
         let choice = out.find("pub enum Choice").unwrap();
         let allow = out.find("clippy::large_enum_variant").unwrap();
         assert!(allow < choice && out[allow..choice].matches("pub enum").count() == 0);
+    }
+
+    fn escape(text: &str) -> String {
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        escape_html(&lines).join("\n")
+    }
+
+    #[test]
+    fn html_in_docs_is_escaped_and_nothing_else() {
+        assert_eq!(
+            escape(" A `Vec<String>` or a Vec<String>."),
+            " A `Vec<String>` or a Vec\\<String\\>."
+        );
+        assert_eq!(
+            escape(" namespace==<namespace>, /<service>/<method>"),
+            " namespace==\\<namespace\\>, /\\<service\\>/\\<method\\>"
+        );
+        // prost-build's markdown pass escapes some brackets itself: the rest follow.
+        assert_eq!(escape(" Option\\<Box<T>\\>"), " Option\\<Box\\<T\\>\\>");
+        let untouched =
+            " See <https://example.com>, `a < b`, a < b and a -> b.\n\n ```text\n <T>\n ```";
+        assert_eq!(escape(untouched), untouched);
+        // An HTML block, as rustdoc reads it after removing the common indentation.
+        assert_eq!(
+            escape("   <div>\n   x</div>\n\n   after"),
+            "   \\<div\\>\n   x\\</div\\>\n\n   after"
+        );
+    }
+
+    #[test]
+    fn getters_named_like_conventions_get_targeted_allows() {
+        let code = "#[derive(Clone, PartialEq, ::prost::Message)]\n\
+                    pub struct Rules { #[prost(uint64, optional, tag = \"1\")] pub len: Option<u64> }\n\
+                    impl Rules {\n\
+                        pub fn len(&self) -> u64 { 0 }\n\
+                        pub fn new(&self) -> u64 { 0 }\n\
+                        pub fn clone(&self) -> u64 { 0 }\n\
+                        pub fn deref(&self) -> &str { \"\" }\n\
+                        pub fn name(&self) -> &str { \"\" }\n\
+                    }\n\
+                    #[derive(Clone, PartialEq, ::prost::Message)]\n\
+                    pub struct Sized { }\n\
+                    impl Sized {\n\
+                        pub fn len(&self) -> u64 { 0 }\n\
+                        pub fn is_empty(&self) -> bool { true }\n\
+                    }\n";
+        let out = finish(code, None, "p").unwrap();
+        assert_eq!(
+            out.matches("clippy::len_without_is_empty").count(),
+            1,
+            "{out}"
+        );
+        let rules = out.find("pub struct Rules").unwrap();
+        let allow = out.find("clippy::len_without_is_empty").unwrap();
+        assert!(allow < rules, "{out}");
+        assert_eq!(out.matches("clippy::new_ret_no_self").count(), 1, "{out}");
+        assert_eq!(
+            out.matches("clippy::wrong_self_convention").count(),
+            1,
+            "{out}"
+        );
+        assert_eq!(
+            out.matches("clippy::should_implement_trait").count(),
+            2,
+            "{out}"
+        );
     }
 
     #[test]

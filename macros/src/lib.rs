@@ -373,6 +373,11 @@ fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream, Error> {
     } else {
         generated.extend(module_tree(&packages)?);
     }
+    // The user's own span for the generated code, as for code a build script writes and
+    // `include!` reads: tokens parsed here would otherwise belong to this macro's
+    // expansion, which changes what the compiler warns about (a deprecated field used by
+    // prost's derive warns in macro code only).
+    let mut generated = respan(generated, module_name_span(&item));
     // Reading each input with include_bytes! makes cargo rebuild when one changes.
     for input in &inputs {
         let path = input.display().to_string();
@@ -381,6 +386,36 @@ fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream, Error> {
         ));
     }
     insert_into_module(item, generated)
+}
+
+/// The span of the annotated module's name: the user's source, not a macro expansion.
+fn module_name_span(item: &TokenStream) -> Span {
+    let mut tokens = item.clone().into_iter();
+    while let Some(token) = tokens.next() {
+        if matches!(&token, TokenTree::Ident(i) if i == "mod") {
+            if let Some(name) = tokens.next() {
+                return name.span();
+            }
+        }
+    }
+    Span::call_site()
+}
+
+/// `tokens` with every span, inside groups too, set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let TokenTree::Group(group) = &token {
+                let mut respanned = Group::new(group.delimiter(), respan(group.stream(), span));
+                respanned.set_span(span);
+                token = TokenTree::Group(respanned);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
 }
 
 fn parse(content: &str) -> Result<TokenStream, Error> {
