@@ -91,6 +91,20 @@ impl Error {
         }
     }
 
+    /// A file written in protobuf editions, which the parsers and prost-build do not
+    /// support: the same text whichever way the file came in.
+    pub(crate) fn editions(file: &str) -> Error {
+        Error::new(
+            Kind::Invalid,
+            format!(
+                "{file}: protobuf editions (`edition = \"...\"`) are not supported yet: \
+                 prost-build, which generates the messages, and protox, which parses .proto \
+                 files without protoc, know only proto2 and proto3; declare `syntax = \
+                 \"proto3\"` (or \"proto2\") in this file instead of its edition"
+            ),
+        )
+    }
+
     pub(crate) fn protoc(message: String) -> Error {
         Error::new(Kind::Invalid, format!("protoc failed: {message}"))
     }

@@ -935,11 +935,47 @@ fn parse_pure(
         .map_err(|e| Error::parse(e, includes))?;
     compiler.include_source_info(true).include_imports(true);
     for proto in protos {
-        compiler
-            .open_file(proto.as_ref())
-            .map_err(|e| Error::parse(e, includes))?;
+        compiler.open_file(proto.as_ref()).map_err(|e| {
+            // protox does not parse editions: say so rather than what it expected.
+            match e.file().filter(|file| in_editions(file, includes)) {
+                Some(file) => Error::editions(file),
+                None => Error::parse(e, includes),
+            }
+        })?;
     }
     Ok(compiler.file_descriptor_set())
+}
+
+/// Whether `file` (a name as imported, or a path) found in `includes` is written in
+/// protobuf editions: its first statement, after comments, is `edition = "..."`.
+fn in_editions(file: &str, includes: &[impl AsRef<Path>]) -> bool {
+    let path = Path::new(file);
+    let found = if path.is_file() {
+        Some(path.to_path_buf())
+    } else {
+        find_in_includes(file, includes)
+    };
+    let Some(text) = found.and_then(|path| std::fs::read_to_string(path).ok()) else {
+        return false;
+    };
+    declares_edition(&text)
+}
+
+/// Whether the first statement of a `.proto` file's text is `edition = ...`.
+fn declares_edition(text: &str) -> bool {
+    let mut rest = text;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+        if let Some(after) = rest.strip_prefix("//") {
+            rest = after.split_once('\n').map_or("", |(_, next)| next);
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.split_once("*/").map_or("", |(_, next)| next);
+        } else {
+            break;
+        }
+    }
+    rest.strip_prefix("edition")
+        .is_some_and(|after| after.trim_start().starts_with('='))
 }
 
 fn parse_protoc(
@@ -973,9 +1009,17 @@ fn parse_protoc(
         .output()
         .map_err(|e| Error::io(format!("cannot run {}", protoc.display()), Some(e)))?;
     if !output.status.success() {
-        return Err(Error::protoc(
-            String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        ));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        // A protoc older than editions fails on the `edition` line: say why.
+        let editions = stderr
+            .lines()
+            .filter_map(|line| line.split_once(".proto:").map(|(file, _)| file))
+            .map(|file| format!("{file}.proto"))
+            .find(|file| in_editions(file, includes));
+        return Err(match editions {
+            Some(file) => Error::editions(&file),
+            None => Error::protoc(stderr.trim().to_owned()),
+        });
     }
     let bytes = std::fs::read(&out)
         .map_err(|e| Error::io(format!("cannot read {}", out.display()), Some(e)))?;
@@ -1043,6 +1087,21 @@ mod tests {
             .emit_rerun_if_changed(false)
             .cargo_directives(&inputs);
         assert!(quiet.is_empty());
+    }
+
+    #[test]
+    fn an_edition_is_found_after_comments() {
+        assert!(declares_edition("edition = \"2023\";\npackage p;"));
+        assert!(declares_edition(
+            "// Licence.\n/* more\n */\n\nedition= \"2024\";"
+        ));
+        assert!(!declares_edition(
+            "syntax = \"proto3\";\n// edition = \"2023\";"
+        ));
+        assert!(!declares_edition(
+            "// edition = \"2023\";\nsyntax = \"proto2\";"
+        ));
+        assert!(!declares_edition("editions = 1;"));
     }
 
     #[test]

@@ -81,6 +81,7 @@ fn is_identifier(name: &str) -> bool {
 fn names(file_name: &str, file: &prost_types::FileDescriptorProto) -> Result<(), Error> {
     match file.syntax.as_deref() {
         None | Some("" | "proto2" | "proto3") => {}
+        Some("editions") => return Err(Error::editions(file_name)),
         Some(other) => {
             return Err(Error::invalid(format!(
                 "{file_name}: syntax {other:?} is not supported (proto2 and proto3 are)"
@@ -596,7 +597,10 @@ mod tests {
         let mut bad = set(vec![service("S", &["Call"])]);
         bad.file[0].syntax = Some("editions".to_owned());
         let err = descriptors(&bad).unwrap_err();
-        assert!(err.to_string().contains("syntax \"editions\""), "{err}");
+        assert_eq!(err.to_string(), Error::editions("p.proto").to_string());
+        bad.file[0].syntax = Some("proto4".to_owned());
+        let err = descriptors(&bad).unwrap_err();
+        assert!(err.to_string().contains("syntax \"proto4\""), "{err}");
         for (name, what) in [("", "method"), ("a b", "method"), ("1x", "method")] {
             let bad = set(vec![service("S", &[name])]);
             let err = descriptors(&bad).unwrap_err();

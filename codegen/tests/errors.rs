@@ -193,3 +193,34 @@ fn parallel_protoc_compilations_do_not_share_a_temporary_file() {
         }
     });
 }
+
+#[test]
+fn editions_are_refused_naming_the_file_and_what_to_do() {
+    // The same error whichever way the file comes in: the file itself, an import, or
+    // through protoc (which, older than editions, fails on the `edition` line).
+    let dir = write_protos(
+        "editions",
+        &[
+            (
+                "ed.proto",
+                "// An editions file.\nedition = \"2023\";\npackage ed;\nmessage M {\n  int32 a = 1;\n}\n",
+            ),
+            (
+                "user.proto",
+                "syntax = \"proto3\";\npackage user;\nimport \"ed.proto\";\nmessage U {\n  ed.M m = 1;\n}\n",
+            ),
+        ],
+    );
+    let direct = generate(&dir, "ed.proto");
+    let text = direct.to_string();
+    assert!(direct.is_invalid(), "{text}");
+    assert!(text.starts_with("ed.proto: protobuf editions"), "{text}");
+    assert!(text.contains("declare `syntax = \"proto3\"`"), "{text}");
+    let imported = generate(&dir, "user.proto");
+    assert_eq!(imported.to_string(), text);
+    let protoc = rsgrpc_codegen::Builder::new()
+        .parser(rsgrpc_codegen::Parser::Protoc(None))
+        .generate_from_files(&[dir.join("ed.proto")], &[&dir])
+        .unwrap_err();
+    assert_eq!(protoc.to_string(), text);
+}

@@ -26,6 +26,7 @@ fn ui() {
     for source in [
         manifest.join("tests/ui/broken.proto"),
         manifest.join("tests/ui/empty.proto"),
+        manifest.join("tests/ui/editions.proto"),
         manifest.join("../examples/proto/helloworld/helloworld.proto"),
     ] {
         let name = source.file_name().unwrap();

@@ -320,3 +320,35 @@ fn the_descriptor_constant_is_the_build_api_constant() {
     }
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[test]
+fn an_editions_file_gets_the_build_apis_error() {
+    use prost::Message;
+    use prost_types::FileDescriptorProto;
+    use prost_types::compiler::CodeGeneratorRequest;
+    // Debian's protoc is older than editions and fails on them itself; a newer one hands
+    // the plugin descriptors with syntax "editions", as here.
+    let request = CodeGeneratorRequest {
+        file_to_generate: vec!["ed.proto".to_owned()],
+        proto_file: vec![FileDescriptorProto {
+            name: Some("ed.proto".to_owned()),
+            package: Some("ed".to_owned()),
+            syntax: Some("editions".to_owned()),
+            ..FileDescriptorProto::default()
+        }],
+        ..CodeGeneratorRequest::default()
+    };
+    let response = respond(&request.encode_to_vec());
+    let dir = temp_dir("editions");
+    std::fs::write(
+        dir.join("ed.proto"),
+        "edition = \"2023\";\npackage ed;\nmessage M {}\n",
+    )
+    .unwrap();
+    let build_api = rsgrpc_codegen::Builder::new()
+        .generate_from_files(&[dir.join("ed.proto")], &[&dir])
+        .unwrap_err();
+    assert_eq!(response.error(), build_api.to_string());
+    assert!(response.error().starts_with("ed.proto: protobuf editions"));
+    let _ = std::fs::remove_dir_all(dir);
+}
