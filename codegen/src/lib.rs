@@ -84,6 +84,8 @@ use prost_build::Module;
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
 
 pub use error::Error;
+#[doc(hidden)]
+pub use options::OptionValue;
 use paths::PathList;
 
 /// Which stubs to generate.
@@ -519,6 +521,13 @@ impl Builder {
     /// An unknown key or a malformed value.
     pub fn option(self, option: &str) -> Result<Builder, Error> {
         options::apply(self, option)
+    }
+
+    /// Every option [`option`](Self::option) knows, with what its value is: for the macro,
+    /// which takes the same options as attribute arguments.
+    #[doc(hidden)]
+    pub fn options() -> &'static [(&'static str, OptionValue)] {
+        options::OPTIONS
     }
 
     /// Applies a protoc plugin parameter: options as for [`option`](Self::option),

@@ -2,33 +2,55 @@
 
 use crate::{Builder, Error};
 
-/// The known keys, in the order the error message lists them.
-const KEYS: &[&str] = &[
-    "client",
-    "server",
-    "blocking",
-    "async",
-    "type_attribute",
-    "message_attribute",
-    "enum_attribute",
-    "field_attribute",
-    "client_attribute",
-    "server_attribute",
-    "trait_attribute",
-    "client_mod_attribute",
-    "server_mod_attribute",
-    "extern_path",
-    "bytes",
-    "btree_map",
-    "boxed",
-    "skip_debug",
-    "disable_comments",
-    "compile_well_known_types",
-    "default_stubs",
-    "emit_package",
-    "file_descriptor_set",
-    "include_file",
+/// What the value of an option is.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionValue {
+    /// `true` or `false` (or nothing, for `true`).
+    Flag,
+    /// `PATH=VALUE`: a protobuf path and an attribute or a Rust path.
+    Pair,
+    /// A protobuf path or a file name.
+    Value,
+}
+
+/// Every option and what its value is, in the order the error message lists them: the
+/// one list the plugin's parameter and the macro's arguments are checked against.
+pub(crate) const OPTIONS: &[(&str, OptionValue)] = &[
+    ("client", OptionValue::Flag),
+    ("server", OptionValue::Flag),
+    ("blocking", OptionValue::Flag),
+    ("async", OptionValue::Flag),
+    ("type_attribute", OptionValue::Pair),
+    ("message_attribute", OptionValue::Pair),
+    ("enum_attribute", OptionValue::Pair),
+    ("field_attribute", OptionValue::Pair),
+    ("client_attribute", OptionValue::Pair),
+    ("server_attribute", OptionValue::Pair),
+    ("trait_attribute", OptionValue::Pair),
+    ("client_mod_attribute", OptionValue::Pair),
+    ("server_mod_attribute", OptionValue::Pair),
+    ("extern_path", OptionValue::Pair),
+    ("bytes", OptionValue::Value),
+    ("btree_map", OptionValue::Value),
+    ("boxed", OptionValue::Value),
+    ("skip_debug", OptionValue::Value),
+    ("disable_comments", OptionValue::Value),
+    ("compile_well_known_types", OptionValue::Flag),
+    ("default_stubs", OptionValue::Flag),
+    ("emit_package", OptionValue::Flag),
+    ("file_descriptor_set", OptionValue::Flag),
+    ("include_file", OptionValue::Value),
 ];
+
+/// The keys of [`OPTIONS`], comma separated.
+fn known() -> String {
+    OPTIONS
+        .iter()
+        .map(|(key, _)| *key)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 fn flag(key: &str, value: &str) -> Result<bool, Error> {
     match value {
@@ -58,6 +80,21 @@ fn nonempty<'a>(key: &str, value: &'a str) -> Result<&'a str, Error> {
 pub(crate) fn apply(builder: Builder, option: &str) -> Result<Builder, Error> {
     let option = option.trim();
     let (key, value) = option.split_once('=').unwrap_or((option, ""));
+    let Some(&(_, kind)) = OPTIONS.iter().find(|(known, _)| *known == key) else {
+        // `B)]` from `type_attribute=.=#[derive(A, B)]` split at its comma.
+        let hint = if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            ""
+        } else {
+            " (is it the rest of a value with a comma? write the comma as `\\,`)"
+        };
+        return Err(Error::option(format!(
+            "unknown option {key:?}{hint}; known options: {}",
+            known()
+        )));
+    };
+    if kind == OptionValue::Value {
+        nonempty(key, value)?;
+    }
     Ok(match key {
         "client" => builder.build_client(flag(key, value)?),
         "server" => builder.build_server(flag(key, value)?),
@@ -93,24 +130,13 @@ pub(crate) fn apply(builder: Builder, option: &str) -> Result<Builder, Error> {
             let (proto, rust) = pair(key, value)?;
             builder.extern_path(proto, rust)
         }
-        "bytes" => builder.bytes(nonempty(key, value)?),
-        "btree_map" => builder.btree_map(nonempty(key, value)?),
-        "boxed" => builder.boxed(nonempty(key, value)?),
-        "skip_debug" => builder.skip_debug(nonempty(key, value)?),
-        "disable_comments" => builder.disable_comments(nonempty(key, value)?),
-        "include_file" => builder.include_file(nonempty(key, value)?),
-        other => {
-            // `B)]` from `type_attribute=.=#[derive(A, B)]` split at its comma.
-            let hint = if other.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                ""
-            } else {
-                " (is it the rest of a value with a comma? write the comma as `\\,`)"
-            };
-            return Err(Error::option(format!(
-                "unknown option {other:?}{hint}; known options: {}",
-                KEYS.join(", ")
-            )));
-        }
+        "bytes" => builder.bytes(value),
+        "btree_map" => builder.btree_map(value),
+        "boxed" => builder.boxed(value),
+        "skip_debug" => builder.skip_debug(value),
+        "disable_comments" => builder.disable_comments(value),
+        "include_file" => builder.include_file(value),
+        other => unreachable!("option {other} is in OPTIONS but not applied"),
     })
 }
 
@@ -160,6 +186,12 @@ mod tests {
                 .is_option()
         );
         let unknown = apply(Builder::new(), "colour=blue").unwrap_err();
+        assert!(
+            unknown
+                .to_string()
+                .ends_with(&format!("known options: {}", known())),
+            "{unknown}"
+        );
         assert!(unknown.is_option());
         assert!(unknown.to_string().contains("include_file"), "{unknown}");
         assert!(
@@ -168,6 +200,27 @@ mod tests {
                 .is_option()
         );
         assert!(apply(Builder::new(), "include_file=").is_err());
+    }
+
+    #[test]
+    fn every_option_applies_and_is_documented() {
+        let docs = include_str!("lib.rs");
+        let table = &docs[docs.find("/// | key | value | same as |").unwrap()..];
+        let table = &table[..table.find("pub fn option(").unwrap()];
+        for (key, kind) in OPTIONS {
+            let value = match kind {
+                OptionValue::Flag => "true",
+                OptionValue::Pair => ".a=#[derive(Eq)]",
+                OptionValue::Value => ".a",
+            };
+            if let Err(e) = apply(Builder::new(), &format!("{key}={value}")) {
+                panic!("{key}: {e}");
+            }
+            assert!(
+                table.contains(&format!("`{key}`")),
+                "{key} is not in the docs"
+            );
+        }
     }
 
     #[test]

@@ -22,8 +22,11 @@
 //! | `client`, `server`, `blocking`, `async`, `compile_well_known_types`, `default_stubs`, `emit_package`, `file_descriptor_set` | `true` or `false` |
 //! | `type_attribute`, `message_attribute`, `enum_attribute`, `field_attribute`, `client_attribute`, `server_attribute`, `trait_attribute`, `client_mod_attribute`, `server_mod_attribute`, `extern_path` | `["PATH", "VALUE"]` |
 //! | `bytes`, `btree_map`, `boxed`, `skip_debug`, `disable_comments` | a protobuf path |
+//! | `include_file` | a file name |
 //!
-//! They mean what the `rsgrpc_codegen::Builder` setters of the same names mean.
+//! They are the options of `rsgrpc_codegen::Builder::option` (the protoc plugin's) and mean
+//! what the `Builder` setters of the same names mean; `include_file` changes nothing here,
+//! since the macro nests the packages' modules itself.
 //!
 //! With one package, its code goes straight into the module; with several, each becomes
 //! a nested module (`a.b` → `a::b`) inside it. Items already in the module are kept. The
@@ -216,32 +219,25 @@ fn parse_arguments(attr: TokenStream) -> Result<Vec<Argument>, Error> {
         .collect()
 }
 
-/// The arguments taken as code generation options, by the name the macro knows them.
-const OPTIONS: &[&str] = &[
-    "client",
-    "server",
-    "blocking",
-    "async",
-    "type_attribute",
-    "message_attribute",
-    "enum_attribute",
-    "field_attribute",
-    "client_attribute",
-    "server_attribute",
-    "trait_attribute",
-    "client_mod_attribute",
-    "server_mod_attribute",
-    "extern_path",
-    "bytes",
-    "btree_map",
-    "boxed",
-    "skip_debug",
-    "disable_comments",
-    "compile_well_known_types",
-    "default_stubs",
-    "emit_package",
-    "file_descriptor_set",
-];
+/// The kind of value of a code generation option, by its name: the options are
+/// `rsgrpc_codegen::Builder::option`'s, from the one list the code generator keeps.
+fn option_value(key: &str) -> Option<rsgrpc_codegen::OptionValue> {
+    rsgrpc_codegen::Builder::options()
+        .iter()
+        .find(|(option, _)| *option == key)
+        .map(|(_, value)| *value)
+}
+
+/// The names of all arguments, for error messages.
+fn known_arguments() -> String {
+    let mut known = vec!["proto", "includes"];
+    known.extend(
+        rsgrpc_codegen::Builder::options()
+            .iter()
+            .map(|(key, _)| *key),
+    );
+    known.join(", ")
+}
 
 fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream, Error> {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").ok_or_else(|| {
@@ -255,12 +251,13 @@ fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream, Error> {
     let mut builder = rsgrpc_codegen::Builder::new().emit_rerun_if_changed(false);
     for argument in parse_arguments(attr)? {
         let key = argument.key.clone();
-        if !matches!(key.as_str(), "proto" | "includes") && !OPTIONS.contains(&key.as_str()) {
+        let kind = option_value(&key);
+        if !matches!(key.as_str(), "proto" | "includes") && kind.is_none() {
             return Err(Error::new(
                 argument.key_span,
                 format!(
-                    "unknown grpc_service argument `{key}`; known: proto, includes, {}",
-                    OPTIONS.join(", ")
+                    "unknown grpc_service argument `{key}`; known: {}",
+                    known_arguments()
                 ),
             ));
         }
@@ -276,19 +273,7 @@ fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream, Error> {
                 continue;
             }
             (flag, Value::Bool(b)) => format!("{flag}={b}"),
-            (
-                pair @ ("type_attribute"
-                | "message_attribute"
-                | "enum_attribute"
-                | "field_attribute"
-                | "client_attribute"
-                | "server_attribute"
-                | "trait_attribute"
-                | "client_mod_attribute"
-                | "server_mod_attribute"
-                | "extern_path"),
-                Value::List(list),
-            ) => {
+            (pair, Value::List(list)) if kind == Some(rsgrpc_codegen::OptionValue::Pair) => {
                 let [(path, _), (value, _)] = list.as_slice() else {
                     return Err(Error::new(
                         value_span,
@@ -496,6 +481,31 @@ mod tests {
             .unwrap();
         let item: TokenStream = "pub mod generated {}".parse().unwrap();
         expand(attr, item).unwrap().to_string()
+    }
+
+    #[test]
+    fn every_option_is_an_argument_and_documented() {
+        let docs = include_str!("lib.rs");
+        let table = &docs[..docs.find("#![forbid(unsafe_code)]").unwrap()];
+        for (key, value) in rsgrpc_codegen::Builder::options() {
+            assert!(
+                table.contains(&format!("`{key}`")),
+                "{key} is not in the docs"
+            );
+            let value = match value {
+                rsgrpc_codegen::OptionValue::Flag => "true",
+                rsgrpc_codegen::OptionValue::Pair => "[\".other\", \"#[derive(Eq)]\"]",
+                rsgrpc_codegen::OptionValue::Value => "\"x.rs\"",
+            };
+            let attr: TokenStream = format!(
+                "proto = \"../examples/proto/helloworld/helloworld.proto\", {key} = {value}"
+            )
+            .parse()
+            .unwrap();
+            if let Err(e) = expand(attr, "mod hw {}".parse().unwrap()) {
+                panic!("{key}: {}", e.message);
+            }
+        }
     }
 
     #[test]
