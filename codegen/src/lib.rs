@@ -2,7 +2,7 @@
 //! from `.proto` files.
 //!
 //! One generator serves three entry points, which produce identical code for the same files
-//! to generate: a build script ([`compile_protos`], [`Builder`]), the `protoc-gen-rsgrpc`
+//! to generate, in whatever order they are given: a build script ([`compile_protos`], [`Builder`]), the `protoc-gen-rsgrpc`
 //! protoc plugin ([`Builder::generate`] over a `CodeGeneratorRequest`), and the
 //! `#[rsgrpc::grpc_service]` attribute macro. The build script and the macro generate the
 //! files given and everything they import (but the well-known types, which come from
@@ -34,8 +34,9 @@
 //! module `greeter_server` holding the traits `Greeter` (async) and `GreeterBlocking`,
 //! `GreeterServer` / `GreeterBlockingServer` to serve an implementation of either, and
 //! `SERVICE_NAME`. Clients and server types take `max_receive_message_size`,
-//! `max_send_message_size` and `send_compressed`, which override the channel's or the
-//! server's settings for that client's calls or that service's methods.
+//! `max_send_message_size` and `send_compressed`, and clients `timeout` and
+//! `wait_for_ready`, which override the channel's or the server's settings for that
+//! client's calls or that service's methods.
 //!
 //! # Names
 //!
@@ -47,11 +48,18 @@
 //! call `Arc::clone`. When a name is taken all the same, the generated one gets a trailing
 //! underscore, which prost-build never produces: the module `game_client_` when a message
 //! `GameClient` with nested types already makes a module `game_client` (or a subpackage
-//! does), and the client method `new_` for `rpc New` (likewise `connect_lazy`, `channel`,
-//! `max_send_message_size`, `max_receive_message_size`, `send_compressed`); the server
+//! does), and the client method `new_` for `rpc New` (likewise for every other method the
+//! clients define, such as `channel` or `timeout`, and those of the traits they derive:
+//! `rpc Clone` is `clone_`, so `client.clone()` still clones the client); the server
 //! types' type parameter is `S` for a service named `T`.
-//! Protobuf names that differ only in case or underscores and would
-//! become one Rust name (`rpc GetItem` and `rpc Get_Item`) are an [`Error`].
+//! Protobuf names that differ only in case or underscores and would become one Rust name
+//! (`rpc GetItem` and `rpc Get_Item`, or services and messages of packages `x.Dup` and
+//! `x.dup`, which are both the module `x::dup`) are an [`Error`].
+//!
+//! # Editions
+//!
+//! Files written in protobuf editions (`edition = "2023"`) are an [`Error`] naming the
+//! file, whichever way they come in: neither prost-build nor protox supports editions yet.
 //!
 //! # Lints
 //!
@@ -59,8 +67,11 @@
 //! placed on single items, each with its reason, where the proto dictates the shape: a
 //! module named like its parent (`grpc.service_config`'s message `ServiceConfig`), a oneof
 //! with an inline message variant (`large_enum_variant`; [`Builder::boxed`] avoids it), a
-//! method named `new` or `from_*` in a trait. `.proto` comments written as markdown lists
-//! with unindented continuation lines are re-indented, which renders the same.
+//! method named `new` or `from_*` in a trait, a client method named like a std trait's
+//! (`rpc Cmp`), a message whose field `len` has a getter but no `is_empty`. `.proto`
+//! comments written as markdown lists with unindented continuation lines are re-indented,
+//! which renders the same; what rustdoc would read as HTML in them (`Vec<String>`,
+//! `<namespace>`) is escaped, so it shows as written and rustdoc does not warn.
 
 #![forbid(unsafe_code)]
 

@@ -1,12 +1,12 @@
-//! Clippy lints that a method can trip because of the name the proto gives it, and the
-//! targeted allows that answer them.
+//! Clippy lints that a stub method can trip because of the name the proto gives it, and
+//! the targeted allows that answer them.
 //!
-//! Both the stubs (`rpc Cmp` is a client method `cmp`) and prost-build's getters (an
-//! `optional int32 len` field gives `fn len(&self) -> i32`) take their names from the
-//! proto, so clippy's naming conventions are the proto's choice, not a mistake in the
-//! generated code. Each allow is placed on the one item clippy reports, names only the
-//! lints that the method's name and shape can trip (as clippy decides them, below), and
-//! says why.
+//! The stubs take their method names from the proto (`rpc Cmp` is a client method `cmp`),
+//! so clippy's naming conventions are the proto's choice, not a mistake in the generated
+//! code. Each allow is placed on the one method clippy reports, names only the lints that
+//! the method's name and shape can trip (as clippy decides them, below), and says why.
+//! (prost's getters are written by its derive, where clippy does not look, but for
+//! `len_without_is_empty`, which [`crate::tidy`] answers on the message.)
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};

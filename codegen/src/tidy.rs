@@ -5,10 +5,10 @@
 //!   package `grpc.service_config`) gets `#[allow(clippy::module_inception)]`;
 //! - a oneof with a message variant gets `#[allow(clippy::large_enum_variant)]`, since the
 //!   proto decides the variants' sizes (prost-build's `boxed` is the remedy, if wanted);
-//! - a getter prost-build names after a field gets the allows for the clippy lints its
-//!   name trips (`optional int32 new` gives `fn new(&self) -> i32`, see [`crate::lints`]),
-//!   and a message whose getter is `len` without an `is_empty` gets
-//!   `#[allow(clippy::len_without_is_empty)]`;
+//! - a message whose field `len` gets a getter from prost's derive (an `optional` or enum
+//!   field), and no field a getter `is_empty`, gets
+//!   `#[allow(clippy::len_without_is_empty)]`, which clippy reports on the type; the other
+//!   lints a getter's name may trip are not reported in derive output;
 //! - doc comments taken from `.proto` comments are re-indented where markdown would read a
 //!   line lazily into the list item or block quote above it (clippy's
 //!   `doc_lazy_continuation` and `doc_overindented_list_items`); rustdoc renders the same;
@@ -17,13 +17,10 @@
 //!   rustdoc finds no HTML tags to warn about;
 //! - the file is formatted with prettyplease and gets its `@generated` header.
 
-use std::collections::BTreeSet;
-
 use syn::ext::IdentExt;
 use syn::{Attribute, Item};
 
 use crate::Error;
-use crate::lints;
 
 /// The header of every generated package file.
 pub(crate) const HEADER: &str =
@@ -46,31 +43,17 @@ pub(crate) fn finish(code: &str, module: Option<&str>, package: &str) -> Result<
 }
 
 fn walk(items: &mut [Item], parent: Option<&str>) {
-    let messages: BTreeSet<String> = items
-        .iter()
-        .filter_map(|item| match item {
-            Item::Struct(s) if derives(&s.attrs, "Message") => Some(s.ident.to_string()),
-            _ => None,
-        })
-        .collect();
-    let mut without_is_empty = BTreeSet::new();
-    for item in items.iter_mut() {
-        if let Item::Impl(block) = item {
-            if let Some(name) = getters_of(block, &messages) {
-                if allow_getter_lints(block) {
-                    without_is_empty.insert(name);
-                }
-            }
-        }
-    }
     for item in items {
         match item {
-            Item::Struct(message) if without_is_empty.contains(&message.ident.to_string()) => {
-                // clippy looks for the allow on the type, not on the method.
+            Item::Struct(message)
+                if derives(&message.attrs, "Message") && len_without_is_empty(message) =>
+            {
+                // clippy looks for the allow on the type, not on the getter prost's derive
+                // writes.
                 message.attrs.push(syn::parse_quote! {
                     #[allow(
                         clippy::len_without_is_empty,
-                        reason = "the proto names a field `len`; prost-build gives it a getter"
+                        reason = "the proto names a field `len`; prost gives it a getter"
                     )]
                 });
             }
@@ -120,59 +103,30 @@ fn derives(attrs: &[Attribute], name: &str) -> bool {
     })
 }
 
-/// The message whose getters `block` holds: an inherent impl of one of `messages`, the
-/// structs of the same module that derive `Message`.
-fn getters_of(block: &syn::ItemImpl, messages: &BTreeSet<String>) -> Option<String> {
-    if block.trait_.is_some() {
-        return None;
-    }
-    let syn::Type::Path(path) = &*block.self_ty else {
-        return None;
+/// Whether prost's derive gives `message` a getter `len(&self)` and none named
+/// `is_empty`: it writes a getter for each `optional` field and each enum field, named
+/// after the field.
+fn len_without_is_empty(message: &syn::ItemStruct) -> bool {
+    let has_getter = |name: &str| {
+        message.fields.iter().any(|field| {
+            field.ident.as_ref().is_some_and(|i| i.unraw() == name)
+                && field.attrs.iter().any(|attr| {
+                    let mut getter = false;
+                    if attr.path().is_ident("prost") {
+                        let _ = attr.parse_nested_meta(|meta| {
+                            getter |=
+                                meta.path.is_ident("optional") || meta.path.is_ident("enumeration");
+                            if meta.input.peek(syn::Token![=]) {
+                                let _: syn::Expr = meta.value()?.parse()?;
+                            }
+                            Ok(())
+                        });
+                    }
+                    getter
+                })
+        })
     };
-    let name = path.path.get_ident()?.to_string();
-    messages.contains(&name).then_some(name)
-}
-
-/// Puts on each getter of `block` the allows for the lints its name trips; returns whether
-/// the block has a `len` getter and no `is_empty`.
-fn allow_getter_lints(block: &mut syn::ItemImpl) -> bool {
-    let mut len = false;
-    let mut is_empty = false;
-    for item in &mut block.items {
-        let syn::ImplItem::Fn(method) = item else {
-            continue;
-        };
-        let name = method.sig.ident.unraw().to_string();
-        let receiver = match method.sig.receiver().map(|r| &r.kind) {
-            None => lints::Receiver::No,
-            Some(syn::ReceiverKind::Reference(_, _, None)) => lints::Receiver::Ref,
-            Some(syn::ReceiverKind::Reference(_, _, Some(_))) => lints::Receiver::RefMut,
-            Some(_) => lints::Receiver::Value,
-        };
-        let output = match &method.sig.output {
-            syn::ReturnType::Default => lints::Output::Unit,
-            syn::ReturnType::Type(_, ty) => match &**ty {
-                syn::Type::Tuple(t) if t.elems.is_empty() => lints::Output::Unit,
-                syn::Type::Reference(_) => lints::Output::Ref,
-                syn::Type::Path(p) if p.path.is_ident("bool") => lints::Output::Bool,
-                _ => lints::Output::Other,
-            },
-        };
-        let params = method.sig.inputs.len();
-        len |= name == "len" && receiver == lints::Receiver::Ref && params == 1;
-        is_empty |= name == "is_empty";
-        let allow = lints::allow(&lints::Method {
-            name: &name,
-            receiver,
-            params,
-            output,
-            in_trait: false,
-        });
-        if !allow.is_empty() {
-            method.attrs.push(syn::parse_quote!(#allow));
-        }
-    }
-    len && !is_empty
+    has_getter("len") && !has_getter("is_empty")
 }
 
 /// Whether a oneof has a variant holding a message inline (`#[prost(message, ...)]`
@@ -227,12 +181,46 @@ fn fix_docs(code: &str) -> String {
             .map(|line| &line.trim_start()[3..])
             .collect();
         for line in escape_html(&fix_block(&block)) {
+            let line = unwrap_autolinks(&line);
             out.push_str(indent);
             out.push_str("///");
             out.push_str(&line);
             out.push('\n');
         }
     }
+    out
+}
+
+/// Undoes prost-build's second wrapping of a URL already written as an autolink:
+/// `<https://x>,` in a `.proto` comment comes out as `<<https://x>,>`.
+fn unwrap_autolinks(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find("<<http") {
+        let after = &rest[at + 1..];
+        let unwrapped = after.find('>').and_then(|url_end| {
+            let tail = &after[url_end + 1..];
+            let close = tail.find(|c: char| c == '>' || c.is_whitespace())?;
+            (tail.as_bytes()[close] == b'>').then(|| {
+                (
+                    format!("{}{}", &after[..=url_end], &tail[..close]),
+                    url_end + 1 + close + 1,
+                )
+            })
+        });
+        match unwrapped {
+            Some((text, used)) => {
+                out.push_str(&rest[..at]);
+                out.push_str(&text);
+                rest = &after[used..];
+            }
+            None => {
+                out.push_str(&rest[..at + 1]);
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
     out
 }
 
@@ -517,21 +505,30 @@ mod tests {
     }
 
     #[test]
-    fn getters_named_like_conventions_get_targeted_allows() {
+    fn autolinks_wrapped_twice_are_unwrapped() {
+        assert_eq!(
+            unwrap_autolinks(" A link: <<https://example.com/a?b=c>,> and <<http://x>>."),
+            " A link: <https://example.com/a?b=c>, and <http://x>."
+        );
+        let untouched = " <https://x> and << not a link <<https://y z>";
+        assert_eq!(unwrap_autolinks(untouched), untouched);
+    }
+
+    #[test]
+    fn a_len_getter_without_is_empty_gets_a_targeted_allow() {
         let code = "#[derive(Clone, PartialEq, ::prost::Message)]\n\
-                    pub struct Rules { #[prost(uint64, optional, tag = \"1\")] pub len: Option<u64> }\n\
-                    impl Rules {\n\
-                        pub fn len(&self) -> u64 { 0 }\n\
-                        pub fn new(&self) -> u64 { 0 }\n\
-                        pub fn clone(&self) -> u64 { 0 }\n\
-                        pub fn deref(&self) -> &str { \"\" }\n\
-                        pub fn name(&self) -> &str { \"\" }\n\
+                    pub struct Rules {\n\
+                        #[prost(uint64, optional, tag = \"1\")] pub len: Option<u64>,\n\
+                        #[prost(bool, tag = \"2\")] pub is_empty: bool,\n\
                     }\n\
                     #[derive(Clone, PartialEq, ::prost::Message)]\n\
-                    pub struct Sized { }\n\
-                    impl Sized {\n\
-                        pub fn len(&self) -> u64 { 0 }\n\
-                        pub fn is_empty(&self) -> bool { true }\n\
+                    pub struct Sized {\n\
+                        #[prost(enumeration = \"Unit\", tag = \"1\")] pub len: i32,\n\
+                        #[prost(bool, optional, tag = \"2\")] pub is_empty: Option<bool>,\n\
+                    }\n\
+                    #[derive(Clone, PartialEq, ::prost::Message)]\n\
+                    pub struct Plain {\n\
+                        #[prost(uint64, tag = \"1\")] pub len: u64,\n\
                     }\n";
         let out = finish(code, None, "p").unwrap();
         assert_eq!(
@@ -542,17 +539,6 @@ mod tests {
         let rules = out.find("pub struct Rules").unwrap();
         let allow = out.find("clippy::len_without_is_empty").unwrap();
         assert!(allow < rules, "{out}");
-        assert_eq!(out.matches("clippy::new_ret_no_self").count(), 1, "{out}");
-        assert_eq!(
-            out.matches("clippy::wrong_self_convention").count(),
-            1,
-            "{out}"
-        );
-        assert_eq!(
-            out.matches("clippy::should_implement_trait").count(),
-            2,
-            "{out}"
-        );
     }
 
     #[test]

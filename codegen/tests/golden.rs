@@ -10,7 +10,12 @@
 //! - `golden_options`: some of it with most builder settings turned on, the well-known
 //!   types compiled among them;
 //! - `golden_split`: one package generated on its own, referring to a package generated in
-//!   another run (the `golden` set) through `extern_path`.
+//!   another run (the `golden` set) through `extern_path`;
+//! - `golden_edge`: the names, packages, comments and file orders of
+//!   `tests/generated/proto/edge`, which real APIs showed the generator got wrong.
+//!
+//! `tests/generated/golden_sets.rs` lists the sets, their files and their options, for
+//! this test and the plugin's.
 //!
 //! To accept a change, regenerate them and review the diff:
 //!
@@ -20,7 +25,13 @@
 
 use std::path::{Path, PathBuf};
 
-use rsgrpc_codegen::Builder;
+use rsgrpc_codegen::{Builder, GeneratedFile};
+
+#[path = "../../tests/generated/golden_sets.rs"]
+#[allow(dead_code, reason = "the plugin's test reads other parts of the list")]
+mod golden_sets;
+
+use golden_sets::{GoldenSet, INCLUDE_FILE};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -29,44 +40,38 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// The corpus files, relative to the include directories `examples/proto` (the examples'
-/// protos) and `tests/proto`.
-pub const CORPUS: &[&str] = &[
-    "helloworld/helloworld.proto",
-    "routeguide/route_guide.proto",
-    "corpus/common/types.proto",
-    "corpus/app/v1/app.proto",
-    "corpus/names/names.proto",
-    "corpus/service_config/service_config.proto",
-    "corpus/mod/mod.proto",
-    "corpus/nopackage.proto",
-];
-
-/// The name of the include file in each golden directory.
-pub const INCLUDE_FILE: &str = "_includes.rs";
-
-fn includes() -> [PathBuf; 2] {
+fn includes(set: &GoldenSet) -> Vec<PathBuf> {
     let root = workspace();
-    [root.join("examples/proto"), root.join("tests/proto")]
+    set.includes.iter().map(|i| root.join(i)).collect()
 }
 
-fn find(proto: &str) -> PathBuf {
-    includes()
+fn find(set: &GoldenSet, proto: &str) -> PathBuf {
+    includes(set)
         .iter()
         .map(|i| i.join(proto))
         .find(|f| f.is_file())
-        .unwrap_or_else(|| panic!("{proto} is in neither include directory"))
+        .unwrap_or_else(|| panic!("{proto} is in no include directory of {}", set.dir))
 }
 
-/// Generates `protos` with `builder` and compares (or, when blessing, writes) the files in
+/// Generates `set` from its protos in the order given, with its options.
+fn generate(set: &GoldenSet, protos: &[&str]) -> Vec<GeneratedFile> {
+    let mut builder = Builder::new().include_file(INCLUDE_FILE);
+    for option in set.options {
+        builder = builder.option(option).unwrap();
+    }
+    let protos: Vec<PathBuf> = protos.iter().map(|p| find(set, p)).collect();
+    builder
+        .generate_from_files(&protos, &includes(set))
+        .unwrap()
+        .0
+}
+
+/// Generates `set` and compares (or, when blessing, writes) the files in
 /// `tests/generated/src/<dir>`.
-fn check(dir: &str, builder: Builder, protos: &[&str]) -> Vec<String> {
+fn check(set: &GoldenSet) -> Vec<String> {
+    let dir = set.dir;
     let golden_dir = workspace().join("tests/generated/src").join(dir);
-    let protos: Vec<PathBuf> = protos.iter().map(|p| find(p)).collect();
-    let (files, _) = builder
-        .include_file(INCLUDE_FILE)
-        .generate_from_files(&protos, &includes())
-        .unwrap();
+    let files = generate(set, set.protos);
     let bless = std::env::var_os("RSGRPC_BLESS").is_some();
     if bless {
         std::fs::create_dir_all(&golden_dir).unwrap();
@@ -113,7 +118,7 @@ fn check(dir: &str, builder: Builder, protos: &[&str]) -> Vec<String> {
 
 #[test]
 fn the_corpus_matches_its_golden_files() {
-    let names = check("golden", Builder::new(), CORPUS);
+    let names = check(&golden_sets::CORPUS);
     // One file per package, and the package named `mod` does not take the name `mod.rs`.
     for expected in [
         "helloworld.rs",
@@ -132,46 +137,39 @@ fn the_corpus_matches_its_golden_files() {
 
 #[test]
 fn builder_settings_match_their_golden_files() {
-    let builder = Builder::new()
-        .compile_well_known_types(true)
-        .generate_default_stubs(true)
-        .emit_package(false)
-        .client_attribute(".routeguide.RouteGuide", "#[doc(alias = \"guide\")]")
-        .client_attribute(".helloworld.Greeter.SayHello", "#[inline]")
-        .server_attribute(
-            ".",
-            "#[must_use = \"a server does nothing until it is added to a ServerBuilder\"]",
-        )
-        .trait_attribute("Greeter", "#[doc(alias = \"greeting\")]")
-        .trait_attribute("RouteGuide.RouteChat", "#[doc(alias = \"chat\")]")
-        .client_mod_attribute(".helloworld", "#[doc(alias = \"clients\")]")
-        .server_mod_attribute(".helloworld", "#[doc(alias = \"servers\")]")
-        .message_attribute(".helloworld", "#[derive(PartialOrd)]")
-        .enum_attribute(".corpus.common", "#[doc(alias = \"status\")]")
-        .boxed(".corpus.service_config.ServiceConfig.big")
-        .skip_debug(".helloworld.HelloReply")
-        .disable_comments(".routeguide")
-        .file_descriptor_set(true);
-    let names = check(
-        "golden_options",
-        builder,
-        &[
-            "helloworld/helloworld.proto",
-            "routeguide/route_guide.proto",
-            "corpus/app/v1/app.proto",
-            "corpus/service_config/service_config.proto",
-        ],
-    );
+    let names = check(&golden_sets::OPTIONS);
     assert!(names.iter().any(|n| n == "google.protobuf.rs"), "{names:?}");
 }
 
 #[test]
 fn a_package_generated_on_its_own_matches_its_golden_file() {
     // corpus.common is generated in another run (the `golden` set) and referred to there.
-    let names = check(
-        "golden_split",
-        Builder::new().extern_path(".corpus.common", "crate::golden::corpus::common"),
-        &["corpus/app/v1/app.proto"],
-    );
+    let names = check(&golden_sets::SPLIT);
     assert_eq!(names, ["_includes.rs", "corpus.app.v1.rs"]);
+}
+
+#[test]
+fn the_edge_cases_match_their_golden_files() {
+    let names = check(&golden_sets::EDGE);
+    // `edge.Dup` and `edge.dup` are one Rust module, so one file.
+    assert!(names.iter().any(|n| n == "edge.dup.rs"), "{names:?}");
+}
+
+#[test]
+fn every_set_is_generated_alike_whatever_the_order_of_its_files() {
+    for set in golden_sets::ALL {
+        let forward = generate(set, set.protos);
+        let mut reversed: Vec<&str> = set.protos.to_vec();
+        reversed.reverse();
+        let backward = generate(set, &reversed);
+        let mut rotated: Vec<&str> = set.protos.to_vec();
+        rotated.rotate_left(set.protos.len() / 2);
+        let rotated = generate(set, &rotated);
+        assert!(
+            forward == backward,
+            "{}: reversed files, other code",
+            set.dir
+        );
+        assert!(forward == rotated, "{}: rotated files, other code", set.dir);
+    }
 }

@@ -12,19 +12,24 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// The corpus of `codegen/tests/golden.rs`.
-const CORPUS: &[&str] = &[
-    "helloworld/helloworld.proto",
-    "routeguide/route_guide.proto",
-    "corpus/common/types.proto",
-    "corpus/app/v1/app.proto",
-    "corpus/names/names.proto",
-    "corpus/service_config/service_config.proto",
-    "corpus/mod/mod.proto",
-    "corpus/nopackage.proto",
-];
+#[path = "../../tests/generated/golden_sets.rs"]
+#[allow(
+    dead_code,
+    reason = "the build API's test reads other parts of the list"
+)]
+mod golden_sets;
+
+use golden_sets::GoldenSet;
+
+/// The corpus of the `golden` set.
+const CORPUS: &[&str] = golden_sets::CORPUS.protos;
 
 fn protoc() -> Command {
+    protoc_with(golden_sets::CORPUS.includes)
+}
+
+/// protoc with the plugin, searching `includes` (relative to the workspace root).
+fn protoc_with(includes: &[&str]) -> Command {
     let protoc = std::env::var_os("PROTOC").unwrap_or_else(|| "protoc".into());
     let mut command = Command::new(protoc);
     command.arg(format!(
@@ -32,11 +37,9 @@ fn protoc() -> Command {
         env!("CARGO_BIN_EXE_protoc-gen-rsgrpc")
     ));
     let root = workspace();
-    command
-        .arg("-I")
-        .arg(root.join("examples/proto"))
-        .arg("-I")
-        .arg(root.join("tests/proto"));
+    for include in includes {
+        command.arg("-I").arg(root.join(include));
+    }
     command
 }
 
@@ -92,12 +95,41 @@ fn assert_same_as_golden(out: &Path, golden: &str) {
     }
 }
 
+/// The plugin's parameter for `set`: its options, commas escaped, and the include file.
+fn parameter(set: &GoldenSet) -> String {
+    set.options
+        .iter()
+        .map(|option| option.replace(',', "\\,"))
+        .chain([format!("include_file={}", golden_sets::INCLUDE_FILE)])
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 #[test]
 fn plugin_output_is_identical_to_the_build_api_output() {
-    let out = temp_dir("corpus");
-    run_ok(&out, Some("include_file=_includes.rs"), CORPUS);
-    assert_same_as_golden(&out, "golden");
-    let _ = std::fs::remove_dir_all(out);
+    // Every set the plugin can produce, with its files in their order and reversed: the
+    // code does not depend on the order (protoc lists imports before their importers).
+    for set in golden_sets::ALL.iter().filter(|set| set.plugin) {
+        let mut reversed = set.protos.to_vec();
+        reversed.reverse();
+        for (name, protos) in [("forward", set.protos.to_vec()), ("reversed", reversed)] {
+            let out = temp_dir(&format!("{}-{name}", set.dir));
+            let mut command = protoc_with(set.includes);
+            command
+                .arg(format!("--rsgrpc_out={}", out.display()))
+                .arg(format!("--rsgrpc_opt={}", parameter(set)))
+                .args(&protos);
+            let output = command.output().expect("protoc must be installed");
+            assert!(
+                output.status.success(),
+                "protoc failed on {}: {}",
+                set.dir,
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert_same_as_golden(&out, set.dir);
+            let _ = std::fs::remove_dir_all(out);
+        }
+    }
 }
 
 #[test]

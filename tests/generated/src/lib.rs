@@ -18,6 +18,28 @@ pub mod golden_split {
     include!("golden_split/_includes.rs");
 }
 
+/// The names, packages, comments and file orders of `proto/edge` (issue 18).
+pub mod golden_edge {
+    include!("golden_edge/_includes.rs");
+}
+
+/// The same protos as [`golden_edge`], through the `#[grpc_service]` macro: the same code,
+/// and the same warnings (none).
+pub mod macro_edge {
+    #[rsgrpc::grpc_service(
+        includes = ["proto"],
+        proto = [
+            "proto/edge/names/names.proto",
+            "proto/edge/case/upper.proto",
+            "proto/edge/case/lower.proto",
+            "proto/edge/docs/docs.proto",
+            "proto/edge/order/b.proto",
+            "proto/edge/order/a.proto",
+        ]
+    )]
+    pub mod edge {}
+}
+
 /// The code generated from the fuzz corpus's `generated--*` seeds
 /// (`tests/fuzz-checks/tests/generated_seeds.rs` keeps it current): built here, it shows
 /// that what the fuzz target only parses also compiles.

@@ -3,17 +3,17 @@
 // among them); the macro in `lib.rs` names the same files, which a test checks.
 
 /// One API set: its name, the include directories and the files to generate.
-pub struct Set {
+pub(crate) struct Set {
     /// The module it goes in.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Include directories, relative to this crate's directory.
-    pub includes: &'static [&'static str],
+    pub(crate) includes: &'static [&'static str],
     /// The files, relative to an include directory; all the `.proto` files of the set.
-    pub files: &'static [&'static str],
+    pub(crate) files: &'static [&'static str],
 }
 
 /// Every set, in the order the build script generates them.
-pub const SETS: &[Set] = &[
+pub(crate) const SETS: &[Set] = &[
     Set {
         name: "otlp",
         includes: &["proto/opentelemetry"],
