@@ -1101,3 +1101,112 @@ fn blocking_server(ctx: &ServiceCtx<'_>) -> TokenStream {
         #server_struct
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost_types::{
+        DescriptorProto, FileDescriptorProto, FileDescriptorSet, MethodDescriptorProto,
+        ServiceDescriptorProto,
+    };
+
+    /// A file with one service whose RPCs are named after `names` (in upper camel case).
+    fn service_named(names: &[String]) -> FileDescriptorSet {
+        let method = |name: &String| MethodDescriptorProto {
+            name: Some(heck::AsUpperCamelCase(name).to_string()),
+            input_type: Some(".p.M".to_owned()),
+            output_type: Some(".p.M".to_owned()),
+            ..MethodDescriptorProto::default()
+        };
+        FileDescriptorSet {
+            file: vec![FileDescriptorProto {
+                name: Some("p.proto".to_owned()),
+                package: Some("p".to_owned()),
+                syntax: Some("proto3".to_owned()),
+                message_type: vec![DescriptorProto {
+                    name: Some("M".to_owned()),
+                    ..DescriptorProto::default()
+                }],
+                service: vec![ServiceDescriptorProto {
+                    name: Some("S".to_owned()),
+                    method: names.iter().map(method).collect(),
+                    ..ServiceDescriptorProto::default()
+                }],
+                ..FileDescriptorProto::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn the_reserved_names_are_what_the_clients_emit() {
+        let names = client_reserved_names();
+        for expected in [
+            "new",
+            "connect_lazy",
+            "channel",
+            "max_send_message_size",
+            "max_receive_message_size",
+            "send_compressed",
+            "timeout",
+            "wait_for_ready",
+            "with_interceptor",
+            "clone",
+            "clone_from",
+            "fmt",
+        ] {
+            assert!(names.iter().any(|n| n == expected), "{expected}: {names:?}");
+        }
+    }
+
+    #[test]
+    fn every_reserved_name_as_an_rpc_leaves_each_client_method_unique() {
+        let names = client_reserved_names().to_vec();
+        let set = service_named(&names);
+        let files = crate::Builder::new()
+            .generate(&set, &["p.proto".to_owned()])
+            .unwrap();
+        let file = syn::parse_file(&files[0].content).unwrap();
+        let mut clients = 0;
+        for item in &file.items {
+            let syn::Item::Mod(module) = item else {
+                continue;
+            };
+            if module.ident != "s_client" {
+                continue;
+            }
+            let mut methods: std::collections::BTreeMap<String, Vec<String>> =
+                std::collections::BTreeMap::new();
+            for item in &module.content.as_ref().unwrap().1 {
+                if let syn::Item::Impl(block) = item {
+                    let syn::Type::Path(ty) = &*block.self_ty else {
+                        continue;
+                    };
+                    let ty = ty.path.segments.last().unwrap().ident.to_string();
+                    for item in &block.items {
+                        if let syn::ImplItem::Fn(f) = item {
+                            methods
+                                .entry(ty.clone())
+                                .or_default()
+                                .push(f.sig.ident.to_string());
+                        }
+                    }
+                }
+            }
+            for (client, methods) in methods {
+                clients += 1;
+                let unique: std::collections::BTreeSet<&String> = methods.iter().collect();
+                assert_eq!(unique.len(), methods.len(), "{client}: {methods:?}");
+                for name in &names {
+                    assert!(methods.contains(&format!("{name}_")), "{client}: {name}");
+                    if !CLIENT_DERIVES
+                        .iter()
+                        .any(|(_, m)| m.contains(&name.as_str()))
+                    {
+                        assert!(methods.contains(name), "{client}: its own {name}");
+                    }
+                }
+            }
+        }
+        assert_eq!(clients, 2);
+    }
+}

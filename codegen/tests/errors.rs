@@ -224,3 +224,36 @@ fn editions_are_refused_naming_the_file_and_what_to_do() {
         .unwrap_err();
     assert_eq!(protoc.to_string(), text);
 }
+
+#[test]
+fn services_of_packages_that_share_a_module_are_named() {
+    // `x.Dup` and `x.dup` are both the Rust module `x::dup`: two `Svc` there would define
+    // `svc_client` twice.
+    let dir = write_protos(
+        "one-module",
+        &[
+            (
+                "upper.proto",
+                "syntax = \"proto3\";\npackage x.Dup;\nmessage A {}\nservice Svc {\n  rpc Call(A) returns (A);\n}\n",
+            ),
+            (
+                "lower.proto",
+                "syntax = \"proto3\";\npackage x.dup;\nmessage B {}\nservice Svc {\n  rpc Call(B) returns (B);\n}\n",
+            ),
+        ],
+    );
+    for order in [
+        ["upper.proto", "lower.proto"],
+        ["lower.proto", "upper.proto"],
+    ] {
+        let err = rsgrpc_codegen::Builder::new()
+            .generate_from_files(&order.map(|f| dir.join(f)), &[&dir])
+            .unwrap_err();
+        assert!(err.is_invalid(), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "upper.proto: services x.dup.Svc (lower.proto) and x.Dup.Svc (upper.proto) would \
+             get the same Rust names in the Rust module x::dup; rename one"
+        );
+    }
+}
