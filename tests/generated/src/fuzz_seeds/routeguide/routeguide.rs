@@ -97,6 +97,26 @@ pub mod route_guide_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
+            }
+        }
         /// Runs `interceptor` around every call made through this client, after the
         /// channel's interceptors and those added before.
         #[must_use = "the interceptor applies to the returned client"]
@@ -225,6 +245,26 @@ pub mod route_guide_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
+            }
+        }
         /// Runs `interceptor` around every call made through this client, after the
         /// channel's interceptors and those added before.
         #[must_use = "the interceptor applies to the returned client"]
@@ -281,6 +321,7 @@ pub mod route_guide_client {
                 )
         }
         /// `/routeguide.RouteGuide/RouteChat`: bidirectional streaming call.
+        ///
         /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
         pub fn route_chat(
             &self,
