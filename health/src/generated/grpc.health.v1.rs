@@ -114,6 +114,26 @@ pub mod health_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
+            }
+        }
         /// Runs `interceptor` around every call made through this client, after the
         /// channel's interceptors and those added before.
         #[must_use = "the interceptor applies to the returned client"]
@@ -226,6 +246,26 @@ pub mod health_client {
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
                 inner: self.inner.send_compressed(encoding),
+            }
+        }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
             }
         }
         /// Runs `interceptor` around every call made through this client, after the

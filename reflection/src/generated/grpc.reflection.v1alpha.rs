@@ -28,7 +28,7 @@ pub mod server_reflection_request {
         FileByFilename(::prost::alloc::string::String),
         /// Find the proto file that declares the given fully-qualified symbol name.
         /// This field should be a fully-qualified symbol name
-        /// (e.g. <package>.<service>\[.<method>\] or <package>.<type>).
+        /// (e.g. \<package\>.\<service\>\[.\<method\>\] or \<package\>.\<type\>).
         #[prost(string, tag = "4")]
         FileContainingSymbol(::prost::alloc::string::String),
         /// Find the proto file which defines an extension extending the given
@@ -42,7 +42,7 @@ pub mod server_reflection_request {
         /// that this method will provide all extensions. Returns
         /// StatusCode::UNIMPLEMENTED if it's not implemented.
         /// This field should be a fully-qualified type name. The format is
-        /// <package>.<type>
+        /// \<package\>.\<type\>
         #[prost(string, tag = "6")]
         AllExtensionNumbersOfType(::prost::alloc::string::String),
         /// List the full names of registered services. The content will not be
@@ -55,7 +55,7 @@ pub mod server_reflection_request {
 /// file_containing_extension.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ExtensionRequest {
-    /// Fully-qualified type name. The format should be <package>.<type>
+    /// Fully-qualified type name. The format should be \<package\>.\<type\>
     #[prost(string, tag = "1")]
     pub containing_type: ::prost::alloc::string::String,
     #[prost(int32, tag = "2")]
@@ -120,7 +120,7 @@ pub struct FileDescriptorResponse {
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ExtensionNumberResponse {
     /// Full name of the base type, including the package name. The format
-    /// is <package>.<type>
+    /// is \<package\>.\<type\>
     #[prost(string, tag = "1")]
     pub base_type_name: ::prost::alloc::string::String,
     #[prost(int32, repeated, tag = "2")]
@@ -139,7 +139,7 @@ pub struct ListServiceResponse {
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ServiceResponse {
     /// Full name of a registered service, including its package name. The format
-    /// is <package>.<service>
+    /// is \<package\>.\<service\>
     #[prost(string, tag = "1")]
     pub name: ::prost::alloc::string::String,
 }
@@ -209,6 +209,26 @@ pub mod server_reflection_client {
         pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
             Self {
                 inner: self.inner.send_compressed(encoding),
+            }
+        }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
             }
         }
         /// Runs `interceptor` around every call made through this client, after the
@@ -302,6 +322,26 @@ pub mod server_reflection_client {
                 inner: self.inner.send_compressed(encoding),
             }
         }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
+            }
+        }
         /// Runs `interceptor` around every call made through this client, after the
         /// channel's interceptors and those added before.
         #[must_use = "the interceptor applies to the returned client"]
@@ -319,6 +359,7 @@ pub mod server_reflection_client {
         /// all related requests go to a single server.
         ///
         /// `/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo`: bidirectional streaming call.
+        ///
         /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
         pub fn server_reflection_info(
             &self,
