@@ -944,8 +944,11 @@ fn async_server(ctx: &ServiceCtx<'_>) -> TokenStream {
     quote! {
         #(#trait_docs)*
         #[doc = ""]
-        #[doc = " Methods may be written as `async fn`; their futures must be `Send`. Serve an"]
-        #[doc = " implementation with the server type of the same name."]
+        #[doc = " Methods may be written as `async fn`; their futures must be `Send`. They run on"]
+        #[doc = " rsgrpc's executor, never on its network threads; a server built inside a tokio"]
+        #[doc = " runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`"]
+        #[doc = " and tokio I/O work in them. Serve an implementation with the server type of the"]
+        #[doc = " same name."]
         #how
         #deprecated
         #trait_attrs
@@ -1089,8 +1092,8 @@ fn blocking_server(ctx: &ServiceCtx<'_>) -> TokenStream {
     quote! {
         #(#trait_docs)*
         #[doc = ""]
-        #[doc = " Methods run on the runtime's worker pool and may block. Serve an implementation"]
-        #[doc = " with the server type of the same name."]
+        #[doc = " Methods run on the runtime's worker pool, never on its network threads, and may"]
+        #[doc = " block. Serve an implementation with the server type of the same name."]
         #how
         #deprecated
         #trait_attrs

@@ -91,10 +91,6 @@ pub mod pb {
             reason = "the items carry the comments of gRPC's reflection.proto, which leaves \
                       some undocumented"
         )]
-        #![allow(
-            rustdoc::invalid_html_tags,
-            reason = "reflection.proto's comments write placeholders as <package>.<type>"
-        )]
         include!("generated/grpc.reflection.v1.rs");
     }
     /// `grpc.reflection.v1alpha`, the first version, which clients such as grpcio's
@@ -104,10 +100,6 @@ pub mod pb {
             missing_docs,
             reason = "the items carry the comments of gRPC's reflection.proto, which leaves \
                       some undocumented"
-        )]
-        #![allow(
-            rustdoc::invalid_html_tags,
-            reason = "reflection.proto's comments write placeholders as <package>.<type>"
         )]
         include!("generated/grpc.reflection.v1alpha.rs");
     }

@@ -55,10 +55,6 @@ pub mod pb {
         reason = "the items carry the comments of Google's protos, which leave some \
                   undocumented"
     )]
-    #![allow(
-        rustdoc::invalid_html_tags,
-        reason = "Google's comments write placeholders as <name>"
-    )]
     include!("generated/google.rpc.rs");
 }
 

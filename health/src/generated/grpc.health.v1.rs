@@ -333,8 +333,11 @@ pub mod health_server {
     pub const SERVICE_NAME: &str = "grpc.health.v1.Health";
     /// Async implementation for `grpc.health.v1.Health`.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     pub trait Health: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// If the requested service is unknown, the call will fail with status
         /// NOT_FOUND.
@@ -488,8 +491,8 @@ pub mod health_server {
     }
     /// Blocking implementation for `grpc.health.v1.Health`.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     pub trait HealthBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// If the requested service is unknown, the call will fail with status
         /// NOT_FOUND.

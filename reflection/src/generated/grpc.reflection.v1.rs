@@ -385,8 +385,11 @@ pub mod server_reflection_server {
     pub const SERVICE_NAME: &str = "grpc.reflection.v1.ServerReflection";
     /// Async implementation for `grpc.reflection.v1.ServerReflection`.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     pub trait ServerReflection: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// The response stream of [`Self::server_reflection_info`].
         type ServerReflectionInfoStream: ::rsgrpc::codegen::Stream<
@@ -516,8 +519,8 @@ pub mod server_reflection_server {
     }
     /// Blocking implementation for `grpc.reflection.v1.ServerReflection`.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     pub trait ServerReflectionBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// The reflection service is structured as a bidirectional stream, ensuring
         /// all related requests go to a single server.

@@ -226,8 +226,11 @@ pub mod ping_server {
     ///
     /// A service without a package: its methods' paths are `/Ping/...`.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     pub trait Ping: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Answers with what it was sent.
         ///
@@ -336,8 +339,8 @@ pub mod ping_server {
     ///
     /// A service without a package: its methods' paths are `/Ping/...`.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     pub trait PingBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Answers with what it was sent.
         ///

@@ -385,8 +385,11 @@ pub mod records_server {
     ///
     /// Streams of records, every kind of call.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     pub trait Records: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Stores one record.
         ///
@@ -614,8 +617,8 @@ pub mod records_server {
     ///
     /// Streams of records, every kind of call.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     pub trait RecordsBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Stores one record.
         ///
@@ -1089,8 +1092,11 @@ pub mod keywords_service_server {
     ///
     /// A second service in the same package, with keyword method names.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     pub trait KeywordsService: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// `/corpus.app.v1.Keywords_Service/Type`: unary call.
         fn r#type(
@@ -1258,8 +1264,8 @@ pub mod keywords_service_server {
     ///
     /// A second service in the same package, with keyword method names.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     pub trait KeywordsServiceBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// `/corpus.app.v1.Keywords_Service/Type`: unary call.
         fn r#type(
@@ -1637,8 +1643,11 @@ pub mod legacy_server {
     ///
     /// A service that is deprecated as a whole.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     #[deprecated]
     pub trait Legacy: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// `/corpus.app.v1.Legacy/Ping`: unary call.
@@ -1760,8 +1769,8 @@ pub mod legacy_server {
     ///
     /// A service that is deprecated as a whole.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     #[deprecated]
     pub trait LegacyBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// `/corpus.app.v1.Legacy/Ping`: unary call.

@@ -522,8 +522,11 @@ pub mod game_server {
     /// A service whose clients' module name is taken by GameClient's module, and whose methods
     /// are named like the clients' own methods and like methods of `Arc`.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     pub trait Game: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Named like the clients' constructor.
         ///
@@ -880,8 +883,8 @@ pub mod game_server {
     /// A service whose clients' module name is taken by GameClient's module, and whose methods
     /// are named like the clients' own methods and like methods of `Arc`.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     pub trait GameBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Named like the clients' constructor.
         ///
@@ -1406,8 +1409,11 @@ pub mod game_server_server {
     ///
     /// A service named like Game's server type.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     pub trait GameServer: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Named like Debug::fmt.
         ///
@@ -1539,8 +1545,8 @@ pub mod game_server_server {
     ///
     /// A service named like Game's server type.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     pub trait GameServerBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Named like Debug::fmt.
         ///
@@ -1870,8 +1876,11 @@ pub mod self_server {
     ///
     /// A service named like a Rust keyword, with a method named like one.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     pub trait Self_: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// `/corpus.names.Self/Self`: unary call.
         fn self_(
@@ -1978,8 +1987,8 @@ pub mod self_server {
     ///
     /// A service named like a Rust keyword, with a method named like one.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     pub trait SelfBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// `/corpus.names.Self/Self`: unary call.
         fn self_(
@@ -2277,8 +2286,11 @@ pub mod idle_server {
     /// A service without methods: its clients have only their own methods, its server types
     /// register none.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     pub trait Idle: ::core::marker::Send + ::core::marker::Sync + 'static {}
     /// Serves an implementation of [`Idle`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
@@ -2366,8 +2378,8 @@ pub mod idle_server {
     /// A service without methods: its clients have only their own methods, its server types
     /// register none.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     pub trait IdleBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {}
     /// Serves an implementation of [`IdleBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]

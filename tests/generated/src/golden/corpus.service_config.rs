@@ -328,8 +328,11 @@ pub mod configurator_server {
     /// * it answers
     ///   one call.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     pub trait Configurator: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Either:
         ///
@@ -448,8 +451,8 @@ pub mod configurator_server {
     /// * it answers
     ///   one call.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     pub trait ConfiguratorBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Either:
         ///
@@ -776,8 +779,11 @@ pub mod t_server {
     ///
     /// A service named like the server types' usual type parameter.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     pub trait T: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Answers with what it was sent.
         ///
@@ -886,8 +892,8 @@ pub mod t_server {
     ///
     /// A service named like the server types' usual type parameter.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     pub trait TBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Answers with what it was sent.
         ///

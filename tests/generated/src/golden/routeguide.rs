@@ -428,8 +428,11 @@ pub mod route_guide_server {
     ///
     /// Interface exported by the server.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     pub trait RouteGuide: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// A simple RPC.
         ///
@@ -649,8 +652,8 @@ pub mod route_guide_server {
     ///
     /// Interface exported by the server.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     pub trait RouteGuideBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// A simple RPC.
         ///

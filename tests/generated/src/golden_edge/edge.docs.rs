@@ -301,8 +301,11 @@ pub mod docs_server {
     ///
     /// Serves \<Holder\> messages.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     pub trait Docs: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Gets a \<Holder\> for the given \<Kind\>, as in map\<string, Holder>.
         ///
@@ -443,8 +446,8 @@ pub mod docs_server {
     ///
     /// Serves \<Holder\> messages.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     pub trait DocsBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// Gets a \<Holder\> for the given \<Kind\>, as in map\<string, Holder>.
         ///

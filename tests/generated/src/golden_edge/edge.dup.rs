@@ -206,8 +206,11 @@ pub mod svc_server {
     pub const SERVICE_NAME: &str = "edge.dup.Svc";
     /// Async implementation for `edge.dup.Svc`.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     pub trait Svc: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// `/edge.dup.Svc/Call`: unary call.
         fn call(
@@ -312,8 +315,8 @@ pub mod svc_server {
     }
     /// Blocking implementation for `edge.dup.Svc`.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     pub trait SvcBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// `/edge.dup.Svc/Call`: unary call.
         fn call(

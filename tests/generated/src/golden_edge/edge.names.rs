@@ -462,8 +462,11 @@ pub mod reserved_server {
     ///
     /// An RPC for every method a client defines or derives: each gets a trailing underscore.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     pub trait Reserved: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// `/edge.names.Reserved/New`: unary call.
         #[allow(
@@ -816,8 +819,8 @@ pub mod reserved_server {
     ///
     /// An RPC for every method a client defines or derives: each gets a trailing underscore.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     pub trait ReservedBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// `/edge.names.Reserved/New`: unary call.
         #[allow(
@@ -1857,8 +1860,11 @@ pub mod std_traits_server {
     /// An RPC for every std trait method clippy's should_implement_trait knows, and a few it
     /// does not.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     pub trait StdTraits: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// `/edge.names.StdTraits/Add`: unary call.
         fn add(
@@ -2658,8 +2664,8 @@ pub mod std_traits_server {
     /// An RPC for every std trait method clippy's should_implement_trait knows, and a few it
     /// does not.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     pub trait StdTraitsBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// `/edge.names.StdTraits/Add`: unary call.
         fn add(

@@ -215,8 +215,11 @@ pub mod alpha_server {
     pub const SERVICE_NAME: &str = "edge.order.Alpha";
     /// Async implementation for `edge.order.Alpha`.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     pub trait Alpha: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// `/edge.order.Alpha/Call`: unary call.
         fn call(
@@ -321,8 +324,8 @@ pub mod alpha_server {
     }
     /// Blocking implementation for `edge.order.Alpha`.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     pub trait AlphaBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// `/edge.order.Alpha/Call`: unary call.
         fn call(
@@ -635,8 +638,11 @@ pub mod beta_server {
     pub const SERVICE_NAME: &str = "edge.order.Beta";
     /// Async implementation for `edge.order.Beta`.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     pub trait Beta: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// `/edge.order.Beta/Call`: unary call.
         fn call(
@@ -741,8 +747,8 @@ pub mod beta_server {
     }
     /// Blocking implementation for `edge.order.Beta`.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     pub trait BetaBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// `/edge.order.Beta/Call`: unary call.
         fn call(

@@ -391,8 +391,11 @@ pub mod records_server {
     ///
     /// Streams of records, every kind of call.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     ///
     /// Every method has a default that fails with `UNIMPLEMENTED`, so an
     /// implementation may provide only some; streaming methods return a
@@ -665,8 +668,8 @@ pub mod records_server {
     ///
     /// Streams of records, every kind of call.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     ///
     /// Every method has a default that fails with `UNIMPLEMENTED`, so an
     /// implementation may provide only some.
@@ -1171,8 +1174,11 @@ pub mod keywords_service_server {
     ///
     /// A second service in the same package, with keyword method names.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     ///
     /// Every method has a default that fails with `UNIMPLEMENTED`, so an
     /// implementation may provide only some; streaming methods return a
@@ -1360,8 +1366,8 @@ pub mod keywords_service_server {
     ///
     /// A second service in the same package, with keyword method names.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     ///
     /// Every method has a default that fails with `UNIMPLEMENTED`, so an
     /// implementation may provide only some.
@@ -1767,8 +1773,11 @@ pub mod legacy_server {
     ///
     /// A service that is deprecated as a whole.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     ///
     /// Every method has a default that fails with `UNIMPLEMENTED`, so an
     /// implementation may provide only some; streaming methods return a
@@ -1911,8 +1920,8 @@ pub mod legacy_server {
     ///
     /// A service that is deprecated as a whole.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     ///
     /// Every method has a default that fails with `UNIMPLEMENTED`, so an
     /// implementation may provide only some.

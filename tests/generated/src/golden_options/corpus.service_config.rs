@@ -322,8 +322,11 @@ pub mod configurator_server {
     /// * it answers
     ///   one call.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     ///
     /// Every method has a default that fails with `UNIMPLEMENTED`, so an
     /// implementation may provide only some; streaming methods return a
@@ -454,8 +457,8 @@ pub mod configurator_server {
     /// * it answers
     ///   one call.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     ///
     /// Every method has a default that fails with `UNIMPLEMENTED`, so an
     /// implementation may provide only some.
@@ -788,8 +791,11 @@ pub mod t_server {
     ///
     /// A service named like the server types' usual type parameter.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     ///
     /// Every method has a default that fails with `UNIMPLEMENTED`, so an
     /// implementation may provide only some; streaming methods return a
@@ -910,8 +916,8 @@ pub mod t_server {
     ///
     /// A service named like the server types' usual type parameter.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     ///
     /// Every method has a default that fails with `UNIMPLEMENTED`, so an
     /// implementation may provide only some.

@@ -337,8 +337,11 @@ pub mod route_guide_server {
     pub const SERVICE_NAME: &str = "RouteGuide";
     /// Async implementation for `RouteGuide`.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     ///
     /// Every method has a default that fails with `UNIMPLEMENTED`, so an
     /// implementation may provide only some; streaming methods return a
@@ -554,8 +557,8 @@ pub mod route_guide_server {
     }
     /// Blocking implementation for `RouteGuide`.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     ///
     /// Every method has a default that fails with `UNIMPLEMENTED`, so an
     /// implementation may provide only some.

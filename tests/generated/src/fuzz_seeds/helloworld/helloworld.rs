@@ -223,8 +223,11 @@ pub mod greeter_server {
     pub const SERVICE_NAME: &str = "helloworld.Greeter";
     /// Async implementation for `helloworld.Greeter`.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     pub trait Greeter: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// `/helloworld.Greeter/SayHello`: unary call.
         fn say_hello(
@@ -332,8 +335,8 @@ pub mod greeter_server {
     }
     /// Blocking implementation for `helloworld.Greeter`.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     pub trait GreeterBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// `/helloworld.Greeter/SayHello`: unary call.
         fn say_hello(

@@ -347,8 +347,11 @@ pub mod route_guide_server {
     pub const SERVICE_NAME: &str = "routeguide.RouteGuide";
     /// Async implementation for `routeguide.RouteGuide`.
     ///
-    /// Methods may be written as `async fn`; their futures must be `Send`. Serve an
-    /// implementation with the server type of the same name.
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
     pub trait RouteGuide: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// `/routeguide.RouteGuide/GetFeature`: unary call.
         fn get_feature(
@@ -542,8 +545,8 @@ pub mod route_guide_server {
     }
     /// Blocking implementation for `routeguide.RouteGuide`.
     ///
-    /// Methods run on the runtime's worker pool and may block. Serve an implementation
-    /// with the server type of the same name.
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
     pub trait RouteGuideBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// `/routeguide.RouteGuide/GetFeature`: unary call.
         fn get_feature(
