@@ -51,7 +51,11 @@
 //! does), and the client method `new_` for `rpc New` (likewise for every other method the
 //! clients define, such as `channel` or `timeout`, and those of the traits they derive:
 //! `rpc Clone` is `clone_`, so `client.clone()` still clones the client); the server
-//! types' type parameter is `S` for a service named `T`.
+//! types' type parameter is `S` for a service named `T`. The blocking client has two
+//! methods for a bidirectional RPC, `txn()` and `txn_with(request)` (a `Request<()>` with
+//! the call's metadata and options); the second yields to every other method the same
+//! way, RPCs included, so `rpc TxnWith` beside `rpc Txn` is `txn_with` and Txn's second
+//! method `txn_with_`.
 //! Protobuf names that differ only in case or underscores and would become one Rust name
 //! (`rpc GetItem` and `rpc Get_Item`, or services and messages of packages `x.Dup` and
 //! `x.dup`, which are both the module `x::dup`) are an [`Error`].

@@ -29,7 +29,16 @@
 //! (`clone`, `clone_from`, `fmt`) are the client's own: the list is read from the code the
 //! generator emits, so it cannot miss one. An RPC that would take one of these names gets
 //! a trailing underscore (`rpc New` becomes `new_`, `rpc Clone` `clone_`), which no other
-//! RPC can produce. The server types' own methods cannot clash with RPCs, which are
+//! RPC can produce.
+//!
+//! The blocking client has two methods for a bidirectional RPC `Txn`: `txn()` and
+//! `txn_with(request)`, whose `Request<()>` carries metadata and per-call options. The
+//! second name is derived, so it yields to every other: when a client's own method or
+//! another RPC has it (`rpc TxnWith` beside `rpc Txn`), it gets a trailing underscore
+//! (`txn_with_`), more of them while that is taken too (see [`client_names`]). RPCs thus
+//! keep the names they have on the async client and in the server traits.
+//!
+//! The server types' own methods cannot clash with RPCs, which are
 //! only trait methods there. The server types' type parameter is `T`, or `S` for a service
 //! named `T` (whose trait is `T`).
 
@@ -161,21 +170,91 @@ impl ServiceNames {
     }
 }
 
-/// Whether an RPC whose prost-build name is `method` would take the name of a client's
-/// own method.
-pub(crate) fn is_client_reserved(method: &str) -> bool {
-    crate::service::client_reserved_names()
-        .iter()
-        .any(|name| name == method)
+/// The suffix of the blocking client's second method for a bidirectional RPC, the one
+/// taking a `Request<()>`: `txn_with` beside `txn`.
+pub(crate) const WITH_SUFFIX: &str = "_with";
+
+/// An RPC of a service, as far as the clients' method names go.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rpc<'a> {
+    /// Its prost-build name (`say_hello`, `r#type`, `self_`).
+    pub(crate) name: &'a str,
+    /// Whether the blocking client has a second method for it (a bidirectional RPC).
+    pub(crate) with: bool,
 }
 
-/// The Rust name of a client method for an RPC whose prost-build name is `method`.
-pub(crate) fn client_method(method: &str) -> String {
-    if is_client_reserved(method) {
-        format!("{method}_")
-    } else {
-        method.to_owned()
-    }
+/// The names of one RPC's methods on the clients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ClientNames {
+    /// The method of both clients: the prost-build name, or that name with a trailing
+    /// underscore when it is a client's own (`new_`).
+    pub(crate) call: String,
+    /// The name [`Self::call`] would have had without the client's own methods.
+    pub(crate) call_wanted: String,
+    /// For a bidirectional RPC, the blocking client's method taking a `Request<()>`:
+    /// `txn_with`, with trailing underscores while that is taken (`txn_with_`).
+    pub(crate) call_with: Option<String>,
+    /// The name [`Self::call_with`] would have had, were it free.
+    pub(crate) call_with_wanted: Option<String>,
+}
+
+/// The client method names of a service's RPCs, given in declaration order.
+pub(crate) fn client_names(rpcs: &[Rpc<'_>]) -> Vec<ClientNames> {
+    client_names_beside(crate::service::client_reserved_names(), rpcs)
+}
+
+/// [`client_names`] for clients whose own methods are `reserved`.
+///
+/// The RPCs' own names come first: each is its prost-build name unless that is in
+/// `reserved`, when it gets a trailing underscore (no RPC has such a name, see below).
+/// Then each bidirectional RPC's second method takes its name without the `r#` or the
+/// trailing underscore of an escaped keyword, and [`WITH_SUFFIX`] (`type_with`,
+/// `self_with`), with a trailing underscore for as long as that is reserved or the name of
+/// another method: an RPC's call (`rpc TxnWith` beside `rpc Txn`) or an earlier second
+/// method. So an RPC is named alike on both clients and in the server traits whatever
+/// else the service has, and every method of a client has a name of its own.
+///
+/// prost-build gives no RPC a name ending in `_` other than escaped keywords (`self_`,
+/// `super_`, `crate_`, `extern_`), none of which is reserved, so a reserved name with an
+/// underscore is free; and no name ending in [`WITH_SUFFIX`] is reserved, so one underscore
+/// is always enough for a second method (the loop does not rely on it).
+fn client_names_beside(reserved: &[String], rpcs: &[Rpc<'_>]) -> Vec<ClientNames> {
+    let is_reserved = |name: &str| reserved.iter().any(|r| r == name);
+    let calls: Vec<String> = rpcs
+        .iter()
+        .map(|rpc| {
+            if is_reserved(rpc.name) {
+                format!("{}_", rpc.name)
+            } else {
+                rpc.name.to_owned()
+            }
+        })
+        .collect();
+    let mut taken: BTreeSet<String> = reserved.iter().chain(&calls).cloned().collect();
+    rpcs.iter()
+        .zip(calls)
+        .map(|(rpc, call)| {
+            let wanted = rpc.with.then(|| {
+                let bare = rpc.name.strip_prefix("r#").unwrap_or(rpc.name);
+                let bare = bare.strip_suffix('_').unwrap_or(bare);
+                format!("{bare}{WITH_SUFFIX}")
+            });
+            let call_with = wanted.as_ref().map(|wanted| {
+                let mut name = wanted.clone();
+                while taken.contains(&name) {
+                    name.push('_');
+                }
+                taken.insert(name.clone());
+                name
+            });
+            ClientNames {
+                call,
+                call_wanted: rpc.name.to_owned(),
+                call_with,
+                call_with_wanted: wanted,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -260,20 +339,132 @@ mod tests {
         assert_eq!(names.client_mod, "greeter_client");
     }
 
+    /// The call names of unary RPCs named `names`.
+    fn calls(names: &[&str]) -> Vec<String> {
+        let rpcs: Vec<Rpc<'_>> = names
+            .iter()
+            .map(|&name| Rpc { name, with: false })
+            .collect();
+        client_names(&rpcs).into_iter().map(|n| n.call).collect()
+    }
+
+    /// `(call, call_with)` for RPCs given as `(name, bidirectional)` beside `reserved`.
+    fn named(reserved: &[&str], rpcs: &[(&str, bool)]) -> Vec<(String, Option<String>)> {
+        let reserved: Vec<String> = reserved.iter().map(|&r| r.to_owned()).collect();
+        let rpcs: Vec<Rpc<'_>> = rpcs
+            .iter()
+            .map(|&(name, with)| Rpc { name, with })
+            .collect();
+        client_names_beside(&reserved, &rpcs)
+            .into_iter()
+            .map(|n| (n.call, n.call_with))
+            .collect()
+    }
+
+    fn pair(call: &str, with: Option<&str>) -> (String, Option<String>) {
+        (call.to_owned(), with.map(str::to_owned))
+    }
+
     #[test]
     fn client_methods_yield_to_the_clients_own() {
-        assert_eq!(client_method("new"), "new_");
-        assert_eq!(client_method("connect_lazy"), "connect_lazy_");
         assert_eq!(
-            client_method("max_receive_message_size"),
-            "max_receive_message_size_"
+            calls(&[
+                "new",
+                "connect_lazy",
+                "max_receive_message_size",
+                "with_interceptor",
+                "timeout",
+                "wait_for_ready",
+                "clone",
+                "say_hello",
+                "r#type",
+            ]),
+            [
+                "new_",
+                "connect_lazy_",
+                "max_receive_message_size_",
+                "with_interceptor_",
+                "timeout_",
+                "wait_for_ready_",
+                "clone_",
+                "say_hello",
+                "r#type",
+            ]
         );
-        assert_eq!(client_method("with_interceptor"), "with_interceptor_");
-        assert_eq!(client_method("timeout"), "timeout_");
-        assert_eq!(client_method("wait_for_ready"), "wait_for_ready_");
-        assert_eq!(client_method("clone"), "clone_");
-        assert_eq!(client_method("say_hello"), "say_hello");
-        assert_eq!(client_method("r#type"), "r#type");
+    }
+
+    #[test]
+    fn a_bidirectional_rpc_gets_a_with_method() {
+        assert_eq!(
+            named(&["new"], &[("txn", true), ("get", false)]),
+            [pair("txn", Some("txn_with")), pair("get", None)]
+        );
+        // Named after the RPC, not after its escaped or underscored call.
+        assert_eq!(
+            named(
+                &["new"],
+                &[("new", true), ("r#type", true), ("self_", true)]
+            ),
+            [
+                pair("new_", Some("new_with")),
+                pair("r#type", Some("type_with")),
+                pair("self_", Some("self_with")),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_rpc_keeps_its_name_and_the_with_method_yields() {
+        // In either order, and whatever the kind of `TxnWith`.
+        for with in [false, true] {
+            let txn_with_with = with.then_some("txn_with_with");
+            assert_eq!(
+                named(&[], &[("txn", true), ("txn_with", with)]),
+                [
+                    pair("txn", Some("txn_with_")),
+                    pair("txn_with", txn_with_with)
+                ]
+            );
+            assert_eq!(
+                named(&[], &[("txn_with", with), ("txn", true)]),
+                [
+                    pair("txn_with", txn_with_with),
+                    pair("txn", Some("txn_with_"))
+                ]
+            );
+        }
+        // A chain: each `_with` method is named by an RPC of the next link.
+        assert_eq!(
+            named(&[], &[("a", true), ("a_with", true), ("a_with_with", true)]),
+            [
+                pair("a", Some("a_with_")),
+                pair("a_with", Some("a_with_with_")),
+                pair("a_with_with", Some("a_with_with_with")),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_with_method_yields_to_the_clients_own_and_their_renamings() {
+        // No client's own method ends in `_with` today; should one, the `_with` method of
+        // `Txn` and `rpc TxnWith`, renamed to `txn_with_`, leave each other room.
+        assert_eq!(
+            named(&["txn_with"], &[("txn", true)]),
+            [pair("txn", Some("txn_with_"))]
+        );
+        assert_eq!(
+            named(&["txn_with"], &[("txn", true), ("txn_with", false)]),
+            [pair("txn", Some("txn_with__")), pair("txn_with_", None)]
+        );
+    }
+
+    #[test]
+    fn no_reserved_name_ends_in_an_underscore_or_the_with_suffix() {
+        // What the renaming rules take for granted.
+        for name in crate::service::client_reserved_names() {
+            assert!(!name.ends_with('_'), "{name}");
+            assert!(!name.ends_with(WITH_SUFFIX), "{name}");
+        }
     }
 
     #[test]

@@ -90,12 +90,17 @@ fn doc_attrs(comments: &prost_build::Comments) -> Vec<TokenStream> {
         .collect()
 }
 
-/// Documents a response stream type, linking to its method unless the method's name is a
-/// raw identifier (which intra-doc links cannot name).
+/// Documents a response stream type, linking to its method.
 fn stream_doc(method: &str) -> TokenStream {
+    doc_line(&format!("The response stream of {}.", method_link(method)))
+}
+
+/// A link to the method `method` of `Self`, or its name in code when it is a raw
+/// identifier (which intra-doc links cannot name).
+fn method_link(method: &str) -> String {
     match method.strip_prefix("r#") {
-        Some(bare) => doc_line(&format!("The response stream of `{bare}`.")),
-        None => doc_line(&format!("The response stream of [`Self::{method}`].")),
+        Some(bare) => format!("`{bare}`"),
+        None => format!("[`Self::{method}`]"),
     }
 }
 
@@ -145,14 +150,10 @@ fn ident(name: &str) -> Ident {
 }
 
 /// Allows for the clippy lints a stub method trips by the name the proto gives it: a client
-/// method (`&self` and the request, returning a `Result` or a future of one) or a server
-/// trait method (`&self`, the request and, for server streams, the response sink).
-fn naming_allows(name: &str, in_trait: bool, kind: Kind) -> TokenStream {
-    let params = if in_trait && matches!(kind, Kind::ServerStreaming | Kind::Bidi) {
-        3
-    } else {
-        2
-    };
+/// method (`&self` and the request, if any, returning a `Result` or a future of one) or a
+/// server trait method (`&self`, the request and, for server streams, the response sink);
+/// `params` counts `self`.
+fn naming_allows(name: &str, in_trait: bool, params: usize) -> TokenStream {
     lints::allow(&lints::Method {
         name: name.strip_prefix("r#").unwrap_or(name),
         receiver: lints::Receiver::Ref,
@@ -174,8 +175,12 @@ struct MethodInfo<'a> {
     kind: Kind,
     /// The name in the server traits.
     name: Ident,
-    /// The name in the clients (differs when the RPC is named like a client's own method).
+    /// The names in the clients (the call's differs when the RPC is named like a client's
+    /// own method).
+    client_names: names::ClientNames,
     client_name: Ident,
+    /// The blocking client's method taking a `Request<()>`, for a bidirectional RPC.
+    client_with: Option<Ident>,
     path: String,
     input: TokenStream,
     output: TokenStream,
@@ -184,8 +189,12 @@ struct MethodInfo<'a> {
     stream_type: Ident,
     client_attributes: TokenStream,
     trait_attributes: TokenStream,
-    /// Allows for clippy's naming conventions, for the clients and for the traits.
+    /// Allows for clippy's naming conventions: for the clients' method taking a request,
+    /// for the blocking client's bidirectional method without one, for its method with one,
+    /// and for the traits.
     client_allows: TokenStream,
+    bare_allows: TokenStream,
+    with_allows: TokenStream,
     trait_allows: TokenStream,
 }
 
@@ -239,10 +248,19 @@ fn context<'a>(
             .iter()
             .any(|p| paths::selects(p, path))
     };
+    let rpcs: Vec<names::Rpc<'_>> = service
+        .methods
+        .iter()
+        .map(|method| names::Rpc {
+            name: &method.name,
+            with: Kind::of(method) == Kind::Bidi,
+        })
+        .collect();
     let methods = service
         .methods
         .iter()
-        .map(|method| {
+        .zip(names::client_names(&rpcs))
+        .map(|(method, client_names)| {
             let kind = Kind::of(method);
             let method_path = format!("{proto_path}.{}", method.proto_name);
             let path = format!("/{full_name}/{}", method.proto_name);
@@ -260,13 +278,23 @@ fn context<'a>(
             } else {
                 quote!()
             };
+            let trait_params = match kind {
+                Kind::ServerStreaming | Kind::Bidi => 3,
+                Kind::Unary | Kind::ClientStreaming => 2,
+            };
+            let with = client_names.call_with.as_deref();
             MethodInfo {
                 method,
                 kind,
                 name: ident(&method.name),
-                client_name: ident(&names::client_method(&method.name)),
-                client_allows: naming_allows(&names::client_method(&method.name), false, kind),
-                trait_allows: naming_allows(&method.name, true, kind),
+                client_name: ident(&client_names.call),
+                client_with: with.map(ident),
+                client_allows: naming_allows(&client_names.call, false, 2),
+                bare_allows: naming_allows(&client_names.call, false, 1),
+                with_allows: with
+                    .map_or_else(TokenStream::new, |with| naming_allows(with, false, 2)),
+                trait_allows: naming_allows(&method.name, true, trait_params),
+                client_names,
                 input: message_type(&method.input_type, options),
                 output: message_type(&method.output_type, options),
                 docs,
@@ -500,7 +528,20 @@ pub(crate) fn client_reserved_names() -> &'static [String] {
     })
 }
 
-fn client_struct(ctx: &ServiceCtx<'_>, name: &Ident, what: &str, example: &str) -> TokenStream {
+/// Which client a piece of code is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flavour {
+    Async,
+    Blocking,
+}
+
+fn client_struct(
+    ctx: &ServiceCtx<'_>,
+    flavour: Flavour,
+    name: &Ident,
+    what: &str,
+    example: &str,
+) -> TokenStream {
     let docs = ctx.intro(what);
     let deprecated = &ctx.deprecated;
     let allow = &ctx.allow_deprecated;
@@ -509,19 +550,35 @@ fn client_struct(ctx: &ServiceCtx<'_>, name: &Ident, what: &str, example: &str) 
     let renamed: Vec<String> = ctx
         .methods
         .iter()
-        .filter(|m| names::is_client_reserved(&m.method.name))
-        .map(|m| format!("`{}` as `{}`", m.method.proto_name, m.client_name))
+        .filter(|m| m.client_names.call != m.client_names.call_wanted)
+        .map(|m| format!("`{}` as `{}`", m.method.proto_name, m.client_names.call))
         .collect();
-    let renamed = if renamed.is_empty() {
-        quote!()
-    } else {
+    let mut renamings = TokenStream::new();
+    if !renamed.is_empty() {
         let line = doc_line(&format!(
             "RPCs named like this client's own methods are called with a trailing \
              underscore: {}.",
             renamed.join(", ")
         ));
-        quote!(#[doc = ""] #line)
-    };
+        renamings.extend(quote!(#[doc = ""] #line));
+    }
+    let renamed_with: Vec<String> = ctx
+        .methods
+        .iter()
+        .filter(|m| m.client_names.call_with != m.client_names.call_with_wanted)
+        .filter_map(|m| {
+            let with = m.client_names.call_with.as_ref()?;
+            Some(format!("`{with}` for `{}`", m.method.proto_name))
+        })
+        .collect();
+    if flavour == Flavour::Blocking && !renamed_with.is_empty() {
+        let line = doc_line(&format!(
+            "A bidirectional RPC's method taking a request gets a trailing underscore when \
+             another method has its name: {}.",
+            renamed_with.join(", ")
+        ));
+        renamings.extend(quote!(#[doc = ""] #line));
+    }
     let derives = CLIENT_DERIVES
         .iter()
         .map(|(derive, _)| format_ident!("{derive}"));
@@ -530,7 +587,7 @@ fn client_struct(ctx: &ServiceCtx<'_>, name: &Ident, what: &str, example: &str) 
         #(#docs)*
         #[doc = ""]
         #example
-        #renamed
+        #renamings
         #[derive(#(#derives),*)]
         #deprecated
         #attrs
@@ -549,6 +606,7 @@ fn async_client(ctx: &ServiceCtx<'_>) -> TokenStream {
     let name = ctx.stem("Client");
     let strukt = client_struct(
         ctx,
+        Flavour::Async,
         &name,
         "Async client",
         "Its methods return futures that run on any executor.",
@@ -628,6 +686,7 @@ fn blocking_client(ctx: &ServiceCtx<'_>) -> TokenStream {
     let name = ctx.stem("BlockingClient");
     let strukt = client_struct(
         ctx,
+        Flavour::Blocking,
         &name,
         "Blocking client",
         "Its methods block the calling thread; they need no async runtime and may be \
@@ -673,30 +732,10 @@ fn blocking_client(ctx: &ServiceCtx<'_>) -> TokenStream {
                     self.inner.blocking_client_streaming(#path, request.into_iter_request())
                 }
             },
-            Kind::Bidi => quote! {
-                pub fn #method(
-                    &self,
-                    request: impl ::rsgrpc::IntoRequest<()>,
-                ) -> ::core::result::Result<
-                    (::rsgrpc::RequestSender<#input>, ::rsgrpc::BlockingStreaming<#output>),
-                    ::rsgrpc::Status,
-                > {
-                    self.inner.blocking_bidi_streaming(#path, request.into_request())
-                }
-            },
-        };
-        let extra = if m.kind == Kind::Bidi {
-            let line = doc_line(
-                "Returns a sender for requests and an iterator of responses at once; pass `()` \
-                 or a `Request<()>` carrying metadata and a timeout.",
-            );
-            quote!(#[doc = ""] #line)
-        } else {
-            quote!()
+            Kind::Bidi => return blocking_bidi(m),
         };
         quote! {
             #(#docs)*
-            #extra
             #deprecated
             #client_allows
             #client_attributes
@@ -710,6 +749,69 @@ fn blocking_client(ctx: &ServiceCtx<'_>) -> TokenStream {
         #allow
         impl #name {
             #(#methods)*
+        }
+    }
+}
+
+/// The blocking client's two methods for a bidirectional RPC: `txn()`, and `txn_with` for
+/// a call whose `Request<()>` carries metadata and options.
+fn blocking_bidi(m: &MethodInfo<'_>) -> TokenStream {
+    let MethodInfo {
+        client_name: method,
+        client_with,
+        path,
+        input,
+        output,
+        docs,
+        deprecated,
+        client_attributes,
+        bare_allows,
+        with_allows,
+        ..
+    } = m;
+    let Some(with) = client_with else {
+        unreachable!("every bidirectional RPC has a method with a request");
+    };
+    let returns = quote! {
+        ::core::result::Result<
+            (::rsgrpc::RequestSender<#input>, ::rsgrpc::BlockingStreaming<#output>),
+            ::rsgrpc::Status,
+        >
+    };
+    let bare_doc = doc_line(&format!(
+        "Starts the call and returns at once, without waiting for the server: a sender for \
+         the requests (dropping it ends them) and an iterator of the responses (dropping it \
+         cancels the call). For metadata, a timeout or other options of this call, use \
+         [`Self::{with}`]."
+    ));
+    let with_summary = doc_line(&format!(
+        "`{path}`: bidirectional streaming call with the metadata, timeout and other options \
+         of `request` (`Request::new(())` and its setters)."
+    ));
+    let with_doc = doc_line(&format!(
+        "Returns what {} returns, the call started the same way; use that method when the \
+         call needs none of these.",
+        method_link(&method.to_string())
+    ));
+    quote! {
+        #(#docs)*
+        #[doc = ""]
+        #bare_doc
+        #deprecated
+        #bare_allows
+        #client_attributes
+        pub fn #method(&self) -> #returns {
+            self.inner.blocking_bidi_streaming(#path, ::rsgrpc::Request::new(()))
+        }
+
+        #with_summary
+        #[doc = ""]
+        #with_doc
+        #deprecated
+        #with_allows
+        #client_attributes
+        pub fn #with(&self, request: ::rsgrpc::Request<()>) -> #returns {
+            self.inner.blocking_bidi_streaming(#path, request)
         }
     }
 }
@@ -1108,17 +1210,28 @@ fn blocking_server(ctx: &ServiceCtx<'_>) -> TokenStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::WITH_SUFFIX;
     use prost_types::{
         DescriptorProto, FileDescriptorProto, FileDescriptorSet, MethodDescriptorProto,
         ServiceDescriptorProto,
     };
+    use std::collections::{BTreeMap, BTreeSet};
 
     /// A file with one service whose RPCs are named after `names` (in upper camel case).
     fn service_named(names: &[String]) -> FileDescriptorSet {
-        let method = |name: &String| MethodDescriptorProto {
+        let rpcs: Vec<(String, bool)> = names.iter().map(|n| (n.clone(), false)).collect();
+        service_of(&rpcs)
+    }
+
+    /// A file with one service whose RPCs are given as their names (in upper camel case)
+    /// and whether they are bidirectional (or unary).
+    fn service_of(rpcs: &[(String, bool)]) -> FileDescriptorSet {
+        let method = |(name, bidi): &(String, bool)| MethodDescriptorProto {
             name: Some(heck::AsUpperCamelCase(name).to_string()),
             input_type: Some(".p.M".to_owned()),
             output_type: Some(".p.M".to_owned()),
+            client_streaming: Some(*bidi),
+            server_streaming: Some(*bidi),
             ..MethodDescriptorProto::default()
         };
         FileDescriptorSet {
@@ -1132,12 +1245,51 @@ mod tests {
                 }],
                 service: vec![ServiceDescriptorProto {
                     name: Some("S".to_owned()),
-                    method: names.iter().map(method).collect(),
+                    method: rpcs.iter().map(method).collect(),
                     ..ServiceDescriptorProto::default()
                 }],
                 ..FileDescriptorProto::default()
             }],
         }
+    }
+
+    /// The methods of each client type generated for `set`, by type name, in order.
+    fn client_methods(set: &FileDescriptorSet) -> BTreeMap<String, Vec<String>> {
+        let files = crate::Builder::new()
+            .generate(set, &["p.proto".to_owned()])
+            .unwrap();
+        let file = syn::parse_file(&files[0].content).unwrap();
+        let mut methods: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for item in &file.items {
+            let syn::Item::Mod(module) = item else {
+                continue;
+            };
+            if module.ident != "s_client" {
+                continue;
+            }
+            for item in &module.content.as_ref().unwrap().1 {
+                if let syn::Item::Impl(block) = item {
+                    let syn::Type::Path(ty) = &*block.self_ty else {
+                        continue;
+                    };
+                    let ty = ty.path.segments.last().unwrap().ident.to_string();
+                    for item in &block.items {
+                        if let syn::ImplItem::Fn(f) = item {
+                            methods
+                                .entry(ty.clone())
+                                .or_default()
+                                .push(f.sig.ident.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        methods
+    }
+
+    fn assert_unique(client: &str, methods: &[String]) {
+        let unique: BTreeSet<&String> = methods.iter().collect();
+        assert_eq!(unique.len(), methods.len(), "{client}: {methods:?}");
     }
 
     #[test]
@@ -1164,52 +1316,71 @@ mod tests {
     #[test]
     fn every_reserved_name_as_an_rpc_leaves_each_client_method_unique() {
         let names = client_reserved_names().to_vec();
-        let set = service_named(&names);
-        let files = crate::Builder::new()
-            .generate(&set, &["p.proto".to_owned()])
-            .unwrap();
-        let file = syn::parse_file(&files[0].content).unwrap();
-        let mut clients = 0;
-        for item in &file.items {
-            let syn::Item::Mod(module) = item else {
-                continue;
-            };
-            if module.ident != "s_client" {
-                continue;
-            }
-            let mut methods: std::collections::BTreeMap<String, Vec<String>> =
-                std::collections::BTreeMap::new();
-            for item in &module.content.as_ref().unwrap().1 {
-                if let syn::Item::Impl(block) = item {
-                    let syn::Type::Path(ty) = &*block.self_ty else {
-                        continue;
-                    };
-                    let ty = ty.path.segments.last().unwrap().ident.to_string();
-                    for item in &block.items {
-                        if let syn::ImplItem::Fn(f) = item {
-                            methods
-                                .entry(ty.clone())
-                                .or_default()
-                                .push(f.sig.ident.to_string());
-                        }
-                    }
-                }
-            }
-            for (client, methods) in methods {
-                clients += 1;
-                let unique: std::collections::BTreeSet<&String> = methods.iter().collect();
-                assert_eq!(unique.len(), methods.len(), "{client}: {methods:?}");
-                for name in &names {
-                    assert!(methods.contains(&format!("{name}_")), "{client}: {name}");
-                    if !CLIENT_DERIVES
-                        .iter()
-                        .any(|(_, m)| m.contains(&name.as_str()))
-                    {
-                        assert!(methods.contains(name), "{client}: its own {name}");
-                    }
+        let methods = client_methods(&service_named(&names));
+        assert_eq!(methods.len(), 2);
+        for (client, methods) in methods {
+            assert_unique(&client, &methods);
+            for name in &names {
+                assert!(methods.contains(&format!("{name}_")), "{client}: {name}");
+                if !CLIENT_DERIVES
+                    .iter()
+                    .any(|(_, m)| m.contains(&name.as_str()))
+                {
+                    assert!(methods.contains(name), "{client}: its own {name}");
                 }
             }
         }
-        assert_eq!(clients, 2);
+    }
+
+    #[test]
+    fn bidirectional_rpcs_beside_rpcs_named_like_their_with_methods_leave_each_unique() {
+        // Every reserved name as a bidirectional RPC and, after `With`, as a unary one;
+        // `Txn` beside `TxnWith` and `TxnWithWith`, all bidirectional; the bare suffix.
+        let mut rpcs: Vec<(String, bool)> = Vec::new();
+        for name in client_reserved_names() {
+            rpcs.push((name.clone(), true));
+            rpcs.push((format!("{name}{WITH_SUFFIX}"), false));
+        }
+        for name in ["txn", "txn_with", "txn_with_with", "with"] {
+            rpcs.push((name.to_owned(), true));
+        }
+        let methods = client_methods(&service_of(&rpcs));
+        let blocking = &methods["SBlockingClient"];
+        let asynchronous = &methods["SClient"];
+        assert_unique("SBlockingClient", blocking);
+        assert_unique("SClient", asynchronous);
+        for name in client_reserved_names() {
+            // The RPCs named like the client's own methods, and those named like their
+            // `_with` methods, which the latter yield to.
+            for method in [
+                format!("{name}_"),
+                format!("{name}{WITH_SUFFIX}"),
+                format!("{name}{WITH_SUFFIX}_"),
+            ] {
+                assert!(blocking.contains(&method), "{method}: {blocking:?}");
+            }
+            assert!(asynchronous.contains(&format!("{name}{WITH_SUFFIX}")));
+            assert!(!asynchronous.contains(&format!("{name}{WITH_SUFFIX}_")));
+        }
+        for method in [
+            "txn",
+            "txn_with_",
+            "txn_with",
+            "txn_with_with_",
+            "txn_with_with",
+            "txn_with_with_with",
+            "with",
+            "with_with",
+        ] {
+            assert!(
+                blocking.iter().any(|m| m == method),
+                "{method}: {blocking:?}"
+            );
+        }
+        // The async client has only the RPCs' names.
+        assert_eq!(
+            asynchronous.len(),
+            blocking.len() - client_reserved_names().len() - 4
+        );
     }
 }

@@ -51,7 +51,7 @@ struct Session {
 impl Session {
     fn open(channel: &Channel) -> Session {
         let (sender, responses) = ServerReflectionBlockingClient::new(channel.clone())
-            .server_reflection_info(())
+            .server_reflection_info()
             .unwrap();
         Session { sender, responses }
     }
@@ -236,7 +236,7 @@ fn a_request_asking_nothing_is_answered_with_an_error_and_the_stream_goes_on() {
     let _leaks = rsgrpc_tests::leak::check();
     let (_server, channel) = serve(&service());
     let (mut sender, mut responses) = ServerReflectionBlockingClient::new(channel)
-        .server_reflection_info(())
+        .server_reflection_info()
         .unwrap();
     sender.send(ServerReflectionRequest::default()).unwrap();
     let answer = responses.next().unwrap().unwrap();
@@ -400,7 +400,7 @@ fn pipelined_requests_are_all_answered_in_order() {
     // every one is answered, in order.
     let (_server, channel) = serve(&service());
     let (mut sender, responses) = ServerReflectionBlockingClient::new(channel)
-        .server_reflection_info(())
+        .server_reflection_info()
         .unwrap();
     const REQUESTS: usize = 2000;
     let writer = std::thread::spawn(move || {

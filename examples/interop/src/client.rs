@@ -218,7 +218,7 @@ pub fn run_blocking(case: &str, channel: &Channel) -> Outcome {
             })
         }
         "ping_pong" => {
-            let (mut sender, mut replies) = client.full_duplex_call(()).map_err(status)?;
+            let (mut sender, mut replies) = client.full_duplex_call().map_err(status)?;
             for (req, resp) in REQUEST_SIZES.iter().zip(RESPONSE_SIZES) {
                 let mut request = output_request(&[resp], None);
                 request.payload = payload(*req);
@@ -237,7 +237,7 @@ pub fn run_blocking(case: &str, channel: &Channel) -> Outcome {
             })
         }
         "empty_stream" => {
-            let (sender, mut replies) = client.full_duplex_call(()).map_err(status)?;
+            let (sender, mut replies) = client.full_duplex_call().map_err(status)?;
             sender.finish();
             check(replies.recv().map_err(status)?.is_none(), || {
                 "unexpected response".into()
@@ -246,7 +246,8 @@ pub fn run_blocking(case: &str, channel: &Channel) -> Outcome {
         "timeout_on_sleeping_server" => {
             let mut request = Request::new(());
             request.set_timeout(Duration::from_millis(1));
-            let (mut sender, mut replies) = client.full_duplex_call(request).map_err(status)?;
+            let (mut sender, mut replies) =
+                client.full_duplex_call_with(request).map_err(status)?;
             let mut message = output_request(&[31415], None);
             message.payload = payload(27182);
             let _ = sender.send(message);
@@ -259,12 +260,12 @@ pub fn run_blocking(case: &str, channel: &Channel) -> Outcome {
             }
         }
         "cancel_after_begin" => {
-            let (mut sender, replies) = client.full_duplex_call(()).map_err(status)?;
+            let (mut sender, replies) = client.full_duplex_call().map_err(status)?;
             drop(replies); // cancels the call
             sends_fail_with_cancelled(&mut sender)
         }
         "cancel_after_first_response" => {
-            let (mut sender, mut replies) = client.full_duplex_call(()).map_err(status)?;
+            let (mut sender, mut replies) = client.full_duplex_call().map_err(status)?;
             let mut message = output_request(&[31415], None);
             message.payload = payload(27182);
             sender.send(message).map_err(status)?;
@@ -275,7 +276,7 @@ pub fn run_blocking(case: &str, channel: &Channel) -> Outcome {
         "status_code_and_message" => {
             let result = client.unary_call(status_request());
             expect_code(result, Code::Unknown, Some("test status message"))?;
-            let (mut sender, mut replies) = client.full_duplex_call(()).map_err(status)?;
+            let (mut sender, mut replies) = client.full_duplex_call().map_err(status)?;
             let mut message = output_request(&[], None);
             message.response_status = status_request().response_status;
             sender.send(message).map_err(status)?;
@@ -313,7 +314,7 @@ pub fn run_blocking(case: &str, channel: &Channel) -> Outcome {
                 .map_err(status)?;
             check_custom_metadata(reply.metadata(), reply.trailers())?;
             let (mut sender, mut replies) = client
-                .full_duplex_call(with_custom_metadata(()))
+                .full_duplex_call_with(with_custom_metadata(()))
                 .map_err(status)?;
             let mut message = output_request(&[314_159], None);
             message.payload = payload(271_828);

@@ -422,7 +422,7 @@ fn blocking_mix_call(client: &TestServiceBlockingClient, i: usize) -> Result<(),
         _ => {
             let sizes = [i % 11, 2, i % 300];
             let (mut sender, mut replies) = client
-                .full_duplex_call(with_deadline(()))
+                .full_duplex_call_with(with_deadline(()))
                 .map_err(failed("bidi"))?;
             for &size in &sizes {
                 sender

@@ -325,7 +325,7 @@ pub fn tour_blocking(
         .collect::<Result<Vec<_>, _>>()?
         .len();
     let summary = client.record_route(route())?.into_inner();
-    let (mut sender, replies) = client.route_chat(())?;
+    let (mut sender, replies) = client.route_chat()?;
     for note in notes() {
         sender.send(note)?;
     }

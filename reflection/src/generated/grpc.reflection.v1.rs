@@ -360,10 +360,9 @@ pub mod server_reflection_client {
         ///
         /// `/grpc.reflection.v1.ServerReflection/ServerReflectionInfo`: bidirectional streaming call.
         ///
-        /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
+        /// Starts the call and returns at once, without waiting for the server: a sender for the requests (dropping it ends them) and an iterator of the responses (dropping it cancels the call). For metadata, a timeout or other options of this call, use [`Self::server_reflection_info_with`].
         pub fn server_reflection_info(
             &self,
-            request: impl ::rsgrpc::IntoRequest<()>,
         ) -> ::core::result::Result<
             (
                 ::rsgrpc::RequestSender<super::ServerReflectionRequest>,
@@ -374,7 +373,26 @@ pub mod server_reflection_client {
             self.inner
                 .blocking_bidi_streaming(
                     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-                    request.into_request(),
+                    ::rsgrpc::Request::new(()),
+                )
+        }
+        /// `/grpc.reflection.v1.ServerReflection/ServerReflectionInfo`: bidirectional streaming call with the metadata, timeout and other options of `request` (`Request::new(())` and its setters).
+        ///
+        /// Returns what [`Self::server_reflection_info`] returns, the call started the same way; use that method when the call needs none of these.
+        pub fn server_reflection_info_with(
+            &self,
+            request: ::rsgrpc::Request<()>,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::ServerReflectionRequest>,
+                ::rsgrpc::BlockingStreaming<super::ServerReflectionResponse>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .blocking_bidi_streaming(
+                    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                    request,
                 )
         }
     }

@@ -155,7 +155,7 @@ fn generated_clients_against_a_tonic_server() {
         .client_stream(vec![request("a", 0), request("b", 0)])
         .unwrap();
     assert_eq!(joined.get_ref().message, "a,b");
-    let (mut sender, mut replies) = client.bidi(()).unwrap();
+    let (mut sender, mut replies) = client.bidi().unwrap();
     for i in 0..5 {
         sender.send(request(&format!("p{i}"), 0)).unwrap();
         assert_eq!(

@@ -347,10 +347,9 @@ pub mod records_client {
         ///
         /// `/corpus.app.v1.Records/Sync`: bidirectional streaming call.
         ///
-        /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
+        /// Starts the call and returns at once, without waiting for the server: a sender for the requests (dropping it ends them) and an iterator of the responses (dropping it cancels the call). For metadata, a timeout or other options of this call, use [`Self::sync_with`].
         pub fn sync(
             &self,
-            request: impl ::rsgrpc::IntoRequest<()>,
         ) -> ::core::result::Result<
             (
                 ::rsgrpc::RequestSender<super::Record>,
@@ -361,8 +360,23 @@ pub mod records_client {
             self.inner
                 .blocking_bidi_streaming(
                     "/corpus.app.v1.Records/Sync",
-                    request.into_request(),
+                    ::rsgrpc::Request::new(()),
                 )
+        }
+        /// `/corpus.app.v1.Records/Sync`: bidirectional streaming call with the metadata, timeout and other options of `request` (`Request::new(())` and its setters).
+        ///
+        /// Returns what [`Self::sync`] returns, the call started the same way; use that method when the call needs none of these.
+        pub fn sync_with(
+            &self,
+            request: ::rsgrpc::Request<()>,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Record>,
+                ::rsgrpc::BlockingStreaming<super::Record>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner.blocking_bidi_streaming("/corpus.app.v1.Records/Sync", request)
         }
         /// The old way to store a record.
         ///
@@ -1065,10 +1079,9 @@ pub mod keywords_service_client {
         }
         /// `/corpus.app.v1.Keywords_Service/Loop`: bidirectional streaming call.
         ///
-        /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
+        /// Starts the call and returns at once, without waiting for the server: a sender for the requests (dropping it ends them) and an iterator of the responses (dropping it cancels the call). For metadata, a timeout or other options of this call, use [`Self::loop_with`].
         pub fn r#loop(
             &self,
-            request: impl ::rsgrpc::IntoRequest<()>,
         ) -> ::core::result::Result<
             (
                 ::rsgrpc::RequestSender<super::Keywords>,
@@ -1079,8 +1092,24 @@ pub mod keywords_service_client {
             self.inner
                 .blocking_bidi_streaming(
                     "/corpus.app.v1.Keywords_Service/Loop",
-                    request.into_request(),
+                    ::rsgrpc::Request::new(()),
                 )
+        }
+        /// `/corpus.app.v1.Keywords_Service/Loop`: bidirectional streaming call with the metadata, timeout and other options of `request` (`Request::new(())` and its setters).
+        ///
+        /// Returns what `loop` returns, the call started the same way; use that method when the call needs none of these.
+        pub fn loop_with(
+            &self,
+            request: ::rsgrpc::Request<()>,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Keywords>,
+                ::rsgrpc::BlockingStreaming<super::Keywords>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .blocking_bidi_streaming("/corpus.app.v1.Keywords_Service/Loop", request)
         }
     }
 }

@@ -497,10 +497,9 @@ pub mod game_client_ {
         ///
         /// `/corpus.names.Game/Deref`: bidirectional streaming call.
         ///
-        /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
+        /// Starts the call and returns at once, without waiting for the server: a sender for the requests (dropping it ends them) and an iterator of the responses (dropping it cancels the call). For metadata, a timeout or other options of this call, use [`Self::deref_with`].
         pub fn deref(
             &self,
-            request: impl ::rsgrpc::IntoRequest<()>,
         ) -> ::core::result::Result<
             (::rsgrpc::RequestSender<super::T>, ::rsgrpc::BlockingStreaming<super::T>),
             ::rsgrpc::Status,
@@ -508,8 +507,20 @@ pub mod game_client_ {
             self.inner
                 .blocking_bidi_streaming(
                     "/corpus.names.Game/Deref",
-                    request.into_request(),
+                    ::rsgrpc::Request::new(()),
                 )
+        }
+        /// `/corpus.names.Game/Deref`: bidirectional streaming call with the metadata, timeout and other options of `request` (`Request::new(())` and its setters).
+        ///
+        /// Returns what [`Self::deref`] returns, the call started the same way; use that method when the call needs none of these.
+        pub fn deref_with(
+            &self,
+            request: ::rsgrpc::Request<()>,
+        ) -> ::core::result::Result<
+            (::rsgrpc::RequestSender<super::T>, ::rsgrpc::BlockingStreaming<super::T>),
+            ::rsgrpc::Status,
+        > {
+            self.inner.blocking_bidi_streaming("/corpus.names.Game/Deref", request)
         }
     }
 }

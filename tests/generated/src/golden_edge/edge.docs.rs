@@ -277,10 +277,9 @@ pub mod docs_client {
         ///
         /// `/edge.docs.Docs/Chat`: bidirectional streaming call.
         ///
-        /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
+        /// Starts the call and returns at once, without waiting for the server: a sender for the requests (dropping it ends them) and an iterator of the responses (dropping it cancels the call). For metadata, a timeout or other options of this call, use [`Self::chat_with`].
         pub fn chat(
             &self,
-            request: impl ::rsgrpc::IntoRequest<()>,
         ) -> ::core::result::Result<
             (
                 ::rsgrpc::RequestSender<super::Holder>,
@@ -289,7 +288,25 @@ pub mod docs_client {
             ::rsgrpc::Status,
         > {
             self.inner
-                .blocking_bidi_streaming("/edge.docs.Docs/Chat", request.into_request())
+                .blocking_bidi_streaming(
+                    "/edge.docs.Docs/Chat",
+                    ::rsgrpc::Request::new(()),
+                )
+        }
+        /// `/edge.docs.Docs/Chat`: bidirectional streaming call with the metadata, timeout and other options of `request` (`Request::new(())` and its setters).
+        ///
+        /// Returns what [`Self::chat`] returns, the call started the same way; use that method when the call needs none of these.
+        pub fn chat_with(
+            &self,
+            request: ::rsgrpc::Request<()>,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Holder>,
+                ::rsgrpc::BlockingStreaming<super::Holder>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner.blocking_bidi_streaming("/edge.docs.Docs/Chat", request)
         }
     }
 }

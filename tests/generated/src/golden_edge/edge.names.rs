@@ -1757,10 +1757,9 @@ pub mod std_traits_client {
         }
         /// `/edge.names.StdTraits/Next`: bidirectional streaming call.
         ///
-        /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
+        /// Starts the call and returns at once, without waiting for the server: a sender for the requests (dropping it ends them) and an iterator of the responses (dropping it cancels the call). For metadata, a timeout or other options of this call, use [`Self::next_with`].
         pub fn next(
             &self,
-            request: impl ::rsgrpc::IntoRequest<()>,
         ) -> ::core::result::Result<
             (
                 ::rsgrpc::RequestSender<super::Msg>,
@@ -1771,8 +1770,23 @@ pub mod std_traits_client {
             self.inner
                 .blocking_bidi_streaming(
                     "/edge.names.StdTraits/Next",
-                    request.into_request(),
+                    ::rsgrpc::Request::new(()),
                 )
+        }
+        /// `/edge.names.StdTraits/Next`: bidirectional streaming call with the metadata, timeout and other options of `request` (`Request::new(())` and its setters).
+        ///
+        /// Returns what [`Self::next`] returns, the call started the same way; use that method when the call needs none of these.
+        pub fn next_with(
+            &self,
+            request: ::rsgrpc::Request<()>,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Msg>,
+                ::rsgrpc::BlockingStreaming<super::Msg>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner.blocking_bidi_streaming("/edge.names.StdTraits/Next", request)
         }
         /// `/edge.names.StdTraits/Not`: unary call.
         pub fn not(
@@ -3245,6 +3259,1351 @@ pub mod std_traits_server {
                             &inner,
                             request,
                         )
+                    },
+                )
+                .settings(server.settings)
+                .build()
+        }
+    }
+}
+pub mod bidi_client {
+    //! Clients for `edge.names.Bidi`: [`BidiClient`] (async) and [`BidiBlockingClient`] (blocking).
+    /// Async client for `edge.names.Bidi`.
+    ///
+    /// Bidirectional RPCs, which have a second method on the blocking client (`txn_with` beside
+    /// `txn`), among RPCs and client methods with that method's name. RPCs keep their names; the
+    /// second method yields with a trailing underscore.
+    ///
+    /// Its methods return futures that run on any executor.
+    ///
+    /// RPCs named like this client's own methods are called with a trailing underscore: `Timeout` as `timeout_`, `Clone` as `clone_`.
+    #[derive(Clone, Debug)]
+    pub struct BidiClient {
+        inner: ::rsgrpc::client::Client,
+    }
+    impl BidiClient {
+        /// A client sending its calls on `channel`; clones of a channel share one
+        /// connection.
+        pub fn new(channel: ::rsgrpc::Channel) -> Self {
+            Self {
+                inner: ::rsgrpc::client::Client::new(channel),
+            }
+        }
+        /// A client for `target` (`http://host:port`) on a new channel; it connects on
+        /// the first call.
+        ///
+        /// # Errors
+        ///
+        /// When the target cannot be parsed.
+        pub fn connect_lazy(
+            target: &str,
+        ) -> ::core::result::Result<Self, ::rsgrpc::Error> {
+            ::rsgrpc::Channel::new(target).map(Self::new)
+        }
+        /// The channel this client uses.
+        pub fn channel(&self) -> &::rsgrpc::Channel {
+            self.inner.channel()
+        }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
+        /// Compresses the request messages of this client's calls with `encoding`,
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
+        }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
+            }
+        }
+        /// Runs `interceptor` around every call made through this client, after the
+        /// channel's interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned client"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                inner: self.inner.with_interceptor(interceptor),
+            }
+        }
+    }
+    impl BidiClient {
+        /// Blocking: `txn` and `txn_with_`, as TxnWith is `txn_with`.
+        ///
+        /// `/edge.names.Bidi/Txn`: bidirectional streaming call.
+        pub async fn txn(
+            &self,
+            request: impl ::rsgrpc::IntoStreamingRequest<Message = super::Msg>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<::rsgrpc::Streaming<super::Msg>>,
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .bidi_streaming("/edge.names.Bidi/Txn", request.into_streaming_request())
+                .await
+        }
+        /// `/edge.names.Bidi/TxnWith`: unary call.
+        pub async fn txn_with(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::Msg>,
+        ) -> ::core::result::Result<::rsgrpc::Response<super::Msg>, ::rsgrpc::Status> {
+            self.inner.unary("/edge.names.Bidi/TxnWith", request.into_request()).await
+        }
+        /// Both bidirectional. Blocking: `watch` and `watch_with_`, `watch_with` and
+        /// `watch_with_with`.
+        ///
+        /// `/edge.names.Bidi/Watch`: bidirectional streaming call.
+        pub async fn watch(
+            &self,
+            request: impl ::rsgrpc::IntoStreamingRequest<Message = super::Msg>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<::rsgrpc::Streaming<super::Msg>>,
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .bidi_streaming(
+                    "/edge.names.Bidi/Watch",
+                    request.into_streaming_request(),
+                )
+                .await
+        }
+        /// `/edge.names.Bidi/WatchWith`: bidirectional streaming call.
+        pub async fn watch_with(
+            &self,
+            request: impl ::rsgrpc::IntoStreamingRequest<Message = super::Msg>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<::rsgrpc::Streaming<super::Msg>>,
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .bidi_streaming(
+                    "/edge.names.Bidi/WatchWith",
+                    request.into_streaming_request(),
+                )
+                .await
+        }
+        /// Only the suffix. Blocking: `with` and `with_with`.
+        ///
+        /// `/edge.names.Bidi/With`: bidirectional streaming call.
+        pub async fn with(
+            &self,
+            request: impl ::rsgrpc::IntoStreamingRequest<Message = super::Msg>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<::rsgrpc::Streaming<super::Msg>>,
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .bidi_streaming(
+                    "/edge.names.Bidi/With",
+                    request.into_streaming_request(),
+                )
+                .await
+        }
+        /// Named like the clients' own methods. Blocking: `timeout_` and `timeout_with`, `clone_`
+        /// and `clone_with`.
+        ///
+        /// `/edge.names.Bidi/Timeout`: bidirectional streaming call.
+        pub async fn timeout_(
+            &self,
+            request: impl ::rsgrpc::IntoStreamingRequest<Message = super::Msg>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<::rsgrpc::Streaming<super::Msg>>,
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .bidi_streaming(
+                    "/edge.names.Bidi/Timeout",
+                    request.into_streaming_request(),
+                )
+                .await
+        }
+        /// `/edge.names.Bidi/Clone`: bidirectional streaming call.
+        pub async fn clone_(
+            &self,
+            request: impl ::rsgrpc::IntoStreamingRequest<Message = super::Msg>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<::rsgrpc::Streaming<super::Msg>>,
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .bidi_streaming(
+                    "/edge.names.Bidi/Clone",
+                    request.into_streaming_request(),
+                )
+                .await
+        }
+        /// Keywords. Blocking: `r#type` and `type_with`, `self_` and `self_with`.
+        ///
+        /// `/edge.names.Bidi/Type`: bidirectional streaming call.
+        pub async fn r#type(
+            &self,
+            request: impl ::rsgrpc::IntoStreamingRequest<Message = super::Msg>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<::rsgrpc::Streaming<super::Msg>>,
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .bidi_streaming(
+                    "/edge.names.Bidi/Type",
+                    request.into_streaming_request(),
+                )
+                .await
+        }
+        /// `/edge.names.Bidi/Self`: bidirectional streaming call.
+        pub async fn self_(
+            &self,
+            request: impl ::rsgrpc::IntoStreamingRequest<Message = super::Msg>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<::rsgrpc::Streaming<super::Msg>>,
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .bidi_streaming(
+                    "/edge.names.Bidi/Self",
+                    request.into_streaming_request(),
+                )
+                .await
+        }
+        /// Against clippy's self conventions. Blocking: `from_parts` and `from_parts_with`, both
+        /// with an allow.
+        ///
+        /// `/edge.names.Bidi/FromParts`: bidirectional streaming call.
+        #[allow(clippy::wrong_self_convention, reason = "the proto names this method")]
+        pub async fn from_parts(
+            &self,
+            request: impl ::rsgrpc::IntoStreamingRequest<Message = super::Msg>,
+        ) -> ::core::result::Result<
+            ::rsgrpc::Response<::rsgrpc::Streaming<super::Msg>>,
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .bidi_streaming(
+                    "/edge.names.Bidi/FromParts",
+                    request.into_streaming_request(),
+                )
+                .await
+        }
+    }
+    /// Blocking client for `edge.names.Bidi`.
+    ///
+    /// Bidirectional RPCs, which have a second method on the blocking client (`txn_with` beside
+    /// `txn`), among RPCs and client methods with that method's name. RPCs keep their names; the
+    /// second method yields with a trailing underscore.
+    ///
+    /// Its methods block the calling thread; they need no async runtime and may be called from inside one.
+    ///
+    /// RPCs named like this client's own methods are called with a trailing underscore: `Timeout` as `timeout_`, `Clone` as `clone_`.
+    ///
+    /// A bidirectional RPC's method taking a request gets a trailing underscore when another method has its name: `txn_with_` for `Txn`, `watch_with_` for `Watch`.
+    #[derive(Clone, Debug)]
+    pub struct BidiBlockingClient {
+        inner: ::rsgrpc::client::Client,
+    }
+    impl BidiBlockingClient {
+        /// A client sending its calls on `channel`; clones of a channel share one
+        /// connection.
+        pub fn new(channel: ::rsgrpc::Channel) -> Self {
+            Self {
+                inner: ::rsgrpc::client::Client::new(channel),
+            }
+        }
+        /// A client for `target` (`http://host:port`) on a new channel; it connects on
+        /// the first call.
+        ///
+        /// # Errors
+        ///
+        /// When the target cannot be parsed.
+        pub fn connect_lazy(
+            target: &str,
+        ) -> ::core::result::Result<Self, ::rsgrpc::Error> {
+            ::rsgrpc::Channel::new(target).map(Self::new)
+        }
+        /// The channel this client uses.
+        pub fn channel(&self) -> &::rsgrpc::Channel {
+            self.inner.channel()
+        }
+        /// Largest request message this client sends, overriding the channel's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED` before anything of it is sent.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_send_message_size(bytes),
+            }
+        }
+        /// Largest response message this client accepts, overriding the channel's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                inner: self.inner.max_receive_message_size(bytes),
+            }
+        }
+        /// Compresses the request messages of this client's calls with `encoding`,
+        /// whatever the channel's setting; a request's own `set_send_compressed` or
+        /// `set_send_uncompressed` still comes first.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                inner: self.inner.send_compressed(encoding),
+            }
+        }
+        /// A timeout for this client's calls that do not set their own
+        /// (`Request::set_timeout`), overriding the channel's `timeout`; a service
+        /// config's `timeout` for the method still caps it.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn timeout(self, timeout: ::core::time::Duration) -> Self {
+            Self {
+                inner: self.inner.timeout(timeout),
+            }
+        }
+        /// Whether this client's calls wait for a ready connection (until their
+        /// deadline) instead of failing at once with `UNAVAILABLE` when the channel
+        /// cannot connect, unless a call says otherwise
+        /// (`Request::set_wait_for_ready`); overrides the channel's `wait_for_ready`
+        /// and the service config's `waitForReady`.
+        #[must_use = "the setting applies to the returned client"]
+        pub fn wait_for_ready(self, wait: bool) -> Self {
+            Self {
+                inner: self.inner.wait_for_ready(wait),
+            }
+        }
+        /// Runs `interceptor` around every call made through this client, after the
+        /// channel's interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned client"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                inner: self.inner.with_interceptor(interceptor),
+            }
+        }
+    }
+    impl BidiBlockingClient {
+        /// Blocking: `txn` and `txn_with_`, as TxnWith is `txn_with`.
+        ///
+        /// `/edge.names.Bidi/Txn`: bidirectional streaming call.
+        ///
+        /// Starts the call and returns at once, without waiting for the server: a sender for the requests (dropping it ends them) and an iterator of the responses (dropping it cancels the call). For metadata, a timeout or other options of this call, use [`Self::txn_with_`].
+        pub fn txn(
+            &self,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Msg>,
+                ::rsgrpc::BlockingStreaming<super::Msg>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .blocking_bidi_streaming(
+                    "/edge.names.Bidi/Txn",
+                    ::rsgrpc::Request::new(()),
+                )
+        }
+        /// `/edge.names.Bidi/Txn`: bidirectional streaming call with the metadata, timeout and other options of `request` (`Request::new(())` and its setters).
+        ///
+        /// Returns what [`Self::txn`] returns, the call started the same way; use that method when the call needs none of these.
+        pub fn txn_with_(
+            &self,
+            request: ::rsgrpc::Request<()>,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Msg>,
+                ::rsgrpc::BlockingStreaming<super::Msg>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner.blocking_bidi_streaming("/edge.names.Bidi/Txn", request)
+        }
+        /// `/edge.names.Bidi/TxnWith`: unary call.
+        pub fn txn_with(
+            &self,
+            request: impl ::rsgrpc::IntoRequest<super::Msg>,
+        ) -> ::core::result::Result<::rsgrpc::Response<super::Msg>, ::rsgrpc::Status> {
+            self.inner.blocking_unary("/edge.names.Bidi/TxnWith", request.into_request())
+        }
+        /// Both bidirectional. Blocking: `watch` and `watch_with_`, `watch_with` and
+        /// `watch_with_with`.
+        ///
+        /// `/edge.names.Bidi/Watch`: bidirectional streaming call.
+        ///
+        /// Starts the call and returns at once, without waiting for the server: a sender for the requests (dropping it ends them) and an iterator of the responses (dropping it cancels the call). For metadata, a timeout or other options of this call, use [`Self::watch_with_`].
+        pub fn watch(
+            &self,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Msg>,
+                ::rsgrpc::BlockingStreaming<super::Msg>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .blocking_bidi_streaming(
+                    "/edge.names.Bidi/Watch",
+                    ::rsgrpc::Request::new(()),
+                )
+        }
+        /// `/edge.names.Bidi/Watch`: bidirectional streaming call with the metadata, timeout and other options of `request` (`Request::new(())` and its setters).
+        ///
+        /// Returns what [`Self::watch`] returns, the call started the same way; use that method when the call needs none of these.
+        pub fn watch_with_(
+            &self,
+            request: ::rsgrpc::Request<()>,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Msg>,
+                ::rsgrpc::BlockingStreaming<super::Msg>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner.blocking_bidi_streaming("/edge.names.Bidi/Watch", request)
+        }
+        /// `/edge.names.Bidi/WatchWith`: bidirectional streaming call.
+        ///
+        /// Starts the call and returns at once, without waiting for the server: a sender for the requests (dropping it ends them) and an iterator of the responses (dropping it cancels the call). For metadata, a timeout or other options of this call, use [`Self::watch_with_with`].
+        pub fn watch_with(
+            &self,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Msg>,
+                ::rsgrpc::BlockingStreaming<super::Msg>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .blocking_bidi_streaming(
+                    "/edge.names.Bidi/WatchWith",
+                    ::rsgrpc::Request::new(()),
+                )
+        }
+        /// `/edge.names.Bidi/WatchWith`: bidirectional streaming call with the metadata, timeout and other options of `request` (`Request::new(())` and its setters).
+        ///
+        /// Returns what [`Self::watch_with`] returns, the call started the same way; use that method when the call needs none of these.
+        pub fn watch_with_with(
+            &self,
+            request: ::rsgrpc::Request<()>,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Msg>,
+                ::rsgrpc::BlockingStreaming<super::Msg>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner.blocking_bidi_streaming("/edge.names.Bidi/WatchWith", request)
+        }
+        /// Only the suffix. Blocking: `with` and `with_with`.
+        ///
+        /// `/edge.names.Bidi/With`: bidirectional streaming call.
+        ///
+        /// Starts the call and returns at once, without waiting for the server: a sender for the requests (dropping it ends them) and an iterator of the responses (dropping it cancels the call). For metadata, a timeout or other options of this call, use [`Self::with_with`].
+        pub fn with(
+            &self,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Msg>,
+                ::rsgrpc::BlockingStreaming<super::Msg>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .blocking_bidi_streaming(
+                    "/edge.names.Bidi/With",
+                    ::rsgrpc::Request::new(()),
+                )
+        }
+        /// `/edge.names.Bidi/With`: bidirectional streaming call with the metadata, timeout and other options of `request` (`Request::new(())` and its setters).
+        ///
+        /// Returns what [`Self::with`] returns, the call started the same way; use that method when the call needs none of these.
+        pub fn with_with(
+            &self,
+            request: ::rsgrpc::Request<()>,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Msg>,
+                ::rsgrpc::BlockingStreaming<super::Msg>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner.blocking_bidi_streaming("/edge.names.Bidi/With", request)
+        }
+        /// Named like the clients' own methods. Blocking: `timeout_` and `timeout_with`, `clone_`
+        /// and `clone_with`.
+        ///
+        /// `/edge.names.Bidi/Timeout`: bidirectional streaming call.
+        ///
+        /// Starts the call and returns at once, without waiting for the server: a sender for the requests (dropping it ends them) and an iterator of the responses (dropping it cancels the call). For metadata, a timeout or other options of this call, use [`Self::timeout_with`].
+        pub fn timeout_(
+            &self,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Msg>,
+                ::rsgrpc::BlockingStreaming<super::Msg>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .blocking_bidi_streaming(
+                    "/edge.names.Bidi/Timeout",
+                    ::rsgrpc::Request::new(()),
+                )
+        }
+        /// `/edge.names.Bidi/Timeout`: bidirectional streaming call with the metadata, timeout and other options of `request` (`Request::new(())` and its setters).
+        ///
+        /// Returns what [`Self::timeout_`] returns, the call started the same way; use that method when the call needs none of these.
+        pub fn timeout_with(
+            &self,
+            request: ::rsgrpc::Request<()>,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Msg>,
+                ::rsgrpc::BlockingStreaming<super::Msg>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner.blocking_bidi_streaming("/edge.names.Bidi/Timeout", request)
+        }
+        /// `/edge.names.Bidi/Clone`: bidirectional streaming call.
+        ///
+        /// Starts the call and returns at once, without waiting for the server: a sender for the requests (dropping it ends them) and an iterator of the responses (dropping it cancels the call). For metadata, a timeout or other options of this call, use [`Self::clone_with`].
+        pub fn clone_(
+            &self,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Msg>,
+                ::rsgrpc::BlockingStreaming<super::Msg>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .blocking_bidi_streaming(
+                    "/edge.names.Bidi/Clone",
+                    ::rsgrpc::Request::new(()),
+                )
+        }
+        /// `/edge.names.Bidi/Clone`: bidirectional streaming call with the metadata, timeout and other options of `request` (`Request::new(())` and its setters).
+        ///
+        /// Returns what [`Self::clone_`] returns, the call started the same way; use that method when the call needs none of these.
+        pub fn clone_with(
+            &self,
+            request: ::rsgrpc::Request<()>,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Msg>,
+                ::rsgrpc::BlockingStreaming<super::Msg>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner.blocking_bidi_streaming("/edge.names.Bidi/Clone", request)
+        }
+        /// Keywords. Blocking: `r#type` and `type_with`, `self_` and `self_with`.
+        ///
+        /// `/edge.names.Bidi/Type`: bidirectional streaming call.
+        ///
+        /// Starts the call and returns at once, without waiting for the server: a sender for the requests (dropping it ends them) and an iterator of the responses (dropping it cancels the call). For metadata, a timeout or other options of this call, use [`Self::type_with`].
+        pub fn r#type(
+            &self,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Msg>,
+                ::rsgrpc::BlockingStreaming<super::Msg>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .blocking_bidi_streaming(
+                    "/edge.names.Bidi/Type",
+                    ::rsgrpc::Request::new(()),
+                )
+        }
+        /// `/edge.names.Bidi/Type`: bidirectional streaming call with the metadata, timeout and other options of `request` (`Request::new(())` and its setters).
+        ///
+        /// Returns what `type` returns, the call started the same way; use that method when the call needs none of these.
+        pub fn type_with(
+            &self,
+            request: ::rsgrpc::Request<()>,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Msg>,
+                ::rsgrpc::BlockingStreaming<super::Msg>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner.blocking_bidi_streaming("/edge.names.Bidi/Type", request)
+        }
+        /// `/edge.names.Bidi/Self`: bidirectional streaming call.
+        ///
+        /// Starts the call and returns at once, without waiting for the server: a sender for the requests (dropping it ends them) and an iterator of the responses (dropping it cancels the call). For metadata, a timeout or other options of this call, use [`Self::self_with`].
+        pub fn self_(
+            &self,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Msg>,
+                ::rsgrpc::BlockingStreaming<super::Msg>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .blocking_bidi_streaming(
+                    "/edge.names.Bidi/Self",
+                    ::rsgrpc::Request::new(()),
+                )
+        }
+        /// `/edge.names.Bidi/Self`: bidirectional streaming call with the metadata, timeout and other options of `request` (`Request::new(())` and its setters).
+        ///
+        /// Returns what [`Self::self_`] returns, the call started the same way; use that method when the call needs none of these.
+        pub fn self_with(
+            &self,
+            request: ::rsgrpc::Request<()>,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Msg>,
+                ::rsgrpc::BlockingStreaming<super::Msg>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner.blocking_bidi_streaming("/edge.names.Bidi/Self", request)
+        }
+        /// Against clippy's self conventions. Blocking: `from_parts` and `from_parts_with`, both
+        /// with an allow.
+        ///
+        /// `/edge.names.Bidi/FromParts`: bidirectional streaming call.
+        ///
+        /// Starts the call and returns at once, without waiting for the server: a sender for the requests (dropping it ends them) and an iterator of the responses (dropping it cancels the call). For metadata, a timeout or other options of this call, use [`Self::from_parts_with`].
+        #[allow(clippy::wrong_self_convention, reason = "the proto names this method")]
+        pub fn from_parts(
+            &self,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Msg>,
+                ::rsgrpc::BlockingStreaming<super::Msg>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .blocking_bidi_streaming(
+                    "/edge.names.Bidi/FromParts",
+                    ::rsgrpc::Request::new(()),
+                )
+        }
+        /// `/edge.names.Bidi/FromParts`: bidirectional streaming call with the metadata, timeout and other options of `request` (`Request::new(())` and its setters).
+        ///
+        /// Returns what [`Self::from_parts`] returns, the call started the same way; use that method when the call needs none of these.
+        #[allow(clippy::wrong_self_convention, reason = "the proto names this method")]
+        pub fn from_parts_with(
+            &self,
+            request: ::rsgrpc::Request<()>,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Msg>,
+                ::rsgrpc::BlockingStreaming<super::Msg>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner.blocking_bidi_streaming("/edge.names.Bidi/FromParts", request)
+        }
+    }
+}
+pub mod bidi_server {
+    //! Servers for `edge.names.Bidi`: implement [`Bidi`] and serve it with [`BidiServer`]; or implement [`BidiBlocking`] and serve it with [`BidiBlockingServer`].
+    /// The full name of the service, as in the paths of its methods.
+    pub const SERVICE_NAME: &str = "edge.names.Bidi";
+    /// Async implementation for `edge.names.Bidi`.
+    ///
+    /// Bidirectional RPCs, which have a second method on the blocking client (`txn_with` beside
+    /// `txn`), among RPCs and client methods with that method's name. RPCs keep their names; the
+    /// second method yields with a trailing underscore.
+    ///
+    /// Methods may be written as `async fn`; their futures must be `Send`. They run on
+    /// rsgrpc's executor, never on its network threads; a server built inside a tokio
+    /// runtime polls them with that runtime entered, so tokio timers, `tokio::spawn`
+    /// and tokio I/O work in them. Serve an implementation with the server type of the
+    /// same name.
+    pub trait Bidi: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// The response stream of [`Self::txn`].
+        type TxnStream: ::rsgrpc::codegen::Stream<
+                Item = ::core::result::Result<super::Msg, ::rsgrpc::Status>,
+            >
+            + ::core::marker::Send
+            + 'static;
+        /// Blocking: `txn` and `txn_with_`, as TxnWith is `txn_with`.
+        ///
+        /// `/edge.names.Bidi/Txn`: bidirectional streaming call.
+        fn txn(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<Self::TxnStream>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+        /// `/edge.names.Bidi/TxnWith`: unary call.
+        fn txn_with(
+            &self,
+            request: ::rsgrpc::Request<super::Msg>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<super::Msg>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+        /// The response stream of [`Self::watch`].
+        type WatchStream: ::rsgrpc::codegen::Stream<
+                Item = ::core::result::Result<super::Msg, ::rsgrpc::Status>,
+            >
+            + ::core::marker::Send
+            + 'static;
+        /// Both bidirectional. Blocking: `watch` and `watch_with_`, `watch_with` and
+        /// `watch_with_with`.
+        ///
+        /// `/edge.names.Bidi/Watch`: bidirectional streaming call.
+        fn watch(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<Self::WatchStream>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+        /// The response stream of [`Self::watch_with`].
+        type WatchWithStream: ::rsgrpc::codegen::Stream<
+                Item = ::core::result::Result<super::Msg, ::rsgrpc::Status>,
+            >
+            + ::core::marker::Send
+            + 'static;
+        /// `/edge.names.Bidi/WatchWith`: bidirectional streaming call.
+        fn watch_with(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<Self::WatchWithStream>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+        /// The response stream of [`Self::with`].
+        type WithStream: ::rsgrpc::codegen::Stream<
+                Item = ::core::result::Result<super::Msg, ::rsgrpc::Status>,
+            >
+            + ::core::marker::Send
+            + 'static;
+        /// Only the suffix. Blocking: `with` and `with_with`.
+        ///
+        /// `/edge.names.Bidi/With`: bidirectional streaming call.
+        fn with(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<Self::WithStream>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+        /// The response stream of [`Self::timeout`].
+        type TimeoutStream: ::rsgrpc::codegen::Stream<
+                Item = ::core::result::Result<super::Msg, ::rsgrpc::Status>,
+            >
+            + ::core::marker::Send
+            + 'static;
+        /// Named like the clients' own methods. Blocking: `timeout_` and `timeout_with`, `clone_`
+        /// and `clone_with`.
+        ///
+        /// `/edge.names.Bidi/Timeout`: bidirectional streaming call.
+        fn timeout(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<Self::TimeoutStream>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+        /// The response stream of [`Self::clone`].
+        type CloneStream: ::rsgrpc::codegen::Stream<
+                Item = ::core::result::Result<super::Msg, ::rsgrpc::Status>,
+            >
+            + ::core::marker::Send
+            + 'static;
+        /// `/edge.names.Bidi/Clone`: bidirectional streaming call.
+        fn clone(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<Self::CloneStream>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+        /// The response stream of `type`.
+        type TypeStream: ::rsgrpc::codegen::Stream<
+                Item = ::core::result::Result<super::Msg, ::rsgrpc::Status>,
+            >
+            + ::core::marker::Send
+            + 'static;
+        /// Keywords. Blocking: `r#type` and `type_with`, `self_` and `self_with`.
+        ///
+        /// `/edge.names.Bidi/Type`: bidirectional streaming call.
+        fn r#type(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<Self::TypeStream>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+        /// The response stream of [`Self::self_`].
+        type SelfStream: ::rsgrpc::codegen::Stream<
+                Item = ::core::result::Result<super::Msg, ::rsgrpc::Status>,
+            >
+            + ::core::marker::Send
+            + 'static;
+        /// `/edge.names.Bidi/Self`: bidirectional streaming call.
+        fn self_(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<Self::SelfStream>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+        /// The response stream of [`Self::from_parts`].
+        type FromPartsStream: ::rsgrpc::codegen::Stream<
+                Item = ::core::result::Result<super::Msg, ::rsgrpc::Status>,
+            >
+            + ::core::marker::Send
+            + 'static;
+        /// Against clippy's self conventions. Blocking: `from_parts` and `from_parts_with`, both
+        /// with an allow.
+        ///
+        /// `/edge.names.Bidi/FromParts`: bidirectional streaming call.
+        #[allow(clippy::wrong_self_convention, reason = "the proto names this method")]
+        fn from_parts(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>,
+        ) -> impl ::rsgrpc::codegen::Future<
+            Output = ::core::result::Result<
+                ::rsgrpc::Response<Self::FromPartsStream>,
+                ::rsgrpc::Status,
+            >,
+        > + ::core::marker::Send;
+    }
+    /// Serves an implementation of [`Bidi`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
+    #[derive(Debug)]
+    pub struct BidiServer<T> {
+        inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
+    }
+    impl<T> BidiServer<T> {
+        /// The full name of the service, as in the paths of its methods.
+        pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
+        /// Runs `interceptor` around every call to this service, after the server's
+        /// interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned server"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                settings: self.settings.interceptor(interceptor),
+                ..self
+            }
+        }
+    }
+    impl<T: Bidi> BidiServer<T> {
+        /// Wraps an implementation.
+        pub fn new(inner: T) -> Self {
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+        }
+        /// Wraps an implementation that is shared with other code.
+        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
+        }
+    }
+    impl<T> ::core::clone::Clone for BidiServer<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: ::core::clone::Clone::clone(&self.settings),
+            }
+        }
+    }
+    impl<T: Bidi> ::core::convert::From<BidiServer<T>> for ::rsgrpc::server::Service {
+        fn from(server: BidiServer<T>) -> Self {
+            let inner = server.inner;
+            ::rsgrpc::server::Service::builder(SERVICE_NAME)
+                .bidi_streaming(
+                    "Txn",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>|
+                        {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move { <T as Bidi>::txn(&inner, request).await }
+                        }
+                    },
+                )
+                .unary(
+                    "TxnWith",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<super::Msg>| {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move { <T as Bidi>::txn_with(&inner, request).await }
+                        }
+                    },
+                )
+                .bidi_streaming(
+                    "Watch",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>|
+                        {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move { <T as Bidi>::watch(&inner, request).await }
+                        }
+                    },
+                )
+                .bidi_streaming(
+                    "WatchWith",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>|
+                        {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move { <T as Bidi>::watch_with(&inner, request).await }
+                        }
+                    },
+                )
+                .bidi_streaming(
+                    "With",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>|
+                        {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move { <T as Bidi>::with(&inner, request).await }
+                        }
+                    },
+                )
+                .bidi_streaming(
+                    "Timeout",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>|
+                        {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move { <T as Bidi>::timeout(&inner, request).await }
+                        }
+                    },
+                )
+                .bidi_streaming(
+                    "Clone",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>|
+                        {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move { <T as Bidi>::clone(&inner, request).await }
+                        }
+                    },
+                )
+                .bidi_streaming(
+                    "Type",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>|
+                        {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move { <T as Bidi>::r#type(&inner, request).await }
+                        }
+                    },
+                )
+                .bidi_streaming(
+                    "Self",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>|
+                        {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move { <T as Bidi>::self_(&inner, request).await }
+                        }
+                    },
+                )
+                .bidi_streaming(
+                    "FromParts",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>|
+                        {
+                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            async move { <T as Bidi>::from_parts(&inner, request).await }
+                        }
+                    },
+                )
+                .settings(server.settings)
+                .build()
+        }
+    }
+    /// Blocking implementation for `edge.names.Bidi`.
+    ///
+    /// Bidirectional RPCs, which have a second method on the blocking client (`txn_with` beside
+    /// `txn`), among RPCs and client methods with that method's name. RPCs keep their names; the
+    /// second method yields with a trailing underscore.
+    ///
+    /// Methods run on the runtime's worker pool, never on its network threads, and may
+    /// block. Serve an implementation with the server type of the same name.
+    pub trait BidiBlocking: ::core::marker::Send + ::core::marker::Sync + 'static {
+        /// Blocking: `txn` and `txn_with_`, as TxnWith is `txn_with`.
+        ///
+        /// `/edge.names.Bidi/Txn`: bidirectional streaming call.
+        fn txn(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<super::Msg>>,
+            responses: ::rsgrpc::ResponseSink<super::Msg>,
+        ) -> ::core::result::Result<(), ::rsgrpc::Status>;
+        /// `/edge.names.Bidi/TxnWith`: unary call.
+        fn txn_with(
+            &self,
+            request: ::rsgrpc::Request<super::Msg>,
+        ) -> ::core::result::Result<::rsgrpc::Response<super::Msg>, ::rsgrpc::Status>;
+        /// Both bidirectional. Blocking: `watch` and `watch_with_`, `watch_with` and
+        /// `watch_with_with`.
+        ///
+        /// `/edge.names.Bidi/Watch`: bidirectional streaming call.
+        fn watch(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<super::Msg>>,
+            responses: ::rsgrpc::ResponseSink<super::Msg>,
+        ) -> ::core::result::Result<(), ::rsgrpc::Status>;
+        /// `/edge.names.Bidi/WatchWith`: bidirectional streaming call.
+        fn watch_with(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<super::Msg>>,
+            responses: ::rsgrpc::ResponseSink<super::Msg>,
+        ) -> ::core::result::Result<(), ::rsgrpc::Status>;
+        /// Only the suffix. Blocking: `with` and `with_with`.
+        ///
+        /// `/edge.names.Bidi/With`: bidirectional streaming call.
+        fn with(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<super::Msg>>,
+            responses: ::rsgrpc::ResponseSink<super::Msg>,
+        ) -> ::core::result::Result<(), ::rsgrpc::Status>;
+        /// Named like the clients' own methods. Blocking: `timeout_` and `timeout_with`, `clone_`
+        /// and `clone_with`.
+        ///
+        /// `/edge.names.Bidi/Timeout`: bidirectional streaming call.
+        fn timeout(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<super::Msg>>,
+            responses: ::rsgrpc::ResponseSink<super::Msg>,
+        ) -> ::core::result::Result<(), ::rsgrpc::Status>;
+        /// `/edge.names.Bidi/Clone`: bidirectional streaming call.
+        fn clone(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<super::Msg>>,
+            responses: ::rsgrpc::ResponseSink<super::Msg>,
+        ) -> ::core::result::Result<(), ::rsgrpc::Status>;
+        /// Keywords. Blocking: `r#type` and `type_with`, `self_` and `self_with`.
+        ///
+        /// `/edge.names.Bidi/Type`: bidirectional streaming call.
+        fn r#type(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<super::Msg>>,
+            responses: ::rsgrpc::ResponseSink<super::Msg>,
+        ) -> ::core::result::Result<(), ::rsgrpc::Status>;
+        /// `/edge.names.Bidi/Self`: bidirectional streaming call.
+        fn self_(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<super::Msg>>,
+            responses: ::rsgrpc::ResponseSink<super::Msg>,
+        ) -> ::core::result::Result<(), ::rsgrpc::Status>;
+        /// Against clippy's self conventions. Blocking: `from_parts` and `from_parts_with`, both
+        /// with an allow.
+        ///
+        /// `/edge.names.Bidi/FromParts`: bidirectional streaming call.
+        #[allow(clippy::wrong_self_convention, reason = "the proto names this method")]
+        fn from_parts(
+            &self,
+            request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<super::Msg>>,
+            responses: ::rsgrpc::ResponseSink<super::Msg>,
+        ) -> ::core::result::Result<(), ::rsgrpc::Status>;
+    }
+    /// Serves an implementation of [`BidiBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
+    #[derive(Debug)]
+    pub struct BidiBlockingServer<T> {
+        inner: ::rsgrpc::codegen::Arc<T>,
+        settings: ::rsgrpc::codegen::ServiceSettings,
+    }
+    impl<T> BidiBlockingServer<T> {
+        /// The full name of the service, as in the paths of its methods.
+        pub const SERVICE_NAME: &str = SERVICE_NAME;
+        /// Largest request message this service accepts, overriding the server's
+        /// `max_receive_message_size` (default 4 MiB); a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_receive_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_receive_message_size(bytes),
+                ..self
+            }
+        }
+        /// Largest response message this service sends, overriding the server's
+        /// `max_send_message_size`; a larger one fails the call with
+        /// `RESOURCE_EXHAUSTED`.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn max_send_message_size(self, bytes: usize) -> Self {
+            Self {
+                settings: self.settings.max_send_message_size(bytes),
+                ..self
+            }
+        }
+        /// Compresses this service's responses with `encoding` for clients that accept
+        /// it, whatever the server's setting.
+        #[must_use = "the setting applies to the returned server"]
+        pub fn send_compressed(self, encoding: ::rsgrpc::CompressionEncoding) -> Self {
+            Self {
+                settings: self.settings.send_compressed(encoding),
+                ..self
+            }
+        }
+        /// Runs `interceptor` around every call to this service, after the server's
+        /// interceptors and those added before.
+        #[must_use = "the interceptor applies to the returned server"]
+        pub fn with_interceptor(
+            self,
+            interceptor: impl ::rsgrpc::interceptor::Interceptor,
+        ) -> Self {
+            Self {
+                settings: self.settings.interceptor(interceptor),
+                ..self
+            }
+        }
+    }
+    impl<T: BidiBlocking> BidiBlockingServer<T> {
+        /// Wraps an implementation.
+        pub fn new(inner: T) -> Self {
+            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+        }
+        /// Wraps an implementation that is shared with other code.
+        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+            Self {
+                inner,
+                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+            }
+        }
+    }
+    impl<T> ::core::clone::Clone for BidiBlockingServer<T> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                settings: ::core::clone::Clone::clone(&self.settings),
+            }
+        }
+    }
+    impl<T: BidiBlocking> ::core::convert::From<BidiBlockingServer<T>>
+    for ::rsgrpc::server::Service {
+        fn from(server: BidiBlockingServer<T>) -> Self {
+            let inner = server.inner;
+            ::rsgrpc::server::Service::builder(SERVICE_NAME)
+                .blocking_bidi_streaming(
+                    "Txn",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                ::rsgrpc::BlockingStreaming<super::Msg>,
+                            >,
+                            responses|
+                        { <T as BidiBlocking>::txn(&inner, request, responses) }
+                    },
+                )
+                .blocking_unary(
+                    "TxnWith",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |request: ::rsgrpc::Request<super::Msg>| <T as BidiBlocking>::txn_with(
+                            &inner,
+                            request,
+                        )
+                    },
+                )
+                .blocking_bidi_streaming(
+                    "Watch",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                ::rsgrpc::BlockingStreaming<super::Msg>,
+                            >,
+                            responses|
+                        { <T as BidiBlocking>::watch(&inner, request, responses) }
+                    },
+                )
+                .blocking_bidi_streaming(
+                    "WatchWith",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                ::rsgrpc::BlockingStreaming<super::Msg>,
+                            >,
+                            responses|
+                        { <T as BidiBlocking>::watch_with(&inner, request, responses) }
+                    },
+                )
+                .blocking_bidi_streaming(
+                    "With",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                ::rsgrpc::BlockingStreaming<super::Msg>,
+                            >,
+                            responses|
+                        { <T as BidiBlocking>::with(&inner, request, responses) }
+                    },
+                )
+                .blocking_bidi_streaming(
+                    "Timeout",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                ::rsgrpc::BlockingStreaming<super::Msg>,
+                            >,
+                            responses|
+                        { <T as BidiBlocking>::timeout(&inner, request, responses) }
+                    },
+                )
+                .blocking_bidi_streaming(
+                    "Clone",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                ::rsgrpc::BlockingStreaming<super::Msg>,
+                            >,
+                            responses|
+                        { <T as BidiBlocking>::clone(&inner, request, responses) }
+                    },
+                )
+                .blocking_bidi_streaming(
+                    "Type",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                ::rsgrpc::BlockingStreaming<super::Msg>,
+                            >,
+                            responses|
+                        { <T as BidiBlocking>::r#type(&inner, request, responses) }
+                    },
+                )
+                .blocking_bidi_streaming(
+                    "Self",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                ::rsgrpc::BlockingStreaming<super::Msg>,
+                            >,
+                            responses|
+                        { <T as BidiBlocking>::self_(&inner, request, responses) }
+                    },
+                )
+                .blocking_bidi_streaming(
+                    "FromParts",
+                    {
+                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        move |
+                            request: ::rsgrpc::Request<
+                                ::rsgrpc::BlockingStreaming<super::Msg>,
+                            >,
+                            responses|
+                        { <T as BidiBlocking>::from_parts(&inner, request, responses) }
                     },
                 )
                 .settings(server.settings)

@@ -269,10 +269,9 @@ pub mod svc_client {
         }
         /// `/pkg.Svc/Bidi`: bidirectional streaming call.
         ///
-        /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
+        /// Starts the call and returns at once, without waiting for the server: a sender for the requests (dropping it ends them) and an iterator of the responses (dropping it cancels the call). For metadata, a timeout or other options of this call, use [`Self::bidi_with`].
         pub fn bidi(
             &self,
-            request: impl ::rsgrpc::IntoRequest<()>,
         ) -> ::core::result::Result<
             (
                 ::rsgrpc::RequestSender<super::Req>,
@@ -280,7 +279,23 @@ pub mod svc_client {
             ),
             ::rsgrpc::Status,
         > {
-            self.inner.blocking_bidi_streaming("/pkg.Svc/Bidi", request.into_request())
+            self.inner
+                .blocking_bidi_streaming("/pkg.Svc/Bidi", ::rsgrpc::Request::new(()))
+        }
+        /// `/pkg.Svc/Bidi`: bidirectional streaming call with the metadata, timeout and other options of `request` (`Request::new(())` and its setters).
+        ///
+        /// Returns what [`Self::bidi`] returns, the call started the same way; use that method when the call needs none of these.
+        pub fn bidi_with(
+            &self,
+            request: ::rsgrpc::Request<()>,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::Req>,
+                ::rsgrpc::BlockingStreaming<super::Resp>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner.blocking_bidi_streaming("/pkg.Svc/Bidi", request)
         }
     }
 }

@@ -322,10 +322,9 @@ pub mod route_guide_client {
         }
         /// `/routeguide.RouteGuide/RouteChat`: bidirectional streaming call.
         ///
-        /// Returns a sender for requests and an iterator of responses at once; pass `()` or a `Request<()>` carrying metadata and a timeout.
+        /// Starts the call and returns at once, without waiting for the server: a sender for the requests (dropping it ends them) and an iterator of the responses (dropping it cancels the call). For metadata, a timeout or other options of this call, use [`Self::route_chat_with`].
         pub fn route_chat(
             &self,
-            request: impl ::rsgrpc::IntoRequest<()>,
         ) -> ::core::result::Result<
             (
                 ::rsgrpc::RequestSender<super::RouteNote>,
@@ -336,8 +335,24 @@ pub mod route_guide_client {
             self.inner
                 .blocking_bidi_streaming(
                     "/routeguide.RouteGuide/RouteChat",
-                    request.into_request(),
+                    ::rsgrpc::Request::new(()),
                 )
+        }
+        /// `/routeguide.RouteGuide/RouteChat`: bidirectional streaming call with the metadata, timeout and other options of `request` (`Request::new(())` and its setters).
+        ///
+        /// Returns what [`Self::route_chat`] returns, the call started the same way; use that method when the call needs none of these.
+        pub fn route_chat_with(
+            &self,
+            request: ::rsgrpc::Request<()>,
+        ) -> ::core::result::Result<
+            (
+                ::rsgrpc::RequestSender<super::RouteNote>,
+                ::rsgrpc::BlockingStreaming<super::RouteNote>,
+            ),
+            ::rsgrpc::Status,
+        > {
+            self.inner
+                .blocking_bidi_streaming("/routeguide.RouteGuide/RouteChat", request)
         }
     }
 }
