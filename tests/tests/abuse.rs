@@ -13,13 +13,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use prost::Message;
 use rsgrpc::client::Client;
 use rsgrpc::server::{Server, ServerBuilder, ServerHandle};
 use rsgrpc::{Channel, Request, Response, Runtime, Status};
 use rsgrpc_tests::leak::{self, rss};
-use rsgrpc_tests::raw::{self, RawConn, Transcript};
+use rsgrpc_tests::raw::{self, RawConn, Transcript, h2_call};
 use rsgrpc_tests::{BIDI, EchoResponse, Probe, UNARY, async_echo, blocking_echo, path, req};
 
 const SVC: &str = "test.Echo";
@@ -555,54 +554,6 @@ fn data_on_a_closed_stream_is_a_stream_closed_error() {
 
 // ---------------------------------------------------------------------------------------
 // gRPC-level abuse, over h2.
-
-/// Opens an h2 connection, sends headers (plus `extra`) and `body` (ending the stream if
-/// `end`), and returns the call's `grpc-status` and `grpc-message`.
-async fn h2_call(
-    addr: SocketAddr,
-    method: &str,
-    extra: &[(&str, &str)],
-    body: Bytes,
-    end: bool,
-) -> (String, String) {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (send, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let mut request = http::Request::post(format!("http://{addr}{method}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .unwrap();
-    for (k, v) in extra {
-        request.headers_mut().insert(
-            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            v.parse().unwrap(),
-        );
-    }
-    let mut ready = send.ready().await.unwrap();
-    let (response, mut stream) = ready.send_request(request, false).unwrap();
-    stream.reserve_capacity(body.len());
-    stream.send_data(body, end).unwrap();
-    let response = response.await.unwrap();
-    let (parts, mut body) = response.into_parts();
-    while let Some(chunk) = body.data().await {
-        let Ok(chunk) = chunk else { break };
-        let _ = body.flow_control().release_capacity(chunk.len());
-    }
-    let trailers = body.trailers().await.ok().flatten();
-    let field = |name: &str| {
-        trailers
-            .as_ref()
-            .and_then(|t| t.get(name))
-            .or_else(|| parts.headers.get(name))
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default()
-    };
-    drop(stream);
-    (field("grpc-status"), field("grpc-message"))
-}
 
 fn tokio_rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

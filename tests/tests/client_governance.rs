@@ -522,52 +522,6 @@ fn counted(runs: Arc<AtomicUsize>) -> Service {
         .build()
 }
 
-/// Opens an h2 connection, sends one gRPC request with `extra` headers, and returns the
-/// call's `grpc-status` and `grpc-message`.
-async fn h2_call(
-    addr: SocketAddr,
-    method: &str,
-    extra: &[(&str, &str)],
-    body: Bytes,
-) -> (String, String) {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (send, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let mut request = http::Request::post(format!("http://{addr}{method}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .unwrap();
-    for (k, v) in extra {
-        request.headers_mut().insert(
-            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            v.parse().unwrap(),
-        );
-    }
-    let mut ready = send.ready().await.unwrap();
-    let (response, mut stream) = ready.send_request(request, false).unwrap();
-    stream.reserve_capacity(body.len());
-    stream.send_data(body, true).unwrap();
-    let response = response.await.unwrap();
-    let (parts, mut body) = response.into_parts();
-    while let Some(chunk) = body.data().await {
-        let Ok(chunk) = chunk else { break };
-        let _ = body.flow_control().release_capacity(chunk.len());
-    }
-    let trailers = body.trailers().await.ok().flatten();
-    let field = |name: &str| {
-        trailers
-            .as_ref()
-            .and_then(|t| t.get(name))
-            .or_else(|| parts.headers.get(name))
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default()
-    };
-    (field("grpc-status"), field("grpc-message"))
-}
-
 /// Calls with a zero or a one-nanosecond timeout, from the blocking and the async client,
 /// to blocking and async handlers, fail `DEADLINE_EXCEEDED` and no handler runs; a raw
 /// HTTP/2 request with `grpc-timeout: 0n` gets `grpc-status: 4` and no handler runs
@@ -641,11 +595,12 @@ fn zero_deadlines_fail_without_running_a_handler() {
         let (status, message) = tokio.block_on(async {
             tokio::time::timeout(
                 WAIT,
-                h2_call(
+                raw::h2_call(
                     server.local_addr(),
                     method,
                     &[("grpc-timeout", "0n")],
                     body.clone(),
+                    true,
                 ),
             )
             .await

@@ -329,15 +329,7 @@ fn write_block(block: &Block, mut encoded: Bytes, out: &mut BytesMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-        let mut v = (payload.len() as u32).to_be_bytes()[1..].to_vec();
-        v.push(kind);
-        v.push(flags);
-        v.extend_from_slice(&stream.to_be_bytes());
-        v.extend_from_slice(payload);
-        v
-    }
+    use crate::transport::test_frame as frame;
 
     /// Splits h2-bound bytes into frames (after the preface).
     fn frames(bytes: &[u8]) -> Vec<(u8, u8, u32, Vec<u8>)> {
