@@ -64,10 +64,14 @@ impl Quota {
     }
 
     /// Counts `bytes` at this level and every level above.
+    #[inline]
     pub(crate) fn charge(&self, bytes: usize) {
-        if bytes == 0 {
-            return;
+        if bytes != 0 {
+            self.charge_some(bytes);
         }
+    }
+
+    fn charge_some(&self, bytes: usize) {
         let used = self.used.fetch_add(bytes, Ordering::SeqCst) + bytes;
         let Some(parent) = &self.parent else {
             return;
@@ -92,10 +96,14 @@ impl Quota {
 
     /// Gives back `bytes` charged before, waking those waiting for room where a level
     /// comes back under its limit.
+    #[inline]
     pub(crate) fn release(&self, bytes: usize) {
-        if bytes == 0 {
-            return;
+        if bytes != 0 {
+            self.release_some(bytes);
         }
+    }
+
+    fn release_some(&self, bytes: usize) {
         let before = self.used.fetch_sub(bytes, Ordering::SeqCst);
         debug_assert!(before >= bytes, "a quota released more than was charged");
         let used = before.wrapping_sub(bytes);

@@ -701,7 +701,8 @@ struct Start {
     encoding: Option<CompressionEncoding>,
     /// Client and bidi streaming: the handler's request stream, filled (within its budget)
     /// while the handler waits to start.
-    stream: Option<Receiver>,
+    /// (Boxed: the call's task stays small, and the handler takes it boxed.)
+    stream: Option<Box<Receiver>>,
 }
 
 /// What a connection's calls share: the server, the batch of handlers to hand over, the
@@ -891,7 +892,7 @@ fn accept_call(
             .count(handler.site.metrics.clone());
         requests.set_encoding(request_encoding);
         stream.requests = Some(requests_tx);
-        start.stream = Some(requests);
+        start.stream = Some(Box::new(requests));
     }
     stream.start = Some(start);
     Some(stream)
@@ -1119,7 +1120,7 @@ impl ServerStream {
             return Ok(true);
         };
         let requests = match start.stream {
-            Some(stream) => Requests::Stream(Box::new(stream)),
+            Some(stream) => Requests::Stream(stream),
             None => {
                 let Some(frame) = self.first.take() else {
                     let status = Status::internal("received no request message on a unary call");

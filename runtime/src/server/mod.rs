@@ -608,7 +608,7 @@ impl ServerShared {
         let entry = Arc::new(ConnEntry {
             idle_since: AtomicU64::new(self.now_nanos()),
             reclaim: AtomicBool::new(false),
-            waker: std::sync::Mutex::new(None),
+            waker: futures_util::task::AtomicWaker::new(),
         });
         let key = {
             let mut registry = lock(&self.registry);
@@ -646,9 +646,7 @@ impl ServerShared {
         };
         tracing::debug!("at max_connections: closing the connection idle the longest");
         victim.reclaim.store(true, Ordering::Release);
-        if let Some(waker) = lock(&victim.waker).take() {
-            waker.wake();
-        }
+        victim.waker.wake();
         true
     }
 
@@ -785,7 +783,7 @@ impl ConnectionGuard {
         if self.entry.reclaim.load(Ordering::Acquire) {
             return Poll::Ready(());
         }
-        *lock(&self.entry.waker) = Some(cx.waker().clone());
+        self.entry.waker.register(cx.waker());
         if self.entry.reclaim.load(Ordering::Acquire) {
             Poll::Ready(())
         } else {
@@ -819,7 +817,7 @@ struct ConnEntry {
     /// The server asked it to close.
     reclaim: AtomicBool,
     /// Its task, to wake when asked to close.
-    waker: std::sync::Mutex<Option<std::task::Waker>>,
+    waker: futures_util::task::AtomicWaker,
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
