@@ -171,12 +171,24 @@ pub mod internals {
     }
 }
 
-/// What generated code uses from other crates, so a user's crate only depends on `rsgrpc`
-/// and `prost`. Not part of the stable API.
+/// What generated code uses from this crate and others, so a user's crate only depends on
+/// `rsgrpc` and `prost`. Not part of the stable API.
+///
+/// Versioned: code from `rsgrpc-codegen` names `rsgrpc::codegen::v1::...`, so stubs from a
+/// generator that does not match this runtime fail to compile with an error naming the
+/// version module, not somewhere inside the stubs.
 #[doc(hidden)]
 pub mod codegen {
     pub use crate::server::service::ServiceSettings;
     pub use futures_core::Stream;
     pub use std::future::Future;
     pub use std::sync::Arc;
+
+    /// The items version 1 of the generated code uses.
+    pub mod v1 {
+        pub use crate::server::service::ServiceSettings;
+        pub use futures_core::Stream;
+        pub use std::future::Future;
+        pub use std::sync::Arc;
+    }
 }
