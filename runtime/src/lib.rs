@@ -70,6 +70,7 @@ mod live;
 mod metadata;
 pub mod metrics;
 mod poller;
+mod pool;
 mod quota;
 mod request;
 mod response;

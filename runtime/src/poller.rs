@@ -4,7 +4,7 @@
 //! Only this crate's own I/O tasks are spawned here: connection drivers, per-call stream
 //! drivers that move frames between h2 and the completion queues, and timers. Handlers,
 //! user futures and user streams never run on a poller thread; they run on the executor or
-//! the worker pool (see [`crate::executor`]), or on the caller's own thread.
+//! the worker pool (see [`crate::executor`] and [`crate::pool`]), or on the caller's own thread.
 
 use std::thread::JoinHandle;
 

@@ -10,8 +10,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::executor::{BoxFuture, Executor, WorkerPool};
+use crate::executor::{BoxFuture, Executor};
 use crate::poller::Poller;
+use crate::pool::WorkerPool;
 
 /// The threads behind channels and servers.
 ///
