@@ -55,6 +55,7 @@
 #![warn(missing_docs)]
 
 mod backoff;
+mod call;
 pub mod channel;
 pub mod client;
 mod codec;
@@ -64,7 +65,6 @@ mod error;
 mod executor;
 #[doc(hidden)]
 pub mod fuzzing;
-mod inflow;
 pub mod interceptor;
 mod live;
 mod metadata;
@@ -78,7 +78,6 @@ mod role;
 mod runtime;
 pub mod server;
 mod status;
-mod streaming;
 mod transport;
 
 pub mod design;
@@ -90,13 +89,14 @@ pub mod tls {
     pub use crate::transport::tls::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 }
 
+pub use call::cancel::Cancelled;
+pub use call::streams::{BlockingStreaming, RequestSender, Streaming};
 pub use channel::{Channel, ChannelBuilder};
 pub use codec::CompressionEncoding;
 pub use error::{Error, Result};
 pub use metadata::{MetadataMap, MetadataValue};
 pub use request::{
-    Cancelled, CompressionSwitch, IntoIterRequest, IntoRequest, IntoStreamingRequest, ParentCall,
-    Request,
+    CompressionSwitch, IntoIterRequest, IntoRequest, IntoStreamingRequest, ParentCall, Request,
 };
 pub use response::Response;
 /// Generates messages and stubs from `.proto` files into the annotated module, at compile
@@ -111,8 +111,8 @@ pub use response::Response;
 #[cfg(feature = "macros")]
 pub use rsgrpc_macros::grpc_service;
 pub use runtime::{Runtime, RuntimeBuilder};
+pub use server::responder::ResponseSink;
 pub use status::{Code, Status, UnknownCode};
-pub use streaming::{BlockingStreaming, RequestSender, ResponseSink, Streaming};
 pub use transport::UnixCredentials;
 
 /// A boxed stream of responses, convenient as the stream type of an async streaming

@@ -21,13 +21,15 @@ use std::time::Instant;
 use bytes::Bytes;
 use h2::{RecvStream, SendStream};
 
+use crate::call::cancel::CancelWatch;
+use crate::call::chunks::{ChunkPool, Spent};
+use crate::call::events::{Inbound, Outbound};
+use crate::call::inflow::Inflow;
+use crate::call::protocol::{h2_status, is_grpc_content_type};
 use crate::channel::{CallOnConnection, ChannelInner};
 use crate::codec::{self, CompressionEncoding, FrameDecoder};
 use crate::cq::{Consumer, Producer, Weigh};
-use crate::inflow::Inflow;
-use crate::request::CancelWatch;
 use crate::status::Status;
-use crate::streaming::{ChunkPool, Inbound, Outbound, Spent};
 
 /// Everything the poller needs to run one call.
 pub(crate) struct CallTask {
@@ -708,35 +710,4 @@ enum Recv {
     Body(RecvStream),
     Trailers(RecvStream),
     Done,
-}
-
-pub(crate) fn is_grpc_content_type(value: Option<&http::HeaderValue>) -> bool {
-    value.is_some_and(|v| {
-        let v = v.as_bytes();
-        v == b"application/grpc"
-            || v.starts_with(b"application/grpc+")
-            || v.starts_with(b"application/grpc;")
-    })
-}
-
-/// The status for an HTTP/2 error, following gRPC's mapping of RST_STREAM codes.
-pub(crate) fn h2_status(e: &h2::Error) -> Status {
-    if let Some(reason) = e.reason() {
-        if e.is_go_away() && reason == h2::Reason::NO_ERROR {
-            return Status::unavailable("the server closed the connection (GOAWAY)");
-        }
-        let message = format!("stream reset by peer: {reason}");
-        return match reason {
-            h2::Reason::CANCEL => Status::cancelled(message),
-            h2::Reason::REFUSED_STREAM => Status::unavailable(message),
-            h2::Reason::ENHANCE_YOUR_CALM => Status::resource_exhausted(message),
-            h2::Reason::INADEQUATE_SECURITY => Status::permission_denied(message),
-            _ if e.is_go_away() => Status::unavailable(format!("connection closed: {reason}")),
-            _ => Status::internal(message),
-        };
-    }
-    if e.is_io() {
-        return Status::unavailable(format!("connection lost: {e}"));
-    }
-    Status::internal(format!("http/2 error: {e}"))
 }

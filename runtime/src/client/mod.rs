@@ -21,23 +21,23 @@ use http::uri::PathAndQuery;
 use prost::Message;
 use tracing::Instrument;
 
+use crate::call::chunks::{ChunkPool, queue_message};
+use crate::call::events::Outbound;
+use crate::call::observed::Observed;
+use crate::call::receiver::{Block, Receiver};
+use crate::call::streams::{BlockingStreaming, RequestSender, Streaming};
 use crate::channel::Channel;
 use crate::codec::{self, CompressionEncoding};
 use crate::cq::{self, Producer};
 use crate::deadline;
 use crate::executor::BoxFuture;
-use crate::interceptor::{Chain, Interceptor, Observed};
+use crate::interceptor::{Chain, Interceptor};
 use crate::metadata::MetadataMap;
 use crate::metrics::Metrics;
 use crate::request::{CallOptions, Request};
 use crate::response::Response;
 use crate::status::Status;
-use crate::streaming::{
-    Block, BlockingStreaming, ChunkPool, Outbound, Receiver, RequestSender, Side, Streaming,
-    queue_message,
-};
-
-pub(crate) use call::{h2_status, is_grpc_content_type};
+use crate::transport::frames::End;
 
 /// Bytes of requests queued towards the poller before senders wait.
 const OUTBOUND_CAPACITY: usize = 128 * 1024;
@@ -355,7 +355,7 @@ impl Client {
 
         // Responses wait in the call's decoder at wire size beyond this budget, their
         // flow-control credit held back until the caller reads (see `Inflow`).
-        let (events_tx, events_rx) = cq::queue(crate::streaming::FREE_AHEAD);
+        let (events_tx, events_rx) = cq::queue(crate::call::events::FREE_AHEAD);
         let (ops_tx, ops_rx) = cq::queue(OUTBOUND_CAPACITY);
         let pool = ChunkPool::default();
         let task = call::CallTask {
@@ -371,7 +371,7 @@ impl Client {
             events: events_tx,
         };
         let started = Started {
-            rx: Receiver::new(events_rx, Side::Client, max_receive),
+            rx: Receiver::new(events_rx, End::Client, max_receive),
             ops: ops_tx,
             pool,
             compression,

@@ -42,22 +42,23 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use super::responder::Responder;
 use super::service::{Requests, Run, ServerCall};
 use super::{CallGuard, ConnectionGuard, Phase, ServerShared};
-use crate::client::is_grpc_content_type;
+use crate::call::cancel::{CallContext, CancelState};
+use crate::call::chunks::{ChunkPool, Spent};
+use crate::call::events::{FREE_AHEAD, Inbound, Outbound};
+use crate::call::inflow::Inflow;
+use crate::call::protocol::{h2_status, is_grpc_content_type};
+use crate::call::receiver::Receiver;
 use crate::codec::{self, CompressionEncoding, Frame, FrameDecoder};
 use crate::cq::{self, Consumer, Producer};
 use crate::deadline;
 use crate::executor::BoxFuture;
-use crate::inflow::Inflow;
 use crate::metadata::MetadataMap;
 use crate::pool::Job;
 use crate::quota::{Charge, Quota};
-use crate::request::{CallContext, CancelState};
 use crate::status::Status;
-use crate::streaming::{
-    ChunkPool, FREE_AHEAD, Inbound, Outbound, Receiver, Responder, Side, Spent,
-};
 #[cfg(feature = "tls")]
 use crate::transport;
 use crate::transport::frames::{End, Watch, Watched};
@@ -889,7 +890,7 @@ fn accept_call(
         // Client and bidi streaming: the handler starts without waiting for requests and
         // reads them as they come.
         let (requests_tx, requests_rx) = cq::queue_with_quota(FREE_AHEAD, quota);
-        let mut requests = Receiver::new(requests_rx, Side::Server, max_receive)
+        let mut requests = Receiver::new(requests_rx, End::Server, max_receive)
             .count(handler.site.metrics.clone());
         requests.set_encoding(request_encoding);
         stream.requests = Some(requests_tx);
@@ -1164,7 +1165,7 @@ impl ServerStream {
         };
         let read = match self.inflow.poll_read(body, cx) {
             Poll::Ready(Err(e)) => {
-                return Poll::Ready(Err(crate::client::h2_status(&e).with_source(e)));
+                return Poll::Ready(Err(h2_status(&e).with_source(e)));
             }
             read => read,
         };
@@ -1205,7 +1206,7 @@ impl ServerStream {
         };
         let read = self.inflow.poll_read(body, cx);
         if let Poll::Ready(Err(e)) = read {
-            return Err(crate::client::h2_status(&e).with_source(e));
+            return Err(h2_status(&e).with_source(e));
         }
         let room = match requests.poll_ready(cx) {
             Poll::Ready(Ok(room)) => room,

@@ -23,6 +23,7 @@
 //! or on a spawn hook of yours ([`ServerBuilder::spawn_with`]).
 
 mod conn;
+pub(crate) mod responder;
 pub(crate) mod service;
 
 use std::collections::HashMap;

@@ -19,19 +19,22 @@ use prost::Message;
 
 use bytes::Bytes;
 
+use super::responder::{Responder, ResponseSink};
+use crate::call::cancel::CallContext;
+use crate::call::events::call_ended;
+use crate::call::observed::Observed;
+use crate::call::receiver::Receiver;
+use crate::call::streams::{BlockingStreaming, Streaming};
 use crate::codec::{self, CompressionEncoding, Frame};
 use crate::executor::BoxFuture;
-use crate::interceptor::{Chain, Interceptor, Observed};
+use crate::interceptor::{Chain, Interceptor};
 use crate::metadata::MetadataMap;
 use crate::metrics::Metrics;
 use crate::quota::Charge;
-use crate::request::{CallContext, Request};
+use crate::request::Request;
 use crate::response::Response;
 use crate::role;
 use crate::status::Status;
-use crate::streaming::{
-    BlockingStreaming, Receiver, Responder, ResponseSink, Streaming, call_ended,
-};
 
 /// One server call as handed to a handler wrapper.
 pub(crate) struct ServerCall {

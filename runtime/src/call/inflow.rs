@@ -15,18 +15,18 @@
 //! the decoder are charged to the connection's memory quota; while it (or the server's)
 //! has no room, no credit goes back at all.
 //!
-//! [`FREE_AHEAD`]: crate::streaming::FREE_AHEAD
+//! [`FREE_AHEAD`]: super::events::FREE_AHEAD
 
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use h2::RecvStream;
 
+use super::events::Inbound;
 use crate::codec::FrameDecoder;
 use crate::cq::Weigh;
 use crate::quota::Quota;
 use crate::status::Status;
-use crate::streaming::Inbound;
 
 /// One call's received bytes on their way to its inbound queue.
 pub(crate) struct Inflow {
