@@ -66,6 +66,7 @@ mod executor;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod interceptor;
+pub mod limits;
 mod live;
 mod metadata;
 pub mod metrics;

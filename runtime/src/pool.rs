@@ -16,6 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::limits;
 use crate::role::{self, Role};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -26,10 +27,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A blocking job: runs a handler on a worker thread.
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
-
-/// How long the pool's queue may make no progress before the monitor releases another
-/// worker.
-const STALL: Duration = Duration::from_millis(1);
 
 /// Runs blocking jobs on a bounded pool of threads.
 #[derive(Clone)]
@@ -326,7 +323,7 @@ impl PoolShared {
             }
             state.watching = true;
             let waiting = state.queue.len() > state.notified;
-            let stalled = state.started == last_started && since.elapsed() >= STALL;
+            let stalled = state.started == last_started && since.elapsed() >= limits::POOL_STALL;
             if waiting && (state.running + state.notified < self.eager || stalled) {
                 state = self.release_worker(state);
             }
@@ -336,7 +333,7 @@ impl PoolShared {
             }
             state = self
                 .monitor
-                .wait_timeout(state, STALL)
+                .wait_timeout(state, limits::POOL_STALL)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }

@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
+use crate::limits::QUOTA_BLOCK;
+
 /// A memory budget, possibly under a parent's.
 #[derive(Debug)]
 pub(crate) struct Quota {
@@ -78,7 +80,7 @@ impl Quota {
         };
         let mut reserved = self.reserved.load(Ordering::Acquire);
         while used > reserved {
-            let want = used.div_ceil(BLOCK).saturating_mul(BLOCK);
+            let want = used.div_ceil(QUOTA_BLOCK).saturating_mul(QUOTA_BLOCK);
             match self.reserved.compare_exchange(
                 reserved,
                 want,
@@ -115,8 +117,8 @@ impl Quota {
         };
         // Whole blocks go back once more than two are spare.
         let mut reserved = self.reserved.load(Ordering::Acquire);
-        while reserved > used.saturating_add(2 * BLOCK) {
-            let keep = used.saturating_add(BLOCK).div_ceil(BLOCK) * BLOCK;
+        while reserved > used.saturating_add(2 * QUOTA_BLOCK) {
+            let keep = used.saturating_add(QUOTA_BLOCK).div_ceil(QUOTA_BLOCK) * QUOTA_BLOCK;
             match self.reserved.compare_exchange(
                 reserved,
                 keep,
@@ -185,9 +187,6 @@ impl Quota {
     }
 }
 
-/// A child quota reserves from its parent in blocks of this size.
-const BLOCK: usize = 64 * 1024;
-
 impl Drop for Quota {
     fn drop(&mut self) {
         // What is reserved from the parent goes back with this level.
@@ -244,27 +243,31 @@ mod tests {
 
     #[test]
     fn charges_count_at_every_level_in_blocks() {
-        let server = Quota::new(5 * BLOCK, None);
-        let a = Quota::new(3 * BLOCK, Some(server.clone()));
-        let b = Quota::new(3 * BLOCK, Some(server.clone()));
-        a.charge(BLOCK + 10);
+        let server = Quota::new(5 * QUOTA_BLOCK, None);
+        let a = Quota::new(3 * QUOTA_BLOCK, Some(server.clone()));
+        let b = Quota::new(3 * QUOTA_BLOCK, Some(server.clone()));
+        a.charge(QUOTA_BLOCK + 10);
         b.charge(100);
         // The server sees whole blocks: two for a, one for b.
         assert_eq!(
             (a.used(), b.used(), server.used()),
-            (BLOCK + 10, 100, 3 * BLOCK)
+            (QUOTA_BLOCK + 10, 100, 3 * QUOTA_BLOCK)
         );
         assert!(a.has_room() && b.has_room() && server.has_room());
         // Small charges within a block leave the server's counter alone.
         b.charge(200);
-        assert_eq!(server.used(), 3 * BLOCK);
-        a.charge(2 * BLOCK);
+        assert_eq!(server.used(), 3 * QUOTA_BLOCK);
+        a.charge(2 * QUOTA_BLOCK);
         assert!(!a.has_room(), "a is at its limit");
         assert!(!b.has_room(), "the server is at its limit");
         // Releasing keeps up to two spare blocks reserved, then gives back the rest.
-        a.release(3 * BLOCK + 10);
+        a.release(3 * QUOTA_BLOCK + 10);
         assert_eq!(a.used(), 0);
-        assert!(server.used() <= 2 * BLOCK + BLOCK, "{}", server.used());
+        assert!(
+            server.used() <= 2 * QUOTA_BLOCK + QUOTA_BLOCK,
+            "{}",
+            server.used()
+        );
         drop(a);
         b.release(300);
         drop(b);
@@ -293,11 +296,11 @@ mod tests {
         conn.release(9);
         // A waiter on the level above is woken when blocks come back to it (a level keeps
         // a block to spare).
-        let server = Quota::new(2 * BLOCK, None);
-        let conn = Quota::new(100 * BLOCK, Some(server.clone()));
-        conn.charge(4 * BLOCK);
+        let server = Quota::new(2 * QUOTA_BLOCK, None);
+        let conn = Quota::new(100 * QUOTA_BLOCK, Some(server.clone()));
+        conn.charge(4 * QUOTA_BLOCK);
         assert!(conn.poll_room(&mut cx).is_pending());
-        conn.release(4 * BLOCK);
+        conn.release(4 * QUOTA_BLOCK);
         assert_eq!(
             counter.0.load(Ordering::SeqCst),
             2,

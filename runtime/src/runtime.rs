@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::executor::{BoxFuture, Executor};
+use crate::limits;
 use crate::poller::Poller;
 use crate::pool::WorkerPool;
 
@@ -124,10 +125,10 @@ impl Default for RuntimeBuilder {
         RuntimeBuilder {
             poller_threads: 1,
             executor_threads: None,
-            max_executor_stand_ins: 64,
-            max_blocking_threads: 256,
-            max_blocking_queue: 1024,
-            blocking_keep_alive: Duration::from_secs(60),
+            max_executor_stand_ins: limits::DEFAULT_MAX_EXECUTOR_STAND_INS,
+            max_blocking_threads: limits::DEFAULT_MAX_BLOCKING_THREADS,
+            max_blocking_queue: limits::DEFAULT_MAX_BLOCKING_QUEUE,
+            blocking_keep_alive: limits::BLOCKING_KEEP_ALIVE,
             name: "rsgrpc".to_owned(),
         }
     }

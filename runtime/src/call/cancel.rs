@@ -150,7 +150,7 @@ impl Drop for CancelWatch {
     }
 }
 
-/// Completes when a server call is cancelled; see [`Request::cancelled`].
+/// Completes when a server call is cancelled; see [`Request::cancelled`](crate::Request::cancelled).
 #[derive(Debug)]
 #[must_use = "futures do nothing unless polled"]
 pub struct Cancelled {

@@ -11,18 +11,10 @@ use prost::Message;
 use super::events::{Outbound, call_ended};
 use crate::codec::{self, CompressionEncoding};
 use crate::cq::Producer;
+use crate::limits;
 use crate::metrics::Metrics;
 use crate::quota::Quota;
 use crate::status::Status;
-
-/// A chunk of queued messages is filled up to this size before another is started; h2
-/// sends each chunk as a few full DATA frames with one write.
-const CHUNK: usize = 16 * 1024;
-
-/// Buffers of at most this size are recycled.
-const MAX_RECYCLED: usize = 256 * 1024;
-/// Most buffers a call keeps for reuse.
-const MAX_POOLED: usize = 4;
 
 /// The buffers of a call's outbound chunks, handed back by the poller once h2 has written
 /// them, so that a stream of messages reuses a few buffers instead of allocating (and
@@ -79,16 +71,16 @@ impl ChunkPool {
                 _ => None,
             }
         };
-        reused.unwrap_or_else(|| BytesMut::with_capacity(len.max(CHUNK)))
+        reused.unwrap_or_else(|| BytesMut::with_capacity(len.max(limits::CHUNK)))
     }
 
     fn give(&self, buf: BytesMut) {
-        if buf.capacity() > MAX_RECYCLED {
+        if buf.capacity() > limits::MAX_RECYCLED_CHUNK {
             return;
         }
         let room = self.quota().is_none_or(Quota::has_room);
         let mut kept = self.lock();
-        if kept.buffers.len() < MAX_POOLED && room {
+        if kept.buffers.len() < limits::MAX_RECYCLED_CHUNKS && room {
             kept.bytes += buf.capacity();
             if let Some(quota) = self.quota() {
                 quota.charge(buf.capacity());
@@ -149,7 +141,7 @@ impl Spent {
                 break;
             };
             released += held;
-            if bytes.len() <= MAX_RECYCLED {
+            if bytes.len() <= limits::MAX_RECYCLED_CHUNK {
                 if let Ok(mut buf) = bytes.try_into_mut() {
                     buf.clear();
                     self.pool.give(buf);

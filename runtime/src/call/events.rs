@@ -37,12 +37,6 @@ pub(crate) enum Outbound {
     Abort(Status),
 }
 
-/// How much (in [`Weigh`]t: entries, prefixes and bodies) of received messages a call's
-/// inbound queue holds before the poller stops moving more into it: the rest waits at
-/// its wire size in the call's decoder, and its HTTP/2 flow-control credit is held back
-/// until the consumer takes messages out.
-pub(crate) const FREE_AHEAD: usize = 64 * 1024;
-
 /// An estimate of what a header map costs in memory, per field: its entry, name and
 /// value. (Received header blocks are bounded by `max_header_list_size` besides.)
 fn header_bytes(headers: &HeaderMap) -> usize {

@@ -55,9 +55,6 @@ const START_ATTEMPTS: usize = 3;
 /// How many times a call refused by the server (`REFUSED_STREAM`: not processed) is
 /// retried transparently, whatever the retry policy says.
 const TRANSPARENT_RETRIES: usize = 2;
-/// Request bytes of a streaming call kept to replay it on a retry; past this the call
-/// can no longer be retried (as grpc-java's per-call retry buffer).
-const RETRY_BUFFER: usize = 256 * 1024;
 /// Trailer by which a server asks for a retry delay (or no retry, when negative).
 const PUSHBACK: &str = "grpc-retry-pushback-ms";
 /// Header telling the server how many attempts preceded this one.
@@ -475,7 +472,7 @@ impl Call {
     /// Keeps a copy of a chunk for a retry, while it fits the retry buffer.
     fn remember(&mut self, chunk: &Bytes) {
         if let Some(replay) = &mut self.replay {
-            if replay.bytes + chunk.len() <= RETRY_BUFFER {
+            if replay.bytes + chunk.len() <= crate::limits::RETRY_BUFFER {
                 replay.bytes += chunk.len();
                 replay.chunks.push(chunk.clone());
             } else {

@@ -39,9 +39,6 @@ use crate::response::Response;
 use crate::status::Status;
 use crate::transport::frames::End;
 
-/// Bytes of requests queued towards the poller before senders wait.
-const OUTBOUND_CAPACITY: usize = 128 * 1024;
-
 /// A generic gRPC client over a [`Channel`].
 ///
 /// `path` arguments are the full method path, `/package.Service/Method`.
@@ -355,8 +352,8 @@ impl Client {
 
         // Responses wait in the call's decoder at wire size beyond this budget, their
         // flow-control credit held back until the caller reads (see `Inflow`).
-        let (events_tx, events_rx) = cq::queue(crate::call::events::FREE_AHEAD);
-        let (ops_tx, ops_rx) = cq::queue(OUTBOUND_CAPACITY);
+        let (events_tx, events_rx) = cq::queue(crate::limits::INBOUND_QUEUE);
+        let (ops_tx, ops_rx) = cq::queue(crate::limits::CLIENT_OUTBOUND_QUEUE);
         let pool = ChunkPool::default();
         let task = call::CallTask {
             pool: pool.clone(),

@@ -47,7 +47,7 @@ use super::service::{Requests, Run, ServerCall};
 use super::{CallGuard, ConnectionGuard, Phase, ServerShared};
 use crate::call::cancel::{CallContext, CancelState};
 use crate::call::chunks::{ChunkPool, Spent};
-use crate::call::events::{FREE_AHEAD, Inbound, Outbound};
+use crate::call::events::{Inbound, Outbound};
 use crate::call::inflow::Inflow;
 use crate::call::protocol::{h2_status, is_grpc_content_type};
 use crate::call::receiver::Receiver;
@@ -55,6 +55,7 @@ use crate::codec::{self, CompressionEncoding, Frame, FrameDecoder};
 use crate::cq::{self, Consumer, Producer};
 use crate::deadline;
 use crate::executor::BoxFuture;
+use crate::limits;
 use crate::metadata::MetadataMap;
 use crate::pool::Job;
 use crate::quota::{Charge, Quota};
@@ -63,22 +64,6 @@ use crate::status::Status;
 use crate::transport;
 use crate::transport::frames::{End, Watch, Watched};
 use crate::transport::{Io, PeerInfo};
-
-/// Bytes of responses a handler may queue before it waits for the transport.
-pub(crate) const OUTBOUND_CAPACITY: usize = 512 * 1024;
-
-/// A collected request message larger than this is charged to its connection's quota
-/// until its handler has decoded it (one this small is not: the streams of a connection
-/// and the worker pool's queue bound their number).
-const SMALL_REQUEST: usize = 4096;
-
-/// How long a stopped server's connection may take to send its last frames (the calls'
-/// statuses, GOAWAY, TLS `close_notify`) before it is dropped.
-const STOP_FLUSH: Duration = Duration::from_secs(1);
-
-/// What an open connection is counted as in its memory quota, besides its calls: h2's
-/// read and write buffers, header tables and the connection's own state.
-pub(crate) const CONNECTION_COST: usize = 64 * 1024;
 
 /// A bound socket the server accepts connections on.
 pub(crate) enum Listener {
@@ -347,7 +332,7 @@ async fn serve_connection(
     });
     let quota = Quota::new(config.connection_memory_quota, Some(shared.quota.clone()));
     let mut base = Charge::new(Some(quota.clone()));
-    base.set(CONNECTION_COST);
+    base.set(limits::CONNECTION_COST);
     let ctx = Arc::new(ConnContext {
         shared: shared.clone(),
         dispatch: Arc::new(Dispatch::default()),
@@ -506,7 +491,7 @@ impl Conn {
         }
         self.calls.clear();
         self.h2.graceful_shutdown();
-        self.stopping = Some(Box::pin(tokio::time::sleep(STOP_FLUSH)));
+        self.stopping = Some(Box::pin(tokio::time::sleep(limits::STOP_FLUSH)));
     }
 
     /// Keepalive pings, maximum age and grace; `Ready` when the connection must end now.
@@ -828,7 +813,7 @@ fn accept_call(
     let deadline = timeout.and_then(deadline::deadline_after);
 
     let quota = Some(conn.quota.clone());
-    let (ops_tx, ops_rx) = cq::queue_with_quota(OUTBOUND_CAPACITY, quota.clone());
+    let (ops_tx, ops_rx) = cq::queue_with_quota(limits::SERVER_OUTBOUND_QUEUE, quota.clone());
     let pool = ChunkPool::new(quota.clone());
     let cancel = Arc::new(CancelState::default());
     let compress = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -889,7 +874,7 @@ fn accept_call(
     if !handler.single_request {
         // Client and bidi streaming: the handler starts without waiting for requests and
         // reads them as they come.
-        let (requests_tx, requests_rx) = cq::queue_with_quota(FREE_AHEAD, quota);
+        let (requests_tx, requests_rx) = cq::queue_with_quota(limits::INBOUND_QUEUE, quota);
         let mut requests = Receiver::new(requests_rx, End::Server, max_receive)
             .count(handler.site.metrics.clone());
         requests.set_encoding(request_encoding);
@@ -1173,7 +1158,7 @@ impl ServerStream {
             if self.first.is_some() {
                 return Poll::Ready(Err(more_than_one()));
             }
-            if frame.body.len() > SMALL_REQUEST {
+            if frame.body.len() > limits::SMALL_REQUEST {
                 // Held until the handler decodes it: charged. A small one is not (what
                 // small requests can hold is bounded by the calls and the pool's queue).
                 self.first_charge = Charge::new(Some(self.conn.quota.clone()));

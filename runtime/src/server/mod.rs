@@ -44,6 +44,7 @@ use crate::error::{Error, Result};
 pub use crate::executor::BoxFuture;
 use crate::executor::SpawnHook;
 use crate::interceptor::{Chain, Interceptor};
+use crate::limits;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::quota::Quota;
@@ -113,30 +114,30 @@ pub(crate) struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            max_receive_message_size: 4 * 1024 * 1024,
+            max_receive_message_size: limits::DEFAULT_MAX_RECEIVE_MESSAGE_SIZE,
             max_send_message_size: usize::MAX,
-            max_concurrent_streams: 256,
-            max_header_list_size: 16 * 1024,
-            handshake_timeout: Duration::from_secs(20),
-            initial_stream_window_size: 1024 * 1024,
-            initial_connection_window_size: 2 * 1024 * 1024,
-            max_pending_accept_reset_streams: 20,
-            max_local_error_reset_streams: 1024,
+            max_concurrent_streams: limits::DEFAULT_MAX_CONCURRENT_STREAMS,
+            max_header_list_size: limits::DEFAULT_MAX_HEADER_LIST_SIZE,
+            handshake_timeout: limits::DEFAULT_HANDSHAKE_TIMEOUT,
+            initial_stream_window_size: limits::DEFAULT_STREAM_WINDOW,
+            initial_connection_window_size: limits::DEFAULT_CONNECTION_WINDOW,
+            max_pending_accept_reset_streams: limits::DEFAULT_MAX_PENDING_ACCEPT_RESET_STREAMS,
+            max_local_error_reset_streams: limits::DEFAULT_MAX_LOCAL_ERROR_RESET_STREAMS,
             send_compression: None,
-            max_concurrent_calls: 4096,
-            max_connections: 1024,
+            max_concurrent_calls: limits::DEFAULT_MAX_CONCURRENT_CALLS,
+            max_connections: limits::DEFAULT_MAX_CONNECTIONS,
             keepalive_time: None,
-            keepalive_timeout: Duration::from_secs(20),
+            keepalive_timeout: limits::DEFAULT_KEEPALIVE_TIMEOUT,
             ping_policy: PingPolicy {
-                min_time: Duration::from_secs(300),
+                min_time: limits::DEFAULT_PING_MIN_TIME,
                 permit_without_calls: false,
             },
             max_connection_idle: None,
             max_connection_age: None,
             max_connection_age_grace: None,
             socket: SocketOptions::default(),
-            memory_quota: 1024 * 1024 * 1024,
-            connection_memory_quota: 64 * 1024 * 1024,
+            memory_quota: limits::DEFAULT_MEMORY_QUOTA,
+            connection_memory_quota: limits::DEFAULT_CONNECTION_MEMORY_QUOTA,
             max_blocking_handlers_per_connection: None,
         }
     }
@@ -452,13 +453,13 @@ impl ServerBuilder {
                  positive",
             ));
         }
-        if config.connection_memory_quota < conn::CONNECTION_COST
+        if config.connection_memory_quota < limits::CONNECTION_COST
             || config.memory_quota < config.connection_memory_quota
         {
             return Err(Error::invalid_config(format!(
                 "connection_memory_quota must be at least {} bytes (what a connection \
                  costs) and memory_quota at least connection_memory_quota",
-                conn::CONNECTION_COST
+                limits::CONNECTION_COST
             )));
         }
         if config.initial_stream_window_size < 65_535 {
@@ -667,22 +668,31 @@ impl ServerShared {
     /// client, always find workers: a streaming handler may wait as long as its client
     /// likes, for requests or for room to send responses.
     pub(crate) fn admit_blocking_stream(self: &Arc<Self>) -> Option<BlockingStreamGuard> {
-        let limit = (self.rt.workers.max_threads() * 3 / 4).max(1);
+        let limit = limits::share(
+            self.rt.workers.max_threads(),
+            limits::BLOCKING_STREAMING_SHARE_PERCENT,
+        );
         if !take_unit(&self.blocking_streams, limit) {
             return None;
         }
         Some(BlockingStreamGuard(self.clone()))
     }
 
-    /// Blocking handlers one connection may hold at once.
+    /// Connections open now.
     pub(crate) fn open_connections(&self) -> usize {
         self.connections.load(Ordering::Acquire)
     }
 
+    /// Blocking handlers one connection may hold at once.
     pub(crate) fn blocking_share(&self) -> usize {
         self.config
             .max_blocking_handlers_per_connection
-            .unwrap_or_else(|| self.rt.workers.max_threads() / 4)
+            .unwrap_or_else(|| {
+                limits::share(
+                    self.rt.workers.max_threads(),
+                    limits::CONNECTION_BLOCKING_SHARE_PERCENT,
+                )
+            })
             .max(1)
     }
 

@@ -38,11 +38,6 @@ pub(crate) struct PingPolicy {
     pub(crate) permit_without_calls: bool,
 }
 
-/// Strikes tolerated; one more and the connection is closed.
-const MAX_PING_STRIKES: u32 = 2;
-/// Between two pings while no call is open (and that is not permitted), at least this.
-const IDLE_PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
-
 /// What the watch has seen, shared with the connection's task.
 pub(crate) struct Watch {
     state: Mutex<WatchState>,
@@ -148,7 +143,7 @@ impl Watch {
             return;
         }
         let least = if state.open_calls == 0 && !policy.permit_without_calls {
-            IDLE_PING_INTERVAL
+            crate::limits::IDLE_PING_INTERVAL
         } else {
             policy.min_time
         };
@@ -159,7 +154,9 @@ impl Watch {
             state.strikes += 1;
         }
         state.last_ping = Some(now);
-        if state.strikes > MAX_PING_STRIKES && !self.violated.swap(true, Ordering::AcqRel) {
+        if state.strikes > crate::limits::MAX_PING_STRIKES
+            && !self.violated.swap(true, Ordering::AcqRel)
+        {
             tracing::debug!("client pinged too often: closing with too_many_pings");
             if let Some(waker) = state.waker.take() {
                 drop(state);

@@ -1,0 +1,158 @@
+//! Every budget of the runtime in one place: what one call, one connection and one server
+//! may hold, and the defaults of the settings that bound them.
+//!
+//! The [budget table](crate::design#budgets-what-a-peer-can-make-us-hold) of the design
+//! notes links here. Items named `DEFAULT_*` are where a builder setting starts; the others
+//! are fixed bounds inside the runtime. Sizes are bytes of memory as the runtime weighs
+//! them: a queued message costs its queue entry, its prefix and its body, so that a stream
+//! of empty messages is not free.
+
+use std::time::Duration;
+
+// ─── One call ────────────────────────────────────────────────────────────────────────
+
+/// Weight of received messages a call's inbound queue holds before the poller stops
+/// moving more into it: the rest waits at its wire size in the call's decoder, and its
+/// HTTP/2 flow-control credit is held back until the consumer takes messages out. The
+/// same on both ends: requests waiting for a handler, responses waiting for a caller.
+pub const INBOUND_QUEUE: usize = 64 * 1024;
+
+/// Weight of responses one server call may queue (counting each chunk's capacity) before
+/// its handler waits for the transport.
+pub const SERVER_OUTBOUND_QUEUE: usize = 512 * 1024;
+
+/// Weight of requests one client call may queue before its sender waits for the
+/// transport.
+pub const CLIENT_OUTBOUND_QUEUE: usize = 128 * 1024;
+
+/// Messages sent one after another are encoded into a shared chunk of this size before
+/// another is started; h2 sends each chunk as a few full DATA frames with one write.
+pub const CHUNK: usize = 16 * 1024;
+
+/// Sent chunks of at most this capacity go back to their call for reuse.
+pub const MAX_RECYCLED_CHUNK: usize = 256 * 1024;
+
+/// Most written chunks one call keeps for reuse (each charged to its connection's quota).
+pub const MAX_RECYCLED_CHUNKS: usize = 4;
+
+/// A collected request message larger than this is charged to its connection's quota
+/// until its handler has decoded it (one this small is not: the streams of a connection
+/// and the worker pool's queue bound their number).
+pub const SMALL_REQUEST: usize = 4096;
+
+/// Request bytes of a streaming client call kept to replay it on a retry; past this the
+/// call can no longer be retried (as grpc-java's per-call retry buffer).
+pub const RETRY_BUFFER: usize = 256 * 1024;
+
+// ─── One connection ──────────────────────────────────────────────────────────────────
+
+/// What an open server connection is counted as in its memory quota, besides its calls:
+/// h2's read and write buffers, header tables and the connection's own state.
+pub const CONNECTION_COST: usize = 64 * 1024;
+
+/// A connection's quota reserves from the server's in blocks of this size, so that most
+/// charges touch only the connection's own counter.
+pub const QUOTA_BLOCK: usize = 64 * 1024;
+
+/// Default of [`connection_memory_quota`](crate::server::ServerBuilder::connection_memory_quota):
+/// everything one connection may make the server hold.
+pub const DEFAULT_CONNECTION_MEMORY_QUOTA: usize = 64 * 1024 * 1024;
+
+/// Default of [`max_concurrent_streams`](crate::server::ServerBuilder::max_concurrent_streams)
+/// per connection.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 256;
+
+/// Default of [`max_header_list_size`](crate::server::ServerBuilder::max_header_list_size).
+pub const DEFAULT_MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
+
+/// Default of [`handshake_timeout`](crate::server::ServerBuilder::handshake_timeout): TLS
+/// and the HTTP/2 preface with SETTINGS.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Default of [`initial_stream_window_size`](crate::server::ServerBuilder::initial_stream_window_size):
+/// the HTTP/2 stream window a server announces.
+pub const DEFAULT_STREAM_WINDOW: u32 = 1024 * 1024;
+
+/// Default of [`initial_connection_window_size`](crate::server::ServerBuilder::initial_connection_window_size):
+/// the HTTP/2 connection window a server announces.
+pub const DEFAULT_CONNECTION_WINDOW: u32 = 2 * 1024 * 1024;
+
+/// Default of [`max_pending_accept_reset_streams`](crate::server::ServerBuilder::max_pending_accept_reset_streams):
+/// streams a client may reset before the server accepted them, pending at once, before
+/// the connection is closed (h2's rapid-reset guard).
+pub const DEFAULT_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
+
+/// Default of [`max_local_error_reset_streams`](crate::server::ServerBuilder::max_local_error_reset_streams):
+/// streams the server may reset for protocol errors on one connection before it closes
+/// the connection.
+pub const DEFAULT_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
+
+/// How long a stopped server's connection may take to send its last frames (the calls'
+/// statuses, GOAWAY, TLS `close_notify`) before it is dropped.
+pub const STOP_FLUSH: Duration = Duration::from_secs(1);
+
+/// Default of [`keepalive_timeout`](crate::server::ServerBuilder::keepalive_timeout): how
+/// long a keepalive ping may go unanswered.
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Default of [`keepalive_min_time`](crate::server::ServerBuilder::keepalive_min_time): the shortest
+/// interval between a client's pings the server tolerates.
+pub const DEFAULT_PING_MIN_TIME: Duration = Duration::from_secs(300);
+
+/// Pings too soon a server tolerates from one client; one more and the connection ends
+/// with GOAWAY `ENHANCE_YOUR_CALM` (`too_many_pings`).
+pub const MAX_PING_STRIKES: u32 = 2;
+
+/// While no call is open (and pings without calls are not permitted), the shortest
+/// interval between a client's pings the server tolerates.
+pub const IDLE_PING_INTERVAL: Duration = Duration::from_secs(2 * 3600);
+
+// ─── One server ──────────────────────────────────────────────────────────────────────
+
+/// Default of [`memory_quota`](crate::server::ServerBuilder::memory_quota): everything all
+/// connections may make the server hold, [`CONNECTION_COST`] per open connection included.
+pub const DEFAULT_MEMORY_QUOTA: usize = 1024 * 1024 * 1024;
+
+/// Default of [`max_connections`](crate::server::ServerBuilder::max_connections).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// Default of [`max_concurrent_calls`](crate::server::ServerBuilder::max_concurrent_calls)
+/// over all connections.
+pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 4096;
+
+/// Default of [`max_receive_message_size`](crate::server::ServerBuilder::max_receive_message_size).
+pub const DEFAULT_MAX_RECEIVE_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
+
+/// Share, in percent of the worker pool's threads, that blocking streaming handlers may
+/// hold at once: they may wait on their client as long as it likes, so the rest is kept
+/// for unary calls.
+pub const BLOCKING_STREAMING_SHARE_PERCENT: usize = 75;
+
+/// Default share, in percent of the worker pool's threads, of one connection's blocking
+/// handlers ([`max_blocking_handlers_per_connection`](crate::server::ServerBuilder::max_blocking_handlers_per_connection)).
+pub const CONNECTION_BLOCKING_SHARE_PERCENT: usize = 25;
+
+// ─── One runtime ─────────────────────────────────────────────────────────────────────
+
+/// Default of [`max_blocking_threads`](crate::RuntimeBuilder::max_blocking_threads).
+pub const DEFAULT_MAX_BLOCKING_THREADS: usize = 256;
+
+/// Default of [`max_blocking_queue`](crate::RuntimeBuilder::max_blocking_queue): blocking
+/// jobs waiting for a worker.
+pub const DEFAULT_MAX_BLOCKING_QUEUE: usize = 1024;
+
+/// Default of [`max_executor_stand_ins`](crate::RuntimeBuilder::max_executor_stand_ins).
+pub const DEFAULT_MAX_EXECUTOR_STAND_INS: usize = 64;
+
+/// Default of [`blocking_keep_alive`](crate::RuntimeBuilder::blocking_keep_alive): how
+/// long an idle worker thread beyond the core count is kept.
+pub const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(60);
+
+/// How long the worker pool's queue may make no progress before its monitor releases
+/// another worker.
+pub const POOL_STALL: Duration = Duration::from_millis(1);
+
+/// `share` percent of `n`, at least one.
+pub(crate) fn share(n: usize, percent: usize) -> usize {
+    (n.saturating_mul(percent) / 100).max(1)
+}
