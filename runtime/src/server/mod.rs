@@ -22,9 +22,12 @@
 //! poller threads. Blocking handlers run on its worker pool, async handlers on its executor
 //! or on a spawn hook of yours ([`ServerBuilder::spawn_with`]).
 
-mod conn;
+mod accept;
+mod connection;
+mod dispatch;
 pub(crate) mod responder;
 pub(crate) mod service;
+mod stream;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -422,7 +425,7 @@ impl ServerBuilder {
         listener
             .set_nonblocking(true)
             .map_err(|e| Error::io("cannot make the listener non-blocking", e))?;
-        let mut handle = self.serve(conn::Listener::Unix(listener))?;
+        let mut handle = self.serve(accept::Listener::Unix(listener))?;
         handle.unix_path = Some(path.to_path_buf());
         Ok(handle)
     }
@@ -436,10 +439,10 @@ impl ServerBuilder {
         listener
             .set_nonblocking(true)
             .map_err(|e| Error::io("cannot make the listener non-blocking", e))?;
-        self.serve(conn::Listener::Tcp(listener))
+        self.serve(accept::Listener::Tcp(listener))
     }
 
-    fn serve(self, listener: conn::Listener) -> Result<ServerHandle> {
+    fn serve(self, listener: accept::Listener) -> Result<ServerHandle> {
         let config = self.config;
         if config.max_concurrent_streams == 0
             || config.max_header_list_size == 0
@@ -484,10 +487,10 @@ impl ServerBuilder {
             }
         }
         let local_addr = match &listener {
-            conn::Listener::Tcp(listener) => listener
+            accept::Listener::Tcp(listener) => listener
                 .local_addr()
                 .map_err(|e| Error::io("cannot read the bound address", e))?,
-            conn::Listener::Unix(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+            accept::Listener::Unix(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
         };
         #[cfg(feature = "tls")]
         let tls = self.tls.as_ref().map(|tls| tls.build()).transpose()?;
@@ -516,7 +519,7 @@ impl ServerBuilder {
             #[cfg(feature = "tls")]
             tls,
         });
-        poller.spawn(conn::accept_loop(shared.clone(), listener));
+        poller.spawn(accept::accept_loop(shared.clone(), listener));
         tracing::debug!(%local_addr, "serving");
         Ok(ServerHandle {
             shared,
