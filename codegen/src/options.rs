@@ -204,7 +204,7 @@ mod tests {
 
     #[test]
     fn every_option_applies_and_is_documented() {
-        let docs = include_str!("lib.rs");
+        let docs = include_str!("builder.rs");
         let table = &docs[docs.find("/// | key | value | same as |").unwrap()..];
         let table = &table[..table.find("pub fn option(").unwrap()];
         for (key, kind) in OPTIONS {

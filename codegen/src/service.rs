@@ -10,7 +10,7 @@
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::Parts;
+use crate::builder::Parts;
 use crate::lints;
 use crate::names::{self, ServiceNames, TakenNames};
 use crate::paths::{self, PathList};
