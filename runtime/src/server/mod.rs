@@ -24,15 +24,16 @@
 //!
 //! The files follow a call's way in: `builder` binds, `accept` admits a connection,
 //! `connection` drives it, `dispatch` checks, routes and admits each new stream, `stream`
-//! carries one call on the poller, `service` runs its handler, and `responder` sends what
-//! the handler returns; `shared` holds what they all count against, `handle` the
-//! running server.
+//! carries one call on the poller, `service` holds the methods, `handler` runs one, and
+//! `responder` sends what the handler returns; `shared` holds what they all count
+//! against, `handle` the running server.
 
 mod accept;
 mod builder;
 mod connection;
 mod dispatch;
 mod handle;
+mod handler;
 pub(crate) mod responder;
 pub(crate) mod service;
 mod shared;
