@@ -9,6 +9,7 @@
 //! methods). Async request streams are pumped on the runtime's executor, never on the
 //! poller.
 
+mod attempt;
 mod call;
 
 use std::future::poll_fn;
