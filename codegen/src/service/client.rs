@@ -3,7 +3,8 @@
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
-use super::method::{Kind, MethodInfo, ServiceCtx};
+use super::kind::{ASYNC, BLOCKING, Flavour};
+use super::method::{MethodInfo, ServiceCtx};
 use super::tokens::{doc_line, method_link};
 
 /// The traits both clients derive, with the methods each brings: an RPC named like one of
@@ -113,13 +114,6 @@ pub(crate) fn client_reserved_names() -> &'static [String] {
     })
 }
 
-/// Which client a piece of code is for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Flavour {
-    Async,
-    Blocking,
-}
-
 fn client_struct(
     ctx: &ServiceCtx<'_>,
     flavour: Flavour,
@@ -156,7 +150,7 @@ fn client_struct(
             Some(format!("`{with}` for `{}`", m.method.proto_name))
         })
         .collect();
-    if flavour == Flavour::Blocking && !renamed_with.is_empty() {
+    if !flavour.asynchronous && !renamed_with.is_empty() {
         let line = doc_line(&format!(
             "A bidirectional RPC's method taking a request gets a trailing underscore when \
              another method has its name: {}.",
@@ -188,73 +182,39 @@ fn client_struct(
 }
 
 pub(super) fn async_client(ctx: &ServiceCtx<'_>) -> TokenStream {
-    let name = ctx.stem("Client");
-    let strukt = client_struct(
+    client(
         ctx,
-        Flavour::Async,
-        &name,
+        ASYNC,
+        &ctx.stem("Client"),
         "Async client",
         "Its methods return futures that run on any executor.",
-    );
-    let methods = ctx.methods.iter().map(|m| {
-        let MethodInfo {
-            client_name: method,
-            path,
-            input,
-            output,
-            docs,
-            deprecated,
-            client_attributes,
-            client_allows,
-            ..
-        } = m;
-        let body = match m.kind {
-            Kind::Unary => quote! {
-                pub async fn #method(
-                    &self,
-                    request: impl ::rsgrpc::IntoRequest<#input>,
-                ) -> ::core::result::Result<::rsgrpc::Response<#output>, ::rsgrpc::Status> {
-                    self.inner.unary(#path, request.into_request()).await
-                }
-            },
-            Kind::ServerStreaming => quote! {
-                pub async fn #method(
-                    &self,
-                    request: impl ::rsgrpc::IntoRequest<#input>,
-                ) -> ::core::result::Result<
-                    ::rsgrpc::Response<::rsgrpc::Streaming<#output>>,
-                    ::rsgrpc::Status,
-                > {
-                    self.inner.server_streaming(#path, request.into_request()).await
-                }
-            },
-            Kind::ClientStreaming => quote! {
-                pub async fn #method(
-                    &self,
-                    request: impl ::rsgrpc::IntoStreamingRequest<Message = #input>,
-                ) -> ::core::result::Result<::rsgrpc::Response<#output>, ::rsgrpc::Status> {
-                    self.inner.client_streaming(#path, request.into_streaming_request()).await
-                }
-            },
-            Kind::Bidi => quote! {
-                pub async fn #method(
-                    &self,
-                    request: impl ::rsgrpc::IntoStreamingRequest<Message = #input>,
-                ) -> ::core::result::Result<
-                    ::rsgrpc::Response<::rsgrpc::Streaming<#output>>,
-                    ::rsgrpc::Status,
-                > {
-                    self.inner.bidi_streaming(#path, request.into_streaming_request()).await
-                }
-            },
-        };
-        quote! {
-            #(#docs)*
-            #deprecated
-            #client_allows
-            #client_attributes
-            #body
-        }
+    )
+}
+
+pub(super) fn blocking_client(ctx: &ServiceCtx<'_>) -> TokenStream {
+    client(
+        ctx,
+        BLOCKING,
+        &ctx.stem("BlockingClient"),
+        "Blocking client",
+        "Its methods block the calling thread; they need no async runtime and may be \
+         called from inside one.",
+    )
+}
+
+/// A client of `flavour`: its type, its own methods and one method per RPC (two for a
+/// bidirectional RPC on the blocking client).
+fn client(
+    ctx: &ServiceCtx<'_>,
+    flavour: Flavour,
+    name: &Ident,
+    what: &str,
+    example: &str,
+) -> TokenStream {
+    let strukt = client_struct(ctx, flavour, name, what, example);
+    let methods = ctx.methods.iter().map(|m| match &m.client_with {
+        Some(with) if !flavour.asynchronous => blocking_bidi(m, with),
+        _ => client_method(m, flavour),
     });
     let allow = &ctx.allow_deprecated;
     quote! {
@@ -267,83 +227,44 @@ pub(super) fn async_client(ctx: &ServiceCtx<'_>) -> TokenStream {
     }
 }
 
-pub(super) fn blocking_client(ctx: &ServiceCtx<'_>) -> TokenStream {
-    let name = ctx.stem("BlockingClient");
-    let strukt = client_struct(
-        ctx,
-        Flavour::Blocking,
-        &name,
-        "Blocking client",
-        "Its methods block the calling thread; they need no async runtime and may be \
-         called from inside one.",
-    );
-    let methods = ctx.methods.iter().map(|m| {
-        let MethodInfo {
-            client_name: method,
-            path,
-            input,
-            output,
-            docs,
-            deprecated,
-            client_attributes,
-            client_allows,
-            ..
-        } = m;
-        let body = match m.kind {
-            Kind::Unary => quote! {
-                pub fn #method(
-                    &self,
-                    request: impl ::rsgrpc::IntoRequest<#input>,
-                ) -> ::core::result::Result<::rsgrpc::Response<#output>, ::rsgrpc::Status> {
-                    self.inner.blocking_unary(#path, request.into_request())
-                }
-            },
-            Kind::ServerStreaming => quote! {
-                pub fn #method(
-                    &self,
-                    request: impl ::rsgrpc::IntoRequest<#input>,
-                ) -> ::core::result::Result<
-                    ::rsgrpc::Response<::rsgrpc::BlockingStreaming<#output>>,
-                    ::rsgrpc::Status,
-                > {
-                    self.inner.blocking_server_streaming(#path, request.into_request())
-                }
-            },
-            Kind::ClientStreaming => quote! {
-                pub fn #method(
-                    &self,
-                    request: impl ::rsgrpc::IntoIterRequest<Message = #input>,
-                ) -> ::core::result::Result<::rsgrpc::Response<#output>, ::rsgrpc::Status> {
-                    self.inner.blocking_client_streaming(#path, request.into_iter_request())
-                }
-            },
-            Kind::Bidi => return blocking_bidi(m),
-        };
-        quote! {
-            #(#docs)*
-            #deprecated
-            #client_allows
-            #client_attributes
-            #body
-        }
-    });
-    let allow = &ctx.allow_deprecated;
+/// A `flavour` client's method for an RPC: one call to the runtime's helper for its kind.
+fn client_method(m: &MethodInfo<'_>, flavour: Flavour) -> TokenStream {
+    let MethodInfo {
+        client_name: method,
+        path,
+        docs,
+        deprecated,
+        client_attributes,
+        client_allows,
+        ..
+    } = m;
+    let (request, into_request) = m.client_request(flavour);
+    let response = m.client_response(flavour);
+    let helper = m.helper(flavour);
+    let (asyncness, awaiting) = if flavour.asynchronous {
+        (quote!(async), quote!(.await))
+    } else {
+        (quote!(), quote!())
+    };
     quote! {
-        #strukt
-
-        #allow
-        impl #name {
-            #(#methods)*
+        #(#docs)*
+        #deprecated
+        #client_allows
+        #client_attributes
+        pub #asyncness fn #method(
+            &self,
+            request: #request,
+        ) -> ::core::result::Result<::rsgrpc::Response<#response>, ::rsgrpc::Status> {
+            self.inner.#helper(#path, request.#into_request())#awaiting
         }
     }
 }
 
 /// The blocking client's two methods for a bidirectional RPC: `txn()`, and `txn_with` for
-/// a call whose `Request<()>` carries metadata and options.
-fn blocking_bidi(m: &MethodInfo<'_>) -> TokenStream {
+/// a call whose `Request<()>` carries metadata and options (`with`).
+fn blocking_bidi(m: &MethodInfo<'_>, with: &Ident) -> TokenStream {
     let MethodInfo {
         client_name: method,
-        client_with,
         path,
         input,
         output,
@@ -354,9 +275,6 @@ fn blocking_bidi(m: &MethodInfo<'_>) -> TokenStream {
         with_allows,
         ..
     } = m;
-    let Some(with) = client_with else {
-        unreachable!("every bidirectional RPC has a method with a request");
-    };
     let returns = quote! {
         ::core::result::Result<
             (::rsgrpc::RequestSender<#input>, ::rsgrpc::BlockingStreaming<#output>),

@@ -5,38 +5,11 @@ use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
 use super::StubOptions;
+use super::kind::Kind;
 use super::tokens::{attributes, doc_attrs, doc_line, ident};
 use crate::lints;
 use crate::names::{self, ServiceNames, TakenNames};
 use crate::paths;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
-    Unary,
-    ServerStreaming,
-    ClientStreaming,
-    Bidi,
-}
-
-impl Kind {
-    fn of(method: &prost_build::Method) -> Kind {
-        match (method.client_streaming, method.server_streaming) {
-            (false, false) => Kind::Unary,
-            (false, true) => Kind::ServerStreaming,
-            (true, false) => Kind::ClientStreaming,
-            (true, true) => Kind::Bidi,
-        }
-    }
-
-    fn describe(self) -> &'static str {
-        match self {
-            Kind::Unary => "unary",
-            Kind::ServerStreaming => "server streaming",
-            Kind::ClientStreaming => "client streaming",
-            Kind::Bidi => "bidirectional streaming",
-        }
-    }
-}
 
 /// Rust types prost-build maps some well-known types to; they need no `super::`.
 const BUILTIN_TYPES: &[&str] = &["()", "bool", "i32", "i64", "u32", "u64", "f32", "f64"];
@@ -162,7 +135,7 @@ pub(super) fn context<'a>(
         .iter()
         .map(|method| names::Rpc {
             name: &method.name,
-            with: Kind::of(method) == Kind::Bidi,
+            with: Kind::of(method).is_bidi(),
         })
         .collect();
     let methods = service
@@ -181,16 +154,14 @@ pub(super) fn context<'a>(
             if !docs.is_empty() {
                 docs.push(quote!(#[doc = ""]));
             }
-            docs.push(doc_line(&format!("`{path}`: {} call.", kind.describe())));
+            docs.push(doc_line(&format!("`{path}`: {} call.", kind.describe)));
             let deprecated = if method.options.deprecated() {
                 quote!(#[deprecated])
             } else {
                 quote!()
             };
-            let trait_params = match kind {
-                Kind::ServerStreaming | Kind::Bidi => 3,
-                Kind::Unary | Kind::ClientStreaming => 2,
-            };
+            // `self`, the request and, for a server stream, the blocking trait's sink.
+            let trait_params = 2 + usize::from(kind.server_streaming);
             let with = client_names.call_with.as_deref();
             MethodInfo {
                 method,

@@ -8,6 +8,7 @@
 //! `use` items and no name in it can be shadowed.
 
 mod client;
+mod kind;
 mod method;
 mod server;
 mod tokens;

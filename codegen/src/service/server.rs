@@ -4,8 +4,9 @@
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
-use super::method::{Kind, MethodInfo, ServiceCtx};
-use super::tokens::{doc_line, ident, stream_doc};
+use super::kind::{ASYNC, BLOCKING};
+use super::method::{MethodInfo, ServiceCtx};
+use super::tokens::{codegen_module, doc_line, ident, stream_doc};
 
 /// The server types' type parameter: `T`, unless the trait itself is named `T`.
 fn type_param(trait_name: &Ident) -> Ident {
@@ -23,6 +24,7 @@ fn server_struct(
     registration: TokenStream,
 ) -> TokenStream {
     let param = type_param(bound);
+    let codegen = codegen_module();
     let allow = &ctx.allow_deprecated;
     let attrs = &ctx.server_attributes;
     let keep_inner = if ctx.methods.is_empty() {
@@ -39,8 +41,8 @@ fn server_struct(
         #[derive(Debug)]
         #attrs
         pub struct #server<#param> {
-            inner: ::rsgrpc::codegen::Arc<#param>,
-            settings: ::rsgrpc::codegen::ServiceSettings,
+            inner: #codegen::Arc<#param>,
+            settings: #codegen::ServiceSettings,
         }
 
         #allow
@@ -86,12 +88,12 @@ fn server_struct(
         impl<#param: #bound> #server<#param> {
             /// Wraps an implementation.
             pub fn new(inner: #param) -> Self {
-                Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+                Self::from_arc(#codegen::Arc::new(inner))
             }
 
             /// Wraps an implementation that is shared with other code.
-            pub fn from_arc(inner: ::rsgrpc::codegen::Arc<#param>) -> Self {
-                Self { inner, settings: ::rsgrpc::codegen::ServiceSettings::default() }
+            pub fn from_arc(inner: #codegen::Arc<#param>) -> Self {
+                Self { inner, settings: #codegen::ServiceSettings::default() }
             }
         }
 
@@ -99,7 +101,7 @@ fn server_struct(
         impl<#param> ::core::clone::Clone for #server<#param> {
             fn clone(&self) -> Self {
                 Self {
-                    inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                    inner: #codegen::Arc::clone(&self.inner),
                     settings: ::core::clone::Clone::clone(&self.settings),
                 }
             }
@@ -119,16 +121,6 @@ fn server_struct(
     }
 }
 
-/// The request an async handler takes: a message, or a stream of them.
-fn async_request_type(m: &MethodInfo<'_>) -> TokenStream {
-    let input = &m.input;
-    if m.method.client_streaming {
-        quote!(::rsgrpc::Request<::rsgrpc::Streaming<#input>>)
-    } else {
-        quote!(::rsgrpc::Request<#input>)
-    }
-}
-
 /// The body of a method that is not implemented, for `generate_default_stubs`.
 fn unimplemented(m: &MethodInfo<'_>) -> TokenStream {
     let message = format!("{} is not implemented", m.method.proto_name);
@@ -136,6 +128,7 @@ fn unimplemented(m: &MethodInfo<'_>) -> TokenStream {
 }
 
 pub(super) fn async_server(ctx: &ServiceCtx<'_>) -> TokenStream {
+    let codegen = codegen_module();
     let trait_name = ident(&ctx.names.trait_name);
     let server = ctx.stem("Server");
     let trait_docs = ctx.intro("Async implementation");
@@ -152,10 +145,10 @@ pub(super) fn async_server(ctx: &ServiceCtx<'_>) -> TokenStream {
             trait_allows,
             ..
         } = m;
-        let request = async_request_type(m);
+        let request = m.server_request(ASYNC);
         // Streaming responses are an associated type the implementation chooses, or with
         // default stubs (associated types cannot have defaults) a boxed stream.
-        let (stream_decl, response) = match (m.method.server_streaming, ctx.default_stubs) {
+        let (stream_decl, response) = match (m.kind.server_streaming, ctx.default_stubs) {
             (false, _) => (quote!(), quote!(#output)),
             (true, true) => (quote!(), quote!(::rsgrpc::BoxStream<#output>)),
             (true, false) => {
@@ -163,7 +156,7 @@ pub(super) fn async_server(ctx: &ServiceCtx<'_>) -> TokenStream {
                 (
                     quote! {
                         #stream_doc
-                        type #stream_type: ::rsgrpc::codegen::Stream<
+                        type #stream_type: #codegen::Stream<
                             Item = ::core::result::Result<#output, ::rsgrpc::Status>,
                         > + ::core::marker::Send + 'static;
                     },
@@ -175,7 +168,7 @@ pub(super) fn async_server(ctx: &ServiceCtx<'_>) -> TokenStream {
             fn #method(
                 &self,
                 request: #request,
-            ) -> impl ::rsgrpc::codegen::Future<
+            ) -> impl #codegen::Future<
                 Output = ::core::result::Result<::rsgrpc::Response<#response>, ::rsgrpc::Status>,
             > + ::core::marker::Send
         };
@@ -204,20 +197,15 @@ pub(super) fn async_server(ctx: &ServiceCtx<'_>) -> TokenStream {
     let registration = ctx.methods.iter().map(|m| {
         let method = &m.name;
         let proto_name = &m.method.proto_name;
-        let request = async_request_type(m);
-        let register = match m.kind {
-            Kind::Unary => quote!(unary),
-            Kind::ServerStreaming => quote!(server_streaming),
-            Kind::ClientStreaming => quote!(client_streaming),
-            Kind::Bidi => quote!(bidi_streaming),
-        };
+        let request = m.server_request(ASYNC);
+        let register = m.helper(ASYNC);
         // Fully qualified, so that a method named like one of `Arc`'s (`clone`, `as_ref`)
         // still calls the trait.
         quote! {
             .#register(#proto_name, {
-                let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                let inner = #codegen::Arc::clone(&inner);
                 move |request: #request| {
-                    let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                    let inner = #codegen::Arc::clone(&inner);
                     async move { <#param as #trait_name>::#method(&inner, request).await }
                 }
             })
@@ -254,6 +242,7 @@ pub(super) fn async_server(ctx: &ServiceCtx<'_>) -> TokenStream {
 }
 
 pub(super) fn blocking_server(ctx: &ServiceCtx<'_>) -> TokenStream {
+    let codegen = codegen_module();
     let trait_name = ctx.stem("Blocking");
     let server = ctx.stem("BlockingServer");
     let trait_docs = ctx.intro("Blocking implementation");
@@ -262,7 +251,6 @@ pub(super) fn blocking_server(ctx: &ServiceCtx<'_>) -> TokenStream {
     let items = ctx.methods.iter().map(|m| {
         let MethodInfo {
             name: method,
-            input,
             output,
             docs,
             deprecated,
@@ -270,45 +258,27 @@ pub(super) fn blocking_server(ctx: &ServiceCtx<'_>) -> TokenStream {
             trait_allows,
             ..
         } = m;
-        let (signature, unused) = match m.kind {
-            Kind::Unary => (
-                quote! {
-                    fn #method(
-                        &self,
-                        request: ::rsgrpc::Request<#input>,
-                    ) -> ::core::result::Result<::rsgrpc::Response<#output>, ::rsgrpc::Status>
-                },
-                quote!(request),
-            ),
-            Kind::ServerStreaming => (
-                quote! {
-                    fn #method(
-                        &self,
-                        request: ::rsgrpc::Request<#input>,
-                        responses: ::rsgrpc::ResponseSink<#output>,
-                    ) -> ::core::result::Result<(), ::rsgrpc::Status>
-                },
+        let request = m.server_request(BLOCKING);
+        // A server stream's responses go to a sink passed in.
+        let (responses, returns, unused) = if m.kind.server_streaming {
+            (
+                quote!(responses: ::rsgrpc::ResponseSink<#output>,),
+                quote!(()),
                 quote!((request, responses)),
-            ),
-            Kind::ClientStreaming => (
-                quote! {
-                    fn #method(
-                        &self,
-                        request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<#input>>,
-                    ) -> ::core::result::Result<::rsgrpc::Response<#output>, ::rsgrpc::Status>
-                },
+            )
+        } else {
+            (
+                quote!(),
+                quote!(::rsgrpc::Response<#output>),
                 quote!(request),
-            ),
-            Kind::Bidi => (
-                quote! {
-                    fn #method(
-                        &self,
-                        request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<#input>>,
-                        responses: ::rsgrpc::ResponseSink<#output>,
-                    ) -> ::core::result::Result<(), ::rsgrpc::Status>
-                },
-                quote!((request, responses)),
-            ),
+            )
+        };
+        let signature = quote! {
+            fn #method(
+                &self,
+                request: #request,
+                #responses
+            ) -> ::core::result::Result<#returns, ::rsgrpc::Status>
         };
         let body = if ctx.default_stubs {
             let status = unimplemented(m);
@@ -331,45 +301,30 @@ pub(super) fn blocking_server(ctx: &ServiceCtx<'_>) -> TokenStream {
     });
     let param = type_param(&trait_name);
     let registration = ctx.methods.iter().map(|m| {
-        let MethodInfo {
-            name: method,
-            input,
-            ..
-        } = m;
+        let method = &m.name;
         let proto_name = &m.method.proto_name;
+        let request = m.server_request(BLOCKING);
+        let register = m.helper(BLOCKING);
         let call = quote!(<#param as #trait_name>::#method);
-        match m.kind {
-            Kind::Unary => quote! {
-                .blocking_unary(#proto_name, {
-                    let inner = ::rsgrpc::codegen::Arc::clone(&inner);
-                    move |request: ::rsgrpc::Request<#input>| #call(&inner, request)
-                })
-            },
-            Kind::ServerStreaming => quote! {
-                .blocking_server_streaming(#proto_name, {
-                    let inner = ::rsgrpc::codegen::Arc::clone(&inner);
-                    move |request: ::rsgrpc::Request<#input>, responses| {
-                        #call(&inner, request, responses)
-                    }
-                })
-            },
-            Kind::ClientStreaming => quote! {
-                .blocking_client_streaming(#proto_name, {
-                    let inner = ::rsgrpc::codegen::Arc::clone(&inner);
-                    move |request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<#input>>| {
-                        #call(&inner, request)
-                    }
-                })
-            },
-            Kind::Bidi => quote! {
-                .blocking_bidi_streaming(#proto_name, {
-                    let inner = ::rsgrpc::codegen::Arc::clone(&inner);
-                    move |request: ::rsgrpc::Request<::rsgrpc::BlockingStreaming<#input>>,
-                          responses| {
-                        #call(&inner, request, responses)
-                    }
-                })
-            },
+        let (params, call) = if m.kind.server_streaming {
+            (
+                quote!(request: #request, responses),
+                quote!(#call(&inner, request, responses)),
+            )
+        } else {
+            (quote!(request: #request), quote!(#call(&inner, request)))
+        };
+        // A unary handler is the call itself, a streaming one a block around it.
+        let handler = if m.kind.is_unary() {
+            call
+        } else {
+            quote!({ #call })
+        };
+        quote! {
+            .#register(#proto_name, {
+                let inner = #codegen::Arc::clone(&inner);
+                move |#params| #handler
+            })
         }
     });
     let server_struct = server_struct(ctx, &server, &trait_name, quote!(#(#registration)*));

@@ -57,3 +57,8 @@ pub(super) fn attributes<'a>(values: impl Iterator<Item = &'a str>) -> TokenStre
         .filter_map(|value| value.parse::<TokenStream>().ok())
         .collect()
 }
+
+/// The runtime's hidden module of what generated code uses.
+pub(super) fn codegen_module() -> TokenStream {
+    quote!(::rsgrpc::codegen)
+}
