@@ -58,7 +58,8 @@ pub(super) fn attributes<'a>(values: impl Iterator<Item = &'a str>) -> TokenStre
         .collect()
 }
 
-/// The runtime's hidden module of what generated code uses.
+/// The runtime's hidden module of what generated code uses, at the version this generator
+/// writes for: stubs and a runtime that do not match fail to compile where they name it.
 pub(super) fn codegen_module() -> TokenStream {
-    quote!(::rsgrpc::codegen)
+    quote!(::rsgrpc::codegen::v1)
 }

@@ -410,7 +410,7 @@ pub mod server_reflection_server {
     /// same name.
     pub trait ServerReflection: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// The response stream of [`Self::server_reflection_info`].
-        type ServerReflectionInfoStream: ::rsgrpc::codegen::Stream<
+        type ServerReflectionInfoStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<
                     super::ServerReflectionResponse,
                     ::rsgrpc::Status,
@@ -427,7 +427,7 @@ pub mod server_reflection_server {
             request: ::rsgrpc::Request<
                 ::rsgrpc::Streaming<super::ServerReflectionRequest>,
             >,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::ServerReflectionInfoStream>,
                 ::rsgrpc::Status,
@@ -437,8 +437,8 @@ pub mod server_reflection_server {
     /// Serves an implementation of [`ServerReflection`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct ServerReflectionServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> ServerReflectionServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -488,20 +488,20 @@ pub mod server_reflection_server {
     impl<T: ServerReflection> ServerReflectionServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for ServerReflectionServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -514,13 +514,13 @@ pub mod server_reflection_server {
                 .bidi_streaming(
                     "ServerReflectionInfo",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::Streaming<super::ServerReflectionRequest>,
                             >|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as ServerReflection>::server_reflection_info(
                                         &inner,
@@ -555,8 +555,8 @@ pub mod server_reflection_server {
     /// Serves an implementation of [`ServerReflectionBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct ServerReflectionBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> ServerReflectionBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -606,20 +606,20 @@ pub mod server_reflection_server {
     impl<T: ServerReflectionBlocking> ServerReflectionBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for ServerReflectionBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -634,7 +634,7 @@ pub mod server_reflection_server {
                 .blocking_bidi_streaming(
                     "ServerReflectionInfo",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::ServerReflectionRequest>,

@@ -550,7 +550,7 @@ pub mod game_server {
         fn new(
             &self,
             request: ::rsgrpc::Request<super::Send>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Sync>,
                 ::rsgrpc::Status,
@@ -562,7 +562,7 @@ pub mod game_server {
         fn connect_lazy(
             &self,
             request: ::rsgrpc::Request<super::T>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Result>,
                 ::rsgrpc::Status,
@@ -574,7 +574,7 @@ pub mod game_server {
         fn channel(
             &self,
             request: ::rsgrpc::Request<super::Status>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::GameClient>,
                 ::rsgrpc::Status,
@@ -586,7 +586,7 @@ pub mod game_server {
         fn send_compressed(
             &self,
             request: ::rsgrpc::Request<super::Send>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Send>,
                 ::rsgrpc::Status,
@@ -598,7 +598,7 @@ pub mod game_server {
         fn max_send_message_size(
             &self,
             request: ::rsgrpc::Request<super::Send>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Send>,
                 ::rsgrpc::Status,
@@ -610,7 +610,7 @@ pub mod game_server {
         fn max_receive_message_size(
             &self,
             request: ::rsgrpc::Request<super::Send>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Send>,
                 ::rsgrpc::Status,
@@ -622,7 +622,7 @@ pub mod game_server {
         fn clone(
             &self,
             request: ::rsgrpc::Request<super::Send>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Send>,
                 ::rsgrpc::Status,
@@ -634,14 +634,14 @@ pub mod game_server {
         fn into(
             &self,
             request: ::rsgrpc::Request<super::Send>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Send>,
                 ::rsgrpc::Status,
             >,
         > + ::core::marker::Send;
         /// The response stream of [`Self::as_ref`].
-        type AsRefStream: ::rsgrpc::codegen::Stream<
+        type AsRefStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::Send, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -652,7 +652,7 @@ pub mod game_server {
         fn as_ref(
             &self,
             request: ::rsgrpc::Request<super::Send>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::AsRefStream>,
                 ::rsgrpc::Status,
@@ -664,14 +664,14 @@ pub mod game_server {
         fn borrow(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Send>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Send>,
                 ::rsgrpc::Status,
             >,
         > + ::core::marker::Send;
         /// The response stream of [`Self::deref`].
-        type DerefStream: ::rsgrpc::codegen::Stream<
+        type DerefStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::T, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -682,7 +682,7 @@ pub mod game_server {
         fn deref(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::T>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::DerefStream>,
                 ::rsgrpc::Status,
@@ -692,8 +692,8 @@ pub mod game_server {
     /// Serves an implementation of [`Game`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct GameServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> GameServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -743,20 +743,20 @@ pub mod game_server {
     impl<T: Game> GameServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for GameServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -768,9 +768,9 @@ pub mod game_server {
                 .unary(
                     "New",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Send>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Game>::new(&inner, request).await }
                         }
                     },
@@ -778,9 +778,9 @@ pub mod game_server {
                 .unary(
                     "ConnectLazy",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::T>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as Game>::connect_lazy(&inner, request).await
                             }
@@ -790,9 +790,9 @@ pub mod game_server {
                 .unary(
                     "Channel",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Status>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Game>::channel(&inner, request).await }
                         }
                     },
@@ -800,9 +800,9 @@ pub mod game_server {
                 .unary(
                     "SendCompressed",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Send>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as Game>::send_compressed(&inner, request).await
                             }
@@ -812,9 +812,9 @@ pub mod game_server {
                 .unary(
                     "MaxSendMessageSize",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Send>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as Game>::max_send_message_size(&inner, request).await
                             }
@@ -824,9 +824,9 @@ pub mod game_server {
                 .unary(
                     "MaxReceiveMessageSize",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Send>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as Game>::max_receive_message_size(&inner, request).await
                             }
@@ -836,9 +836,9 @@ pub mod game_server {
                 .unary(
                     "Clone",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Send>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Game>::clone(&inner, request).await }
                         }
                     },
@@ -846,9 +846,9 @@ pub mod game_server {
                 .unary(
                     "Into",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Send>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Game>::into(&inner, request).await }
                         }
                     },
@@ -856,9 +856,9 @@ pub mod game_server {
                 .server_streaming(
                     "AsRef",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Send>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Game>::as_ref(&inner, request).await }
                         }
                     },
@@ -866,11 +866,11 @@ pub mod game_server {
                 .client_streaming(
                     "Borrow",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Send>>|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Game>::borrow(&inner, request).await }
                         }
                     },
@@ -878,9 +878,9 @@ pub mod game_server {
                 .bidi_streaming(
                     "Deref",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<::rsgrpc::Streaming<super::T>>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Game>::deref(&inner, request).await }
                         }
                     },
@@ -988,8 +988,8 @@ pub mod game_server {
     /// Serves an implementation of [`GameBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct GameBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> GameBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -1039,20 +1039,20 @@ pub mod game_server {
     impl<T: GameBlocking> GameBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for GameBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -1065,7 +1065,7 @@ pub mod game_server {
                 .blocking_unary(
                     "New",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Send>| <T as GameBlocking>::new(
                             &inner,
                             request,
@@ -1075,7 +1075,7 @@ pub mod game_server {
                 .blocking_unary(
                     "ConnectLazy",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::T>| <T as GameBlocking>::connect_lazy(
                             &inner,
                             request,
@@ -1085,7 +1085,7 @@ pub mod game_server {
                 .blocking_unary(
                     "Channel",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Status>| <T as GameBlocking>::channel(
                             &inner,
                             request,
@@ -1095,7 +1095,7 @@ pub mod game_server {
                 .blocking_unary(
                     "SendCompressed",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Send>| <T as GameBlocking>::send_compressed(
                             &inner,
                             request,
@@ -1105,7 +1105,7 @@ pub mod game_server {
                 .blocking_unary(
                     "MaxSendMessageSize",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Send>| <T as GameBlocking>::max_send_message_size(
                             &inner,
                             request,
@@ -1115,7 +1115,7 @@ pub mod game_server {
                 .blocking_unary(
                     "MaxReceiveMessageSize",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Send>| <T as GameBlocking>::max_receive_message_size(
                             &inner,
                             request,
@@ -1125,7 +1125,7 @@ pub mod game_server {
                 .blocking_unary(
                     "Clone",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Send>| <T as GameBlocking>::clone(
                             &inner,
                             request,
@@ -1135,7 +1135,7 @@ pub mod game_server {
                 .blocking_unary(
                     "Into",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Send>| <T as GameBlocking>::into(
                             &inner,
                             request,
@@ -1145,7 +1145,7 @@ pub mod game_server {
                 .blocking_server_streaming(
                     "AsRef",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Send>, responses| {
                             <T as GameBlocking>::as_ref(&inner, request, responses)
                         }
@@ -1154,7 +1154,7 @@ pub mod game_server {
                 .blocking_client_streaming(
                     "Borrow",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Send>,
@@ -1165,7 +1165,7 @@ pub mod game_server {
                 .blocking_bidi_streaming(
                     "Deref",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::T>,
@@ -1432,7 +1432,7 @@ pub mod game_server_server {
         fn fmt(
             &self,
             request: ::rsgrpc::Request<super::T>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::T>,
                 ::rsgrpc::Status,
@@ -1444,7 +1444,7 @@ pub mod game_server_server {
         fn eq(
             &self,
             request: ::rsgrpc::Request<super::T>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::T>,
                 ::rsgrpc::Status,
@@ -1454,8 +1454,8 @@ pub mod game_server_server {
     /// Serves an implementation of [`GameServer`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct GameServerServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> GameServerServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -1505,20 +1505,20 @@ pub mod game_server_server {
     impl<T: GameServer> GameServerServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for GameServerServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -1531,9 +1531,9 @@ pub mod game_server_server {
                 .unary(
                     "Fmt",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::T>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as GameServer>::fmt(&inner, request).await }
                         }
                     },
@@ -1541,9 +1541,9 @@ pub mod game_server_server {
                 .unary(
                     "Eq",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::T>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as GameServer>::eq(&inner, request).await }
                         }
                     },
@@ -1577,8 +1577,8 @@ pub mod game_server_server {
     /// Serves an implementation of [`GameServerBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct GameServerBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> GameServerBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -1628,20 +1628,20 @@ pub mod game_server_server {
     impl<T: GameServerBlocking> GameServerBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for GameServerBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -1654,7 +1654,7 @@ pub mod game_server_server {
                 .blocking_unary(
                     "Fmt",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::T>| <T as GameServerBlocking>::fmt(
                             &inner,
                             request,
@@ -1664,7 +1664,7 @@ pub mod game_server_server {
                 .blocking_unary(
                     "Eq",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::T>| <T as GameServerBlocking>::eq(
                             &inner,
                             request,
@@ -1897,7 +1897,7 @@ pub mod self_server {
         fn self_(
             &self,
             request: ::rsgrpc::Request<super::T>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::T>,
                 ::rsgrpc::Status,
@@ -1907,8 +1907,8 @@ pub mod self_server {
     /// Serves an implementation of [`Self_`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct SelfServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> SelfServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -1958,20 +1958,20 @@ pub mod self_server {
     impl<T: Self_> SelfServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for SelfServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -1983,9 +1983,9 @@ pub mod self_server {
                 .unary(
                     "Self",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::T>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Self_>::self_(&inner, request).await }
                         }
                     },
@@ -2010,8 +2010,8 @@ pub mod self_server {
     /// Serves an implementation of [`SelfBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct SelfBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> SelfBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -2061,20 +2061,20 @@ pub mod self_server {
     impl<T: SelfBlocking> SelfBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for SelfBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -2087,7 +2087,7 @@ pub mod self_server {
                 .blocking_unary(
                     "Self",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::T>| <T as SelfBlocking>::self_(
                             &inner,
                             request,
@@ -2306,8 +2306,8 @@ pub mod idle_server {
     /// Serves an implementation of [`Idle`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct IdleServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> IdleServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -2357,20 +2357,20 @@ pub mod idle_server {
     impl<T: Idle> IdleServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for IdleServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -2395,8 +2395,8 @@ pub mod idle_server {
     /// Serves an implementation of [`IdleBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct IdleBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> IdleBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -2446,20 +2446,20 @@ pub mod idle_server {
     impl<T: IdleBlocking> IdleBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for IdleBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }

@@ -330,14 +330,14 @@ pub mod docs_server {
         fn get(
             &self,
             request: ::rsgrpc::Request<super::Holder>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Holder>,
                 ::rsgrpc::Status,
             >,
         > + ::core::marker::Send;
         /// The response stream of [`Self::chat`].
-        type ChatStream: ::rsgrpc::codegen::Stream<
+        type ChatStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::Holder, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -348,7 +348,7 @@ pub mod docs_server {
         fn chat(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Holder>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::ChatStream>,
                 ::rsgrpc::Status,
@@ -358,8 +358,8 @@ pub mod docs_server {
     /// Serves an implementation of [`Docs`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct DocsServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> DocsServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -409,20 +409,20 @@ pub mod docs_server {
     impl<T: Docs> DocsServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for DocsServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -434,9 +434,9 @@ pub mod docs_server {
                 .unary(
                     "Get",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Holder>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Docs>::get(&inner, request).await }
                         }
                     },
@@ -444,13 +444,13 @@ pub mod docs_server {
                 .bidi_streaming(
                     "Chat",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::Streaming<super::Holder>,
                             >|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Docs>::chat(&inner, request).await }
                         }
                     },
@@ -485,8 +485,8 @@ pub mod docs_server {
     /// Serves an implementation of [`DocsBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct DocsBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> DocsBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -536,20 +536,20 @@ pub mod docs_server {
     impl<T: DocsBlocking> DocsBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for DocsBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -562,7 +562,7 @@ pub mod docs_server {
                 .blocking_unary(
                     "Get",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Holder>| <T as DocsBlocking>::get(
                             &inner,
                             request,
@@ -572,7 +572,7 @@ pub mod docs_server {
                 .blocking_bidi_streaming(
                     "Chat",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Holder>,

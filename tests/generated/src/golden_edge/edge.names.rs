@@ -477,7 +477,7 @@ pub mod reserved_server {
         fn new(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -487,7 +487,7 @@ pub mod reserved_server {
         fn connect_lazy(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -497,7 +497,7 @@ pub mod reserved_server {
         fn channel(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -507,7 +507,7 @@ pub mod reserved_server {
         fn max_send_message_size(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -517,7 +517,7 @@ pub mod reserved_server {
         fn max_receive_message_size(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -527,7 +527,7 @@ pub mod reserved_server {
         fn send_compressed(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -537,7 +537,7 @@ pub mod reserved_server {
         fn timeout(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -547,7 +547,7 @@ pub mod reserved_server {
         fn wait_for_ready(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -557,7 +557,7 @@ pub mod reserved_server {
         fn with_interceptor(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -567,7 +567,7 @@ pub mod reserved_server {
         fn clone(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -577,7 +577,7 @@ pub mod reserved_server {
         fn clone_from(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -587,7 +587,7 @@ pub mod reserved_server {
         fn fmt(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -597,8 +597,8 @@ pub mod reserved_server {
     /// Serves an implementation of [`Reserved`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct ReservedServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> ReservedServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -648,20 +648,20 @@ pub mod reserved_server {
     impl<T: Reserved> ReservedServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for ReservedServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -674,9 +674,9 @@ pub mod reserved_server {
                 .unary(
                     "New",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Reserved>::new(&inner, request).await }
                         }
                     },
@@ -684,9 +684,9 @@ pub mod reserved_server {
                 .unary(
                     "ConnectLazy",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as Reserved>::connect_lazy(&inner, request).await
                             }
@@ -696,9 +696,9 @@ pub mod reserved_server {
                 .unary(
                     "Channel",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as Reserved>::channel(&inner, request).await
                             }
@@ -708,9 +708,9 @@ pub mod reserved_server {
                 .unary(
                     "MaxSendMessageSize",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as Reserved>::max_send_message_size(&inner, request)
                                     .await
@@ -721,9 +721,9 @@ pub mod reserved_server {
                 .unary(
                     "MaxReceiveMessageSize",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as Reserved>::max_receive_message_size(&inner, request)
                                     .await
@@ -734,9 +734,9 @@ pub mod reserved_server {
                 .unary(
                     "SendCompressed",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as Reserved>::send_compressed(&inner, request).await
                             }
@@ -746,9 +746,9 @@ pub mod reserved_server {
                 .unary(
                     "Timeout",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as Reserved>::timeout(&inner, request).await
                             }
@@ -758,9 +758,9 @@ pub mod reserved_server {
                 .unary(
                     "WaitForReady",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as Reserved>::wait_for_ready(&inner, request).await
                             }
@@ -770,9 +770,9 @@ pub mod reserved_server {
                 .unary(
                     "WithInterceptor",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as Reserved>::with_interceptor(&inner, request).await
                             }
@@ -782,9 +782,9 @@ pub mod reserved_server {
                 .unary(
                     "Clone",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Reserved>::clone(&inner, request).await }
                         }
                     },
@@ -792,9 +792,9 @@ pub mod reserved_server {
                 .unary(
                     "CloneFrom",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as Reserved>::clone_from(&inner, request).await
                             }
@@ -804,9 +804,9 @@ pub mod reserved_server {
                 .unary(
                     "Fmt",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Reserved>::fmt(&inner, request).await }
                         }
                     },
@@ -891,8 +891,8 @@ pub mod reserved_server {
     /// Serves an implementation of [`ReservedBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct ReservedBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> ReservedBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -942,20 +942,20 @@ pub mod reserved_server {
     impl<T: ReservedBlocking> ReservedBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for ReservedBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -968,7 +968,7 @@ pub mod reserved_server {
                 .blocking_unary(
                     "New",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as ReservedBlocking>::new(
                             &inner,
                             request,
@@ -978,7 +978,7 @@ pub mod reserved_server {
                 .blocking_unary(
                     "ConnectLazy",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as ReservedBlocking>::connect_lazy(
                             &inner,
                             request,
@@ -988,7 +988,7 @@ pub mod reserved_server {
                 .blocking_unary(
                     "Channel",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as ReservedBlocking>::channel(
                             &inner,
                             request,
@@ -998,7 +998,7 @@ pub mod reserved_server {
                 .blocking_unary(
                     "MaxSendMessageSize",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as ReservedBlocking>::max_send_message_size(
                             &inner,
                             request,
@@ -1008,7 +1008,7 @@ pub mod reserved_server {
                 .blocking_unary(
                     "MaxReceiveMessageSize",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as ReservedBlocking>::max_receive_message_size(
                             &inner,
                             request,
@@ -1018,7 +1018,7 @@ pub mod reserved_server {
                 .blocking_unary(
                     "SendCompressed",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as ReservedBlocking>::send_compressed(
                             &inner,
                             request,
@@ -1028,7 +1028,7 @@ pub mod reserved_server {
                 .blocking_unary(
                     "Timeout",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as ReservedBlocking>::timeout(
                             &inner,
                             request,
@@ -1038,7 +1038,7 @@ pub mod reserved_server {
                 .blocking_unary(
                     "WaitForReady",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as ReservedBlocking>::wait_for_ready(
                             &inner,
                             request,
@@ -1048,7 +1048,7 @@ pub mod reserved_server {
                 .blocking_unary(
                     "WithInterceptor",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as ReservedBlocking>::with_interceptor(
                             &inner,
                             request,
@@ -1058,7 +1058,7 @@ pub mod reserved_server {
                 .blocking_unary(
                     "Clone",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as ReservedBlocking>::clone(
                             &inner,
                             request,
@@ -1068,7 +1068,7 @@ pub mod reserved_server {
                 .blocking_unary(
                     "CloneFrom",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as ReservedBlocking>::clone_from(
                             &inner,
                             request,
@@ -1078,7 +1078,7 @@ pub mod reserved_server {
                 .blocking_unary(
                     "Fmt",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as ReservedBlocking>::fmt(
                             &inner,
                             request,
@@ -1884,7 +1884,7 @@ pub mod std_traits_server {
         fn add(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -1894,7 +1894,7 @@ pub mod std_traits_server {
         fn as_mut(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -1904,7 +1904,7 @@ pub mod std_traits_server {
         fn as_ref(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -1914,7 +1914,7 @@ pub mod std_traits_server {
         fn bit_and(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -1924,7 +1924,7 @@ pub mod std_traits_server {
         fn bit_or(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -1934,7 +1934,7 @@ pub mod std_traits_server {
         fn bit_xor(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -1944,7 +1944,7 @@ pub mod std_traits_server {
         fn borrow(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -1954,7 +1954,7 @@ pub mod std_traits_server {
         fn borrow_mut(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -1964,7 +1964,7 @@ pub mod std_traits_server {
         fn cmp(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -1974,14 +1974,14 @@ pub mod std_traits_server {
         fn default(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
             >,
         > + ::core::marker::Send;
         /// The response stream of [`Self::deref`].
-        type DerefStream: ::rsgrpc::codegen::Stream<
+        type DerefStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::Msg, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -1990,7 +1990,7 @@ pub mod std_traits_server {
         fn deref(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::DerefStream>,
                 ::rsgrpc::Status,
@@ -2000,7 +2000,7 @@ pub mod std_traits_server {
         fn deref_mut(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -2010,7 +2010,7 @@ pub mod std_traits_server {
         fn div(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -2020,7 +2020,7 @@ pub mod std_traits_server {
         fn drop(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -2030,7 +2030,7 @@ pub mod std_traits_server {
         fn eq(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -2041,7 +2041,7 @@ pub mod std_traits_server {
         fn from_iter(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -2052,7 +2052,7 @@ pub mod std_traits_server {
         fn from_str(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -2062,7 +2062,7 @@ pub mod std_traits_server {
         fn hash(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -2072,7 +2072,7 @@ pub mod std_traits_server {
         fn index(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -2082,7 +2082,7 @@ pub mod std_traits_server {
         fn index_mut(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -2093,7 +2093,7 @@ pub mod std_traits_server {
         fn into_iter(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -2103,7 +2103,7 @@ pub mod std_traits_server {
         fn mul(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -2113,14 +2113,14 @@ pub mod std_traits_server {
         fn neg(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
             >,
         > + ::core::marker::Send;
         /// The response stream of [`Self::next`].
-        type NextStream: ::rsgrpc::codegen::Stream<
+        type NextStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::Msg, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -2129,7 +2129,7 @@ pub mod std_traits_server {
         fn next(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::NextStream>,
                 ::rsgrpc::Status,
@@ -2139,7 +2139,7 @@ pub mod std_traits_server {
         fn not(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -2149,7 +2149,7 @@ pub mod std_traits_server {
         fn rem(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -2159,7 +2159,7 @@ pub mod std_traits_server {
         fn shl(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -2169,7 +2169,7 @@ pub mod std_traits_server {
         fn shr(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -2179,7 +2179,7 @@ pub mod std_traits_server {
         fn sub(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -2189,7 +2189,7 @@ pub mod std_traits_server {
         fn partial_cmp(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -2199,7 +2199,7 @@ pub mod std_traits_server {
         fn to_owned(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -2209,7 +2209,7 @@ pub mod std_traits_server {
         fn is_empty(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -2219,7 +2219,7 @@ pub mod std_traits_server {
         fn len(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
@@ -2229,8 +2229,8 @@ pub mod std_traits_server {
     /// Serves an implementation of [`StdTraits`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct StdTraitsServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> StdTraitsServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -2280,20 +2280,20 @@ pub mod std_traits_server {
     impl<T: StdTraits> StdTraitsServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for StdTraitsServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -2306,9 +2306,9 @@ pub mod std_traits_server {
                 .unary(
                     "Add",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as StdTraits>::add(&inner, request).await }
                         }
                     },
@@ -2316,9 +2316,9 @@ pub mod std_traits_server {
                 .unary(
                     "AsMut",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as StdTraits>::as_mut(&inner, request).await
                             }
@@ -2328,9 +2328,9 @@ pub mod std_traits_server {
                 .unary(
                     "AsRef",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as StdTraits>::as_ref(&inner, request).await
                             }
@@ -2340,9 +2340,9 @@ pub mod std_traits_server {
                 .unary(
                     "BitAnd",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as StdTraits>::bit_and(&inner, request).await
                             }
@@ -2352,9 +2352,9 @@ pub mod std_traits_server {
                 .unary(
                     "BitOr",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as StdTraits>::bit_or(&inner, request).await
                             }
@@ -2364,9 +2364,9 @@ pub mod std_traits_server {
                 .unary(
                     "BitXor",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as StdTraits>::bit_xor(&inner, request).await
                             }
@@ -2376,9 +2376,9 @@ pub mod std_traits_server {
                 .unary(
                     "Borrow",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as StdTraits>::borrow(&inner, request).await
                             }
@@ -2388,9 +2388,9 @@ pub mod std_traits_server {
                 .unary(
                     "BorrowMut",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as StdTraits>::borrow_mut(&inner, request).await
                             }
@@ -2400,9 +2400,9 @@ pub mod std_traits_server {
                 .unary(
                     "Cmp",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as StdTraits>::cmp(&inner, request).await }
                         }
                     },
@@ -2410,9 +2410,9 @@ pub mod std_traits_server {
                 .unary(
                     "Default",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as StdTraits>::default(&inner, request).await
                             }
@@ -2422,9 +2422,9 @@ pub mod std_traits_server {
                 .server_streaming(
                     "Deref",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as StdTraits>::deref(&inner, request).await }
                         }
                     },
@@ -2432,11 +2432,11 @@ pub mod std_traits_server {
                 .client_streaming(
                     "DerefMut",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as StdTraits>::deref_mut(&inner, request).await
                             }
@@ -2446,9 +2446,9 @@ pub mod std_traits_server {
                 .unary(
                     "Div",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as StdTraits>::div(&inner, request).await }
                         }
                     },
@@ -2456,9 +2456,9 @@ pub mod std_traits_server {
                 .unary(
                     "Drop",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as StdTraits>::drop(&inner, request).await }
                         }
                     },
@@ -2466,9 +2466,9 @@ pub mod std_traits_server {
                 .unary(
                     "Eq",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as StdTraits>::eq(&inner, request).await }
                         }
                     },
@@ -2476,9 +2476,9 @@ pub mod std_traits_server {
                 .unary(
                     "FromIter",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as StdTraits>::from_iter(&inner, request).await
                             }
@@ -2488,9 +2488,9 @@ pub mod std_traits_server {
                 .unary(
                     "FromStr",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as StdTraits>::from_str(&inner, request).await
                             }
@@ -2500,9 +2500,9 @@ pub mod std_traits_server {
                 .unary(
                     "Hash",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as StdTraits>::hash(&inner, request).await }
                         }
                     },
@@ -2510,9 +2510,9 @@ pub mod std_traits_server {
                 .unary(
                     "Index",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as StdTraits>::index(&inner, request).await }
                         }
                     },
@@ -2520,9 +2520,9 @@ pub mod std_traits_server {
                 .unary(
                     "IndexMut",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as StdTraits>::index_mut(&inner, request).await
                             }
@@ -2532,9 +2532,9 @@ pub mod std_traits_server {
                 .unary(
                     "IntoIter",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as StdTraits>::into_iter(&inner, request).await
                             }
@@ -2544,9 +2544,9 @@ pub mod std_traits_server {
                 .unary(
                     "Mul",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as StdTraits>::mul(&inner, request).await }
                         }
                     },
@@ -2554,9 +2554,9 @@ pub mod std_traits_server {
                 .unary(
                     "Neg",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as StdTraits>::neg(&inner, request).await }
                         }
                     },
@@ -2564,11 +2564,11 @@ pub mod std_traits_server {
                 .bidi_streaming(
                     "Next",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as StdTraits>::next(&inner, request).await }
                         }
                     },
@@ -2576,9 +2576,9 @@ pub mod std_traits_server {
                 .unary(
                     "Not",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as StdTraits>::not(&inner, request).await }
                         }
                     },
@@ -2586,9 +2586,9 @@ pub mod std_traits_server {
                 .unary(
                     "Rem",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as StdTraits>::rem(&inner, request).await }
                         }
                     },
@@ -2596,9 +2596,9 @@ pub mod std_traits_server {
                 .unary(
                     "Shl",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as StdTraits>::shl(&inner, request).await }
                         }
                     },
@@ -2606,9 +2606,9 @@ pub mod std_traits_server {
                 .unary(
                     "Shr",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as StdTraits>::shr(&inner, request).await }
                         }
                     },
@@ -2616,9 +2616,9 @@ pub mod std_traits_server {
                 .unary(
                     "Sub",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as StdTraits>::sub(&inner, request).await }
                         }
                     },
@@ -2626,9 +2626,9 @@ pub mod std_traits_server {
                 .unary(
                     "PartialCmp",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as StdTraits>::partial_cmp(&inner, request).await
                             }
@@ -2638,9 +2638,9 @@ pub mod std_traits_server {
                 .unary(
                     "ToOwned",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as StdTraits>::to_owned(&inner, request).await
                             }
@@ -2650,9 +2650,9 @@ pub mod std_traits_server {
                 .unary(
                     "IsEmpty",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as StdTraits>::is_empty(&inner, request).await
                             }
@@ -2662,9 +2662,9 @@ pub mod std_traits_server {
                 .unary(
                     "Len",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as StdTraits>::len(&inner, request).await }
                         }
                     },
@@ -2855,8 +2855,8 @@ pub mod std_traits_server {
     /// Serves an implementation of [`StdTraitsBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct StdTraitsBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> StdTraitsBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -2906,20 +2906,20 @@ pub mod std_traits_server {
     impl<T: StdTraitsBlocking> StdTraitsBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for StdTraitsBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -2932,7 +2932,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "Add",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::add(
                             &inner,
                             request,
@@ -2942,7 +2942,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "AsMut",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::as_mut(
                             &inner,
                             request,
@@ -2952,7 +2952,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "AsRef",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::as_ref(
                             &inner,
                             request,
@@ -2962,7 +2962,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "BitAnd",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::bit_and(
                             &inner,
                             request,
@@ -2972,7 +2972,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "BitOr",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::bit_or(
                             &inner,
                             request,
@@ -2982,7 +2982,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "BitXor",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::bit_xor(
                             &inner,
                             request,
@@ -2992,7 +2992,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "Borrow",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::borrow(
                             &inner,
                             request,
@@ -3002,7 +3002,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "BorrowMut",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::borrow_mut(
                             &inner,
                             request,
@@ -3012,7 +3012,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "Cmp",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::cmp(
                             &inner,
                             request,
@@ -3022,7 +3022,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "Default",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::default(
                             &inner,
                             request,
@@ -3032,7 +3032,7 @@ pub mod std_traits_server {
                 .blocking_server_streaming(
                     "Deref",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>, responses| {
                             <T as StdTraitsBlocking>::deref(&inner, request, responses)
                         }
@@ -3041,7 +3041,7 @@ pub mod std_traits_server {
                 .blocking_client_streaming(
                     "DerefMut",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Msg>,
@@ -3052,7 +3052,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "Div",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::div(
                             &inner,
                             request,
@@ -3062,7 +3062,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "Drop",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::drop(
                             &inner,
                             request,
@@ -3072,7 +3072,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "Eq",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::eq(
                             &inner,
                             request,
@@ -3082,7 +3082,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "FromIter",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::from_iter(
                             &inner,
                             request,
@@ -3092,7 +3092,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "FromStr",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::from_str(
                             &inner,
                             request,
@@ -3102,7 +3102,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "Hash",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::hash(
                             &inner,
                             request,
@@ -3112,7 +3112,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "Index",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::index(
                             &inner,
                             request,
@@ -3122,7 +3122,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "IndexMut",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::index_mut(
                             &inner,
                             request,
@@ -3132,7 +3132,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "IntoIter",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::into_iter(
                             &inner,
                             request,
@@ -3142,7 +3142,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "Mul",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::mul(
                             &inner,
                             request,
@@ -3152,7 +3152,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "Neg",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::neg(
                             &inner,
                             request,
@@ -3162,7 +3162,7 @@ pub mod std_traits_server {
                 .blocking_bidi_streaming(
                     "Next",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Msg>,
@@ -3174,7 +3174,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "Not",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::not(
                             &inner,
                             request,
@@ -3184,7 +3184,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "Rem",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::rem(
                             &inner,
                             request,
@@ -3194,7 +3194,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "Shl",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::shl(
                             &inner,
                             request,
@@ -3204,7 +3204,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "Shr",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::shr(
                             &inner,
                             request,
@@ -3214,7 +3214,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "Sub",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::sub(
                             &inner,
                             request,
@@ -3224,7 +3224,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "PartialCmp",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::partial_cmp(
                             &inner,
                             request,
@@ -3234,7 +3234,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "ToOwned",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::to_owned(
                             &inner,
                             request,
@@ -3244,7 +3244,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "IsEmpty",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::is_empty(
                             &inner,
                             request,
@@ -3254,7 +3254,7 @@ pub mod std_traits_server {
                 .blocking_unary(
                     "Len",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as StdTraitsBlocking>::len(
                             &inner,
                             request,
@@ -3958,7 +3958,7 @@ pub mod bidi_server {
     /// same name.
     pub trait Bidi: ::core::marker::Send + ::core::marker::Sync + 'static {
         /// The response stream of [`Self::txn`].
-        type TxnStream: ::rsgrpc::codegen::Stream<
+        type TxnStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::Msg, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -3969,7 +3969,7 @@ pub mod bidi_server {
         fn txn(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::TxnStream>,
                 ::rsgrpc::Status,
@@ -3979,14 +3979,14 @@ pub mod bidi_server {
         fn txn_with(
             &self,
             request: ::rsgrpc::Request<super::Msg>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Msg>,
                 ::rsgrpc::Status,
             >,
         > + ::core::marker::Send;
         /// The response stream of [`Self::watch`].
-        type WatchStream: ::rsgrpc::codegen::Stream<
+        type WatchStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::Msg, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -3998,14 +3998,14 @@ pub mod bidi_server {
         fn watch(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::WatchStream>,
                 ::rsgrpc::Status,
             >,
         > + ::core::marker::Send;
         /// The response stream of [`Self::watch_with`].
-        type WatchWithStream: ::rsgrpc::codegen::Stream<
+        type WatchWithStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::Msg, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -4014,14 +4014,14 @@ pub mod bidi_server {
         fn watch_with(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::WatchWithStream>,
                 ::rsgrpc::Status,
             >,
         > + ::core::marker::Send;
         /// The response stream of [`Self::with`].
-        type WithStream: ::rsgrpc::codegen::Stream<
+        type WithStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::Msg, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -4032,14 +4032,14 @@ pub mod bidi_server {
         fn with(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::WithStream>,
                 ::rsgrpc::Status,
             >,
         > + ::core::marker::Send;
         /// The response stream of [`Self::timeout`].
-        type TimeoutStream: ::rsgrpc::codegen::Stream<
+        type TimeoutStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::Msg, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -4051,14 +4051,14 @@ pub mod bidi_server {
         fn timeout(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::TimeoutStream>,
                 ::rsgrpc::Status,
             >,
         > + ::core::marker::Send;
         /// The response stream of [`Self::clone`].
-        type CloneStream: ::rsgrpc::codegen::Stream<
+        type CloneStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::Msg, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -4067,14 +4067,14 @@ pub mod bidi_server {
         fn clone(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::CloneStream>,
                 ::rsgrpc::Status,
             >,
         > + ::core::marker::Send;
         /// The response stream of `type`.
-        type TypeStream: ::rsgrpc::codegen::Stream<
+        type TypeStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::Msg, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -4085,14 +4085,14 @@ pub mod bidi_server {
         fn r#type(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::TypeStream>,
                 ::rsgrpc::Status,
             >,
         > + ::core::marker::Send;
         /// The response stream of [`Self::self_`].
-        type SelfStream: ::rsgrpc::codegen::Stream<
+        type SelfStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::Msg, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -4101,14 +4101,14 @@ pub mod bidi_server {
         fn self_(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::SelfStream>,
                 ::rsgrpc::Status,
             >,
         > + ::core::marker::Send;
         /// The response stream of [`Self::from_parts`].
-        type FromPartsStream: ::rsgrpc::codegen::Stream<
+        type FromPartsStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::Msg, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -4121,7 +4121,7 @@ pub mod bidi_server {
         fn from_parts(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::FromPartsStream>,
                 ::rsgrpc::Status,
@@ -4131,8 +4131,8 @@ pub mod bidi_server {
     /// Serves an implementation of [`Bidi`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct BidiServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> BidiServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -4182,20 +4182,20 @@ pub mod bidi_server {
     impl<T: Bidi> BidiServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for BidiServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -4207,11 +4207,11 @@ pub mod bidi_server {
                 .bidi_streaming(
                     "Txn",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Bidi>::txn(&inner, request).await }
                         }
                     },
@@ -4219,9 +4219,9 @@ pub mod bidi_server {
                 .unary(
                     "TxnWith",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Bidi>::txn_with(&inner, request).await }
                         }
                     },
@@ -4229,11 +4229,11 @@ pub mod bidi_server {
                 .bidi_streaming(
                     "Watch",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Bidi>::watch(&inner, request).await }
                         }
                     },
@@ -4241,11 +4241,11 @@ pub mod bidi_server {
                 .bidi_streaming(
                     "WatchWith",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Bidi>::watch_with(&inner, request).await }
                         }
                     },
@@ -4253,11 +4253,11 @@ pub mod bidi_server {
                 .bidi_streaming(
                     "With",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Bidi>::with(&inner, request).await }
                         }
                     },
@@ -4265,11 +4265,11 @@ pub mod bidi_server {
                 .bidi_streaming(
                     "Timeout",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Bidi>::timeout(&inner, request).await }
                         }
                     },
@@ -4277,11 +4277,11 @@ pub mod bidi_server {
                 .bidi_streaming(
                     "Clone",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Bidi>::clone(&inner, request).await }
                         }
                     },
@@ -4289,11 +4289,11 @@ pub mod bidi_server {
                 .bidi_streaming(
                     "Type",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Bidi>::r#type(&inner, request).await }
                         }
                     },
@@ -4301,11 +4301,11 @@ pub mod bidi_server {
                 .bidi_streaming(
                     "Self",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Bidi>::self_(&inner, request).await }
                         }
                     },
@@ -4313,11 +4313,11 @@ pub mod bidi_server {
                 .bidi_streaming(
                     "FromParts",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Msg>>|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Bidi>::from_parts(&inner, request).await }
                         }
                     },
@@ -4414,8 +4414,8 @@ pub mod bidi_server {
     /// Serves an implementation of [`BidiBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct BidiBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> BidiBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -4465,20 +4465,20 @@ pub mod bidi_server {
     impl<T: BidiBlocking> BidiBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for BidiBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -4491,7 +4491,7 @@ pub mod bidi_server {
                 .blocking_bidi_streaming(
                     "Txn",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Msg>,
@@ -4503,7 +4503,7 @@ pub mod bidi_server {
                 .blocking_unary(
                     "TxnWith",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Msg>| <T as BidiBlocking>::txn_with(
                             &inner,
                             request,
@@ -4513,7 +4513,7 @@ pub mod bidi_server {
                 .blocking_bidi_streaming(
                     "Watch",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Msg>,
@@ -4525,7 +4525,7 @@ pub mod bidi_server {
                 .blocking_bidi_streaming(
                     "WatchWith",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Msg>,
@@ -4537,7 +4537,7 @@ pub mod bidi_server {
                 .blocking_bidi_streaming(
                     "With",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Msg>,
@@ -4549,7 +4549,7 @@ pub mod bidi_server {
                 .blocking_bidi_streaming(
                     "Timeout",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Msg>,
@@ -4561,7 +4561,7 @@ pub mod bidi_server {
                 .blocking_bidi_streaming(
                     "Clone",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Msg>,
@@ -4573,7 +4573,7 @@ pub mod bidi_server {
                 .blocking_bidi_streaming(
                     "Type",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Msg>,
@@ -4585,7 +4585,7 @@ pub mod bidi_server {
                 .blocking_bidi_streaming(
                     "Self",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Msg>,
@@ -4597,7 +4597,7 @@ pub mod bidi_server {
                 .blocking_bidi_streaming(
                     "FromParts",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Msg>,

@@ -225,7 +225,7 @@ pub mod alpha_server {
         fn call(
             &self,
             request: ::rsgrpc::Request<super::First>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Second>,
                 ::rsgrpc::Status,
@@ -235,8 +235,8 @@ pub mod alpha_server {
     /// Serves an implementation of [`Alpha`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct AlphaServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> AlphaServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -286,20 +286,20 @@ pub mod alpha_server {
     impl<T: Alpha> AlphaServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for AlphaServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -311,9 +311,9 @@ pub mod alpha_server {
                 .unary(
                     "Call",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::First>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Alpha>::call(&inner, request).await }
                         }
                     },
@@ -336,8 +336,8 @@ pub mod alpha_server {
     /// Serves an implementation of [`AlphaBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct AlphaBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> AlphaBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -387,20 +387,20 @@ pub mod alpha_server {
     impl<T: AlphaBlocking> AlphaBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for AlphaBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -413,7 +413,7 @@ pub mod alpha_server {
                 .blocking_unary(
                     "Call",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::First>| <T as AlphaBlocking>::call(
                             &inner,
                             request,
@@ -648,7 +648,7 @@ pub mod beta_server {
         fn call(
             &self,
             request: ::rsgrpc::Request<super::Second>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Second>,
                 ::rsgrpc::Status,
@@ -658,8 +658,8 @@ pub mod beta_server {
     /// Serves an implementation of [`Beta`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct BetaServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> BetaServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -709,20 +709,20 @@ pub mod beta_server {
     impl<T: Beta> BetaServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for BetaServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -734,9 +734,9 @@ pub mod beta_server {
                 .unary(
                     "Call",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Second>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Beta>::call(&inner, request).await }
                         }
                     },
@@ -759,8 +759,8 @@ pub mod beta_server {
     /// Serves an implementation of [`BetaBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct BetaBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> BetaBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -810,20 +810,20 @@ pub mod beta_server {
     impl<T: BetaBlocking> BetaBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for BetaBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -836,7 +836,7 @@ pub mod beta_server {
                 .blocking_unary(
                     "Call",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Second>| <T as BetaBlocking>::call(
                             &inner,
                             request,

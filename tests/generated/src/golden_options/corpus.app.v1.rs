@@ -422,7 +422,7 @@ pub mod records_server {
         fn put(
             &self,
             request: ::rsgrpc::Request<super::Record>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::super::super::super::google::protobuf::Empty>,
                 ::rsgrpc::Status,
@@ -443,7 +443,7 @@ pub mod records_server {
             request: ::rsgrpc::Request<
                 super::super::super::super::google::protobuf::Empty,
             >,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<::rsgrpc::BoxStream<super::Record>>,
                 ::rsgrpc::Status,
@@ -462,7 +462,7 @@ pub mod records_server {
         fn put_many(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Record>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<
                     super::super::super::super::google::protobuf::Int64Value,
@@ -483,7 +483,7 @@ pub mod records_server {
         fn sync(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Record>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<::rsgrpc::BoxStream<super::Record>>,
                 ::rsgrpc::Status,
@@ -503,7 +503,7 @@ pub mod records_server {
         fn put_old(
             &self,
             request: ::rsgrpc::Request<super::Record>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::super::super::super::google::protobuf::Empty>,
                 ::rsgrpc::Status,
@@ -521,8 +521,8 @@ pub mod records_server {
     #[derive(Debug)]
     #[must_use = "a server does nothing until it is added to a ServerBuilder"]
     pub struct RecordsServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     #[allow(
         deprecated,
@@ -580,13 +580,13 @@ pub mod records_server {
     impl<T: Records> RecordsServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
@@ -597,7 +597,7 @@ pub mod records_server {
     impl<T> ::core::clone::Clone for RecordsServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -614,9 +614,9 @@ pub mod records_server {
                 .unary(
                     "Put",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Record>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Records>::put(&inner, request).await }
                         }
                     },
@@ -624,13 +624,13 @@ pub mod records_server {
                 .server_streaming(
                     "List",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 super::super::super::super::google::protobuf::Empty,
                             >|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Records>::list(&inner, request).await }
                         }
                     },
@@ -638,13 +638,13 @@ pub mod records_server {
                 .client_streaming(
                     "PutMany",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::Streaming<super::Record>,
                             >|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as Records>::put_many(&inner, request).await
                             }
@@ -654,13 +654,13 @@ pub mod records_server {
                 .bidi_streaming(
                     "Sync",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::Streaming<super::Record>,
                             >|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Records>::sync(&inner, request).await }
                         }
                     },
@@ -668,9 +668,9 @@ pub mod records_server {
                 .unary(
                     "PutOld",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Record>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Records>::put_old(&inner, request).await }
                         }
                     },
@@ -768,8 +768,8 @@ pub mod records_server {
     #[derive(Debug)]
     #[must_use = "a server does nothing until it is added to a ServerBuilder"]
     pub struct RecordsBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     #[allow(
         deprecated,
@@ -827,13 +827,13 @@ pub mod records_server {
     impl<T: RecordsBlocking> RecordsBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
@@ -844,7 +844,7 @@ pub mod records_server {
     impl<T> ::core::clone::Clone for RecordsBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -861,7 +861,7 @@ pub mod records_server {
                 .blocking_unary(
                     "Put",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Record>| <T as RecordsBlocking>::put(
                             &inner,
                             request,
@@ -871,7 +871,7 @@ pub mod records_server {
                 .blocking_server_streaming(
                     "List",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 super::super::super::super::google::protobuf::Empty,
@@ -883,7 +883,7 @@ pub mod records_server {
                 .blocking_client_streaming(
                     "PutMany",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Record>,
@@ -894,7 +894,7 @@ pub mod records_server {
                 .blocking_bidi_streaming(
                     "Sync",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Record>,
@@ -906,7 +906,7 @@ pub mod records_server {
                 .blocking_unary(
                     "PutOld",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Record>| <T as RecordsBlocking>::put_old(
                             &inner,
                             request,
@@ -1217,7 +1217,7 @@ pub mod keywords_service_server {
         fn r#type(
             &self,
             request: ::rsgrpc::Request<super::Keywords>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Keywords>,
                 ::rsgrpc::Status,
@@ -1234,7 +1234,7 @@ pub mod keywords_service_server {
         fn r#move(
             &self,
             request: ::rsgrpc::Request<super::super::super::common::Scalars>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::super::super::common::Scalars>,
                 ::rsgrpc::Status,
@@ -1251,7 +1251,7 @@ pub mod keywords_service_server {
         fn r#loop(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Keywords>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<::rsgrpc::BoxStream<super::Keywords>>,
                 ::rsgrpc::Status,
@@ -1269,8 +1269,8 @@ pub mod keywords_service_server {
     #[derive(Debug)]
     #[must_use = "a server does nothing until it is added to a ServerBuilder"]
     pub struct KeywordsServiceServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> KeywordsServiceServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -1320,20 +1320,20 @@ pub mod keywords_service_server {
     impl<T: KeywordsService> KeywordsServiceServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for KeywordsServiceServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -1346,9 +1346,9 @@ pub mod keywords_service_server {
                 .unary(
                     "Type",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Keywords>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as KeywordsService>::r#type(&inner, request).await
                             }
@@ -1358,13 +1358,13 @@ pub mod keywords_service_server {
                 .unary(
                     "Move",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 super::super::super::common::Scalars,
                             >|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as KeywordsService>::r#move(&inner, request).await
                             }
@@ -1374,13 +1374,13 @@ pub mod keywords_service_server {
                 .bidi_streaming(
                     "Loop",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::Streaming<super::Keywords>,
                             >|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as KeywordsService>::r#loop(&inner, request).await
                             }
@@ -1443,8 +1443,8 @@ pub mod keywords_service_server {
     #[derive(Debug)]
     #[must_use = "a server does nothing until it is added to a ServerBuilder"]
     pub struct KeywordsServiceBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> KeywordsServiceBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -1494,20 +1494,20 @@ pub mod keywords_service_server {
     impl<T: KeywordsServiceBlocking> KeywordsServiceBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for KeywordsServiceBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -1522,7 +1522,7 @@ pub mod keywords_service_server {
                 .blocking_unary(
                     "Type",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Keywords>| <T as KeywordsServiceBlocking>::r#type(
                             &inner,
                             request,
@@ -1532,7 +1532,7 @@ pub mod keywords_service_server {
                 .blocking_unary(
                     "Move",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 super::super::super::common::Scalars,
@@ -1543,7 +1543,7 @@ pub mod keywords_service_server {
                 .blocking_bidi_streaming(
                     "Loop",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Keywords>,
@@ -1819,7 +1819,7 @@ pub mod legacy_server {
             request: ::rsgrpc::Request<
                 super::super::super::super::google::protobuf::Empty,
             >,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::super::super::super::google::protobuf::Empty>,
                 ::rsgrpc::Status,
@@ -1837,8 +1837,8 @@ pub mod legacy_server {
     #[derive(Debug)]
     #[must_use = "a server does nothing until it is added to a ServerBuilder"]
     pub struct LegacyServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     #[allow(
         deprecated,
@@ -1896,13 +1896,13 @@ pub mod legacy_server {
     impl<T: Legacy> LegacyServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
@@ -1913,7 +1913,7 @@ pub mod legacy_server {
     impl<T> ::core::clone::Clone for LegacyServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -1930,13 +1930,13 @@ pub mod legacy_server {
                 .unary(
                     "Ping",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 super::super::super::super::google::protobuf::Empty,
                             >|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Legacy>::ping(&inner, request).await }
                         }
                     },
@@ -1976,8 +1976,8 @@ pub mod legacy_server {
     #[derive(Debug)]
     #[must_use = "a server does nothing until it is added to a ServerBuilder"]
     pub struct LegacyBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     #[allow(
         deprecated,
@@ -2035,13 +2035,13 @@ pub mod legacy_server {
     impl<T: LegacyBlocking> LegacyBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
@@ -2052,7 +2052,7 @@ pub mod legacy_server {
     impl<T> ::core::clone::Clone for LegacyBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -2069,7 +2069,7 @@ pub mod legacy_server {
                 .blocking_unary(
                     "Ping",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 super::super::super::super::google::protobuf::Empty,

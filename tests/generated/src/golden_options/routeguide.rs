@@ -368,7 +368,7 @@ pub mod route_guide_server {
         fn get_feature(
             &self,
             request: ::rsgrpc::Request<super::Point>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Feature>,
                 ::rsgrpc::Status,
@@ -385,7 +385,7 @@ pub mod route_guide_server {
         fn list_features(
             &self,
             request: ::rsgrpc::Request<super::Rectangle>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<::rsgrpc::BoxStream<super::Feature>>,
                 ::rsgrpc::Status,
@@ -402,7 +402,7 @@ pub mod route_guide_server {
         fn record_route(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Point>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::RouteSummary>,
                 ::rsgrpc::Status,
@@ -420,7 +420,7 @@ pub mod route_guide_server {
         fn route_chat(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::RouteNote>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<::rsgrpc::BoxStream<super::RouteNote>>,
                 ::rsgrpc::Status,
@@ -438,8 +438,8 @@ pub mod route_guide_server {
     #[derive(Debug)]
     #[must_use = "a server does nothing until it is added to a ServerBuilder"]
     pub struct RouteGuideServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> RouteGuideServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -489,20 +489,20 @@ pub mod route_guide_server {
     impl<T: RouteGuide> RouteGuideServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for RouteGuideServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -515,9 +515,9 @@ pub mod route_guide_server {
                 .unary(
                     "GetFeature",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Point>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as RouteGuide>::get_feature(&inner, request).await
                             }
@@ -527,9 +527,9 @@ pub mod route_guide_server {
                 .server_streaming(
                     "ListFeatures",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Rectangle>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as RouteGuide>::list_features(&inner, request).await
                             }
@@ -539,13 +539,13 @@ pub mod route_guide_server {
                 .client_streaming(
                     "RecordRoute",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::Streaming<super::Point>,
                             >|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as RouteGuide>::record_route(&inner, request).await
                             }
@@ -555,13 +555,13 @@ pub mod route_guide_server {
                 .bidi_streaming(
                     "RouteChat",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::Streaming<super::RouteNote>,
                             >|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as RouteGuide>::route_chat(&inner, request).await
                             }
@@ -634,8 +634,8 @@ pub mod route_guide_server {
     #[derive(Debug)]
     #[must_use = "a server does nothing until it is added to a ServerBuilder"]
     pub struct RouteGuideBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> RouteGuideBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -685,20 +685,20 @@ pub mod route_guide_server {
     impl<T: RouteGuideBlocking> RouteGuideBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for RouteGuideBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -711,7 +711,7 @@ pub mod route_guide_server {
                 .blocking_unary(
                     "GetFeature",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Point>| <T as RouteGuideBlocking>::get_feature(
                             &inner,
                             request,
@@ -721,7 +721,7 @@ pub mod route_guide_server {
                 .blocking_server_streaming(
                     "ListFeatures",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Rectangle>, responses| {
                             <T as RouteGuideBlocking>::list_features(
                                 &inner,
@@ -734,7 +734,7 @@ pub mod route_guide_server {
                 .blocking_client_streaming(
                     "RecordRoute",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Point>,
@@ -745,7 +745,7 @@ pub mod route_guide_server {
                 .blocking_bidi_streaming(
                     "RouteChat",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::RouteNote>,

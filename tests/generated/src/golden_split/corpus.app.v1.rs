@@ -411,11 +411,11 @@ pub mod records_server {
         fn put(
             &self,
             request: ::rsgrpc::Request<super::Record>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status>,
         > + ::core::marker::Send;
         /// The response stream of [`Self::list`].
-        type ListStream: ::rsgrpc::codegen::Stream<
+        type ListStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::Record, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -426,7 +426,7 @@ pub mod records_server {
         fn list(
             &self,
             request: ::rsgrpc::Request<()>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::ListStream>,
                 ::rsgrpc::Status,
@@ -438,11 +438,11 @@ pub mod records_server {
         fn put_many(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Record>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<::rsgrpc::Response<i64>, ::rsgrpc::Status>,
         > + ::core::marker::Send;
         /// The response stream of [`Self::sync`].
-        type SyncStream: ::rsgrpc::codegen::Stream<
+        type SyncStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::Record, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -453,7 +453,7 @@ pub mod records_server {
         fn sync(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Record>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::SyncStream>,
                 ::rsgrpc::Status,
@@ -466,15 +466,15 @@ pub mod records_server {
         fn put_old(
             &self,
             request: ::rsgrpc::Request<super::Record>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status>,
         > + ::core::marker::Send;
     }
     /// Serves an implementation of [`Records`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct RecordsServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     #[allow(
         deprecated,
@@ -532,13 +532,13 @@ pub mod records_server {
     impl<T: Records> RecordsServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
@@ -549,7 +549,7 @@ pub mod records_server {
     impl<T> ::core::clone::Clone for RecordsServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -566,9 +566,9 @@ pub mod records_server {
                 .unary(
                     "Put",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Record>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Records>::put(&inner, request).await }
                         }
                     },
@@ -576,9 +576,9 @@ pub mod records_server {
                 .server_streaming(
                     "List",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<()>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Records>::list(&inner, request).await }
                         }
                     },
@@ -586,13 +586,13 @@ pub mod records_server {
                 .client_streaming(
                     "PutMany",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::Streaming<super::Record>,
                             >|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as Records>::put_many(&inner, request).await
                             }
@@ -602,13 +602,13 @@ pub mod records_server {
                 .bidi_streaming(
                     "Sync",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::Streaming<super::Record>,
                             >|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Records>::sync(&inner, request).await }
                         }
                     },
@@ -616,9 +616,9 @@ pub mod records_server {
                 .unary(
                     "PutOld",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Record>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Records>::put_old(&inner, request).await }
                         }
                     },
@@ -676,8 +676,8 @@ pub mod records_server {
     /// Serves an implementation of [`RecordsBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct RecordsBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     #[allow(
         deprecated,
@@ -735,13 +735,13 @@ pub mod records_server {
     impl<T: RecordsBlocking> RecordsBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
@@ -752,7 +752,7 @@ pub mod records_server {
     impl<T> ::core::clone::Clone for RecordsBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -769,7 +769,7 @@ pub mod records_server {
                 .blocking_unary(
                     "Put",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Record>| <T as RecordsBlocking>::put(
                             &inner,
                             request,
@@ -779,7 +779,7 @@ pub mod records_server {
                 .blocking_server_streaming(
                     "List",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<()>, responses| {
                             <T as RecordsBlocking>::list(&inner, request, responses)
                         }
@@ -788,7 +788,7 @@ pub mod records_server {
                 .blocking_client_streaming(
                     "PutMany",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Record>,
@@ -799,7 +799,7 @@ pub mod records_server {
                 .blocking_bidi_streaming(
                     "Sync",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Record>,
@@ -811,7 +811,7 @@ pub mod records_server {
                 .blocking_unary(
                     "PutOld",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Record>| <T as RecordsBlocking>::put_old(
                             &inner,
                             request,
@@ -1131,7 +1131,7 @@ pub mod keywords_service_server {
         fn r#type(
             &self,
             request: ::rsgrpc::Request<super::Keywords>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Keywords>,
                 ::rsgrpc::Status,
@@ -1141,14 +1141,14 @@ pub mod keywords_service_server {
         fn r#move(
             &self,
             request: ::rsgrpc::Request<crate::golden::corpus::common::Scalars>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<crate::golden::corpus::common::Scalars>,
                 ::rsgrpc::Status,
             >,
         > + ::core::marker::Send;
         /// The response stream of `loop`.
-        type LoopStream: ::rsgrpc::codegen::Stream<
+        type LoopStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::Keywords, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -1157,7 +1157,7 @@ pub mod keywords_service_server {
         fn r#loop(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Keywords>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::LoopStream>,
                 ::rsgrpc::Status,
@@ -1167,8 +1167,8 @@ pub mod keywords_service_server {
     /// Serves an implementation of [`KeywordsService`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct KeywordsServiceServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> KeywordsServiceServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -1218,20 +1218,20 @@ pub mod keywords_service_server {
     impl<T: KeywordsService> KeywordsServiceServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for KeywordsServiceServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -1244,9 +1244,9 @@ pub mod keywords_service_server {
                 .unary(
                     "Type",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Keywords>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as KeywordsService>::r#type(&inner, request).await
                             }
@@ -1256,13 +1256,13 @@ pub mod keywords_service_server {
                 .unary(
                     "Move",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 crate::golden::corpus::common::Scalars,
                             >|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as KeywordsService>::r#move(&inner, request).await
                             }
@@ -1272,13 +1272,13 @@ pub mod keywords_service_server {
                 .bidi_streaming(
                     "Loop",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::Streaming<super::Keywords>,
                             >|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as KeywordsService>::r#loop(&inner, request).await
                             }
@@ -1322,8 +1322,8 @@ pub mod keywords_service_server {
     /// Serves an implementation of [`KeywordsServiceBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct KeywordsServiceBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> KeywordsServiceBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -1373,20 +1373,20 @@ pub mod keywords_service_server {
     impl<T: KeywordsServiceBlocking> KeywordsServiceBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for KeywordsServiceBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -1401,7 +1401,7 @@ pub mod keywords_service_server {
                 .blocking_unary(
                     "Type",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Keywords>| <T as KeywordsServiceBlocking>::r#type(
                             &inner,
                             request,
@@ -1411,7 +1411,7 @@ pub mod keywords_service_server {
                 .blocking_unary(
                     "Move",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 crate::golden::corpus::common::Scalars,
@@ -1422,7 +1422,7 @@ pub mod keywords_service_server {
                 .blocking_bidi_streaming(
                     "Loop",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Keywords>,
@@ -1683,15 +1683,15 @@ pub mod legacy_server {
         fn ping(
             &self,
             request: ::rsgrpc::Request<()>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<::rsgrpc::Response<()>, ::rsgrpc::Status>,
         > + ::core::marker::Send;
     }
     /// Serves an implementation of [`Legacy`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct LegacyServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     #[allow(
         deprecated,
@@ -1749,13 +1749,13 @@ pub mod legacy_server {
     impl<T: Legacy> LegacyServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
@@ -1766,7 +1766,7 @@ pub mod legacy_server {
     impl<T> ::core::clone::Clone for LegacyServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -1783,9 +1783,9 @@ pub mod legacy_server {
                 .unary(
                     "Ping",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<()>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Legacy>::ping(&inner, request).await }
                         }
                     },
@@ -1811,8 +1811,8 @@ pub mod legacy_server {
     /// Serves an implementation of [`LegacyBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct LegacyBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     #[allow(
         deprecated,
@@ -1870,13 +1870,13 @@ pub mod legacy_server {
     impl<T: LegacyBlocking> LegacyBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
@@ -1887,7 +1887,7 @@ pub mod legacy_server {
     impl<T> ::core::clone::Clone for LegacyBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -1904,7 +1904,7 @@ pub mod legacy_server {
                 .blocking_unary(
                     "Ping",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<()>| <T as LegacyBlocking>::ping(
                             &inner,
                             request,

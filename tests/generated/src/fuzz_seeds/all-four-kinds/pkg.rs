@@ -315,14 +315,14 @@ pub mod svc_server {
         fn unary(
             &self,
             request: ::rsgrpc::Request<super::Req>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Resp>,
                 ::rsgrpc::Status,
             >,
         > + ::core::marker::Send;
         /// The response stream of [`Self::server_stream`].
-        type ServerStreamStream: ::rsgrpc::codegen::Stream<
+        type ServerStreamStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::Resp, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -331,7 +331,7 @@ pub mod svc_server {
         fn server_stream(
             &self,
             request: ::rsgrpc::Request<super::Req>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::ServerStreamStream>,
                 ::rsgrpc::Status,
@@ -341,14 +341,14 @@ pub mod svc_server {
         fn client_stream(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Req>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Resp>,
                 ::rsgrpc::Status,
             >,
         > + ::core::marker::Send;
         /// The response stream of [`Self::bidi`].
-        type BidiStream: ::rsgrpc::codegen::Stream<
+        type BidiStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::Resp, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -357,7 +357,7 @@ pub mod svc_server {
         fn bidi(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Req>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::BidiStream>,
                 ::rsgrpc::Status,
@@ -367,8 +367,8 @@ pub mod svc_server {
     /// Serves an implementation of [`Svc`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct SvcServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> SvcServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -418,20 +418,20 @@ pub mod svc_server {
     impl<T: Svc> SvcServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for SvcServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -443,9 +443,9 @@ pub mod svc_server {
                 .unary(
                     "Unary",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Req>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Svc>::unary(&inner, request).await }
                         }
                     },
@@ -453,9 +453,9 @@ pub mod svc_server {
                 .server_streaming(
                     "ServerStream",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Req>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as Svc>::server_stream(&inner, request).await
                             }
@@ -465,11 +465,11 @@ pub mod svc_server {
                 .client_streaming(
                     "ClientStream",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Req>>|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as Svc>::client_stream(&inner, request).await
                             }
@@ -479,11 +479,11 @@ pub mod svc_server {
                 .bidi_streaming(
                     "Bidi",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Req>>|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move { <T as Svc>::bidi(&inner, request).await }
                         }
                     },
@@ -523,8 +523,8 @@ pub mod svc_server {
     /// Serves an implementation of [`SvcBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct SvcBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> SvcBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -574,20 +574,20 @@ pub mod svc_server {
     impl<T: SvcBlocking> SvcBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for SvcBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -600,7 +600,7 @@ pub mod svc_server {
                 .blocking_unary(
                     "Unary",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Req>| <T as SvcBlocking>::unary(
                             &inner,
                             request,
@@ -610,7 +610,7 @@ pub mod svc_server {
                 .blocking_server_streaming(
                     "ServerStream",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Req>, responses| {
                             <T as SvcBlocking>::server_stream(&inner, request, responses)
                         }
@@ -619,7 +619,7 @@ pub mod svc_server {
                 .blocking_client_streaming(
                     "ClientStream",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Req>,
@@ -630,7 +630,7 @@ pub mod svc_server {
                 .blocking_bidi_streaming(
                     "Bidi",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Req>,

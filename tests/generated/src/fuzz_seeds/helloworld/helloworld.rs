@@ -233,7 +233,7 @@ pub mod greeter_server {
         fn say_hello(
             &self,
             request: ::rsgrpc::Request<super::HelloRequest>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::HelloReply>,
                 ::rsgrpc::Status,
@@ -243,8 +243,8 @@ pub mod greeter_server {
     /// Serves an implementation of [`Greeter`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct GreeterServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> GreeterServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -294,20 +294,20 @@ pub mod greeter_server {
     impl<T: Greeter> GreeterServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for GreeterServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -320,9 +320,9 @@ pub mod greeter_server {
                 .unary(
                     "SayHello",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::HelloRequest>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as Greeter>::say_hello(&inner, request).await
                             }
@@ -350,8 +350,8 @@ pub mod greeter_server {
     /// Serves an implementation of [`GreeterBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct GreeterBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> GreeterBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -401,20 +401,20 @@ pub mod greeter_server {
     impl<T: GreeterBlocking> GreeterBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for GreeterBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -427,7 +427,7 @@ pub mod greeter_server {
                 .blocking_unary(
                     "SayHello",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::HelloRequest>| <T as GreeterBlocking>::say_hello(
                             &inner,
                             request,

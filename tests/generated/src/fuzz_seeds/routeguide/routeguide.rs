@@ -372,14 +372,14 @@ pub mod route_guide_server {
         fn get_feature(
             &self,
             request: ::rsgrpc::Request<super::Point>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::Feature>,
                 ::rsgrpc::Status,
             >,
         > + ::core::marker::Send;
         /// The response stream of [`Self::list_features`].
-        type ListFeaturesStream: ::rsgrpc::codegen::Stream<
+        type ListFeaturesStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::Feature, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -388,7 +388,7 @@ pub mod route_guide_server {
         fn list_features(
             &self,
             request: ::rsgrpc::Request<super::Rectangle>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::ListFeaturesStream>,
                 ::rsgrpc::Status,
@@ -398,14 +398,14 @@ pub mod route_guide_server {
         fn record_route(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::Point>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<super::RouteSummary>,
                 ::rsgrpc::Status,
             >,
         > + ::core::marker::Send;
         /// The response stream of [`Self::route_chat`].
-        type RouteChatStream: ::rsgrpc::codegen::Stream<
+        type RouteChatStream: ::rsgrpc::codegen::v1::Stream<
                 Item = ::core::result::Result<super::RouteNote, ::rsgrpc::Status>,
             >
             + ::core::marker::Send
@@ -414,7 +414,7 @@ pub mod route_guide_server {
         fn route_chat(
             &self,
             request: ::rsgrpc::Request<::rsgrpc::Streaming<super::RouteNote>>,
-        ) -> impl ::rsgrpc::codegen::Future<
+        ) -> impl ::rsgrpc::codegen::v1::Future<
             Output = ::core::result::Result<
                 ::rsgrpc::Response<Self::RouteChatStream>,
                 ::rsgrpc::Status,
@@ -424,8 +424,8 @@ pub mod route_guide_server {
     /// Serves an implementation of [`RouteGuide`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct RouteGuideServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> RouteGuideServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -475,20 +475,20 @@ pub mod route_guide_server {
     impl<T: RouteGuide> RouteGuideServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for RouteGuideServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -501,9 +501,9 @@ pub mod route_guide_server {
                 .unary(
                     "GetFeature",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Point>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as RouteGuide>::get_feature(&inner, request).await
                             }
@@ -513,9 +513,9 @@ pub mod route_guide_server {
                 .server_streaming(
                     "ListFeatures",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Rectangle>| {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as RouteGuide>::list_features(&inner, request).await
                             }
@@ -525,13 +525,13 @@ pub mod route_guide_server {
                 .client_streaming(
                     "RecordRoute",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::Streaming<super::Point>,
                             >|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as RouteGuide>::record_route(&inner, request).await
                             }
@@ -541,13 +541,13 @@ pub mod route_guide_server {
                 .bidi_streaming(
                     "RouteChat",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::Streaming<super::RouteNote>,
                             >|
                         {
-                            let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                            let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                             async move {
                                 <T as RouteGuide>::route_chat(&inner, request).await
                             }
@@ -595,8 +595,8 @@ pub mod route_guide_server {
     /// Serves an implementation of [`RouteGuideBlocking`]: pass it to `rsgrpc::server::ServerBuilder::add_service`. Clones share the implementation.
     #[derive(Debug)]
     pub struct RouteGuideBlockingServer<T> {
-        inner: ::rsgrpc::codegen::Arc<T>,
-        settings: ::rsgrpc::codegen::ServiceSettings,
+        inner: ::rsgrpc::codegen::v1::Arc<T>,
+        settings: ::rsgrpc::codegen::v1::ServiceSettings,
     }
     impl<T> RouteGuideBlockingServer<T> {
         /// The full name of the service, as in the paths of its methods.
@@ -646,20 +646,20 @@ pub mod route_guide_server {
     impl<T: RouteGuideBlocking> RouteGuideBlockingServer<T> {
         /// Wraps an implementation.
         pub fn new(inner: T) -> Self {
-            Self::from_arc(::rsgrpc::codegen::Arc::new(inner))
+            Self::from_arc(::rsgrpc::codegen::v1::Arc::new(inner))
         }
         /// Wraps an implementation that is shared with other code.
-        pub fn from_arc(inner: ::rsgrpc::codegen::Arc<T>) -> Self {
+        pub fn from_arc(inner: ::rsgrpc::codegen::v1::Arc<T>) -> Self {
             Self {
                 inner,
-                settings: ::rsgrpc::codegen::ServiceSettings::default(),
+                settings: ::rsgrpc::codegen::v1::ServiceSettings::default(),
             }
         }
     }
     impl<T> ::core::clone::Clone for RouteGuideBlockingServer<T> {
         fn clone(&self) -> Self {
             Self {
-                inner: ::rsgrpc::codegen::Arc::clone(&self.inner),
+                inner: ::rsgrpc::codegen::v1::Arc::clone(&self.inner),
                 settings: ::core::clone::Clone::clone(&self.settings),
             }
         }
@@ -672,7 +672,7 @@ pub mod route_guide_server {
                 .blocking_unary(
                     "GetFeature",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Point>| <T as RouteGuideBlocking>::get_feature(
                             &inner,
                             request,
@@ -682,7 +682,7 @@ pub mod route_guide_server {
                 .blocking_server_streaming(
                     "ListFeatures",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |request: ::rsgrpc::Request<super::Rectangle>, responses| {
                             <T as RouteGuideBlocking>::list_features(
                                 &inner,
@@ -695,7 +695,7 @@ pub mod route_guide_server {
                 .blocking_client_streaming(
                     "RecordRoute",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::Point>,
@@ -706,7 +706,7 @@ pub mod route_guide_server {
                 .blocking_bidi_streaming(
                     "RouteChat",
                     {
-                        let inner = ::rsgrpc::codegen::Arc::clone(&inner);
+                        let inner = ::rsgrpc::codegen::v1::Arc::clone(&inner);
                         move |
                             request: ::rsgrpc::Request<
                                 ::rsgrpc::BlockingStreaming<super::RouteNote>,
