@@ -1,6 +1,8 @@
 //! Compile-fail tests: bad arguments and bad `.proto` files are compile errors pointing at
-//! the attribute, with checked-in expected output (`ui/*.stderr`). To accept new output:
-//! `TRYBUILD=overwrite cargo test -p rsgrpc-macros --test ui`, then review the diff.
+//! the attribute, and stubs against a runtime without the version of `rsgrpc::codegen` they
+//! name fail with an error naming it; with checked-in expected output (`ui/*.stderr`). To
+//! accept new output: `TRYBUILD=overwrite cargo test -p rsgrpc-macros --test ui`, then
+//! review the diff.
 //!
 //! trybuild compiles each case in `<target dir>/tests/trybuild/rsgrpc-macros`, which is then
 //! the case's `CARGO_MANIFEST_DIR`, wherever the target directory is (`CARGO_TARGET_DIR` may

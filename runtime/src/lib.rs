@@ -178,14 +178,9 @@ pub mod internals {
 ///
 /// Versioned: code from `rsgrpc-codegen` names `rsgrpc::codegen::v1::...`, so stubs from a
 /// generator that does not match this runtime fail to compile with an error naming the
-/// version module, not somewhere inside the stubs.
+/// version module, not somewhere inside the stubs. Nothing else is in this module.
 #[doc(hidden)]
 pub mod codegen {
-    pub use crate::server::service::ServiceSettings;
-    pub use futures_core::Stream;
-    pub use std::future::Future;
-    pub use std::sync::Arc;
-
     /// The items version 1 of the generated code uses.
     pub mod v1 {
         pub use crate::server::service::ServiceSettings;
