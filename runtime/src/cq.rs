@@ -31,16 +31,13 @@
 //! held, including what a consumer took in a batch and has not read yet.
 
 use std::collections::VecDeque;
-// Under `--cfg shuttle` the unit tests below run on shuttle's models of these primitives,
-// which explore the interleavings of the producer and consumer (CHECKS.md).
-#[cfg(all(test, shuttle))]
-use shuttle::sync::{Arc, Condvar, Mutex, MutexGuard};
-#[cfg(not(all(test, shuttle)))]
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+// Under `--cfg shuttle` these are shuttle's models, which explore the interleavings of
+// the producer and consumer (CHECKS.md).
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
 use crate::quota::Quota;
+use crate::sync::{Arc, Condvar, Mutex, MutexGuard, thread};
 
 /// The other end of the queue is gone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +62,7 @@ pub(crate) fn queue<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
 /// As [`queue`], charging what is queued to `quota` and waiting for room in it too.
 pub(crate) fn queue_with_quota<T>(
     capacity: usize,
-    quota: Option<std::sync::Arc<Quota>>,
+    quota: Option<Arc<Quota>>,
 ) -> (Producer<T>, Consumer<T>) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
@@ -97,7 +94,7 @@ struct Shared<T> {
     state: Mutex<State<T>>,
     consumer_cv: Condvar,
     /// What queued items are charged to, until the consumer takes them out.
-    quota: Option<std::sync::Arc<Quota>>,
+    quota: Option<Arc<Quota>>,
 }
 
 struct State<T> {
@@ -117,7 +114,7 @@ impl<T> Shared<T> {
     fn lock(&self) -> MutexGuard<'_, State<T>> {
         // A panic while holding this lock leaves the deque consistent (every critical
         // section is a few plain field updates), so a poisoned lock is still usable.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 
     /// The consumer's wake-up, to deliver once the lock is released.
@@ -176,14 +173,14 @@ impl Wakeup<'_> {
 }
 
 /// Wakes a thread parked in [`Producer::wait_ready`].
-struct Unpark(std::thread::Thread);
+struct Unpark(thread::Thread);
 
 impl Wake for Unpark {
-    fn wake(self: std::sync::Arc<Self>) {
+    fn wake(self: Arc<Self>) {
         self.0.unpark();
     }
 
-    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+    fn wake_by_ref(self: &Arc<Self>) {
         self.0.unpark();
     }
 }
@@ -293,20 +290,20 @@ impl<T> Producer<T> {
     /// consumer is gone (`Err`), or the deadline passes (`Ok`: the caller then pushes past
     /// capacity or checks its own deadline).
     pub(crate) fn wait_ready(&self, deadline: Option<Instant>) -> Result<(), Closed> {
-        let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+        let waker = Waker::from(Arc::new(Unpark(thread::current())));
         let mut cx = Context::from_waker(&waker);
         loop {
             if let Poll::Ready(ready) = self.poll_ready(&mut cx) {
                 return ready.map(drop);
             }
             match deadline {
-                None => std::thread::park(),
+                None => thread::park(),
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
                         return Ok(());
                     }
-                    std::thread::park_timeout(deadline - now);
+                    thread::park_timeout(deadline - now);
                 }
             }
         }
@@ -479,21 +476,14 @@ impl<T> Consumer<T> {
             }
             state.consumer_parked = true;
             state = match deadline {
-                None => shared
-                    .consumer_cv
-                    .wait(state)
-                    .unwrap_or_else(|e| e.into_inner()),
+                None => shared.consumer_cv.wait(state),
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
                         state.consumer_parked = false;
                         return Err(TimedOut);
                     }
-                    shared
-                        .consumer_cv
-                        .wait_timeout(state, deadline - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
+                    shared.consumer_cv.wait_timeout(state, deadline - now).0
                 }
             };
             state.consumer_parked = false;
@@ -677,105 +667,5 @@ mod tests {
         assert_eq!(rx.pop_blocking(), Some(7));
         assert_eq!(rx.pop_blocking(), Some(8));
         assert_eq!(rx.pop_blocking(), None);
-    }
-}
-
-/// The hand-off between a producer and a consumer on two threads, under shuttle's
-/// scheduler: each test runs thousands of random interleavings, and shuttle fails a test on
-/// a deadlock (every thread blocked, as after a lost wake-up). Run with
-/// `RUSTFLAGS="--cfg shuttle" cargo test -p rsgrpc --lib cq::shuttle` (CHECKS.md); the other
-/// tests of this module use real threads and do not run under that flag.
-#[cfg(all(test, shuttle))]
-mod shuttle_tests {
-    use super::*;
-    use shuttle::thread;
-
-    const ITERATIONS: usize = 5_000;
-
-    #[test]
-    fn items_arrive_in_order_and_the_end_is_seen() {
-        shuttle::check_random(
-            || {
-                let (tx, mut rx) = queue::<u32>(4);
-                let producer = thread::spawn(move || {
-                    tx.push(0).unwrap();
-                    tx.push_all([1, 2, 3]).unwrap();
-                    tx.push_weighted(4, 1).unwrap();
-                });
-                let mut got = Vec::new();
-                while let Some(item) = rx.pop_blocking() {
-                    got.push(item);
-                }
-                producer.join().unwrap();
-                assert_eq!(got, [0, 1, 2, 3, 4]);
-            },
-            ITERATIONS,
-        );
-    }
-
-    #[test]
-    fn a_producer_waiting_for_room_is_always_woken() {
-        shuttle::check_random(
-            || {
-                let (tx, mut rx) = queue::<u32>(2);
-                let producer = thread::spawn(move || {
-                    for i in 0..6 {
-                        tx.wait_ready(None).unwrap();
-                        tx.push_weighted(i, 1).unwrap();
-                    }
-                });
-                let mut got = Vec::new();
-                while let Some(item) = rx.pop_blocking() {
-                    got.push(item);
-                }
-                producer.join().unwrap();
-                assert_eq!(got, [0, 1, 2, 3, 4, 5]);
-            },
-            ITERATIONS,
-        );
-    }
-
-    #[test]
-    fn closing_the_consumer_always_fails_a_waiting_producer() {
-        shuttle::check_random(
-            || {
-                let (tx, mut rx) = queue::<u32>(1);
-                tx.push_weighted(0, 1).unwrap();
-                let producer = thread::spawn(move || {
-                    let waited = tx.wait_ready(None);
-                    (waited, tx.push(1))
-                });
-                rx.close();
-                let (waited, pushed) = producer.join().unwrap();
-                assert_eq!(waited, Err(Closed));
-                assert_eq!(pushed, Err(1));
-            },
-            ITERATIONS,
-        );
-    }
-
-    #[test]
-    fn a_producer_waiting_for_room_in_the_quota_is_always_woken() {
-        shuttle::check_random(
-            || {
-                let quota = Quota::new(3, None);
-                let (tx, mut rx) = queue_with_quota::<u32>(8, Some(quota));
-                let producer = thread::spawn(move || {
-                    tx.push_all([1, 2, 3]).unwrap();
-                    let room =
-                        shuttle::future::block_on(std::future::poll_fn(|cx| tx.poll_ready(cx)));
-                    // The consumer has read at least one of them.
-                    assert!(room.is_ok());
-                    tx.push(4).unwrap();
-                });
-                let mut got = Vec::new();
-                while let Some(item) = rx.pop_blocking() {
-                    got.push(item);
-                }
-                producer.join().unwrap();
-                assert_eq!(got, [1, 2, 3, 4]);
-            },
-            ITERATIONS,
-        );
     }
 }

@@ -32,25 +32,19 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::role::{self, Role};
+use crate::sync::atomic::{AtomicU8, Ordering};
+use crate::sync::{Arc, Condvar, Mutex, MutexGuard, Weak, thread, thread_local};
 
 /// A boxed future as handed to a spawn hook.
 pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// A user-supplied way to run futures, for example `|f| { tokio_handle.spawn(f); }`.
 pub(crate) type SpawnHook = Arc<dyn Fn(BoxFuture) + Send + Sync + 'static>;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Critical sections below only move queue entries and counters, and never call out;
-    // a poisoned lock is still consistent.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Runs futures on a set of threads.
 #[derive(Clone)]
@@ -117,7 +111,7 @@ pub(crate) fn blocking_region<R>(wait: impl FnOnce() -> R) -> R {
     struct End(Arc<ExecShared>);
     impl Drop for End {
         fn drop(&mut self) {
-            lock(&self.0.state).serving += 1;
+            self.0.state.lock().serving += 1;
         }
     }
     let _end = End(exec);
@@ -176,7 +170,7 @@ impl Task {
         self.state.store(RUNNING, Ordering::Release);
         let waker = Waker::from(self.clone());
         let mut cx = Context::from_waker(&waker);
-        let mut slot = lock(&self.future);
+        let mut slot = self.future.lock();
         let Some(future) = slot.as_mut() else {
             self.state.store(DONE, Ordering::Release);
             return;
@@ -210,7 +204,7 @@ impl Task {
     /// poller threads.
     fn abandon(&self) {
         self.state.store(DONE, Ordering::Release);
-        if let Some(future) = lock(&self.future).take() {
+        if let Some(future) = self.future.lock().take() {
             role::drop_off_poller(future);
         }
     }
@@ -220,11 +214,7 @@ impl Drop for Task {
     fn drop(&mut self) {
         // A task dropped before it finished (its executor shut down) holds a user's
         // future, which must not be dropped on a poller thread.
-        let future = self
-            .future
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let future = self.future.get_mut().take();
         if let Some(future) = future {
             role::drop_off_poller(future);
         }
@@ -234,7 +224,7 @@ impl Drop for Task {
 impl ExecShared {
     /// Queues a task and wakes a thread if none is on its way.
     fn push(&self, task: Arc<Task>) {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         if state.shutdown {
             drop(state);
             task.abandon();
@@ -253,7 +243,7 @@ impl ExecShared {
 
     /// A serving thread is about to block: keep the executor at strength.
     fn begin_blocking(self: &Arc<Self>) {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         state.serving -= 1;
         if state.shutdown || state.serving >= self.target {
             return;
@@ -283,7 +273,7 @@ impl ExecShared {
         drop(state);
         if let Err(e) = self.start_thread(id) {
             tracing::warn!(error = %e, "cannot start a stand-in executor thread");
-            let mut state = lock(&self.state);
+            let mut state = self.state.lock();
             state.threads -= 1;
             state.serving -= 1;
             drop(state);
@@ -293,7 +283,7 @@ impl ExecShared {
 
     fn start_thread(self: &Arc<Self>, id: usize) -> std::io::Result<()> {
         let shared = self.clone();
-        std::thread::Builder::new()
+        thread::Builder::new()
             .name(format!("{}-{id}", self.name))
             .spawn(move || shared.serve())
             .map(drop)
@@ -303,7 +293,7 @@ impl ExecShared {
     fn serve(self: Arc<Self>) {
         role::set(Role::Executor);
         CURRENT.with(|c| *c.borrow_mut() = Some(self.clone()));
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         loop {
             if state.shutdown {
                 break;
@@ -316,7 +306,7 @@ impl ExecShared {
                         continue;
                     }
                     None => {
-                        state = lock(&self.state);
+                        state = self.state.lock();
                         break;
                     }
                 }
@@ -330,12 +320,12 @@ impl ExecShared {
                 drop(state);
                 task.run(&self);
                 drop(task);
-                state = lock(&self.state);
+                state = self.state.lock();
                 state.busy -= 1;
                 continue;
             }
             state.idle += 1;
-            state = self.work.wait(state).unwrap_or_else(|e| e.into_inner());
+            state = self.work.wait(state);
             state.idle -= 1;
             state.notified = state.notified.saturating_sub(1);
         }
@@ -365,11 +355,7 @@ impl ExecShared {
                 state.spares -= 1;
                 return None;
             }
-            state = self
-                .spare
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            state = self.spare.wait_timeout(state, deadline - now).0;
         }
     }
 }
@@ -407,9 +393,9 @@ impl Executor {
             keep_alive,
         });
         for i in 0..target {
-            lock(&shared.state).threads += 1;
+            shared.state.lock().threads += 1;
             if let Err(e) = shared.start_thread(i) {
-                lock(&shared.state).threads -= 1;
+                shared.state.lock().threads -= 1;
                 let executor = Executor { shared };
                 executor.shutdown();
                 return Err(Error::io("failed to start an executor thread", e));
@@ -437,7 +423,7 @@ impl Executor {
         if tasks.is_empty() {
             return;
         }
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state.lock();
         if state.shutdown {
             drop(state);
             for task in tasks {
@@ -459,7 +445,7 @@ impl Executor {
     /// Threads alive.
     #[cfg(test)]
     pub(crate) fn threads(&self) -> usize {
-        lock(&self.shared.state).threads
+        self.shared.state.lock().threads
     }
 
     /// Stops the threads: idle ones exit now and are waited for; a thread polling a task
@@ -467,7 +453,7 @@ impl Executor {
     /// Queued tasks are dropped here.
     pub(crate) fn shutdown(&self) {
         let queue = {
-            let mut state = lock(&self.shared.state);
+            let mut state = self.shared.state.lock();
             state.shutdown = true;
             std::mem::take(&mut state.queue)
         };
@@ -481,14 +467,10 @@ impl Executor {
                 .as_ref()
                 .is_some_and(|e| Arc::ptr_eq(e, &self.shared))
         }));
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state.lock();
         // Threads blocked in a region are counted busy too, so `busy` bounds the wait.
         while state.threads > state.busy.max(own) {
-            state = self
-                .shared
-                .exited
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
+            state = self.shared.exited.wait(state);
         }
     }
 }
@@ -610,7 +592,7 @@ mod tests {
             exec.spawn(Box::pin(async move {
                 started.send(()).unwrap();
                 blocking_region(|| {
-                    let _ = release.lock().unwrap().recv();
+                    let _ = release.lock().recv();
                 });
             }));
         }

@@ -70,6 +70,8 @@ pub mod limits;
 mod live;
 mod metadata;
 pub mod metrics;
+#[cfg(all(test, shuttle))]
+mod models;
 mod poller;
 mod pool;
 mod quota;
@@ -79,6 +81,7 @@ mod role;
 mod runtime;
 pub mod server;
 mod status;
+mod sync;
 mod transport;
 
 pub mod design;

@@ -11,19 +11,13 @@
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::role::{self, Role};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Critical sections below only move queue entries and counters, and never call out;
-    // a poisoned lock is still consistent.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::{Arc, Condvar, Mutex, MutexGuard, thread};
 
 /// A blocking job: runs a handler on a worker thread.
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -146,7 +140,7 @@ impl WorkerPool {
             }),
         };
         let monitor = pool.shared.clone();
-        std::thread::Builder::new()
+        thread::Builder::new()
             .name(format!("{name}-monitor"))
             .spawn(move || monitor.monitor())
             .map_err(|e| Error::io("failed to start the worker pool's monitor thread", e))?;
@@ -206,7 +200,7 @@ impl WorkerPool {
     /// Queues jobs whose places were reserved, with one lock and at most one wake-up.
     pub(crate) fn enqueue(&self, jobs: impl IntoIterator<Item = Job>) {
         let shared = &self.shared;
-        let mut state = lock(&shared.state);
+        let mut state = shared.state.lock();
         if state.shutdown {
             drop(state);
             for job in jobs {
@@ -242,7 +236,7 @@ impl WorkerPool {
     /// Worker threads alive, the monitor included.
     #[cfg(test)]
     pub(crate) fn threads(&self) -> usize {
-        let state = lock(&self.shared.state);
+        let state = self.shared.state.lock();
         state.threads + usize::from(state.monitor_alive)
     }
 
@@ -251,7 +245,7 @@ impl WorkerPool {
     /// hang this).
     pub(crate) fn shutdown(&self) {
         let jobs = {
-            let mut state = lock(&self.shared.state);
+            let mut state = self.shared.state.lock();
             state.shutdown = true;
             std::mem::take(&mut state.queue)
         };
@@ -262,13 +256,9 @@ impl WorkerPool {
             drop(job);
         }
         let own = usize::from(role::current() == Role::Worker);
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state.lock();
         while state.threads + usize::from(state.monitor_alive) > state.running.max(own) {
-            state = self
-                .shared
-                .exited
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
+            state = self.shared.exited.wait(state);
         }
     }
 }
@@ -293,10 +283,10 @@ impl PoolShared {
         state.next_id += 1;
         drop(state);
         let worker = self.clone();
-        let spawned = std::thread::Builder::new()
+        let spawned = thread::Builder::new()
             .name(format!("{}-{id}", self.name))
             .spawn(move || worker.work());
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         if let Err(e) = spawned {
             tracing::error!(error = %e, "failed to start a worker thread");
             state.threads -= 1;
@@ -307,7 +297,7 @@ impl PoolShared {
     /// The monitor: starts workers for queued jobs, and releases more when the running
     /// ones make no progress (they block).
     fn monitor(self: Arc<Self>) {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         let mut last_started = state.started;
         let mut since = Instant::now();
         loop {
@@ -316,7 +306,7 @@ impl PoolShared {
             }
             if state.queue.is_empty() {
                 state.watching = false;
-                state = self.monitor.wait(state).unwrap_or_else(|e| e.into_inner());
+                state = self.monitor.wait(state);
                 last_started = state.started;
                 since = Instant::now();
                 continue;
@@ -331,11 +321,7 @@ impl PoolShared {
                 last_started = state.started;
                 since = Instant::now();
             }
-            state = self
-                .monitor
-                .wait_timeout(state, limits::POOL_STALL)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            state = self.monitor.wait_timeout(state, limits::POOL_STALL).0;
         }
         state.monitor_alive = false;
         drop(state);
@@ -344,7 +330,7 @@ impl PoolShared {
 
     fn work(self: Arc<Self>) {
         role::set(Role::Worker);
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         loop {
             if let Some(job) = state.queue.pop_front() {
                 state.running += 1;
@@ -354,7 +340,7 @@ impl PoolShared {
                     tracing::error!("a job on the rsgrpc worker pool panicked");
                 }
                 self.admitted.fetch_sub(1, Ordering::AcqRel);
-                state = lock(&self.state);
+                state = self.state.lock();
                 state.running -= 1;
                 continue;
             }
@@ -362,14 +348,11 @@ impl PoolShared {
                 break;
             }
             state.idle += 1;
-            let (next, timeout) = self
-                .work
-                .wait_timeout(state, self.keep_alive)
-                .unwrap_or_else(|e| e.into_inner());
+            let (next, timed_out) = self.work.wait_timeout(state, self.keep_alive);
             state = next;
             state.idle -= 1;
             state.notified = state.notified.saturating_sub(1);
-            if timeout.timed_out() && state.queue.is_empty() {
+            if timed_out && state.queue.is_empty() {
                 break;
             }
         }
@@ -396,7 +379,7 @@ mod tests {
             let release = release_rx.clone();
             pool.execute(Box::new(move || {
                 started.send(()).unwrap();
-                let _ = release.lock().unwrap().recv();
+                let _ = release.lock().recv();
             }));
         }
         for _ in 0..4 {
@@ -417,7 +400,7 @@ mod tests {
         while let Some(permit) = pool.try_reserve() {
             let release = release_rx.clone();
             permit.execute(Box::new(move || {
-                let _ = release.lock().unwrap().recv();
+                let _ = release.lock().recv();
             }));
             permits += 1;
             assert!(permits <= 5, "more than threads + queue admitted");

@@ -17,11 +17,12 @@
 //! refuses new streams, holds back flow-control credit, and handlers that send wait for
 //! room. Waiters are woken when a release brings the quota back under its limit.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use crate::limits::QUOTA_BLOCK;
+use crate::sync::Mutex;
 
 /// A memory budget, possibly under a parent's.
 #[derive(Debug)]
@@ -136,7 +137,7 @@ impl Quota {
 
     fn wake_all(&self) {
         let waiters = {
-            let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            let mut waiters = self.waiters.lock();
             self.waiting.store(false, Ordering::SeqCst);
             std::mem::take(&mut *waiters)
         };
@@ -173,7 +174,7 @@ impl Quota {
     /// Leaves the task's waker, then looks again (a release between the first look and
     /// the registration would otherwise go unseen).
     fn register(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        let mut waiters = self.waiters.lock();
         if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
             waiters.push(cx.waker().clone());
         }

@@ -23,7 +23,7 @@ pub(crate) enum Role {
     Worker,
 }
 
-thread_local! {
+crate::sync::thread_local! {
     static ROLE: Cell<Role> = const { Cell::new(Role::User) };
 }
 

@@ -5,12 +5,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use crate::status::Status;
+use crate::sync::{Mutex, MutexGuard};
 
 /// What the server knows about a call besides its messages.
 #[derive(Debug)]
@@ -67,8 +68,8 @@ impl CancelState {
         self.cancelled.load(Ordering::Acquire)
     }
 
-    fn wakers(&self) -> std::sync::MutexGuard<'_, Wakers> {
-        self.wakers.lock().unwrap_or_else(|e| e.into_inner())
+    fn wakers(&self) -> MutexGuard<'_, Wakers> {
+        self.wakers.lock()
     }
 
     /// Cancels the call for `reason`, unless it already was.

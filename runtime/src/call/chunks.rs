@@ -3,7 +3,7 @@
 //! when it fits.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use prost::Message;
@@ -15,6 +15,7 @@ use crate::limits;
 use crate::metrics::Metrics;
 use crate::quota::Quota;
 use crate::status::Status;
+use crate::sync::{Mutex, MutexGuard};
 
 /// The buffers of a call's outbound chunks, handed back by the poller once h2 has written
 /// them, so that a stream of messages reuses a few buffers instead of allocating (and
@@ -47,7 +48,7 @@ impl ChunkPool {
     }
 
     fn lock(&self) -> MutexGuard<'_, Kept> {
-        self.0.kept.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.kept.lock()
     }
 
     fn quota(&self) -> Option<&Quota> {
@@ -92,7 +93,7 @@ impl ChunkPool {
 
 impl Drop for PoolInner {
     fn drop(&mut self) {
-        let kept = self.kept.get_mut().unwrap_or_else(|e| e.into_inner());
+        let kept = self.kept.get_mut();
         if let Some(quota) = &self.quota {
             quota.release(kept.bytes);
         }

@@ -3,7 +3,7 @@
 //! call's queues and responder, and the batch of handlers a connection task hands to the
 //! worker pool or the executor at the end of each turn.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use h2::RecvStream;
@@ -29,6 +29,7 @@ use crate::metadata::MetadataMap;
 use crate::pool::Job;
 use crate::quota::{Charge, Quota};
 use crate::status::Status;
+use crate::sync::Mutex;
 use crate::transport::PeerInfo;
 use crate::transport::frames::End;
 
@@ -48,15 +49,15 @@ struct Pending {
 
 impl Dispatch {
     pub(super) fn job(&self, job: Job) {
-        lock(&self.pending).jobs.push(job);
+        self.pending.lock().jobs.push(job);
     }
 
     pub(super) fn task(&self, task: BoxFuture) {
-        lock(&self.pending).tasks.push(task);
+        self.pending.lock().tasks.push(task);
     }
 
     pub(super) fn flush(&self, shared: &ServerShared) {
-        let mut pending = lock(&self.pending);
+        let mut pending = self.pending.lock();
         if !pending.jobs.is_empty() {
             shared.rt.workers.enqueue(pending.jobs.drain(..));
         }
@@ -64,10 +65,6 @@ impl Dispatch {
             shared.spawn_all(pending.tasks.drain(..));
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Answers a request that never reaches a handler.

@@ -3,8 +3,8 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::BytesMut;
 use http::HeaderMap;
@@ -19,6 +19,7 @@ use crate::cq::Producer;
 use crate::metadata::MetadataMap;
 use crate::metrics::Metrics;
 use crate::status::Status;
+use crate::sync::{Mutex, MutexGuard};
 
 /// The sending half of a server call, shared by the handler's sink and the runtime helper
 /// that sends the final status.
@@ -71,7 +72,7 @@ impl Responder {
     }
 
     fn state(&self) -> MutexGuard<'_, ResponderState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 
     pub(crate) fn ops(&self) -> &Producer<Outbound> {

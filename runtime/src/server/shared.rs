@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::quota::Quota;
 use crate::role;
 use crate::runtime::{self};
+use crate::sync::Mutex;
 
 /// The server's lifecycle, as connections see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +55,7 @@ pub(crate) struct ServerShared {
     /// Connections open now.
     connections: AtomicUsize,
     /// The open connections, for reclaiming the longest idle one at `max_connections`.
-    registry: std::sync::Mutex<Registry>,
+    registry: Mutex<Registry>,
     /// What connections' idle times are measured from.
     epoch: Instant,
     /// Calls in progress now (counted against `max_concurrent_calls`).
@@ -104,7 +105,7 @@ impl ServerShared {
             idle: Notify::new(),
             accepted: AtomicU64::new(0),
             connections: AtomicUsize::new(0),
-            registry: std::sync::Mutex::new(Registry::default()),
+            registry: Mutex::new(Registry::default()),
             epoch: Instant::now(),
             calls: AtomicUsize::new(0),
             blocking_streams: AtomicUsize::new(0),
@@ -144,7 +145,7 @@ impl ServerShared {
             waker: futures_util::task::AtomicWaker::new(),
         });
         let key = {
-            let mut registry = lock(&self.registry);
+            let mut registry = self.registry.lock();
             let key = registry.next;
             registry.next += 1;
             registry.conns.insert(key, entry.clone());
@@ -164,7 +165,7 @@ impl ServerShared {
 
     /// Asks the connection idle the longest to close; whether there was one.
     fn reclaim_idle(&self) -> bool {
-        let registry = lock(&self.registry);
+        let registry = self.registry.lock();
         let victim = registry
             .conns
             .values()
@@ -337,7 +338,7 @@ impl ConnectionGuard {
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         let shared = &self._track.0;
-        lock(&shared.registry).conns.remove(&self.key);
+        shared.registry.lock().conns.remove(&self.key);
         shared.connections.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -360,10 +361,6 @@ struct ConnEntry {
     reclaim: AtomicBool,
     /// Its task, to wake when asked to close.
     waker: futures_util::task::AtomicWaker,
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A call counted against `max_concurrent_calls`.
