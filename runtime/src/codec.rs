@@ -354,6 +354,7 @@ impl FrameDecoder {
     /// # Errors
     ///
     /// As [`next_frame`](Self::next_frame).
+    #[cfg(any(test, feature = "internals"))]
     pub(crate) fn push(&mut self, chunk: Bytes, out: &mut Vec<Frame>) -> Result<(), Status> {
         self.feed(chunk);
         while let Some(frame) = self.next_frame()? {

@@ -63,6 +63,7 @@ mod cq;
 mod deadline;
 mod error;
 mod executor;
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod interceptor;
@@ -164,7 +165,8 @@ macro_rules! include_file_descriptor_set {
 }
 
 /// Internals for the project's own tests: process-wide live counts. Not part of the
-/// stable API.
+/// stable API; only with the `internals` feature.
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod internals {
     pub use crate::live::LiveCounts;

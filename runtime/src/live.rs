@@ -1,6 +1,6 @@
 //! Process-wide counts of what the runtime holds now: calls and connections, on the
 //! client and the server side. Each is an RAII guard, so the counts are exact whatever
-//! way a call or connection ends. Read them with [`crate::internals::live`].
+//! way a call or connection ends. Read them with `rsgrpc::internals::live` (feature `internals`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -46,6 +46,7 @@ impl Drop for Live {
 }
 
 /// Calls and connections live in this process now, over every runtime.
+#[cfg(feature = "internals")]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LiveCounts {
     /// Client calls whose task runs on a poller.
@@ -58,6 +59,7 @@ pub struct LiveCounts {
     pub server_connections: usize,
 }
 
+#[cfg(feature = "internals")]
 impl LiveCounts {
     /// True when nothing is live.
     pub fn is_zero(&self) -> bool {
@@ -65,6 +67,7 @@ impl LiveCounts {
     }
 }
 
+#[cfg(feature = "internals")]
 pub(crate) fn counts() -> LiveCounts {
     LiveCounts {
         client_calls: CLIENT_CALLS.load(Ordering::Acquire),

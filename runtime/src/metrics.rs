@@ -19,6 +19,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::status::Code;
 
+/// How many status codes there are: one counter each.
+const CODES: usize = Code::ALL.len();
+
 /// A set of counters, cheap to clone (clones share them).
 #[derive(Clone, Debug, Default)]
 pub struct Metrics(Arc<Counters>);
@@ -26,7 +29,7 @@ pub struct Metrics(Arc<Counters>);
 #[derive(Debug, Default)]
 struct Counters {
     calls_started: AtomicU64,
-    calls_finished: [AtomicU64; 17],
+    calls_finished: [AtomicU64; CODES],
     active_calls: AtomicI64,
     messages_sent: AtomicU64,
     messages_received: AtomicU64,
@@ -43,8 +46,8 @@ pub struct Snapshot {
     /// Calls started (on a server: calls that reached a handler, not those refused or
     /// answered before one ran).
     pub calls_started: u64,
-    /// Calls finished, by status code (indexed by the code's number).
-    pub calls_finished: [u64; 17],
+    /// Calls finished, by status code: read with [`finished`](Self::finished).
+    calls_finished: [u64; CODES],
     /// Calls started and not finished.
     pub active_calls: i64,
     /// Messages sent (requests on a channel, responses on a server).
@@ -66,7 +69,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Calls finished with `code`.
     pub fn finished(&self, code: Code) -> u64 {
-        self.calls_finished[code as usize]
+        self.calls_finished.get(code as usize).copied().unwrap_or(0)
     }
 }
 
@@ -79,7 +82,7 @@ impl Metrics {
     /// The counters now.
     pub fn snapshot(&self) -> Snapshot {
         let c = &self.0;
-        let mut calls_finished = [0; 17];
+        let mut calls_finished = [0; CODES];
         for (slot, counter) in calls_finished.iter_mut().zip(&c.calls_finished) {
             *slot = counter.load(Ordering::Relaxed);
         }
