@@ -521,7 +521,7 @@ pub struct ChannelBuilder {
     interceptors: Chain,
     metrics: Option<Metrics>,
     #[cfg(feature = "tls")]
-    tls: Option<crate::tls::ClientTlsConfig>,
+    tls: Option<crate::transport::tls::ClientTlsConfig>,
 }
 
 impl fmt::Debug for ChannelBuilder {
@@ -730,7 +730,7 @@ impl ChannelBuilder {
 
     /// Connects with TLS (required for `https://` targets).
     #[cfg(feature = "tls")]
-    pub fn tls_config(mut self, tls: crate::tls::ClientTlsConfig) -> Self {
+    pub fn tls_config(mut self, tls: crate::transport::tls::ClientTlsConfig) -> Self {
         self.tls = Some(tls);
         self
     }

@@ -28,7 +28,7 @@ pub struct ServerBuilder {
     interceptors: Chain,
     metrics: Option<Metrics>,
     #[cfg(feature = "tls")]
-    tls: Option<crate::tls::ServerTlsConfig>,
+    tls: Option<crate::transport::tls::ServerTlsConfig>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -182,7 +182,7 @@ impl ServerBuilder {
     /// Serves over TLS: every connection must complete a TLS handshake (ALPN `h2`), and
     /// handlers see the client's certificates when it presents some.
     #[cfg(feature = "tls")]
-    pub fn tls_config(mut self, tls: crate::tls::ServerTlsConfig) -> Self {
+    pub fn tls_config(mut self, tls: crate::transport::tls::ServerTlsConfig) -> Self {
         self.tls = Some(tls);
         self
     }
