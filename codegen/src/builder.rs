@@ -17,9 +17,6 @@ pub(crate) struct Parts {
     pub(crate) asynchronous: bool,
 }
 
-/// A customisation of prost-build's `Config`, applied after the builder's own settings.
-type ConfigHook = std::sync::Arc<dyn Fn(&mut prost_build::Config) + Send + Sync>;
-
 /// Configures code generation; [`compile_protos`](crate::compile_protos) is
 /// `Builder::new().compile(..)`.
 ///
@@ -55,6 +52,9 @@ pub struct Builder {
     pub(crate) skip_debug: Vec<String>,
     pub(crate) disable_comments: Vec<String>,
     pub(crate) compile_well_known_types: bool,
+    pub(crate) retain_enum_prefix: bool,
+    pub(crate) type_names: bool,
+    pub(crate) type_name_domains: PathList,
     pub(crate) client_attributes: PathList,
     pub(crate) server_attributes: PathList,
     pub(crate) trait_attributes: PathList,
@@ -66,7 +66,6 @@ pub struct Builder {
     pub(crate) file_descriptor_set_path: Option<PathBuf>,
     pub(crate) file_descriptor_set: bool,
     pub(crate) emit_rerun_if_changed: bool,
-    pub(crate) prost_hooks: Vec<ConfigHook>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -79,10 +78,11 @@ impl std::fmt::Debug for Builder {
             .field("field_attributes", &self.field_attributes)
             .field("extern_paths", &self.extern_paths)
             .field("compile_well_known_types", &self.compile_well_known_types)
+            .field("retain_enum_prefix", &self.retain_enum_prefix)
+            .field("type_names", &self.type_names)
             .field("default_stubs", &self.default_stubs)
             .field("emit_package", &self.emit_package)
             .field("include_file", &self.include_file)
-            .field("prost_hooks", &self.prost_hooks.len())
             .finish_non_exhaustive()
     }
 }
@@ -116,6 +116,9 @@ impl Builder {
             skip_debug: Vec::new(),
             disable_comments: Vec::new(),
             compile_well_known_types: false,
+            retain_enum_prefix: false,
+            type_names: false,
+            type_name_domains: Vec::new(),
             client_attributes: Vec::new(),
             server_attributes: Vec::new(),
             trait_attributes: Vec::new(),
@@ -127,28 +130,7 @@ impl Builder {
             file_descriptor_set_path: None,
             file_descriptor_set: false,
             emit_rerun_if_changed: true,
-            prost_hooks: Vec::new(),
         }
-    }
-
-    /// Customises the prost-build `Config` that generates the messages, for settings this
-    /// builder does not offer itself. The service generator is rsgrpc's; replacing it
-    /// removes the stubs. `compile_well_known_types` set here counts as
-    /// [`compile_well_known_types`](Self::compile_well_known_types).
-    ///
-    /// ```
-    /// let builder = rsgrpc_codegen::Builder::new()
-    ///     .configure_prost(|config| {
-    ///         config.enum_attribute(".", "#[allow(missing_docs)]");
-    ///     });
-    /// # drop(builder);
-    /// ```
-    pub fn configure_prost(
-        mut self,
-        hook: impl Fn(&mut prost_build::Config) + Send + Sync + 'static,
-    ) -> Self {
-        self.prost_hooks.push(std::sync::Arc::new(hook));
-        self
     }
 
     /// Whether to generate clients (default true).
@@ -343,6 +325,32 @@ impl Builder {
         self
     }
 
+    /// Keeps the enum's name in front of its variants' names, as the `.proto` file writes
+    /// them (`Color::ColorRed` for `COLOR_RED` in `enum Color`), instead of removing it
+    /// (`Color::Red`, the default; as prost-build's `retain_enum_prefix`).
+    pub fn retain_enum_prefix(mut self, enable: bool) -> Self {
+        self.retain_enum_prefix = enable;
+        self
+    }
+
+    /// Implements `prost::Name` for every message, so it can be packed into a
+    /// `prost_types::Any` (default false; as prost-build's `enable_type_names`). Type URLs
+    /// are `/package.Message`, with no domain, unless a
+    /// [`type_name_domain`](Self::type_name_domain) gives one (Google's APIs use
+    /// `type.googleapis.com`).
+    pub fn enable_type_names(mut self, enable: bool) -> Self {
+        self.type_names = enable;
+        self
+    }
+
+    /// Uses `domain` in the type URLs of the messages selected by `path`
+    /// (`example.com/package.Message`), when [`enable_type_names`](Self::enable_type_names)
+    /// is on (as prost-build's `type_name_domain`).
+    pub fn type_name_domain(mut self, path: impl Into<String>, domain: impl Into<String>) -> Self {
+        self.type_name_domains.push((path.into(), domain.into()));
+        self
+    }
+
     /// Makes every server trait method default to failing with `UNIMPLEMENTED`, so an
     /// implementation may provide only some (default false). The async trait's streaming
     /// methods then return [`BoxStream`](https://docs.rs/rsgrpc/latest/rsgrpc/type.BoxStream.html)
@@ -409,8 +417,9 @@ impl Builder {
     /// | `type_attribute`, `message_attribute`, `enum_attribute`, `field_attribute` | `PATH=ATTRIBUTE` | the setters of the same name |
     /// | `client_attribute`, `server_attribute`, `trait_attribute`, `client_mod_attribute`, `server_mod_attribute` | `PATH=ATTRIBUTE` | the setters of the same name |
     /// | `extern_path` | `PROTO_PATH=RUST_PATH` | [`extern_path`](Self::extern_path) |
+    /// | `type_name_domain` | `PATH=DOMAIN` | [`type_name_domain`](Self::type_name_domain) |
     /// | `bytes`, `btree_map`, `boxed`, `skip_debug`, `disable_comments` | `PATH` | the setters of the same name |
-    /// | `compile_well_known_types`, `default_stubs`, `emit_package`, `file_descriptor_set` | `true` or `false` | [`compile_well_known_types`](Self::compile_well_known_types), [`generate_default_stubs`](Self::generate_default_stubs), [`emit_package`](Self::emit_package), [`file_descriptor_set`](Self::file_descriptor_set) |
+    /// | `compile_well_known_types`, `retain_enum_prefix`, `enable_type_names`, `default_stubs`, `emit_package`, `file_descriptor_set` | `true` or `false` | [`compile_well_known_types`](Self::compile_well_known_types), [`retain_enum_prefix`](Self::retain_enum_prefix), [`enable_type_names`](Self::enable_type_names), [`generate_default_stubs`](Self::generate_default_stubs), [`emit_package`](Self::emit_package), [`file_descriptor_set`](Self::file_descriptor_set) |
     /// | `include_file` | a file name | [`include_file`](Self::include_file) |
     ///
     /// A flag without a value (`default_stubs`) means `true`.

@@ -29,7 +29,7 @@ impl Builder {
 
     /// The files of `set` to generate code for.
     fn files_to_generate(&self, set: &FileDescriptorSet) -> Vec<String> {
-        let wkt = self.compiles_well_known_types();
+        let wkt = self.compile_well_known_types;
         set.file
             .iter()
             .filter(|f| wkt || !in_package(f.package(), "google.protobuf"))

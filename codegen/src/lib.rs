@@ -102,8 +102,6 @@ pub use generate::GeneratedFile;
 #[doc(hidden)]
 pub use options::OptionValue;
 pub use parse::Parser;
-/// prost-build, whose `Config` [`Builder::configure_prost`] hands out.
-pub use prost_build;
 
 /// Descriptors of a protoc plugin request, for the plugin binary.
 #[doc(hidden)]

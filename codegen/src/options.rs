@@ -8,7 +8,7 @@ use crate::{Builder, Error};
 pub enum OptionValue {
     /// `true` or `false` (or nothing, for `true`).
     Flag,
-    /// `PATH=VALUE`: a protobuf path and an attribute or a Rust path.
+    /// `PATH=VALUE`: a protobuf path and an attribute, a Rust path or a domain.
     Pair,
     /// A protobuf path or a file name.
     Value,
@@ -31,12 +31,15 @@ pub(crate) const OPTIONS: &[(&str, OptionValue)] = &[
     ("client_mod_attribute", OptionValue::Pair),
     ("server_mod_attribute", OptionValue::Pair),
     ("extern_path", OptionValue::Pair),
+    ("type_name_domain", OptionValue::Pair),
     ("bytes", OptionValue::Value),
     ("btree_map", OptionValue::Value),
     ("boxed", OptionValue::Value),
     ("skip_debug", OptionValue::Value),
     ("disable_comments", OptionValue::Value),
     ("compile_well_known_types", OptionValue::Flag),
+    ("retain_enum_prefix", OptionValue::Flag),
+    ("enable_type_names", OptionValue::Flag),
     ("default_stubs", OptionValue::Flag),
     ("emit_package", OptionValue::Flag),
     ("file_descriptor_set", OptionValue::Flag),
@@ -101,6 +104,8 @@ pub(crate) fn apply(builder: Builder, option: &str) -> Result<Builder, Error> {
         "blocking" => builder.blocking(flag(key, value)?),
         "async" => builder.asynchronous(flag(key, value)?),
         "compile_well_known_types" => builder.compile_well_known_types(flag(key, value)?),
+        "retain_enum_prefix" => builder.retain_enum_prefix(flag(key, value)?),
+        "enable_type_names" => builder.enable_type_names(flag(key, value)?),
         "default_stubs" => builder.generate_default_stubs(flag(key, value)?),
         "emit_package" => builder.emit_package(flag(key, value)?),
         "file_descriptor_set" => builder.file_descriptor_set(flag(key, value)?),
@@ -129,6 +134,10 @@ pub(crate) fn apply(builder: Builder, option: &str) -> Result<Builder, Error> {
         "extern_path" => {
             let (proto, rust) = pair(key, value)?;
             builder.extern_path(proto, rust)
+        }
+        "type_name_domain" => {
+            let (path, domain) = pair(key, value)?;
+            builder.type_name_domain(path, domain)
         }
         "bytes" => builder.bytes(value),
         "btree_map" => builder.btree_map(value),

@@ -39,27 +39,21 @@ fn well_known_types_come_from_prost_types_by_default() {
 
 #[test]
 fn compiling_the_well_known_types_generates_their_package() {
-    // Through the builder and through a prost-build hook alike: the hook once produced
-    // paths to a google::protobuf module that was never generated.
-    for builder in [
+    let files = generate(
         Builder::new().compile_well_known_types(true),
-        Builder::new().configure_prost(|config| {
-            config.compile_well_known_types();
-        }),
-    ] {
-        let files = generate(builder, "corpus/app/v1/app.proto");
-        assert_eq!(
-            names(&files),
-            ["corpus.app.v1.rs", "corpus.common.rs", "google.protobuf.rs"]
-        );
-        let app = content(&files, "corpus.app.v1.rs");
-        assert!(
-            app.contains("super::super::super::google::protobuf::Timestamp"),
-            "{app}"
-        );
-        assert!(!app.contains("prost_types"), "{app}");
-        assert!(content(&files, "google.protobuf.rs").contains("pub struct Timestamp"));
-    }
+        "corpus/app/v1/app.proto",
+    );
+    assert_eq!(
+        names(&files),
+        ["corpus.app.v1.rs", "corpus.common.rs", "google.protobuf.rs"]
+    );
+    let app = content(&files, "corpus.app.v1.rs");
+    assert!(
+        app.contains("super::super::super::google::protobuf::Timestamp"),
+        "{app}"
+    );
+    assert!(!app.contains("prost_types"), "{app}");
+    assert!(content(&files, "google.protobuf.rs").contains("pub struct Timestamp"));
 }
 
 #[test]
@@ -121,6 +115,40 @@ fn disable_comments_applies_to_services_too() {
         code.contains("`/helloworld.Greeter/SayHello`: unary call."),
         "{code}"
     );
+}
+
+#[test]
+fn prost_settings_are_builder_settings() {
+    let plain = generate(Builder::new(), "corpus/common/types.proto");
+    let plain = content(&plain, "corpus.common.rs");
+    assert!(plain.contains("    Running = 1,"), "{plain}");
+    assert!(!plain.contains("::prost::Name"), "{plain}");
+    for builder in [
+        Builder::new()
+            .retain_enum_prefix(true)
+            .enable_type_names(true)
+            .type_name_domain(".corpus.common.Shapes", "example.com"),
+        Builder::new()
+            .parameter(concat!(
+                "retain_enum_prefix,enable_type_names,",
+                "type_name_domain=.corpus.common.Shapes=example.com"
+            ))
+            .unwrap(),
+    ] {
+        let files = generate(builder, "corpus/common/types.proto");
+        let code = content(&files, "corpus.common.rs");
+        assert!(code.contains("    StateRunning = 1,"), "{code}");
+        assert!(code.contains("impl ::prost::Name for Scalars {"), "{code}");
+        assert!(code.contains("\"/corpus.common.Scalars\".into()"), "{code}");
+        assert!(
+            code.contains("\"example.com/corpus.common.Shapes\".into()"),
+            "{code}"
+        );
+        assert!(
+            code.contains("\"example.com/corpus.common.Shapes.Nested\".into()"),
+            "{code}"
+        );
+    }
 }
 
 #[test]

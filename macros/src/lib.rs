@@ -19,8 +19,8 @@
 //! |---|---|
 //! | `proto` | a path, or a list of paths |
 //! | `includes` | a path, or a list of paths, searched for the protos and their imports (default: the protos' directories) |
-//! | `client`, `server`, `blocking`, `async`, `compile_well_known_types`, `default_stubs`, `emit_package`, `file_descriptor_set` | `true` or `false` |
-//! | `type_attribute`, `message_attribute`, `enum_attribute`, `field_attribute`, `client_attribute`, `server_attribute`, `trait_attribute`, `client_mod_attribute`, `server_mod_attribute`, `extern_path` | `["PATH", "VALUE"]` |
+//! | `client`, `server`, `blocking`, `async`, `compile_well_known_types`, `retain_enum_prefix`, `enable_type_names`, `default_stubs`, `emit_package`, `file_descriptor_set` | `true` or `false` |
+//! | `type_attribute`, `message_attribute`, `enum_attribute`, `field_attribute`, `client_attribute`, `server_attribute`, `trait_attribute`, `client_mod_attribute`, `server_mod_attribute`, `extern_path`, `type_name_domain` | `["PATH", "VALUE"]` |
 //! | `bytes`, `btree_map`, `boxed`, `skip_debug`, `disable_comments` | a protobuf path |
 //! | `include_file` | a file name |
 //!

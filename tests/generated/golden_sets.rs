@@ -52,6 +52,9 @@ pub(crate) const OPTIONS: GoldenSet = GoldenSet {
     ],
     options: &[
         "compile_well_known_types=true",
+        "retain_enum_prefix=true",
+        "enable_type_names=true",
+        "type_name_domain=.routeguide=example.com",
         "default_stubs=true",
         "emit_package=false",
         "client_attribute=.routeguide.RouteGuide=#[doc(alias = \"guide\")]",

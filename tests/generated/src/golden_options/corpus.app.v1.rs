@@ -25,6 +25,16 @@ pub struct Record {
     #[prost(enumeration = "super::super::common::State", tag = "9")]
     pub state: i32,
 }
+impl ::prost::Name for Record {
+    const NAME: &'static str = "Record";
+    const PACKAGE: &'static str = "corpus.app.v1";
+    fn full_name() -> ::prost::alloc::string::String {
+        "corpus.app.v1.Record".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/corpus.app.v1.Record".into()
+    }
+}
 /// Names that are Rust keywords.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Keywords {
@@ -38,6 +48,16 @@ pub struct Keywords {
     pub self_: ::prost::alloc::string::String,
     #[prost(string, tag = "5")]
     pub r#fn: ::prost::alloc::string::String,
+}
+impl ::prost::Name for Keywords {
+    const NAME: &'static str = "Keywords";
+    const PACKAGE: &'static str = "corpus.app.v1";
+    fn full_name() -> ::prost::alloc::string::String {
+        "corpus.app.v1.Keywords".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/corpus.app.v1.Keywords".into()
+    }
 }
 pub mod records_client {
     //! Clients for `Records`: [`RecordsClient`] (async) and [`RecordsBlockingClient`] (blocking).

@@ -37,6 +37,16 @@ pub struct Scalars {
     #[prost(string, repeated, tag = "17")]
     pub many_strings: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
+impl ::prost::Name for Scalars {
+    const NAME: &'static str = "Scalars";
+    const PACKAGE: &'static str = "corpus.common";
+    fn full_name() -> ::prost::alloc::string::String {
+        "corpus.common.Scalars".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/corpus.common.Scalars".into()
+    }
+}
 /// Maps, oneofs, nesting and proto3 optional.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Shapes {
@@ -81,8 +91,8 @@ pub mod shapes {
         )]
         #[repr(i32)]
         pub enum Level {
-            Unspecified = 0,
-            Deep = 1,
+            LevelUnspecified = 0,
+            LevelDeep = 1,
         }
         impl Level {
             /// String value of the enum field names used in the ProtoBuf definition.
@@ -91,18 +101,28 @@ pub mod shapes {
             /// (if the ProtoBuf definition does not change) and safe for programmatic use.
             pub fn as_str_name(&self) -> &'static str {
                 match self {
-                    Self::Unspecified => "LEVEL_UNSPECIFIED",
-                    Self::Deep => "LEVEL_DEEP",
+                    Self::LevelUnspecified => "LEVEL_UNSPECIFIED",
+                    Self::LevelDeep => "LEVEL_DEEP",
                 }
             }
             /// Creates an enum from field names used in the ProtoBuf definition.
             pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
                 match value {
-                    "LEVEL_UNSPECIFIED" => Some(Self::Unspecified),
-                    "LEVEL_DEEP" => Some(Self::Deep),
+                    "LEVEL_UNSPECIFIED" => Some(Self::LevelUnspecified),
+                    "LEVEL_DEEP" => Some(Self::LevelDeep),
                     _ => None,
                 }
             }
+        }
+    }
+    impl ::prost::Name for Nested {
+        const NAME: &'static str = "Nested";
+        const PACKAGE: &'static str = "corpus.common";
+        fn full_name() -> ::prost::alloc::string::String {
+            "corpus.common.Shapes.Nested".into()
+        }
+        fn type_url() -> ::prost::alloc::string::String {
+            "/corpus.common.Shapes.Nested".into()
         }
     }
     /// Exactly one of these.
@@ -121,17 +141,27 @@ pub mod shapes {
         Nested(Nested),
     }
 }
+impl ::prost::Name for Shapes {
+    const NAME: &'static str = "Shapes";
+    const PACKAGE: &'static str = "corpus.common";
+    fn full_name() -> ::prost::alloc::string::String {
+        "corpus.common.Shapes".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/corpus.common.Shapes".into()
+    }
+}
 /// A status of something.
 #[doc(alias = "status")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
 pub enum State {
     /// Not set.
-    Unspecified = 0,
+    StateUnspecified = 0,
     /// Running.
-    Running = 1,
+    StateRunning = 1,
     /// Done, or given up.
-    Stopped = 2,
+    StateStopped = 2,
 }
 impl State {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -140,17 +170,17 @@ impl State {
     /// (if the ProtoBuf definition does not change) and safe for programmatic use.
     pub fn as_str_name(&self) -> &'static str {
         match self {
-            Self::Unspecified => "STATE_UNSPECIFIED",
-            Self::Running => "STATE_RUNNING",
-            Self::Stopped => "STATE_STOPPED",
+            Self::StateUnspecified => "STATE_UNSPECIFIED",
+            Self::StateRunning => "STATE_RUNNING",
+            Self::StateStopped => "STATE_STOPPED",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
     pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
         match value {
-            "STATE_UNSPECIFIED" => Some(Self::Unspecified),
-            "STATE_RUNNING" => Some(Self::Running),
-            "STATE_STOPPED" => Some(Self::Stopped),
+            "STATE_UNSPECIFIED" => Some(Self::StateUnspecified),
+            "STATE_RUNNING" => Some(Self::StateRunning),
+            "STATE_STOPPED" => Some(Self::StateStopped),
             _ => None,
         }
     }

@@ -20,6 +20,16 @@ pub mod service_config {
         #[prost(string, tag = "1")]
         pub name: ::prost::alloc::string::String,
     }
+    impl ::prost::Name for Policy {
+        const NAME: &'static str = "Policy";
+        const PACKAGE: &'static str = "corpus.service_config";
+        fn full_name() -> ::prost::alloc::string::String {
+            "corpus.service_config.ServiceConfig.Policy".into()
+        }
+        fn type_url() -> ::prost::alloc::string::String {
+            "/corpus.service_config.ServiceConfig.Policy".into()
+        }
+    }
     /// One large and one small variant.
     #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
     #[allow(
@@ -31,6 +41,16 @@ pub mod service_config {
         Big(super::Big),
         #[prost(int32, tag = "3")]
         Small(i32),
+    }
+}
+impl ::prost::Name for ServiceConfig {
+    const NAME: &'static str = "ServiceConfig";
+    const PACKAGE: &'static str = "corpus.service_config";
+    fn full_name() -> ::prost::alloc::string::String {
+        "corpus.service_config.ServiceConfig".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/corpus.service_config.ServiceConfig".into()
     }
 }
 /// Large enough that a oneof holding it inline is a large enum variant.
@@ -61,6 +81,16 @@ pub struct Big {
     #[prost(string, tag = "12")]
     pub l: ::prost::alloc::string::String,
 }
+impl ::prost::Name for Big {
+    const NAME: &'static str = "Big";
+    const PACKAGE: &'static str = "corpus.service_config";
+    fn full_name() -> ::prost::alloc::string::String {
+        "corpus.service_config.Big".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/corpus.service_config.Big".into()
+    }
+}
 /// Comments written as lists and quotes, continued without indentation:
 ///
 /// * the first item,
@@ -83,6 +113,16 @@ pub struct Lists {
     ///   which may be negative.
     #[prost(string, tag = "1")]
     pub pick: ::prost::alloc::string::String,
+}
+impl ::prost::Name for Lists {
+    const NAME: &'static str = "Lists";
+    const PACKAGE: &'static str = "corpus.service_config";
+    fn full_name() -> ::prost::alloc::string::String {
+        "corpus.service_config.Lists".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/corpus.service_config.Lists".into()
+    }
 }
 pub mod configurator_client {
     //! Clients for `Configurator`: [`ConfiguratorClient`] (async) and [`ConfiguratorBlockingClient`] (blocking).

@@ -6,6 +6,16 @@ pub struct Any {
     #[prost(bytes = "vec", tag = "2")]
     pub value: ::prost::alloc::vec::Vec<u8>,
 }
+impl ::prost::Name for Any {
+    const NAME: &'static str = "Any";
+    const PACKAGE: &'static str = "google.protobuf";
+    fn full_name() -> ::prost::alloc::string::String {
+        "google.protobuf.Any".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/google.protobuf.Any".into()
+    }
+}
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Duration {
     #[prost(int64, tag = "1")]
@@ -13,12 +23,42 @@ pub struct Duration {
     #[prost(int32, tag = "2")]
     pub nanos: i32,
 }
+impl ::prost::Name for Duration {
+    const NAME: &'static str = "Duration";
+    const PACKAGE: &'static str = "google.protobuf";
+    fn full_name() -> ::prost::alloc::string::String {
+        "google.protobuf.Duration".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/google.protobuf.Duration".into()
+    }
+}
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Empty {}
+impl ::prost::Name for Empty {
+    const NAME: &'static str = "Empty";
+    const PACKAGE: &'static str = "google.protobuf";
+    fn full_name() -> ::prost::alloc::string::String {
+        "google.protobuf.Empty".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/google.protobuf.Empty".into()
+    }
+}
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Struct {
     #[prost(map = "string, message", tag = "1")]
     pub fields: ::std::collections::HashMap<::prost::alloc::string::String, Value>,
+}
+impl ::prost::Name for Struct {
+    const NAME: &'static str = "Struct";
+    const PACKAGE: &'static str = "google.protobuf";
+    fn full_name() -> ::prost::alloc::string::String {
+        "google.protobuf.Struct".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/google.protobuf.Struct".into()
+    }
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Value {
@@ -47,10 +87,30 @@ pub mod value {
         ListValue(super::ListValue),
     }
 }
+impl ::prost::Name for Value {
+    const NAME: &'static str = "Value";
+    const PACKAGE: &'static str = "google.protobuf";
+    fn full_name() -> ::prost::alloc::string::String {
+        "google.protobuf.Value".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/google.protobuf.Value".into()
+    }
+}
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ListValue {
     #[prost(message, repeated, tag = "1")]
     pub values: ::prost::alloc::vec::Vec<Value>,
+}
+impl ::prost::Name for ListValue {
+    const NAME: &'static str = "ListValue";
+    const PACKAGE: &'static str = "google.protobuf";
+    fn full_name() -> ::prost::alloc::string::String {
+        "google.protobuf.ListValue".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/google.protobuf.ListValue".into()
+    }
 }
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
@@ -82,50 +142,150 @@ pub struct Timestamp {
     #[prost(int32, tag = "2")]
     pub nanos: i32,
 }
+impl ::prost::Name for Timestamp {
+    const NAME: &'static str = "Timestamp";
+    const PACKAGE: &'static str = "google.protobuf";
+    fn full_name() -> ::prost::alloc::string::String {
+        "google.protobuf.Timestamp".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/google.protobuf.Timestamp".into()
+    }
+}
 #[derive(Clone, Copy, PartialEq, ::prost::Message)]
 pub struct DoubleValue {
     #[prost(double, tag = "1")]
     pub value: f64,
+}
+impl ::prost::Name for DoubleValue {
+    const NAME: &'static str = "DoubleValue";
+    const PACKAGE: &'static str = "google.protobuf";
+    fn full_name() -> ::prost::alloc::string::String {
+        "google.protobuf.DoubleValue".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/google.protobuf.DoubleValue".into()
+    }
 }
 #[derive(Clone, Copy, PartialEq, ::prost::Message)]
 pub struct FloatValue {
     #[prost(float, tag = "1")]
     pub value: f32,
 }
+impl ::prost::Name for FloatValue {
+    const NAME: &'static str = "FloatValue";
+    const PACKAGE: &'static str = "google.protobuf";
+    fn full_name() -> ::prost::alloc::string::String {
+        "google.protobuf.FloatValue".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/google.protobuf.FloatValue".into()
+    }
+}
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Int64Value {
     #[prost(int64, tag = "1")]
     pub value: i64,
+}
+impl ::prost::Name for Int64Value {
+    const NAME: &'static str = "Int64Value";
+    const PACKAGE: &'static str = "google.protobuf";
+    fn full_name() -> ::prost::alloc::string::String {
+        "google.protobuf.Int64Value".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/google.protobuf.Int64Value".into()
+    }
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct UInt64Value {
     #[prost(uint64, tag = "1")]
     pub value: u64,
 }
+impl ::prost::Name for UInt64Value {
+    const NAME: &'static str = "UInt64Value";
+    const PACKAGE: &'static str = "google.protobuf";
+    fn full_name() -> ::prost::alloc::string::String {
+        "google.protobuf.UInt64Value".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/google.protobuf.UInt64Value".into()
+    }
+}
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Int32Value {
     #[prost(int32, tag = "1")]
     pub value: i32,
+}
+impl ::prost::Name for Int32Value {
+    const NAME: &'static str = "Int32Value";
+    const PACKAGE: &'static str = "google.protobuf";
+    fn full_name() -> ::prost::alloc::string::String {
+        "google.protobuf.Int32Value".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/google.protobuf.Int32Value".into()
+    }
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct UInt32Value {
     #[prost(uint32, tag = "1")]
     pub value: u32,
 }
+impl ::prost::Name for UInt32Value {
+    const NAME: &'static str = "UInt32Value";
+    const PACKAGE: &'static str = "google.protobuf";
+    fn full_name() -> ::prost::alloc::string::String {
+        "google.protobuf.UInt32Value".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/google.protobuf.UInt32Value".into()
+    }
+}
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct BoolValue {
     #[prost(bool, tag = "1")]
     pub value: bool,
+}
+impl ::prost::Name for BoolValue {
+    const NAME: &'static str = "BoolValue";
+    const PACKAGE: &'static str = "google.protobuf";
+    fn full_name() -> ::prost::alloc::string::String {
+        "google.protobuf.BoolValue".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/google.protobuf.BoolValue".into()
+    }
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct StringValue {
     #[prost(string, tag = "1")]
     pub value: ::prost::alloc::string::String,
 }
+impl ::prost::Name for StringValue {
+    const NAME: &'static str = "StringValue";
+    const PACKAGE: &'static str = "google.protobuf";
+    fn full_name() -> ::prost::alloc::string::String {
+        "google.protobuf.StringValue".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/google.protobuf.StringValue".into()
+    }
+}
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct BytesValue {
     #[prost(bytes = "vec", tag = "1")]
     pub value: ::prost::alloc::vec::Vec<u8>,
+}
+impl ::prost::Name for BytesValue {
+    const NAME: &'static str = "BytesValue";
+    const PACKAGE: &'static str = "google.protobuf";
+    fn full_name() -> ::prost::alloc::string::String {
+        "google.protobuf.BytesValue".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/google.protobuf.BytesValue".into()
+    }
 }
 /// The encoded `google.protobuf.FileDescriptorSet` of this package's `.proto` files
 /// and of every file they import, without source info: what a reflection service

@@ -7,6 +7,16 @@ pub struct HelloRequest {
     #[prost(string, tag = "1")]
     pub name: ::prost::alloc::string::String,
 }
+impl ::prost::Name for HelloRequest {
+    const NAME: &'static str = "HelloRequest";
+    const PACKAGE: &'static str = "helloworld";
+    fn full_name() -> ::prost::alloc::string::String {
+        "helloworld.HelloRequest".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/helloworld.HelloRequest".into()
+    }
+}
 /// The response message containing the greetings.
 #[derive(PartialOrd)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -15,6 +25,16 @@ pub struct HelloReply {
     /// The greeting.
     #[prost(string, tag = "1")]
     pub message: ::prost::alloc::string::String,
+}
+impl ::prost::Name for HelloReply {
+    const NAME: &'static str = "HelloReply";
+    const PACKAGE: &'static str = "helloworld";
+    fn full_name() -> ::prost::alloc::string::String {
+        "helloworld.HelloReply".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "/helloworld.HelloReply".into()
+    }
 }
 #[doc(alias = "clients")]
 pub mod greeter_client {

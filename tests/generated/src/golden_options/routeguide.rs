@@ -6,12 +6,32 @@ pub struct Point {
     #[prost(int32, tag = "2")]
     pub longitude: i32,
 }
+impl ::prost::Name for Point {
+    const NAME: &'static str = "Point";
+    const PACKAGE: &'static str = "routeguide";
+    fn full_name() -> ::prost::alloc::string::String {
+        "routeguide.Point".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "example.com/routeguide.Point".into()
+    }
+}
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Rectangle {
     #[prost(message, optional, tag = "1")]
     pub lo: ::core::option::Option<Point>,
     #[prost(message, optional, tag = "2")]
     pub hi: ::core::option::Option<Point>,
+}
+impl ::prost::Name for Rectangle {
+    const NAME: &'static str = "Rectangle";
+    const PACKAGE: &'static str = "routeguide";
+    fn full_name() -> ::prost::alloc::string::String {
+        "routeguide.Rectangle".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "example.com/routeguide.Rectangle".into()
+    }
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Feature {
@@ -20,12 +40,32 @@ pub struct Feature {
     #[prost(message, optional, tag = "2")]
     pub location: ::core::option::Option<Point>,
 }
+impl ::prost::Name for Feature {
+    const NAME: &'static str = "Feature";
+    const PACKAGE: &'static str = "routeguide";
+    fn full_name() -> ::prost::alloc::string::String {
+        "routeguide.Feature".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "example.com/routeguide.Feature".into()
+    }
+}
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct RouteNote {
     #[prost(message, optional, tag = "1")]
     pub location: ::core::option::Option<Point>,
     #[prost(string, tag = "2")]
     pub message: ::prost::alloc::string::String,
+}
+impl ::prost::Name for RouteNote {
+    const NAME: &'static str = "RouteNote";
+    const PACKAGE: &'static str = "routeguide";
+    fn full_name() -> ::prost::alloc::string::String {
+        "routeguide.RouteNote".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "example.com/routeguide.RouteNote".into()
+    }
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct RouteSummary {
@@ -37,6 +77,16 @@ pub struct RouteSummary {
     pub distance: i32,
     #[prost(int32, tag = "4")]
     pub elapsed_time: i32,
+}
+impl ::prost::Name for RouteSummary {
+    const NAME: &'static str = "RouteSummary";
+    const PACKAGE: &'static str = "routeguide";
+    fn full_name() -> ::prost::alloc::string::String {
+        "routeguide.RouteSummary".into()
+    }
+    fn type_url() -> ::prost::alloc::string::String {
+        "example.com/routeguide.RouteSummary".into()
+    }
 }
 pub mod route_guide_client {
     //! Clients for `RouteGuide`: [`RouteGuideClient`] (async) and [`RouteGuideBlockingClient`] (blocking).
