@@ -327,6 +327,22 @@ impl ServerBuilder {
     }
 
     fn serve(self, listener: accept::Listener) -> Result<ServerHandle> {
+        let local_addr = match &listener {
+            accept::Listener::Tcp(listener) => listener
+                .local_addr()
+                .map_err(|e| Error::io("cannot read the bound address", e))?,
+            accept::Listener::Unix(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        let shared = self.into_shared()?;
+        let poller = shared.rt.poller();
+        poller.spawn(accept::accept_loop(shared.clone(), listener));
+        tracing::debug!(%local_addr, "serving");
+        Ok(ServerHandle::new(shared, local_addr, poller))
+    }
+
+    /// Checks the settings and builds what the server's connections share: its routes,
+    /// limits and runtime.
+    pub(super) fn into_shared(self) -> Result<Arc<ServerShared>> {
         let config = self.config;
         if config.max_concurrent_streams == 0
             || config.max_header_list_size == 0
@@ -370,28 +386,17 @@ impl ServerBuilder {
                 }
             }
         }
-        let local_addr = match &listener {
-            accept::Listener::Tcp(listener) => listener
-                .local_addr()
-                .map_err(|e| Error::io("cannot read the bound address", e))?,
-            accept::Listener::Unix(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
-        };
         #[cfg(feature = "tls")]
         let tls = self.tls.as_ref().map(|tls| tls.build()).transpose()?;
         let runtime = self.runtime.unwrap_or_else(|| Runtime::global().clone());
-        let rt = runtime.handle().clone();
-        let poller = rt.poller();
-        let shared = Arc::new(ServerShared::new(
+        Ok(Arc::new(ServerShared::new(
             router,
             config,
-            rt,
+            runtime.handle().clone(),
             self.spawn_hook,
             self.metrics,
             #[cfg(feature = "tls")]
             tls,
-        ));
-        poller.spawn(accept::accept_loop(shared.clone(), listener));
-        tracing::debug!(%local_addr, "serving");
-        Ok(ServerHandle::new(shared, local_addr, poller))
+        )))
     }
 }

@@ -36,6 +36,7 @@ use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use h2::RecvStream;
 use h2::server::SendResponse;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -50,21 +51,63 @@ use crate::transport;
 use crate::transport::frames::{End, Watch, Watched};
 use crate::transport::{Io, PeerInfo};
 
-/// The TLS handshake when the server has TLS, then HTTP/2's.
-async fn handshake(
-    shared: &ServerShared,
+/// An accepted connection: the TLS handshake when the server has TLS, then the rest as
+/// for any byte stream ([`serve`]).
+pub(super) async fn serve_connection(
+    shared: Arc<ServerShared>,
     io: Io,
     peer: PeerInfo,
-    watch: &Arc<Watch>,
-) -> Result<(h2::server::Connection<Watched<Io>, Bytes>, PeerInfo), String> {
+    guard: ConnectionGuard,
+) {
+    let started = Instant::now();
+    // Clients on Unix sockets often send the socket's path as :authority.
+    let rewrite_authority = matches!(io, Io::Unix(_));
     #[cfg(feature = "tls")]
     let (io, peer) = match (&shared.tls, io) {
-        (Some(tls), Io::Tcp(tcp)) => transport::tls::accept(tls.clone(), tcp, peer)
-            .await
-            .map_err(|e| format!("tls handshake failed: {e}"))?,
+        (Some(tls), Io::Tcp(tcp)) => {
+            let accept = tokio::time::timeout(
+                shared.config.handshake_timeout,
+                transport::tls::accept(tls.clone(), tcp, peer),
+            );
+            let accepted = tokio::select! {
+                done = accept => done,
+                () = poll_fn(|cx| guard.poll_reclaimed(cx)) => {
+                    tracing::debug!("closing a connection in its handshake to make room for another");
+                    return;
+                }
+            };
+            match accepted {
+                Ok(Ok(done)) => done,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "closing a connection: tls handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(timeout = ?shared.config.handshake_timeout, "closing a connection that did not complete its handshakes");
+                    return;
+                }
+            }
+        }
         (_, io) => (io, peer),
     };
+    serve(shared, io, peer, guard, started, rewrite_authority).await;
+}
+
+/// A connection over any byte stream, from its HTTP/2 handshake (within what is left of
+/// the handshake timeout since `started`) to its end: what TCP, Unix sockets, TLS and
+/// the tests' in-memory pipes share.
+pub(super) async fn serve<T>(
+    shared: Arc<ServerShared>,
+    io: T,
+    peer: PeerInfo,
+    guard: ConnectionGuard,
+    started: Instant,
+    rewrite_authority: bool,
+) where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let config = &shared.config;
+    let watch = Watch::new(Some(config.ping_policy));
     let mut builder = h2::server::Builder::new();
     builder
         .max_header_list_size(config.max_header_list_size)
@@ -73,32 +116,12 @@ async fn handshake(
         .initial_connection_window_size(config.initial_connection_window_size)
         .max_pending_accept_reset_streams(config.max_pending_accept_reset_streams)
         .max_local_error_reset_streams(Some(config.max_local_error_reset_streams));
-    let unix = matches!(io, Io::Unix(_));
     let mut io = Watched::new(io, End::Server, watch.clone());
-    if unix {
-        // Clients on Unix sockets often send the socket's path as :authority.
+    if rewrite_authority {
         io = io.rewrite_authority(config.max_header_list_size);
     }
-    let h2 = builder
-        .handshake(io)
-        .await
-        .map_err(|e| format!("http/2 handshake failed: {e}"))?;
-    Ok((h2, peer))
-}
-
-pub(super) async fn serve_connection(
-    shared: Arc<ServerShared>,
-    io: Io,
-    peer: PeerInfo,
-    guard: ConnectionGuard,
-) {
-    let config = &shared.config;
-    let watch = Watch::new(Some(config.ping_policy));
-    let handshake = tokio::time::timeout(
-        config.handshake_timeout,
-        handshake(&shared, io, peer, &watch),
-    );
-    let started = Instant::now();
+    let left = config.handshake_timeout.saturating_sub(started.elapsed());
+    let handshake = tokio::time::timeout(left, builder.handshake(io));
     let handshake = tokio::select! {
         done = handshake => done,
         () = poll_fn(|cx| guard.poll_reclaimed(cx)) => {
@@ -106,10 +129,10 @@ pub(super) async fn serve_connection(
             return;
         }
     };
-    let (mut h2, peer) = match handshake {
-        Ok(Ok(done)) => done,
-        Ok(Err(reason)) => {
-            tracing::debug!(%reason, "closing a connection");
+    let mut h2 = match handshake {
+        Ok(Ok(h2)) => h2,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "closing a connection: http/2 handshake failed");
             return;
         }
         Err(_) => {
@@ -225,8 +248,8 @@ struct Keepalive {
 }
 
 /// One connection and its calls.
-struct Conn {
-    h2: h2::server::Connection<Watched<Io>, Bytes>,
+struct Conn<T> {
+    h2: h2::server::Connection<Watched<T>, Bytes>,
     calls: FuturesUnordered<tracing::instrument::Instrumented<ServerStream>>,
     /// What the calls share.
     ctx: Arc<ConnContext>,
@@ -252,7 +275,7 @@ struct Conn {
     shared: Arc<ServerShared>,
 }
 
-impl Conn {
+impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         while let Some(changed) = &mut self.phase_changed {
             let Poll::Ready((ok, mut phase)) = changed.as_mut().poll(cx) else {

@@ -38,6 +38,8 @@ pub(crate) mod responder;
 pub(crate) mod service;
 mod shared;
 mod stream;
+#[cfg(test)]
+mod transcript;
 
 use std::time::Duration;
 

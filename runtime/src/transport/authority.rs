@@ -329,7 +329,7 @@ fn write_block(block: &Block, mut encoded: Bytes, out: &mut BytesMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::test_frame as frame;
+    use crate::transport::test_peer::frame;
 
     /// Splits h2-bound bytes into frames (after the preface).
     fn frames(bytes: &[u8]) -> Vec<(u8, u8, u32, Vec<u8>)> {

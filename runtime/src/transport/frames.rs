@@ -569,7 +569,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::test_frame as frame;
+    use crate::transport::test_peer::frame;
 
     #[test]
     fn frames_are_followed_across_any_split() {

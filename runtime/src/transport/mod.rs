@@ -18,6 +18,8 @@ use tokio::net::{TcpStream, UnixStream};
 
 mod authority;
 pub(crate) mod frames;
+#[cfg(test)]
+pub(crate) mod test_peer;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
 
@@ -181,15 +183,4 @@ impl AsyncWrite for Io {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         delegate!(self, io => Pin::new(io).poll_shutdown(cx))
     }
-}
-
-/// An HTTP/2 frame written by hand, for the tests of the frame watch and rewriter.
-#[cfg(test)]
-pub(crate) fn test_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let mut v = (payload.len() as u32).to_be_bytes()[1..].to_vec();
-    v.push(kind);
-    v.push(flags);
-    v.extend_from_slice(&stream.to_be_bytes());
-    v.extend_from_slice(payload);
-    v
 }

@@ -1,0 +1,330 @@
+//! The server's connection and call state machines, driven frame by frame over an
+//! in-memory pipe by a hand-written HTTP/2 peer: what the server sends for each thing a
+//! client does, in order. The connection task runs on the runtime's poller as it does for
+//! a socket; only the byte stream differs.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use prost::Message;
+
+use super::connection::serve;
+use super::{Phase, Server, ServerBuilder, ServerShared, Service};
+use crate::call::streams::BlockingStreaming;
+use crate::request::Request;
+use crate::response::Response;
+use crate::runtime::Runtime;
+use crate::status::Status;
+use crate::transport::PeerInfo;
+use crate::transport::test_peer::*;
+
+const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
+const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
+const SETTINGS_MAX_HEADER_LIST_SIZE: u16 = 0x6;
+
+/// A server with `service`, not bound to any port, on a runtime of its own.
+fn server(builder: ServerBuilder) -> (Runtime, Arc<ServerShared>) {
+    let runtime = Runtime::builder()
+        .poller_threads(1)
+        .executor_threads(1)
+        .build()
+        .unwrap();
+    let shared = builder.runtime(&runtime).into_shared().unwrap();
+    (runtime, shared)
+}
+
+fn echo() -> ServerBuilder {
+    let echo = Service::builder("test.Echo")
+        .blocking_unary("Echo", |request: Request<String>| {
+            Ok::<_, Status>(Response::new(request.into_inner()))
+        })
+        .build();
+    Server::builder().add_service(echo)
+}
+
+/// A client connection: the pipe's far end is served like an accepted socket, and the
+/// client's preface and (empty, or these) settings are sent.
+async fn connect(shared: &Arc<ServerShared>, settings_sent: &[(u16, u32)]) -> Peer {
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    let guard = shared.admit_connection().expect("room for a connection");
+    shared.rt.poller().spawn(serve(
+        shared.clone(),
+        theirs,
+        PeerInfo::default(),
+        guard,
+        Instant::now(),
+        false,
+    ));
+    let mut peer = Peer::new(ours);
+    peer.write(PREFACE).await;
+    peer.write(&settings(settings_sent)).await;
+    peer
+}
+
+fn request(path: &str) -> Vec<(&str, &str)> {
+    vec![
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "transcript.test"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ]
+}
+
+fn message(text: &str) -> Vec<u8> {
+    grpc_message(&text.to_owned().encode_to_vec())
+}
+
+/// Skips connection upkeep and a stream's window updates.
+async fn next_call_frame(peer: &mut Peer) -> Frame {
+    loop {
+        let frame = peer.next_on_streams().await.expect("a frame");
+        if frame.kind != WINDOW_UPDATE {
+            return frame;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_server_announces_its_limits_then_acknowledges_ours() {
+    let (_runtime, shared) = server(echo());
+    let mut peer = connect(&shared, &[]).await;
+    let first = peer.next().await.unwrap();
+    assert_eq!(first.kind, SETTINGS, "{first:?}");
+    assert!(!first.has(ACK));
+    let announced = first.settings();
+    assert!(
+        announced.contains(&(SETTINGS_MAX_CONCURRENT_STREAMS, 256)),
+        "{announced:?}"
+    );
+    assert!(
+        announced.contains(&(SETTINGS_INITIAL_WINDOW_SIZE, 1024 * 1024)),
+        "{announced:?}"
+    );
+    assert!(
+        announced.contains(&(SETTINGS_MAX_HEADER_LIST_SIZE, 16 * 1024)),
+        "{announced:?}"
+    );
+    // Then, in either order: the connection window raised to 2 MiB, and our settings
+    // acknowledged.
+    let mut window = None;
+    let mut acked = false;
+    while window.is_none() || !acked {
+        let frame = peer.next().await.unwrap();
+        match frame.kind {
+            WINDOW_UPDATE if frame.stream == 0 => window = Some(frame.value()),
+            SETTINGS if frame.has(ACK) => acked = true,
+            _ => panic!("unexpected {frame:?}"),
+        }
+    }
+    assert_eq!(window, Some(2 * 1024 * 1024 - 65_535));
+}
+
+#[tokio::test]
+async fn a_unary_call_frame_by_frame() {
+    let (_runtime, shared) = server(echo());
+    let mut peer = connect(&shared, &[]).await;
+    peer.headers(1, &request("/test.Echo/Echo"), false).await;
+    peer.write(&frame(DATA, END_STREAM, 1, &message("hi")))
+        .await;
+
+    let headers = next_call_frame(&mut peer).await;
+    assert_eq!((headers.kind, headers.stream), (HEADERS, 1), "{headers:?}");
+    assert!(!headers.has(END_STREAM));
+    let fields = peer.decode(&headers);
+    assert_eq!(field(&fields, ":status"), Some("200"));
+    assert_eq!(field(&fields, "content-type"), Some("application/grpc"));
+
+    let data = next_call_frame(&mut peer).await;
+    assert_eq!((data.kind, data.stream), (DATA, 1), "{data:?}");
+    assert_eq!(&data.payload[..], &message("hi")[..]);
+    assert!(!data.has(END_STREAM));
+
+    let trailers = next_call_frame(&mut peer).await;
+    assert_eq!(
+        (trailers.kind, trailers.stream),
+        (HEADERS, 1),
+        "{trailers:?}"
+    );
+    assert!(trailers.has(END_STREAM));
+    let fields = peer.decode(&trailers);
+    assert_eq!(field(&fields, "grpc-status"), Some("0"), "{fields:?}");
+}
+
+#[tokio::test]
+async fn an_unknown_method_is_answered_trailers_only() {
+    let (_runtime, shared) = server(echo());
+    let mut peer = connect(&shared, &[]).await;
+    peer.headers(1, &request("/test.Echo/Nope"), true).await;
+    let only = next_call_frame(&mut peer).await;
+    assert_eq!((only.kind, only.stream), (HEADERS, 1), "{only:?}");
+    assert!(only.has(END_STREAM), "one header block ends the call");
+    let fields = peer.decode(&only);
+    assert_eq!(field(&fields, ":status"), Some("200"));
+    assert_eq!(field(&fields, "grpc-status"), Some("12"), "{fields:?}");
+    assert!(
+        field(&fields, "grpc-message").is_some_and(|m| m.contains("/test.Echo/Nope")),
+        "{fields:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_that_is_not_grpc_gets_an_http_error() {
+    let (_runtime, shared) = server(echo());
+    let mut peer = connect(&shared, &[]).await;
+    let mut fields = request("/test.Echo/Echo");
+    fields[4] = ("content-type", "text/plain");
+    peer.headers(1, &fields, true).await;
+    let answer = next_call_frame(&mut peer).await;
+    assert!(answer.has(END_STREAM));
+    let fields = peer.decode(&answer);
+    assert_eq!(field(&fields, ":status"), Some("415"), "{fields:?}");
+    assert_eq!(field(&fields, "grpc-status"), None);
+}
+
+#[tokio::test]
+async fn a_second_message_on_a_unary_call_fails_it() {
+    let (_runtime, shared) = server(echo());
+    let mut peer = connect(&shared, &[]).await;
+    peer.headers(1, &request("/test.Echo/Echo"), false).await;
+    let mut two = message("one");
+    two.extend(message("two"));
+    peer.write(&frame(DATA, END_STREAM, 1, &two)).await;
+    let only = next_call_frame(&mut peer).await;
+    assert!(only.has(END_STREAM), "{only:?}");
+    let fields = peer.decode(&only);
+    assert_eq!(field(&fields, "grpc-status"), Some("13"), "{fields:?}");
+}
+
+#[tokio::test]
+async fn a_zero_timeout_is_answered_and_never_run() {
+    let (ran_tx, ran_rx) = mpsc::channel::<()>();
+    let service = Service::builder("test.Echo")
+        .blocking_unary("Echo", move |request: Request<String>| {
+            let _ = ran_tx.send(());
+            Ok::<_, Status>(Response::new(request.into_inner()))
+        })
+        .build();
+    let (_runtime, shared) = server(Server::builder().add_service(service));
+    let mut peer = connect(&shared, &[]).await;
+    let mut fields = request("/test.Echo/Echo");
+    fields.push(("grpc-timeout", "0n"));
+    peer.headers(1, &fields, false).await;
+    peer.write(&frame(DATA, END_STREAM, 1, &message("late")))
+        .await;
+    let only = next_call_frame(&mut peer).await;
+    assert!(only.has(END_STREAM), "{only:?}");
+    let fields = peer.decode(&only);
+    assert_eq!(field(&fields, "grpc-status"), Some("4"), "{fields:?}");
+    assert!(ran_rx.try_recv().is_err(), "the handler must not run");
+}
+
+#[tokio::test]
+async fn responses_wait_for_the_clients_window() {
+    let (_runtime, shared) = server(echo());
+    // A 16-byte window for each stream the server sends on.
+    let mut peer = connect(&shared, &[(SETTINGS_INITIAL_WINDOW_SIZE, 16)]).await;
+    let text = "a response longer than the window";
+    let expected = message(text);
+    assert!(expected.len() > 16);
+    peer.headers(1, &request("/test.Echo/Echo"), false).await;
+    peer.write(&frame(DATA, END_STREAM, 1, &message(text)))
+        .await;
+
+    let headers = next_call_frame(&mut peer).await;
+    assert_eq!(headers.kind, HEADERS, "{headers:?}");
+    let first = next_call_frame(&mut peer).await;
+    assert_eq!((first.kind, first.payload.len()), (DATA, 16), "{first:?}");
+    // The window is spent: the server sends nothing more on the stream. A PING sent now is
+    // answered before anything else, since the server writes in order.
+    peer.write(&frame(PING, 0, 0, b"12345678")).await;
+    let pong = next_call_frame(&mut peer).await;
+    assert_eq!((pong.kind, pong.has(ACK)), (PING, true), "{pong:?}");
+    assert_eq!(&pong.payload[..], b"12345678");
+    // More window: the rest of the message, then the trailers.
+    peer.write(&frame(WINDOW_UPDATE, 0, 1, &1000u32.to_be_bytes()))
+        .await;
+    let rest = next_call_frame(&mut peer).await;
+    assert_eq!(rest.kind, DATA, "{rest:?}");
+    let mut sent = first.payload.to_vec();
+    sent.extend_from_slice(&rest.payload);
+    assert_eq!(sent, expected);
+    let trailers = next_call_frame(&mut peer).await;
+    assert!(trailers.has(END_STREAM), "{trailers:?}");
+    assert_eq!(field(&peer.decode(&trailers), "grpc-status"), Some("0"));
+}
+
+#[tokio::test]
+async fn a_reset_cancels_the_handler_and_ends_the_stream_silently() {
+    let (seen_tx, seen_rx) = mpsc::channel::<String>();
+    let service = Service::builder("test.Sum")
+        .blocking_client_streaming("Sum", move |request: Request<BlockingStreaming<String>>| {
+            for message in request.into_inner() {
+                match message {
+                    Ok(text) => {
+                        let _ = seen_tx.send(text);
+                    }
+                    Err(status) => {
+                        let _ = seen_tx.send(format!("ended: {:?}", status.code()));
+                        return Err(status);
+                    }
+                }
+            }
+            Ok::<_, Status>(Response::new(String::new()))
+        })
+        .build();
+    let (_runtime, shared) = server(Server::builder().add_service(service));
+    let mut peer = connect(&shared, &[]).await;
+    peer.headers(1, &request("/test.Sum/Sum"), false).await;
+    peer.write(&frame(DATA, 0, 1, &message("first"))).await;
+    let wait = Duration::from_secs(30);
+    assert_eq!(seen_rx.recv_timeout(wait).unwrap(), "first");
+    // CANCEL (0x8).
+    peer.write(&frame(RST_STREAM, 0, 1, &8u32.to_be_bytes()))
+        .await;
+    assert_eq!(seen_rx.recv_timeout(wait).unwrap(), "ended: Cancelled");
+    // Nothing is sent on the reset stream: the next frame answers a PING.
+    peer.write(&frame(PING, 0, 0, b"pingpong")).await;
+    let pong = next_call_frame(&mut peer).await;
+    assert_eq!((pong.kind, pong.has(ACK)), (PING, true), "{pong:?}");
+}
+
+#[tokio::test]
+async fn draining_sends_goaway_and_lets_the_open_call_finish() {
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let release_rx = std::sync::Mutex::new(release_rx);
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let service = Service::builder("test.Echo")
+        .blocking_unary("Echo", move |request: Request<String>| {
+            let _ = started_tx.send(());
+            let _ = release_rx.lock().unwrap().recv();
+            Ok::<_, Status>(Response::new(request.into_inner()))
+        })
+        .build();
+    let (_runtime, shared) = server(Server::builder().add_service(service));
+    let mut peer = connect(&shared, &[]).await;
+    peer.headers(1, &request("/test.Echo/Echo"), false).await;
+    peer.write(&frame(DATA, END_STREAM, 1, &message("in flight")))
+        .await;
+    started_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+
+    shared.phase.send_replace(Phase::Draining);
+    let goaway = next_call_frame(&mut peer).await;
+    assert_eq!(goaway.kind, GOAWAY, "{goaway:?}");
+    let error = u32::from_be_bytes(goaway.payload[4..8].try_into().unwrap());
+    assert_eq!(error, 0, "NO_ERROR");
+    // The call in flight still completes.
+    release_tx.send(()).unwrap();
+    let mut status = None;
+    while status.is_none() {
+        let frame = next_call_frame(&mut peer).await;
+        if frame.kind == HEADERS && frame.has(END_STREAM) {
+            status = field(&peer.decode(&frame), "grpc-status").map(str::to_owned);
+        } else if frame.kind == HEADERS {
+            peer.decode(&frame);
+        }
+    }
+    assert_eq!(status.as_deref(), Some("0"));
+}
