@@ -72,7 +72,10 @@
 //! module named like its parent (`grpc.service_config`'s message `ServiceConfig`), a oneof
 //! with an inline message variant (`large_enum_variant`; [`Builder::boxed`] avoids it), a
 //! method named `new` or `from_*` in a trait, a client method named like a std trait's
-//! (`rpc Cmp`), a message whose field `len` has a getter but no `is_empty`. `.proto`
+//! (`rpc Cmp`), a message whose field `len` has a getter but no `is_empty`, an enum or
+//! oneof whose variants repeat its name or share a word (`enum_variant_names`, which
+//! clippy reports where the enum is not exported, as in a binary; with
+//! [`Builder::retain_enum_prefix`] every enum of three values or more). `.proto`
 //! comments written as markdown lists with unindented continuation lines are re-indented,
 //! which renders the same; what rustdoc would read as HTML in them (`Vec<String>`,
 //! `<namespace>`) is escaped, so it shows as written and rustdoc does not warn.

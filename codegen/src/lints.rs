@@ -1,5 +1,6 @@
 //! Clippy lints that a stub method can trip because of the name the proto gives it, and
-//! the targeted allows that answer them.
+//! the targeted allows that answer them; and whether the names the proto gives an enum's
+//! variants trip `enum_variant_names` (answered by [`crate::tidy`]).
 //!
 //! The stubs take their method names from the proto (`rpc Cmp` is a client method `cmp`),
 //! so clippy's naming conventions are the proto's choice, not a mistake in the generated
@@ -140,6 +141,50 @@ pub(crate) fn tripped(method: &Method<'_>) -> Vec<&'static str> {
     lints
 }
 
+/// Whether clippy's `enum_variant_names` can report an enum named `name` whose variants
+/// are named `variants`, as it does where the enum is not exported (in a binary, or a
+/// private module; exported enums it leaves alone by default). It looks at enums of three
+/// variants or more (its default threshold) for a variant that starts with the enum's name
+/// (then a capital) or ends with it, and for camel-case words that start or end every
+/// variant, none of which is a single word. Words are split here at every capital, which
+/// is finer than clippy's split: a doubt answers yes, and an allow clippy would not need
+/// costs nothing.
+pub(crate) fn trips_enum_variant_names(name: &str, variants: &[String]) -> bool {
+    if variants.len() < 3 {
+        return false;
+    }
+    let repeats_name = variants.iter().any(|variant| {
+        let after_name = variant
+            .strip_prefix(name)
+            .and_then(|rest| rest.chars().next());
+        after_name.is_some_and(|c| !c.is_lowercase()) || variant.ends_with(name)
+    });
+    if repeats_name {
+        return true;
+    }
+    let words: Vec<Vec<&str>> = variants.iter().map(|v| camel_case_words(v)).collect();
+    if words.iter().any(|w| w.len() < 2) {
+        return false;
+    }
+    let first = &words[0];
+    words.iter().all(|w| w.first() == first.first())
+        || words.iter().all(|w| w.last() == first.last())
+}
+
+/// `AbcDefGHi` as `["Abc", "Def", "G", "Hi"]`: a word starts at every capital.
+fn camel_case_words(name: &str) -> Vec<&str> {
+    let mut words = Vec::new();
+    let mut start = 0;
+    for (index, c) in name.char_indices().skip(1) {
+        if c.is_uppercase() {
+            words.push(&name[start..index]);
+            start = index;
+        }
+    }
+    words.push(&name[start..]);
+    words
+}
+
 /// `#[allow(clippy::..., reason = "the proto names this method")]` for the lints `method`
 /// trips, or nothing.
 pub(crate) fn allow(method: &Method<'_>) -> TokenStream {
@@ -221,6 +266,35 @@ mod tests {
             ..client("new")
         };
         assert_eq!(tripped(&new), ["wrong_self_convention", "new_ret_no_self"]);
+    }
+
+    fn trips(name: &str, variants: &[&str]) -> bool {
+        let variants: Vec<String> = variants.iter().map(|v| (*v).to_owned()).collect();
+        trips_enum_variant_names(name, &variants)
+    }
+
+    #[test]
+    fn enum_variant_names_trip_as_clippy_decides() {
+        // The enum's name in front (prost-build's retain_enum_prefix) or at the end.
+        assert!(trips("State", &["StateUnspecified", "StateOn", "StateOff"]));
+        assert!(trips("Kind", &["FirstKind", "SecondKind", "ThirdKind"]));
+        // A prefix or suffix every variant shares.
+        assert!(trips("Transport", &["HttpOne", "HttpTwo", "HttpThree"]));
+        assert!(trips("Payload", &["TextBody", "BinaryBody", "NumberBody"]));
+        // Fewer than three variants, words shared by some only, a one-word variant, or
+        // the name followed by a small letter: nothing to report.
+        assert!(!trips("State", &["StateOn", "StateOff"]));
+        assert!(!trips("State", &["Unspecified", "Running", "Stopped"]));
+        assert!(!trips("T", &["HttpOne", "HttpTwo", "Http"]));
+        assert!(!trips("T", &["HttpOne", "HttpTwo", "GrpcOne"]));
+        assert!(!trips("Sta", &["Stack", "Stall", "Other"]));
+    }
+
+    #[test]
+    fn camel_case_words_start_at_capitals() {
+        assert_eq!(camel_case_words("AbcDefGHi"), ["Abc", "Def", "G", "Hi"]);
+        assert_eq!(camel_case_words("Int64Value"), ["Int64", "Value"]);
+        assert_eq!(camel_case_words("One"), ["One"]);
     }
 
     #[test]

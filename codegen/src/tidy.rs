@@ -5,6 +5,9 @@
 //!   package `grpc.service_config`) gets `#[allow(clippy::module_inception)]`;
 //! - a oneof with a message variant gets `#[allow(clippy::large_enum_variant)]`, since the
 //!   proto decides the variants' sizes (prost-build's `boxed` is the remedy, if wanted);
+//! - an enum or oneof whose variant names repeat its name or share a word at their start
+//!   or end gets `#[allow(clippy::enum_variant_names)]`, which clippy reports where the
+//!   enum is not exported (in a binary, or a private module);
 //! - a message whose field `len` gets a getter from prost's derive (an `optional` or enum
 //!   field), and no field a getter `is_empty`, gets
 //!   `#[allow(clippy::len_without_is_empty)]`, which clippy reports on the type; the other
@@ -20,7 +23,7 @@
 use syn::ext::IdentExt;
 use syn::{Attribute, Item};
 
-use crate::Error;
+use crate::{Error, lints};
 
 /// The header of every generated package file.
 pub(crate) const HEADER: &str =
@@ -71,13 +74,28 @@ fn walk(items: &mut [Item], parent: Option<&str>) {
                     walk(content, Some(&name));
                 }
             }
-            Item::Enum(item) if is_oneof(&item.attrs) && has_unboxed_message(item) => {
-                item.attrs.push(syn::parse_quote! {
-                    #[allow(
-                        clippy::large_enum_variant,
-                        reason = "the proto decides the variants; `boxed` would box them"
-                    )]
-                });
+            Item::Enum(item) => {
+                let oneof = is_oneof(&item.attrs);
+                if oneof && has_unboxed_message(item) {
+                    item.attrs.push(syn::parse_quote! {
+                        #[allow(
+                            clippy::large_enum_variant,
+                            reason = "the proto decides the variants; `boxed` would box them"
+                        )]
+                    });
+                }
+                let variants: Vec<String> = item
+                    .variants
+                    .iter()
+                    .map(|v| v.ident.unraw().to_string())
+                    .collect();
+                if (oneof || derives(&item.attrs, "Enumeration"))
+                    && lints::trips_enum_variant_names(&item.ident.unraw().to_string(), &variants)
+                {
+                    item.attrs.push(syn::parse_quote! {
+                        #[allow(clippy::enum_variant_names, reason = "the proto names the variants")]
+                    });
+                }
             }
             _ => {}
         }

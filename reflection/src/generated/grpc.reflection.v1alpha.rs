@@ -84,6 +84,7 @@ pub mod server_reflection_response {
         clippy::large_enum_variant,
         reason = "the proto decides the variants; `boxed` would box them"
     )]
+    #[allow(clippy::enum_variant_names, reason = "the proto names the variants")]
     pub enum MessageResponse {
         /// This message is used to answer file_by_filename, file_containing_symbol,
         /// file_containing_extension requests with transitive dependencies. As

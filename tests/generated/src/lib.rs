@@ -40,6 +40,25 @@ pub mod macro_edge {
     pub mod edge {}
 }
 
+/// Enums whose variant names clippy's `enum_variant_names` reports where they are not
+/// exported, as in a binary: in a private module, generated from `proto/private` and, with
+/// the enums' prefixes kept, from the corpus.
+#[allow(
+    dead_code,
+    reason = "compiled for the warnings it would give, never used"
+)]
+mod private {
+    #[rsgrpc::grpc_service(includes = ["proto"], proto = "proto/private/affixes.proto")]
+    mod affixes {}
+
+    #[rsgrpc::grpc_service(
+        includes = ["../proto"],
+        proto = "../proto/corpus/common/types.proto",
+        retain_enum_prefix = true
+    )]
+    mod retained {}
+}
+
 /// The code generated from the fuzz corpus's `generated--*` seeds
 /// (`tests/fuzz-checks/tests/generated_seeds.rs` keeps it current): built here, it shows
 /// that what the fuzz target only parses also compiles.

@@ -155,6 +155,7 @@ impl ::prost::Name for Shapes {
 #[doc(alias = "status")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
+#[allow(clippy::enum_variant_names, reason = "the proto names the variants")]
 pub enum State {
     /// Not set.
     StateUnspecified = 0,

@@ -72,6 +72,7 @@ pub mod value {
         clippy::large_enum_variant,
         reason = "the proto decides the variants; `boxed` would box them"
     )]
+    #[allow(clippy::enum_variant_names, reason = "the proto names the variants")]
     pub enum Kind {
         #[prost(enumeration = "super::NullValue", tag = "1")]
         NullValue(i32),
