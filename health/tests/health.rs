@@ -42,11 +42,10 @@ fn status_of(response: &HealthCheckResponse) -> ServingStatus {
 /// Waits (bounded) until `condition` holds; the service updates its state when the
 /// server side of a call notices the client went away, which takes a moment.
 fn eventually(what: &str, condition: impl Fn() -> bool) {
-    let until = Instant::now() + Duration::from_secs(20);
-    while !condition() {
-        assert!(Instant::now() < until, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(
+        rsgrpc_tests::eventually(condition),
+        "timed out waiting until {what}"
+    );
 }
 
 #[test]

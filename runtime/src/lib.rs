@@ -83,6 +83,8 @@ mod runtime;
 pub mod server;
 mod status;
 mod sync;
+#[cfg(test)]
+mod testing;
 mod transport;
 
 pub mod design;

@@ -365,6 +365,7 @@ impl PoolShared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::eventually;
     use std::sync::mpsc;
 
     #[test]
@@ -431,17 +432,5 @@ mod tests {
         // a pool that started a thread per waiting job would have 64 here.
         assert!(pool.threads() < 32, "{} threads", pool.threads());
         pool.shutdown();
-    }
-
-    /// Whether `check` holds within a generous bound.
-    fn eventually(check: impl Fn() -> bool) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !check() {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        true
     }
 }

@@ -140,6 +140,15 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Fails the test, naming what leaked, unless what the process holds comes back to
+    /// this snapshot within [`SETTLE`].
+    pub fn assert_back(&self) {
+        let settled = eventually_within(SETTLE, || self.leaks_in(&Snapshot::take()).is_empty());
+        if !settled {
+            panic!("leaked: {}", self.leaks_in(&Snapshot::take()).join("; "));
+        }
+    }
+
     pub fn take() -> Snapshot {
         Snapshot {
             fds: open_fds(),

@@ -34,6 +34,22 @@ pub mod raw;
 pub mod soak;
 pub mod tonic_echo;
 
+/// Which kind of handlers (or calls) a test runs: every behaviour is checked in both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    Blocking,
+    Async,
+}
+
+/// Both flavours, for tests that loop over them.
+pub const FLAVOURS: [Flavour; 2] = [Flavour::Blocking, Flavour::Async];
+
+/// Whether `check` holds within a generous bound ([`leak::SETTLE`]), polled every 10 ms:
+/// for what settles asynchronously (a socket closed, a thread gone), never a timing.
+pub fn eventually(check: impl Fn() -> bool) -> bool {
+    leak::eventually_within(leak::SETTLE, check)
+}
+
 /// Stubs generated from `tests/proto/echo/echo.proto`, wire-compatible with the
 /// hand-written messages below.
 pub mod generated {

@@ -25,13 +25,7 @@ const SVC: &str = "test.Echo";
 const MIB: usize = 1 << 20;
 const WAIT: Duration = Duration::from_secs(20);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Flavour {
-    Blocking,
-    Async,
-}
-
-const FLAVOURS: [Flavour; 2] = [Flavour::Blocking, Flavour::Async];
+use rsgrpc_tests::{FLAVOURS, Flavour};
 
 /// A client on its own connection that keeps making calls while an attack runs, and
 /// must see every one of them succeed.

@@ -33,33 +33,7 @@ const SVC: &str = "test.Echo";
 // the leak check (`rsgrpc_tests::leak::check`), which serialises them and checks
 // threads, file descriptors and live calls and connections when the test ends.
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-/// What the open file descriptors are (`socket:[…]`, `anon_inode:[eventfd]`, …).
-fn fd_kinds() -> Vec<String> {
-    std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .map(|target| target.display().to_string())
-        .collect()
-}
-
-/// The names of this process's threads, except the test harness's threads (named after
-/// the tests, which may be waiting for their turn) and the process-wide reaper thread
-/// (started once, on first use).
-fn thread_names() -> Vec<String> {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .map(|name| name.trim_end().to_owned())
-        .filter(|name| {
-            let test_thread = name.contains('_') && !name.contains('-');
-            !test_thread && name != "rsgrpc-reaper"
-        })
-        .collect()
-}
+use rsgrpc_tests::leak::{Snapshot, rss, thread_names};
 
 fn threads_named(prefix: &str) -> usize {
     thread_names()
@@ -68,48 +42,7 @@ fn threads_named(prefix: &str) -> usize {
         .count()
 }
 
-/// Resident set size of this process, in bytes.
-fn rss() -> usize {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
-}
-
-/// Waits (up to a generous bound) for `check`; false if it never held.
-fn eventually(check: impl Fn() -> bool) -> bool {
-    rsgrpc_tests::leak::eventually_within(Duration::from_secs(20), check)
-}
-
-/// What the process held before a test.
-struct Baseline {
-    fds: usize,
-    threads: usize,
-}
-
-impl Baseline {
-    fn take() -> Baseline {
-        Baseline {
-            fds: open_fds(),
-            threads: thread_names().len(),
-        }
-    }
-
-    /// Fails the test, naming what leaked, unless fds and threads come back to the
-    /// baseline within a bounded wait.
-    fn check(self) {
-        let back = eventually(|| open_fds() <= self.fds && thread_names().len() <= self.threads);
-        assert!(
-            back,
-            "leaked: {} fds (baseline {}): {:?}; {} threads (baseline {}): {:?}",
-            open_fds(),
-            self.fds,
-            fd_kinds(),
-            thread_names().len(),
-            self.threads,
-            thread_names()
-        );
-    }
-}
+use rsgrpc_tests::eventually;
 
 /// A runtime whose threads are named `{prefix}-...`, so a test can count its own.
 fn runtime(
@@ -197,7 +130,7 @@ impl Gate {
 #[test]
 fn dropping_channels_closes_their_connections() {
     let _leaks = rsgrpc_tests::leak::check();
-    let base = Baseline::take();
+    let base = Snapshot::take();
     let rt = runtime("chdrop", |b| b);
     let server = serve(&rt, blocking_echo(SVC, Probe::new()));
     let port = server.local_addr().port();
@@ -218,13 +151,13 @@ fn dropping_channels_closes_their_connections() {
     assert_eq!(server.accepted_connections(), 20);
     drop(server);
     drop(rt);
-    base.check();
+    base.assert_back();
 }
 
 #[test]
 fn closing_a_channel_lets_calls_in_flight_finish_and_refuses_new_ones() {
     let _leaks = rsgrpc_tests::leak::check();
-    let base = Baseline::take();
+    let base = Snapshot::take();
     let rt = runtime("chclose", |b| b);
     let probe = Probe::new();
     let server = serve(&rt, blocking_echo(SVC, probe.clone()));
@@ -250,7 +183,7 @@ fn closing_a_channel_lets_calls_in_flight_finish_and_refuses_new_ones() {
     assert_eq!(reply.get_ref().message, "sleep:300:started:slow");
     assert!(eventually(|| server.open_connections() == 0));
     drop((client, channel, server, rt));
-    base.check();
+    base.assert_back();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -285,7 +218,7 @@ async fn headers_only(
 #[test]
 fn headers_only_streams_do_not_pin_blocking_workers() {
     let _leaks = rsgrpc_tests::leak::check();
-    let base = Baseline::take();
+    let base = Snapshot::take();
     let rt = runtime("hdronly", |b| b.max_blocking_threads(8));
     let server = serve(&rt, blocking_echo(SVC, Probe::new()));
     let addr = server.local_addr();
@@ -319,13 +252,13 @@ fn headers_only_streams_do_not_pin_blocking_workers() {
         server.active_calls()
     );
     drop((client, server, rt));
-    base.check();
+    base.assert_back();
 }
 
 #[test]
 fn blocking_calls_beyond_the_pool_and_its_queue_are_refused() {
     let _leaks = rsgrpc_tests::leak::check();
-    let base = Baseline::take();
+    let base = Snapshot::take();
     let rt = runtime("refuse", |b| {
         b.max_blocking_threads(2).max_blocking_queue(2)
     });
@@ -363,7 +296,7 @@ fn blocking_calls_beyond_the_pool_and_its_queue_are_refused() {
     }
     assert!(eventually(|| server.active_calls() == 0));
     drop((client, server, rt));
-    base.check();
+    base.assert_back();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -433,7 +366,7 @@ fn until_stalled(progress: &AtomicUsize) -> usize {
 fn a_handler_that_does_not_read_holds_a_bounded_amount() {
     let _leaks = rsgrpc_tests::leak::check();
     for async_handlers in [false, true] {
-        let base = Baseline::take();
+        let base = Snapshot::take();
         let rt = runtime("noread", |b| b);
         let server = serve(&rt, non_reading_service(async_handlers));
         let client = Client::new(channel(&rt, &server));
@@ -484,7 +417,7 @@ fn a_handler_that_does_not_read_holds_a_bounded_amount() {
             server.active_calls()
         );
         drop((client, server, rt));
-        base.check();
+        base.assert_back();
     }
 }
 
@@ -492,7 +425,7 @@ fn a_handler_that_does_not_read_holds_a_bounded_amount() {
 fn a_client_that_does_not_read_a_server_stream_holds_a_bounded_amount() {
     let _leaks = rsgrpc_tests::leak::check();
     for async_handlers in [false, true] {
-        let base = Baseline::take();
+        let base = Snapshot::take();
         let rt = runtime("cnoread", |b| b);
         let service = if async_handlers {
             async_echo(SVC, Probe::new())
@@ -534,7 +467,7 @@ fn a_client_that_does_not_read_a_server_stream_holds_a_bounded_amount() {
             server.active_calls()
         );
         drop((client, server, rt));
-        base.check();
+        base.assert_back();
     }
 }
 
@@ -677,7 +610,7 @@ fn noting_service(seen: &Arc<Seen>) -> Service {
 #[test]
 fn no_user_code_runs_on_a_poller_thread() {
     let _leaks = rsgrpc_tests::leak::check();
-    let base = Baseline::take();
+    let base = Snapshot::take();
     for with_hook in [false, true] {
         let rt = runtime("userpl", |b| b);
         let seen = Arc::new(Seen::default());
@@ -774,13 +707,13 @@ fn no_user_code_runs_on_a_poller_thread() {
             "user code ran on a poller: {on_poller:?}"
         );
     }
-    base.check();
+    base.assert_back();
 }
 
 #[test]
 fn a_hook_that_looks_for_the_current_runtime_fails_the_call_not_the_server() {
     let _leaks = rsgrpc_tests::leak::check();
-    let base = Baseline::take();
+    let base = Snapshot::take();
     let rt = runtime("badhook", |b| b);
     let server = Server::builder()
         .runtime(&rt)
@@ -800,7 +733,7 @@ fn a_hook_that_looks_for_the_current_runtime_fails_the_call_not_the_server() {
     }
     assert!(eventually(|| server.active_calls() == 0));
     drop((client, server, rt));
-    base.check();
+    base.assert_back();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -812,7 +745,7 @@ fn a_hook_that_looks_for_the_current_runtime_fails_the_call_not_the_server() {
 #[test]
 fn a_task_woken_while_blocked_on_the_single_executor_thread_does_not_hang() {
     let _leaks = rsgrpc_tests::leak::check();
-    let base = Baseline::take();
+    let base = Snapshot::take();
     let rt = runtime("rewoken", |b| b.executor_threads(1));
     let inner = serve(&rt, async_echo("test.Inner", Probe::new()));
     let inner_client = Client::new(channel(&rt, &inner));
@@ -854,7 +787,7 @@ fn a_task_woken_while_blocked_on_the_single_executor_thread_does_not_hang() {
         started.elapsed()
     );
     drop((client, outer, inner, rt));
-    base.check();
+    base.assert_back();
 }
 
 /// Time for `f`, the best of three.
@@ -874,7 +807,7 @@ fn best_of_three(mut f: impl FnMut()) -> Duration {
 #[test]
 fn blocking_stream_operations_on_an_executor_thread_are_cheap() {
     let _leaks = rsgrpc_tests::leak::check();
-    let base = Baseline::take();
+    let base = Snapshot::take();
     const N: usize = 2000;
     let rt = runtime("execsend", |b| b.executor_threads(1));
     let server = serve(&rt, blocking_echo(SVC, Probe::new()));
@@ -939,7 +872,7 @@ fn blocking_stream_operations_on_an_executor_thread_are_cheap() {
     let executor_threads = threads_named("execsend-exec");
     assert!(executor_threads <= 3, "{executor_threads} executor threads");
     drop((exchange, client, server, rt));
-    base.check();
+    base.assert_back();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -948,7 +881,7 @@ fn blocking_stream_operations_on_an_executor_thread_are_cheap() {
 #[test]
 fn the_largest_timeouts_do_not_panic() {
     let _leaks = rsgrpc_tests::leak::check();
-    let base = Baseline::take();
+    let base = Snapshot::take();
     let rt = runtime("maxtime", |b| b);
     let server = serve(&rt, async_echo(SVC, Probe::new()));
     let channel = Channel::builder(format!("http://{}", server.local_addr()))
@@ -968,7 +901,7 @@ fn the_largest_timeouts_do_not_panic() {
     assert_eq!(reply.get_ref().message, "call max");
     server.shutdown(Duration::MAX).wait();
     drop((client, server, rt));
-    base.check();
+    base.assert_back();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -977,7 +910,7 @@ fn the_largest_timeouts_do_not_panic() {
 #[test]
 fn blocking_server_streams_keep_their_headers() {
     let _leaks = rsgrpc_tests::leak::check();
-    let base = Baseline::take();
+    let base = Snapshot::take();
     let rt = runtime("hdrkeep", |b| b);
     let server = serve(&rt, blocking_echo(SVC, Probe::new()));
     let client = Client::new(channel(&rt, &server));
@@ -994,7 +927,7 @@ fn blocking_server_streams_keep_their_headers() {
     assert_eq!(stream.headers().unwrap().get("x-echo"), Some("here"));
     assert_eq!(stream.by_ref().count(), 2);
     drop((stream, client, server, rt));
-    base.check();
+    base.assert_back();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1003,7 +936,7 @@ fn blocking_server_streams_keep_their_headers() {
 #[test]
 fn dropping_a_runtime_does_not_wait_for_a_handler_that_never_returns() {
     let _leaks = rsgrpc_tests::leak::check();
-    let base = Baseline::take();
+    let base = Snapshot::take();
     let gate = Arc::new(Gate::default());
     let started = Probe::new();
     let rt = runtime("stuckrt", |b| b);
@@ -1035,13 +968,13 @@ fn dropping_a_runtime_does_not_wait_for_a_handler_that_never_returns() {
     // The call in flight fails instead of hanging.
     assert!(call.join().unwrap().is_err());
     gate.open();
-    base.check();
+    base.assert_back();
 }
 
 #[test]
 fn a_task_woken_after_its_executor_stopped_is_not_dropped_on_a_poller() {
     let _leaks = rsgrpc_tests::leak::check();
-    let base = Baseline::take();
+    let base = Snapshot::take();
     let seen = Arc::new(Seen::default());
     // The slow server and the channel to it live on one runtime...
     let io_rt = runtime("wakeio", |b| b);
@@ -1086,5 +1019,5 @@ fn a_task_woken_after_its_executor_stopped_is_not_dropped_on_a_poller() {
         "{all:?}"
     );
     drop((slow, io_rt));
-    base.check();
+    base.assert_back();
 }

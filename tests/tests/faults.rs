@@ -28,13 +28,7 @@ const POUR: &str = "/test.Fault/Pour";
 const SINK: &str = "/test.Fault/Sink";
 const WAIT: Duration = Duration::from_secs(20);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Flavour {
-    Blocking,
-    Async,
-}
-
-const FLAVOURS: [Flavour; 2] = [Flavour::Blocking, Flavour::Async];
+use rsgrpc_tests::{FLAVOURS, Flavour};
 
 fn item(r: &EchoRequest, index: u32) -> EchoResponse {
     EchoResponse {

@@ -29,13 +29,7 @@ const HOLD: &str = "test.Hold";
 const MIB: usize = 1 << 20;
 const WAIT: Duration = Duration::from_secs(20);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Flavour {
-    Blocking,
-    Async,
-}
-
-const FLAVOURS: [Flavour; 2] = [Flavour::Blocking, Flavour::Async];
+use rsgrpc_tests::{FLAVOURS, Flavour};
 
 /// A client-streaming method `test.Hold/Take` whose handler never reads its requests and
 /// returns when its call is cancelled, and the echo service beside it.

@@ -27,10 +27,7 @@ fn tokio_rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Waits (up to a generous bound) for `check`.
-fn eventually(check: impl Fn() -> bool) -> bool {
-    rsgrpc_tests::leak::eventually_within(Duration::from_secs(20), check)
-}
+use rsgrpc_tests::eventually;
 
 fn unary(client: &Client, message: &str) -> Result<Response<EchoResponse>, Status> {
     let mut request = Request::new(req(message));

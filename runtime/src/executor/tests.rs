@@ -1,6 +1,7 @@
 //! Unit tests of the executor: wake-ups, stand-in threads, shutdown.
 
 use super::*;
+use crate::testing::eventually;
 use std::sync::mpsc;
 
 fn executor(threads: usize) -> Executor {
@@ -122,16 +123,4 @@ fn shutdown_does_not_wait_for_a_task_that_never_returns() {
     started_rx.recv().unwrap();
     exec.shutdown();
     assert_eq!(exec.threads(), 1, "only the stuck thread is left");
-}
-
-/// Whether `check` holds within a generous bound.
-fn eventually(check: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    true
 }

@@ -23,10 +23,7 @@ use crate::support::{FLAVOURS, Flavour, SVC, client, server_with, target, tokio_
 
 const TOKEN: &str = "Bearer open-sesame";
 
-/// Waits (up to a generous bound) for `check`.
-fn eventually(check: impl Fn() -> bool) -> bool {
-    rsgrpc_tests::leak::eventually_within(Duration::from_secs(20), check)
-}
+use rsgrpc_tests::eventually;
 
 fn on_poller() -> bool {
     std::thread::current()

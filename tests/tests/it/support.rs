@@ -9,14 +9,7 @@ use rsgrpc_tests::{Probe, async_echo, blocking_echo};
 
 pub(crate) const SVC: &str = "test.Echo";
 
-/// Which kind of handlers a test server runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Flavour {
-    Blocking,
-    Async,
-}
-
-pub(crate) const FLAVOURS: [Flavour; 2] = [Flavour::Blocking, Flavour::Async];
+pub(crate) use rsgrpc_tests::{FLAVOURS, Flavour};
 
 /// An echo server of the given flavour on 127.0.0.1, port chosen by the OS.
 pub(crate) fn server(flavour: Flavour) -> (ServerHandle, Arc<Probe>) {
