@@ -210,3 +210,130 @@ pub(crate) fn queue_message<M: Message>(
     })
     .map_err(|_| call_ended())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cq::queue;
+    use crate::status::Code;
+
+    fn framed(text: &str) -> Vec<u8> {
+        let body = text.to_owned().encode_to_vec();
+        let mut v = vec![0];
+        v.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        v.extend_from_slice(&body);
+        v
+    }
+
+    fn chunks(rx: &mut crate::cq::Consumer<Outbound>) -> Vec<BytesMut> {
+        std::iter::from_fn(|| rx.try_pop())
+            .map(|op| match op {
+                Outbound::Message(chunk) => chunk,
+                other => panic!("not a message: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn messages_sent_one_by_one_share_a_chunk() {
+        let (tx, mut rx) = queue(1 << 20);
+        let pool = ChunkPool::default();
+        for text in ["a", "bb", "ccc"] {
+            queue_message(&tx, &pool, &text.to_owned(), usize::MAX, None, None).unwrap();
+        }
+        let chunks = chunks(&mut rx);
+        assert_eq!(chunks.len(), 1, "one chunk for three small messages");
+        let expected: Vec<u8> = ["a", "bb", "ccc"].iter().flat_map(|t| framed(t)).collect();
+        assert_eq!(&chunks[0][..], &expected[..]);
+        assert!(chunks[0].capacity() >= limits::CHUNK);
+    }
+
+    #[test]
+    fn a_message_that_does_not_fit_starts_a_chunk_and_a_large_one_gets_its_own() {
+        let (tx, mut rx) = queue(1 << 20);
+        let pool = ChunkPool::default();
+        let small = "x".repeat(limits::CHUNK - 100);
+        let large = "y".repeat(3 * limits::CHUNK);
+        for text in [&small, &small, &large] {
+            queue_message(&tx, &pool, text, usize::MAX, None, None).unwrap();
+        }
+        let chunks = chunks(&mut rx);
+        let lens: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+        assert_eq!(
+            lens,
+            [
+                framed(&small).len(),
+                framed(&small).len(),
+                framed(&large).len()
+            ]
+        );
+    }
+
+    #[test]
+    fn a_message_over_the_send_limit_is_refused_before_it_is_queued() {
+        let (tx, mut rx) = queue(1 << 20);
+        let pool = ChunkPool::default();
+        let status = queue_message(&tx, &pool, &"z".repeat(100), 50, None, None).unwrap_err();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(rx.try_pop().is_none());
+    }
+
+    #[test]
+    fn a_sender_of_an_ended_call_is_told_so() {
+        let (tx, rx) = queue::<Outbound>(1 << 20);
+        drop(rx);
+        let status = queue_message(
+            &tx,
+            &ChunkPool::default(),
+            &"late".to_owned(),
+            usize::MAX,
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(status.code(), Code::Cancelled);
+    }
+
+    #[test]
+    fn written_chunks_come_back_for_reuse_charged_to_the_quota() {
+        let quota = Quota::new(1 << 20, None);
+        let pool = ChunkPool::new(Some(quota.clone()));
+        let mut spent = Spent::new(pool.clone());
+        let chunk = pool.take(100);
+        let capacity = chunk.capacity();
+        let sent = spent.send(chunk);
+        // Held by h2: charged, not yet reusable.
+        assert_eq!(quota.used(), capacity);
+        drop(sent);
+        spent.reclaim();
+        // Back in the pool, still charged while kept there.
+        assert_eq!(quota.used(), capacity);
+        let again = pool.take(100);
+        assert_eq!(again.capacity(), capacity, "the same buffer again");
+        assert_eq!(
+            quota.used(),
+            0,
+            "a buffer taken out is no longer the pool's"
+        );
+        drop(again);
+        // No more than MAX_RECYCLED_CHUNKS are kept; what the pool keeps goes back to the
+        // quota with it.
+        for _ in 0..limits::MAX_RECYCLED_CHUNKS + 3 {
+            pool.give(BytesMut::with_capacity(limits::CHUNK));
+        }
+        assert_eq!(quota.used(), limits::MAX_RECYCLED_CHUNKS * limits::CHUNK);
+        drop(spent);
+        drop(pool);
+        assert_eq!(quota.used(), 0);
+    }
+
+    #[test]
+    fn under_memory_pressure_written_chunks_are_freed() {
+        let quota = Quota::new(limits::CHUNK, None);
+        quota.charge(limits::CHUNK);
+        let pool = ChunkPool::new(Some(quota.clone()));
+        pool.give(BytesMut::with_capacity(limits::CHUNK));
+        assert_eq!(quota.used(), limits::CHUNK, "nothing kept on a full quota");
+        quota.release(limits::CHUNK);
+    }
+}

@@ -301,3 +301,128 @@ impl Receiver {
         self.trailers.take().unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderMap;
+
+    use super::*;
+    use crate::cq::queue;
+    use crate::status::Code;
+
+    fn message(body: &'static [u8]) -> Inbound {
+        Inbound::Message(Frame {
+            compressed: false,
+            body: Bytes::from_static(body),
+        })
+    }
+
+    fn trailers(status: &Status) -> Inbound {
+        let mut headers = HeaderMap::new();
+        status.write_headers(&mut headers);
+        Inbound::Trailers(headers)
+    }
+
+    fn next(rx: &mut Receiver) -> Option<Result<Bytes, Status>> {
+        match rx.poll_next(&mut Block) {
+            Poll::Ready(next) => next,
+            Poll::Pending => unreachable!("blocking waits are always ready"),
+        }
+    }
+
+    #[test]
+    fn a_response_stream_ends_with_its_trailers() {
+        let (tx, rx) = queue(1 << 20);
+        let mut rx = Receiver::new(rx, End::Client, 1024);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-tag", "1".parse().unwrap());
+        tx.push_all([
+            Inbound::Headers(headers),
+            message(b"one"),
+            message(b"two"),
+            trailers(&Status::ok("")),
+        ])
+        .unwrap();
+        assert_eq!(next(&mut rx).unwrap().unwrap(), "one");
+        assert_eq!(rx.headers().unwrap().get("x-tag"), Some("1"));
+        assert_eq!(next(&mut rx).unwrap().unwrap(), "two");
+        assert!(next(&mut rx).is_none());
+        assert!(rx.trailers().is_some());
+        assert!(next(&mut rx).is_none(), "ended stays ended");
+    }
+
+    #[test]
+    fn an_error_status_is_returned_once() {
+        let (tx, rx) = queue(1 << 20);
+        let mut rx = Receiver::new(rx, End::Client, 1024);
+        tx.push_all([message(b"one"), trailers(&Status::not_found("gone"))])
+            .unwrap();
+        assert_eq!(next(&mut rx).unwrap().unwrap(), "one");
+        let status = next(&mut rx).unwrap().unwrap_err();
+        assert_eq!((status.code(), status.message()), (Code::NotFound, "gone"));
+        assert!(next(&mut rx).is_none());
+    }
+
+    #[test]
+    fn a_queue_closed_without_a_status_ends_a_request_stream_but_fails_a_response() {
+        let (tx, rx) = queue::<Inbound>(1 << 20);
+        let mut requests = Receiver::new(rx, End::Server, 1024);
+        drop(tx);
+        assert!(next(&mut requests).is_none(), "the client half-closed");
+
+        let (tx, rx) = queue::<Inbound>(1 << 20);
+        let mut responses = Receiver::new(rx, End::Client, 1024);
+        drop(tx);
+        let status = next(&mut responses).unwrap().unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable);
+    }
+
+    #[test]
+    fn a_unary_call_takes_exactly_one_message() {
+        let single = |events: Vec<Inbound>| {
+            let (tx, rx) = queue(1 << 20);
+            let mut rx = Receiver::new(rx, End::Server, 1024);
+            tx.push_all(events).unwrap();
+            drop(tx);
+            match rx.poll_single(&mut Block) {
+                Poll::Ready(result) => result,
+                Poll::Pending => unreachable!(),
+            }
+        };
+        assert_eq!(single(vec![message(b"only")]).unwrap(), "only");
+        let none = single(vec![]).unwrap_err();
+        assert_eq!(none.code(), Code::Internal);
+        assert!(none.message().contains("no request message"), "{none:?}");
+        let two = single(vec![message(b"a"), message(b"b")]).unwrap_err();
+        assert_eq!(two.code(), Code::Internal);
+        assert!(two.message().contains("more than one request"), "{two:?}");
+    }
+
+    #[test]
+    fn a_compressed_message_without_an_encoding_fails_the_call() {
+        let (tx, rx) = queue(1 << 20);
+        let mut rx = Receiver::new(rx, End::Server, 1024);
+        tx.push(Inbound::Message(Frame {
+            compressed: true,
+            body: Bytes::from_static(b"\x1f\x8b"),
+        }))
+        .unwrap();
+        let status = next(&mut rx).unwrap().unwrap_err();
+        assert_eq!(status.code(), Code::Internal);
+        assert!(next(&mut rx).is_none());
+    }
+
+    #[test]
+    fn an_async_receiver_waits_for_its_waker() {
+        let (tx, rx) = queue(1 << 20);
+        let mut rx = Receiver::new(rx, End::Server, 1024);
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert!(rx.poll_next(&mut cx).is_pending());
+        tx.push(message(b"later")).unwrap();
+        match rx.poll_next(&mut cx) {
+            Poll::Ready(Some(Ok(body))) => assert_eq!(body, "later"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
