@@ -1,0 +1,331 @@
+//! Connections: dialing (socket, TLS, HTTP/2 up to the server's SETTINGS), the task that
+//! drives a connection, and client keepalive.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::subchannel::Conn;
+use super::{Address, ChannelInner, Keepalive, State};
+use crate::deadline;
+use crate::status::Status;
+use crate::transport::frames::{End, Watch, Watched};
+use crate::transport::{self, Io};
+
+/// A connection picked for a call.
+pub(crate) struct Picked {
+    pub(crate) send: h2::client::SendRequest<Bytes>,
+    /// Identifies the connection, for [`ChannelInner::lost`].
+    pub(crate) id: (u64, u64),
+    /// Counts the calls open on the connection while held.
+    pub(crate) guard: CallOnConnection,
+}
+
+/// What the calls on a connection and its driver know of it.
+pub(crate) struct ConnStats {
+    /// Calls open on it (keepalive pings only while calls are open, unless permitted
+    /// without).
+    pub(super) calls: AtomicUsize,
+    /// Whether a call on it got a response.
+    served: AtomicBool,
+    /// When it became ready.
+    born: Instant,
+    /// Its frame watch, which knows the last-stream-id of a GOAWAY.
+    watch: Arc<Watch>,
+}
+
+impl ConnStats {
+    /// Whether the connection, younger than `within`, was sent away with a GOAWAY that
+    /// says no stream of it was processed, without a response to any call: what a server
+    /// does that accepts only to refuse. (A connection that just drops is not judged: it
+    /// may have been a network fault under calls the server was serving.)
+    pub(super) fn refused_all(&self, within: Duration) -> bool {
+        !self.served.load(Ordering::Relaxed)
+            && self.born.elapsed() < within
+            && self.watch.goaway_last_stream() == Some(0)
+    }
+}
+
+/// Counts a call as open on a connection while held.
+pub(crate) struct CallOnConnection(pub(super) Arc<ConnStats>);
+
+impl CallOnConnection {
+    /// The server answered a call on this connection.
+    pub(crate) fn served(&self) {
+        if !self.0.served.load(Ordering::Relaxed) {
+            self.0.served.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the server said, with a GOAWAY, that it did not process stream `id`.
+    pub(crate) fn unprocessed(&self, id: u32) -> bool {
+        self.0
+            .watch
+            .goaway_last_stream()
+            .is_some_and(|last| id > last)
+    }
+}
+
+impl Drop for CallOnConnection {
+    fn drop(&mut self) {
+        self.0.calls.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl ChannelInner {
+    pub(super) fn start_connecting(self: &Arc<Self>, state: &mut State, i: usize) {
+        let sub = &mut state.subchannels[i];
+        sub.conn = Conn::Connecting;
+        let (key, address) = (sub.key, sub.address.clone());
+        let keepalive = self.config.keepalive.map(|k| Keepalive {
+            time: state.keepalive_time.unwrap_or(k.time),
+            ..k
+        });
+        let channel = Arc::downgrade(self);
+        let inner = self.clone();
+        self.notify();
+        self.poller.spawn(async move {
+            let stage = AtomicUsize::new(STAGE_CONNECT);
+            let attempt =
+                tokio::time::timeout(inner.config.connect_timeout, inner.dial(&address, &stage))
+                    .await;
+            let result = match attempt {
+                Ok(result) => result,
+                Err(_) => Err(format!(
+                    "connection attempt timed out after {:?} {}",
+                    inner.config.connect_timeout,
+                    STAGES[stage.load(Ordering::Relaxed)]
+                )),
+            };
+            // Only the channel's handles keep it alive, not this task.
+            drop(inner);
+            let Some(channel) = channel.upgrade() else {
+                return;
+            };
+            channel.connected(key, &address, result, keepalive);
+        });
+    }
+
+    /// Opens a connection: TCP or Unix socket, TLS when configured, then HTTP/2 up to the
+    /// server's SETTINGS. `stage` tells how far it got, for a timeout's message.
+    async fn dial(
+        &self,
+        address: &Address,
+        stage: &AtomicUsize,
+    ) -> std::result::Result<(h2::client::SendRequest<Bytes>, Connection), String> {
+        use std::future::Future;
+        let target = transport::Address::from(address);
+        let io = transport::connect(&target, &self.config.socket)
+            .await
+            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+        #[cfg(feature = "tls")]
+        let io = match (&self.tls, io) {
+            (Some((config, domain)), Io::Tcp(tcp)) => {
+                stage.store(STAGE_TLS, Ordering::Relaxed);
+                transport::tls::connect(config.clone(), domain, tcp).await?
+            }
+            (_, io) => io,
+        };
+        stage.store(STAGE_HTTP2, Ordering::Relaxed);
+        let watch = Watch::new(None);
+        let io = Watched::new(io, End::Client, watch.clone());
+        let (send, mut connection) = h2::client::Builder::new()
+            .initial_window_size(self.config.initial_stream_window_size)
+            .initial_connection_window_size(self.config.initial_connection_window_size)
+            .max_header_list_size(self.config.max_header_list_size)
+            .enable_push(false)
+            .handshake(io)
+            .await
+            .map_err(|e| format!("http/2 handshake with {address} failed: {e}"))?;
+        // h2's handshake is over once our preface is written; the server has spoken only
+        // with its SETTINGS frame (its preface). Until then the connection is not ready:
+        // a server that accepts and stays silent fails the attempt at the connect timeout.
+        stage.store(STAGE_SETTINGS, Ordering::Relaxed);
+        std::future::poll_fn(|cx| {
+            if watch.settings_received() {
+                return std::task::Poll::Ready(Ok(()));
+            }
+            match std::pin::Pin::new(&mut connection).poll(cx) {
+                std::task::Poll::Ready(Ok(())) if watch.goaway_last_stream().is_some() => {
+                    std::task::Poll::Ready(Err(format!(
+                        "{address} sent GOAWAY and closed the connection as soon as it opened"
+                    )))
+                }
+                std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Err(format!(
+                    "{address} closed the connection before its HTTP/2 SETTINGS"
+                ))),
+                std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(format!(
+                    "http/2 handshake with {address} failed: {e}"
+                ))),
+                // Reading stops only at an empty socket, so SETTINGS read by this poll
+                // are seen here, and otherwise the socket's readiness wakes us.
+                std::task::Poll::Pending if watch.settings_received() => {
+                    std::task::Poll::Ready(Ok(()))
+                }
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            }
+        })
+        .await?;
+        let ping = connection.ping_pong();
+        Ok((
+            send,
+            Connection {
+                h2: connection,
+                ping,
+                watch,
+            },
+        ))
+    }
+
+    fn connected(
+        self: &Arc<Self>,
+        key: u64,
+        address: &Address,
+        result: std::result::Result<(h2::client::SendRequest<Bytes>, Connection), String>,
+        keepalive: Option<Keepalive>,
+    ) {
+        let mut state = self.lock();
+        let Some(i) = state.subchannels.iter().position(|s| s.key == key) else {
+            // Closed, or the address went away meanwhile: dropping the connection closes it.
+            return;
+        };
+        match result {
+            Ok((send, connection)) => {
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(target = %self.target, %address, id, "connected");
+                let stats = Arc::new(ConnStats {
+                    calls: AtomicUsize::new(0),
+                    served: AtomicBool::new(false),
+                    born: Instant::now(),
+                    watch: connection.watch.clone(),
+                });
+                if let Some(metrics) = &self.metrics {
+                    metrics.connection_opened();
+                }
+                let sub = &mut state.subchannels[i];
+                sub.conn = Conn::Ready {
+                    send,
+                    id,
+                    stats: stats.clone(),
+                };
+                // The backoff is reset once the connection has served a call (see
+                // `lost`): a server that accepts and then sends GOAWAY at once must not
+                // be reconnected to in a tight loop.
+                //
+                // The driver must not keep the channel alive: when the last handle and
+                // the last call are gone, the sender is dropped and h2 ends the connection.
+                let channel = Arc::downgrade(self);
+                self.poller
+                    .spawn(drive(connection, channel, (key, id), stats, keepalive));
+            }
+            Err(reason) => {
+                let status =
+                    Status::unavailable(format!("failed to connect to {}: {reason}", self.target));
+                self.attempt_failed(&mut state, i, status);
+            }
+        }
+        self.notify();
+    }
+
+    /// A server said `too_many_pings`: ping half as often from now on.
+    fn slow_down_keepalive(&self) {
+        let mut state = self.lock();
+        if let Some(time) = &mut state.keepalive_time {
+            *time = time.saturating_mul(2);
+            tracing::debug!(target = %self.target, keepalive_time = ?*time, "server asked for fewer pings");
+        }
+    }
+}
+
+/// How far a connection attempt got, for the message of one that timed out.
+const STAGE_CONNECT: usize = 0;
+#[cfg(feature = "tls")]
+const STAGE_TLS: usize = 1;
+const STAGE_HTTP2: usize = 2;
+const STAGE_SETTINGS: usize = 3;
+const STAGES: [&str; 4] = [
+    "while connecting",
+    "in the TLS handshake",
+    "in the HTTP/2 handshake",
+    "waiting for the server's HTTP/2 SETTINGS",
+];
+
+/// An HTTP/2 connection and what drives it.
+struct Connection {
+    h2: h2::client::Connection<Watched<Io>, Bytes>,
+    ping: Option<h2::PingPong>,
+    watch: Arc<Watch>,
+}
+
+/// Drives a connection until it ends, with keepalive pings when configured.
+async fn drive(
+    connection: Connection,
+    channel: Weak<ChannelInner>,
+    id: (u64, u64),
+    stats: Arc<ConnStats>,
+    keepalive: Option<Keepalive>,
+) {
+    let _live = crate::live::Live::client_connection();
+    let Connection { h2, ping, watch } = connection;
+    let keepalive_failed = async {
+        match (keepalive, ping) {
+            (Some(keepalive), Some(ping)) => {
+                keep_alive(keepalive, ping, &watch, &stats.calls).await
+            }
+            _ => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        ended = h2 => {
+            if let Err(e) = ended {
+                tracing::debug!(error = %e, "connection closed");
+            }
+        }
+        reason = keepalive_failed => {
+            tracing::debug!(%reason, "closing a connection whose peer stopped answering");
+        }
+    }
+    if let Some(channel) = channel.upgrade() {
+        if let Some(metrics) = &channel.metrics {
+            metrics.connection_closed();
+        }
+        if watch.goaway_debug().as_deref() == Some(b"too_many_pings".as_slice()) {
+            channel.slow_down_keepalive();
+        }
+        channel.lost(id);
+    }
+}
+
+/// Pings the peer whenever it has been quiet for `time`; returns when a ping went
+/// unanswered for `timeout`.
+async fn keep_alive(
+    keepalive: Keepalive,
+    mut ping: h2::PingPong,
+    watch: &Watch,
+    calls: &AtomicUsize,
+) -> String {
+    loop {
+        let quiet_since = watch.last_read();
+        tokio::time::sleep_until(
+            deadline::saturating_after(keepalive.time.saturating_sub(quiet_since.elapsed())).into(),
+        )
+        .await;
+        if watch.last_read() > quiet_since {
+            continue;
+        }
+        if calls.load(Ordering::Acquire) == 0 && !keepalive.permit_without_calls {
+            // Nothing to keep alive: check again after another quiet period.
+            tokio::time::sleep_until(deadline::saturating_after(keepalive.time).into()).await;
+            continue;
+        }
+        match tokio::time::timeout(keepalive.timeout, ping.ping(h2::Ping::opaque())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return format!("keepalive ping failed: {e}"),
+            Err(_) => {
+                return format!("keepalive ping not answered within {:?}", keepalive.timeout);
+            }
+        }
+    }
+}
