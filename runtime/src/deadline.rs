@@ -41,11 +41,15 @@ pub(crate) fn deadline_after(timeout: Duration) -> Option<std::time::Instant> {
 
 /// The instant `delay` from now, or a century from now when that is further ahead.
 pub(crate) fn saturating_after(delay: Duration) -> std::time::Instant {
+    saturating_add(std::time::Instant::now(), delay)
+}
+
+/// The instant `delay` after `from`, or a century after it when that is further ahead.
+pub(crate) fn saturating_add(from: std::time::Instant, delay: Duration) -> std::time::Instant {
     const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    let now = std::time::Instant::now();
-    now.checked_add(delay.min(CENTURY))
-        .or_else(|| now.checked_add(Duration::from_secs(24 * 3600)))
-        .unwrap_or(now)
+    from.checked_add(delay.min(CENTURY))
+        .or_else(|| from.checked_add(Duration::from_secs(24 * 3600)))
+        .unwrap_or(from)
 }
 
 /// Parses a `grpc-timeout` value; `None` when it is malformed.

@@ -9,7 +9,9 @@ use http::header::HeaderValue;
 use http::uri::{Authority, Scheme};
 use tokio::sync::watch;
 
+use super::balancer;
 use super::resolver::Resolution;
+use super::subchannel::{Backoff, Subchannels};
 use super::target::{self, TargetKind};
 use super::{Channel, ChannelInner, LoadBalancingPolicy, Resolver, ServiceConfig, State};
 use crate::codec::CompressionEncoding;
@@ -419,10 +421,12 @@ impl ChannelBuilder {
                 metrics: self.metrics,
                 state: Mutex::new(State {
                     closed: false,
-                    resolution: Resolution::NotStarted,
-                    resolve_backoff: config.initial_backoff,
-                    subchannels: Vec::new(),
-                    next: 0,
+                    resolution: Resolution::new(Backoff::new(
+                        config.initial_backoff,
+                        config.max_backoff,
+                    )),
+                    subchannels: Subchannels::default(),
+                    balancer: balancer::build(config.policy),
                     keepalive_time: config.keepalive.map(|k| k.time),
                     last_failure: None,
                 }),

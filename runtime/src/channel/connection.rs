@@ -1,5 +1,6 @@
 //! Connections: dialing (socket, TLS, HTTP/2 up to the server's SETTINGS), the task that
-//! drives a connection, and client keepalive.
+//! drives a connection, client keepalive, and what the channel does when an attempt fails
+//! or a connection ends.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -7,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::subchannel::Conn;
 use super::{Address, ChannelInner, Keepalive, State};
 use crate::deadline;
 use crate::status::Status;
@@ -27,7 +27,7 @@ pub(crate) struct Picked {
 pub(crate) struct ConnStats {
     /// Calls open on it (keepalive pings only while calls are open, unless permitted
     /// without).
-    pub(super) calls: AtomicUsize,
+    calls: AtomicUsize,
     /// Whether a call on it got a response.
     served: AtomicBool,
     /// When it became ready.
@@ -41,15 +41,39 @@ impl ConnStats {
     /// says no stream of it was processed, without a response to any call: what a server
     /// does that accepts only to refuse. (A connection that just drops is not judged: it
     /// may have been a network fault under calls the server was serving.)
-    pub(super) fn refused_all(&self, within: Duration) -> bool {
-        !self.served.load(Ordering::Relaxed)
-            && self.born.elapsed() < within
-            && self.watch.goaway_last_stream() == Some(0)
+    fn refused_all(&self, within: Duration) -> bool {
+        super::subchannel::refused_all(
+            self.served.load(Ordering::Relaxed),
+            self.born.elapsed(),
+            self.watch.goaway_last_stream(),
+            within,
+        )
+    }
+}
+
+/// What a ready subchannel holds: its connection's sender, for the calls placed on it.
+pub(super) struct ReadyConnection {
+    send: h2::client::SendRequest<Bytes>,
+    /// Unique over the channel's life, so that news of a connection that was replaced is
+    /// recognised.
+    id: u64,
+    stats: Arc<ConnStats>,
+}
+
+impl ReadyConnection {
+    /// The connection, for a call on subchannel `key`; counts the call as open on it.
+    pub(super) fn picked(&self, key: u64) -> Picked {
+        self.stats.calls.fetch_add(1, Ordering::AcqRel);
+        Picked {
+            send: self.send.clone(),
+            id: (key, self.id),
+            guard: CallOnConnection(self.stats.clone()),
+        }
     }
 }
 
 /// Counts a call as open on a connection while held.
-pub(crate) struct CallOnConnection(pub(super) Arc<ConnStats>);
+pub(crate) struct CallOnConnection(Arc<ConnStats>);
 
 impl CallOnConnection {
     /// The server answered a call on this connection.
@@ -75,9 +99,12 @@ impl Drop for CallOnConnection {
 }
 
 impl ChannelInner {
+    /// Dials subchannel `i`, which a policy woke: the attempt runs on the poller, and
+    /// [`connected`](Self::connected) applies its outcome.
     pub(super) fn start_connecting(self: &Arc<Self>, state: &mut State, i: usize) {
-        let sub = &mut state.subchannels[i];
-        sub.conn = Conn::Connecting;
+        let Some(sub) = state.subchannels.get(i) else {
+            return;
+        };
         let (key, address) = (sub.key, sub.address.clone());
         let keepalive = self.config.keepalive.map(|k| Keepalive {
             time: state.keepalive_time.unwrap_or(k.time),
@@ -187,7 +214,7 @@ impl ChannelInner {
         keepalive: Option<Keepalive>,
     ) {
         let mut state = self.lock();
-        let Some(i) = state.subchannels.iter().position(|s| s.key == key) else {
+        let Some(i) = state.subchannels.position(key) else {
             // Closed, or the address went away meanwhile: dropping the connection closes it.
             return;
         };
@@ -204,16 +231,13 @@ impl ChannelInner {
                 if let Some(metrics) = &self.metrics {
                     metrics.connection_opened();
                 }
-                let sub = &mut state.subchannels[i];
-                sub.conn = Conn::Ready {
-                    send,
-                    id,
-                    stats: stats.clone(),
-                };
-                // The backoff is reset once the connection has served a call (see
-                // `lost`): a server that accepts and then sends GOAWAY at once must not
-                // be reconnected to in a tight loop.
-                //
+                if let Some(sub) = state.subchannels.get_mut(i) {
+                    sub.connected(ReadyConnection {
+                        send,
+                        id,
+                        stats: stats.clone(),
+                    });
+                }
                 // The driver must not keep the channel alive: when the last handle and
                 // the last call are gone, the sender is dropped and h2 ends the connection.
                 let channel = Arc::downgrade(self);
@@ -223,7 +247,86 @@ impl ChannelInner {
             Err(reason) => {
                 let status =
                     Status::unavailable(format!("failed to connect to {}: {reason}", self.target));
-                self.attempt_failed(&mut state, i, status);
+                if let Some(sub) = state.subchannels.get_mut(i) {
+                    let delay = sub.failed(Instant::now());
+                    self.backing_off(&mut state, i, delay, status);
+                }
+            }
+        }
+        self.notify();
+    }
+
+    /// Subchannel `i` is backing off after a failed attempt (or a connection that ended
+    /// before it served anything): remember why for calls that fail fast, and once the
+    /// backoff is over let the policy decide whether it reconnects in the background.
+    fn backing_off(self: &Arc<Self>, state: &mut State, i: usize, delay: Duration, status: Status) {
+        let Some(sub) = state.subchannels.get(i) else {
+            return;
+        };
+        let (key, retry_at) = (sub.key, sub.retry_at());
+        tracing::debug!(target = %self.target, address = %sub.address, %status, ?delay, "connection failed");
+        state.last_failure = Some(status);
+        let Some(retry_at) = retry_at else {
+            return;
+        };
+        let channel = Arc::downgrade(self);
+        self.poller.spawn(async move {
+            tokio::time::sleep_until(retry_at.into()).await;
+            let Some(channel) = channel.upgrade() else {
+                return;
+            };
+            let mut state = channel.lock();
+            let Some(i) = state.subchannels.position(key) else {
+                return;
+            };
+            if !state.closed {
+                let State {
+                    subchannels,
+                    balancer,
+                    ..
+                } = &mut *state;
+                balancer.backoff_over(subchannels, i, Instant::now());
+                channel.dial_woken(&mut state);
+            }
+        });
+    }
+
+    /// Forgets a connection that closed or failed; the policy decides whether it
+    /// reconnects now or at the next pick, and the target is resolved again.
+    pub(crate) fn lost(self: &Arc<Self>, (key, id): (u64, u64)) {
+        let mut state = self.lock();
+        let Some(i) = state.subchannels.position(key) else {
+            return;
+        };
+        let refused_all = match state.subchannels.get(i).and_then(|s| s.ready()) {
+            Some(ready) if ready.id == id => ready.stats.refused_all(self.config.initial_backoff),
+            _ => return,
+        };
+        if state.resolution.is_resolved() {
+            self.start_resolving(&mut state);
+        }
+        let now = Instant::now();
+        let State {
+            subchannels,
+            balancer,
+            ..
+        } = &mut *state;
+        let Some(sub) = subchannels.get_mut(i) else {
+            return;
+        };
+        match sub.lost(refused_all, now) {
+            Some(delay) => {
+                // A server that accepts connections only to send them away at once: a
+                // failed attempt, so reconnections follow the backoff, not a tight loop.
+                let status = Status::unavailable(format!(
+                    "{} sent GOAWAY on a new connection before processing any call",
+                    self.target
+                ));
+                self.backing_off(&mut state, i, delay, status);
+            }
+            None => {
+                balancer.idle(subchannels, i, now);
+                self.dial_woken(&mut state);
             }
         }
         self.notify();

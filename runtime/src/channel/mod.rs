@@ -60,9 +60,10 @@ use crate::metrics::Metrics;
 use crate::runtime;
 use crate::status::Status;
 use crate::transport;
-use balancer::Pick;
-use resolver::Resolution;
-use subchannel::{Conn, Subchannel};
+use balancer::{Balancer, Pick};
+use connection::ReadyConnection;
+use resolver::{Due, Resolution};
+use subchannel::Subchannels;
 use target::TargetKind;
 
 /// Where a resolver says a target's servers are.
@@ -162,18 +163,23 @@ pub(crate) struct ChannelInner {
     next_id: AtomicU64,
 }
 
+/// What the channel's lock guards: resolution, subchannels and the policy over them.
 struct State {
     closed: bool,
     resolution: Resolution,
-    /// Backoff between failed resolutions.
-    resolve_backoff: Duration,
-    subchannels: Vec<Subchannel>,
-    /// Where round-robin picks next.
-    next: usize,
+    subchannels: Subchannels<ReadyConnection>,
+    balancer: Box<dyn Balancer<ReadyConnection>>,
     /// The keepalive time in force (doubled each time a server says `too_many_pings`).
     keepalive_time: Option<Duration>,
     /// Why the last connection attempt failed, for calls that fail fast.
     last_failure: Option<Status>,
+}
+
+/// Where a pick placed a call.
+enum Placed {
+    Ready(Picked),
+    Wait,
+    Fail(Status),
 }
 
 impl Channel {
@@ -343,27 +349,13 @@ impl ChannelInner {
 
     fn connectivity(&self, state: &State) -> ConnectivityState {
         if state.closed {
-            return ConnectivityState::Shutdown;
-        }
-        // Resolution matters only while there is no address yet: with some, a background
-        // re-resolution does not change what calls see.
-        let unresolved = state.subchannels.is_empty();
-        let mut any_connecting = unresolved && matches!(state.resolution, Resolution::Resolving);
-        let mut any_failed = unresolved && matches!(state.resolution, Resolution::Failed { .. });
-        for sub in &state.subchannels {
-            match sub.conn {
-                Conn::Ready { .. } => return ConnectivityState::Ready,
-                Conn::Connecting => any_connecting = true,
-                Conn::Failed { .. } => any_failed = true,
-                Conn::Idle => {}
-            }
-        }
-        if any_connecting {
-            ConnectivityState::Connecting
-        } else if any_failed {
-            ConnectivityState::TransientFailure
+            ConnectivityState::Shutdown
+        } else if state.subchannels.is_empty() {
+            // Resolution matters only while there is no address yet: with some, a
+            // background re-resolution does not change what calls see.
+            state.resolution.connectivity()
         } else {
-            ConnectivityState::Idle
+            state.balancer.connectivity(&state.subchannels)
         }
     }
 
@@ -391,10 +383,7 @@ impl ChannelInner {
         state
             .last_failure
             .clone()
-            .or_else(|| match &state.resolution {
-                Resolution::Failed { status, .. } => Some(status.clone()),
-                _ => None,
-            })
+            .or_else(|| state.resolution.failure().cloned())
     }
 
     /// The service config's entry for a method path.
@@ -431,6 +420,56 @@ impl ChannelInner {
         Status::unavailable(format!("the channel to {} was closed", self.target))
     }
 
+    /// Places a call by the policy, starting resolution and connections as needed.
+    fn pick(self: &Arc<Self>, state: &mut State) -> Placed {
+        if state.closed {
+            return Placed::Fail(self.closed_status());
+        }
+        let now = Instant::now();
+        let no_address = state.subchannels.is_empty();
+        match state
+            .resolution
+            .due(now, self.config.resolve_interval, no_address)
+        {
+            Due::Start => self.start_resolving(state),
+            Due::Fail(status) => return Placed::Fail(status),
+            Due::Nothing => {}
+        }
+        if state.subchannels.is_empty() {
+            return Placed::Wait;
+        }
+        let pick = state.balancer.pick(&mut state.subchannels, now);
+        self.dial_woken(state);
+        match pick {
+            Pick::Ready(i) => match state.subchannels.get(i) {
+                Some(sub) => match sub.ready() {
+                    Some(ready) => Placed::Ready(ready.picked(sub.key)),
+                    None => Placed::Wait,
+                },
+                None => Placed::Wait,
+            },
+            Pick::Wait => Placed::Wait,
+            Pick::Fail => Placed::Fail(self.failure(state)),
+        }
+    }
+
+    /// Dials the subchannels the policy woke.
+    fn dial_woken(self: &Arc<Self>, state: &mut State) {
+        for i in state.subchannels.take_dials() {
+            self.start_connecting(state, i);
+        }
+    }
+
+    /// Every address failed: resolve again (the servers may have moved), and report why.
+    fn failure(self: &Arc<Self>, state: &mut State) -> Status {
+        if state.resolution.is_resolved() {
+            self.start_resolving(state);
+        }
+        state.last_failure.clone().unwrap_or_else(|| {
+            Status::unavailable(format!("no connection to {} is ready", self.target))
+        })
+    }
+
     /// A connection ready for a new stream. Runs on the channel's poller.
     pub(crate) async fn connection(
         self: &Arc<Self>,
@@ -443,10 +482,12 @@ impl ChannelInner {
                 let mut state = self.lock();
                 changed.borrow_and_update();
                 match self.pick(&mut state) {
-                    Pick::Ready(picked) => return Ok(picked),
-                    Pick::Wait => {}
-                    Pick::Fail(status) if state.closed || !wait_for_ready => return Err(status),
-                    Pick::Fail(_) => sleep_until = next_retry(&state),
+                    Placed::Ready(picked) => return Ok(picked),
+                    Placed::Wait => {}
+                    Placed::Fail(status) if state.closed || !wait_for_ready => {
+                        return Err(status);
+                    }
+                    Placed::Fail(_) => sleep_until = next_retry(&state),
                 }
             }
             match sleep_until {
@@ -467,20 +508,11 @@ impl ChannelInner {
 
 /// The earliest time a backing-off subchannel or resolution may be tried again.
 fn next_retry(state: &State) -> Option<Instant> {
-    let subs = state.subchannels.iter().filter_map(|s| match s.conn {
-        Conn::Failed { retry_at } => Some(retry_at),
-        _ => None,
-    });
-    let resolution = match state.resolution {
-        Resolution::Failed { retry_at, .. } => Some(retry_at),
-        _ => None,
-    };
-    subs.chain(resolution).min()
-}
-
-/// Spreads a delay by ±20 %, so clients that failed together do not retry together.
-pub(super) fn jitter(delay: Duration) -> Duration {
-    crate::backoff::jitter(delay, 0.2)
+    let subchannels = state.subchannels.next_retry();
+    subchannels
+        .into_iter()
+        .chain(state.resolution.retry_at())
+        .min()
 }
 
 #[cfg(test)]

@@ -1,13 +1,24 @@
-//! Load balancing: which subchannel a call goes to, and which ones connect.
+//! Load balancing, split as grpc-go splits it: a policy (a [`Balancer`]) decides which
+//! subchannels connect and which ready one takes each call; the channel owns the
+//! subchannels, resolves, dials and drives connections.
+//!
+//! A policy is sans-IO: it sees the subchannel list and the time, and asks for a
+//! connection by waking a subchannel ([`Subchannels::wake`]); the channel dials what was
+//! woken once the policy returns. Its methods run under the channel's lock, so picking
+//! needs no snapshot of the list (grpc-go's `Picker` is the [`pick`](Balancer::pick)
+//! method here).
+//!
+//! A new policy is a new file in this directory: a type implementing [`Balancer`], a
+//! variant of [`LoadBalancingPolicy`] and its arm in [`build`] (and its name in
+//! `service_config.rs`).
 
-use std::sync::Arc;
+mod pick_first;
+mod round_robin;
+
 use std::time::Instant;
 
-use super::connection::Picked;
-use super::resolver::Resolution;
-use super::subchannel::{Conn, picked};
-use super::{ChannelInner, State};
-use crate::status::Status;
+use super::ConnectivityState;
+use super::subchannel::Subchannels;
 
 /// How calls are spread over a target's addresses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -20,101 +31,99 @@ pub enum LoadBalancingPolicy {
     RoundRobin,
 }
 
+/// What a policy decided for a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Pick {
-    Ready(Picked),
+    /// The call goes to the subchannel at this index, which is ready.
+    Ready(usize),
+    /// Nothing is ready, but something is connecting: the call waits.
     Wait,
-    Fail(Status),
+    /// Nothing is ready or connecting (every address is backing off): the call fails,
+    /// unless it waits for ready.
+    Fail,
 }
 
-impl ChannelInner {
-    /// Picks a ready connection by the policy, starting resolution and connections as
-    /// needed.
-    pub(super) fn pick(self: &Arc<Self>, state: &mut State) -> Pick {
-        if state.closed {
-            return Pick::Fail(self.closed_status());
+/// A load-balancing policy over a channel's subchannels, whose ready ones hold a `C`.
+///
+/// A call never goes to a subchannel that is not ready while another is; beyond that the
+/// policy chooses. The channel calls these methods with its lock held, and dials the
+/// subchannels they woke once they return.
+pub(super) trait Balancer<C>: Send {
+    /// Chooses the ready subchannel for a call. When none is ready, wakes those the policy
+    /// wants connected, and says whether the call waits or fails.
+    fn pick(&mut self, subchannels: &mut Subchannels<C>, now: Instant) -> Pick;
+
+    /// A resolution replaced the list; subchannels of addresses that stayed kept their
+    /// state. The list is not empty.
+    fn resolved(&mut self, subchannels: &mut Subchannels<C>, now: Instant);
+
+    /// Subchannel `i` lost a connection that had been of use, and is idle again.
+    fn idle(&mut self, subchannels: &mut Subchannels<C>, i: usize, now: Instant);
+
+    /// Subchannel `i` failed, and its backoff is over; no call asked for it.
+    fn backoff_over(&mut self, subchannels: &mut Subchannels<C>, i: usize, now: Instant);
+
+    /// The channel's connectivity: by default gRPC's sum of the subchannels' (see
+    /// [`aggregate`]).
+    fn connectivity(&self, subchannels: &Subchannels<C>) -> ConnectivityState {
+        aggregate(subchannels)
+    }
+}
+
+/// The balancer for a policy.
+pub(super) fn build<C>(policy: LoadBalancingPolicy) -> Box<dyn Balancer<C>> {
+    match policy {
+        LoadBalancingPolicy::PickFirst => Box::new(pick_first::PickFirst),
+        LoadBalancingPolicy::RoundRobin => Box::new(round_robin::RoundRobin::default()),
+    }
+}
+
+/// The state of a channel with these subchannels: ready if any is, else connecting if any
+/// is, else in transient failure if any is, else idle.
+pub(super) fn aggregate<C>(subchannels: &Subchannels<C>) -> ConnectivityState {
+    let mut any_connecting = false;
+    let mut any_failed = false;
+    for sub in subchannels.iter() {
+        match sub.connectivity() {
+            ConnectivityState::Ready => return ConnectivityState::Ready,
+            ConnectivityState::Connecting => any_connecting = true,
+            ConnectivityState::TransientFailure => any_failed = true,
+            ConnectivityState::Idle | ConnectivityState::Shutdown => {}
         }
+    }
+    if any_connecting {
+        ConnectivityState::Connecting
+    } else if any_failed {
+        ConnectivityState::TransientFailure
+    } else {
+        ConnectivityState::Idle
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::subchannel::test_list;
+    use super::*;
+
+    #[test]
+    fn the_channel_state_sums_the_subchannels_up() {
         let now = Instant::now();
-        match &state.resolution {
-            Resolution::NotStarted => self.start_resolving(state),
-            Resolution::Resolved { at }
-                if now.saturating_duration_since(*at) >= self.config.resolve_interval =>
-            {
-                self.start_resolving(state);
-            }
-            Resolution::Failed { retry_at, status } => {
-                if now >= *retry_at {
-                    self.start_resolving(state);
-                } else if state.subchannels.is_empty() {
-                    return Pick::Fail(status.clone());
-                }
-            }
-            Resolution::Resolving | Resolution::Resolved { .. } => {}
-        }
-        if state.subchannels.is_empty() {
-            return Pick::Wait;
-        }
-        match self.config.policy {
-            LoadBalancingPolicy::RoundRobin => {
-                let n = state.subchannels.len();
-                for step in 0..n {
-                    let i = (state.next + step) % n;
-                    if let Some(picked) = picked(&state.subchannels[i]) {
-                        state.next = (i + 1) % n;
-                        return Pick::Ready(picked);
-                    }
-                }
-                // Nothing ready: connect everything that may be.
-                let mut connecting = false;
-                for i in 0..n {
-                    connecting |= self.wake_subchannel(state, i, now);
-                }
-                if connecting {
-                    Pick::Wait
-                } else {
-                    Pick::Fail(self.failure(state))
-                }
-            }
-            LoadBalancingPolicy::PickFirst => {
-                if let Some(picked) = state.subchannels.iter().find_map(picked) {
-                    return Pick::Ready(picked);
-                }
-                // The first address that is not backing off, in order.
-                for i in 0..state.subchannels.len() {
-                    if self.wake_subchannel(state, i, now) {
-                        return Pick::Wait;
-                    }
-                }
-                Pick::Fail(self.failure(state))
+        for (states, expected) in [
+            ("", ConnectivityState::Idle),
+            ("ii", ConnectivityState::Idle),
+            ("if", ConnectivityState::TransientFailure),
+            ("fcf", ConnectivityState::Connecting),
+            ("fcr", ConnectivityState::Ready),
+            ("rii", ConnectivityState::Ready),
+        ] {
+            let subs = test_list(states, now);
+            assert_eq!(aggregate(&subs), expected, "{states}");
+            for policy in [
+                LoadBalancingPolicy::PickFirst,
+                LoadBalancingPolicy::RoundRobin,
+            ] {
+                assert_eq!(build(policy).connectivity(&subs), expected, "{states}");
             }
         }
-    }
-
-    /// Starts connecting subchannel `i` if it is idle or its backoff is over; returns
-    /// whether it is connecting now.
-    pub(super) fn wake_subchannel(
-        self: &Arc<Self>,
-        state: &mut State,
-        i: usize,
-        now: Instant,
-    ) -> bool {
-        match state.subchannels[i].conn {
-            Conn::Connecting => true,
-            Conn::Ready { .. } => false,
-            Conn::Failed { retry_at } if now < retry_at => false,
-            Conn::Idle | Conn::Failed { .. } => {
-                self.start_connecting(state, i);
-                true
-            }
-        }
-    }
-
-    /// Every address failed: resolve again (the servers may have moved), and report why.
-    fn failure(self: &Arc<Self>, state: &mut State) -> Status {
-        if matches!(state.resolution, Resolution::Resolved { .. }) {
-            self.start_resolving(state);
-        }
-        state.last_failure.clone().unwrap_or_else(|| {
-            Status::unavailable(format!("no connection to {} is ready", self.target))
-        })
     }
 }
