@@ -143,8 +143,7 @@ impl ChannelInner {
         stage: &AtomicUsize,
     ) -> std::result::Result<(h2::client::SendRequest<Bytes>, Connection), String> {
         use std::future::Future;
-        let target = transport::Address::from(address);
-        let io = transport::connect(&target, &self.config.socket)
+        let io = transport::connect(address, &self.config.socket)
             .await
             .map_err(|e| format!("cannot connect to {address}: {e}"))?;
         #[cfg(feature = "tls")]

@@ -34,6 +34,7 @@ mod service_config;
 mod subchannel;
 mod target;
 
+pub use crate::transport::Address;
 pub use balancer::LoadBalancingPolicy;
 pub use builder::ChannelBuilder;
 pub(crate) use builder::{ChannelConfig, Keepalive};
@@ -43,8 +44,6 @@ pub use service_config::ServiceConfig;
 pub(crate) use service_config::{MethodConfig, RetryPolicy};
 
 use std::fmt;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -59,52 +58,11 @@ use crate::interceptor::Chain;
 use crate::metrics::Metrics;
 use crate::runtime;
 use crate::status::Status;
-use crate::transport;
 use balancer::{Balancer, Pick};
 use connection::ReadyConnection;
 use resolver::{Due, Resolution};
 use subchannel::Subchannels;
 use target::TargetKind;
-
-/// Where a resolver says a target's servers are.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Address {
-    /// A TCP address.
-    Tcp(SocketAddr),
-    /// A Unix domain socket.
-    Unix(PathBuf),
-}
-
-impl From<SocketAddr> for Address {
-    fn from(addr: SocketAddr) -> Address {
-        Address::Tcp(addr)
-    }
-}
-
-impl From<&Address> for transport::Address {
-    fn from(address: &Address) -> transport::Address {
-        match address {
-            Address::Tcp(addr) => transport::Address::Tcp(*addr),
-            Address::Unix(path) => transport::Address::Unix(path.clone()),
-        }
-    }
-}
-
-impl From<transport::Address> for Address {
-    fn from(address: transport::Address) -> Address {
-        match address {
-            transport::Address::Tcp(addr) => Address::Tcp(addr),
-            transport::Address::Unix(path) => Address::Unix(path),
-        }
-    }
-}
-
-impl fmt::Display for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&transport::Address::from(self), f)
-    }
-}
 
 /// A channel's connectivity, as gRPC defines it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

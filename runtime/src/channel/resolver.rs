@@ -168,7 +168,7 @@ impl ChannelInner {
                 Box::new(move || resolver.resolve())
             }
             (None, TargetKind::Static(addresses)) => {
-                let addresses = addresses.iter().cloned().map(Address::from).collect();
+                let addresses = addresses.clone();
                 // Applied from a task, as the lock is held here.
                 self.poller.spawn(async move {
                     if let Some(channel) = channel.upgrade() {

@@ -12,8 +12,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+use super::Address;
 use crate::error::{Error, Result};
-use crate::transport::Address;
 
 /// A parsed target.
 #[derive(Clone, Debug, PartialEq, Eq)]

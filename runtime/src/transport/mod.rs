@@ -33,11 +33,21 @@ pub(crate) enum Io {
     ServerTls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
-/// Where a connection goes or comes from.
+/// Where a server is: what a [`Resolver`](crate::channel::Resolver) finds, and where a
+/// channel connects.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Address {
+#[non_exhaustive]
+pub enum Address {
+    /// A TCP address.
     Tcp(SocketAddr),
+    /// A Unix domain socket.
     Unix(PathBuf),
+}
+
+impl From<SocketAddr> for Address {
+    fn from(addr: SocketAddr) -> Address {
+        Address::Tcp(addr)
+    }
 }
 
 impl std::fmt::Display for Address {
