@@ -4,6 +4,11 @@
 //! throttling; and the load-balancing policy. What this implementation does not do is an
 //! error, never silently ignored: a hedging policy, a health-check config, unknown fields.
 //!
+//! The text is parsed by `serde_json` (RFC 8259: a lone surrogate escape is an error,
+//! nesting deeper than 127 is refused) into a document whose objects keep their order, so
+//! fields are read, and the first fault reported, in the order they are written; a field
+//! written twice counts once, with its last value.
+//!
 //! ```json
 //! {
 //!   "loadBalancingConfig": [{ "round_robin": {} }],
@@ -22,6 +27,8 @@
 //! ```
 
 use std::time::Duration;
+
+use serde_json::{Map, Value};
 
 use super::LoadBalancingPolicy;
 use crate::error::{Error, Result};
@@ -76,8 +83,9 @@ impl ServiceConfig {
     ///
     /// # Errors
     ///
-    /// When the text is not JSON, or a field has the wrong type or an invalid value
-    /// (the message names it).
+    /// When the text is not JSON (RFC 8259; a lone surrogate escape and nesting deeper
+    /// than 127 levels are refused), or a field has the wrong type or an invalid value
+    /// (the message names it). A field written twice counts once, with its last value.
     ///
     /// ```
     /// let config = rsgrpc::channel::ServiceConfig::from_json(
@@ -89,7 +97,8 @@ impl ServiceConfig {
     /// # Ok::<(), rsgrpc::Error>(())
     /// ```
     pub fn from_json(json: &str) -> Result<ServiceConfig> {
-        let value = Json::parse(json).map_err(|e| invalid(format!("not JSON: {e}")))?;
+        let value: Value =
+            serde_json::from_str(json).map_err(|e| invalid(format!("not JSON: {e}")))?;
         let root = value.object("service config")?;
         let mut config = ServiceConfig::default();
         for (key, value) in root {
@@ -204,7 +213,7 @@ fn policy(name: &str) -> Option<LoadBalancingPolicy> {
 }
 
 impl MethodConfig {
-    fn from_json(value: &Json) -> Result<MethodConfig> {
+    fn from_json(value: &Value) -> Result<MethodConfig> {
         let mut config = MethodConfig::default();
         for (key, value) in value.object("methodConfig entry")? {
             match key.as_str() {
@@ -257,10 +266,10 @@ impl MethodConfig {
 
 /// A size in bytes: a non-negative integer (protobuf JSON writes 64-bit integers as
 /// strings, so a string of digits is accepted too).
-fn size(value: &Json, field: &str) -> Result<usize> {
-    let n = match value {
-        Json::Number(n) if n.fract() == 0.0 && *n >= 0.0 => *n,
-        Json::String(s) => s
+fn size(value: &Value, field: &str) -> Result<usize> {
+    let n = match (value.as_f64(), value) {
+        (Some(n), _) if n.fract() == 0.0 && n >= 0.0 => n,
+        (_, Value::String(s)) => s
             .parse::<u64>()
             .map(|n| n as f64)
             .map_err(|_| invalid(format!("{field} {s:?} is not a number of bytes")))?,
@@ -274,7 +283,7 @@ fn size(value: &Json, field: &str) -> Result<usize> {
 }
 
 impl RetryPolicy {
-    fn from_json(value: &Json) -> Result<RetryPolicy> {
+    fn from_json(value: &Value) -> Result<RetryPolicy> {
         let mut max_attempts = None;
         let mut initial_backoff = None;
         let mut max_backoff = None;
@@ -335,7 +344,7 @@ fn invalid(message: impl Into<String>) -> Error {
 }
 
 /// A protobuf JSON duration: `"1.5s"`.
-fn duration(value: &Json, field: &str) -> Result<Duration> {
+fn duration(value: &Value, field: &str) -> Result<Duration> {
     let text = value.string(field)?;
     let seconds = text
         .strip_suffix('s')
@@ -347,251 +356,56 @@ fn duration(value: &Json, field: &str) -> Result<Duration> {
 }
 
 /// A status code by name (`"UNAVAILABLE"`) or number.
-fn status_code(value: &Json) -> Result<Code> {
-    match value {
-        Json::Number(n) if n.fract() == 0.0 => {
-            Code::try_from(*n as i32).map_err(|_| invalid(format!("unknown status code {n}")))
+fn status_code(value: &Value) -> Result<Code> {
+    match (value.as_f64(), value) {
+        (Some(n), _) if n.fract() == 0.0 => {
+            Code::try_from(n as i32).map_err(|_| invalid(format!("unknown status code {n}")))
         }
-        Json::String(name) => {
+        (_, Value::String(name)) => {
             Code::from_name(name).ok_or_else(|| invalid(format!("unknown status code {name:?}")))
         }
         _ => Err(invalid("a status code is a name or a number")),
     }
 }
 
-/// A JSON value.
-#[derive(Clone, Debug, PartialEq)]
-enum Json {
-    Null,
-    Bool(bool),
-    Number(f64),
-    String(String),
-    Array(Vec<Json>),
-    Object(Vec<(String, Json)>),
+/// A JSON value read as a config field: the error names the field when its type is
+/// wrong.
+trait Field {
+    fn object(&self, what: &str) -> Result<&Map<String, Value>>;
+    fn array(&self, what: &str) -> Result<&[Value]>;
+    fn string(&self, what: &str) -> Result<String>;
+    fn number(&self, what: &str) -> Result<f64>;
+    fn boolean(&self, what: &str) -> Result<bool>;
 }
 
-/// Deepest nesting accepted.
-const MAX_DEPTH: usize = 64;
-
-impl Json {
-    fn parse(text: &str) -> std::result::Result<Json, String> {
-        let mut parser = Parser {
-            bytes: text.as_bytes(),
-            at: 0,
-        };
-        let value = parser.value(0)?;
-        parser.space();
-        if parser.at != parser.bytes.len() {
-            return Err(format!("unexpected text at byte {}", parser.at));
-        }
-        Ok(value)
+impl Field for Value {
+    fn object(&self, what: &str) -> Result<&Map<String, Value>> {
+        self.as_object()
+            .ok_or_else(|| invalid(format!("{what} must be an object")))
     }
 
-    fn object(&self, what: &str) -> Result<&[(String, Json)]> {
-        match self {
-            Json::Object(fields) => Ok(fields),
-            _ => Err(invalid(format!("{what} must be an object"))),
-        }
-    }
-
-    fn array(&self, what: &str) -> Result<&[Json]> {
-        match self {
-            Json::Array(items) => Ok(items),
-            _ => Err(invalid(format!("{what} must be an array"))),
-        }
+    fn array(&self, what: &str) -> Result<&[Value]> {
+        self.as_array()
+            .map(Vec::as_slice)
+            .ok_or_else(|| invalid(format!("{what} must be an array")))
     }
 
     fn string(&self, what: &str) -> Result<String> {
-        match self {
-            Json::String(s) => Ok(s.clone()),
-            _ => Err(invalid(format!("{what} must be a string"))),
-        }
+        self.as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| invalid(format!("{what} must be a string")))
     }
 
+    /// Always finite: JSON has no infinities, and serde_json refuses numbers too large
+    /// for an `f64`.
     fn number(&self, what: &str) -> Result<f64> {
-        match self {
-            Json::Number(n) => Ok(*n),
-            _ => Err(invalid(format!("{what} must be a number"))),
-        }
+        self.as_f64()
+            .ok_or_else(|| invalid(format!("{what} must be a number")))
     }
 
     fn boolean(&self, what: &str) -> Result<bool> {
-        match self {
-            Json::Bool(b) => Ok(*b),
-            _ => Err(invalid(format!("{what} must be true or false"))),
-        }
-    }
-}
-
-struct Parser<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Parser<'_> {
-    fn space(&mut self) {
-        while self
-            .bytes
-            .get(self.at)
-            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-        {
-            self.at += 1;
-        }
-    }
-
-    fn expect(&mut self, byte: u8) -> std::result::Result<(), String> {
-        self.space();
-        if self.bytes.get(self.at) == Some(&byte) {
-            self.at += 1;
-            Ok(())
-        } else {
-            Err(format!("expected '{}' at byte {}", byte as char, self.at))
-        }
-    }
-
-    fn literal(&mut self, word: &str, value: Json) -> std::result::Result<Json, String> {
-        if self.bytes[self.at..].starts_with(word.as_bytes()) {
-            self.at += word.len();
-            Ok(value)
-        } else {
-            Err(format!("unexpected text at byte {}", self.at))
-        }
-    }
-
-    fn value(&mut self, depth: usize) -> std::result::Result<Json, String> {
-        if depth > MAX_DEPTH {
-            return Err("nested too deeply".to_owned());
-        }
-        self.space();
-        match self.bytes.get(self.at) {
-            None => Err("unexpected end".to_owned()),
-            Some(b'{') => {
-                self.at += 1;
-                let mut fields = Vec::new();
-                self.space();
-                if self.bytes.get(self.at) == Some(&b'}') {
-                    self.at += 1;
-                    return Ok(Json::Object(fields));
-                }
-                loop {
-                    self.space();
-                    let key = self.string()?;
-                    self.expect(b':')?;
-                    let value = self.value(depth + 1)?;
-                    fields.push((key, value));
-                    self.space();
-                    match self.bytes.get(self.at) {
-                        Some(b',') => self.at += 1,
-                        Some(b'}') => {
-                            self.at += 1;
-                            return Ok(Json::Object(fields));
-                        }
-                        _ => return Err(format!("expected ',' or '}}' at byte {}", self.at)),
-                    }
-                }
-            }
-            Some(b'[') => {
-                self.at += 1;
-                let mut items = Vec::new();
-                self.space();
-                if self.bytes.get(self.at) == Some(&b']') {
-                    self.at += 1;
-                    return Ok(Json::Array(items));
-                }
-                loop {
-                    items.push(self.value(depth + 1)?);
-                    self.space();
-                    match self.bytes.get(self.at) {
-                        Some(b',') => self.at += 1,
-                        Some(b']') => {
-                            self.at += 1;
-                            return Ok(Json::Array(items));
-                        }
-                        _ => return Err(format!("expected ',' or ']' at byte {}", self.at)),
-                    }
-                }
-            }
-            Some(b'"') => self.string().map(Json::String),
-            Some(b't') => self.literal("true", Json::Bool(true)),
-            Some(b'f') => self.literal("false", Json::Bool(false)),
-            Some(b'n') => self.literal("null", Json::Null),
-            Some(_) => self.number(),
-        }
-    }
-
-    fn string(&mut self) -> std::result::Result<String, String> {
-        if self.bytes.get(self.at) != Some(&b'"') {
-            return Err(format!("expected a string at byte {}", self.at));
-        }
-        self.at += 1;
-        let mut out = String::new();
-        loop {
-            let Some(&b) = self.bytes.get(self.at) else {
-                return Err("unterminated string".to_owned());
-            };
-            self.at += 1;
-            match b {
-                b'"' => return Ok(out),
-                b'\\' => {
-                    let Some(&escape) = self.bytes.get(self.at) else {
-                        return Err("unterminated string".to_owned());
-                    };
-                    self.at += 1;
-                    match escape {
-                        b'"' => out.push('"'),
-                        b'\\' => out.push('\\'),
-                        b'/' => out.push('/'),
-                        b'b' => out.push('\u{8}'),
-                        b'f' => out.push('\u{c}'),
-                        b'n' => out.push('\n'),
-                        b'r' => out.push('\r'),
-                        b't' => out.push('\t'),
-                        b'u' => {
-                            let hex = self
-                                .bytes
-                                .get(self.at..self.at + 4)
-                                .and_then(|h| std::str::from_utf8(h).ok())
-                                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                                .ok_or_else(|| format!("bad \\u escape at byte {}", self.at))?;
-                            self.at += 4;
-                            // Surrogates are replaced: nothing here needs them.
-                            out.push(char::from_u32(hex).unwrap_or('\u{fffd}'));
-                        }
-                        _ => return Err(format!("bad escape at byte {}", self.at - 1)),
-                    }
-                }
-                b if b < 0x20 => return Err(format!("control character at byte {}", self.at - 1)),
-                _ => {
-                    // Copy the whole UTF-8 sequence (the input is a &str).
-                    let start = self.at - 1;
-                    let mut end = self.at;
-                    while end < self.bytes.len() && (self.bytes[end] & 0xc0) == 0x80 {
-                        end += 1;
-                    }
-                    out.push_str(
-                        std::str::from_utf8(&self.bytes[start..end]).unwrap_or("\u{fffd}"),
-                    );
-                    self.at = end;
-                }
-            }
-        }
-    }
-
-    fn number(&mut self) -> std::result::Result<Json, String> {
-        let start = self.at;
-        while self
-            .bytes
-            .get(self.at)
-            .is_some_and(|b| matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
-        {
-            self.at += 1;
-        }
-        std::str::from_utf8(&self.bytes[start..self.at])
-            .ok()
-            .and_then(|n| n.parse::<f64>().ok())
-            .filter(|n| n.is_finite())
-            .map(Json::Number)
-            .ok_or_else(|| format!("bad number at byte {start}"))
+        self.as_bool()
+            .ok_or_else(|| invalid(format!("{what} must be true or false")))
     }
 }
 
@@ -731,23 +545,43 @@ mod tests {
 
     #[test]
     fn json_edge_cases() {
-        assert_eq!(
-            Json::parse(r#" {"a": [1, -2.5e1, true, null, "x\n\u00e9"]} "#).unwrap(),
-            Json::Object(vec![(
-                "a".into(),
-                Json::Array(vec![
-                    Json::Number(1.0),
-                    Json::Number(-25.0),
-                    Json::Bool(true),
-                    Json::Null,
-                    Json::String("x\né".into())
-                ])
-            )])
-        );
-        let deep = "[".repeat(1000) + &"]".repeat(1000);
-        assert!(Json::parse(&deep).unwrap_err().contains("deeply"));
-        for bad in ["", "[1,]", "{\"a\" 1}", "\"open", "01x", "[1] 2", "nul"] {
-            assert!(Json::parse(bad).is_err(), "{bad}");
+        // Escapes, numbers and nesting where the config takes anything: the configuration
+        // of a policy this implementation does not know, skipped for the next one.
+        let config = ServiceConfig::from_json(
+            r#" {"loadBalancingConfig": [{"x\u00e9\n\"": [1, -2.5e1, true, null, [[{}]]]},
+                {"round_robin": {}}]} "#,
+        )
+        .unwrap();
+        assert_eq!(config.load_balancing, Some(LoadBalancingPolicy::RoundRobin));
+        let nested = |depth: usize| {
+            format!(
+                r#"{{"loadBalancingConfig": [{{"future": {}{}}}]}}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            )
+        };
+        // Three levels around the value: up to 127 in all is accepted.
+        assert!(ServiceConfig::from_json(&nested(124)).is_ok());
+        let err = ServiceConfig::from_json(&nested(125)).unwrap_err();
+        assert!(err.to_string().contains("recursion limit"), "{err}");
+        for bad in [
+            "",
+            "[1,]",
+            "{\"a\" 1}",
+            "\"open",
+            "01x",
+            "[1] 2",
+            "nul",
+            r#"{"\ud800": 1}"#,
+            r#"{"retryThrottling": {"maxTokens": 1e999, "tokenRatio": 1}}"#,
+        ] {
+            let err = ServiceConfig::from_json(bad).unwrap_err();
+            assert!(err.to_string().contains("not JSON"), "{bad}: {err}");
         }
+        // A field written twice counts once, with its last value.
+        let twice =
+            r#"{"loadBalancingPolicy": "round_robin", "loadBalancingPolicy": "pick_first"}"#;
+        let config = ServiceConfig::from_json(twice).unwrap();
+        assert_eq!(config.load_balancing, Some(LoadBalancingPolicy::PickFirst));
     }
 }
