@@ -1,8 +1,8 @@
 //! [`ChannelBuilder`]: a channel's settings, checked and turned into a [`Channel`].
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use http::header::HeaderValue;
@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::interceptor::{Chain, Interceptor};
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
+use crate::sync::{Condvar, Mutex};
 use crate::transport::SocketOptions;
 
 /// Settings shared by every call on a channel.

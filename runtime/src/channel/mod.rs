@@ -44,8 +44,8 @@ pub use service_config::ServiceConfig;
 pub(crate) use service_config::{MethodConfig, RetryPolicy};
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use http::header::HeaderValue;
@@ -58,6 +58,7 @@ use crate::interceptor::Chain;
 use crate::metrics::Metrics;
 use crate::runtime;
 use crate::status::Status;
+use crate::sync::{Condvar, Mutex, MutexGuard};
 use balancer::{Balancer, Pick};
 use connection::ReadyConnection;
 use resolver::{Due, Resolution};
@@ -244,12 +245,7 @@ impl Channel {
                 if now >= deadline {
                     return false;
                 }
-                state = self
-                    .inner
-                    .state_cv
-                    .wait_timeout(state, deadline - now)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+                state = self.inner.state_cv.wait_timeout(state, deadline - now).0;
             }
         };
         crate::executor::blocking_region(wait)
@@ -296,7 +292,7 @@ impl Drop for ChannelInner {
 
 impl ChannelInner {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 
     /// Publishes a state change to waiting calls; called with the state lock held.
@@ -361,7 +357,7 @@ impl ChannelInner {
         let Some(throttling) = self.service_config.as_ref().and_then(|c| c.throttling) else {
             return true;
         };
-        let mut tokens = self.retry_tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tokens = self.retry_tokens.lock();
         match code {
             Some(crate::Code::Ok) => {
                 *tokens = (*tokens + throttling.token_ratio).min(throttling.max_tokens);
