@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::sync::{Condvar, Mutex};
 use crate::transport::SocketOptions;
+use crate::transport::keepalive::KeepaliveConfig;
 
 /// Settings shared by every call on a channel.
 #[derive(Clone, Debug)]
@@ -38,16 +39,30 @@ pub(crate) struct ChannelConfig {
     pub(crate) send_compression: Option<CompressionEncoding>,
     pub(crate) policy: LoadBalancingPolicy,
     pub(crate) resolve_interval: Duration,
-    pub(crate) keepalive: Option<Keepalive>,
+    pub(crate) keepalive: Option<KeepaliveConfig>,
     pub(crate) socket: SocketOptions,
+    /// Connections over in-memory pipes instead of sockets, for transcript tests.
+    #[cfg(test)]
+    pub(crate) in_memory: Option<InMemory>,
 }
 
-/// Client keepalive, as gRPC's keepalive document describes it.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Keepalive {
-    pub(crate) time: Duration,
-    pub(crate) timeout: Duration,
-    pub(crate) permit_without_calls: bool,
+/// Makes the byte stream of each new connection of a channel under test.
+#[cfg(test)]
+#[derive(Clone)]
+pub(crate) struct InMemory(Arc<dyn Fn() -> tokio::io::DuplexStream + Send + Sync>);
+
+#[cfg(test)]
+impl InMemory {
+    pub(crate) fn dial(&self) -> tokio::io::DuplexStream {
+        (self.0)()
+    }
+}
+
+#[cfg(test)]
+impl fmt::Debug for InMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("InMemory")
+    }
 }
 
 impl Default for ChannelConfig {
@@ -68,6 +83,8 @@ impl Default for ChannelConfig {
             resolve_interval: Duration::from_secs(300),
             keepalive: None,
             socket: SocketOptions::default(),
+            #[cfg(test)]
+            in_memory: None,
         }
     }
 }
@@ -264,7 +281,7 @@ impl ChannelBuilder {
     /// every 5 minutes by default); a server that answers `too_many_pings` makes the
     /// channel double its keepalive time.
     pub fn keepalive_time(mut self, time: Duration) -> Self {
-        let keepalive = self.config.keepalive.get_or_insert(Keepalive {
+        let keepalive = self.config.keepalive.get_or_insert(KeepaliveConfig {
             time,
             timeout: Duration::from_secs(20),
             permit_without_calls: false,
@@ -278,7 +295,7 @@ impl ChannelBuilder {
         if let Some(keepalive) = &mut self.config.keepalive {
             keepalive.timeout = timeout;
         } else {
-            self.config.keepalive = Some(Keepalive {
+            self.config.keepalive = Some(KeepaliveConfig {
                 time: Duration::MAX,
                 timeout,
                 permit_without_calls: false,
@@ -289,7 +306,7 @@ impl ChannelBuilder {
 
     /// Whether keepalive pings are sent while no call is open (default false).
     pub fn keepalive_permit_without_calls(mut self, permit: bool) -> Self {
-        let keepalive = self.config.keepalive.get_or_insert(Keepalive {
+        let keepalive = self.config.keepalive.get_or_insert(KeepaliveConfig {
             time: Duration::MAX,
             timeout: Duration::from_secs(20),
             permit_without_calls: permit,
@@ -301,6 +318,16 @@ impl ChannelBuilder {
     /// Sets `TCP_NODELAY` on connections (default on).
     pub fn tcp_nodelay(mut self, nodelay: bool) -> Self {
         self.config.socket.nodelay = nodelay;
+        self
+    }
+
+    /// Connects over the pipes `dial` makes instead of sockets.
+    #[cfg(test)]
+    pub(crate) fn in_memory(
+        mut self,
+        dial: impl Fn() -> tokio::io::DuplexStream + Send + Sync + 'static,
+    ) -> Self {
+        self.config.in_memory = Some(InMemory(Arc::new(dial)));
         self
     }
 

@@ -2,16 +2,20 @@
 //! drives a connection, client keepalive, and what the channel does when an attempt fails
 //! or a connection ends.
 
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Address, ChannelInner, Keepalive, State};
-use crate::deadline;
+use super::{Address, ChannelConfig, ChannelInner, State};
 use crate::status::Status;
 use crate::transport::frames::{End, Watch, Watched};
+use crate::transport::keepalive::{Keepalive, KeepaliveConfig};
 use crate::transport::{self, Io};
 
 /// A connection picked for a call.
@@ -106,7 +110,7 @@ impl ChannelInner {
             return;
         };
         let (key, address) = (sub.key, sub.address.clone());
-        let keepalive = self.config.keepalive.map(|k| Keepalive {
+        let keepalive = self.config.keepalive.map(|k| KeepaliveConfig {
             time: state.keepalive_time.unwrap_or(k.time),
             ..k
         });
@@ -142,7 +146,10 @@ impl ChannelInner {
         address: &Address,
         stage: &AtomicUsize,
     ) -> std::result::Result<(h2::client::SendRequest<Bytes>, Connection), String> {
-        use std::future::Future;
+        #[cfg(test)]
+        if let Some(in_memory) = &self.config.in_memory {
+            return handshake(in_memory.dial(), &self.config, address, stage).await;
+        }
         let io = transport::connect(address, &self.config.socket)
             .await
             .map_err(|e| format!("cannot connect to {address}: {e}"))?;
@@ -154,55 +161,7 @@ impl ChannelInner {
             }
             (_, io) => io,
         };
-        stage.store(STAGE_HTTP2, Ordering::Relaxed);
-        let watch = Watch::new(None);
-        let io = Watched::new(io, End::Client, watch.clone());
-        let (send, mut connection) = h2::client::Builder::new()
-            .initial_window_size(self.config.initial_stream_window_size)
-            .initial_connection_window_size(self.config.initial_connection_window_size)
-            .max_header_list_size(self.config.max_header_list_size)
-            .enable_push(false)
-            .handshake(io)
-            .await
-            .map_err(|e| format!("http/2 handshake with {address} failed: {e}"))?;
-        // h2's handshake is over once our preface is written; the server has spoken only
-        // with its SETTINGS frame (its preface). Until then the connection is not ready:
-        // a server that accepts and stays silent fails the attempt at the connect timeout.
-        stage.store(STAGE_SETTINGS, Ordering::Relaxed);
-        std::future::poll_fn(|cx| {
-            if watch.settings_received() {
-                return std::task::Poll::Ready(Ok(()));
-            }
-            match std::pin::Pin::new(&mut connection).poll(cx) {
-                std::task::Poll::Ready(Ok(())) if watch.goaway_last_stream().is_some() => {
-                    std::task::Poll::Ready(Err(format!(
-                        "{address} sent GOAWAY and closed the connection as soon as it opened"
-                    )))
-                }
-                std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Err(format!(
-                    "{address} closed the connection before its HTTP/2 SETTINGS"
-                ))),
-                std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(format!(
-                    "http/2 handshake with {address} failed: {e}"
-                ))),
-                // Reading stops only at an empty socket, so SETTINGS read by this poll
-                // are seen here, and otherwise the socket's readiness wakes us.
-                std::task::Poll::Pending if watch.settings_received() => {
-                    std::task::Poll::Ready(Ok(()))
-                }
-                std::task::Poll::Pending => std::task::Poll::Pending,
-            }
-        })
-        .await?;
-        let ping = connection.ping_pong();
-        Ok((
-            send,
-            Connection {
-                h2: connection,
-                ping,
-                watch,
-            },
-        ))
+        handshake::<Io>(io, &self.config, address, stage).await
     }
 
     fn connected(
@@ -210,7 +169,7 @@ impl ChannelInner {
         key: u64,
         address: &Address,
         result: std::result::Result<(h2::client::SendRequest<Bytes>, Connection), String>,
-        keepalive: Option<Keepalive>,
+        keepalive: Option<KeepaliveConfig>,
     ) {
         let mut state = self.lock();
         let Some(i) = state.subchannels.position(key) else {
@@ -341,6 +300,64 @@ impl ChannelInner {
     }
 }
 
+/// HTTP/2 over `io` up to the server's SETTINGS: a connection ready for calls, over any
+/// byte stream.
+async fn handshake<T>(
+    io: T,
+    config: &ChannelConfig,
+    address: &Address,
+    stage: &AtomicUsize,
+) -> std::result::Result<(h2::client::SendRequest<Bytes>, Connection), String>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    stage.store(STAGE_HTTP2, Ordering::Relaxed);
+    let watch = Watch::new(None);
+    let io = Watched::new(io, End::Client, watch.clone());
+    let (send, mut connection) = h2::client::Builder::new()
+        .initial_window_size(config.initial_stream_window_size)
+        .initial_connection_window_size(config.initial_connection_window_size)
+        .max_header_list_size(config.max_header_list_size)
+        .enable_push(false)
+        .handshake(io)
+        .await
+        .map_err(|e| format!("http/2 handshake with {address} failed: {e}"))?;
+    // h2's handshake is over once our preface is written; the server has spoken only
+    // with its SETTINGS frame (its preface). Until then the connection is not ready:
+    // a server that accepts and stays silent fails the attempt at the connect timeout.
+    stage.store(STAGE_SETTINGS, Ordering::Relaxed);
+    poll_fn(|cx| {
+        if watch.settings_received() {
+            return Poll::Ready(Ok(()));
+        }
+        match Pin::new(&mut connection).poll(cx) {
+            Poll::Ready(Ok(())) if watch.goaway_last_stream().is_some() => Poll::Ready(Err(
+                format!("{address} sent GOAWAY and closed the connection as soon as it opened"),
+            )),
+            Poll::Ready(Ok(())) => Poll::Ready(Err(format!(
+                "{address} closed the connection before its HTTP/2 SETTINGS"
+            ))),
+            Poll::Ready(Err(e)) => {
+                Poll::Ready(Err(format!("http/2 handshake with {address} failed: {e}")))
+            }
+            // Reading stops only at an empty socket, so SETTINGS read by this poll are
+            // seen here, and otherwise the socket's readiness wakes us.
+            Poll::Pending if watch.settings_received() => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await?;
+    let ping = connection.ping_pong();
+    Ok((
+        send,
+        Connection {
+            h2: Box::pin(connection),
+            ping,
+            watch,
+        },
+    ))
+}
+
 /// How far a connection attempt got, for the message of one that timed out.
 const STAGE_CONNECT: usize = 0;
 #[cfg(feature = "tls")]
@@ -354,9 +371,10 @@ const STAGES: [&str; 4] = [
     "waiting for the server's HTTP/2 SETTINGS",
 ];
 
-/// An HTTP/2 connection and what drives it.
+/// An HTTP/2 connection, over whatever byte stream, and what drives it.
 struct Connection {
-    h2: h2::client::Connection<Watched<Io>, Bytes>,
+    /// h2's connection task (boxed, so that the channel does not depend on the stream).
+    h2: Pin<Box<dyn Future<Output = Result<(), h2::Error>> + Send>>,
     ping: Option<h2::PingPong>,
     watch: Arc<Watch>,
 }
@@ -367,14 +385,18 @@ async fn drive(
     channel: Weak<ChannelInner>,
     id: (u64, u64),
     stats: Arc<ConnStats>,
-    keepalive: Option<Keepalive>,
+    keepalive: Option<KeepaliveConfig>,
 ) {
     let _live = crate::live::Live::client_connection();
     let Connection { h2, ping, watch } = connection;
     let keepalive_failed = async {
         match (keepalive, ping) {
-            (Some(keepalive), Some(ping)) => {
-                keep_alive(keepalive, ping, &watch, &stats.calls).await
+            (Some(config), Some(ping)) => {
+                let mut keepalive = Keepalive::new(ping, config);
+                std::future::poll_fn(|cx| {
+                    keepalive.poll(cx, &watch, stats.calls.load(Ordering::Acquire))
+                })
+                .await
             }
             _ => std::future::pending().await,
         }
@@ -397,37 +419,5 @@ async fn drive(
             channel.slow_down_keepalive();
         }
         channel.lost(id);
-    }
-}
-
-/// Pings the peer whenever it has been quiet for `time`; returns when a ping went
-/// unanswered for `timeout`.
-async fn keep_alive(
-    keepalive: Keepalive,
-    mut ping: h2::PingPong,
-    watch: &Watch,
-    calls: &AtomicUsize,
-) -> String {
-    loop {
-        let quiet_since = watch.last_read();
-        tokio::time::sleep_until(
-            deadline::saturating_after(keepalive.time.saturating_sub(quiet_since.elapsed())).into(),
-        )
-        .await;
-        if watch.last_read() > quiet_since {
-            continue;
-        }
-        if calls.load(Ordering::Acquire) == 0 && !keepalive.permit_without_calls {
-            // Nothing to keep alive: check again after another quiet period.
-            tokio::time::sleep_until(deadline::saturating_after(keepalive.time).into()).await;
-            continue;
-        }
-        match tokio::time::timeout(keepalive.timeout, ping.ping(h2::Ping::opaque())).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return format!("keepalive ping failed: {e}"),
-            Err(_) => {
-                return format!("keepalive ping not answered within {:?}", keepalive.timeout);
-            }
-        }
     }
 }

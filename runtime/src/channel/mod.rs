@@ -37,7 +37,7 @@ mod target;
 pub use crate::transport::Address;
 pub use balancer::LoadBalancingPolicy;
 pub use builder::ChannelBuilder;
-pub(crate) use builder::{ChannelConfig, Keepalive};
+pub(crate) use builder::ChannelConfig;
 pub(crate) use connection::{CallOnConnection, Picked};
 pub use resolver::Resolver;
 pub use service_config::ServiceConfig;

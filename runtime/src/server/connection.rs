@@ -30,7 +30,7 @@ use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -49,6 +49,7 @@ use crate::quota::{Charge, Quota};
 #[cfg(feature = "tls")]
 use crate::transport;
 use crate::transport::frames::{End, Watch, Watched};
+use crate::transport::keepalive::{Keepalive, KeepaliveConfig};
 use crate::transport::{Io, PeerInfo};
 
 /// An accepted connection: the TLS handshake when the server has TLS, then the rest as
@@ -179,16 +180,15 @@ pub(super) async fn serve<T>(
     let mut phase = shared.phase.subscribe();
     phase.mark_changed();
     let now = Instant::now();
-    let keepalive = config
-        .keepalive_time
-        .and_then(|_| h2.ping_pong())
-        .map(|ping| Keepalive {
-            ping: Some(ping),
-            pinging: None,
-            timer: Box::pin(tokio::time::sleep_until(
-                deadline::saturating_after(config.keepalive_time.unwrap_or(Duration::MAX)).into(),
-            )),
-        });
+    let keepalive = config.keepalive_time.and_then(|time| {
+        let config = KeepaliveConfig {
+            time,
+            timeout: config.keepalive_timeout,
+            // A server pings whether or not calls are open.
+            permit_without_calls: true,
+        };
+        Some(Keepalive::new(h2.ping_pong()?, config))
+    });
     let age = config.max_connection_age.map(|age| {
         // ±10 %, so that clients connected together do not all reconnect together.
         let spread = crate::backoff::jitter(age, 0.1);
@@ -237,15 +237,6 @@ fn watch_phase(mut phase: watch::Receiver<Phase>) -> PhaseChanged {
 }
 
 type Sleep = Pin<Box<tokio::time::Sleep>>;
-type PingFuture = Pin<Box<dyn Future<Output = (h2::PingPong, Result<(), h2::Error>)> + Send>>;
-
-/// The server's keepalive pings on one connection.
-struct Keepalive {
-    /// Taken while a ping is out.
-    ping: Option<h2::PingPong>,
-    pinging: Option<(PingFuture, Sleep)>,
-    timer: Sleep,
-}
 
 /// One connection and its calls.
 struct Conn<T> {
@@ -363,44 +354,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
     /// Keepalive pings, maximum age and grace; `Ready` when the connection must end now.
     fn poll_lifetime(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if let Some(keepalive) = &mut self.keepalive {
-            if let Some((ping, timeout)) = &mut keepalive.pinging {
-                if let Poll::Ready((pong, result)) = ping.as_mut().poll(cx) {
-                    keepalive.ping = Some(pong);
-                    keepalive.pinging = None;
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "keepalive ping failed");
-                        return Poll::Ready(());
-                    }
-                } else if timeout.as_mut().poll(cx).is_ready() {
-                    tracing::debug!("closing a connection whose client stopped answering pings");
-                    return Poll::Ready(());
-                }
-            }
-            let time = self.shared.config.keepalive_time.unwrap_or(Duration::MAX);
-            while keepalive.pinging.is_none() && keepalive.timer.as_mut().poll(cx).is_ready() {
-                let quiet = self.watch.last_read().elapsed();
-                if quiet >= time {
-                    if let Some(mut pong) = keepalive.ping.take() {
-                        let ping: PingFuture = Box::pin(async move {
-                            let result = pong.ping(h2::Ping::opaque()).await.map(drop);
-                            (pong, result)
-                        });
-                        let timeout = Box::pin(tokio::time::sleep_until(
-                            deadline::saturating_after(self.shared.config.keepalive_timeout).into(),
-                        ));
-                        keepalive.pinging = Some((ping, timeout));
-                    }
-                    keepalive
-                        .timer
-                        .as_mut()
-                        .reset(deadline::saturating_after(time).into());
-                    // Poll the new ping so that it is sent and its waker registered.
-                    return self.poll_lifetime(cx);
-                }
-                keepalive
-                    .timer
-                    .as_mut()
-                    .reset(deadline::saturating_after(time - quiet).into());
+            if let Poll::Ready(reason) = keepalive.poll(cx, &self.watch, self.calls.len()) {
+                tracing::debug!(%reason, "closing a connection whose client stopped answering pings");
+                return Poll::Ready(());
             }
         }
         if let Some(age) = &mut self.age {

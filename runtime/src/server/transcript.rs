@@ -328,3 +328,35 @@ async fn draining_sends_goaway_and_lets_the_open_call_finish() {
     }
     assert_eq!(status.as_deref(), Some("0"));
 }
+
+#[tokio::test]
+async fn keepalive_pings_a_quiet_client_and_closes_when_a_ping_goes_unanswered() {
+    let time = Duration::from_millis(200);
+    let (_runtime, shared) = server(
+        echo()
+            .keepalive_time(time)
+            .keepalive_timeout(Duration::from_millis(300)),
+    );
+    let mut peer = connect(&shared, &[]).await;
+    // Quiet after its preface and settings: the server pings.
+    let ping = next_call_frame(&mut peer).await;
+    assert_eq!((ping.kind, ping.has(ACK)), (PING, false), "{ping:?}");
+    peer.write(&frame(PING, ACK, 0, &ping.payload)).await;
+    let answered = Instant::now();
+    // Answered, so the connection stays; the next ping comes only after another quiet
+    // keepalive time.
+    let again = next_call_frame(&mut peer).await;
+    assert_eq!((again.kind, again.has(ACK)), (PING, false), "{again:?}");
+    assert!(
+        answered.elapsed() >= time,
+        "pinged again after {:?}",
+        answered.elapsed()
+    );
+    // Unanswered: the server gives the connection up.
+    while let Some(frame) = peer.next().await {
+        assert!(
+            matches!(frame.kind, GOAWAY | SETTINGS | WINDOW_UPDATE),
+            "{frame:?}"
+        );
+    }
+}
