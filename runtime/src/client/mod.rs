@@ -15,6 +15,8 @@
 mod attempt;
 mod call;
 mod start;
+#[cfg(test)]
+mod transcript;
 
 use std::future::poll_fn;
 use std::sync::Arc;

@@ -105,6 +105,16 @@ impl Peer {
         }
     }
 
+    /// Reads a client's connection preface (the test is the server).
+    pub(crate) async fn read_preface(&mut self) {
+        let mut preface = [0; PREFACE.len()];
+        tokio::time::timeout(PATIENCE, self.io.read_exact(&mut preface))
+            .await
+            .expect("a preface within the test's patience")
+            .expect("the pipe reads");
+        assert_eq!(preface, PREFACE);
+    }
+
     pub(crate) async fn write(&mut self, bytes: &[u8]) {
         tokio::time::timeout(PATIENCE, self.io.write_all(bytes))
             .await
