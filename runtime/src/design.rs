@@ -3,6 +3,75 @@
 //!
 //! This module has no items; it is documentation.
 //!
+//! # Layout
+//!
+//! The runtime's files, in layers that import only downwards (a test reads the `use`
+//! lines and holds them to it); `lib.rs` only declares and re-exports.
+//!
+//! ```text
+//!  client/       a call on the caller's side
+//!    mod.rs          Client: the eight call methods, blocking and async
+//!    start.rs        a call prepared on the caller's thread: settings, interceptors,
+//!                    headers, queues, hand-off to the poller
+//!    call.rs         the poller's task for a call: attempts and the retry decisions
+//!    attempt.rs      one attempt over one HTTP/2 stream
+//!
+//!  channel/      connections to a target
+//!    mod.rs          Channel: picking a connection for a call, waiting for ready
+//!    builder.rs      ChannelBuilder and the channel's settings
+//!    target.rs       target URIs
+//!    resolver.rs     names to addresses, re-resolution and its backoff
+//!    subchannel.rs   one address: idle, connecting, ready, backing off
+//!    balancer/       the Balancer trait; pick_first.rs, round_robin.rs (a policy is a
+//!                    file; subchannels and policies are plain state, tested without
+//!                    sockets)
+//!    connection.rs   dialling, the HTTP/2 handshake over any byte stream, driving a
+//!                    connection
+//!    service_config.rs  per-method settings, retries and their throttling
+//!
+//!  server/       serving connections
+//!    mod.rs          Server
+//!    builder.rs      ServerBuilder, binding
+//!    accept.rs       the listening task, connection admission
+//!    connection.rs   a connection's life over any byte stream: batching, maximum age,
+//!                    idleness, draining
+//!    dispatch.rs     per-call checks, routing, admission
+//!    stream.rs       one call on the poller
+//!    service.rs      a service's methods
+//!    handler.rs      running a handler on a worker or the executor
+//!    responder.rs    a handler's sends
+//!    shared.rs       what connections share: counts, quotas, guards
+//!    handle.rs       ServerHandle
+//!
+//!  call/         one call's moving parts, both ends
+//!    events.rs       what crosses the two queues, and its weight
+//!    chunks.rs       outbound messages framed into recycled chunks
+//!    inflow.rs       the poller's receive path under the inbound budget
+//!    receiver.rs     the consumer of the inbound queue, parking or with a waker
+//!    streams.rs      Streaming, BlockingStreaming, RequestSender
+//!    cancel.rs       a server call's context and cancellation
+//!    observed.rs     the record interceptors, tracing and metrics see
+//!    protocol.rs     gRPC content type, HTTP/2 errors as statuses
+//!  request.rs, response.rs, interceptor.rs   the public call types
+//!
+//!  transport/    sockets, TLS, the frame watch (frames.rs), keepalive for both ends
+//!                (keepalive.rs), the authority check (authority.rs)
+//!  poller.rs     the poller threads          cq.rs       the completion queue
+//!  executor.rs   the async executor          pool.rs     the blocking worker pool
+//!  quota.rs      memory quotas               runtime.rs  a runtime: all of the above
+//!
+//!  limits.rs     every budget and default    sync.rs     poison-free locks (shuttle's
+//!                                                        under --cfg shuttle)
+//!  codec.rs, status.rs, metadata.rs, deadline.rs, backoff.rs (backoff and jitter),
+//!  metrics.rs, role.rs (who may run user code), error.rs, live.rs
+//! ```
+//!
+//! Unit tests sit beside the code (`tests.rs` files, or a `mod tests`). The server's and
+//! the client's connections are also driven frame by frame over an in-memory pipe by a
+//! hand-written HTTP/2 peer (`server/transcript.rs`, `client/transcript.rs`), and the
+//! hand-offs of the completion queue, the executor and the worker pool are model-checked
+//! under shuttle (`models.rs`).
+//!
 //! # Threads
 //!
 //! A [`Runtime`](crate::Runtime) owns these threads:
