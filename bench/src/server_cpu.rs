@@ -1,9 +1,11 @@
-//! `server-cpu [--rounds R] [--requests N] [--secs S] [--stacks tonic,async,blocking]
+//! `server-cpu [--rounds R] [--requests N] [--secs S] [--stacks tonic,cpp,async,blocking]
 //! [--only TEXT] [--fixed-malloc] [--baseline PATH]`: each server as its own process,
 //! measured from outside (`--only` runs the workloads whose name contains TEXT). The stacks
 //! may include `async+metrics` and `blocking+metrics`: those servers with
 //! [`rsgrpc::metrics::Metrics`] attached (and never read), to show what counting costs; and
-//! `async@base` and `blocking@base`: the servers of another build of this benchmark, given
+//! `cpp`: gRPC C++ (`bench/cpp/echo_server.cc`, built for the run when Debian's
+//! `libgrpc++-dev`, `protobuf-compiler-grpc` and `g++` are there; in the default stacks,
+//! skipped with a message when they are not); `async@base` and `blocking@base`: the servers of another build of this benchmark, given
 //! with `--baseline PATH` (its `rsgrpc-bench` executable, built from an earlier commit), to
 //! compare two versions of rsgrpc side by side in one run.
 //!
@@ -40,17 +42,26 @@ use std::time::Instant;
 
 use crate::{Stack, arg, arg_str, median};
 
-/// A server under test: a stack, for rsgrpc whether it counts metrics, and whether it is
-/// the baseline build's (`--baseline`).
+/// A server under test: a stack (`None`: gRPC C++), for rsgrpc whether it counts
+/// metrics, and whether it is the baseline build's (`--baseline`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Variant {
-    stack: Stack,
+    stack: Option<Stack>,
     metrics: bool,
     baseline: bool,
 }
 
 impl Variant {
+    const CPP: Variant = Variant {
+        stack: None,
+        metrics: false,
+        baseline: false,
+    };
+
     fn parse(flag: &str) -> Option<Variant> {
+        if flag == "cpp" {
+            return Some(Variant::CPP);
+        }
         let (flag, baseline) = match flag.strip_suffix("@base") {
             Some(flag) => (flag, true),
             None => (flag, false),
@@ -62,14 +73,17 @@ impl Variant {
         let stack = Stack::parse(stack)?;
         let rsgrpc_only = metrics || baseline;
         (!rsgrpc_only || stack != Stack::Tonic).then_some(Variant {
-            stack,
+            stack: Some(stack),
             metrics,
             baseline,
         })
     }
 
     fn name(self) -> String {
-        let mut name = self.stack.name().to_owned();
+        let Some(stack) = self.stack else {
+            return "gRPC C++".to_owned();
+        };
+        let mut name = stack.name().to_owned();
         if self.metrics || self.baseline {
             name = name.trim_start_matches("rsgrpc ").to_owned();
         }
@@ -81,6 +95,60 @@ impl Variant {
         }
         name
     }
+}
+
+/// Builds the gRPC C++ echo server (`bench/cpp/echo_server.cc`) into `dir` with Debian's
+/// `libgrpc++-dev`, `protobuf-compiler-grpc` and `g++`; `None`, with the reason printed,
+/// when they are missing or the build fails.
+fn build_cpp(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let bench = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = |what: &str, command: &mut Command| -> Option<Vec<u8>> {
+        match command.output() {
+            Ok(out) if out.status.success() => Some(out.stdout),
+            Ok(out) => {
+                eprintln!(
+                    "gRPC C++ skipped: {what} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!(
+                    "gRPC C++ skipped: cannot run {what} ({e}); install Debian's libgrpc++-dev, protobuf-compiler-grpc and g++"
+                );
+                None
+            }
+        }
+    };
+    let flags = run(
+        "pkg-config grpc++",
+        Command::new("pkg-config").args(["--cflags", "--libs", "grpc++", "protobuf"]),
+    )?;
+    let flags = String::from_utf8_lossy(&flags).into_owned();
+    run(
+        "protoc with grpc_cpp_plugin",
+        Command::new("protoc")
+            .arg("-I")
+            .arg(bench.join("../tests/proto"))
+            .arg(format!("--cpp_out={}", dir.display()))
+            .arg(format!("--grpc_out={}", dir.display()))
+            .arg("--plugin=protoc-gen-grpc=/usr/bin/grpc_cpp_plugin")
+            .arg("echo/echo.proto"),
+    )?;
+    let exe = dir.join("echo_server");
+    run(
+        "g++",
+        Command::new("g++")
+            .args(["-O2", "-std=c++17", "-I"])
+            .arg(dir)
+            .arg(bench.join("cpp/echo_server.cc"))
+            .arg(dir.join("echo/echo.pb.cc"))
+            .arg(dir.join("echo/echo.grpc.pb.cc"))
+            .arg("-o")
+            .arg(&exe)
+            .args(flags.split_whitespace()),
+    )?;
+    Some(exe)
 }
 
 /// One workload run against a server.
@@ -142,11 +210,13 @@ impl Server {
         fixed_malloc: bool,
         tls: Option<&std::path::Path>,
         baseline: Option<&std::path::Path>,
+        cpp: Option<&std::path::Path>,
     ) -> Server {
-        let exe = match (variant.baseline, baseline) {
-            (true, Some(path)) => path.to_path_buf(),
-            (true, None) => panic!("an @base stack needs --baseline PATH"),
-            (false, _) => std::env::current_exe().expect("own path"),
+        let exe = match (variant.stack, variant.baseline, baseline) {
+            (None, ..) => cpp.expect("the gRPC C++ server is built").to_path_buf(),
+            (_, true, Some(path)) => path.to_path_buf(),
+            (_, true, None) => panic!("an @base stack needs --baseline PATH"),
+            (_, false, _) => std::env::current_exe().expect("own path"),
         };
         let mut command = Command::new("taskset");
         if fixed_malloc {
@@ -158,7 +228,13 @@ impl Server {
         let mut child = command
             .args(["-c", "0"])
             .arg(exe)
-            .args(["serve", "--stack", variant.stack.flag()])
+            .args(
+                variant
+                    .stack
+                    .map(|stack| ["serve", "--stack", stack.flag()])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(variant.metrics.then_some("--metrics"))
             .args(
                 tls.map(|dir| ["--tls".as_ref(), dir.as_os_str()])
@@ -364,22 +440,35 @@ pub(crate) fn main(args: &[String]) {
     let rounds = arg(args, "--rounds", 3.0) as usize;
     let requests = arg(args, "--requests", 200_000.0) as u64;
     let secs = arg(args, "--secs", 5.0);
-    let stacks: Vec<Variant> = arg_str(args, "--stacks")
+    let mut stacks: Vec<Variant> = arg_str(args, "--stacks")
         .map(|list| list.split(',').filter_map(Variant::parse).collect())
         .unwrap_or_else(|| {
-            Stack::ALL
+            let mut all: Vec<Variant> = Stack::ALL
                 .iter()
                 .map(|&stack| Variant {
-                    stack,
+                    stack: Some(stack),
                     metrics: false,
                     baseline: false,
                 })
-                .collect()
+                .collect();
+            all.insert(1, Variant::CPP);
+            all
         });
     assert!(
-        stacks.first().map(|v| v.stack) == Some(Stack::Tonic),
+        stacks.first().and_then(|v| v.stack) == Some(Stack::Tonic),
         "tonic comes first: it is the reference"
     );
+    let cpp_dir = std::env::temp_dir().join(format!("rsgrpc-bench-cpp-{}", std::process::id()));
+    let cpp = if stacks.contains(&Variant::CPP) {
+        std::fs::create_dir_all(&cpp_dir).expect("a directory for the gRPC C++ build");
+        let exe = build_cpp(&cpp_dir);
+        if exe.is_none() {
+            stacks.retain(|v| *v != Variant::CPP);
+        }
+        exe
+    } else {
+        None
+    };
     let only = arg_str(args, "--only");
     let fixed_malloc = args.iter().any(|a| a == "--fixed-malloc");
     let baseline = arg_str(args, "--baseline").map(std::path::PathBuf::from);
@@ -424,6 +513,7 @@ pub(crate) fn main(args: &[String]) {
                     fixed_malloc,
                     tls.then_some(pki_dir.as_path()),
                     baseline.as_deref(),
+                    cpp.as_deref(),
                 );
                 // Warm-up: connections, pools, allocator.
                 run_h2load(server.port, requests / 10, &body, tls);
@@ -442,6 +532,7 @@ pub(crate) fn main(args: &[String]) {
     }
     let _ = std::fs::remove_file(&body);
     let _ = std::fs::remove_dir_all(&pki_dir);
+    let _ = std::fs::remove_dir_all(&cpp_dir);
 
     println!(
         "\n{:<26} {:<22} {:>10} {:>13} {:>7} {:>10} {:>15} {:>7} {:>9}",
