@@ -29,6 +29,11 @@ pub const CLIENT_OUTBOUND_QUEUE: usize = 128 * 1024;
 /// another is started; h2 sends each chunk as a few full DATA frames with one write.
 pub const CHUNK: usize = 16 * 1024;
 
+/// While h2 writes full-size DATA frames one after another, a connection gathers them
+/// into one buffer of at most this size and writes it with one call
+/// (the transport's write gathering): allocated for a burst, given back after it.
+pub const WRITE_GATHER: usize = 256 * 1024;
+
 /// Sent chunks of at most this capacity go back to their call for reuse.
 pub const MAX_RECYCLED_CHUNK: usize = 256 * 1024;
 

@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::{Address, ChannelConfig, ChannelInner, State};
 use crate::status::Status;
 use crate::transport::frames::{End, Watch, Watched};
+use crate::transport::gather::Gathered;
 use crate::transport::keepalive::{Keepalive, KeepaliveConfig};
 use crate::transport::{self, Io};
 
@@ -313,7 +314,7 @@ where
 {
     stage.store(STAGE_HTTP2, Ordering::Relaxed);
     let watch = Watch::new(None);
-    let io = Watched::new(io, End::Client, watch.clone());
+    let io = Watched::new(Gathered::new(io, None), End::Client, watch.clone());
     let (send, mut connection) = h2::client::Builder::new()
         .initial_window_size(config.initial_stream_window_size)
         .initial_connection_window_size(config.initial_connection_window_size)

@@ -49,6 +49,7 @@ use crate::quota::{Charge, Quota};
 #[cfg(feature = "tls")]
 use crate::transport;
 use crate::transport::frames::{End, Watch, Watched};
+use crate::transport::gather::Gathered;
 use crate::transport::keepalive::{Keepalive, KeepaliveConfig};
 use crate::transport::{Io, PeerInfo};
 
@@ -117,6 +118,8 @@ pub(super) async fn serve<T>(
         .initial_connection_window_size(config.initial_connection_window_size)
         .max_pending_accept_reset_streams(config.max_pending_accept_reset_streams)
         .max_local_error_reset_streams(Some(config.max_local_error_reset_streams));
+    let quota = Quota::new(config.connection_memory_quota, Some(shared.quota.clone()));
+    let io = Gathered::new(io, Some(quota.clone()));
     let mut io = Watched::new(io, End::Server, watch.clone());
     if rewrite_authority {
         io = io.rewrite_authority(config.max_header_list_size);
@@ -196,7 +199,6 @@ pub(super) async fn serve<T>(
             deadline::saturating_after(spread).into(),
         ))
     });
-    let quota = Quota::new(config.connection_memory_quota, Some(shared.quota.clone()));
     let mut base = Charge::new(Some(quota.clone()));
     base.set(limits::CONNECTION_COST);
     let ctx = Arc::new(ConnContext {
@@ -240,7 +242,7 @@ type Sleep = Pin<Box<tokio::time::Sleep>>;
 
 /// One connection and its calls.
 struct Conn<T> {
-    h2: h2::server::Connection<Watched<T>, Bytes>,
+    h2: h2::server::Connection<Watched<Gathered<T>>, Bytes>,
     calls: FuturesUnordered<tracing::instrument::Instrumented<ServerStream>>,
     /// What the calls share.
     ctx: Arc<ConnContext>,

@@ -18,6 +18,7 @@ use tokio::net::{TcpStream, UnixStream};
 
 mod authority;
 pub(crate) mod frames;
+pub(crate) mod gather;
 pub(crate) mod keepalive;
 #[cfg(test)]
 pub(crate) mod test_peer;

@@ -1,0 +1,344 @@
+//! Fewer, larger writes for large messages.
+//!
+//! h2 writes one frame per `writev` (a DATA frame of at most the peer's maximum frame
+//! size, 16 KiB by default, behind its 9-byte header) and flushes after each, so a 64 KiB
+//! message costs four writes and, over TCP, four pushes of a segment through the
+//! network stack. [`Gathered`] sits between h2 and the byte stream: while h2 is writing
+//! full-size frames one after the other, it copies them into one buffer of at most
+//! [`WRITE_GATHER`](crate::limits::WRITE_GATHER) bytes and writes that buffer with one
+//! call, when it is full or when h2 has nothing more to write this turn.
+//!
+//! Small writes (headers, small messages, control frames) go straight through, uncopied,
+//! unless frames are already gathered, which they then follow, in order.
+//!
+//! How the end of a turn is known: h2 flushes after every chained DATA frame, before it
+//! takes the next one, and once more when it has nothing left to write. A flush after a
+//! full-size frame is answered at once (h2 carries on with its next frame) and the
+//! connection's task is woken; if that task's next poll flushes again without writing
+//! anything, h2 was done, and the gathered bytes are written. So at most one poll of the
+//! connection's task, with no I/O of its own, stands between the last frame and its write.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::limits::WRITE_GATHER;
+use crate::quota::{Charge, Quota};
+
+/// A write at least this long is taken for a full-size DATA frame (h2's smallest
+/// maximum frame size): more are likely to follow in the same turn.
+const FULL_FRAME: usize = 16 * 1024;
+
+/// A byte stream whose writes of large frames are gathered into fewer, larger writes.
+pub(crate) struct Gathered<T> {
+    io: T,
+    /// Bytes accepted and not yet written; empty (no allocation) between bursts.
+    buf: Vec<u8>,
+    /// How much of `buf` is written.
+    written: usize,
+    /// The last write was a full-size frame.
+    mid_burst: bool,
+    /// A flush was answered without writing and the task woken: the next flush with no
+    /// write in between writes.
+    owed: bool,
+    /// The buffer's capacity, charged to the connection's quota while it is allocated.
+    charge: Charge,
+}
+
+impl<T> Gathered<T> {
+    /// `io` with its writes gathered; the buffer, while allocated, is charged to `quota`.
+    pub(crate) fn new(io: T, quota: Option<Arc<Quota>>) -> Gathered<T> {
+        Gathered {
+            io,
+            buf: Vec::new(),
+            written: 0,
+            mid_burst: false,
+            owed: false,
+            charge: Charge::new(quota),
+        }
+    }
+
+    /// Bytes accepted and not yet written.
+    #[cfg(test)]
+    fn pending(&self) -> usize {
+        self.buf.len() - self.written
+    }
+}
+
+impl<T: AsyncWrite + Unpin> Gathered<T> {
+    /// Writes what is gathered; `Ready` once all of it is written.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.buf.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.buf[self.written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.written += n;
+        }
+        self.buf.clear();
+        self.written = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Gathered<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Gathered<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let full = total >= FULL_FRAME;
+        if this.buf.len() + total > WRITE_GATHER {
+            // No room: write what is gathered first.
+            ready!(this.poll_drain(cx))?;
+        }
+        if this.buf.is_empty() && (!full || total > WRITE_GATHER) {
+            // Nothing gathered, and nothing worth gathering: straight through.
+            let n = ready!(Pin::new(&mut this.io).poll_write_vectored(cx, bufs))?;
+            this.mid_burst = false;
+            this.owed = false;
+            return Poll::Ready(Ok(n));
+        }
+        if this.buf.capacity() == 0 {
+            this.buf.reserve_exact(WRITE_GATHER);
+            this.charge.set(this.buf.capacity());
+        }
+        for b in bufs {
+            this.buf.extend_from_slice(b);
+        }
+        this.mid_burst = full;
+        this.owed = false;
+        Poll::Ready(Ok(total))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.written < this.buf.len() && this.mid_burst && !this.owed {
+            // Likely h2 making room for its next frame: answer now, and look again on
+            // the task's next poll.
+            this.owed = true;
+            cx.waker().wake_by_ref();
+            return Poll::Ready(Ok(()));
+        }
+        ready!(this.poll_drain(cx))?;
+        this.owed = false;
+        this.mid_burst = false;
+        // The burst is over: give the buffer back.
+        if this.buf.capacity() > 0 {
+            this.buf = Vec::new();
+            this.charge.set(0);
+        }
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    /// A byte stream that records each write, accepting at most `limit` bytes per call.
+    #[derive(Default)]
+    struct Recorder {
+        writes: Vec<usize>,
+        bytes: Vec<u8>,
+        limit: Option<usize>,
+        flushes: usize,
+    }
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let this = self.get_mut();
+            let n = this.limit.map_or(buf.len(), |l| l.min(buf.len()));
+            this.writes.push(n);
+            this.bytes.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let joined: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            self.poll_write(cx, &joined)
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.get_mut().flushes += 1;
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[derive(Default)]
+    struct CountWakes(AtomicUsize);
+
+    impl Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn write(io: &mut Gathered<Recorder>, cx: &mut Context<'_>, header: &[u8], payload: &[u8]) {
+        let bufs = [io::IoSlice::new(header), io::IoSlice::new(payload)];
+        let n = Pin::new(io).poll_write_vectored(cx, &bufs);
+        assert!(
+            matches!(n, Poll::Ready(Ok(n)) if n == header.len() + payload.len()),
+            "{n:?}"
+        );
+    }
+
+    fn flush(io: &mut Gathered<Recorder>, cx: &mut Context<'_>) {
+        assert!(matches!(Pin::new(io).poll_flush(cx), Poll::Ready(Ok(()))));
+    }
+
+    /// What h2 does for one large message: a full frame, a flush, ... then the end of
+    /// the turn's flush, then (woken) a flush again.
+    #[test]
+    fn full_frames_are_written_together_at_the_end_of_the_turn() {
+        let wakes = Arc::new(CountWakes::default());
+        let waker = wakes.clone().into();
+        let mut cx = Context::from_waker(&waker);
+        let mut io = Gathered::new(Recorder::default(), None);
+        let mut expected = Vec::new();
+        for i in 0..4u8 {
+            let header = [i; 9];
+            let payload = vec![i; 16 * 1024];
+            write(&mut io, &mut cx, &header, &payload);
+            flush(&mut io, &mut cx);
+            expected.extend_from_slice(&header);
+            expected.extend_from_slice(&payload);
+        }
+        assert!(io.io.writes.is_empty(), "{:?}", io.io.writes);
+        assert!(wakes.0.load(Ordering::Relaxed) >= 1, "the task is woken");
+        // The task's next poll: h2 has nothing more and flushes again.
+        flush(&mut io, &mut cx);
+        assert_eq!(io.io.writes, vec![4 * (9 + 16 * 1024)]);
+        assert_eq!(io.io.bytes, expected);
+        assert_eq!(io.pending(), 0);
+        assert_eq!(
+            io.buf.capacity(),
+            0,
+            "the buffer is given back after a burst"
+        );
+    }
+
+    #[test]
+    fn the_buffer_is_charged_to_the_quota_while_it_is_allocated() {
+        let waker = Arc::new(CountWakes::default()).into();
+        let mut cx = Context::from_waker(&waker);
+        let quota = Quota::new(usize::MAX, None);
+        let mut io = Gathered::new(Recorder::default(), Some(quota.clone()));
+        write(&mut io, &mut cx, &[1; 9], &[1; 16 * 1024]);
+        assert!(quota.used() >= WRITE_GATHER, "{}", quota.used());
+        flush(&mut io, &mut cx);
+        flush(&mut io, &mut cx);
+        assert_eq!(quota.used(), 0);
+    }
+
+    #[test]
+    fn small_writes_go_straight_through_and_flush_at_once() {
+        let waker = Arc::new(CountWakes::default()).into();
+        let mut cx = Context::from_waker(&waker);
+        let mut io = Gathered::new(Recorder::default(), None);
+        write(&mut io, &mut cx, &[1; 9], &[2; 100]);
+        assert_eq!(io.io.writes, vec![109]);
+        flush(&mut io, &mut cx);
+        assert_eq!(io.io.flushes, 1);
+        assert_eq!(io.buf.capacity(), 0, "nothing was gathered");
+    }
+
+    #[test]
+    fn a_small_write_after_gathered_frames_follows_them_in_order() {
+        let waker = Arc::new(CountWakes::default()).into();
+        let mut cx = Context::from_waker(&waker);
+        let mut io = Gathered::new(Recorder::default(), None);
+        write(&mut io, &mut cx, &[1; 9], &[1; 16 * 1024]);
+        flush(&mut io, &mut cx);
+        write(&mut io, &mut cx, &[2; 9], &[2; 5]);
+        // Not a full frame: the flush after it writes at once.
+        flush(&mut io, &mut cx);
+        assert_eq!(io.io.writes, vec![9 + 16 * 1024 + 14]);
+        let bytes = &io.io.bytes;
+        assert_eq!(bytes[..9 + 16 * 1024], [1; 9 + 16 * 1024]);
+        assert_eq!(bytes[9 + 16 * 1024..], [2; 14]);
+    }
+
+    #[test]
+    fn at_most_the_limit_is_gathered_and_partial_writes_are_finished() {
+        let waker = Arc::new(CountWakes::default()).into();
+        let mut cx = Context::from_waker(&waker);
+        let mut io = Gathered::new(
+            Recorder {
+                limit: Some(10_000),
+                ..Recorder::default()
+            },
+            None,
+        );
+        let frame = 9 + 16 * 1024;
+        let frames = WRITE_GATHER / frame + 1;
+        for _ in 0..frames {
+            write(&mut io, &mut cx, &[0; 9], &[7; 16 * 1024]);
+            assert!(io.pending() <= WRITE_GATHER);
+            flush(&mut io, &mut cx);
+        }
+        flush(&mut io, &mut cx);
+        assert_eq!(io.pending(), 0);
+        let recorder = io.io;
+        assert_eq!(recorder.bytes.len(), frames * frame);
+        assert!(recorder.writes.iter().all(|&n| n <= 10_000));
+    }
+
+    #[test]
+    fn a_write_larger_than_the_limit_goes_straight_through() {
+        let waker = Arc::new(CountWakes::default()).into();
+        let mut cx = Context::from_waker(&waker);
+        let mut io = Gathered::new(Recorder::default(), None);
+        let big = vec![3; WRITE_GATHER + 1];
+        write(&mut io, &mut cx, &[], &big);
+        assert_eq!(io.io.writes, vec![WRITE_GATHER + 1]);
+        assert_eq!(io.buf.capacity(), 0);
+    }
+}
