@@ -22,6 +22,7 @@
 //! prints its port; `load --client C --addr A --workload W --secs S` drives it and prints
 //! what it did.
 
+mod chart;
 mod inprocess;
 mod load;
 mod serve;

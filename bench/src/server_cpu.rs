@@ -1,5 +1,5 @@
 //! `server-cpu [--rounds R] [--requests N] [--secs S] [--stacks tonic,cpp,async,blocking]
-//! [--only TEXT] [--fixed-malloc] [--baseline PATH]`: each server as its own process,
+//! [--only TEXT] [--fixed-malloc] [--baseline PATH] [--svg PATH]`: each server as its own process,
 //! measured from outside (`--only` runs the workloads whose name contains TEXT). The stacks
 //! may include `async+metrics` and `blocking+metrics`: those servers with
 //! [`rsgrpc::metrics::Metrics`] attached (and never read), to show what counting costs; and
@@ -29,18 +29,22 @@
 //! * `TLS unary c64 h2load` and `TLS stream 64KiB tonic`: the same over TLS (rustls with
 //!   the ring provider on both stacks), against a second server process serving TLS, with
 //!   each stack's TLS overhead (its TLS CPU per op over its plaintext CPU per op).
+//! * `stream 64KiB rsgrpc client`: the 64 KiB download through rsgrpc's (blocking)
+//!   client, whose own CPU per message (`client us/op`, from the load process's
+//!   `/proc/self/stat`) compares with the tonic client's on the same server.
 //!
 //! For each workload it reports the server's CPU time per operation (user + system, from
 //! `/proc/PID/stat`), the rate, and context switches per operation summed over the
 //! server's threads (`/proc/PID/task/*/status`); medians with the min–max spread over
 //! rounds, and ratios to tonic's medians. After all workloads it reads the server's peak
-//! resident set (`VmHWM`).
+//! resident set (`VmHWM`). With `--svg PATH` it also draws the CPU and peak RSS ratios to
+//! tonic's as a chart (`chart.rs`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-use crate::{Stack, arg, arg_str, median};
+use crate::{Stack, arg, arg_str, chart, median};
 
 /// A server under test: a stack (`None`: gRPC C++), for rsgrpc whether it counts
 /// metrics, and whether it is the baseline build's (`--baseline`).
@@ -160,7 +164,7 @@ enum Driver {
 
 /// The workloads: a label, the driver, and whether it runs over TLS (against a second
 /// server process of the same stack, serving TLS).
-const WORKLOADS: [(&str, Driver, bool); 7] = [
+const WORKLOADS: [(&str, Driver, bool); 8] = [
     ("unary c64 h2load", Driver::H2load, false),
     (
         "unary c64 tonic client",
@@ -188,12 +192,19 @@ const WORKLOADS: [(&str, Driver, bool); 7] = [
         Driver::Client(Stack::Tonic, "stream64k"),
         true,
     ),
+    (
+        "stream 64KiB rsgrpc client",
+        Driver::Client(Stack::Blocking, "stream64k"),
+        false,
+    ),
 ];
 
 /// What the server spent on one workload.
 #[derive(Clone, Copy, Debug, Default)]
 struct Measure {
     cpu_per_op_us: f64,
+    /// The load process's CPU per operation (not for h2load).
+    client_cpu_per_op_us: Option<f64>,
     rate: f64,
     switches_per_op: f64,
 }
@@ -307,7 +318,7 @@ impl Server {
     }
 }
 
-fn clock_ticks() -> f64 {
+pub(crate) fn clock_ticks() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *TICKS.get_or_init(|| {
         Command::new("getconf")
@@ -375,14 +386,14 @@ fn run_h2load(port: u16, requests: u64, body: &std::path::Path, tls: bool) -> (u
     (succeeded, secs)
 }
 
-/// Runs a load process; returns (operations, seconds).
+/// Runs a load process; returns (operations, seconds, its own CPU seconds).
 fn run_client(
     port: u16,
     client: Stack,
     workload: &str,
     secs: f64,
     ca: Option<&std::path::Path>,
-) -> (u64, f64) {
+) -> (u64, f64, f64) {
     let exe = std::env::current_exe().expect("own path");
     let output = Command::new("taskset")
         .args(["-c", "1"])
@@ -400,7 +411,11 @@ fn run_client(
     let text = String::from_utf8_lossy(&output.stdout);
     let fields: Vec<&str> = text.split_whitespace().collect();
     match fields.as_slice() {
-        ["ops", ops, "secs", secs] => (ops.parse().expect("ops"), secs.parse().expect("secs")),
+        ["ops", ops, "secs", secs, "cpu", cpu] => (
+            ops.parse().expect("ops"),
+            secs.parse().expect("secs"),
+            cpu.parse().expect("cpu"),
+        ),
         _ => panic!(
             "unexpected load output {text:?}; stderr: {}",
             String::from_utf8_lossy(&output.stderr)
@@ -417,17 +432,48 @@ fn measure(
     ca: Option<&std::path::Path>,
 ) -> Measure {
     let (cpu0, sw0) = (server.cpu_secs(), server.switches());
-    let (ops, elapsed) = match driver {
-        Driver::H2load => run_h2load(server.port, requests, body, ca.is_some()),
-        Driver::Client(client, workload) => run_client(server.port, client, workload, secs, ca),
+    let (ops, elapsed, client_cpu) = match driver {
+        Driver::H2load => {
+            let (ops, elapsed) = run_h2load(server.port, requests, body, ca.is_some());
+            (ops, elapsed, None)
+        }
+        Driver::Client(client, workload) => {
+            let (ops, elapsed, cpu) = run_client(server.port, client, workload, secs, ca);
+            (ops, elapsed, Some(cpu))
+        }
     };
     let (cpu1, sw1) = (server.cpu_secs(), server.switches());
     let ops_f = ops.max(1) as f64;
     Measure {
         cpu_per_op_us: (cpu1 - cpu0) * 1e6 / ops_f,
+        client_cpu_per_op_us: client_cpu.map(|cpu| cpu * 1e6 / ops_f),
         rate: ops_f / elapsed,
         switches_per_op: sw1.saturating_sub(sw0) as f64 / ops_f,
     }
+}
+
+/// A workload's label under its bars.
+fn short(label: &str) -> String {
+    label
+        .replace(" tonic client", " (tonic)")
+        .replace(" rsgrpc client", " (rsgrpc)")
+        .replace(" c64", "")
+        .replace(" tonic", "")
+}
+
+/// The machine the run is on: its CPU model and core count, and the kernel.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
 }
 
 fn spread(values: &[f64], precision: usize) -> String {
@@ -535,7 +581,7 @@ pub(crate) fn main(args: &[String]) {
     let _ = std::fs::remove_dir_all(&cpp_dir);
 
     println!(
-        "\n{:<26} {:<22} {:>10} {:>13} {:>7} {:>10} {:>15} {:>7} {:>9}",
+        "\n{:<26} {:<22} {:>10} {:>13} {:>7} {:>10} {:>15} {:>7} {:>9} {:>12}",
         "workload",
         "server",
         "CPU us/op",
@@ -544,7 +590,8 @@ pub(crate) fn main(args: &[String]) {
         "ops/s",
         "spread",
         "vs tonic",
-        "csw/op"
+        "csw/op",
+        "client us/op"
     );
     for &w in &workloads {
         let label = WORKLOADS[w].0;
@@ -559,13 +606,22 @@ pub(crate) fn main(args: &[String]) {
             let cpu: Vec<f64> = results[i][w].iter().map(|m| m.cpu_per_op_us).collect();
             let rate: Vec<f64> = results[i][w].iter().map(|m| m.rate).collect();
             let sw: Vec<f64> = results[i][w].iter().map(|m| m.switches_per_op).collect();
+            let mut client: Vec<f64> = results[i][w]
+                .iter()
+                .filter_map(|m| m.client_cpu_per_op_us)
+                .collect();
+            let client = if client.is_empty() {
+                "-".to_owned()
+            } else {
+                format!("{:.2}", median(&mut client))
+            };
             let (cpu_med, rate_med, sw_med) = (
                 median(&mut cpu.clone()),
                 median(&mut rate.clone()),
                 median(&mut sw.clone()),
             );
             println!(
-                "{:<26} {:<22} {:>10.2} {:>13} {:>7.2}x {:>10.0} {:>15} {:>7.2}x {:>9.3}",
+                "{:<26} {:<22} {:>10.2} {:>13} {:>7.2}x {:>10.0} {:>15} {:>7.2}x {:>9.3} {:>12}",
                 if i == 0 { label } else { "" },
                 stack.name(),
                 cpu_med,
@@ -575,6 +631,7 @@ pub(crate) fn main(args: &[String]) {
                 spread(&rate, 0),
                 rate_med / tonic_rate,
                 sw_med,
+                client,
             );
         }
     }
@@ -597,6 +654,54 @@ pub(crate) fn main(args: &[String]) {
                 )
             };
             println!("  {:<22} {:>6.2}x", stack.name(), cpu(tls) / cpu(plain));
+        }
+    }
+    if let Some(path) = arg_str(args, "--svg") {
+        let mut groups: Vec<String> = workloads.iter().map(|&w| short(WORKLOADS[w].0)).collect();
+        let with_rss = !rss[0].is_empty();
+        if with_rss {
+            groups.push("peak RSS".to_owned());
+        }
+        let relative = |values: &[f64], reference: f64| {
+            let lo = values.iter().cloned().fold(f64::INFINITY, f64::min);
+            let hi = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            (!values.is_empty()).then(|| {
+                (
+                    median(&mut values.to_vec()) / reference,
+                    lo / reference,
+                    hi / reference,
+                )
+            })
+        };
+        let series: Vec<chart::Series> = stacks
+            .iter()
+            .enumerate()
+            .map(|(i, stack)| {
+                let mut bars: Vec<_> = workloads
+                    .iter()
+                    .map(|&w| {
+                        let cpu = |k: usize| -> Vec<f64> {
+                            results[k][w].iter().map(|m| m.cpu_per_op_us).collect()
+                        };
+                        relative(&cpu(i), median(&mut cpu(0)))
+                    })
+                    .collect();
+                if with_rss {
+                    bars.push(relative(&rss[i], median(&mut rss[0].clone())));
+                }
+                chart::Series {
+                    name: stack.name(),
+                    bars,
+                }
+            })
+            .collect();
+        let title = format!(
+            "server CPU per call or message, and peak RSS, relative to tonic: medians of {rounds} rounds, whiskers min-max ({})",
+            machine()
+        );
+        match chart::write(std::path::Path::new(path), &title, &groups, &series) {
+            Ok(()) => println!("\nchart written to {path}"),
+            Err(e) => eprintln!("cannot write the chart to {path}: {e}"),
         }
     }
     if rss.iter().all(Vec::is_empty) {
