@@ -12,10 +12,11 @@ pub(crate) struct Series {
 }
 
 /// Writes the chart to `path`: `groups` are the labels under the bars, `title` the
-/// caption (what ran, where).
+/// caption, `footer` the line under the axis (how to read it, where it ran).
 pub(crate) fn write(
     path: &std::path::Path,
     title: &str,
+    footer: &str,
     groups: &[String],
     series: &[Series],
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -30,7 +31,7 @@ pub(crate) fn write(
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 18))
         .margin(12)
-        .x_label_area_size(40)
+        .x_label_area_size(50)
         .y_label_area_size(60)
         .build_cartesian_2d(-0.5f64..groups.len() as f64 - 0.5, 0f64..top)?;
     chart
@@ -46,6 +47,7 @@ pub(crate) fn write(
             }
         })
         .y_desc("relative to tonic (lower is better)")
+        .x_desc(footer)
         .label_style(("sans-serif", 13))
         .draw()?;
     // tonic's level.
