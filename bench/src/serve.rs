@@ -31,7 +31,8 @@ pub(crate) fn main(args: &[String]) {
     let guard: Box<dyn std::any::Any> = match stack {
         Stack::Tonic => {
             let workers = crate::arg(args, "--tonic-workers", 0.0) as usize;
-            let server = TonicServer::start_with(workers, tls);
+            // Uncompressed responses, as every server here sends by default.
+            let server = TonicServer::start_uncompressed(workers, tls);
             announce(server.addr.port());
             Box::new(server)
         }

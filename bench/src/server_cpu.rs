@@ -657,15 +657,7 @@ pub(crate) fn main(args: &[String]) {
         }
     }
     if let Some(path) = arg_str(args, "--svg") {
-        // The download through rsgrpc's client is there for the client's CPU: against
-        // tonic's server that client negotiates gzip (the echo service compresses for
-        // clients that accept it), so the servers' figures do not compare with tonic's.
-        let charted: Vec<usize> = workloads
-            .iter()
-            .copied()
-            .filter(|&w| !matches!(WORKLOADS[w].1, Driver::Client(Stack::Blocking, _)))
-            .collect();
-        let mut groups: Vec<String> = charted.iter().map(|&w| short(WORKLOADS[w].0)).collect();
+        let mut groups: Vec<String> = workloads.iter().map(|&w| short(WORKLOADS[w].0)).collect();
         let with_rss = !rss[0].is_empty();
         if with_rss {
             groups.push("peak RSS".to_owned());
@@ -685,7 +677,7 @@ pub(crate) fn main(args: &[String]) {
             .iter()
             .enumerate()
             .map(|(i, stack)| {
-                let mut bars: Vec<_> = charted
+                let mut bars: Vec<_> = workloads
                     .iter()
                     .map(|&w| {
                         let cpu = |k: usize| -> Vec<f64> {

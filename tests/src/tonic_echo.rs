@@ -34,9 +34,12 @@ fn fail_status(message: &str) -> Option<tonic::Status> {
     Some(tonic::Status::with_details(code, text, "why".into()))
 }
 
-/// The echo service implemented on tonic.
+/// The echo service implemented on tonic. It accepts gzip requests and, when `compress`
+/// is set, compresses its responses for clients that accept gzip.
 #[derive(Clone, Default)]
-pub struct TonicEcho;
+pub struct TonicEcho {
+    pub compress: bool,
+}
 
 struct Unary;
 impl UnaryService<EchoRequest> for Unary {
@@ -155,11 +158,13 @@ where
             .next()
             .unwrap_or_default()
             .to_owned();
+        let compress = self.compress;
         Box::pin(async move {
-            // Accepts gzip requests and compresses responses for clients that accept gzip.
             let mut grpc = Grpc::new(ProstCodec::<EchoResponse, EchoRequest>::default())
-                .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-                .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+            if compress {
+                grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+            }
             let response = match method.as_str() {
                 crate::UNARY => grpc.unary(Unary, request).await,
                 crate::SERVER_STREAM => grpc.server_streaming(ServerStream, request).await,
@@ -198,6 +203,20 @@ impl TonicServer {
     /// As [`start_with_workers`](Self::start_with_workers), over TLS when given a
     /// certificate chain and key (PEM).
     pub fn start_with(workers: usize, tls: Option<(String, String)>) -> TonicServer {
+        TonicServer::start_service(workers, tls, TonicEcho { compress: true })
+    }
+
+    /// As [`start_with`](Self::start_with), with responses never compressed (tonic's
+    /// default, and the other servers' in the benchmark).
+    pub fn start_uncompressed(workers: usize, tls: Option<(String, String)>) -> TonicServer {
+        TonicServer::start_service(workers, tls, TonicEcho { compress: false })
+    }
+
+    fn start_service(
+        workers: usize,
+        tls: Option<(String, String)>,
+        service: TonicEcho,
+    ) -> TonicServer {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -233,7 +252,7 @@ impl TonicServer {
                         .unwrap();
                 }
                 builder
-                    .add_service(TonicEcho)
+                    .add_service(service)
                     .serve_with_incoming_shutdown(incoming, async {
                         let _ = stop.await;
                     })
