@@ -78,18 +78,8 @@ pub(crate) fn main(args: &[String]) {
     println!(
         "ops {ops} secs {:.6} cpu {:.6}",
         start.elapsed().as_secs_f64(),
-        own_cpu_secs()
+        crate::server_cpu::cpu_secs("self")
     );
-}
-
-/// This process's CPU time so far (user + system), in seconds.
-fn own_cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    let after = &stat[stat.rfind(')').expect("comm") + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 =
-        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
-    ticks / crate::server_cpu::clock_ticks()
 }
 
 fn tokio_rt() -> tokio::runtime::Runtime {

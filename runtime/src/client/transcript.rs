@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use prost::Message;
 use tokio::io::DuplexStream;
 use tokio::sync::mpsc;
 
@@ -59,20 +58,6 @@ async fn accept(dialled: &mut mpsc::UnboundedReceiver<DuplexStream>, ours: &[(u1
     peer.write(&settings(ours)).await;
     peer.write(&frame(SETTINGS, ACK, 0, &[])).await;
     peer
-}
-
-/// The next frame of a call: skips connection upkeep and window updates.
-async fn next_call_frame(peer: &mut Peer) -> Frame {
-    loop {
-        let frame = peer.next_on_streams().await.expect("a frame");
-        if frame.kind != WINDOW_UPDATE {
-            return frame;
-        }
-    }
-}
-
-fn message(text: &str) -> Vec<u8> {
-    grpc_message(&text.to_owned().encode_to_vec())
 }
 
 /// Starts a unary call on the test's runtime.

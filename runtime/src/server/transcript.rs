@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use prost::Message;
-
 use super::connection::serve;
 use super::{Phase, Server, ServerBuilder, ServerShared, Service};
 use crate::call::streams::BlockingStreaming;
@@ -71,20 +69,6 @@ fn request(path: &str) -> Vec<(&str, &str)> {
         ("content-type", "application/grpc"),
         ("te", "trailers"),
     ]
-}
-
-fn message(text: &str) -> Vec<u8> {
-    grpc_message(&text.to_owned().encode_to_vec())
-}
-
-/// Skips connection upkeep and a stream's window updates.
-async fn next_call_frame(peer: &mut Peer) -> Frame {
-    loop {
-        let frame = peer.next_on_streams().await.expect("a frame");
-        if frame.kind != WINDOW_UPDATE {
-            return frame;
-        }
-    }
 }
 
 #[tokio::test]

@@ -87,6 +87,21 @@ pub(crate) fn grpc_message(body: &[u8]) -> Vec<u8> {
     v
 }
 
+/// A gRPC message carrying `text` (a protobuf `string`, as the tests' calls send).
+pub(crate) fn message(text: &str) -> Vec<u8> {
+    grpc_message(&prost::Message::encode_to_vec(&text.to_owned()))
+}
+
+/// The next frame of a call: skips connection upkeep and window updates.
+pub(crate) async fn next_call_frame(peer: &mut Peer) -> Frame {
+    loop {
+        let frame = peer.next_on_streams().await.expect("a frame");
+        if frame.kind != WINDOW_UPDATE {
+            return frame;
+        }
+    }
+}
+
 /// The end of the pipe a test drives.
 pub(crate) struct Peer {
     io: DuplexStream,
