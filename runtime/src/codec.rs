@@ -15,8 +15,19 @@ use crate::status::Status;
 pub(crate) const GRPC_ENCODING: &str = "grpc-encoding";
 /// Header listing the encodings a peer accepts.
 pub(crate) const GRPC_ACCEPT_ENCODING: &str = "grpc-accept-encoding";
-/// What this implementation accepts, as sent in `grpc-accept-encoding`.
-pub(crate) const ACCEPTED_ENCODINGS: &str = "gzip";
+/// What this implementation accepts, as sent in `grpc-accept-encoding`: gzip always,
+/// deflate and zstd when their features are on.
+pub(crate) const ACCEPTED_ENCODINGS: &str = {
+    #[cfg(all(feature = "deflate", feature = "zstd"))]
+    let accepted = "gzip,deflate,zstd";
+    #[cfg(all(feature = "deflate", not(feature = "zstd")))]
+    let accepted = "gzip,deflate";
+    #[cfg(all(not(feature = "deflate"), feature = "zstd"))]
+    let accepted = "gzip,zstd";
+    #[cfg(not(any(feature = "deflate", feature = "zstd")))]
+    let accepted = "gzip";
+    accepted
+};
 
 /// A message compression algorithm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -24,6 +35,13 @@ pub(crate) const ACCEPTED_ENCODINGS: &str = "gzip";
 pub enum CompressionEncoding {
     /// gzip (RFC 1952).
     Gzip,
+    /// gRPC's `deflate`: the zlib format (RFC 1950), as gRPC C++, grpcio and tonic write
+    /// it. Feature `deflate`.
+    #[cfg(feature = "deflate")]
+    Deflate,
+    /// Zstandard (RFC 8878), at level 3 (zstd's default; tonic's too). Feature `zstd`.
+    #[cfg(feature = "zstd")]
+    Zstd,
 }
 
 impl CompressionEncoding {
@@ -31,15 +49,23 @@ impl CompressionEncoding {
     pub fn as_str(self) -> &'static str {
         match self {
             CompressionEncoding::Gzip => "gzip",
+            #[cfg(feature = "deflate")]
+            CompressionEncoding::Deflate => "deflate",
+            #[cfg(feature = "zstd")]
+            CompressionEncoding::Zstd => "zstd",
         }
     }
 
     /// Reads a `grpc-encoding` value: `Ok(None)` for identity, `Err` for an encoding this
-    /// implementation does not support.
+    /// implementation does not support (or was built without).
     pub(crate) fn from_header(value: &[u8]) -> Result<Option<CompressionEncoding>, ()> {
         match value {
             b"identity" => Ok(None),
             b"gzip" => Ok(Some(CompressionEncoding::Gzip)),
+            #[cfg(feature = "deflate")]
+            b"deflate" => Ok(Some(CompressionEncoding::Deflate)),
+            #[cfg(feature = "zstd")]
+            b"zstd" => Ok(Some(CompressionEncoding::Zstd)),
             _ => Err(()),
         }
     }
@@ -64,19 +90,36 @@ pub(crate) struct Frame {
 ///
 /// # Errors
 ///
-/// `RESOURCE_EXHAUSTED` past the limit; `INTERNAL` for a body that is not valid gzip.
+/// `RESOURCE_EXHAUSTED` past the limit; `INTERNAL` for a body that is not valid in its
+/// encoding.
 pub(crate) fn decompress(
     encoding: CompressionEncoding,
     body: &[u8],
     max_len: usize,
 ) -> Result<Bytes, Status> {
-    let CompressionEncoding::Gzip = encoding;
     let mut out = Vec::with_capacity(body.len().saturating_mul(2).min(max_len));
+    // One byte past the limit is read, to tell "exactly the limit" from "more".
     let limit = u64::try_from(max_len).unwrap_or(u64::MAX).saturating_add(1);
-    flate2::read::GzDecoder::new(body)
-        .take(limit)
-        .read_to_end(&mut out)
-        .map_err(|e| Status::internal(format!("received a message that is not valid gzip: {e}")))?;
+    let read = match encoding {
+        CompressionEncoding::Gzip => flate2::read::GzDecoder::new(body)
+            .take(limit)
+            .read_to_end(&mut out),
+        #[cfg(feature = "deflate")]
+        CompressionEncoding::Deflate => flate2::read::ZlibDecoder::new(body)
+            .take(limit)
+            .read_to_end(&mut out),
+        // The streaming decoder: it allocates by what it produces, whatever size the
+        // frame header claims.
+        #[cfg(feature = "zstd")]
+        CompressionEncoding::Zstd => zstd::stream::read::Decoder::with_buffer(body)
+            .and_then(|decoder| decoder.take(limit).read_to_end(&mut out)),
+    };
+    read.map_err(|e| {
+        Status::internal(format!(
+            "received a message that is not valid {}: {e}",
+            encoding.as_str()
+        ))
+    })?;
     if out.len() > max_len {
         return Err(Status::resource_exhausted(format!(
             "received message decompresses to more than the limit of {max_len} bytes"
@@ -135,7 +178,7 @@ pub(crate) fn encode_mut<M: Message>(
     compression: Option<CompressionEncoding>,
 ) -> Result<BytesMut, Status> {
     let len = checked_len(message, max_len)?;
-    let Some(CompressionEncoding::Gzip) = compression else {
+    let Some(encoding) = compression else {
         let mut buf = BytesMut::with_capacity(PREFIX_LEN + len);
         write_framed(message, len, &mut buf);
         return Ok(buf);
@@ -143,11 +186,7 @@ pub(crate) fn encode_mut<M: Message>(
     let plain = message.encode_to_vec();
     let mut buf = BytesMut::with_capacity(PREFIX_LEN + len / 2 + 32).writer();
     buf.write_all(&[1, 0, 0, 0, 0])
-        .and_then(|()| {
-            let mut gz = flate2::write::GzEncoder::new(&mut buf, flate2::Compression::fast());
-            gz.write_all(&plain)?;
-            gz.finish().map(drop)
-        })
+        .and_then(|()| compress(encoding, &plain, &mut buf))
         .map_err(|e| Status::internal(format!("failed to compress message: {e}")))?;
     let mut buf = buf.into_inner();
     let compressed_len = u32::try_from(buf.len() - PREFIX_LEN).map_err(|_| {
@@ -155,6 +194,31 @@ pub(crate) fn encode_mut<M: Message>(
     })?;
     buf[1..PREFIX_LEN].copy_from_slice(&compressed_len.to_be_bytes());
     Ok(buf)
+}
+
+/// Writes `plain` compressed with `encoding` into `out`.
+fn compress(
+    encoding: CompressionEncoding,
+    plain: &[u8],
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    match encoding {
+        CompressionEncoding::Gzip => {
+            let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+            gz.write_all(plain)?;
+            gz.finish().map(drop)
+        }
+        #[cfg(feature = "deflate")]
+        CompressionEncoding::Deflate => {
+            let mut z = flate2::write::ZlibEncoder::new(out, flate2::Compression::fast());
+            z.write_all(plain)?;
+            z.finish().map(drop)
+        }
+        #[cfg(feature = "zstd")]
+        CompressionEncoding::Zstd => {
+            zstd::stream::copy_encode(plain, out, zstd::DEFAULT_COMPRESSION_LEVEL)
+        }
+    }
 }
 
 /// Decodes a message body (without its prefix).
@@ -472,45 +536,68 @@ mod tests {
         assert_eq!(back, msg);
     }
 
+    /// Every encoding this build has.
+    fn encodings() -> Vec<CompressionEncoding> {
+        ACCEPTED_ENCODINGS
+            .split(',')
+            .map(|name| {
+                CompressionEncoding::from_header(name.as_bytes())
+                    .unwrap()
+                    .unwrap()
+            })
+            .collect()
+    }
+
     #[test]
-    fn gzip_round_trips_and_sets_the_flag() {
+    fn each_encoding_round_trips_and_sets_the_flag() {
         let msg = prost_types_like::Blob {
             data: vec![7; 10_000],
         };
-        let framed = encode(&msg, usize::MAX, Some(CompressionEncoding::Gzip)).unwrap();
-        assert_eq!(framed[0], 1);
-        assert!(
-            framed.len() < 1000,
-            "10 kB of one byte should compress well"
-        );
-        let mut out = Vec::new();
-        let mut dec = FrameDecoder::new(1 << 20);
-        assert_eq!(
-            dec.push(framed.clone(), &mut out).unwrap_err().code(),
-            Code::Internal,
-            "compressed without a declared encoding"
-        );
-        let mut dec = FrameDecoder::new(1 << 20);
-        dec.allow_compressed();
-        dec.push(framed, &mut out).unwrap();
-        let frame = out.pop().unwrap();
-        assert!(frame.compressed);
-        let plain = decompress(CompressionEncoding::Gzip, &frame.body, 1 << 20).unwrap();
-        assert_eq!(decode::<prost_types_like::Blob>(plain).unwrap(), msg);
+        for encoding in encodings() {
+            let framed = encode(&msg, usize::MAX, Some(encoding)).unwrap();
+            assert_eq!(framed[0], 1);
+            assert!(
+                framed.len() < 1000,
+                "10 kB of one byte should compress well with {encoding:?}"
+            );
+            let mut out = Vec::new();
+            let mut dec = FrameDecoder::new(1 << 20);
+            assert_eq!(
+                dec.push(framed.clone(), &mut out).unwrap_err().code(),
+                Code::Internal,
+                "compressed without a declared encoding"
+            );
+            let mut dec = FrameDecoder::new(1 << 20);
+            dec.allow_compressed();
+            dec.push(framed, &mut out).unwrap();
+            let frame = out.pop().unwrap();
+            assert!(frame.compressed);
+            let plain = decompress(encoding, &frame.body, 1 << 20).unwrap();
+            assert_eq!(decode::<prost_types_like::Blob>(plain).unwrap(), msg);
+        }
     }
 
     #[test]
     fn decompression_stops_at_the_limit() {
-        // 64 MiB of zeros compress to about 64 KiB: a small bomb.
+        // 64 MiB of zeros compress to at most about 64 KiB: a small bomb.
         let zeros = vec![0u8; 64 << 20];
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        std::io::Write::write_all(&mut gz, &zeros).unwrap();
-        let bomb = gz.finish().unwrap();
-        assert!(bomb.len() < 1 << 20);
-        let err = decompress(CompressionEncoding::Gzip, &bomb, 4 << 20).unwrap_err();
-        assert_eq!(err.code(), Code::ResourceExhausted);
-        let err = decompress(CompressionEncoding::Gzip, b"not gzip", 4 << 20).unwrap_err();
-        assert_eq!(err.code(), Code::Internal);
+        for encoding in encodings() {
+            let mut bomb = Vec::new();
+            compress(encoding, &zeros, &mut bomb).unwrap();
+            assert!(bomb.len() < 1 << 20, "{encoding:?}");
+            let err = decompress(encoding, &bomb, 4 << 20).unwrap_err();
+            assert_eq!(err.code(), Code::ResourceExhausted, "{encoding:?}");
+            // Exactly the limit is accepted.
+            let mut exact = Vec::new();
+            compress(encoding, &zeros[..4 << 20], &mut exact).unwrap();
+            assert_eq!(
+                decompress(encoding, &exact, 4 << 20).unwrap().len(),
+                4 << 20
+            );
+            let err = decompress(encoding, b"not compressed at all", 4 << 20).unwrap_err();
+            assert_eq!(err.code(), Code::Internal, "{encoding:?}");
+            assert!(err.message().contains(encoding.as_str()), "{err}");
+        }
     }
 
     #[test]
@@ -524,6 +611,12 @@ mod tests {
             Ok(Some(CompressionEncoding::Gzip))
         );
         assert!(CompressionEncoding::from_header(b"snappy").is_err());
+        #[cfg(all(feature = "deflate", feature = "zstd"))]
+        {
+            assert_eq!(ACCEPTED_ENCODINGS, "gzip,deflate,zstd");
+            assert!(CompressionEncoding::Zstd.listed_in(b"identity,deflate, zstd"));
+            assert!(!CompressionEncoding::Deflate.listed_in(b"gzip,zstd"));
+        }
     }
 
     mod prost_types_like {

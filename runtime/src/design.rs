@@ -136,7 +136,8 @@
 //!
 //! Messages sent one after another are encoded straight into a shared 16 KiB chunk of the
 //! outbound queue, so h2 sends them as a few full DATA frames with one write. Compression
-//! (gzip) and decompression happen on the sending and receiving threads.
+//! (gzip; deflate and zstd behind their features) and decompression happen on the sending
+//! and receiving threads.
 //!
 //! Dropping the consumer of a client call's inbound queue — dropping a response stream or
 //! an unfinished call future — is how a call is cancelled: the poller notices and resets

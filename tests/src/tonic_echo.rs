@@ -34,11 +34,11 @@ fn fail_status(message: &str) -> Option<tonic::Status> {
     Some(tonic::Status::with_details(code, text, "why".into()))
 }
 
-/// The echo service implemented on tonic. It accepts gzip requests and, when `compress`
-/// is set, compresses its responses for clients that accept gzip.
+/// The echo service implemented on tonic. It accepts gzip, deflate and zstd requests and,
+/// when `compress` is set, compresses its responses with it for clients that accept it.
 #[derive(Clone, Default)]
 pub struct TonicEcho {
-    pub compress: bool,
+    pub compress: Option<tonic::codec::CompressionEncoding>,
 }
 
 struct Unary;
@@ -161,9 +161,11 @@ where
         let compress = self.compress;
         Box::pin(async move {
             let mut grpc = Grpc::new(ProstCodec::<EchoResponse, EchoRequest>::default())
-                .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
-            if compress {
-                grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                .accept_compressed(tonic::codec::CompressionEncoding::Deflate)
+                .accept_compressed(tonic::codec::CompressionEncoding::Zstd);
+            if let Some(encoding) = compress {
+                grpc = grpc.send_compressed(encoding);
             }
             let response = match method.as_str() {
                 crate::UNARY => grpc.unary(Unary, request).await,
@@ -203,13 +205,29 @@ impl TonicServer {
     /// As [`start_with_workers`](Self::start_with_workers), over TLS when given a
     /// certificate chain and key (PEM).
     pub fn start_with(workers: usize, tls: Option<(String, String)>) -> TonicServer {
-        TonicServer::start_service(workers, tls, TonicEcho { compress: true })
+        TonicServer::start_compressing(workers, tls, tonic::codec::CompressionEncoding::Gzip)
+    }
+
+    /// As [`start_with`](Self::start_with), compressing responses with `encoding` for
+    /// clients that accept it.
+    pub fn start_compressing(
+        workers: usize,
+        tls: Option<(String, String)>,
+        encoding: tonic::codec::CompressionEncoding,
+    ) -> TonicServer {
+        TonicServer::start_service(
+            workers,
+            tls,
+            TonicEcho {
+                compress: Some(encoding),
+            },
+        )
     }
 
     /// As [`start_with`](Self::start_with), with responses never compressed (tonic's
     /// default, and the other servers' in the benchmark).
     pub fn start_uncompressed(workers: usize, tls: Option<(String, String)>) -> TonicServer {
-        TonicServer::start_service(workers, tls, TonicEcho { compress: false })
+        TonicServer::start_service(workers, tls, TonicEcho { compress: None })
     }
 
     fn start_service(
@@ -313,11 +331,17 @@ impl TonicClient {
     }
 
     /// The same client, compressing requests with gzip and accepting gzip responses.
-    pub fn gzip(mut self) -> TonicClient {
+    pub fn gzip(self) -> TonicClient {
+        self.compressed(tonic::codec::CompressionEncoding::Gzip)
+    }
+
+    /// The same client, compressing requests with `encoding` and accepting responses
+    /// compressed with it.
+    pub fn compressed(mut self, encoding: tonic::codec::CompressionEncoding) -> TonicClient {
         self.grpc = self
             .grpc
-            .send_compressed(tonic::codec::CompressionEncoding::Gzip)
-            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+            .send_compressed(encoding)
+            .accept_compressed(encoding);
         self
     }
 

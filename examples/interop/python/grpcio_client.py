@@ -1,7 +1,8 @@
 """gRPC's interop test cases on Python grpcio: the real peer our servers are tested against.
 
-Usage: grpcio_client.py PROTO_DIR --server_port P [--server_host H] [--test_case NAME|all]
-[--use_tls --ca_file PEM --server_host_override NAME]. A server_host of unix:PATH is a Unix
+Usage: grpcio_client.py PROTO_DIR --server_port P [--server_host H] [--test_case NAME,...|all]
+[--use_tls --ca_file PEM --server_host_override NAME] [--compression gzip|deflate] (what
+the compressed cases compress with, and the channel accepts; gzip unless said). A server_host of unix:PATH is a Unix
 socket (the port is then ignored).
 Prints each case's result and "N passed, M failed"; exits non-zero when a case failed.
 """
@@ -26,10 +27,12 @@ def main():
     parser.add_argument("--ca_file")
     parser.add_argument("--server_host_override")
     parser.add_argument("--test_case", default="all")
+    parser.add_argument("--compression", choices=["gzip", "deflate"], default="gzip")
     args = parser.parse_args()
     generate_stubs(args.proto_dir)
     import grpc
     from interop_pb.grpc.testing import empty_pb2, messages_pb2 as m, test_pb2_grpc
+    compression = {"gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate}[args.compression]
 
     if args.server_host.startswith("unix:"):
         target = args.server_host
@@ -110,7 +113,7 @@ def main():
         req = large()
         req.expect_compressed.value = True
         probe(lambda: stub.UnaryCall(req))
-        assert len(stub.UnaryCall(req, compression=grpc.Compression.Gzip).payload.body) == 314159
+        assert len(stub.UnaryCall(req, compression=compression).payload.body) == 314159
         req.expect_compressed.value = False
         assert len(stub.UnaryCall(req).payload.body) == 314159
 
@@ -128,7 +131,7 @@ def main():
         first = m.StreamingInputCallRequest(payload=payload(27182), expect_compressed=m.BoolValue(value=True))
         probe(lambda: stub.StreamingInputCall(iter([first])))
         second = m.StreamingInputCallRequest(payload=payload(45904), expect_compressed=m.BoolValue(value=False))
-        reply = stub.StreamingInputCall(iter([first, second]), compression=grpc.Compression.Gzip)
+        reply = stub.StreamingInputCall(iter([first, second]), compression=compression)
         assert reply.aggregated_payload_size == 73086
 
     def server_streaming():
@@ -213,7 +216,7 @@ def main():
         "server_compressed_streaming", "ping_pong", "empty_stream", "timeout_on_sleeping_server",
         "cancel_after_begin", "cancel_after_first_response", "status_code_and_message",
         "special_status_message", "unimplemented_method", "unimplemented_service", "custom_metadata")}
-    names = list(cases) if args.test_case == "all" else [args.test_case]
+    names = list(cases) if args.test_case == "all" else args.test_case.split(",")
     passed = failed = 0
     for name in names:
         try:

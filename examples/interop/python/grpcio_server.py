@@ -1,6 +1,8 @@
 """gRPC's interop TestService on Python grpcio: the real peer our clients are tested against.
 
-Usage: grpcio_server.py PROTO_DIR [--use_tls CERT_PEM KEY_PEM] [--socket PATH]. Binds
+Usage: grpcio_server.py PROTO_DIR [--use_tls CERT_PEM KEY_PEM] [--socket PATH]
+[--compression gzip|deflate] (what responses asked to be compressed are compressed with;
+gzip unless said). Binds
 127.0.0.1 on a port chosen by the OS (over TLS with --use_tls) and prints "PORT <n>" once it
 serves, or binds the Unix socket PATH and prints "PORT 0". Stubs are generated at start from PROTO_DIR/grpc/testing/*.proto
 (copied under a private package name so they do not shadow grpcio's own `grpc` package).
@@ -16,6 +18,11 @@ from interop_stubs import generate_stubs
 def main():
     generate_stubs(sys.argv[1])
     import grpc
+    args = sys.argv[2:]
+    compression = grpc.Compression.Gzip
+    if "--compression" in args:
+        compression = {"gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate}[
+            args[args.index("--compression") + 1]]
     from interop_pb.grpc.testing import empty_pb2, messages_pb2, test_pb2_grpc
 
     def payload(size):
@@ -44,7 +51,7 @@ def main():
             if request.HasField("response_status"):
                 maybe_fail(request.response_status, context)
             if request.response_compressed.value:
-                context.set_compression(grpc.Compression.Gzip)
+                context.set_compression(compression)
             return messages_pb2.SimpleResponse(payload=payload(request.response_size))
 
         CacheableUnaryCall = UnaryCall
@@ -54,7 +61,7 @@ def main():
                 if params.interval_us:
                     time.sleep(params.interval_us / 1e6)
                 if params.compressed.value:
-                    context.set_compression(grpc.Compression.Gzip)
+                    context.set_compression(compression)
                 else:
                     context.disable_next_message_compression()
                 yield messages_pb2.StreamingOutputCallResponse(payload=payload(params.size))
@@ -84,7 +91,6 @@ def main():
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     test_pb2_grpc.add_TestServiceServicer_to_server(TestService(), server)
-    args = sys.argv[2:]
     if "--socket" in args:
         server.add_insecure_port("unix:" + args[args.index("--socket") + 1])
         port = 0

@@ -310,6 +310,9 @@ pub struct ServeOptions {
     pub socket: Option<std::path::PathBuf>,
     /// Certificate chain and key PEM files: serve over TLS.
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// What responses asked to be compressed are compressed with, for clients that accept
+    /// it (gzip when `None`).
+    pub compression: Option<rsgrpc::CompressionEncoding>,
 }
 
 /// The interop service in the given flavour, as `options` say, next to the standard
@@ -329,8 +332,11 @@ pub fn serve_with(
     use crate::testing::test_service_server::{
         SERVICE_NAME, TestServiceBlockingServer, TestServiceServer,
     };
-    let builder =
-        rsgrpc::server::Server::builder().send_compressed(rsgrpc::CompressionEncoding::Gzip);
+    let builder = rsgrpc::server::Server::builder().send_compressed(
+        options
+            .compression
+            .unwrap_or(rsgrpc::CompressionEncoding::Gzip),
+    );
     let builder = match options.flavour.as_str() {
         "async" => builder.add_service(TestServiceServer::new(AsyncTestService)),
         "blocking" => builder.add_service(TestServiceBlockingServer::new(BlockingTestService)),

@@ -97,6 +97,75 @@ fn all_cases_from_a_grpcio_client_against_our_servers() {
     }
 }
 
+/// The compression cases with deflate, grpcio's other encoding, both ways: a grpcio client
+/// compressing with deflate against our servers compressing with deflate (which check that
+/// requests asked to arrive compressed did), and our clients against a grpcio server
+/// compressing with deflate.
+#[test]
+fn deflate_both_ways_with_grpcio() {
+    let _leaks = rsgrpc_tests::leak::check();
+    let root = workspace();
+    for flavour in ["async", "blocking"] {
+        let (server, _health) = interop::server::serve_with(&interop::server::ServeOptions {
+            addr: "127.0.0.1:0".into(),
+            flavour: flavour.into(),
+            compression: Some(rsgrpc::CompressionEncoding::Deflate),
+            ..Default::default()
+        })
+        .unwrap();
+        let output = Command::new(python())
+            .arg(root.join("examples/interop/python/grpcio_client.py"))
+            .arg(root.join("tests/proto"))
+            .args(["--server_port", &server.local_addr().port().to_string()])
+            .args(["--compression", "deflate", "--test_case"])
+            .arg(COMPRESSED_CASES.join(","))
+            .output()
+            .expect("scripts/test.sh installs grpcio into .venv");
+        let report = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && report.contains("4 passed, 0 failed"),
+            "grpcio client (deflate) against our {flavour} server:\n{report}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    let (_server, port) = grpcio_server(&["--compression".as_ref(), "deflate".as_ref()]);
+    let target = format!("http://127.0.0.1:{port}");
+    // The server-compressed cases check that responses asked to be compressed arrived
+    // compressed: grpcio compresses them with deflate, as the only encoding it was given.
+    let channel = rsgrpc::Channel::new(&target).unwrap();
+    let mut failures = Vec::new();
+    for case in ["server_compressed_unary", "server_compressed_streaming"] {
+        if let Err(why) = interop::client::run_blocking(case, &channel) {
+            failures.push(format!("{case} (blocking client): {why}"));
+        }
+        if let Err(why) = futures::executor::block_on(interop::client::run_async(case, &channel)) {
+            failures.push(format!("{case} (async client): {why}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Requests compressed with deflate are read by grpcio.
+    let channel = rsgrpc::Channel::builder(target)
+        .send_compressed(rsgrpc::CompressionEncoding::Deflate)
+        .connect_lazy()
+        .unwrap();
+    let client = interop::testing::test_service_client::TestServiceBlockingClient::new(channel);
+    let request = interop::testing::SimpleRequest {
+        response_size: 1000,
+        payload: interop::payload(50_000),
+        ..Default::default()
+    };
+    let reply = client.unary_call(request).unwrap().into_inner();
+    assert_eq!(reply.payload.unwrap().body.len(), 1000);
+}
+
+const COMPRESSED_CASES: [&str; 4] = [
+    "client_compressed_unary",
+    "server_compressed_unary",
+    "client_compressed_streaming",
+    "server_compressed_streaming",
+];
+
 // ---------------------------------------------------------------------------------------
 // The interop binaries over TLS and Unix sockets, against grpcio in both directions.
 

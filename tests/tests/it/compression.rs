@@ -1,5 +1,5 @@
-//! gzip message compression: negotiation, both directions, both flavours, limits on the
-//! decompressed size, and interop with tonic's gzip.
+//! Message compression (gzip, deflate, zstd): negotiation, both directions, both flavours,
+//! limits on the decompressed size, and interop with tonic's three encodings.
 
 use std::io::Write;
 
@@ -57,10 +57,29 @@ async fn raw(addr: std::net::SocketAddr, headers: &[(&str, &str)], body: Bytes) 
     raw_call(&mut send, addr, &format!("/{SVC}/{UNARY}"), &all, body).await
 }
 
-fn gzip_frame(plain: &[u8]) -> Bytes {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    gz.write_all(plain).unwrap();
-    let compressed = gz.finish().unwrap();
+/// Every encoding, with its name on the wire.
+const ENCODINGS: [(CompressionEncoding, &str); 3] = [
+    (CompressionEncoding::Gzip, "gzip"),
+    (CompressionEncoding::Deflate, "deflate"),
+    (CompressionEncoding::Zstd, "zstd"),
+];
+
+/// `plain` compressed by flate2 or the zstd crate (not by rsgrpc), with its prefix.
+fn compressed_frame(encoding: &str, plain: &[u8]) -> Bytes {
+    let compressed = match encoding {
+        "gzip" => {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            gz.write_all(plain).unwrap();
+            gz.finish().unwrap()
+        }
+        "deflate" => {
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+            z.write_all(plain).unwrap();
+            z.finish().unwrap()
+        }
+        "zstd" => zstd::encode_all(plain, 19).unwrap(),
+        other => panic!("no encoder for {other}"),
+    };
     let mut buf = BytesMut::new();
     buf.put_u8(1);
     buf.put_u32(compressed.len() as u32);
@@ -71,23 +90,43 @@ fn gzip_frame(plain: &[u8]) -> Bytes {
 #[test]
 fn wire_format_flags_and_headers() {
     let _leaks = rsgrpc_tests::leak::check();
+    for (encoding, name) in ENCODINGS {
+        let (server, _) = server_with(FLAVOURS[1], |b| b.send_compressed(encoding));
+        let addr = server.local_addr();
+        tokio_rt().block_on(async {
+            // A compressed request with its declared encoding is accepted; the response
+            // is compressed because the request accepts the encoding.
+            let plain = req("over the wire").encode_to_vec();
+            let r = raw(
+                addr,
+                &[("grpc-encoding", name), ("grpc-accept-encoding", name)],
+                compressed_frame(name, &plain),
+            )
+            .await;
+            assert_eq!(r.grpc_status().as_deref(), Some("0"), "{name}");
+            assert_eq!(r.headers.get("grpc-encoding").unwrap(), name);
+            assert_eq!(r.data[0], 1, "the response message is flagged compressed");
+            let accepted = r.headers.get("grpc-accept-encoding").unwrap();
+            assert_eq!(accepted, "gzip,deflate,zstd");
+            // A client accepting only another encoding gets the response uncompressed.
+            let other = if name == "gzip" { "zstd" } else { "gzip" };
+            let r = raw(
+                addr,
+                &[("grpc-encoding", name), ("grpc-accept-encoding", other)],
+                compressed_frame(name, &plain),
+            )
+            .await;
+            assert_eq!(r.grpc_status().as_deref(), Some("0"), "{name}");
+            assert!(r.headers.get("grpc-encoding").is_none(), "{name}");
+            assert_eq!(r.data[0], 0);
+        });
+    }
     let (server, _) = server_with(FLAVOURS[1], |b| {
         b.send_compressed(CompressionEncoding::Gzip)
     });
     let addr = server.local_addr();
     tokio_rt().block_on(async {
-        // A compressed request with its declared encoding is accepted; the response is
-        // compressed because the request accepts gzip.
         let plain = req("over the wire").encode_to_vec();
-        let r = raw(
-            addr,
-            &[("grpc-encoding", "gzip"), ("grpc-accept-encoding", "gzip")],
-            gzip_frame(&plain),
-        )
-        .await;
-        assert_eq!(r.grpc_status().as_deref(), Some("0"));
-        assert_eq!(r.headers.get("grpc-encoding").unwrap(), "gzip");
-        assert_eq!(r.data[0], 1, "the response message is flagged compressed");
 
         // Without grpc-accept-encoding the response is not compressed.
         let mut frame = BytesMut::new();
@@ -102,65 +141,108 @@ fn wire_format_flags_and_headers() {
 }
 
 #[test]
-fn a_gzip_bomb_is_refused_by_its_decompressed_size() {
+fn a_compression_bomb_is_refused_by_its_decompressed_size() {
     let _leaks = rsgrpc_tests::leak::check();
     let (server, _) = server_with(FLAVOURS[0], |b| b);
     let addr = server.local_addr();
-    // A valid EchoRequest whose payload is 64 MiB of zeros: about 64 KiB compressed,
-    // far over the 4 MiB receive limit once decompressed.
+    // A valid EchoRequest whose payload is 64 MiB of zeros: at most about 64 KiB
+    // compressed, far over the 4 MiB receive limit once decompressed.
     let bomb = EchoRequest {
         payload: vec![0; 64 << 20],
         ..Default::default()
     }
     .encode_to_vec();
-    let frame = gzip_frame(&bomb);
-    assert!(frame.len() < 1 << 20);
-    tokio_rt().block_on(async {
-        let r = raw(addr, &[("grpc-encoding", "gzip")], frame).await;
-        assert_eq!(r.grpc_status().as_deref(), Some("8"), "RESOURCE_EXHAUSTED");
-    });
+    for (_, name) in ENCODINGS {
+        let frame = compressed_frame(name, &bomb);
+        assert!(frame.len() < 1 << 20);
+        tokio_rt().block_on(async {
+            let r = raw(addr, &[("grpc-encoding", name)], frame).await;
+            assert_eq!(
+                r.grpc_status().as_deref(),
+                Some("8"),
+                "RESOURCE_EXHAUSTED ({name})"
+            );
+            // Garbage under a declared encoding is INTERNAL, naming the encoding.
+            let garbage = r#"not compressed at all"#.as_bytes();
+            let mut frame = BytesMut::new();
+            frame.put_u8(1);
+            frame.put_u32(garbage.len() as u32);
+            frame.put_slice(garbage);
+            let r = raw(addr, &[("grpc-encoding", name)], frame.freeze()).await;
+            assert_eq!(r.grpc_status().as_deref(), Some("13"), "INTERNAL ({name})");
+        });
+    }
 }
 
 #[test]
-fn gzip_interop_with_tonic() {
+fn every_encoding_interoperates_with_tonic() {
     let _leaks = rsgrpc_tests::leak::check();
-    // Our compressing client against tonic (which answers compressed, as we accept gzip).
-    let tonic = TonicServer::start();
-    let client = gzip_client(format!("http://{}", tonic.addr));
-    let reply: Response<EchoResponse> = client
-        .blocking_unary(
-            path(SVC, UNARY),
+    let rt = tokio_rt();
+    for (encoding, name) in ENCODINGS {
+        let tonic_encoding = match name {
+            "gzip" => tonic::codec::CompressionEncoding::Gzip,
+            "deflate" => tonic::codec::CompressionEncoding::Deflate,
+            _ => tonic::codec::CompressionEncoding::Zstd,
+        };
+        // Our compressing client against tonic, which compresses its answers with the
+        // same encoding only (both client flavours).
+        let tonic = TonicServer::start_compressing(1, None, tonic_encoding);
+        let client = Client::new(
+            Channel::builder(format!("http://{}", tonic.addr))
+                .send_compressed(encoding)
+                .connect_lazy()
+                .unwrap(),
+        );
+        let request = || {
             Request::new(EchoRequest {
                 message: "to tonic".into(),
                 payload: vec![b'p'; 50_000],
                 ..Default::default()
-            }),
-        )
-        .unwrap();
-    assert_eq!(reply.get_ref().payload.len(), 50_000);
+            })
+        };
+        let reply: Response<EchoResponse> =
+            client.blocking_unary(path(SVC, UNARY), request()).unwrap();
+        assert_eq!(reply.get_ref().payload.len(), 50_000, "{name}");
+        assert!(reply.message_compressed(), "tonic answered with {name}");
+        let reply: Response<EchoResponse> =
+            futures::executor::block_on(client.unary(path(SVC, UNARY), request())).unwrap();
+        assert_eq!(reply.get_ref().payload.len(), 50_000, "{name}");
+        assert!(reply.message_compressed(), "tonic answered with {name}");
 
-    // A compressing tonic client against our compressing servers.
-    let rt = tokio_rt();
-    for flavour in FLAVOURS {
-        let (server, _) = server_with(flavour, |b| b.send_compressed(CompressionEncoding::Gzip));
-        rt.block_on(async {
-            let mut client = TonicClient::connect(server.local_addr(), SVC).await.gzip();
-            let reply = client
-                .unary(tonic::Request::new(EchoRequest {
-                    message: "from tonic".into(),
-                    payload: vec![b'q'; 50_000],
-                    ..Default::default()
-                }))
-                .await
-                .unwrap();
-            assert_eq!(reply.get_ref().payload.len(), 50_000, "{flavour:?}");
-            let err = client
-                .unary(tonic::Request::new(req("fail:3:bad")))
-                .await
-                .unwrap_err();
-            assert_eq!(err.code(), tonic::Code::InvalidArgument);
-        });
+        // A tonic client compressing with the encoding (and accepting only it) against
+        // our servers compressing with it.
+        for flavour in FLAVOURS {
+            compressing_tonic_client_against(&rt, flavour, encoding, tonic_encoding);
+        }
     }
+}
+
+fn compressing_tonic_client_against(
+    rt: &tokio::runtime::Runtime,
+    flavour: crate::support::Flavour,
+    encoding: CompressionEncoding,
+    tonic_encoding: tonic::codec::CompressionEncoding,
+) {
+    let (server, _) = server_with(flavour, |b| b.send_compressed(encoding));
+    rt.block_on(async {
+        let mut client = TonicClient::connect(server.local_addr(), SVC)
+            .await
+            .compressed(tonic_encoding);
+        let reply = client
+            .unary(tonic::Request::new(EchoRequest {
+                message: "from tonic".into(),
+                payload: vec![b'q'; 50_000],
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+        assert_eq!(reply.get_ref().payload.len(), 50_000, "{flavour:?}");
+        let err = client
+            .unary(tonic::Request::new(req("fail:3:bad")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    });
 }
 
 /// Handlers and clients can see and choose compression message by message.

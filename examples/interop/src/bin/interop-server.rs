@@ -39,6 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         flavour: arg("--flavour").unwrap_or_else(|| "async".to_owned()),
         socket: arg("--socket").map(Into::into),
         tls,
+        compression: None,
     };
     let (server, _health) = interop::server::serve_with(&options)?;
     match server.unix_path() {
