@@ -57,6 +57,27 @@ pub const RETRY_BUFFER: usize = 256 * 1024;
 /// h2's read and write buffers, header tables and the connection's own state.
 pub const CONNECTION_COST: usize = 64 * 1024;
 
+/// What an HTTP/1.1 connection holds on top of an HTTP/2 one (feature `http1`), charged to
+/// its quota while it is open: hyper's read and write buffers ([`HTTP1_READ_BUFFER`]
+/// each, and one response chunk), the in-memory pipe's two buffers ([`HTTP1_PIPE`] each)
+/// and the bridge's HTTP/2 receive window ([`HTTP1_BRIDGE_WINDOW`]).
+pub const HTTP1_BRIDGE_COST: usize =
+    2 * HTTP1_READ_BUFFER + CHUNK + 2 * HTTP1_PIPE + HTTP1_BRIDGE_WINDOW as usize;
+
+/// Largest buffer hyper keeps for reading (and, separately, for writing) one HTTP/1.1
+/// connection: a request's headers must fit in it.
+pub const HTTP1_READ_BUFFER: usize = 32 * 1024;
+
+/// Most header fields one HTTP/1.1 request may have.
+pub const HTTP1_MAX_HEADERS: usize = 100;
+
+/// Each direction's buffer of the pipe between an HTTP/1.1 connection and its HTTP/2 side.
+pub const HTTP1_PIPE: usize = 16 * 1024;
+
+/// The HTTP/2 receive window (stream and connection) of an HTTP/1.1 connection's bridge:
+/// what a response may have in flight between the server and hyper.
+pub const HTTP1_BRIDGE_WINDOW: u32 = 64 * 1024;
+
 /// A connection's quota reserves from the server's in blocks of this size, so that most
 /// charges touch only the connection's own counter.
 pub const QUOTA_BLOCK: usize = 64 * 1024;

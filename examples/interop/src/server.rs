@@ -313,6 +313,19 @@ pub struct ServeOptions {
     /// What responses asked to be compressed are compressed with, for clients that accept
     /// it (gzip when `None`).
     pub compression: Option<rsgrpc::CompressionEncoding>,
+    /// Serve gRPC-Web too, over HTTP/1.1 and HTTP/2, with CORS open to any origin and the
+    /// status and the echoed test metadata readable by pages ([`web_config`]).
+    pub grpc_web: bool,
+}
+
+/// The interop server's gRPC-Web settings: any origin may call, send the interop cases'
+/// metadata and read the status and the echoed metadata.
+pub fn web_config() -> rsgrpc::server::GrpcWeb {
+    const METADATA: [&str; 2] = ["x-grpc-test-echo-initial", "x-grpc-test-echo-trailing-bin"];
+    rsgrpc::server::GrpcWeb::new()
+        .allow_any_origin()
+        .allow_headers(METADATA)
+        .expose_headers(METADATA)
 }
 
 /// The interop service in the given flavour, as `options` say, next to the standard
@@ -341,6 +354,11 @@ pub fn serve_with(
         "async" => builder.add_service(TestServiceServer::new(AsyncTestService)),
         "blocking" => builder.add_service(TestServiceBlockingServer::new(BlockingTestService)),
         other => return Err(format!("--flavour is async or blocking, not {other:?}").into()),
+    };
+    let builder = if options.grpc_web {
+        builder.grpc_web(web_config()).accept_http1(true)
+    } else {
+        builder
     };
     let builder = match &options.tls {
         Some((cert, key)) => {

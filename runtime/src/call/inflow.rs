@@ -23,6 +23,7 @@ use bytes::Bytes;
 use h2::RecvStream;
 
 use super::events::Inbound;
+use super::web::TextDecoder;
 use crate::codec::FrameDecoder;
 use crate::cq::Weigh;
 use crate::quota::Quota;
@@ -39,6 +40,10 @@ pub(crate) struct Inflow {
     charged: usize,
     /// h2 said the stream's data ended.
     ended: bool,
+    /// A gRPC-Web text body: base64 decoded on the way in (boxed: rare).
+    text: Option<Box<TextDecoder>>,
+    /// A text body that is not base64, reported by the next `drain` or `next_single`.
+    bad: Option<Status>,
 }
 
 impl Inflow {
@@ -49,7 +54,14 @@ impl Inflow {
             released: 0,
             charged: 0,
             ended: false,
+            text: None,
+            bad: None,
         }
+    }
+
+    /// The body is gRPC-Web text: base64 of the messages.
+    pub(crate) fn base64(&mut self) {
+        self.text = Some(Box::default());
     }
 
     pub(crate) fn decoder_mut(&mut self) -> &mut FrameDecoder {
@@ -85,7 +97,31 @@ impl Inflow {
 
     fn feed(&mut self, chunk: Bytes) {
         self.received += chunk.len() as u64;
-        self.decoder.feed(chunk);
+        match &mut self.text {
+            None => self.decoder.feed(chunk),
+            Some(text) if self.bad.is_none() => match text.decode(&chunk) {
+                Ok(bytes) => self.decoder.feed(bytes),
+                Err(status) => self.bad = Some(status),
+            },
+            Some(_) => {}
+        }
+    }
+
+    /// Received bytes still held here, at wire size (a text body's decoded bytes count
+    /// as the base64 they came as).
+    fn held(&self) -> u64 {
+        let buffered = self.decoder.buffered() as u64;
+        match &self.text {
+            None => buffered,
+            Some(text) => buffered.div_ceil(3) * 4 + text.carried() as u64,
+        }
+    }
+
+    fn check_bad(&mut self) -> Result<(), Status> {
+        match self.bad.take() {
+            Some(status) => Err(status),
+            None => Ok(()),
+        }
     }
 
     /// Moves whole messages into `batch` while their weight fits in `room`; `Ok(true)`
@@ -95,6 +131,7 @@ impl Inflow {
         mut room: usize,
         batch: &mut Vec<Inbound>,
     ) -> Result<bool, Status> {
+        self.check_bad()?;
         let drained = loop {
             if room == 0 {
                 break false;
@@ -113,6 +150,7 @@ impl Inflow {
 
     /// The one message of a unary exchange, once it is whole; `Ok(None)` until then.
     pub(crate) fn next_single(&mut self) -> Result<Option<crate::codec::Frame>, Status> {
+        self.check_bad()?;
         self.decoder.next_frame()
     }
 
@@ -139,7 +177,7 @@ impl Inflow {
         let target = if drained {
             self.received
         } else {
-            self.received - self.decoder.buffered() as u64
+            self.received.saturating_sub(self.held())
         };
         if target <= self.released {
             return;
@@ -165,7 +203,7 @@ impl Inflow {
     /// After the end of the data: an error if a message was cut off (`what` names the
     /// stream: "request stream", "response").
     pub(crate) fn check_complete(&self, what: &str) -> Result<(), Status> {
-        if self.decoder.has_partial() {
+        if self.decoder.has_partial() || self.text.as_ref().is_some_and(|t| t.carried() > 0) {
             return Err(Status::internal(format!(
                 "{what} ended in the middle of a message"
             )));

@@ -26,3 +26,4 @@ pub(crate) mod observed;
 pub(crate) mod protocol;
 pub(crate) mod receiver;
 pub(crate) mod streams;
+pub(crate) mod web;

@@ -179,8 +179,30 @@ impl ServerBuilder {
         self
     }
 
-    /// Serves over TLS: every connection must complete a TLS handshake (ALPN `h2`), and
-    /// handlers see the client's certificates when it presents some.
+    /// Serves gRPC-Web (`application/grpc-web`, `+proto`, and the base64 form
+    /// `application/grpc-web-text`) beside native gRPC, on the same port and the same
+    /// services, with cross-origin access as `web` allows (none by default: see
+    /// [`GrpcWeb`](super::GrpcWeb)). Browsers send gRPC-Web over HTTP/2 only with TLS;
+    /// for plain `http://` they need [`accept_http1`](Self::accept_http1) too.
+    pub fn grpc_web(mut self, web: super::GrpcWeb) -> Self {
+        self.config.web = Some(Arc::new(web));
+        self
+    }
+
+    /// Accepts HTTP/1.1 connections beside HTTP/2 ones (feature `http1`), told apart by
+    /// TLS's ALPN (`h2` or `http/1.1`, both offered) or by their first bytes. Their
+    /// requests are served as HTTP/2 ones are, one at a time per connection, with the same
+    /// limits, quotas and connection rules; HTTP/1.1 cannot carry native gRPC's trailers,
+    /// so it is for gRPC-Web ([`grpc_web`](Self::grpc_web)).
+    #[cfg(feature = "http1")]
+    pub fn accept_http1(mut self, accept: bool) -> Self {
+        self.config.accept_http1 = accept;
+        self
+    }
+
+    /// Serves over TLS: every connection must complete a TLS handshake (ALPN `h2`, and
+    /// `http/1.1` with [`accept_http1`](Self::accept_http1)), and handlers see the
+    /// client's certificates when it presents some.
     #[cfg(feature = "tls")]
     pub fn tls_config(mut self, tls: crate::transport::tls::ServerTlsConfig) -> Self {
         self.tls = Some(tls);
@@ -386,8 +408,12 @@ impl ServerBuilder {
                 }
             }
         }
+        #[cfg(all(feature = "tls", feature = "http1"))]
+        let http1 = config.accept_http1;
+        #[cfg(all(feature = "tls", not(feature = "http1")))]
+        let http1 = false;
         #[cfg(feature = "tls")]
-        let tls = self.tls.as_ref().map(|tls| tls.build()).transpose()?;
+        let tls = self.tls.as_ref().map(|tls| tls.build(http1)).transpose()?;
         let runtime = self.runtime.unwrap_or_else(|| Runtime::global().clone());
         Ok(Arc::new(ServerShared::new(
             router,

@@ -92,12 +92,85 @@ pub(super) async fn serve_connection(
         }
         (_, io) => (io, peer),
     };
-    serve(shared, io, peer, guard, started, rewrite_authority).await;
+    #[cfg(feature = "http1")]
+    if shared.config.accept_http1 {
+        return serve_either(shared, io, peer, guard, started, rewrite_authority).await;
+    }
+    serve(
+        shared,
+        io,
+        peer,
+        guard,
+        started,
+        rewrite_authority,
+        limits::CONNECTION_COST,
+    )
+    .await;
+}
+
+/// A connection that may speak HTTP/1.1 or HTTP/2: TLS's ALPN says which, or else the
+/// first bytes do.
+#[cfg(feature = "http1")]
+async fn serve_either(
+    shared: Arc<ServerShared>,
+    io: Io,
+    peer: PeerInfo,
+    guard: ConnectionGuard,
+    started: Instant,
+    rewrite_authority: bool,
+) {
+    use crate::transport::sniff::{Protocol, Rewind, sniff};
+
+    let alpn = io.alpn();
+    let (protocol, io) = match alpn.as_deref() {
+        Some(b"h2") => (Protocol::Http2, Rewind::new(Bytes::new(), io)),
+        Some(b"http/1.1") => (Protocol::Http1, Rewind::new(Bytes::new(), io)),
+        _ => {
+            let left = shared
+                .config
+                .handshake_timeout
+                .saturating_sub(started.elapsed());
+            let sniffed = tokio::select! {
+                sniffed = tokio::time::timeout(left, sniff(io)) => sniffed,
+                () = poll_fn(|cx| guard.poll_reclaimed(cx)) => {
+                    tracing::debug!("closing a connection in its handshake to make room for another");
+                    return;
+                }
+            };
+            match sniffed {
+                Ok(Ok(sniffed)) => sniffed,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "closing a connection before its first request");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("closing a connection that sent nothing");
+                    return;
+                }
+            }
+        }
+    };
+    match protocol {
+        Protocol::Http2 => {
+            serve(
+                shared,
+                io,
+                peer,
+                guard,
+                started,
+                rewrite_authority,
+                limits::CONNECTION_COST,
+            )
+            .await;
+        }
+        Protocol::Http1 => super::http1::serve_http1(shared, io, peer, guard, started).await,
+    }
 }
 
 /// A connection over any byte stream, from its HTTP/2 handshake (within what is left of
-/// the handshake timeout since `started`) to its end: what TCP, Unix sockets, TLS and
-/// the tests' in-memory pipes share.
+/// the handshake timeout since `started`) to its end: what TCP, Unix sockets, TLS, the
+/// HTTP/1.1 bridge and the tests' in-memory pipes share. `cost` is what the connection
+/// itself holds, charged to its quota while it is open.
 pub(super) async fn serve<T>(
     shared: Arc<ServerShared>,
     io: T,
@@ -105,6 +178,7 @@ pub(super) async fn serve<T>(
     guard: ConnectionGuard,
     started: Instant,
     rewrite_authority: bool,
+    cost: usize,
 ) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -200,7 +274,7 @@ pub(super) async fn serve<T>(
         ))
     });
     let mut base = Charge::new(Some(quota.clone()));
-    base.set(limits::CONNECTION_COST);
+    base.set(cost);
     let ctx = Arc::new(ConnContext {
         shared: shared.clone(),
         dispatch: Arc::new(Dispatch::default()),

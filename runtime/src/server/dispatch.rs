@@ -8,17 +8,17 @@ use std::sync::Arc;
 use bytes::Bytes;
 use h2::RecvStream;
 use h2::server::SendResponse;
+use http::HeaderMap;
 use http::header::{CONTENT_TYPE, HeaderValue};
-use http::{HeaderMap, StatusCode};
 
 use super::ServerShared;
 use super::responder::Responder;
 use super::service::Run;
 use super::stream::ServerStream;
+use super::web::{self, Kind, WebCall};
 use crate::call::cancel::{CallContext, CancelState};
 use crate::call::chunks::{ChunkPool, Spent};
 use crate::call::inflow::Inflow;
-use crate::call::protocol::is_grpc_content_type;
 use crate::call::receiver::Receiver;
 use crate::codec::{self, CompressionEncoding, FrameDecoder};
 use crate::cq::{self};
@@ -68,13 +68,15 @@ impl Dispatch {
 }
 
 /// Answers a request that never reaches a handler.
-fn reject(mut respond: SendResponse<Bytes>, status: Status) {
+fn reject(mut respond: SendResponse<Bytes>, status: Status, web: Option<&WebCall>) {
     let mut headers = HeaderMap::new();
     status.write_headers(&mut headers);
-    let _ = respond.send_response(grpc_response(headers), true);
+    let _ = respond.send_response(grpc_response(headers, web), true);
 }
 
-pub(super) fn grpc_response(headers: HeaderMap) -> http::Response<()> {
+/// Response headers (or a Trailers-Only response): `headers` with the content type and
+/// the encodings this server accepts, and a gRPC-Web call's own.
+pub(super) fn grpc_response(headers: HeaderMap, web: Option<&WebCall>) -> http::Response<()> {
     let mut response = http::Response::new(());
     *response.headers_mut() = headers;
     response
@@ -84,13 +86,10 @@ pub(super) fn grpc_response(headers: HeaderMap) -> http::Response<()> {
         codec::GRPC_ACCEPT_ENCODING,
         HeaderValue::from_static(codec::ACCEPTED_ENCODINGS),
     );
+    if let Some(web) = web {
+        web.head(&mut response);
+    }
     response
-}
-
-fn http_error(mut respond: SendResponse<Bytes>, status: StatusCode) {
-    let mut response = http::Response::new(());
-    *response.status_mut() = status;
-    let _ = respond.send_response(response, true);
 }
 
 /// Everything a handler needs to start, kept while its request message is collected (unary
@@ -149,20 +148,18 @@ pub(super) fn accept_call(
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
 
-    if parts.method != http::Method::POST {
-        tracing::debug!(method = %parts.method, "rejecting a non-POST request");
-        http_error(respond, StatusCode::METHOD_NOT_ALLOWED);
-        return None;
-    }
-    if !is_grpc_content_type(parts.headers.get(CONTENT_TYPE)) {
-        tracing::debug!(content_type = ?parts.headers.get(CONTENT_TYPE), "rejecting a non-grpc content-type");
-        http_error(respond, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-        return None;
-    }
+    let web = match web::classify(&parts, shared.config.web.as_deref()) {
+        Kind::Native => None,
+        Kind::Web(web) => Some(web),
+        Kind::Answer(response) => {
+            let _ = respond.send_response(response, true);
+            return None;
+        }
+    };
     let Some(handler) = shared.router().get(path) else {
         let status =
             Status::unimplemented(format!("method {path} is not implemented by this server"));
-        reject(respond, status);
+        reject(respond, status, web.as_deref());
         return None;
     };
     let request_encoding = match parts.headers.get(codec::GRPC_ENCODING) {
@@ -175,7 +172,7 @@ pub(super) fn accept_call(
                     String::from_utf8_lossy(value.as_bytes()),
                     codec::ACCEPTED_ENCODINGS
                 ));
-                reject(respond, status);
+                reject(respond, status, web.as_deref());
                 return None;
             }
         },
@@ -188,6 +185,7 @@ pub(super) fn accept_call(
                 reject(
                     respond,
                     Status::internal(format!("malformed grpc-timeout {value:?}")),
+                    web.as_deref(),
                 );
                 return None;
             }
@@ -255,13 +253,17 @@ pub(super) fn accept_call(
     if handler.single_request {
         decoder.keep_small_chunks();
     }
+    let mut inflow = Inflow::new(decoder);
+    if web.as_ref().is_some_and(|web| web.text()) {
+        inflow.base64();
+    }
     let mut stream = ServerStream {
         respond: Some(respond),
         send: None,
         pending: None,
         spent: Spent::new(pool),
         recv: Some(body),
-        inflow: Inflow::new(decoder),
+        inflow,
         batch: Vec::new(),
         start: None,
         first: None,
@@ -276,6 +278,7 @@ pub(super) fn accept_call(
         single: handler.single_request,
         unary: handler.unary,
         done: false,
+        web,
         _call: call_guard,
     };
     let metadata = MetadataMap::from_headers(&parts.headers);

@@ -26,7 +26,8 @@
 //! `connection` drives it, `dispatch` checks, routes and admits each new stream, `stream`
 //! carries one call on the poller, `service` holds the methods, `handler` runs one, and
 //! `responder` sends what the handler returns; `shared` holds what they all count
-//! against, `handle` the running server.
+//! against, `handle` the running server. `web` is what gRPC-Web calls do differently, and
+//! `http1` brings HTTP/1.1 connections to the same path.
 
 mod accept;
 mod builder;
@@ -34,12 +35,15 @@ mod connection;
 mod dispatch;
 mod handle;
 mod handler;
+#[cfg(feature = "http1")]
+mod http1;
 pub(crate) mod responder;
 pub(crate) mod service;
 mod shared;
 mod stream;
 #[cfg(test)]
 mod transcript;
+mod web;
 
 use std::time::Duration;
 
@@ -52,6 +56,7 @@ pub use builder::ServerBuilder;
 pub use handle::{ServerHandle, Shutdown};
 pub use service::{Service, ServiceBuilder};
 pub(crate) use shared::{CallGuard, ConnectionGuard, Phase, ServerShared};
+pub use web::GrpcWeb;
 
 /// Entry point: [`Server::builder`].
 #[derive(Debug)]
@@ -98,6 +103,11 @@ pub(crate) struct ServerConfig {
     /// Blocking handlers one connection may have running or queued (default: a quarter
     /// of the runtime's `max_blocking_threads`).
     pub(crate) max_blocking_handlers_per_connection: Option<usize>,
+    /// gRPC-Web requests are served (and CORS answered) as this says.
+    pub(crate) web: Option<std::sync::Arc<GrpcWeb>>,
+    /// HTTP/1.1 connections are accepted beside HTTP/2 ones.
+    #[cfg(feature = "http1")]
+    pub(crate) accept_http1: bool,
 }
 
 impl Default for ServerConfig {
@@ -128,6 +138,9 @@ impl Default for ServerConfig {
             memory_quota: limits::DEFAULT_MEMORY_QUOTA,
             connection_memory_quota: limits::DEFAULT_CONNECTION_MEMORY_QUOTA,
             max_blocking_handlers_per_connection: None,
+            web: None,
+            #[cfg(feature = "http1")]
+            accept_http1: false,
         }
     }
 }

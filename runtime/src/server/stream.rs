@@ -17,6 +17,7 @@ use http::HeaderMap;
 use super::CallGuard;
 use super::dispatch::{ConnContext, Start, grpc_response};
 use super::service::{Requests, Run, ServerCall};
+use super::web::WebCall;
 use crate::call::cancel::CancelState;
 use crate::call::chunks::Spent;
 use crate::call::events::{Inbound, Outbound};
@@ -65,6 +66,8 @@ pub(super) struct ServerStream {
     pub(super) unary: bool,
     /// The final status was sent (or the stream reset).
     pub(super) done: bool,
+    /// A gRPC-Web call (boxed: rare).
+    pub(super) web: Option<Box<WebCall>>,
     pub(super) _call: CallGuard,
 }
 
@@ -406,13 +409,14 @@ impl ServerStream {
                     if let Some(Outbound::Trailers(trailers)) = next {
                         // The last messages (a unary response): h2 buffers what the window
                         // cannot take yet, which is bounded by what was queued.
+                        let bytes = self.outgoing(framed);
                         if let Some(send) = &mut self.send {
-                            let _ = send.send_data(self.spent.send(framed), false);
+                            let _ = send.send_data(bytes, false);
                         }
                         self.send_trailers(trailers);
                         return Poll::Ready(());
                     }
-                    self.pending = Some(self.spent.send(framed));
+                    self.pending = Some(self.outgoing(framed));
                     self.deferred = next;
                 }
                 Some(Outbound::Trailers(trailers)) => {
@@ -430,11 +434,20 @@ impl ServerStream {
         }
     }
 
+    /// A response message's bytes as they go to h2 (base64 for a gRPC-Web text call).
+    fn outgoing(&mut self, framed: bytes::BytesMut) -> Bytes {
+        let bytes = self.spent.send(framed);
+        match &self.web {
+            Some(web) => web.body(bytes),
+            None => bytes,
+        }
+    }
+
     fn send_headers(&mut self, headers: HeaderMap) -> Result<(), ()> {
         let Some(mut respond) = self.respond.take() else {
             return Ok(());
         };
-        match respond.send_response(grpc_response(headers), false) {
+        match respond.send_response(grpc_response(headers, self.web.as_deref()), false) {
             Ok(send) => {
                 self.send = Some(send);
                 Ok(())
@@ -447,13 +460,17 @@ impl ServerStream {
         }
     }
 
-    /// Sends the final status as trailers, or as a Trailers-Only response when no
-    /// headers went out yet.
+    /// Sends the final status as trailers (for gRPC-Web, as the body's last frame), or
+    /// as a Trailers-Only response when no headers went out yet.
     fn send_trailers(&mut self, trailers: HeaderMap) {
         if let Some(mut respond) = self.respond.take() {
-            let _ = respond.send_response(grpc_response(trailers), true);
+            let _ = respond.send_response(grpc_response(trailers, self.web.as_deref()), true);
         } else if let Some(send) = &mut self.send {
-            let _ = send.send_trailers(trailers);
+            match &self.web {
+                // h2 holds what the window cannot take yet: a few hundred bytes.
+                Some(web) => drop(send.send_data(web.trailers(&trailers), true)),
+                None => drop(send.send_trailers(trailers)),
+            }
         }
         self.done = true;
         // The call is over for the handler even if the client is still sending.

@@ -53,6 +53,7 @@ async fn connect(shared: &Arc<ServerShared>, settings_sent: &[(u16, u32)]) -> Pe
         guard,
         Instant::now(),
         false,
+        crate::limits::CONNECTION_COST,
     ));
     let mut peer = Peer::new(ours);
     peer.write(PREFACE).await;

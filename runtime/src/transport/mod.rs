@@ -20,6 +20,8 @@ mod authority;
 pub(crate) mod frames;
 pub(crate) mod gather;
 pub(crate) mod keepalive;
+#[cfg(feature = "http1")]
+pub(crate) mod sniff;
 #[cfg(test)]
 pub(crate) mod test_peer;
 #[cfg(feature = "tls")]
@@ -148,6 +150,19 @@ macro_rules! delegate {
             Io::ServerTls($io) => $e,
         }
     };
+}
+
+impl Io {
+    /// The protocol TLS's ALPN settled on (`None` without TLS, or when the client
+    /// offered none).
+    #[cfg(feature = "http1")]
+    pub(crate) fn alpn(&self) -> Option<Vec<u8>> {
+        match self {
+            #[cfg(feature = "tls")]
+            Io::ServerTls(tls) => tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec),
+            _ => None,
+        }
+    }
 }
 
 impl AsyncRead for Io {

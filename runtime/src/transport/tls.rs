@@ -225,8 +225,8 @@ impl ServerTlsConfig {
         self
     }
 
-    /// The rustls configuration (ALPN `h2`).
-    pub(crate) fn build(&self) -> Result<Arc<rustls::ServerConfig>> {
+    /// The rustls configuration (ALPN `h2`, and `http/1.1` when `http1`).
+    pub(crate) fn build(&self, http1: bool) -> Result<Arc<rustls::ServerConfig>> {
         let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::invalid_tls(format!("{e}")))?;
@@ -258,6 +258,9 @@ impl ServerTlsConfig {
             .with_single_cert(self.identity.chain.clone(), self.identity.key.clone_key())
             .map_err(|e| Error::invalid_tls(format!("unusable server identity: {e}")))?;
         config.alpn_protocols = vec![b"h2".to_vec()];
+        if http1 {
+            config.alpn_protocols.push(b"http/1.1".to_vec());
+        }
         Ok(Arc::new(config))
     }
 }

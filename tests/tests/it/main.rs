@@ -4,6 +4,7 @@ mod compression;
 mod failures;
 mod generated_interop;
 mod generated_options;
+mod grpc_web;
 mod interceptors;
 mod interop_protos;
 mod isolation;

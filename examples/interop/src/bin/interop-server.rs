@@ -1,13 +1,15 @@
 //! gRPC's interop test server:
 //! `interop-server --port P [--flavour async|blocking] [--use_tls true --tls_cert_file PEM
-//! --tls_key_file PEM] [--socket PATH]` (a Unix socket instead of the port), with the
-//! standard health (grpc.health.v1) and reflection (grpc.reflection.v1, v1alpha) services.
+//! --tls_key_file PEM] [--socket PATH] [--grpc_web true]` (a Unix socket instead of the
+//! port; gRPC-Web over HTTP/1.1 and HTTP/2 beside native gRPC, with CORS open to any
+//! origin), with the standard health (grpc.health.v1) and reflection (grpc.reflection.v1,
+//! v1alpha) services.
 
 use interop::Flags;
 use interop::server::ServeOptions;
 
 const USAGE: &str = "usage: interop-server [--port P] [--flavour async|blocking] \
-[--use_tls true --tls_cert_file PEM --tls_key_file PEM] [--socket PATH]";
+[--use_tls true --tls_cert_file PEM --tls_key_file PEM] [--socket PATH] [--grpc_web true]";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let flags = Flags::from_env(
@@ -18,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--tls_cert_file",
             "--tls_key_file",
             "--socket",
+            "--grpc_web",
         ],
         USAGE,
     );
@@ -40,6 +43,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         socket: arg("--socket").map(Into::into),
         tls,
         compression: None,
+        grpc_web: match arg("--grpc_web").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => return Err(format!("--grpc_web is true or false, not {other:?}").into()),
+        },
     };
     let (server, _health) = interop::server::serve_with(&options)?;
     match server.unix_path() {
