@@ -13,7 +13,11 @@
 #     through. Only its binary is used; the system service is not started;
 #   - Node.js (Debian's nodejs and npm, when node is missing) and @grpc/grpc-js with
 #     @grpc/proto-loader from npm, at the versions of examples/interop/node/package-lock.json,
-#     the third interop peer (examples/interop/tests/grpcjs.rs).
+#     the third interop peer (examples/interop/tests/grpcjs.rs);
+#   - for gRPC-Web: Debian's chromium (a real browser, headless) and curl, and from npm
+#     connect-web, connect-node, protoc-gen-es, esbuild and puppeteer-core (which drives
+#     the system's chromium and downloads no browser), at the versions of
+#     examples/interop/web/package-lock.json (examples/interop/tests/grpc_web.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +31,8 @@ command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]}..."
     as_root apt-get update -qq
@@ -56,6 +62,11 @@ fi
 if ! (cd examples/interop/node && node -e 'require("@grpc/grpc-js"); require("@grpc/proto-loader")') >/dev/null 2>&1; then
     echo "installing @grpc/grpc-js and @grpc/proto-loader into examples/interop/node..."
     (cd examples/interop/node && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+if ! (cd examples/interop/web && node -e 'require.resolve("puppeteer-core"); require.resolve("@connectrpc/connect-web"); require.resolve("esbuild")') >/dev/null 2>&1; then
+    echo "installing the gRPC-Web test page's packages into examples/interop/web..."
+    (cd examples/interop/web && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 cargo run --quiet -p helloworld

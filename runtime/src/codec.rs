@@ -82,6 +82,8 @@ impl CompressionEncoding {
 #[derive(Debug)]
 pub(crate) struct Frame {
     pub(crate) compressed: bool,
+    /// A gRPC-Web trailers frame (flag `0x80`): `body` is the trailer block.
+    pub(crate) trailers: bool,
     pub(crate) body: Bytes,
 }
 
@@ -127,6 +129,9 @@ pub(crate) fn decompress(
     }
     Ok(out.into())
 }
+
+/// The flag of a gRPC-Web trailers frame (the other flag bit, 0x01, is compression).
+pub(crate) const TRAILERS_FLAG: u8 = 0x80;
 
 /// Length of the message prefix.
 pub(crate) const PREFIX_LEN: usize = 5;
@@ -263,8 +268,10 @@ pub(crate) struct FrameDecoder {
     /// Whether the peer declared a `grpc-encoding` we support, so compressed messages are
     /// expected.
     compressed_allowed: bool,
-    /// The prefix (compressed flag, length) of the message being assembled, once read.
-    current: Option<(bool, usize)>,
+    /// The prefix (flag byte, length) of the message being assembled, once read.
+    current: Option<(u8, usize)>,
+    /// Whether a gRPC-Web trailers frame (flag `0x80`) may come.
+    trailers_allowed: bool,
     /// Whether small chunks are kept as they came rather than copied together.
     keep_small: bool,
 }
@@ -279,6 +286,7 @@ impl FrameDecoder {
             max_len,
             compressed_allowed: false,
             current: None,
+            trailers_allowed: false,
             keep_small: false,
         }
     }
@@ -293,6 +301,11 @@ impl FrameDecoder {
     /// Largest message accepted, compressed or not.
     pub(crate) fn max_len(&self) -> usize {
         self.max_len
+    }
+
+    /// Accepts a gRPC-Web trailers frame (a gRPC-Web response).
+    pub(crate) fn allow_trailers(&mut self) {
+        self.trailers_allowed = true;
     }
 
     /// Accepts compressed messages from now on (the peer declared their encoding).
@@ -366,7 +379,7 @@ impl FrameDecoder {
     /// `RESOURCE_EXHAUSTED` for a message over the limit; `INTERNAL` for a compressed
     /// message (no compression was negotiated) or an invalid flag byte.
     pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, Status> {
-        let (compressed, len) = match self.current {
+        let (flag, len) = match self.current {
             Some(current) => current,
             None => {
                 if self.buffered < PREFIX_LEN {
@@ -383,9 +396,12 @@ impl FrameDecoder {
             return Ok(None);
         }
         self.current = None;
+        let compressed = flag & 1 == 1;
+        let trailers = flag & TRAILERS_FLAG != 0;
         if len == 0 {
             return Ok(Some(Frame {
                 compressed,
+                trailers,
                 body: Bytes::new(),
             }));
         }
@@ -410,7 +426,11 @@ impl FrameDecoder {
             }
             body.freeze()
         };
-        Ok(Some(Frame { compressed, body }))
+        Ok(Some(Frame {
+            compressed,
+            trailers,
+            body,
+        }))
     }
 
     /// Feeds received bytes and appends every complete message to `out`.
@@ -427,11 +447,12 @@ impl FrameDecoder {
         Ok(())
     }
 
-    fn read_prefix(&self, prefix: &[u8]) -> Result<(bool, usize), Status> {
+    fn read_prefix(&self, prefix: &[u8]) -> Result<(u8, usize), Status> {
         let flag = prefix[0];
         let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
         match flag {
             0 => {}
+            TRAILERS_FLAG if self.trailers_allowed => {}
             1 if self.compressed_allowed => {}
             1 => {
                 return Err(Status::internal(
@@ -450,7 +471,7 @@ impl FrameDecoder {
                 self.max_len
             )));
         }
-        Ok((flag == 1, len))
+        Ok((flag, len))
     }
 
     /// Whether a message was cut off mid-way (bytes received but not a whole message).

@@ -164,6 +164,21 @@ pub fn interval(us: i32) -> Duration {
     Duration::from_micros(u64::try_from(us).unwrap_or(0))
 }
 
+/// The cases that apply over gRPC-Web: those with unary and server-streaming calls only
+/// (gRPC-Web has no client or bidi streaming; `status_code_and_message` and
+/// `custom_metadata` include a bidi call).
+pub const WEB_CASES: &[&str] = &[
+    "empty_unary",
+    "large_unary",
+    "client_compressed_unary",
+    "server_compressed_unary",
+    "server_streaming",
+    "server_compressed_streaming",
+    "special_status_message",
+    "unimplemented_method",
+    "unimplemented_service",
+];
+
 /// Every test case this client implements, in the order `--test_case all` runs them.
 pub const CASES: &[&str] = &[
     "empty_unary",

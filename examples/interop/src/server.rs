@@ -81,6 +81,11 @@ impl crate::testing::test_service_server::TestServiceBlocking for BlockingTestSe
         request: Request<StreamingOutputCallRequest>,
         mut responses: ResponseSink<StreamingOutputCallResponse>,
     ) -> Result<(), Status> {
+        // The echoed metadata, as on every call (gRPC-Web's custom_metadata case reads it
+        // from this method).
+        let (headers, trailers) = crate::echo_metadata(request.metadata());
+        responses.send_headers(headers)?;
+        responses.add_trailers(trailers);
         for (pause, size, compressed) in planned(request.get_ref()) {
             std::thread::sleep(pause);
             responses.set_compression(compressed);
@@ -219,7 +224,11 @@ impl crate::testing::test_service_server::TestService for AsyncTestService {
         request: Request<StreamingOutputCallRequest>,
     ) -> Result<Response<OutputStream>, Status> {
         let switch = request.compression_switch();
-        Ok(Response::new(output_stream(request.into_inner(), switch)))
+        let metadata = request.metadata().clone();
+        Ok(with_echo(
+            &metadata,
+            output_stream(request.into_inner(), switch),
+        ))
     }
 
     async fn streaming_input_call(
@@ -313,9 +322,9 @@ pub struct ServeOptions {
     /// What responses asked to be compressed are compressed with, for clients that accept
     /// it (gzip when `None`).
     pub compression: Option<rsgrpc::CompressionEncoding>,
-    /// Serve gRPC-Web too, over HTTP/1.1 and HTTP/2, with CORS open to any origin and the
-    /// status and the echoed test metadata readable by pages ([`web_config`]).
-    pub grpc_web: bool,
+    /// Serve gRPC-Web too, over HTTP/1.1 and HTTP/2, with these CORS settings
+    /// (`interop-server --grpc_web true` gives [`web_config`]).
+    pub grpc_web: Option<rsgrpc::server::GrpcWeb>,
 }
 
 /// The interop server's gRPC-Web settings: any origin may call, send the interop cases'
@@ -355,10 +364,9 @@ pub fn serve_with(
         "blocking" => builder.add_service(TestServiceBlockingServer::new(BlockingTestService)),
         other => return Err(format!("--flavour is async or blocking, not {other:?}").into()),
     };
-    let builder = if options.grpc_web {
-        builder.grpc_web(web_config()).accept_http1(true)
-    } else {
-        builder
+    let builder = match &options.grpc_web {
+        Some(web) => builder.grpc_web(web.clone()).accept_http1(true),
+        None => builder,
     };
     let builder = match &options.tls {
         Some((cert, key)) => {

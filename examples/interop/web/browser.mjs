@@ -4,7 +4,7 @@
 //
 // Usage: node browser.mjs PAGE_URL GRPC_BASE_URL [case,case,...]
 //   $CHROMIUM names the browser (default /usr/bin/chromium).
-// Prints "NAME: passed" or "NAME: FAILED: why" per case, then "N passed, M failed"; exits 1
+// Prints "NAME: passed [(note)]" or "NAME: FAILED: why" per case, then "N passed, M failed"; exits 1
 // when a case failed, on bad usage, on any error, or when the whole run takes over 60 s. Page
 // console errors and uncaught page errors go to stderr.
 import puppeteer from "puppeteer-core";

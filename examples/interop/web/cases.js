@@ -134,17 +134,21 @@ const CASES = {
   },
 
   async timeout_on_sleeping_server(client) {
-    // The server waits 1 s before its one reply; the call's deadline is 1 ms.
+    // The server waits 2 s before its one reply; the call's deadline, 200 ms, is only in the
+    // grpc-timeout header (no timer in the client), so the server must end the call.
+    const started = Date.now();
     const err = await expectError(
       () =>
         drain(
           client.streamingOutputCall(
-            { responseParameters: [{ size: 27182, intervalUs: 1_000_000 }], payload: payload(27182) },
-            { timeoutMs: 1 },
+            { responseParameters: [{ size: 27182, intervalUs: 2_000_000 }], payload: payload(27182) },
+            { headers: { "grpc-timeout": "200m" } },
           ),
         ),
       Code.DeadlineExceeded,
     );
+    const elapsed = Date.now() - started;
+    check(elapsed < 1900, `the server ended the call after ${elapsed} ms, not at its deadline`);
     return err.rawMessage;
   },
 
@@ -196,11 +200,11 @@ export async function runCases(transport, cases) {
   return results;
 }
 
-// Prints each result as "NAME: passed" or "NAME: FAILED: why", then "N passed, M failed";
-// returns the number failed.
+// Prints each result as "NAME: passed" (followed by " (note)" when the case returned one) or
+// "NAME: FAILED: why", then "N passed, M failed"; returns the number failed.
 export function report(results, print = console.log) {
   for (const { name, ok, why } of results) {
-    print(ok ? `${name}: passed` : `${name}: FAILED: ${why}`);
+    print(ok ? `${name}: passed${why ? ` (${why})` : ""}` : `${name}: FAILED: ${why}`);
   }
   const failed = results.filter((r) => !r.ok).length;
   print(`${results.length - failed} passed, ${failed} failed`);

@@ -3,7 +3,7 @@
 //
 // Usage: node node_client.mjs GRPC_BASE_URL HTTP_VERSION [case,case,...] [--ca PEM_FILE]
 //   HTTP_VERSION is 1.1 or 2; --ca trusts PEM_FILE's certificate(s) for https:// URLs.
-// Prints "NAME: passed" or "NAME: FAILED: why" per case, then "N passed, M failed"; exits 1
+// Prints "NAME: passed [(note)]" or "NAME: FAILED: why" per case, then "N passed, M failed"; exits 1
 // when a case failed, on bad usage, or when the whole run takes over 60 s.
 import { readFileSync } from "node:fs";
 import { createGrpcWebTransport } from "@connectrpc/connect-node";

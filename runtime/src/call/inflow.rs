@@ -44,6 +44,8 @@ pub(crate) struct Inflow {
     text: Option<Box<TextDecoder>>,
     /// A text body that is not base64, reported by the next `drain` or `next_single`.
     bad: Option<Status>,
+    /// A gRPC-Web response's trailers frame was read.
+    web_trailers: bool,
 }
 
 impl Inflow {
@@ -56,7 +58,19 @@ impl Inflow {
             ended: false,
             text: None,
             bad: None,
+            web_trailers: false,
         }
+    }
+
+    /// The body is a gRPC-Web response: its last frame holds the trailers, handed on as
+    /// [`Inbound::Trailers`].
+    pub(crate) fn web_response(&mut self) {
+        self.decoder.allow_trailers();
+    }
+
+    /// Whether a gRPC-Web trailers frame was read.
+    pub(crate) fn web_trailers(&self) -> bool {
+        self.web_trailers
     }
 
     /// The body is gRPC-Web text: base64 of the messages.
@@ -137,6 +151,25 @@ impl Inflow {
                 break false;
             }
             match self.decoder.next_frame()? {
+                Some(_) if self.web_trailers => {
+                    return Err(Status::internal(
+                        "received data after a grpc-web response's trailers",
+                    ));
+                }
+                Some(frame) if frame.trailers => {
+                    // Bytes behind the trailers already here: the status cannot be
+                    // trusted to be the last word (later ones are ignored, as bytes after
+                    // the end of a stream are).
+                    if self.decoder.buffered() > 0 {
+                        return Err(Status::internal(
+                            "received data after a grpc-web response's trailers",
+                        ));
+                    }
+                    self.web_trailers = true;
+                    let trailers = Inbound::Trailers(super::web::parse_trailers(&frame.body)?);
+                    room = room.saturating_sub(trailers.weight());
+                    batch.push(trailers);
+                }
                 Some(frame) => {
                     let message = Inbound::Message(frame);
                     room = room.saturating_sub(message.weight());

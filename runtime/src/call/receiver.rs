@@ -313,6 +313,7 @@ mod tests {
     fn message(body: &'static [u8]) -> Inbound {
         Inbound::Message(Frame {
             compressed: false,
+            trailers: false,
             body: Bytes::from_static(body),
         })
     }
@@ -404,6 +405,7 @@ mod tests {
         let mut rx = Receiver::new(rx, End::Server, 1024);
         tx.push(Inbound::Message(Frame {
             compressed: true,
+            trailers: false,
             body: Bytes::from_static(b"\x1f\x8b"),
         }))
         .unwrap();

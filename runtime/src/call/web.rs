@@ -13,8 +13,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::status::Status;
 
-/// The flag of a trailers frame (the other flag bit, 0x01, is compression).
-pub(crate) const TRAILERS_FLAG: u8 = 0x80;
+pub(crate) use crate::codec::TRAILERS_FLAG;
 
 /// Content type of binary gRPC-Web responses.
 pub(crate) const CONTENT_TYPE: &str = "application/grpc-web+proto";

@@ -37,6 +37,8 @@ pub(crate) struct ChannelConfig {
     pub(crate) initial_backoff: Duration,
     pub(crate) max_backoff: Duration,
     pub(crate) send_compression: Option<CompressionEncoding>,
+    /// Calls are gRPC-Web (`application/grpc-web+proto`, the status in the body).
+    pub(crate) grpc_web: bool,
     pub(crate) policy: LoadBalancingPolicy,
     pub(crate) resolve_interval: Duration,
     pub(crate) keepalive: Option<KeepaliveConfig>,
@@ -79,6 +81,7 @@ impl Default for ChannelConfig {
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(120),
             send_compression: None,
+            grpc_web: false,
             policy: LoadBalancingPolicy::PickFirst,
             resolve_interval: Duration::from_secs(300),
             keepalive: None,
@@ -201,6 +204,16 @@ impl ChannelBuilder {
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.config.initial_backoff = initial;
         self.config.max_backoff = max.max(initial);
+        self
+    }
+
+    /// Makes every call a gRPC-Web call (`application/grpc-web+proto`, its status read from
+    /// the response body's last frame), for servers and proxies that speak gRPC-Web and
+    /// not native gRPC, over HTTP/2 (h2c, or TLS with ALPN `h2`). Both client flavours
+    /// work as with native gRPC; gRPC-Web itself has no client or bidi streaming, though
+    /// servers that read request bodies as they arrive (rsgrpc's do) serve them.
+    pub fn grpc_web(mut self, grpc_web: bool) -> Self {
+        self.config.grpc_web = grpc_web;
         self
     }
 

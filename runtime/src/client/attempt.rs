@@ -28,6 +28,7 @@ use crate::call::chunks::Spent;
 use crate::call::events::{Inbound, Outbound};
 use crate::call::inflow::Inflow;
 use crate::call::protocol::{h2_status, is_grpc_content_type};
+use crate::call::web::Form;
 use crate::channel::{CallOnConnection, ChannelInner};
 use crate::codec::{self, CompressionEncoding, FrameDecoder};
 use crate::cq::{Consumer, Producer, Weigh};
@@ -185,6 +186,10 @@ impl Call {
             }
             send_done = true;
         }
+        let mut inflow = Inflow::new(FrameDecoder::new(self.max_receive));
+        if channel.config.grpc_web {
+            inflow.web_response();
+        }
         let mut attempt = Attempt {
             send,
             send_done,
@@ -195,7 +200,7 @@ impl Call {
                 .map(|r| r.chunks.iter().cloned().collect())
                 .unwrap_or_default(),
             recv: Recv::Head(response),
-            inflow: Inflow::new(FrameDecoder::new(self.max_receive)),
+            inflow,
             committed: false,
             code: None,
             on_connection,
@@ -402,10 +407,21 @@ impl Call {
                     if parts.status != http::StatusCode::OK {
                         return Poll::Ready(Err(Status::from_http_status(parts.status).into()));
                     }
-                    if !is_grpc_content_type(parts.headers.get(http::header::CONTENT_TYPE)) {
+                    let content_type = parts.headers.get(http::header::CONTENT_TYPE);
+                    let web = attempt.channel.config.grpc_web;
+                    let expected = if web {
+                        Form::of(content_type) == Some(Form::Binary)
+                    } else {
+                        is_grpc_content_type(content_type)
+                    };
+                    if !expected {
                         return Poll::Ready(Err(Status::unknown(format!(
-                            "peer answered with content-type {:?}, not application/grpc",
-                            parts.headers.get(http::header::CONTENT_TYPE)
+                            "peer answered with content-type {content_type:?}, not {}",
+                            if web {
+                                "application/grpc-web"
+                            } else {
+                                "application/grpc"
+                            }
                         ))
                         .into()));
                     }
@@ -447,12 +463,26 @@ impl Call {
                         Poll::Ready(Err(_)) => return Poll::Ready(Ok(None)),
                         Poll::Pending => 0,
                     };
+                    let had_trailers = attempt.inflow.web_trailers();
                     let drained = attempt.inflow.drain(room, &mut self.batch)?;
                     attempt.inflow.release(body, drained, None, cx);
+                    if attempt.inflow.web_trailers() && !had_trailers {
+                        // A gRPC-Web response's status, from its last frame.
+                        attempt.code = self.batch.iter().rev().find_map(|event| match event {
+                            Inbound::Trailers(trailers) => {
+                                Status::from_headers(trailers).map(|s| s.code())
+                            }
+                            _ => None,
+                        });
+                    }
                     if !(attempt.inflow.data_ended() && drained) {
                         return Poll::Pending;
                     }
                     attempt.inflow.check_complete("response")?;
+                    if attempt.inflow.web_trailers() {
+                        attempt.recv = Recv::Done;
+                        return Poll::Ready(Ok(None));
+                    }
                     let Recv::Body(body) = std::mem::replace(&mut attempt.recv, Recv::Done) else {
                         unreachable!("matched Recv::Body above")
                     };

@@ -18,6 +18,7 @@ use crate::call::chunks::{ChunkPool, queue_message};
 use crate::call::events::Outbound;
 use crate::call::observed::Observed;
 use crate::call::receiver::Receiver;
+use crate::call::web;
 use crate::codec::{self, CompressionEncoding};
 use crate::cq::{self, Producer};
 use crate::deadline;
@@ -170,8 +171,13 @@ impl Client {
         *head.uri_mut() = uri;
         *head.version_mut() = http::Version::HTTP_2;
         let headers = head.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        headers.insert(TE, HeaderValue::from_static("trailers"));
+        if inner.config.grpc_web {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(web::CONTENT_TYPE));
+            headers.insert("x-grpc-web", HeaderValue::from_static("1"));
+        } else {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+            headers.insert(TE, HeaderValue::from_static("trailers"));
+        }
         headers.insert(USER_AGENT, inner.user_agent.clone());
         headers.insert(
             codec::GRPC_ACCEPT_ENCODING,

@@ -332,3 +332,96 @@ async fn a_call_sent_away_by_goaway_fails_unavailable_without_wait_for_ready() {
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert!(status.message().contains("GOAWAY"), "{status:?}");
 }
+
+const WEB_HEADERS: &[(&str, &str)] = &[
+    (":status", "200"),
+    ("content-type", "application/grpc-web+proto"),
+];
+
+/// A gRPC-Web trailers frame holding `block`.
+fn web_trailers(block: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0x80];
+    frame.extend_from_slice(&(block.len() as u32).to_be_bytes());
+    frame.extend_from_slice(block);
+    frame
+}
+
+/// Starts a gRPC-Web call and answers its headers; returns the call and the peer.
+async fn web_call(
+    request: &str,
+) -> (
+    Runtime,
+    tokio::task::JoinHandle<Result<crate::response::Response<String>, Status>>,
+    Peer,
+) {
+    let (runtime, client, mut dialled) = client(|b| b.grpc_web(true));
+    let request = Request::new(request.to_owned());
+    let call = tokio::spawn(async move { client.unary::<String, String>(ECHO, request).await });
+    let mut peer = accept(&mut dialled, &[]).await;
+    let headers = next_call_frame(&mut peer).await;
+    let fields = peer.decode(&headers);
+    assert_eq!(
+        field(&fields, "content-type"),
+        Some("application/grpc-web+proto")
+    );
+    assert_eq!(field(&fields, "x-grpc-web"), Some("1"));
+    assert_eq!(field(&fields, "te"), None, "gRPC-Web asks for no trailers");
+    let mut body = Vec::new();
+    loop {
+        let data = next_call_frame(&mut peer).await;
+        assert_eq!((data.kind, data.stream), (DATA, 1), "{data:?}");
+        body.extend_from_slice(&data.payload);
+        if data.has(END_STREAM) {
+            break;
+        }
+    }
+    assert_eq!(body, message(request_text(&body)));
+    peer.headers(1, WEB_HEADERS, false).await;
+    (runtime, call, peer)
+}
+
+/// The text of a framed string message.
+fn request_text(framed: &[u8]) -> &str {
+    std::str::from_utf8(&framed[7..]).unwrap()
+}
+
+#[tokio::test]
+async fn a_grpc_web_call_reads_its_status_from_the_last_frame() {
+    let (_runtime, call, mut peer) = web_call("hello").await;
+    let mut body = message("hello back");
+    body.extend(web_trailers(b"grpc-status: 0\r\nx-trailer: t1\r\n"));
+    // The trailers frame split across DATA frames; no HTTP/2 trailers.
+    let (first, rest) = body.split_at(body.len() - 7);
+    peer.write(&frame(DATA, 0, 1, first)).await;
+    peer.write(&frame(DATA, END_STREAM, 1, rest)).await;
+    let response = call.await.unwrap().unwrap();
+    assert_eq!(response.get_ref(), "hello back");
+    assert_eq!(response.trailers().get("x-trailer").unwrap(), "t1");
+}
+
+#[tokio::test]
+async fn a_grpc_web_error_status_and_a_frame_after_the_trailers() {
+    let (_runtime, call, mut peer) = web_call("fail").await;
+    let body = web_trailers(b"grpc-status: 3\r\ngrpc-message: bad%20input\r\n");
+    peer.write(&frame(DATA, END_STREAM, 1, &body)).await;
+    let status = call.await.unwrap().unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (Code::InvalidArgument, "bad input")
+    );
+
+    let (_runtime, call, mut peer) = web_call("more").await;
+    let mut body = web_trailers(b"grpc-status: 0\r\n");
+    body.extend(message("late"));
+    peer.write(&frame(DATA, END_STREAM, 1, &body)).await;
+    let status = call.await.unwrap().unwrap_err();
+    assert_eq!(status.code(), Code::Internal, "{status}");
+    assert!(status.message().contains("after"), "{status}");
+
+    // A response with no trailers anywhere is an error too.
+    let (_runtime, call, mut peer) = web_call("none").await;
+    peer.write(&frame(DATA, END_STREAM, 1, &message("no status")))
+        .await;
+    let status = call.await.unwrap().unwrap_err();
+    assert_eq!(status.code(), Code::Internal, "{status}");
+}

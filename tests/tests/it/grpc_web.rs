@@ -41,7 +41,7 @@ fn framed(message: &impl Message) -> Vec<u8> {
 }
 
 /// A gRPC-Web body split into (flag, payload) frames.
-fn frames(mut body: &[u8]) -> Vec<(u8, Vec<u8>)> {
+fn frames(mut body: &[u8]) -> Frames {
     let mut out = Vec::new();
     while !body.is_empty() {
         assert!(body.len() >= 5, "a frame cut short: {body:?}");
@@ -209,6 +209,11 @@ async fn h2_request(
     (parts.status.as_u16(), parts.headers, data, trailers)
 }
 
+/// Headers as (lower-case name, value).
+type Headers = Vec<(String, String)>;
+/// A gRPC-Web body's frames as (flag, payload).
+type Frames = Vec<(u8, Vec<u8>)>;
+
 /// One call through either transport and either form: (status, headers, frames).
 fn web_call(
     addr: SocketAddr,
@@ -217,7 +222,7 @@ fn web_call(
     method: &str,
     headers: &[(&str, &str)],
     message: &EchoRequest,
-) -> (u16, Vec<(String, String)>, Vec<(u8, Vec<u8>)>) {
+) -> (u16, Headers, Frames) {
     let content_type = if text {
         "application/grpc-web-text"
     } else {

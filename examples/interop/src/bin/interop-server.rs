@@ -44,8 +44,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tls,
         compression: None,
         grpc_web: match arg("--grpc_web").as_deref() {
-            None | Some("false") => false,
-            Some("true") => true,
+            None | Some("false") => None,
+            Some("true") => Some(interop::server::web_config()),
             Some(other) => return Err(format!("--grpc_web is true or false, not {other:?}").into()),
         },
     };
