@@ -256,31 +256,34 @@ fn the_interop_cases_through_our_grpc_web_client() {
             })
             .unwrap();
             let port = server.local_addr().port();
-            let builder = if tls {
-                rsgrpc::Channel::builder(format!("https://localhost:{port}")).tls_config(
-                    rsgrpc::tls::ClientTlsConfig::new()
-                        .ca_certificate(rsgrpc::tls::Certificate::from_pem(ca.clone()).unwrap()),
-                )
-            } else {
-                rsgrpc::Channel::builder(format!("http://127.0.0.1:{port}"))
-            };
-            let channel = builder.grpc_web(true).connect_lazy().unwrap();
-            let mut failures = Vec::new();
-            for case in interop::WEB_CASES {
-                if let Err(why) = interop::client::run_blocking(case, &channel) {
-                    failures.push(format!("{case} (blocking client): {why}"));
+            for http1 in [false, true] {
+                let builder = if tls {
+                    rsgrpc::Channel::builder(format!("https://localhost:{port}")).tls_config(
+                        rsgrpc::tls::ClientTlsConfig::new().ca_certificate(
+                            rsgrpc::tls::Certificate::from_pem(ca.clone()).unwrap(),
+                        ),
+                    )
+                } else {
+                    rsgrpc::Channel::builder(format!("http://127.0.0.1:{port}"))
+                };
+                let channel = builder.grpc_web(true).http1(http1).connect_lazy().unwrap();
+                let mut failures = Vec::new();
+                for case in interop::WEB_CASES {
+                    if let Err(why) = interop::client::run_blocking(case, &channel) {
+                        failures.push(format!("{case} (blocking client): {why}"));
+                    }
+                    if let Err(why) =
+                        futures::executor::block_on(interop::client::run_async(case, &channel))
+                    {
+                        failures.push(format!("{case} (async client): {why}"));
+                    }
                 }
-                if let Err(why) =
-                    futures::executor::block_on(interop::client::run_async(case, &channel))
-                {
-                    failures.push(format!("{case} (async client): {why}"));
-                }
+                assert!(
+                    failures.is_empty(),
+                    "{flavour} server, tls {tls}, http1 {http1}:\n{}",
+                    failures.join("\n")
+                );
             }
-            assert!(
-                failures.is_empty(),
-                "{flavour} server, tls {tls}:\n{}",
-                failures.join("\n")
-            );
         }
     }
 }

@@ -39,6 +39,9 @@ pub(crate) struct ChannelConfig {
     pub(crate) send_compression: Option<CompressionEncoding>,
     /// Calls are gRPC-Web (`application/grpc-web+proto`, the status in the body).
     pub(crate) grpc_web: bool,
+    /// Connections speak HTTP/1.1 (gRPC-Web only), through a bridge on the poller.
+    #[cfg(feature = "http1")]
+    pub(crate) http1: bool,
     pub(crate) policy: LoadBalancingPolicy,
     pub(crate) resolve_interval: Duration,
     pub(crate) keepalive: Option<KeepaliveConfig>,
@@ -82,6 +85,8 @@ impl Default for ChannelConfig {
             max_backoff: Duration::from_secs(120),
             send_compression: None,
             grpc_web: false,
+            #[cfg(feature = "http1")]
+            http1: false,
             policy: LoadBalancingPolicy::PickFirst,
             resolve_interval: Duration::from_secs(300),
             keepalive: None,
@@ -214,6 +219,16 @@ impl ChannelBuilder {
     /// servers that read request bodies as they arrive (rsgrpc's do) serve them.
     pub fn grpc_web(mut self, grpc_web: bool) -> Self {
         self.config.grpc_web = grpc_web;
+        self
+    }
+
+    /// Speaks HTTP/1.1 to the server instead of HTTP/2 (feature `http1`), for gRPC-Web
+    /// endpoints that answer only HTTP/1.1; needs [`grpc_web`](Self::grpc_web) (HTTP/1.1
+    /// cannot carry native gRPC's trailers). Over TLS, ALPN offers `http/1.1`. A connection
+    /// carries one call at a time, as HTTP/1.1 does: further calls wait for it.
+    #[cfg(feature = "http1")]
+    pub fn http1(mut self, http1: bool) -> Self {
+        self.config.http1 = http1;
         self
     }
 
@@ -400,6 +415,12 @@ impl ChannelBuilder {
                 self.target
             )));
         }
+        #[cfg(feature = "http1")]
+        if self.config.http1 && !self.config.grpc_web {
+            return Err(Error::invalid_config(
+                "HTTP/1.1 carries only gRPC-Web: call grpc_web(true) too",
+            ));
+        }
         if self.config.max_header_list_size == 0 {
             return Err(Error::invalid_config(
                 "max_header_list_size must be positive",
@@ -421,7 +442,11 @@ impl ChannelBuilder {
                     .domain()
                     .map(str::to_owned)
                     .unwrap_or_else(|| parsed.tls_host.clone());
-                Some((config.build()?, domain))
+                #[cfg(feature = "http1")]
+                let http1 = self.config.http1;
+                #[cfg(not(feature = "http1"))]
+                let http1 = false;
+                Some((config.build(http1)?, domain))
             }
             None => None,
         };

@@ -162,6 +162,11 @@ impl ChannelInner {
             }
             (_, io) => io,
         };
+        #[cfg(feature = "http1")]
+        if self.config.http1 {
+            let pipe = super::http1::bridge(io).await?;
+            return handshake(pipe, &self.config, address, stage).await;
+        }
         handshake::<Io>(io, &self.config, address, stage).await
     }
 

@@ -29,6 +29,8 @@
 mod balancer;
 mod builder;
 mod connection;
+#[cfg(feature = "http1")]
+mod http1;
 mod resolver;
 mod service_config;
 mod subchannel;

@@ -119,7 +119,7 @@ async fn serve_either(
     started: Instant,
     rewrite_authority: bool,
 ) {
-    use crate::transport::sniff::{Protocol, Rewind, sniff};
+    use crate::transport::http1::{Protocol, Rewind, sniff};
 
     let alpn = io.alpn();
     let (protocol, io) = match alpn.as_deref() {

@@ -26,7 +26,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -36,6 +36,7 @@ use super::connection::serve;
 use super::{ConnectionGuard, ServerShared};
 use crate::limits;
 use crate::transport::PeerInfo;
+use crate::transport::http1::{poll_pump, strip_hop_by_hop};
 
 /// Serves one HTTP/1.1 connection: its requests through an HTTP/2 connection to this
 /// server, until either side ends.
@@ -98,12 +99,19 @@ pub(super) async fn serve_http1<T>(
         })
         .await;
     };
-    // Either side ending ends both: the bridge dropping its pipe end closes the server's
-    // connection, and the server's closing ends the bridge.
-    tokio::select! {
-        () = server => {}
-        () = client => {}
-    }
+    // The server's side closing (GOAWAY, then the end of its calls) ends the bridge's
+    // HTTP/2 connection, which shuts hyper down once what it holds is written; the socket
+    // closing ends hyper, and dropping the server's side then cancels what is left.
+    let mut server = std::pin::pin!(server);
+    let mut client = std::pin::pin!(client);
+    let mut server_done = false;
+    poll_fn(|cx| {
+        if !server_done && server.as_mut().poll(cx).is_ready() {
+            server_done = true;
+        }
+        client.as_mut().poll(cx)
+    })
+    .await;
 }
 
 /// One HTTP/1.1 request, sent as an HTTP/2 request; its response as hyper sends it.
@@ -155,9 +163,15 @@ async fn forward(
     // all of it (an error), and a streaming one answers while it reads.
     let head = poll_fn(|cx| {
         if sending {
-            match poll_send_body(&mut body, &mut send, &mut pending, cx) {
-                Poll::Ready(()) => sending = false,
-                Poll::Pending => {}
+            let pumped = poll_pump(
+                Pin::new(&mut body),
+                &mut send,
+                &mut pending,
+                h2::Reason::CANCEL,
+                cx,
+            );
+            if pumped.is_ready() {
+                sending = false;
             }
         }
         response.as_mut().poll(cx)
@@ -196,53 +210,6 @@ struct RequestLeft {
     pending: Option<Bytes>,
 }
 
-/// Moves the request body to the HTTP/2 stream as credit allows; `Ready` once it ended
-/// (or cannot go on: the stream was reset, the client's body failed).
-fn poll_send_body(
-    body: &mut Incoming,
-    send: &mut h2::SendStream<Bytes>,
-    pending: &mut Option<Bytes>,
-    cx: &mut Context<'_>,
-) -> Poll<()> {
-    loop {
-        if let Some(bytes) = pending {
-            send.reserve_capacity(bytes.len());
-            match ready!(send.poll_capacity(cx)) {
-                Some(Ok(0)) => continue,
-                Some(Ok(n)) => {
-                    let chunk = bytes.split_to(n.min(bytes.len()));
-                    if bytes.is_empty() {
-                        *pending = None;
-                    }
-                    if send.send_data(chunk, false).is_err() {
-                        return Poll::Ready(());
-                    }
-                    continue;
-                }
-                None | Some(Err(_)) => return Poll::Ready(()),
-            }
-        }
-        match ready!(Pin::new(&mut *body).poll_frame(cx)) {
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    if !data.is_empty() {
-                        *pending = Some(data);
-                    }
-                }
-            }
-            Some(Err(e)) => {
-                tracing::debug!(error = %e, "http/1.1 bridge: the request body failed");
-                send.send_reset(h2::Reason::CANCEL);
-                return Poll::Ready(());
-            }
-            None => {
-                let _ = send.send_data(Bytes::new(), true);
-                return Poll::Ready(());
-            }
-        }
-    }
-}
-
 /// A response body read from the HTTP/2 stream as hyper writes it out.
 struct Bridged {
     recv: Option<h2::RecvStream>,
@@ -259,7 +226,14 @@ impl Body for Bridged {
     ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
         let this = &mut *self;
         if let Some(left) = &mut this.request {
-            if poll_send_body(&mut left.body, &mut left.send, &mut left.pending, cx).is_ready() {
+            let pumped = poll_pump(
+                Pin::new(&mut left.body),
+                &mut left.send,
+                &mut left.pending,
+                h2::Reason::CANCEL,
+                cx,
+            );
+            if pumped.is_ready() {
                 this.request = None;
             }
         }
@@ -292,21 +266,6 @@ impl Body for Bridged {
 
     fn is_end_stream(&self) -> bool {
         self.recv.is_none()
-    }
-}
-
-/// Headers that belong to one HTTP/1.1 hop and that HTTP/2 forbids.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    for name in [
-        http::header::CONNECTION,
-        http::header::TRANSFER_ENCODING,
-        http::header::UPGRADE,
-        http::header::HOST,
-        http::header::TE,
-        http::header::HeaderName::from_static("keep-alive"),
-        http::header::HeaderName::from_static("proxy-connection"),
-    ] {
-        headers.remove(name);
     }
 }
 

@@ -19,9 +19,9 @@ use tokio::net::{TcpStream, UnixStream};
 mod authority;
 pub(crate) mod frames;
 pub(crate) mod gather;
-pub(crate) mod keepalive;
 #[cfg(feature = "http1")]
-pub(crate) mod sniff;
+pub(crate) mod http1;
+pub(crate) mod keepalive;
 #[cfg(test)]
 pub(crate) mod test_peer;
 #[cfg(feature = "tls")]

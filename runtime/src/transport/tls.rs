@@ -150,8 +150,8 @@ impl ClientTlsConfig {
         self.domain.as_deref()
     }
 
-    /// The rustls configuration (ALPN `h2`).
-    pub(crate) fn build(&self) -> Result<Arc<rustls::ClientConfig>> {
+    /// The rustls configuration (ALPN `h2`, or `http/1.1` when `http1`).
+    pub(crate) fn build(&self, http1: bool) -> Result<Arc<rustls::ClientConfig>> {
         let mut roots = rustls::RootCertStore::empty();
         for ca in &self.cas {
             for cert in &ca.certs {
@@ -188,7 +188,11 @@ impl ClientTlsConfig {
                 .map_err(|e| Error::invalid_tls(format!("unusable client identity: {e}")))?,
             None => builder.with_no_client_auth(),
         };
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        config.alpn_protocols = if http1 {
+            vec![b"http/1.1".to_vec()]
+        } else {
+            vec![b"h2".to_vec()]
+        };
         Ok(Arc::new(config))
     }
 }

@@ -725,3 +725,117 @@ fn without_grpc_web_or_http1_nothing_changes() {
     crate::kinds::exercise_blocking(&client);
     futures::executor::block_on(crate::kinds::exercise_async(&client));
 }
+
+/// Reads one HTTP/1.1 request (its body chunked or sized) from `conn`.
+fn read_request(conn: &mut BufReader<TcpStream>) -> (String, Vec<(String, String)>, Vec<u8>) {
+    let mut line = String::new();
+    conn.read_line(&mut line).unwrap();
+    let request_line = line.trim_end().to_owned();
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        conn.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':').unwrap();
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let mut body = Vec::new();
+    if header(&headers, "transfer-encoding") == Some("chunked") {
+        loop {
+            line.clear();
+            conn.read_line(&mut line).unwrap();
+            let size = usize::from_str_radix(line.trim(), 16).unwrap();
+            let mut chunk = vec![0; size + 2];
+            conn.read_exact(&mut chunk).unwrap();
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(len) = header(&headers, "content-length") {
+        body = vec![0; len.parse().unwrap()];
+        conn.read_exact(&mut body).unwrap();
+    }
+    (request_line, headers, body)
+}
+
+/// rsgrpc's client in gRPC-Web mode over HTTP/1.1, against a hand-written HTTP/1.1 server
+/// that speaks only gRPC-Web: the request as it is on the wire, and both calls on one
+/// kept-alive connection.
+#[test]
+fn our_client_speaks_grpc_web_over_http1() {
+    let _leaks = rsgrpc_tests::leak::check();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut conn = BufReader::new(tcp);
+        let mut seen = Vec::new();
+        for answer in ["first", "second"] {
+            let (request_line, headers, body) = read_request(&mut conn);
+            seen.push((request_line, headers, body));
+            let mut reply = framed(&EchoResponse {
+                message: answer.into(),
+                ..Default::default()
+            });
+            let block = b"grpc-status: 0\r\nx-trailer: t\r\n";
+            reply.push(0x80);
+            reply.extend_from_slice(&(block.len() as u32).to_be_bytes());
+            reply.extend_from_slice(block);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/grpc-web+proto\r\nx-head: h\r\ncontent-length: {}\r\n\r\n",
+                reply.len()
+            );
+            let tcp = conn.get_mut();
+            tcp.write_all(head.as_bytes()).unwrap();
+            tcp.write_all(&reply).unwrap();
+        }
+        // The connection was kept for both calls; no other one came.
+        listener.set_nonblocking(true).unwrap();
+        assert!(listener.accept().is_err(), "a second connection");
+        seen
+    });
+    let channel = rsgrpc::Channel::builder(format!("http://{addr}"))
+        .grpc_web(true)
+        .http1(true)
+        .connect_lazy()
+        .unwrap();
+    let client = rsgrpc::client::Client::new(channel);
+    let blocking: rsgrpc::Response<EchoResponse> = client
+        .blocking_unary(
+            rsgrpc_tests::path(SVC, UNARY),
+            rsgrpc::Request::new(req("one")),
+        )
+        .unwrap();
+    assert_eq!(blocking.get_ref().message, "first");
+    assert_eq!(blocking.metadata().get("x-head").unwrap(), "h");
+    assert_eq!(blocking.trailers().get("x-trailer").unwrap(), "t");
+    let async_reply: rsgrpc::Response<EchoResponse> = futures::executor::block_on(client.unary(
+        rsgrpc_tests::path(SVC, UNARY),
+        rsgrpc::Request::new(req("two")),
+    ))
+    .unwrap();
+    assert_eq!(async_reply.get_ref().message, "second");
+    let seen = server.join().unwrap();
+    for ((request_line, headers, body), sent) in seen.iter().zip(["one", "two"]) {
+        assert_eq!(request_line, &format!("POST /{SVC}/{UNARY} HTTP/1.1"));
+        assert_eq!(header(headers, "host"), Some(addr.to_string().as_str()));
+        assert_eq!(
+            header(headers, "content-type"),
+            Some("application/grpc-web+proto")
+        );
+        assert_eq!(header(headers, "x-grpc-web"), Some("1"));
+        assert_eq!(header(headers, "te"), None);
+        assert_eq!(body, &framed(&req(sent)));
+    }
+    // HTTP/1.1 without gRPC-Web is refused when the channel is built.
+    let err = rsgrpc::Channel::builder(format!("http://{addr}"))
+        .http1(true)
+        .connect_lazy()
+        .unwrap_err();
+    assert!(err.to_string().contains("grpc_web"), "{err}");
+}

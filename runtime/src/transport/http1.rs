@@ -1,12 +1,91 @@
-//! Telling HTTP/2 from HTTP/1.1 on a connection that may carry either: the first bytes
-//! are read, and handed back before the rest by [`Rewind`].
+//! What the HTTP/1.1 bridges of the server and of channels share (feature `http1`):
+//! telling HTTP/2 from HTTP/1.1 by a connection's first bytes (handed back before the
+//! rest by [`Rewind`]), moving a body into an HTTP/2 stream within its flow control, and
+//! the headers that belong to one HTTP/1.1 hop.
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
+use http::HeaderMap;
+use http_body::Body;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+
+/// Moves `body` into the HTTP/2 stream `send` as its window allows (`pending` holds what
+/// waits for credit), trailers included; ends the stream at the body's end and resets it
+/// with `on_error` when the body fails. `Ready` once nothing more will move.
+pub(crate) fn poll_pump<B>(
+    mut body: Pin<&mut B>,
+    send: &mut h2::SendStream<Bytes>,
+    pending: &mut Option<Bytes>,
+    on_error: h2::Reason,
+    cx: &mut Context<'_>,
+) -> Poll<()>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    loop {
+        if let Some(bytes) = pending {
+            send.reserve_capacity(bytes.len());
+            match ready!(send.poll_capacity(cx)) {
+                Some(Ok(0)) => continue,
+                Some(Ok(n)) => {
+                    let chunk = bytes.split_to(n.min(bytes.len()));
+                    if bytes.is_empty() {
+                        *pending = None;
+                    }
+                    if send.send_data(chunk, false).is_err() {
+                        return Poll::Ready(());
+                    }
+                    continue;
+                }
+                None | Some(Err(_)) => return Poll::Ready(()),
+            }
+        }
+        match ready!(body.as_mut().poll_frame(cx)) {
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    if !data.is_empty() {
+                        *pending = Some(data);
+                    }
+                }
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        let _ = send.send_trailers(trailers);
+                        return Poll::Ready(());
+                    }
+                }
+            },
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "http/1.1 bridge: a body failed");
+                send.send_reset(on_error);
+                return Poll::Ready(());
+            }
+            None => {
+                let _ = send.send_data(Bytes::new(), true);
+                return Poll::Ready(());
+            }
+        }
+    }
+}
+
+/// Removes the headers that belong to one HTTP/1.1 hop and that HTTP/2 forbids (`host`
+/// too: HTTP/2 carries it as `:authority`).
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for name in [
+        http::header::CONNECTION,
+        http::header::TRANSFER_ENCODING,
+        http::header::UPGRADE,
+        http::header::HOST,
+        http::header::TE,
+        http::header::HeaderName::from_static("keep-alive"),
+        http::header::HeaderName::from_static("proxy-connection"),
+    ] {
+        headers.remove(name);
+    }
+}
 
 /// The first bytes of HTTP/2's connection preface; no HTTP/1.1 request starts so.
 const PREFACE_START: &[u8] = b"PRI ";
