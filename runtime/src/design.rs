@@ -27,6 +27,8 @@
 //!                    sockets)
 //!    connection.rs   dialling, the HTTP/2 handshake over any byte stream, driving a
 //!                    connection
+//!    http1.rs        gRPC-Web over HTTP/1.1 (feature http1): the connection's HTTP/2
+//!                    bridged to hyper's HTTP/1.1 client, one call at a time
 //!    service_config.rs  per-method settings, retries and their throttling
 //!
 //!  server/       serving connections
@@ -42,6 +44,10 @@
 //!    responder.rs    a handler's sends
 //!    shared.rs       what connections share: counts, quotas, guards
 //!    handle.rs       ServerHandle
+//!    web.rs          gRPC-Web: which requests are, CORS, what such a call sends
+//!                    differently (content type, status in the body, base64 text)
+//!    http1.rs        HTTP/1.1 connections (feature http1): hyper's server, each
+//!                    request an HTTP/2 stream to this server over an in-memory pipe
 //!
 //!  call/         one call's moving parts, both ends
 //!    events.rs       what crosses the two queues, and its weight
@@ -52,10 +58,13 @@
 //!    cancel.rs       a server call's context and cancellation
 //!    observed.rs     the record interceptors, tracing and metrics see
 //!    protocol.rs     gRPC content type, HTTP/2 errors as statuses
+//!    web.rs          gRPC-Web's wire format: content types, the trailers frame, base64
 //!  request.rs, response.rs, interceptor.rs   the public call types
 //!
 //!  transport/    sockets, TLS, the frame watch (frames.rs), keepalive for both ends
-//!                (keepalive.rs), the authority check (authority.rs)
+//!                (keepalive.rs), the authority check (authority.rs), what both HTTP/1.1
+//!                bridges share (http1.rs: telling the protocols apart, a body into an
+//!                HTTP/2 stream)
 //!  poller.rs     the poller threads          cq.rs       the completion queue
 //!  executor.rs   the async executor          pool.rs     the blocking worker pool
 //!  quota.rs      memory quotas               runtime.rs  a runtime: all of the above
@@ -170,6 +179,7 @@
 //! | everything all connections make the server hold | [`memory_quota`](crate::server::ServerBuilder::memory_quota), default [1 GiB](crate::limits::DEFAULT_MEMORY_QUOTA), including [`CONNECTION_COST`](crate::limits::CONNECTION_COST) (64 KiB) per open connection | while used up: connections holding more than an even share of it are refused new streams, every connection's credit is held back, every sending handler waits; light connections are still served |
 //! | calls | [`max_concurrent_streams`](crate::server::ServerBuilder::max_concurrent_streams) per connection ([256](crate::limits::DEFAULT_MAX_CONCURRENT_STREAMS)), [`max_concurrent_calls`](crate::server::ServerBuilder::max_concurrent_calls) over all of them ([4096](crate::limits::DEFAULT_MAX_CONCURRENT_CALLS)) | `REFUSED_STREAM` |
 //! | connections | [`max_connections`](crate::server::ServerBuilder::max_connections) ([1024](crate::limits::DEFAULT_MAX_CONNECTIONS)); at the cap the connection idle the longest (no call open, handshakes included) is closed to admit the new one; only when none is idle is the new one closed | the idle connection gets GOAWAY (`NO_ERROR`); a new one beyond, a closed socket |
+//! | an HTTP/1.1 connection (feature `http1`, [`accept_http1`](crate::server::ServerBuilder::accept_http1)) | one of the server's connections like any other (counted, idle-reclaimed, aged, drained, under its quota), one request at a time; besides an HTTP/2 connection's cost it is charged [`HTTP1_BRIDGE_COST`](crate::limits::HTTP1_BRIDGE_COST) for hyper's buffers ([`HTTP1_READ_BUFFER`](crate::limits::HTTP1_READ_BUFFER) each way), the pipe to its HTTP/2 side and that side's receive window ([`HTTP1_BRIDGE_WINDOW`](crate::limits::HTTP1_BRIDGE_WINDOW), so a client that does not read holds at most that much of its response beyond the call's own queue); request headers within the read buffer, at most [`HTTP1_MAX_HEADERS`](crate::limits::HTTP1_MAX_HEADERS) fields, read within the handshake timeout | HTTP 431 for headers too large; closed when headers do not come in time |
 //! | a connection's handshakes | [`handshake_timeout`](crate::server::ServerBuilder::handshake_timeout) ([20 s](crate::limits::DEFAULT_HANDSHAKE_TIMEOUT)), TLS and HTTP/2 preface with SETTINGS | closed |
 //! | blocking handlers | [`max_blocking_threads`](crate::RuntimeBuilder::max_blocking_threads) ([256](crate::limits::DEFAULT_MAX_BLOCKING_THREADS)) running and [`max_blocking_queue`](crate::RuntimeBuilder::max_blocking_queue) ([1024](crate::limits::DEFAULT_MAX_BLOCKING_QUEUE)) waiting; streaming handlers of every kind (which may wait on their client as long as it likes, for requests or for room to send) hold at most [three quarters](crate::limits::BLOCKING_STREAMING_SHARE_PERCENT) of the workers, so unary calls always find one | `REFUSED_STREAM` |
 //! | blocking handlers of one connection | [`max_blocking_handlers_per_connection`](crate::server::ServerBuilder::max_blocking_handlers_per_connection), [a quarter](crate::limits::CONNECTION_BLOCKING_SHARE_PERCENT) of `max_blocking_threads` by default; its further calls wait in the connection, their deadlines running | — (their calls start later) |

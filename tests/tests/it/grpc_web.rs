@@ -610,6 +610,20 @@ fn http1_connections_follow_the_servers_connection_rules_and_budget() {
     );
     drop(client);
 
+    // Headers beyond the read buffer: 431.
+    let big = "v".repeat(rsgrpc::limits::HTTP1_READ_BUFFER);
+    let r = http1(
+        addr,
+        "POST",
+        &path,
+        &[
+            ("content-type", "application/grpc-web+proto"),
+            ("x-big", &big),
+        ],
+        &framed(&req("big")),
+    );
+    assert_eq!(r.status, 431);
+
     // A request whose headers never end is closed at the handshake timeout.
     assert!(rsgrpc_tests::eventually(|| server.open_connections() == 0));
     let mut slow = http1_connect(addr);
