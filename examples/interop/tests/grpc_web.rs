@@ -287,3 +287,66 @@ fn the_interop_cases_through_our_grpc_web_client() {
         }
     }
 }
+
+/// The interop binaries with `--grpc_web true`: the server serves gRPC-Web beside native
+/// gRPC, the client runs the cases that apply over gRPC-Web and reports the others as
+/// not applicable.
+#[test]
+fn the_interop_binaries_over_grpc_web() {
+    let _leaks = rsgrpc_tests::leak::check();
+    for flavour in ["async", "blocking"] {
+        let mut server = Command::new(env!("CARGO_BIN_EXE_interop-server"))
+            .args(["--port", "0", "--flavour", flavour, "--grpc_web", "true"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(server.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let port = address.rsplit(':').next().unwrap();
+        let web = Command::new(env!("CARGO_BIN_EXE_interop-client"))
+            .args(["--server_port", port, "--test_case", "all"])
+            .args(["--flavour", flavour, "--grpc_web", "true"])
+            .output()
+            .unwrap();
+        // Native gRPC on the same port, for comparison.
+        let native = Command::new(env!("CARGO_BIN_EXE_interop-client"))
+            .args([
+                "--server_port",
+                port,
+                "--test_case",
+                "all",
+                "--flavour",
+                flavour,
+            ])
+            .output()
+            .unwrap();
+        let _ = server.kill();
+        let _ = server.wait();
+        let web = String::from_utf8_lossy(&web.stdout).to_string();
+        let applicable = interop::WEB_CASES.len();
+        let not_applicable = interop::CASES.len() - applicable;
+        assert!(
+            web.contains(&format!(
+                "{applicable} passed, 0 failed, {not_applicable} not applicable"
+            )),
+            "{flavour}:\n{web}"
+        );
+        assert!(
+            web.contains("ping_pong: not applicable"),
+            "{flavour}:\n{web}"
+        );
+        let native = String::from_utf8_lossy(&native.stdout).to_string();
+        assert!(
+            native.contains(&format!("{} passed, 0 failed", interop::CASES.len())),
+            "{flavour}:\n{native}"
+        );
+    }
+}
