@@ -853,3 +853,97 @@ fn our_client_speaks_grpc_web_over_http1() {
         .unwrap_err();
     assert!(err.to_string().contains("grpc_web"), "{err}");
 }
+
+/// Bodies that are not what gRPC-Web says get a status, over either protocol.
+#[test]
+fn bad_grpc_web_bodies_get_a_status() {
+    let _leaks = rsgrpc_tests::leak::check();
+    let (server, _) = web_server(FLAVOURS[0], GrpcWeb::new());
+    let addr = server.local_addr();
+    let path = format!("/{SVC}/{UNARY}");
+    let text = [("content-type", "application/grpc-web-text")];
+    let cases: [(&[u8], &str); 3] = [
+        (b"!!!!!!!!", "not base64"),
+        // One group and two characters of the next: cut short.
+        (b"AAAAAA", "cut short"),
+        // A whole prefix announcing more than arrives.
+        (b"AAAAAAUK", "a message cut short"),
+    ];
+    for (body, what) in cases {
+        let r = http1(addr, "POST", &path, &text, body);
+        assert_eq!(r.status, 200, "{what}");
+        assert_eq!(r.header("grpc-status"), Some("13"), "{what} (HTTP/1.1)");
+        let (_, headers, _, _) =
+            tokio_rt().block_on(h2_request(addr, "POST", &path, &text, body.to_vec()));
+        assert_eq!(headers["grpc-status"], "13", "{what} (HTTP/2)");
+    }
+    // A content type that is neither gRPC nor gRPC-Web, and a GET.
+    let r = http1(addr, "POST", &path, &[("content-type", "text/plain")], b"x");
+    assert_eq!(r.status, 415);
+    let r = http1(addr, "GET", &path, &[], b"");
+    assert_eq!(r.status, 405);
+}
+
+/// A server that pushes a response faster than our gRPC-Web client over HTTP/1.1 reads it
+/// gets no further than the sockets' buffers and the client's windows: the bridge holds
+/// no more than its budget.
+#[test]
+fn our_http1_client_holds_a_pushy_response_to_its_budget() {
+    let _leaks = rsgrpc_tests::leak::check();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut conn = BufReader::new(tcp);
+        read_request(&mut conn);
+        let tcp = conn.get_mut();
+        tcp.write_all(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/grpc-web+proto\r\ntransfer-encoding: chunked\r\n\r\n",
+        )
+        .unwrap();
+        // Up to 2,000 messages of 64 KiB (125 MiB), each a chunk, until a write waits
+        // longer than the stall bound.
+        tcp.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+        let message = framed(&EchoResponse {
+            payload: vec![b'p'; 64 * 1024],
+            ..Default::default()
+        });
+        let mut chunk = format!("{:x}\r\n", message.len()).into_bytes();
+        chunk.extend_from_slice(&message);
+        chunk.extend_from_slice(b"\r\n");
+        let mut written = 0usize;
+        for _ in 0..2000 {
+            match tcp.write(&chunk) {
+                Ok(n) if n == chunk.len() => written += n,
+                Ok(n) => {
+                    written += n;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        written
+    });
+    let channel = rsgrpc::Channel::builder(format!("http://{addr}"))
+        .grpc_web(true)
+        .http1(true)
+        .connect_lazy()
+        .unwrap();
+    let client = rsgrpc::client::Client::new(channel);
+    let mut stream = client
+        .blocking_server_streaming::<_, EchoResponse>(
+            rsgrpc_tests::path(SVC, SERVER_STREAM),
+            rsgrpc::Request::new(req("pushy")),
+        )
+        .unwrap()
+        .into_inner();
+    // One message read, then none while the server pushes.
+    assert_eq!(stream.recv().unwrap().unwrap().payload.len(), 64 * 1024);
+    let written = server.join().unwrap();
+    assert!(
+        written < 32 << 20,
+        "the server wrote {written} bytes to a client that did not read"
+    );
+    drop(stream);
+}
