@@ -947,3 +947,24 @@ fn our_http1_client_holds_a_pushy_response_to_its_budget() {
     );
     drop(stream);
 }
+
+/// Our gRPC-Web client mode against our servers: all four kinds, both flavours, over
+/// HTTP/2 and HTTP/1.1 (client and bidi streaming too: rsgrpc's servers read request
+/// bodies as they arrive, whatever the protocol; browsers cannot send such calls).
+#[test]
+fn our_grpc_web_client_with_every_kind() {
+    let _leaks = rsgrpc_tests::leak::check();
+    for flavour in FLAVOURS {
+        let (server, _) = web_server(flavour, GrpcWeb::new());
+        for http1 in [false, true] {
+            let channel = rsgrpc::Channel::builder(crate::support::target(&server))
+                .grpc_web(true)
+                .http1(http1)
+                .connect_lazy()
+                .unwrap();
+            let client = rsgrpc::client::Client::new(channel);
+            crate::kinds::exercise_blocking(&client);
+            futures::executor::block_on(crate::kinds::exercise_async(&client));
+        }
+    }
+}
