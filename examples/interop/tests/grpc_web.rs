@@ -132,6 +132,23 @@ fn node(script: &str, args: &[&str]) -> (bool, String) {
 /// The default cases: every unary and server-streaming interop case.
 const CASES: usize = 8;
 
+/// The interop server of `flavour` with gRPC-Web open to any origin, over TLS with the
+/// certificate in `dir` when `tls`.
+fn web_server(
+    flavour: &str,
+    tls: bool,
+    dir: &Path,
+) -> (rsgrpc::server::ServerHandle, rsgrpc_health::HealthReporter) {
+    serve_with(&ServeOptions {
+        addr: "127.0.0.1:0".into(),
+        flavour: flavour.into(),
+        tls: tls.then(|| (dir.join("server.pem"), dir.join("server.key"))),
+        grpc_web: Some(web_config()),
+        ..ServeOptions::default()
+    })
+    .unwrap()
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rsgrpc-web-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -147,14 +164,7 @@ fn a_browser_calls_both_flavours_over_http1_and_over_tls() {
     rsgrpc_tests::pki::Pki::new("web").write_to(&dir).unwrap();
     for flavour in ["async", "blocking"] {
         for tls in [false, true] {
-            let (server, _health) = serve_with(&ServeOptions {
-                addr: "127.0.0.1:0".into(),
-                flavour: flavour.into(),
-                tls: tls.then(|| (dir.join("server.pem"), dir.join("server.key"))),
-                grpc_web: Some(web_config()),
-                ..ServeOptions::default()
-            })
-            .unwrap();
+            let (server, _health) = web_server(flavour, tls, &dir);
             let port = server.local_addr().port();
             // Plain http is HTTP/1.1 from a browser; over TLS Chromium chooses h2 by ALPN.
             let grpc = if tls {
@@ -212,14 +222,7 @@ fn node_calls_both_flavours_over_http1_http2_and_tls() {
     let ca = ca.to_str().unwrap();
     for flavour in ["async", "blocking"] {
         for tls in [false, true] {
-            let (server, _health) = serve_with(&ServeOptions {
-                addr: "127.0.0.1:0".into(),
-                flavour: flavour.into(),
-                tls: tls.then(|| (dir.join("server.pem"), dir.join("server.key"))),
-                grpc_web: Some(web_config()),
-                ..ServeOptions::default()
-            })
-            .unwrap();
+            let (server, _health) = web_server(flavour, tls, &dir);
             let port = server.local_addr().port();
             for version in ["1.1", "2"] {
                 let (grpc, extra): (String, &[&str]) = if tls {
@@ -247,14 +250,7 @@ fn the_interop_cases_through_our_grpc_web_client() {
     let ca = std::fs::read(dir.join("ca.pem")).unwrap();
     for flavour in ["async", "blocking"] {
         for tls in [false, true] {
-            let (server, _health) = serve_with(&ServeOptions {
-                addr: "127.0.0.1:0".into(),
-                flavour: flavour.into(),
-                tls: tls.then(|| (dir.join("server.pem"), dir.join("server.key"))),
-                grpc_web: Some(web_config()),
-                ..ServeOptions::default()
-            })
-            .unwrap();
+            let (server, _health) = web_server(flavour, tls, &dir);
             let port = server.local_addr().port();
             for http1 in [false, true] {
                 let builder = if tls {

@@ -13,7 +13,7 @@
 
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -22,7 +22,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
 
 use crate::limits;
-use crate::transport::http1::{poll_pump, strip_hop_by_hop};
+use crate::transport::http1::{poll_h2_frame, poll_pump, strip_hop_by_hop};
 
 /// The pipe end the channel's HTTP/2 connection uses, with the bridge to `io` running on
 /// the current poller thread until either side ends.
@@ -170,7 +170,7 @@ async fn exchange(
         }
     }
     parts.version = http::Version::HTTP_11;
-    let request = Request::from_parts(parts, Outgoing { recv: body });
+    let request = Request::from_parts(parts, Outgoing { recv: Some(body) });
     if poll_fn(|cx| sender.poll_ready(cx)).await.is_err() {
         respond.send_reset(h2::Reason::REFUSED_STREAM);
         return None;
@@ -216,7 +216,7 @@ async fn exchange(
 
 /// A request body read from the channel's stream as hyper writes it out.
 struct Outgoing {
-    recv: h2::RecvStream,
+    recv: Option<h2::RecvStream>,
 }
 
 impl Body for Outgoing {
@@ -227,17 +227,10 @@ impl Body for Outgoing {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
-        match ready!(self.recv.poll_data(cx)) {
-            Some(Ok(data)) => {
-                let _ = self.recv.flow_control().release_capacity(data.len());
-                Poll::Ready(Some(Ok(Frame::data(data))))
-            }
-            Some(Err(e)) => Poll::Ready(Some(Err(e))),
-            None => Poll::Ready(None),
-        }
+        poll_h2_frame(&mut self.recv, cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.recv.is_end_stream()
+        self.recv.as_ref().is_none_or(h2::RecvStream::is_end_stream)
     }
 }

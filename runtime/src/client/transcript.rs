@@ -60,6 +60,20 @@ async fn accept(dialled: &mut mpsc::UnboundedReceiver<DuplexStream>, ours: &[(u1
     peer
 }
 
+/// The body of the request on stream 1, up to its end (in its last DATA frame or an
+/// empty one).
+async fn request_body(peer: &mut Peer) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let data = next_call_frame(peer).await;
+        assert_eq!((data.kind, data.stream), (DATA, 1), "{data:?}");
+        body.extend_from_slice(&data.payload);
+        if data.has(END_STREAM) {
+            return body;
+        }
+    }
+}
+
 /// Starts a unary call on the test's runtime.
 fn call(
     client: &Client,
@@ -94,15 +108,7 @@ async fn a_unary_call_frame_by_frame() {
     assert_eq!(field(&fields, "te"), Some("trailers"));
     assert_eq!(field(&fields, "grpc-timeout"), None, "no deadline was set");
     // The request, then the end of the stream (in the same frame or an empty one).
-    let mut body = Vec::new();
-    loop {
-        let data = next_call_frame(&mut peer).await;
-        assert_eq!((data.kind, data.stream), (DATA, 1), "{data:?}");
-        body.extend_from_slice(&data.payload);
-        if data.has(END_STREAM) {
-            break;
-        }
-    }
+    let body = request_body(&mut peer).await;
     assert_eq!(body, message("hello"));
 
     peer.headers(1, OK_HEADERS, false).await;
@@ -366,15 +372,7 @@ async fn web_call(
     );
     assert_eq!(field(&fields, "x-grpc-web"), Some("1"));
     assert_eq!(field(&fields, "te"), None, "gRPC-Web asks for no trailers");
-    let mut body = Vec::new();
-    loop {
-        let data = next_call_frame(&mut peer).await;
-        assert_eq!((data.kind, data.stream), (DATA, 1), "{data:?}");
-        body.extend_from_slice(&data.payload);
-        if data.has(END_STREAM) {
-            break;
-        }
-    }
+    let body = request_body(&mut peer).await;
     assert_eq!(body, message(request_text(&body)));
     peer.headers(1, WEB_HEADERS, false).await;
     (runtime, call, peer)

@@ -67,27 +67,10 @@ pub(super) async fn serve_connection(
     #[cfg(feature = "tls")]
     let (io, peer) = match (&shared.tls, io) {
         (Some(tls), Io::Tcp(tcp)) => {
-            let accept = tokio::time::timeout(
-                shared.config.handshake_timeout,
-                transport::tls::accept(tls.clone(), tcp, peer),
-            );
-            let accepted = tokio::select! {
-                done = accept => done,
-                () = poll_fn(|cx| guard.poll_reclaimed(cx)) => {
-                    tracing::debug!("closing a connection in its handshake to make room for another");
-                    return;
-                }
-            };
-            match accepted {
-                Ok(Ok(done)) => done,
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "closing a connection: tls handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(timeout = ?shared.config.handshake_timeout, "closing a connection that did not complete its handshakes");
-                    return;
-                }
+            let accept = transport::tls::accept(tls.clone(), tcp, peer);
+            match handshake_step(&shared, &guard, started, "the tls handshake", accept).await {
+                Some(done) => done,
+                None => return,
             }
         }
         (_, io) => (io, peer),
@@ -108,6 +91,41 @@ pub(super) async fn serve_connection(
     .await;
 }
 
+/// One step of a connection's handshakes (`what`), within what is left of the handshake
+/// timeout since `started`; `None`, the reason logged, when it fails, takes too long or
+/// the server reclaims the connection meanwhile.
+#[cfg(any(feature = "tls", feature = "http1"))]
+async fn handshake_step<T, E: std::fmt::Display>(
+    shared: &ServerShared,
+    guard: &ConnectionGuard,
+    started: Instant,
+    what: &str,
+    step: impl Future<Output = Result<T, E>>,
+) -> Option<T> {
+    let left = shared
+        .config
+        .handshake_timeout
+        .saturating_sub(started.elapsed());
+    let done = tokio::select! {
+        done = tokio::time::timeout(left, step) => done,
+        () = poll_fn(|cx| guard.poll_reclaimed(cx)) => {
+            tracing::debug!("closing a connection in its handshake to make room for another");
+            return None;
+        }
+    };
+    match done {
+        Ok(Ok(done)) => Some(done),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "closing a connection: {what} failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(timeout = ?shared.config.handshake_timeout, "closing a connection: {what} did not come in time");
+            None
+        }
+    }
+}
+
 /// A connection that may speak HTTP/1.1 or HTTP/2: TLS's ALPN says which, or else the
 /// first bytes do.
 #[cfg(feature = "http1")]
@@ -125,30 +143,10 @@ async fn serve_either(
     let (protocol, io) = match alpn.as_deref() {
         Some(b"h2") => (Protocol::Http2, Rewind::new(Bytes::new(), io)),
         Some(b"http/1.1") => (Protocol::Http1, Rewind::new(Bytes::new(), io)),
-        _ => {
-            let left = shared
-                .config
-                .handshake_timeout
-                .saturating_sub(started.elapsed());
-            let sniffed = tokio::select! {
-                sniffed = tokio::time::timeout(left, sniff(io)) => sniffed,
-                () = poll_fn(|cx| guard.poll_reclaimed(cx)) => {
-                    tracing::debug!("closing a connection in its handshake to make room for another");
-                    return;
-                }
-            };
-            match sniffed {
-                Ok(Ok(sniffed)) => sniffed,
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "closing a connection before its first request");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!("closing a connection that sent nothing");
-                    return;
-                }
-            }
-        }
+        _ => match handshake_step(&shared, &guard, started, "its first bytes", sniff(io)).await {
+            Some(sniffed) => sniffed,
+            None => return,
+        },
     };
     match protocol {
         Protocol::Http2 => {

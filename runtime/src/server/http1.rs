@@ -36,7 +36,7 @@ use super::connection::serve;
 use super::{ConnectionGuard, ServerShared};
 use crate::limits;
 use crate::transport::PeerInfo;
-use crate::transport::http1::{poll_pump, strip_hop_by_hop};
+use crate::transport::http1::{poll_h2_frame, poll_pump, strip_hop_by_hop};
 
 /// Serves one HTTP/1.1 connection: its requests through an HTTP/2 connection to this
 /// server, until either side ends.
@@ -237,31 +237,7 @@ impl Body for Bridged {
                 this.request = None;
             }
         }
-        let Some(recv) = &mut this.recv else {
-            return Poll::Ready(None);
-        };
-        match ready!(recv.poll_data(cx)) {
-            Some(Ok(data)) => {
-                // hyper asks for more only once it wrote this out: the credit goes back
-                // now, and what the bridge holds stays within one window.
-                let _ = recv.flow_control().release_capacity(data.len());
-                Poll::Ready(Some(Ok(Frame::data(data))))
-            }
-            Some(Err(e)) => {
-                this.recv = None;
-                Poll::Ready(Some(Err(e)))
-            }
-            None => match ready!(recv.poll_trailers(cx)) {
-                Ok(trailers) => {
-                    this.recv = None;
-                    Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t))))
-                }
-                Err(e) => {
-                    this.recv = None;
-                    Poll::Ready(Some(Err(e)))
-                }
-            },
-        }
+        poll_h2_frame(&mut this.recv, cx)
     }
 
     fn is_end_stream(&self) -> bool {

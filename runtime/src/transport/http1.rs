@@ -71,6 +71,31 @@ where
     }
 }
 
+/// Reads an HTTP/2 stream as a body's frames: its data (the credit given back at once:
+/// the reader asks for more only once it passed this on), then its trailers; `None` at
+/// its end, and from then on.
+pub(crate) fn poll_h2_frame(
+    recv: &mut Option<h2::RecvStream>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<http_body::Frame<Bytes>, h2::Error>>> {
+    let Some(stream) = recv else {
+        return Poll::Ready(None);
+    };
+    let frame = match ready!(stream.poll_data(cx)) {
+        Some(Ok(data)) => {
+            let _ = stream.flow_control().release_capacity(data.len());
+            return Poll::Ready(Some(Ok(http_body::Frame::data(data))));
+        }
+        Some(Err(e)) => Some(Err(e)),
+        None => match ready!(stream.poll_trailers(cx)) {
+            Ok(trailers) => trailers.map(|t| Ok(http_body::Frame::trailers(t))),
+            Err(e) => Some(Err(e)),
+        },
+    };
+    *recv = None;
+    Poll::Ready(frame)
+}
+
 /// Removes the headers that belong to one HTTP/1.1 hop and that HTTP/2 forbids (`host`
 /// too: HTTP/2 carries it as `:authority`).
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {

@@ -111,14 +111,12 @@ fn http1_send(
     tcp.write_all(body).unwrap();
 }
 
-fn http1_read(conn: &mut BufReader<TcpStream>) -> Http1Response {
+/// Reads one HTTP/1.1 message (request or response): its first line, its headers and
+/// its body (chunked, sized, or none).
+fn read_message(conn: &mut BufReader<TcpStream>) -> (String, Headers, Vec<u8>) {
     let mut line = String::new();
     conn.read_line(&mut line).unwrap();
-    let status = line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP/1.1 status line: {line:?}"));
+    let first = line.trim_end().to_owned();
     let mut headers = Vec::new();
     loop {
         line.clear();
@@ -130,12 +128,8 @@ fn http1_read(conn: &mut BufReader<TcpStream>) -> Http1Response {
         let (name, value) = line.split_once(':').unwrap();
         headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
     }
-    let mut response = Http1Response {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    if response.header("transfer-encoding") == Some("chunked") {
+    let mut body = Vec::new();
+    if header(&headers, "transfer-encoding") == Some("chunked") {
         loop {
             line.clear();
             conn.read_line(&mut line).unwrap();
@@ -145,14 +139,27 @@ fn http1_read(conn: &mut BufReader<TcpStream>) -> Http1Response {
             if size == 0 {
                 break;
             }
-            response.body.extend_from_slice(&chunk[..size]);
+            body.extend_from_slice(&chunk[..size]);
         }
-    } else if let Some(len) = response.header("content-length") {
-        let mut body = vec![0; len.parse().unwrap()];
+    } else if let Some(len) = header(&headers, "content-length") {
+        body = vec![0; len.parse().unwrap()];
         conn.read_exact(&mut body).unwrap();
-        response.body = body;
     }
-    response
+    (first, headers, body)
+}
+
+fn http1_read(conn: &mut BufReader<TcpStream>) -> Http1Response {
+    let (status_line, headers, body) = read_message(conn);
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP/1.1 status line: {status_line:?}"));
+    Http1Response {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn http1(
@@ -740,42 +747,6 @@ fn without_grpc_web_or_http1_nothing_changes() {
     futures::executor::block_on(crate::kinds::exercise_async(&client));
 }
 
-/// Reads one HTTP/1.1 request (its body chunked or sized) from `conn`.
-fn read_request(conn: &mut BufReader<TcpStream>) -> (String, Vec<(String, String)>, Vec<u8>) {
-    let mut line = String::new();
-    conn.read_line(&mut line).unwrap();
-    let request_line = line.trim_end().to_owned();
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        conn.read_line(&mut line).unwrap();
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line.split_once(':').unwrap();
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-    }
-    let mut body = Vec::new();
-    if header(&headers, "transfer-encoding") == Some("chunked") {
-        loop {
-            line.clear();
-            conn.read_line(&mut line).unwrap();
-            let size = usize::from_str_radix(line.trim(), 16).unwrap();
-            let mut chunk = vec![0; size + 2];
-            conn.read_exact(&mut chunk).unwrap();
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
-    } else if let Some(len) = header(&headers, "content-length") {
-        body = vec![0; len.parse().unwrap()];
-        conn.read_exact(&mut body).unwrap();
-    }
-    (request_line, headers, body)
-}
-
 /// rsgrpc's client in gRPC-Web mode over HTTP/1.1, against a hand-written HTTP/1.1 server
 /// that speaks only gRPC-Web: the request as it is on the wire, and both calls on one
 /// kept-alive connection.
@@ -790,7 +761,7 @@ fn our_client_speaks_grpc_web_over_http1() {
         let mut conn = BufReader::new(tcp);
         let mut seen = Vec::new();
         for answer in ["first", "second"] {
-            let (request_line, headers, body) = read_request(&mut conn);
+            let (request_line, headers, body) = read_message(&mut conn);
             seen.push((request_line, headers, body));
             let mut reply = framed(&EchoResponse {
                 message: answer.into(),
@@ -896,7 +867,7 @@ fn our_http1_client_holds_a_pushy_response_to_its_budget() {
         let (tcp, _) = listener.accept().unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut conn = BufReader::new(tcp);
-        read_request(&mut conn);
+        read_message(&mut conn);
         let tcp = conn.get_mut();
         tcp.write_all(
             b"HTTP/1.1 200 OK\r\ncontent-type: application/grpc-web+proto\r\ntransfer-encoding: chunked\r\n\r\n",
