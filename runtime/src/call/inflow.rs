@@ -40,12 +40,19 @@ pub(crate) struct Inflow {
     charged: usize,
     /// h2 said the stream's data ended.
     ended: bool,
-    /// A gRPC-Web text body: base64 decoded on the way in (boxed: rare).
-    text: Option<Box<TextDecoder>>,
-    /// A text body that is not base64, reported by the next `drain` or `next_single`.
-    bad: Option<Status>,
+    /// A gRPC-Web text body: base64 decoded on the way in (boxed: rare, and the call's
+    /// task stays small).
+    text: Option<Box<Text>>,
     /// A gRPC-Web response's trailers frame was read.
     web_trailers: bool,
+}
+
+/// A gRPC-Web text body's decoding.
+#[derive(Default)]
+struct Text {
+    decoder: TextDecoder,
+    /// What is not base64, reported by the next `drain` or `next_single`.
+    bad: Option<Status>,
 }
 
 impl Inflow {
@@ -57,7 +64,6 @@ impl Inflow {
             charged: 0,
             ended: false,
             text: None,
-            bad: None,
             web_trailers: false,
         }
     }
@@ -113,9 +119,9 @@ impl Inflow {
         self.received += chunk.len() as u64;
         match &mut self.text {
             None => self.decoder.feed(chunk),
-            Some(text) if self.bad.is_none() => match text.decode(&chunk) {
+            Some(text) if text.bad.is_none() => match text.decoder.decode(&chunk) {
                 Ok(bytes) => self.decoder.feed(bytes),
-                Err(status) => self.bad = Some(status),
+                Err(status) => text.bad = Some(status),
             },
             Some(_) => {}
         }
@@ -127,12 +133,12 @@ impl Inflow {
         let buffered = self.decoder.buffered() as u64;
         match &self.text {
             None => buffered,
-            Some(text) => buffered.div_ceil(3) * 4 + text.carried() as u64,
+            Some(text) => buffered.div_ceil(3) * 4 + text.decoder.carried() as u64,
         }
     }
 
     fn check_bad(&mut self) -> Result<(), Status> {
-        match self.bad.take() {
+        match self.text.as_mut().and_then(|text| text.bad.take()) {
             Some(status) => Err(status),
             None => Ok(()),
         }
@@ -236,7 +242,8 @@ impl Inflow {
     /// After the end of the data: an error if a message was cut off (`what` names the
     /// stream: "request stream", "response").
     pub(crate) fn check_complete(&self, what: &str) -> Result<(), Status> {
-        if self.decoder.has_partial() || self.text.as_ref().is_some_and(|t| t.carried() > 0) {
+        if self.decoder.has_partial() || self.text.as_ref().is_some_and(|t| t.decoder.carried() > 0)
+        {
             return Err(Status::internal(format!(
                 "{what} ended in the middle of a message"
             )));
