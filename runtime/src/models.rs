@@ -269,7 +269,12 @@ mod pool {
                 pool.execute_all(jobs);
                 done.wait_for(3);
                 pool.shutdown();
-                assert_eq!(pool.admitted(), 0);
+                // A job that has counted itself done may still be returning to its worker
+                // (shutdown waits for idle workers, not running ones): its admission ends
+                // when it has. Shuttle fails the test if that never happens.
+                while pool.admitted() != 0 {
+                    thread::yield_now();
+                }
             },
             ITERATIONS,
         );
