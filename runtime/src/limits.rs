@@ -26,11 +26,12 @@ pub const SERVER_OUTBOUND_QUEUE: usize = 512 * 1024;
 pub const CLIENT_OUTBOUND_QUEUE: usize = 128 * 1024;
 
 /// Messages sent one after another are encoded into a shared chunk of this size before
-/// another is started; h2 sends each chunk as a few full DATA frames with one write.
+/// another is started; h2 sends each chunk as a DATA frame, gathered with the frames
+/// around it into larger writes.
 pub const CHUNK: usize = 16 * 1024;
 
-/// While h2 writes full-size DATA frames one after another, a connection gathers them
-/// into one buffer of at most this size and writes it with one call
+/// While h2 writes large DATA frames (8 KiB or more) one after another, a connection
+/// gathers them into one buffer of at most this size and writes it with one call
 /// (the transport's write gathering): allocated for a burst, given back after it. 64 KiB
 /// measured best for 64 KiB messages over loopback: 32 KiB, 80 KiB (a whole 64 KiB
 /// message per write) and 256 KiB all cost the server more CPU per message.

@@ -1,10 +1,13 @@
-//! Fewer, larger writes for large messages.
+//! Fewer, larger writes for streams of data.
 //!
 //! h2 writes one frame per `writev` (a DATA frame of at most the peer's maximum frame
 //! size, 16 KiB by default, behind its 9-byte header) and flushes after each, so a 64 KiB
 //! message costs four writes and, over TCP, four pushes of a segment through the
-//! network stack. [`Gathered`] sits between h2 and the byte stream: while h2 is writing
-//! full-size frames one after the other, it copies them into one buffer of at most
+//! network stack; a stream of small messages, packed into chunks of
+//! [`CHUNK`](crate::limits::CHUNK) bytes, one write per chunk. [`Gathered`] sits between
+//! h2 and the byte stream: while h2 is writing large frames (8 KiB or more: full-size
+//! frames, and chunks of small messages, which fill a frame to a little under its size)
+//! one after the other, it copies them into one buffer of at most
 //! [`WRITE_GATHER`](crate::limits::WRITE_GATHER) bytes and writes that buffer with one
 //! call, when it is full or when h2 has nothing more to write this turn.
 //!
@@ -13,7 +16,7 @@
 //!
 //! How the end of a turn is known: h2 flushes after every chained DATA frame, before it
 //! takes the next one, and once more when it has nothing left to write. A flush after a
-//! full-size frame is answered at once (h2 carries on with its next frame) and the
+//! large frame is answered at once (h2 carries on with its next frame) and the
 //! connection's task is woken; if that task's next poll flushes again without writing
 //! anything, h2 was done, and the gathered bytes are written. So at most one poll of the
 //! connection's task, with no I/O of its own, stands between the last frame and its write.
@@ -28,9 +31,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::limits::WRITE_GATHER;
 use crate::quota::{Charge, Quota};
 
-/// A write at least this long is taken for a full-size DATA frame (h2's smallest
-/// maximum frame size): more are likely to follow in the same turn.
-const FULL_FRAME: usize = 16 * 1024;
+/// A write at least this long is taken for a large DATA frame, after which more are
+/// likely to follow in the same turn: half of h2's smallest maximum frame size, so that
+/// the chunks a stream of small messages is packed into (a little under 16 KiB each) are
+/// gathered as full-size frames are. Gathering only full-size frames left a stream of
+/// 1 KiB messages at one write per 15 messages and 0.75 µs of server CPU per message;
+/// from 8 KiB, 0.44 µs.
+const LARGE_FRAME: usize = 8 * 1024;
 
 /// A byte stream whose writes of large frames are gathered into fewer, larger writes.
 pub(crate) struct Gathered<T> {
@@ -39,7 +46,7 @@ pub(crate) struct Gathered<T> {
     buf: Vec<u8>,
     /// How much of `buf` is written.
     written: usize,
-    /// The last write was a full-size frame.
+    /// The last write was a large frame.
     mid_burst: bool,
     /// A flush was answered without writing and the task woken: the next flush with no
     /// write in between writes.
@@ -110,7 +117,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Gathered<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let total: usize = bufs.iter().map(|b| b.len()).sum();
-        let full = total >= FULL_FRAME;
+        let full = total >= LARGE_FRAME;
         if this.buf.len() + total > WRITE_GATHER {
             // No room: write what is gathered first.
             ready!(this.poll_drain(cx))?;
@@ -232,6 +239,28 @@ mod tests {
 
     fn flush(io: &mut Gathered<Recorder>, cx: &mut Context<'_>) {
         assert!(matches!(Pin::new(io).poll_flush(cx), Poll::Ready(Ok(()))));
+    }
+
+    /// A stream of small messages: h2 writes each chunk they are packed into as one frame
+    /// a little under the maximum size; those are gathered too, and a small frame is not.
+    #[test]
+    fn chunks_of_small_messages_are_gathered_and_small_frames_are_not() {
+        let waker = Arc::new(CountWakes::default()).into();
+        let mut cx = Context::from_waker(&waker);
+        let mut io = Gathered::new(Recorder::default(), None);
+        // 15 framed messages of 1 KiB: 15 * (5 + 1029) bytes.
+        let chunk = vec![3; 15 * 1034];
+        for _ in 0..4 {
+            write(&mut io, &mut cx, &[0; 9], &chunk);
+            flush(&mut io, &mut cx);
+        }
+        assert!(io.io.writes.is_empty(), "{:?}", io.io.writes);
+        flush(&mut io, &mut cx);
+        assert_eq!(io.io.writes, vec![4 * (9 + 15 * 1034)]);
+        // A frame under LARGE_FRAME, with nothing gathered, goes straight through.
+        write(&mut io, &mut cx, &[0; 9], &[4; LARGE_FRAME - 10]);
+        assert_eq!(io.io.writes.len(), 2);
+        assert_eq!(io.pending(), 0);
     }
 
     /// What h2 does for a large message: a full frame, a flush, ... then the end of the
