@@ -21,6 +21,42 @@ pub const DESCRIPTORS: &[u8] = rsgrpc::include_file_descriptor_set!("interop_des
 pub mod client;
 pub mod server;
 
+/// Processes the tests start: killed when dropped, and read for the line a server prints
+/// once it serves (reading it is the synchronisation).
+pub mod process {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+
+    /// A process killed (and waited for) when dropped.
+    pub struct Running(pub Child);
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// Starts `command` with its standard output piped; returns it with the first line it
+    /// prints, trimmed.
+    pub fn start(command: &mut Command) -> std::io::Result<(Running, String)> {
+        let mut child = command.stdout(Stdio::piped()).spawn()?;
+        let stdout = child.stdout.take().expect("piped");
+        let running = Running(child);
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        Ok((running, line.trim().to_owned()))
+    }
+
+    /// Starts the `interop-server` at `exe` with `args`; returns it once it listens, with
+    /// the address it prints.
+    pub fn interop_server(exe: &str, args: &[&std::ffi::OsStr]) -> (Running, String) {
+        let (running, line) = start(Command::new(exe).args(args)).expect("interop-server");
+        let address = line.rsplit(' ').next().unwrap_or_default().to_owned();
+        (running, address)
+    }
+}
+
 use testing::{EchoStatus, Payload, PayloadType};
 
 /// Header echoed back in the response headers.

@@ -291,21 +291,10 @@ fn the_interop_cases_through_our_grpc_web_client() {
 fn the_interop_binaries_over_grpc_web() {
     let _leaks = rsgrpc_tests::leak::check();
     for flavour in ["async", "blocking"] {
-        let mut server = Command::new(env!("CARGO_BIN_EXE_interop-server"))
-            .args(["--port", "0", "--flavour", flavour, "--grpc_web", "true"])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(server.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let address = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let args = ["--port", "0", "--flavour", flavour, "--grpc_web", "true"];
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+        let (server, address) =
+            interop::process::interop_server(env!("CARGO_BIN_EXE_interop-server"), &args);
         let port = address.rsplit(':').next().unwrap();
         let web = Command::new(env!("CARGO_BIN_EXE_interop-client"))
             .args(["--server_port", port, "--test_case", "all"])
@@ -324,8 +313,7 @@ fn the_interop_binaries_over_grpc_web() {
             ])
             .output()
             .unwrap();
-        let _ = server.kill();
-        let _ = server.wait();
+        drop(server);
         let web = String::from_utf8_lossy(&web.stdout).to_string();
         let applicable = interop::WEB_CASES.len();
         let not_applicable = interop::CASES.len() - applicable;

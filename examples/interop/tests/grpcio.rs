@@ -6,6 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
+use interop::process::{Running, interop_server, start};
+
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -181,56 +183,26 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// A process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts a grpcio server with extra arguments; returns it and its port.
 fn grpcio_server(args: &[&std::ffi::OsStr]) -> (Running, u16) {
     let root = workspace();
-    let mut child = Command::new(python())
-        .arg(root.join("examples/interop/python/grpcio_server.py"))
-        .arg(root.join("tests/proto"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("scripts/test.sh installs grpcio into .venv");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (running, line) = start(
+        Command::new(python())
+            .arg(root.join("examples/interop/python/grpcio_server.py"))
+            .arg(root.join("tests/proto"))
+            .args(args),
+    )
+    .expect("scripts/test.sh installs grpcio into .venv");
     let port = line
-        .trim()
         .strip_prefix("PORT ")
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("the grpcio server said {line:?}"));
-    (Running(child), port)
+    (running, port)
 }
 
 /// Starts our interop-server binary; returns it once it listens.
 fn our_server(args: &[&std::ffi::OsStr]) -> (Running, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_interop-server"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    (Running(child), address)
+    interop_server(env!("CARGO_BIN_EXE_interop-server"), args)
 }
 
 /// Runs every case with our interop-client binary; the report must say all passed.

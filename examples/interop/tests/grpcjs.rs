@@ -7,9 +7,11 @@
 //! seconds: the grpc-js client against both server flavours, and both client flavours
 //! against the grpc-js server.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use interop::process::{Running, start};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -40,32 +42,12 @@ fn node() -> Command {
     command
 }
 
-/// A process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts the grpc-js server; returns it once it serves, with its port.
 fn grpcjs_server() -> (Running, u16) {
-    let mut child = node()
-        .arg("server.js")
-        .arg(workspace().join("tests/proto"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("node is on the machine; scripts/test.sh installs @grpc/grpc-js");
     // The server prints its port once it serves; reading it is the synchronisation.
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let running = Running(child);
+    let (running, line) = start(node().arg("server.js").arg(workspace().join("tests/proto")))
+        .expect("node is on the machine; scripts/test.sh installs @grpc/grpc-js");
     let port = line
-        .trim()
         .strip_prefix("PORT ")
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("the grpc-js server said {line:?} (did `npm ci` run?)"));

@@ -174,6 +174,16 @@ fn http1(
     http1_read(&mut conn)
 }
 
+/// A CORS preflight for a POST from `origin`, with `extra` headers.
+fn preflight(addr: SocketAddr, path: &str, origin: &str, extra: &[(&str, &str)]) -> Http1Response {
+    let mut headers = vec![
+        ("origin", origin),
+        ("access-control-request-method", "POST"),
+    ];
+    headers.extend_from_slice(extra);
+    http1(addr, "OPTIONS", path, &headers, b"")
+}
+
 // --- HTTP/2 ------------------------------------------------------------------------------
 
 /// A gRPC-Web (or any) request over HTTP/2; the response's status, headers, body and
@@ -399,23 +409,11 @@ fn cors_preflight_and_origins() {
     let (server, probe) = web_server(FLAVOURS[0], web);
     let addr = server.local_addr();
     let path = format!("/{SVC}/{UNARY}");
-    let preflight = |origin: &str| {
-        http1(
-            addr,
-            "OPTIONS",
-            &path,
-            &[
-                ("origin", origin),
-                ("access-control-request-method", "POST"),
-                (
-                    "access-control-request-headers",
-                    "content-type,x-grpc-web,x-echo",
-                ),
-            ],
-            b"",
-        )
-    };
-    let r = preflight("http://app.example");
+    let request_headers = [(
+        "access-control-request-headers",
+        "content-type,x-grpc-web,x-echo",
+    )];
+    let r = preflight(addr, &path, "http://app.example", &request_headers);
     assert_eq!(r.status, 204);
     assert_eq!(
         r.header("access-control-allow-origin"),
@@ -430,7 +428,7 @@ fn cors_preflight_and_origins() {
     assert_eq!(r.header("access-control-allow-credentials"), None);
     assert_eq!(r.header("vary"), Some("origin"));
 
-    let r = preflight("http://evil.example");
+    let r = preflight(addr, &path, "http://evil.example", &request_headers);
     assert_eq!(r.status, 403);
     assert_eq!(r.header("access-control-allow-origin"), None);
 
@@ -480,32 +478,14 @@ fn cors_preflight_and_origins() {
 
     // The default: no cross-origin access at all.
     let (server, _) = web_server(FLAVOURS[1], GrpcWeb::new());
-    let r = http1(
-        server.local_addr(),
-        "OPTIONS",
-        &path,
-        &[
-            ("origin", "http://app.example"),
-            ("access-control-request-method", "POST"),
-        ],
-        b"",
-    );
+    let r = preflight(server.local_addr(), &path, "http://app.example", &[]);
     assert_eq!(r.status, 403);
     // Any origin, with credentials asked for: a wildcard never allows them.
     let (server, _) = web_server(
         FLAVOURS[1],
         GrpcWeb::new().allow_any_origin().allow_credentials(true),
     );
-    let r = http1(
-        server.local_addr(),
-        "OPTIONS",
-        &path,
-        &[
-            ("origin", "http://anywhere.example"),
-            ("access-control-request-method", "POST"),
-        ],
-        b"",
-    );
+    let r = preflight(server.local_addr(), &path, "http://anywhere.example", &[]);
     assert_eq!(r.status, 204);
     assert_eq!(r.header("access-control-allow-credentials"), None);
     // Credentials for a listed origin.
@@ -515,16 +495,7 @@ fn cors_preflight_and_origins() {
             .allow_origin("http://app.example")
             .allow_credentials(true),
     );
-    let r = http1(
-        server.local_addr(),
-        "OPTIONS",
-        &path,
-        &[
-            ("origin", "http://app.example"),
-            ("access-control-request-method", "POST"),
-        ],
-        b"",
-    );
+    let r = preflight(server.local_addr(), &path, "http://app.example", &[]);
     assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
 }
 
