@@ -1112,3 +1112,122 @@ fn dns_resolution_starts_no_thread_on_a_poller() {
     drop(server);
     drop(rt);
 }
+
+/// Reads one frame (type, flags, stream, payload) from a raw connection whose socket has
+/// a read timeout; `None` when the client closed or the socket failed or timed out.
+fn read_frame(tcp: &mut TcpStream) -> Option<(u8, u8, u32, Vec<u8>)> {
+    let mut head = [0u8; 9];
+    tcp.read_exact(&mut head).ok()?;
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+    let mut payload = vec![0u8; len];
+    tcp.read_exact(&mut payload).ok()?;
+    Some((head[3], head[4], stream, payload))
+}
+
+/// Serves one call on a raw connection: reads the client's preface and frames up to its
+/// first request's HEADERS and writes `answer(stream)` after its own SETTINGS. Returns
+/// the client's SETTINGS values seen by then, and the connection (open, so that nothing
+/// written is lost to a reset). Every read waits at most 10 s.
+fn serve_one_raw_call(
+    listener: &TcpListener,
+    answer: impl FnOnce(u32) -> Vec<u8>,
+) -> (Vec<(u16, u32)>, TcpStream) {
+    let (mut tcp, _) = listener.accept().expect("accept the client");
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut preface = [0u8; 24];
+    tcp.read_exact(&mut preface).expect("the client's preface");
+    assert_eq!(&preface[..], raw::PREFACE);
+    let mut settings = Vec::new();
+    tcp.write_all(&raw::settings(&[])).unwrap();
+    let stream = loop {
+        let (kind, flags, stream, payload) = read_frame(&mut tcp).expect("a request");
+        match kind {
+            raw::SETTINGS if flags & raw::ACK == 0 => {
+                settings.extend(payload.chunks_exact(6).map(|pair| {
+                    (
+                        u16::from_be_bytes([pair[0], pair[1]]),
+                        u32::from_be_bytes([pair[2], pair[3], pair[4], pair[5]]),
+                    )
+                }));
+                tcp.write_all(&raw::settings_ack()).unwrap();
+            }
+            raw::HEADERS => break stream,
+            _ => {}
+        }
+    };
+    tcp.write_all(&answer(stream)).unwrap();
+    (settings, tcp)
+}
+
+/// A response's HEADERS, for a raw server.
+fn response_headers(stream: u32) -> Vec<u8> {
+    let mut block = Vec::new();
+    raw::hpack_literal(&mut block, ":status", b"200");
+    raw::hpack_literal(&mut block, "content-type", b"application/grpc");
+    raw::headers(stream, false, &block)
+}
+
+/// A channel announces `SETTINGS_MAX_FRAME_SIZE` of
+/// [`CLIENT_MAX_FRAME_SIZE`](rsgrpc::limits::CLIENT_MAX_FRAME_SIZE) (1 MiB, where HTTP/2's
+/// default is 16 KiB), so a server may send a large message as one DATA frame: a 900 KiB
+/// response sent so by a raw server arrives whole. A frame announced one byte over the
+/// limit fails the call (a connection error), within the test's bound, not a hang or a
+/// panic.
+#[test]
+fn a_channel_takes_frames_up_to_its_max_frame_size_and_fails_a_call_above_it() {
+    let _leaks = leak::check();
+    let limit = rsgrpc::limits::CLIENT_MAX_FRAME_SIZE;
+    let rt = runtime("gov-frame");
+    for over in [false, true] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let payload: Vec<u8> = (0..900 * 1024).map(|i| (i % 251) as u8).collect();
+        let response = EchoResponse {
+            payload: payload.clone(),
+            ..Default::default()
+        };
+        let server = std::thread::Builder::new()
+            .name("gov-frame-srv".to_owned())
+            .spawn(move || {
+                serve_one_raw_call(&listener, |stream| {
+                    let mut out = response_headers(stream);
+                    if over {
+                        // Only the frame's head: the client must refuse it from there.
+                        let mut head = raw::frame(raw::DATA, 0, stream, &[]);
+                        head[..3].copy_from_slice(&(limit + 1).to_be_bytes()[1..]);
+                        out.extend(head);
+                        return out;
+                    }
+                    let message = raw::grpc_message(false, &response.encode_to_vec());
+                    assert!(message.len() > 16 * 1024 && message.len() < limit as usize);
+                    out.extend(raw::data(stream, false, &message));
+                    let mut trailers = Vec::new();
+                    raw::hpack_literal(&mut trailers, "grpc-status", b"0");
+                    out.extend(raw::headers(stream, true, &trailers));
+                    out
+                })
+            })
+            .unwrap();
+        let client = client_to(&rt, addr);
+        let result = unary_on_thread(client, "/test.Echo/Unary", bounded("big"));
+        let (settings, tcp) = server.join().expect("the raw server");
+        assert!(
+            settings.contains(&(0x5, limit)),
+            "SETTINGS_MAX_FRAME_SIZE {limit} not among the client's settings {settings:?}"
+        );
+        match result {
+            Ok(reply) if !over => assert!(reply.get_ref().payload == payload),
+            Err(status) if over => assert!(
+                matches!(status.code(), Code::Unavailable | Code::Internal),
+                "{status:?}"
+            ),
+            other => panic!(
+                "over the limit: {over}; {:?}",
+                other.map(|r| r.get_ref().payload.len())
+            ),
+        }
+        drop(tcp);
+    }
+    drop(rt);
+}

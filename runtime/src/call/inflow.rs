@@ -9,13 +9,15 @@
 //!                                message being assembled (it may be larger than the window)
 //! ```
 //!
-//! So what a peer can make a call hold is the queue's budget ([`INBOUND_QUEUE`], in real
-//! memory cost: a queued empty message costs its entry), the stream's flow-control window
-//! at wire size, and one message being assembled (at most the receive limit). Bytes in
-//! the decoder are charged to the connection's memory quota; while it (or the server's)
-//! has no room, no credit goes back at all.
+//! So what a peer can make a call hold is the queue's budget ([`INBOUND_QUEUE`] on a
+//! server, [`CLIENT_INBOUND_QUEUE`] on a client, in real memory cost: a queued empty
+//! message costs its entry), the stream's flow-control window at wire size, and one
+//! message being assembled (at most the receive limit). Bytes in the decoder are charged
+//! to the connection's memory quota; while it (or the server's) has no room, no credit
+//! goes back at all.
 //!
 //! [`INBOUND_QUEUE`]: crate::limits::INBOUND_QUEUE
+//! [`CLIENT_INBOUND_QUEUE`]: crate::limits::CLIENT_INBOUND_QUEUE
 
 use std::task::{Context, Poll, ready};
 

@@ -324,6 +324,7 @@ where
         .initial_window_size(config.initial_stream_window_size)
         .initial_connection_window_size(config.initial_connection_window_size)
         .max_header_list_size(config.max_header_list_size)
+        .max_frame_size(crate::limits::CLIENT_MAX_FRAME_SIZE)
         .enable_push(false)
         .handshake(io)
         .await

@@ -200,7 +200,7 @@ impl Client {
 
         // Responses wait in the call's decoder at wire size beyond this budget, their
         // flow-control credit held back until the caller reads (see `Inflow`).
-        let (events_tx, events_rx) = cq::queue(crate::limits::INBOUND_QUEUE);
+        let (events_tx, events_rx) = cq::queue(crate::limits::CLIENT_INBOUND_QUEUE);
         let (ops_tx, ops_rx) = cq::queue(crate::limits::CLIENT_OUTBOUND_QUEUE);
         let pool = ChunkPool::default();
         let task = call::CallTask {
