@@ -13,9 +13,12 @@
 //! large mmapped block; until then a workload that allocates and frees 64 KiB buffers
 //! returns memory to the kernel and faults it back in over and over. Whether a server has
 //! crossed that line depends on its history, and it changes the cost of the 64 KiB stream
-//! by a third. `--fixed-malloc` starts every server with the same fixed thresholds
-//! (`GLIBC_TUNABLES=glibc.malloc.trim_threshold=8388608:glibc.malloc.mmap_threshold=8388608`)
-//! so that no server's result depends on what it did before.
+//! by a third. The same holds for a client: a load process that downloads 64 KiB
+//! messages through rsgrpc's client, whose poller frees each message's receive buffer
+//! (a little over 64 KiB) after the caller has taken it, spends 17-18 µs per message or
+//! 25-35 µs (6-9 page faults per message), depending on whether its allocator crossed that
+//! line. `--fixed-malloc` starts every server and every load process with the same fixed
+//! thresholds ([`FIXED_MALLOC`]) so that no result depends on what a process did before.
 //!
 //! For every round and every stack (the order rotates from round to round, so that
 //! machine noise hits all stacks alike), a fresh `serve` process is started pinned to
@@ -45,6 +48,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use crate::{Stack, arg, arg_str, chart, median};
+
+/// The fixed malloc thresholds of `--fixed-malloc`.
+const FIXED_MALLOC: &str =
+    "glibc.malloc.trim_threshold=8388608:glibc.malloc.mmap_threshold=8388608";
 
 /// A server under test: a stack (`None`: gRPC C++), for rsgrpc whether it counts
 /// metrics, and whether it is the baseline build's (`--baseline`).
@@ -231,10 +238,7 @@ impl Server {
         };
         let mut command = Command::new("taskset");
         if fixed_malloc {
-            command.env(
-                "GLIBC_TUNABLES",
-                "glibc.malloc.trim_threshold=8388608:glibc.malloc.mmap_threshold=8388608",
-            );
+            command.env("GLIBC_TUNABLES", FIXED_MALLOC);
         }
         let mut child = command
             .args(["-c", "0"])
@@ -398,9 +402,14 @@ fn run_client(
     workload: &str,
     secs: f64,
     ca: Option<&std::path::Path>,
+    fixed_malloc: bool,
 ) -> (u64, f64, f64) {
     let exe = std::env::current_exe().expect("own path");
-    let output = Command::new("taskset")
+    let mut command = Command::new("taskset");
+    if fixed_malloc {
+        command.env("GLIBC_TUNABLES", FIXED_MALLOC);
+    }
+    let output = command
         .args(["-c", "1"])
         .arg(exe)
         .args(["load", "--client", client.flag(), "--workload", workload])
@@ -435,6 +444,7 @@ fn measure(
     secs: f64,
     body: &std::path::Path,
     ca: Option<&std::path::Path>,
+    fixed_malloc: bool,
 ) -> Measure {
     let (cpu0, sw0) = (server.cpu_secs(), server.switches());
     let (ops, elapsed, client_cpu) = match driver {
@@ -443,7 +453,8 @@ fn measure(
             (ops, elapsed, None)
         }
         Driver::Client(client, workload) => {
-            let (ops, elapsed, cpu) = run_client(server.port, client, workload, secs, ca);
+            let (ops, elapsed, cpu) =
+                run_client(server.port, client, workload, secs, ca, fixed_malloc);
             (ops, elapsed, Some(cpu))
         }
     };
@@ -570,7 +581,15 @@ pub(crate) fn main(args: &[String]) {
                 run_h2load(server.port, requests / 10, &body, tls);
                 let ca = tls.then_some(ca.as_path());
                 for w in mine {
-                    let m = measure(&server, WORKLOADS[w].1, requests, secs, &body, ca);
+                    let m = measure(
+                        &server,
+                        WORKLOADS[w].1,
+                        requests,
+                        secs,
+                        &body,
+                        ca,
+                        fixed_malloc,
+                    );
                     results[i][w].push(m);
                 }
                 if !tls {
