@@ -19,6 +19,13 @@ impl Wake for CountingWaker {
     }
 }
 
+/// A waker that counts its wake-ups, and the counter.
+fn counting_waker() -> (Arc<CountingWaker>, Waker) {
+    let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+    let waker = Waker::from(counter.clone());
+    (counter, waker)
+}
+
 #[test]
 fn items_arrive_in_order_across_threads() {
     let (tx, mut rx) = queue::<u32>(4);
@@ -38,8 +45,7 @@ fn items_arrive_in_order_across_threads() {
 #[test]
 fn a_batch_wakes_the_task_once() {
     let (tx, mut rx) = queue::<u32>(64);
-    let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
-    let waker = Waker::from(counter.clone());
+    let (counter, waker) = counting_waker();
     let mut cx = Context::from_waker(&waker);
     assert_eq!(rx.poll_pop(&mut cx), Poll::Pending);
     tx.push_all(0..10).unwrap();
@@ -54,8 +60,7 @@ fn a_batch_wakes_the_task_once() {
 #[test]
 fn producer_waits_for_room_and_is_woken() {
     let (tx, mut rx) = queue::<u32>(2);
-    let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
-    let waker = Waker::from(counter.clone());
+    let (counter, waker) = counting_waker();
     let mut cx = Context::from_waker(&waker);
     tx.push_weighted(1, 1).unwrap();
     tx.push_weighted(2, 1).unwrap();
@@ -71,8 +76,7 @@ fn producer_waits_for_room_and_is_woken() {
 #[test]
 fn what_the_consumer_took_weighs_until_read_and_the_producer_refills_in_batches() {
     let (tx, mut rx) = queue::<u32>(8);
-    let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
-    let waker = Waker::from(counter.clone());
+    let (counter, waker) = counting_waker();
     let mut cx = Context::from_waker(&waker);
     tx.push_all(0..8).unwrap();
     assert_eq!(tx.poll_ready(&mut cx), Poll::Pending);
@@ -110,8 +114,7 @@ fn a_producer_told_of_room_is_woken_even_if_the_room_grew_before_it_pushed() {
     // connections' receive paths do). If the consumer returned items in between, its
     // push does not fill the queue; it must be woken all the same.
     let (tx, mut rx) = queue::<u32>(4);
-    let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
-    let waker = Waker::from(counter.clone());
+    let (counter, waker) = counting_waker();
     let mut cx = Context::from_waker(&waker);
     tx.push_all(0..3).unwrap();
     assert_eq!(tx.poll_ready(&mut cx), Poll::Ready(Ok(1)));
@@ -139,8 +142,7 @@ fn closing_the_consumer_fails_the_producer() {
 fn a_quota_counts_items_until_they_are_read() {
     let quota = Quota::new(3, None);
     let (tx, mut rx) = queue_with_quota::<u32>(100, Some(quota.clone()));
-    let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
-    let waker = Waker::from(counter.clone());
+    let (counter, waker) = counting_waker();
     let mut cx = Context::from_waker(&waker);
     tx.push_all([1, 2, 3]).unwrap();
     assert_eq!(quota.used(), 3);

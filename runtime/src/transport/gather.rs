@@ -117,12 +117,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Gathered<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let total: usize = bufs.iter().map(|b| b.len()).sum();
-        let full = total >= LARGE_FRAME;
+        let large = total >= LARGE_FRAME;
         if this.buf.len() + total > WRITE_GATHER {
             // No room: write what is gathered first.
             ready!(this.poll_drain(cx))?;
         }
-        if this.buf.is_empty() && (!full || total > WRITE_GATHER) {
+        if this.buf.is_empty() && (!large || total > WRITE_GATHER) {
             // Nothing gathered, and nothing worth gathering: straight through.
             let n = ready!(Pin::new(&mut this.io).poll_write_vectored(cx, bufs))?;
             this.mid_burst = false;
@@ -136,7 +136,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Gathered<T> {
         for b in bufs {
             this.buf.extend_from_slice(b);
         }
-        this.mid_burst = full;
+        this.mid_burst = large;
         this.owed = false;
         Poll::Ready(Ok(total))
     }
