@@ -345,3 +345,63 @@ async fn keepalive_pings_a_quiet_client_and_closes_when_a_ping_goes_unanswered()
         );
     }
 }
+
+#[tokio::test]
+async fn data_frames_stay_at_16_kib_when_the_peer_accepts_larger_ones() {
+    const SETTINGS_MAX_FRAME_SIZE: u16 = 0x5;
+    const BIG: usize = 100 * 1024;
+    let service = Service::builder("test.Big")
+        .blocking_unary("One", |_: Request<String>| {
+            Ok::<_, Status>(Response::new("u".repeat(BIG)))
+        })
+        .blocking_server_streaming(
+            "Many",
+            |_: Request<String>, mut sink: super::responder::ResponseSink<String>| {
+                for _ in 0..3 {
+                    sink.send("s".repeat(BIG))?;
+                }
+                Ok(())
+            },
+        )
+        .build();
+    let (_runtime, shared) = server(Server::builder().add_service(service));
+    // A peer that takes frames of up to 1 MiB and opens its windows wide: nothing but the
+    // server's own choice keeps a frame small.
+    let mut peer = connect(
+        &shared,
+        &[
+            (SETTINGS_MAX_FRAME_SIZE, 1024 * 1024),
+            (SETTINGS_INITIAL_WINDOW_SIZE, 8 * 1024 * 1024),
+        ],
+    )
+    .await;
+    let raise = (8u32 * 1024 * 1024).to_be_bytes();
+    peer.write(&frame(WINDOW_UPDATE, 0, 0, &raise)).await;
+    for (stream, method, text, count) in [(1, "One", "u", 1), (3, "Many", "s", 3)] {
+        peer.headers(stream, &request(&format!("/test.Big/{method}")), false)
+            .await;
+        peer.write(&frame(DATA, END_STREAM, stream, &message("go")))
+            .await;
+        let mut body = Vec::new();
+        let mut sizes = Vec::new();
+        loop {
+            let frame = next_call_frame(&mut peer).await;
+            assert_eq!(frame.stream, stream, "{frame:?}");
+            if frame.kind == DATA {
+                sizes.push(frame.payload.len());
+                body.extend_from_slice(&frame.payload);
+            } else if frame.kind == HEADERS && frame.has(END_STREAM) {
+                let fields = peer.decode(&frame);
+                assert_eq!(field(&fields, "grpc-status"), Some("0"), "{fields:?}");
+                break;
+            }
+        }
+        assert!(
+            sizes
+                .iter()
+                .all(|&n| n <= crate::limits::SERVER_MAX_DATA_FRAME),
+            "{method}: DATA frames of {sizes:?}"
+        );
+        assert_eq!(body, message(&text.repeat(BIG)).repeat(count), "{method}");
+    }
+}
