@@ -63,22 +63,11 @@ pub const RETRY_BUFFER: usize = 256 * 1024;
 /// The largest HTTP/2 frame a channel accepts (its `SETTINGS_MAX_FRAME_SIZE`; HTTP/2's
 /// default is 16 KiB): a server may then send a message of up to about this size, within
 /// the stream's window, as one DATA frame, which the channel hands to its caller without
-/// joining pieces, read with fewer and larger reads (a download of 64 KiB messages from a
-/// tonic server costs the client 13.5 µs per message against 23.9 in 16 KiB frames;
-/// rsgrpc's servers send 16 KiB frames, see [`SERVER_MAX_DATA_FRAME`]). A frame is read
+/// joining pieces, read with fewer and larger reads (a download of 64 KiB messages costs
+/// the client about a third less CPU per message than in 16 KiB frames). A frame is read
 /// whole before it is decoded: one connection holds at most this much of a frame being
 /// read.
 pub const CLIENT_MAX_FRAME_SIZE: u32 = 1024 * 1024;
-
-/// The most response bytes a server puts in one DATA frame, even to a peer that accepts
-/// larger frames (a channel accepts [`CLIENT_MAX_FRAME_SIZE`]): frames of this size are
-/// gathered into writes of up to [`WRITE_GATHER`], where a 64 KiB message sent as one
-/// frame went out as a write of its own, a little over 64 KiB. Measured on a stream of
-/// 64 KiB messages to a channel (`rsgrpc-bench server-cpu`, async / blocking server):
-/// 19.1 / 19.8 µs of server CPU per message in 16 KiB frames, 26.7 / 30.9 in one frame
-/// per message, nearly all of the difference in the kernel's TCP send path; the channel
-/// spent 20.5 µs per message instead of 16.9 / 18.6.
-pub const SERVER_MAX_DATA_FRAME: usize = 16 * 1024;
 
 /// What an open server connection is counted as in its memory quota, besides its calls:
 /// h2's read and write buffers, header tables and the connection's own state.

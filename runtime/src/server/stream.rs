@@ -379,7 +379,7 @@ impl ServerStream {
                         if buf.is_empty() {
                             self.pending = None;
                         }
-                        if send_frames(send, chunk).is_err() {
+                        if send.send_data(chunk, false).is_err() {
                             self.abort(Status::cancelled("the response stream was closed"));
                             return Poll::Ready(());
                         }
@@ -411,7 +411,7 @@ impl ServerStream {
                         // cannot take yet, which is bounded by what was queued.
                         let bytes = self.outgoing(framed);
                         if let Some(send) = &mut self.send {
-                            let _ = send_frames(send, bytes);
+                            let _ = send.send_data(bytes, false);
                         }
                         self.send_trailers(trailers);
                         return Poll::Ready(());
@@ -490,15 +490,4 @@ struct Refused;
 
 fn more_than_one() -> Status {
     Status::internal("received more than one request message on a call that takes one")
-}
-
-/// Hands `bytes` to h2 as DATA frames of at most
-/// [`SERVER_MAX_DATA_FRAME`](limits::SERVER_MAX_DATA_FRAME) bytes each (splitting `Bytes`
-/// copies nothing), so that a peer's larger maximum frame size does not turn each large
-/// message into a write of its own.
-fn send_frames(send: &mut SendStream<Bytes>, mut bytes: Bytes) -> Result<(), h2::Error> {
-    while bytes.len() > limits::SERVER_MAX_DATA_FRAME {
-        send.send_data(bytes.split_to(limits::SERVER_MAX_DATA_FRAME), false)?;
-    }
-    send.send_data(bytes, false)
 }
