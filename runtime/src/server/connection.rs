@@ -184,6 +184,7 @@ pub(super) async fn serve<T>(
     let watch = Watch::new(Some(config.ping_policy));
     let mut builder = h2::server::Builder::new();
     builder
+        .max_send_buffer_size(limits::SERVER_SEND_BUFFER)
         .max_header_list_size(config.max_header_list_size)
         .max_concurrent_streams(config.max_concurrent_streams)
         .initial_window_size(config.initial_stream_window_size)
