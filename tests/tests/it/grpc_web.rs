@@ -106,9 +106,20 @@ fn http1_send(
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
-    let tcp = conn.get_mut();
-    tcp.write_all(head.as_bytes()).unwrap();
-    tcp.write_all(body).unwrap();
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
+    // One write: a server that answers from the first bytes (431, or no HTTP/1.1 at all)
+    // and closes may do so before it has read the rest; what it answered is what the
+    // caller reads next.
+    match conn.get_mut().write_all(&request) {
+        Ok(()) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            ) => {}
+        Err(e) => panic!("writing the request: {e}"),
+    }
 }
 
 /// Reads one HTTP/1.1 message (request or response): its first line, its headers and
