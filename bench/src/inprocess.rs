@@ -138,7 +138,7 @@ fn start(stack: Stack, server_rt: &rsgrpc::Runtime, client_rt: &rsgrpc::Runtime)
 fn unary_request(payload: usize) -> EchoRequest {
     EchoRequest {
         message: String::new(),
-        payload: vec![b'x'; payload],
+        payload: vec![b'x'; payload].into(),
         ..Default::default()
     }
 }

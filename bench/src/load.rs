@@ -41,7 +41,7 @@ impl Workload {
 
 fn unary_request() -> EchoRequest {
     EchoRequest {
-        payload: vec![b'x'; 16],
+        payload: vec![b'x'; 16].into(),
         ..Default::default()
     }
 }

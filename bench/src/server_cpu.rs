@@ -344,7 +344,7 @@ fn clock_ticks() -> f64 {
 /// payload is 16 bytes.
 fn h2load_body() -> std::path::PathBuf {
     let message = prost::Message::encode_to_vec(&rsgrpc_tests::EchoRequest {
-        payload: vec![b'x'; 16],
+        payload: vec![b'x'; 16].into(),
         ..Default::default()
     });
     let mut body = vec![0];

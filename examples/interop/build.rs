@@ -8,6 +8,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     rsgrpc_codegen::Builder::new()
         .file_descriptor_set_path(out_dir.join("interop_descriptor.bin"))
+        // Payloads as `Bytes`: the long ones go out without being copied into their
+        // message's encoding, to every peer the tests call.
+        .bytes(".grpc.testing.Payload.body")
         .compile(&protos, &includes)?;
 
     let descriptors = rsgrpc_codegen::Builder::new().parse(&protos, &includes)?;

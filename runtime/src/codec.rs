@@ -162,6 +162,140 @@ pub(crate) fn write_framed<M: Message>(message: &M, len: usize, buf: &mut BytesM
     let _ = message.encode(buf);
 }
 
+/// A `bytes::Bytes` field at least this long is not copied into its message's encoding:
+/// the encoding refers to it, and it is written to the connection from where it is.
+/// Shorter ones are copied: a copy of a few KiB costs less than the extra part of a
+/// vectored write and the bookkeeping.
+pub(crate) const SPLICE_MIN: usize = 8 * 1024;
+
+/// One or more framed messages on their way out: their encoding in `buf`, except for
+/// the long `Bytes` fields (see [`SPLICE_MIN`]) of a message encoded by
+/// [`write_spliced`], which stay where they are and are listed in `splices`.
+#[derive(Debug, Default)]
+pub(crate) struct Framed {
+    pub(crate) buf: BytesMut,
+    /// The `Bytes` fields left out of `buf`, each with the length of `buf` it follows.
+    pub(crate) splices: Vec<(usize, Bytes)>,
+}
+
+impl Framed {
+    /// The framed messages' length on the wire.
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len() + self.splices.iter().map(|(_, b)| b.len()).sum::<usize>()
+    }
+
+    /// What it holds in memory: the buffer's capacity, room for more messages included,
+    /// and the spliced fields.
+    pub(crate) fn weight(&self) -> usize {
+        self.buf.capacity() + self.splices.iter().map(|(_, b)| b.len()).sum::<usize>()
+    }
+
+    /// Its buffer and spliced fields, for sending.
+    pub(crate) fn into_parts(mut self) -> (BytesMut, Vec<(usize, Bytes)>) {
+        (
+            std::mem::take(&mut self.buf),
+            std::mem::take(&mut self.splices),
+        )
+    }
+}
+
+/// The spliced fields are the sender's values: a chunk dropped unsent on a poller (its
+/// call ended) hands them to the reaper, as a user's value must not be dropped there.
+impl Drop for Framed {
+    fn drop(&mut self) {
+        if !self.splices.is_empty() {
+            crate::role::drop_off_poller(std::mem::take(&mut self.splices));
+        }
+    }
+}
+
+impl From<BytesMut> for Framed {
+    fn from(buf: BytesMut) -> Framed {
+        Framed {
+            buf,
+            splices: Vec::new(),
+        }
+    }
+}
+
+/// Encodes `message`, uncompressed, with its prefix (`len` is its [`checked_len`]), its
+/// `Bytes` fields of [`SPLICE_MIN`] bytes or more spliced in instead of copied, into
+/// `buf`, which becomes the new `Framed`'s buffer when nothing was spliced.
+///
+/// How much of a message is spliced is known only once it is encoded, so room for all
+/// of it is reserved in `buf`, as for a message that is copied whole. When some was
+/// spliced, what was copied moves to a buffer of its own size and `buf` comes back,
+/// emptied, for reuse (most of it was never written to): `(framed, Some(buf))`.
+pub(crate) fn write_spliced<M: Message>(
+    message: &M,
+    len: usize,
+    mut buf: BytesMut,
+) -> (Framed, Option<BytesMut>) {
+    buf.reserve(PREFIX_LEN + len);
+    buf.put_u8(0);
+    buf.put_u32(len as u32);
+    let mut framed = Framed::from(buf);
+    // Cannot fail: the room was reserved above.
+    let _ = message.encode(&mut Splicer(&mut framed));
+    if framed.splices.is_empty() {
+        return (framed, None);
+    }
+    let copied = BytesMut::from(&framed.buf[..]);
+    let mut spare = std::mem::replace(&mut framed.buf, copied);
+    spare.clear();
+    (framed, Some(spare))
+}
+
+/// prost's encoder writing into a [`Framed`]: everything goes into its buffer, except the
+/// long `Bytes` fields, which prost hands over as a `Bytes` (`put`) and which are kept by
+/// reference.
+struct Splicer<'a>(&'a mut Framed);
+
+// SAFETY: every method that touches memory is the buffer's own (`BytesMut`, whose
+// implementation upholds `BufMut`'s contract): `chunk_mut` is the buffer's next free
+// bytes, and `advance_mut` passes on to that same buffer the caller's promise that it
+// initialised them. `put` either hands `src` to the buffer's own `put` or records it as a
+// splice without writing anything.
+#[allow(unsafe_code)]
+unsafe impl BufMut for Splicer<'_> {
+    fn remaining_mut(&self) -> usize {
+        self.0.buf.remaining_mut()
+    }
+
+    unsafe fn advance_mut(&mut self, cnt: usize) {
+        // SAFETY: `cnt` bytes of the buffer's `chunk_mut` (which this type's
+        // `chunk_mut` is) were initialised, as this method's caller guarantees.
+        unsafe { self.0.buf.advance_mut(cnt) }
+    }
+
+    fn chunk_mut(&mut self) -> &mut bytes::buf::UninitSlice {
+        self.0.buf.chunk_mut()
+    }
+
+    fn put_slice(&mut self, src: &[u8]) {
+        self.0.buf.put_slice(src);
+    }
+
+    fn put<T: Buf>(&mut self, mut src: T)
+    where
+        Self: Sized,
+    {
+        // prost puts a `Bytes` field as a clone of the `Bytes`, whose `copy_to_bytes`
+        // is a slice of it, not a copy. Only that type is spliced: for any other `Buf`
+        // (a `Vec<u8>` field comes as a `&[u8]`) `copy_to_bytes` would copy and
+        // allocate. The type's name only picks the way; either way is correct.
+        if src.remaining() >= SPLICE_MIN
+            && std::any::type_name::<T>() == std::any::type_name::<Bytes>()
+        {
+            let at = self.0.buf.len();
+            let len = src.remaining();
+            self.0.splices.push((at, src.copy_to_bytes(len)));
+        } else {
+            self.0.buf.put(src);
+        }
+    }
+}
+
 /// Encodes a message with its prefix, ready to be sent as-is, compressed when asked.
 ///
 /// # Errors
@@ -173,23 +307,49 @@ pub(crate) fn encode<M: Message>(
     max_len: usize,
     compression: Option<CompressionEncoding>,
 ) -> Result<Bytes, Status> {
-    encode_mut(message, max_len, compression).map(BytesMut::freeze)
+    let len = checked_len(message, max_len)?;
+    match compression {
+        None => {
+            let mut buf = BytesMut::with_capacity(PREFIX_LEN + len);
+            write_framed(message, len, &mut buf);
+            Ok(buf.freeze())
+        }
+        Some(encoding) => encode_compressed(message, encoding).map(BytesMut::freeze),
+    }
 }
 
-/// As [`encode`], into a buffer of its own that more messages may be appended to.
-pub(crate) fn encode_mut<M: Message>(
+/// As [`encode`], with the long `Bytes` fields of an uncompressed message spliced in (see
+/// [`write_spliced`]), into a buffer of its own that more messages may be appended to.
+///
+/// # Errors
+///
+/// As [`encode`].
+pub(crate) fn encode_framed<M: Message>(
     message: &M,
     max_len: usize,
     compression: Option<CompressionEncoding>,
-) -> Result<BytesMut, Status> {
+) -> Result<Framed, Status> {
     let len = checked_len(message, max_len)?;
-    let Some(encoding) = compression else {
-        let mut buf = BytesMut::with_capacity(PREFIX_LEN + len);
-        write_framed(message, len, &mut buf);
-        return Ok(buf);
-    };
+    match compression {
+        None if PREFIX_LEN + len >= SPLICE_MIN => {
+            Ok(write_spliced(message, len, BytesMut::new()).0)
+        }
+        None => {
+            let mut buf = BytesMut::with_capacity(PREFIX_LEN + len);
+            write_framed(message, len, &mut buf);
+            Ok(Framed::from(buf))
+        }
+        Some(encoding) => encode_compressed(message, encoding).map(Framed::from),
+    }
+}
+
+/// A message compressed with `encoding`, with its prefix.
+fn encode_compressed<M: Message>(
+    message: &M,
+    encoding: CompressionEncoding,
+) -> Result<BytesMut, Status> {
     let plain = message.encode_to_vec();
-    let mut buf = BytesMut::with_capacity(PREFIX_LEN + len / 2 + 32).writer();
+    let mut buf = BytesMut::with_capacity(PREFIX_LEN + plain.len() / 2 + 32).writer();
     buf.write_all(&[1, 0, 0, 0, 0])
         .and_then(|()| compress(encoding, &plain, &mut buf))
         .map_err(|e| Status::internal(format!("failed to compress message: {e}")))?;
@@ -640,11 +800,115 @@ mod tests {
         }
     }
 
+    /// The bytes `framed` stands for, its splices put in place.
+    fn wire(framed: &Framed) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut from = 0;
+        for (at, bytes) in &framed.splices {
+            out.extend_from_slice(&framed.buf[from..*at]);
+            out.extend_from_slice(bytes);
+            from = *at;
+        }
+        out.extend_from_slice(&framed.buf[from..]);
+        out
+    }
+
+    fn plain(message: &impl Message) -> Vec<u8> {
+        let body = message.encode_to_vec();
+        let mut out = vec![0];
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn long_bytes_fields_are_spliced_in_not_copied() {
+        let payload = Bytes::from(vec![7u8; SPLICE_MIN]);
+        let message = prost_types_like::Shared {
+            name: "before".into(),
+            payload: payload.clone(),
+            short: Bytes::from(vec![9u8; SPLICE_MIN - 1]),
+            index: 42,
+        };
+        let framed = encode_framed(&message, usize::MAX, None).unwrap();
+        assert_eq!(framed.splices.len(), 1, "only the long field is spliced");
+        let (at, spliced) = &framed.splices[0];
+        assert_eq!(spliced.as_ptr(), payload.as_ptr(), "the sender's own bytes");
+        assert_eq!(spliced.len(), SPLICE_MIN);
+        // The prefix, the name and the field's tag and length come before it.
+        assert_eq!(*at, PREFIX_LEN + 2 + "before".len() + 1 + 2);
+        assert_eq!(framed.len(), PREFIX_LEN + message.encoded_len());
+        assert_eq!(wire(&framed), plain(&message));
+        assert_eq!(
+            framed.weight(),
+            framed.buf.capacity() + SPLICE_MIN,
+            "what it holds, the spliced field included"
+        );
+        // What was not spliced did not need a buffer for all of the message.
+        assert!(framed.buf.capacity() < message.encoded_len());
+    }
+
+    #[test]
+    fn vec_fields_short_messages_and_compressed_ones_are_copied() {
+        let vec = prost_types_like::Blob {
+            data: vec![1; 2 * SPLICE_MIN],
+        };
+        let framed = encode_framed(&vec, usize::MAX, None).unwrap();
+        assert!(framed.splices.is_empty());
+        assert_eq!(&framed.buf[..], plain(&vec));
+        let short = prost_types_like::Shared {
+            payload: Bytes::from(vec![1; 100]),
+            ..Default::default()
+        };
+        let framed = encode_framed(&short, usize::MAX, None).unwrap();
+        assert!(framed.splices.is_empty());
+        assert_eq!(&framed.buf[..], plain(&short));
+        let long = prost_types_like::Shared {
+            payload: Bytes::from(vec![1; 2 * SPLICE_MIN]),
+            ..Default::default()
+        };
+        let framed = encode_framed(&long, usize::MAX, Some(CompressionEncoding::Gzip)).unwrap();
+        assert!(framed.splices.is_empty());
+        assert_eq!(framed.buf[0], 1, "compressed");
+        // And the one-buffer form never splices.
+        assert_eq!(&encode(&long, usize::MAX, None).unwrap()[..], plain(&long));
+    }
+
+    #[test]
+    fn spliced_messages_decode_as_they_were_sent() {
+        let message = prost_types_like::Shared {
+            name: "n".into(),
+            payload: Bytes::from((0..3 * SPLICE_MIN).map(|i| i as u8).collect::<Vec<_>>()),
+            short: Bytes::from_static(b"s"),
+            index: 7,
+        };
+        let framed = encode_framed(&message, usize::MAX, None).unwrap();
+        let mut decoder = FrameDecoder::new(usize::MAX);
+        let mut out = Vec::new();
+        decoder.push(Bytes::from(wire(&framed)), &mut out).unwrap();
+        assert_eq!(
+            decode::<prost_types_like::Shared>(out.pop().unwrap().body).unwrap(),
+            message
+        );
+    }
+
     mod prost_types_like {
         #[derive(Clone, PartialEq, prost::Message)]
         pub(crate) struct Blob {
             #[prost(bytes = "vec", tag = "1")]
             pub(crate) data: Vec<u8>,
+        }
+
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub(crate) struct Shared {
+            #[prost(string, tag = "1")]
+            pub(crate) name: String,
+            #[prost(bytes = "bytes", tag = "2")]
+            pub(crate) payload: bytes::Bytes,
+            #[prost(bytes = "bytes", tag = "3")]
+            pub(crate) short: bytes::Bytes,
+            #[prost(uint32, tag = "4")]
+            pub(crate) index: u32,
         }
     }
 }

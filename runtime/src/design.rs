@@ -52,6 +52,7 @@
 //!  call/         one call's moving parts, both ends
 //!    events.rs       what crosses the two queues, and its weight
 //!    chunks.rs       outbound messages framed into recycled chunks
+//!    outgoing.rs     a chunk's bytes as h2 sends them, long Bytes fields spliced in
 //!    inflow.rs       the poller's receive path under the inbound budget
 //!    receiver.rs     the consumer of the inbound queue, parking or with a waker
 //!    streams.rs      Streaming, BlockingStreaming, RequestSender
@@ -144,7 +145,16 @@
 //! way, not one per call.
 //!
 //! Messages sent one after another are encoded straight into a shared 16 KiB chunk of the
-//! outbound queue, so h2 sends them as a few full DATA frames with one write. Compression
+//! outbound queue, so h2 sends them as a few full DATA frames with one write. A message's
+//! `bytes::Bytes` fields of 8 KiB or more are not copied into its encoding: its chunk
+//! refers to them, and the poller hands h2 the encoding's parts with the fields between
+//! them, which go out in one vectored write (prost generates `Bytes` fields with the build
+//! option `bytes`). Those fields are the sender's values and may hold its code
+//! (`Bytes::from_owner`): once sent, the poller hands them back to the sender's side, which
+//! drops them at its next message (at most what its outbound queue held waits there), or
+//! the reaper does when the call ends. Received messages are decoded from the received
+//! bytes, so the `Bytes`
+//! fields of a message that came in one piece are slices of it, not copies. Compression
 //! (gzip; deflate and zstd behind their features) and decompression happen on the sending
 //! and receiving threads.
 //!
@@ -173,7 +183,7 @@
 //! | requests received for a call | its queue holds [`INBOUND_QUEUE`](crate::limits::INBOUND_QUEUE) (64 KiB) of weight (entries, prefixes, bodies); the rest waits in the call's decoder at wire size, its credit held; credit goes back as the handler takes messages, and at once for the one message being assembled (it may be larger than the window): at most 64 KiB, the stream window ([`DEFAULT_STREAM_WINDOW`](crate::limits::DEFAULT_STREAM_WINDOW)) and one message (≤ the receive limit, [`DEFAULT_MAX_RECEIVE_MESSAGE_SIZE`](crate::limits::DEFAULT_MAX_RECEIVE_MESSAGE_SIZE)) | its stream window closes |
 //! | the request of a unary or server-streaming call | one message (≤ the receive limit), collected before the handler starts (charged to the connection's quota when over [`SMALL_REQUEST`](crate::limits::SMALL_REQUEST)); a second message fails the call | `INTERNAL` |
 //! | responses received by a client that does not read | the same rule on the client side, with a queue of [`CLIENT_INBOUND_QUEUE`](crate::limits::CLIENT_INBOUND_QUEUE) (256 KiB) of weight: at most 256 KiB, the window at wire size, one message; a frame is read whole, at most [`CLIENT_MAX_FRAME_SIZE`](crate::limits::CLIENT_MAX_FRAME_SIZE) (1 MiB, the channel's `SETTINGS_MAX_FRAME_SIZE`) | the server's window closes; a larger frame is a connection error (`FRAME_SIZE_ERROR`) |
-//! | responses queued by one call | [`SERVER_OUTBOUND_QUEUE`](crate::limits::SERVER_OUTBOUND_QUEUE) (512 KiB; [`CLIENT_OUTBOUND_QUEUE`](crate::limits::CLIENT_OUTBOUND_QUEUE), 128 KiB, of requests on the client), counting each chunk's capacity until the poller has handed it to h2 (what it took and has not sent yet included); h2 then holds at most [`SERVER_SEND_BUFFER`](crate::limits::SERVER_SEND_BUFFER) (192 KiB) of a server stream's data not yet written, besides a call's last message, which goes to h2 whole with the status, all of it charged to the connection's quota until written; and at most [`MAX_RECYCLED_CHUNKS`](crate::limits::MAX_RECYCLED_CHUNKS) written chunks kept for reuse; senders wait beyond it (a blocking send at most until the call's deadline) | — |
+//! | responses queued by one call | [`SERVER_OUTBOUND_QUEUE`](crate::limits::SERVER_OUTBOUND_QUEUE) (512 KiB; [`CLIENT_OUTBOUND_QUEUE`](crate::limits::CLIENT_OUTBOUND_QUEUE), 128 KiB, of requests on the client), counting each chunk's capacity (and the `Bytes` fields spliced into it) until the poller has handed it to h2 (what it took and has not sent yet included); h2 then holds at most [`SERVER_SEND_BUFFER`](crate::limits::SERVER_SEND_BUFFER) (192 KiB) of a server stream's data not yet written, besides a call's last message, which goes to h2 whole with the status, all of it charged to the connection's quota until written; and at most [`MAX_RECYCLED_CHUNKS`](crate::limits::MAX_RECYCLED_CHUNKS) written chunks kept for reuse; senders wait beyond it (a blocking send at most until the call's deadline) | — |
 //! | a connection's gathered writes | while h2 writes large DATA frames (8 KiB or more) one after another, at most [`WRITE_GATHER`](crate::limits::WRITE_GATHER) (64 KiB) copied into one buffer and written with one call, allocated for the burst and charged to the connection's quota while it is | — (written when full) |
 //! | everything one connection makes the server hold | [`connection_memory_quota`](crate::server::ServerBuilder::connection_memory_quota), default [64 MiB](crate::limits::DEFAULT_CONNECTION_MEMORY_QUOTA) | while used up: its new streams get `REFUSED_STREAM` (clients retry them), its credit is held back, its handlers wait to send |
 //! | everything all connections make the server hold | [`memory_quota`](crate::server::ServerBuilder::memory_quota), default [1 GiB](crate::limits::DEFAULT_MEMORY_QUOTA), including [`CONNECTION_COST`](crate::limits::CONNECTION_COST) (64 KiB) per open connection | while used up: connections holding more than an even share of it are refused new streams, every connection's credit is held back, every sending handler waits; light connections are still served |

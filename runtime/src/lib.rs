@@ -51,7 +51,7 @@
 //! [`design`] explains the poller threads, the completion queues and the life of a call;
 //! [`from_tonic`] is a guide for those who know tonic.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod backoff;

@@ -74,8 +74,8 @@ pub struct EchoRequest {
     /// Server streaming: how many responses.
     #[prost(uint32, tag = "2")]
     pub count: u32,
-    #[prost(bytes = "vec", tag = "3")]
-    pub payload: Vec<u8>,
+    #[prost(bytes = "bytes", tag = "3")]
+    pub payload: bytes::Bytes,
     /// Server streaming: size of each response's payload (0: echo `payload`).
     #[prost(uint32, tag = "4")]
     pub response_size: u32,
@@ -87,8 +87,8 @@ pub struct EchoResponse {
     pub message: String,
     #[prost(uint32, tag = "2")]
     pub index: u32,
-    #[prost(bytes = "vec", tag = "3")]
-    pub payload: Vec<u8>,
+    #[prost(bytes = "bytes", tag = "3")]
+    pub payload: bytes::Bytes,
 }
 
 pub const UNARY: &str = "Unary";
@@ -199,7 +199,7 @@ fn with_metadata<T>(from: &MetadataMap, message: T) -> Response<T> {
 
 fn stream_item(request: &EchoRequest, index: u32) -> EchoResponse {
     let payload = if request.response_size > 0 {
-        vec![b'x'; request.response_size as usize]
+        vec![b'x'; request.response_size as usize].into()
     } else {
         request.payload.clone()
     };
@@ -308,7 +308,7 @@ pub fn blocking_echo(name: &str, probe: Arc<Probe>) -> Service {
                 let message = EchoResponse {
                     message: joined.join(","),
                     index: joined.len() as u32,
-                    payload: bytes.to_string().into_bytes(),
+                    payload: bytes.to_string().into_bytes().into(),
                 };
                 Ok(with_metadata(&metadata, message))
             },
@@ -426,7 +426,7 @@ pub fn async_echo(name: &str, probe: Arc<Probe>) -> Service {
                 let message = EchoResponse {
                     message: joined.join(","),
                     index: joined.len() as u32,
-                    payload: bytes.to_string().into_bytes(),
+                    payload: bytes.to_string().into_bytes().into(),
                 };
                 Ok(with_metadata(&metadata, message))
             },

@@ -140,7 +140,7 @@ fn stream(client: &Client, svc: &'static str, i: usize, tally: &Tally) {
     let mut request = Request::new(EchoRequest {
         message: format!("s{i}"),
         count: 20,
-        payload: vec![1; 256],
+        payload: vec![1; 256].into(),
         ..Default::default()
     });
     request.set_timeout(Duration::from_secs(30));

@@ -105,7 +105,7 @@ impl ClientStreamingService<EchoRequest> for ClientStream {
             let mut response = tonic::Response::new(EchoResponse {
                 message: joined.join(","),
                 index: joined.len() as u32,
-                payload: bytes.to_string().into_bytes(),
+                payload: bytes.to_string().into_bytes().into(),
             });
             *response.metadata_mut() = metadata;
             Ok(response)

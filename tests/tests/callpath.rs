@@ -306,7 +306,7 @@ const BIG: usize = 4 * 1024 * 1024 - 64;
 
 fn big_request() -> EchoRequest {
     EchoRequest {
-        payload: vec![7; BIG],
+        payload: vec![7; BIG].into(),
         ..Default::default()
     }
 }

@@ -1184,7 +1184,7 @@ fn a_channel_takes_frames_up_to_its_max_frame_size_and_fails_a_call_above_it() {
         let addr = listener.local_addr().unwrap();
         let payload: Vec<u8> = (0..900 * 1024).map(|i| (i % 251) as u8).collect();
         let response = EchoResponse {
-            payload: payload.clone(),
+            payload: payload.clone().into(),
             ..Default::default()
         };
         let server = std::thread::Builder::new()

@@ -232,7 +232,7 @@ impl Setup {
         let mut request = Request::new(EchoRequest {
             message: message.into(),
             count,
-            payload: vec![7; payload],
+            payload: vec![7; payload].into(),
             ..Default::default()
         });
         request.set_timeout(timeout);
@@ -363,7 +363,7 @@ fn a_connection_dropped_mid_request_message_cancels_the_handler() {
         // Then one the proxy cuts in half.
         let _ = sender.send(EchoRequest {
             message: "big".into(),
-            payload: vec![1; 64 * 1024],
+            payload: vec![1; 64 * 1024].into(),
             ..Default::default()
         });
         let failed = replies.find_map(Result::err);

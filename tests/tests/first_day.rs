@@ -121,7 +121,7 @@ fn service_config_method_fields_take_effect() {
     // The exact method's entry applies alone: no size limit from the service's entry.
     let big = EchoRequest {
         message: "big".into(),
-        payload: vec![1; 500],
+        payload: vec![1; 500].into(),
         ..Default::default()
     };
     let reply: Response<EchoResponse> = client

@@ -432,7 +432,7 @@ fn blocking_streamer() -> Service {
                 for index in 0..100_000 {
                     sink.send(EchoResponse {
                         index,
-                        payload: vec![7; 16 * 1024],
+                        payload: vec![7; 16 * 1024].into(),
                         ..Default::default()
                     })?;
                 }

@@ -53,7 +53,8 @@ fn peer_service() -> Service {
                 index: certs.as_ref().map_or(0, |c| c.len() as u32),
                 payload: certs
                     .and_then(|c| c.first().map(|leaf| leaf.to_vec()))
-                    .unwrap_or_default(),
+                    .unwrap_or_default()
+                    .into(),
             }))
         })
         .build()
@@ -1084,7 +1085,7 @@ fn a_streaming_call_is_replayed_on_retry_within_the_retry_buffer() {
     let client = flaky_client(&server, retry_config(3, r#""UNAVAILABLE""#, ""));
     let big = (0..5).map(|i| EchoRequest {
         message: format!("m{i}"),
-        payload: vec![0; 100 * 1024],
+        payload: vec![0; 100 * 1024].into(),
         ..Default::default()
     });
     let status = client

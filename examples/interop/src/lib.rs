@@ -146,7 +146,7 @@ impl Flags {
 pub fn payload(size: i32) -> Option<Payload> {
     Some(Payload {
         r#type: PayloadType::Compressable as i32,
-        body: vec![0; usize::try_from(size).unwrap_or(0)],
+        body: vec![0; usize::try_from(size).unwrap_or(0)].into(),
     })
 }
 

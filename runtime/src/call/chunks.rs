@@ -9,11 +9,13 @@ use bytes::{Bytes, BytesMut};
 use prost::Message;
 
 use super::events::{Outbound, call_ended};
-use crate::codec::{self, CompressionEncoding};
+use super::outgoing::Outgoing;
+use crate::codec::{self, CompressionEncoding, Framed};
 use crate::cq::Producer;
 use crate::limits;
 use crate::metrics::Metrics;
 use crate::quota::Quota;
+use crate::role;
 use crate::status::Status;
 use crate::sync::{Mutex, MutexGuard};
 
@@ -36,6 +38,9 @@ struct Kept {
     buffers: Vec<BytesMut>,
     /// Their capacity in all, charged to the quota.
     bytes: usize,
+    /// Spliced fields sent while the poller held the last reference to them, dropped on
+    /// the sender's side: at its next message, or with the pool.
+    released: Vec<Bytes>,
 }
 
 impl ChunkPool {
@@ -55,10 +60,22 @@ impl ChunkPool {
         self.0.quota.as_deref()
     }
 
-    /// An empty buffer with room for at least `len` bytes.
+    /// Hands back spliced fields h2 is done with. They are the sender's values, whose drop
+    /// may run its code: on a poller they are kept for the sender's side to drop.
+    pub(crate) fn release(&self, fields: Vec<Bytes>) {
+        if fields.is_empty() || !role::on_poller() {
+            return;
+        }
+        self.lock().released.extend(fields);
+    }
+
+    /// An empty buffer with room for at least `len` bytes. Called on the sender's side,
+    /// which drops the fields released since its last message here.
     fn take(&self, len: usize) -> BytesMut {
+        let mut released = Vec::new();
         let reused = {
             let mut kept = self.lock();
+            std::mem::swap(&mut released, &mut kept.released);
             match kept.buffers.last() {
                 Some(buf) if buf.capacity() >= len => {
                     let buf = kept.buffers.pop();
@@ -72,11 +89,14 @@ impl ChunkPool {
                 _ => None,
             }
         };
+        drop(released);
         reused.unwrap_or_else(|| BytesMut::with_capacity(len.max(limits::CHUNK)))
     }
 
     fn give(&self, buf: BytesMut) {
-        if buf.capacity() > limits::MAX_RECYCLED_CHUNK {
+        // Too small to be taken again (the bytes copied around a spliced field), or too
+        // large to keep.
+        if !(limits::CHUNK..=limits::MAX_RECYCLED_CHUNK).contains(&buf.capacity()) {
             return;
         }
         let room = self.quota().is_none_or(Quota::has_room);
@@ -96,6 +116,9 @@ impl Drop for PoolInner {
         let kept = self.kept.get_mut();
         if let Some(quota) = &self.quota {
             quota.release(kept.bytes);
+        }
+        if !kept.released.is_empty() {
+            role::drop_off_poller(std::mem::take(&mut kept.released));
         }
     }
 }
@@ -121,17 +144,19 @@ impl Spent {
     }
 
     /// Takes a queued chunk for sending, keeping a handle to release and recycle it once
-    /// h2 is done with it.
-    pub(crate) fn send(&mut self, chunk: BytesMut) -> Bytes {
+    /// h2 is done with it (its spliced fields included: the [`Outgoing`] holds the
+    /// chunk's buffer until all of it is sent).
+    pub(crate) fn send(&mut self, chunk: Framed) -> Outgoing {
         self.reclaim();
-        let held = chunk.capacity();
-        let bytes = chunk.freeze();
+        let held = chunk.weight();
+        let (buf, splices) = chunk.into_parts();
+        let bytes = buf.freeze();
         self.chunks.push_back((bytes.clone(), held));
         self.charged += held;
         if let Some(quota) = self.pool.quota() {
             quota.charge(held);
         }
-        bytes
+        Outgoing::spliced(bytes, splices, &self.pool)
     }
 
     /// Releases the chunks h2 is done with, recycling the small ones.
@@ -166,7 +191,9 @@ impl Drop for Spent {
 
 /// Encodes `message` straight into the chunk of messages last queued on `ops` when it has
 /// room, or into a new chunk: messages sent one by one still reach h2 as a few large
-/// buffers, without a buffer or a copy per message.
+/// buffers, without a buffer or a copy per message. A message of
+/// [`SPLICE_MIN`](codec::SPLICE_MIN) bytes or more gets a chunk of its own, its long
+/// `Bytes` fields spliced in, not copied.
 ///
 /// The caller has checked that the queue has room.
 ///
@@ -183,7 +210,7 @@ pub(crate) fn queue_message<M: Message>(
 ) -> Result<(), Status> {
     if compression.is_some() {
         // Compressed: a chunk of its own, compressed before the queue is locked.
-        let framed = codec::encode_mut(message, max_send, compression)?;
+        let framed = codec::encode_framed(message, max_send, compression)?;
         let len = framed.len();
         ops.push(Outbound::Message(framed))
             .map_err(|_| call_ended())?;
@@ -197,16 +224,26 @@ pub(crate) fn queue_message<M: Message>(
     if let Some(metrics) = metrics {
         metrics.sent(framed_len);
     }
+    if framed_len >= codec::SPLICE_MIN {
+        // Encoded before the queue is locked. A buffer that only held what was copied
+        // around spliced fields goes back to the pool at once.
+        let (chunk, spare) = codec::write_spliced(message, len, pool.take(framed_len));
+        if let Some(spare) = spare {
+            pool.give(spare);
+        }
+        return ops.push(Outbound::Message(chunk)).map_err(|_| call_ended());
+    }
     ops.push_or_append(|last| {
         if let Some(Outbound::Message(chunk)) = last {
-            if chunk.capacity() - chunk.len() >= framed_len {
-                codec::write_framed(message, len, chunk);
+            let buf = &mut chunk.buf;
+            if chunk.splices.is_empty() && buf.capacity() - buf.len() >= framed_len {
+                codec::write_framed(message, len, buf);
                 return None;
             }
         }
         let mut chunk = pool.take(framed_len);
         codec::write_framed(message, len, &mut chunk);
-        Some(Outbound::Message(chunk))
+        Some(Outbound::Message(Framed::from(chunk)))
     })
     .map_err(|_| call_ended())
 }
@@ -225,7 +262,7 @@ mod tests {
         v
     }
 
-    fn chunks(rx: &mut crate::cq::Consumer<Outbound>) -> Vec<BytesMut> {
+    fn chunks(rx: &mut crate::cq::Consumer<Outbound>) -> Vec<Framed> {
         std::iter::from_fn(|| rx.try_pop())
             .map(|op| match op {
                 Outbound::Message(chunk) => chunk,
@@ -244,8 +281,8 @@ mod tests {
         let chunks = chunks(&mut rx);
         assert_eq!(chunks.len(), 1, "one chunk for three small messages");
         let expected: Vec<u8> = ["a", "bb", "ccc"].iter().flat_map(|t| framed(t)).collect();
-        assert_eq!(&chunks[0][..], &expected[..]);
-        assert!(chunks[0].capacity() >= limits::CHUNK);
+        assert_eq!(&chunks[0].buf[..], &expected[..]);
+        assert!(chunks[0].buf.capacity() >= limits::CHUNK);
     }
 
     #[test]
@@ -301,7 +338,7 @@ mod tests {
         let mut spent = Spent::new(pool.clone());
         let chunk = pool.take(100);
         let capacity = chunk.capacity();
-        let sent = spent.send(chunk);
+        let sent = spent.send(Framed::from(chunk));
         // Held by h2: charged, not yet reusable.
         assert_eq!(quota.used(), capacity);
         drop(sent);
@@ -325,6 +362,168 @@ mod tests {
         drop(spent);
         drop(pool);
         assert_eq!(quota.used(), 0);
+    }
+
+    #[test]
+    fn a_spliced_field_is_charged_until_all_of_its_message_is_sent() {
+        #[derive(Clone, PartialEq, prost::Message)]
+        struct Shared {
+            #[prost(bytes = "bytes", tag = "1")]
+            payload: Bytes,
+        }
+        let payload = Bytes::from(vec![3u8; 4 * codec::SPLICE_MIN]);
+        let message = Shared {
+            payload: payload.clone(),
+        };
+        let (tx, mut rx) = queue(1 << 20);
+        let quota = Quota::new(1 << 20, None);
+        let pool = ChunkPool::new(Some(quota.clone()));
+        let mut spent = Spent::new(pool.clone());
+        // A small message first: the large one does not join its chunk.
+        queue_message(&tx, &pool, &"a".to_owned(), usize::MAX, None, None).unwrap();
+        queue_message(&tx, &pool, &message, usize::MAX, None, None).unwrap();
+        let mut chunks = chunks(&mut rx);
+        assert_eq!(chunks.len(), 2);
+        let framed = chunks.pop().unwrap();
+        assert_eq!(framed.splices.len(), 1);
+        // Only what was copied around the field is in the chunk's buffer; the buffer
+        // reserved for the whole message went back to the pool, unused.
+        let capacity = framed.buf.capacity();
+        assert!(capacity < 64, "{capacity}");
+        let kept = quota.used();
+        assert!(kept > payload.len(), "{kept}");
+        let weight = framed.weight();
+        assert_eq!(weight, capacity + payload.len());
+        let mut out = spent.send(framed);
+        assert_eq!(quota.used(), kept + weight);
+        // h2 writes the encoding's own bytes, then part of the field.
+        let head = out.chunk().len();
+        out.advance(head + 10);
+        spent.reclaim();
+        assert_eq!(
+            quota.used(),
+            kept + weight,
+            "still charged while a part is unsent"
+        );
+        let mut wire = Vec::new();
+        while out.has_remaining() {
+            let chunk = out.chunk().to_vec();
+            out.advance(chunk.len());
+            wire.extend_from_slice(&chunk);
+        }
+        assert_eq!(&wire[..], &payload[10..]);
+        spent.reclaim();
+        assert_eq!(
+            quota.used(),
+            kept,
+            "once all is sent only the buffer kept for reuse is charged"
+        );
+        // The next large message takes the kept buffer (and gives it back) instead of
+        // allocating one.
+        queue_message(&tx, &pool, &message, usize::MAX, None, None).unwrap();
+        assert_eq!(quota.used(), kept);
+    }
+
+    use bytes::Buf;
+
+    /// A `Bytes` whose last drop reports the thread it ran on.
+    fn noisy_field(len: usize) -> (Bytes, std::sync::mpsc::Receiver<String>) {
+        struct Noisy(Vec<u8>, std::sync::mpsc::Sender<String>);
+        impl AsRef<[u8]> for Noisy {
+            fn as_ref(&self) -> &[u8] {
+                &self.0
+            }
+        }
+        impl Drop for Noisy {
+            fn drop(&mut self) {
+                let name = std::thread::current().name().unwrap_or("").to_owned();
+                let _ = self.1.send(name);
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        (Bytes::from_owner(Noisy(vec![5; len], tx)), rx)
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Field {
+        #[prost(bytes = "bytes", tag = "1")]
+        payload: Bytes,
+    }
+
+    /// Runs `f` on a thread marked as a poller.
+    fn on_poller<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+        std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .name("pretend-poller".into())
+                .spawn_scoped(s, || {
+                    role::set(role::Role::Poller);
+                    f()
+                })
+                .unwrap()
+                .join()
+                .unwrap()
+        })
+    }
+
+    #[test]
+    fn a_spliced_field_sent_by_a_poller_is_dropped_on_the_senders_side() {
+        let (tx, mut rx) = queue(1 << 20);
+        let pool = ChunkPool::default();
+        let mut spent = Spent::new(pool.clone());
+        let (payload, dropped) = noisy_field(2 * codec::SPLICE_MIN);
+        let message = Field { payload };
+        queue_message(&tx, &pool, &message, usize::MAX, None, None).unwrap();
+        drop(message);
+        let framed = chunks(&mut rx).pop().unwrap();
+        // The poller sends all of it and lets go: the last reference was its own.
+        on_poller(|| {
+            let mut out = spent.send(framed);
+            out.advance(out.remaining());
+            drop(out);
+            spent.reclaim();
+        });
+        assert!(dropped.try_recv().is_err(), "not dropped on the poller");
+        // The sender's next message drops it, on the sender's thread.
+        queue_message(&tx, &pool, &"next".to_owned(), usize::MAX, None, None).unwrap();
+        assert_eq!(
+            dropped.try_recv().unwrap(),
+            std::thread::current().name().unwrap_or("")
+        );
+    }
+
+    #[test]
+    fn spliced_fields_left_when_a_call_ends_on_a_poller_go_to_the_reaper() {
+        role::start_reaper().unwrap();
+        // Sent, then the call ended with the poller holding the pool's last reference.
+        let (tx, mut rx) = queue(1 << 20);
+        let pool = ChunkPool::default();
+        let (payload, sent) = noisy_field(2 * codec::SPLICE_MIN);
+        queue_message(&tx, &pool, &Field { payload }, usize::MAX, None, None).unwrap();
+        let framed = chunks(&mut rx).pop().unwrap();
+        let mut spent = Spent::new(pool);
+        on_poller(move || {
+            let mut out = spent.send(framed);
+            out.advance(out.remaining());
+            drop(out);
+            drop(spent);
+        });
+        // Queued, never sent, and dropped with the queue on the poller.
+        let (payload, unsent) = noisy_field(2 * codec::SPLICE_MIN);
+        let (tx2, rx2) = queue(1 << 20);
+        queue_message(
+            &tx2,
+            &ChunkPool::default(),
+            &Field { payload },
+            usize::MAX,
+            None,
+            None,
+        )
+        .unwrap();
+        on_poller(move || drop(rx2));
+        let wait = std::time::Duration::from_secs(10);
+        assert_eq!(sent.recv_timeout(wait).unwrap(), "rsgrpc-reaper");
+        assert_eq!(unsent.recv_timeout(wait).unwrap(), "rsgrpc-reaper");
+        drop(tx);
     }
 
     #[test]

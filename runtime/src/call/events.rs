@@ -1,10 +1,9 @@
 //! What moves through a call's two completion queues, and what each entry weighs against
 //! the queue's budget: [`Inbound`] from the poller to user code, [`Outbound`] back.
 
-use bytes::BytesMut;
 use http::HeaderMap;
 
-use crate::codec::{self, Frame};
+use crate::codec::{self, Frame, Framed};
 use crate::cq::Weigh;
 use crate::status::Status;
 
@@ -28,7 +27,7 @@ pub(crate) enum Outbound {
     /// Response headers (server side); sent before the first message.
     Headers(HeaderMap),
     /// One or more framed messages, prefixes included.
-    Message(BytesMut),
+    Message(Framed),
     /// The client is done sending (half-close).
     Finish,
     /// The final status and trailers (server side).
@@ -61,7 +60,7 @@ impl Weigh for Outbound {
         entry
             + match self {
                 // What the chunk holds in memory, room for more messages included.
-                Outbound::Message(chunk) => chunk.capacity(),
+                Outbound::Message(chunk) => chunk.weight(),
                 Outbound::Headers(headers) | Outbound::Trailers(headers) => header_bytes(headers),
                 Outbound::Finish | Outbound::Abort(_) => 0,
             }

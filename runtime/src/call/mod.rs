@@ -11,6 +11,7 @@
 //!
 //! - [`events`]: what moves through a call's two completion queues, and its weight.
 //! - [`chunks`]: the buffers outbound messages are framed into, recycled per call.
+//! - [`outgoing`]: a chunk's bytes as h2 sends them, long `Bytes` fields spliced in.
 //! - [`inflow`]: the poller's receive path, bounded by the inbound queue's budget.
 //! - [`receiver`]: the consumer of the inbound queue, parking or registering a waker.
 //! - [`streams`]: the public message streams built on a receiver or an outbound queue.
@@ -23,6 +24,7 @@ pub(crate) mod chunks;
 pub(crate) mod events;
 pub(crate) mod inflow;
 pub(crate) mod observed;
+pub(crate) mod outgoing;
 pub(crate) mod protocol;
 pub(crate) mod receiver;
 pub(crate) mod streams;

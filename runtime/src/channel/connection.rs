@@ -9,10 +9,10 @@ use std::sync::{Arc, Weak};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Address, ChannelConfig, ChannelInner, State};
+use crate::call::outgoing::Outgoing;
 use crate::status::Status;
 use crate::transport::frames::{End, Watch, Watched};
 use crate::transport::gather::Gathered;
@@ -21,7 +21,7 @@ use crate::transport::{self, Io};
 
 /// A connection picked for a call.
 pub(crate) struct Picked {
-    pub(crate) send: h2::client::SendRequest<Bytes>,
+    pub(crate) send: h2::client::SendRequest<Outgoing>,
     /// Identifies the connection, for [`ChannelInner::lost`].
     pub(crate) id: (u64, u64),
     /// Counts the calls open on the connection while held.
@@ -58,7 +58,7 @@ impl ConnStats {
 
 /// What a ready subchannel holds: its connection's sender, for the calls placed on it.
 pub(super) struct ReadyConnection {
-    send: h2::client::SendRequest<Bytes>,
+    send: h2::client::SendRequest<Outgoing>,
     /// Unique over the channel's life, so that news of a connection that was replaced is
     /// recognised.
     id: u64,
@@ -146,7 +146,7 @@ impl ChannelInner {
         &self,
         address: &Address,
         stage: &AtomicUsize,
-    ) -> std::result::Result<(h2::client::SendRequest<Bytes>, Connection), String> {
+    ) -> std::result::Result<(h2::client::SendRequest<Outgoing>, Connection), String> {
         #[cfg(test)]
         if let Some(in_memory) = &self.config.in_memory {
             return handshake(in_memory.dial(), &self.config, address, stage).await;
@@ -174,7 +174,7 @@ impl ChannelInner {
         self: &Arc<Self>,
         key: u64,
         address: &Address,
-        result: std::result::Result<(h2::client::SendRequest<Bytes>, Connection), String>,
+        result: std::result::Result<(h2::client::SendRequest<Outgoing>, Connection), String>,
         keepalive: Option<KeepaliveConfig>,
     ) {
         let mut state = self.lock();
@@ -313,7 +313,7 @@ async fn handshake<T>(
     config: &ChannelConfig,
     address: &Address,
     stage: &AtomicUsize,
-) -> std::result::Result<(h2::client::SendRequest<Bytes>, Connection), String>
+) -> std::result::Result<(h2::client::SendRequest<Outgoing>, Connection), String>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

@@ -27,6 +27,7 @@ use super::call::{Failure, Outcome, Stop, deadline_exceeded};
 use crate::call::chunks::Spent;
 use crate::call::events::{Inbound, Outbound};
 use crate::call::inflow::Inflow;
+use crate::call::outgoing::Outgoing;
 use crate::call::protocol::{h2_status, is_grpc_content_type};
 use crate::call::web::Form;
 use crate::channel::{CallOnConnection, ChannelInner};
@@ -40,7 +41,7 @@ const START_ATTEMPTS: usize = 3;
 
 type Started = (
     h2::client::ResponseFuture,
-    SendStream<Bytes>,
+    SendStream<Outgoing>,
     CallOnConnection,
     (u64, u64),
 );
@@ -91,7 +92,7 @@ async fn start_stream(
 /// The request messages of a streaming call sent so far, to send again on a retry.
 #[derive(Default)]
 pub(super) struct Replay {
-    chunks: Vec<Bytes>,
+    chunks: Vec<Outgoing>,
     bytes: usize,
 }
 
@@ -114,12 +115,12 @@ pub(super) struct Call {
 
 /// One attempt's stream.
 struct Attempt {
-    send: SendStream<Bytes>,
+    send: SendStream<Outgoing>,
     send_done: bool,
     /// Part of a message waiting for flow-control capacity.
-    pending: Option<Bytes>,
+    pending: Option<Outgoing>,
     /// Chunks of earlier attempts, sent first on a retry.
-    resend: std::collections::VecDeque<Bytes>,
+    resend: std::collections::VecDeque<Outgoing>,
     recv: Recv,
     /// Received bytes on their way to the caller.
     inflow: Inflow,
@@ -181,7 +182,7 @@ impl Call {
         };
         let mut send_done = false;
         if let Some(body) = body {
-            if let Err(e) = send.send_data(body.clone(), true) {
+            if let Err(e) = send.send_data(Outgoing::from(body.clone()), true) {
                 tracing::debug!(error = %e, "failed to send the request");
             }
             send_done = true;
@@ -290,7 +291,7 @@ impl Call {
     }
 
     /// Keeps a copy of a chunk for a retry, while it fits the retry buffer.
-    fn remember(&mut self, chunk: &Bytes) {
+    fn remember(&mut self, chunk: &Outgoing) {
         if let Some(replay) = &mut self.replay {
             if replay.bytes + chunk.len() <= crate::limits::RETRY_BUFFER {
                 replay.bytes += chunk.len();
@@ -338,7 +339,7 @@ impl Call {
             }
             if self.finished {
                 // A retry of a call whose requests were all sent: end the stream again.
-                let _ = attempt.send.send_data(Bytes::new(), true);
+                let _ = attempt.send.send_data(Outgoing::default(), true);
                 return Poll::Ready(Ok(()));
             }
             let op = ready!(self.ops.poll_pop(cx));
@@ -350,7 +351,7 @@ impl Call {
                 }
                 Some(Outbound::Finish) => {
                     self.finished = true;
-                    let _ = attempt.send.send_data(Bytes::new(), true);
+                    let _ = attempt.send.send_data(Outgoing::default(), true);
                     return Poll::Ready(Ok(()));
                 }
                 Some(Outbound::Abort(status)) => return Poll::Ready(Err(status)),

@@ -32,7 +32,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use h2::RecvStream;
 use h2::server::SendResponse;
@@ -43,6 +42,7 @@ use tracing::Instrument;
 use super::dispatch::{ConnContext, Dispatch, accept_call};
 use super::stream::ServerStream;
 use super::{ConnectionGuard, Phase, ServerShared};
+use crate::call::outgoing::Outgoing;
 use crate::deadline;
 use crate::limits;
 use crate::quota::{Charge, Quota};
@@ -141,8 +141,8 @@ async fn serve_either(
 
     let alpn = io.alpn();
     let (protocol, io) = match alpn.as_deref() {
-        Some(b"h2") => (Protocol::Http2, Rewind::new(Bytes::new(), io)),
-        Some(b"http/1.1") => (Protocol::Http1, Rewind::new(Bytes::new(), io)),
+        Some(b"h2") => (Protocol::Http2, Rewind::new(bytes::Bytes::new(), io)),
+        Some(b"http/1.1") => (Protocol::Http1, Rewind::new(bytes::Bytes::new(), io)),
         _ => match handshake_step(&shared, &guard, started, "its first bytes", sniff(io)).await {
             Some(sniffed) => sniffed,
             None => return,
@@ -315,7 +315,7 @@ type Sleep = Pin<Box<tokio::time::Sleep>>;
 
 /// One connection and its calls.
 struct Conn<T> {
-    h2: h2::server::Connection<Watched<Gathered<T>>, Bytes>,
+    h2: h2::server::Connection<Watched<Gathered<T>>, Outgoing>,
     calls: FuturesUnordered<tracing::instrument::Instrumented<ServerStream>>,
     /// What the calls share.
     ctx: Arc<ConnContext>,
@@ -494,7 +494,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
     }
 
     /// Validates and routes a new stream, and starts its call.
-    fn start(&mut self, request: http::Request<RecvStream>, respond: SendResponse<Bytes>) {
+    fn start(&mut self, request: http::Request<RecvStream>, respond: SendResponse<Outgoing>) {
         let span = tracing::debug_span!(
             "call",
             method = request.uri().path(),

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use h2::RecvStream;
 use h2::server::SendResponse;
 use http::HeaderMap;
@@ -19,6 +18,7 @@ use super::web::{self, Kind, WebCall};
 use crate::call::cancel::{CallContext, CancelState};
 use crate::call::chunks::{ChunkPool, Spent};
 use crate::call::inflow::Inflow;
+use crate::call::outgoing::Outgoing;
 use crate::call::receiver::Receiver;
 use crate::codec::{self, CompressionEncoding, FrameDecoder};
 use crate::cq::{self};
@@ -68,7 +68,7 @@ impl Dispatch {
 }
 
 /// Answers a request that never reaches a handler.
-fn reject(mut respond: SendResponse<Bytes>, status: Status, web: Option<&WebCall>) {
+fn reject(mut respond: SendResponse<Outgoing>, status: Status, web: Option<&WebCall>) {
     let mut headers = HeaderMap::new();
     status.write_headers(&mut headers);
     let _ = respond.send_response(grpc_response(headers, web), true);
@@ -142,7 +142,7 @@ impl ConnContext {
 pub(super) fn accept_call(
     conn: &Arc<ConnContext>,
     request: http::Request<RecvStream>,
-    mut respond: SendResponse<Bytes>,
+    mut respond: SendResponse<Outgoing>,
 ) -> Option<ServerStream> {
     let shared = &conn.shared;
     let (parts, body) = request.into_parts();

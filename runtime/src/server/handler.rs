@@ -32,7 +32,7 @@ pub(super) fn send_single<Resp: Message>(
 ) -> Result<(), Status> {
     let compression = responder.compression.filter(|_| response.compress());
     let (metadata, message, trailers) = response.into_parts();
-    let framed = codec::encode_mut(&message, responder.max_send, compression)?;
+    let framed = codec::encode_framed(&message, responder.max_send, compression)?;
     responder.respond_once(&metadata, framed, trailers)
 }
 

@@ -6,7 +6,6 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytes::BytesMut;
 use http::HeaderMap;
 use prost::Message;
 
@@ -14,7 +13,7 @@ use crate::call::cancel::{CallContext, CancelState};
 use crate::call::chunks::{ChunkPool, queue_message};
 use crate::call::events::{Outbound, call_ended};
 use crate::call::observed::Observed;
-use crate::codec::{self, CompressionEncoding};
+use crate::codec::{self, CompressionEncoding, Framed};
 use crate::cq::Producer;
 use crate::metadata::MetadataMap;
 use crate::metrics::Metrics;
@@ -150,7 +149,7 @@ impl Responder {
     pub(crate) fn respond_once(
         &self,
         metadata: &MetadataMap,
-        framed: BytesMut,
+        framed: Framed,
         trailers: MetadataMap,
     ) -> Result<(), Status> {
         let mut state = self.state();

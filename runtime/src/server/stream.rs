@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{RecvStream, SendStream};
 use http::HeaderMap;
@@ -22,6 +21,7 @@ use crate::call::cancel::CancelState;
 use crate::call::chunks::Spent;
 use crate::call::events::{Inbound, Outbound};
 use crate::call::inflow::Inflow;
+use crate::call::outgoing::Outgoing;
 use crate::call::protocol::h2_status;
 use crate::codec::Frame;
 use crate::cq::{self, Consumer, Producer};
@@ -32,11 +32,11 @@ use crate::status::Status;
 /// One call, as a future polled by its connection task.
 pub(super) struct ServerStream {
     /// Until the response headers are sent.
-    pub(super) respond: Option<SendResponse<Bytes>>,
+    pub(super) respond: Option<SendResponse<Outgoing>>,
     /// After the response headers are sent.
-    pub(super) send: Option<SendStream<Bytes>>,
+    pub(super) send: Option<SendStream<Outgoing>>,
     /// Part of a message waiting for flow-control capacity.
-    pub(super) pending: Option<Bytes>,
+    pub(super) pending: Option<Outgoing>,
     /// Chunks handed to h2, released and recycled once written.
     pub(super) spent: Spent,
     /// Until the request stream ended (or the handler stopped reading it).
@@ -435,7 +435,7 @@ impl ServerStream {
     }
 
     /// A response message's bytes as they go to h2 (base64 for a gRPC-Web text call).
-    fn outgoing(&mut self, framed: bytes::BytesMut) -> Bytes {
+    fn outgoing(&mut self, framed: crate::codec::Framed) -> Outgoing {
         let bytes = self.spent.send(framed);
         match &self.web {
             Some(web) => web.body(bytes),

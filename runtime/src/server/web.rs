@@ -9,11 +9,11 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode};
 
+use crate::call::outgoing::Outgoing;
 use crate::call::protocol::is_grpc_content_type;
 use crate::call::web::{self, Form};
 
@@ -336,15 +336,15 @@ impl WebCall {
     }
 
     /// Response bytes as sent: base64 in the text form.
-    pub(super) fn body(&self, bytes: Bytes) -> Bytes {
+    pub(super) fn body(&self, bytes: Outgoing) -> Outgoing {
         match self.form {
             Form::Binary => bytes,
-            Form::Text => web::encode_text(&bytes),
+            Form::Text => web::encode_text(&bytes.into_bytes()).into(),
         }
     }
 
     /// The status and trailing metadata, as the body's last frame.
-    pub(super) fn trailers(&self, trailers: &HeaderMap) -> Bytes {
-        self.body(web::trailers_frame(trailers))
+    pub(super) fn trailers(&self, trailers: &HeaderMap) -> Outgoing {
+        self.body(web::trailers_frame(trailers).into())
     }
 }

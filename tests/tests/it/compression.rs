@@ -41,7 +41,7 @@ fn per_call_compression_with_an_uncompressed_channel() {
     let client = Client::new(Channel::new(&format!("http://{}", server.local_addr())).unwrap());
     let mut request = Request::new(EchoRequest {
         message: "zipped".into(),
-        payload: vec![b'z'; 100_000],
+        payload: vec![b'z'; 100_000].into(),
         ..Default::default()
     });
     request.set_send_compressed(CompressionEncoding::Gzip);
@@ -148,7 +148,7 @@ fn a_compression_bomb_is_refused_by_its_decompressed_size() {
     // A valid EchoRequest whose payload is 64 MiB of zeros: at most about 64 KiB
     // compressed, far over the 4 MiB receive limit once decompressed.
     let bomb = EchoRequest {
-        payload: vec![0; 64 << 20],
+        payload: vec![0; 64 << 20].into(),
         ..Default::default()
     }
     .encode_to_vec();
@@ -196,7 +196,7 @@ fn every_encoding_interoperates_with_tonic() {
         let request = || {
             Request::new(EchoRequest {
                 message: "to tonic".into(),
-                payload: vec![b'p'; 50_000],
+                payload: vec![b'p'; 50_000].into(),
                 ..Default::default()
             })
         };
@@ -231,7 +231,7 @@ fn compressing_tonic_client_against(
         let reply = client
             .unary(tonic::Request::new(EchoRequest {
                 message: "from tonic".into(),
-                payload: vec![b'q'; 50_000],
+                payload: vec![b'q'; 50_000].into(),
                 ..Default::default()
             }))
             .await
@@ -273,7 +273,7 @@ fn compression_is_visible_and_switchable_per_message() {
                     sink.set_compression(i % 2 == 0);
                     sink.send(EchoResponse {
                         index: i,
-                        payload: vec![b'a'; 1000],
+                        payload: vec![b'a'; 1000].into(),
                         ..Default::default()
                     })?;
                 }

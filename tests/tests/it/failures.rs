@@ -118,7 +118,7 @@ fn oversized_messages_are_refused_with_resource_exhausted() {
         let (server, _) = server(flavour);
         let client = client(&server);
         let big = EchoRequest {
-            payload: vec![0; 5 * 1024 * 1024],
+            payload: vec![0; 5 * 1024 * 1024].into(),
             ..Default::default()
         };
         let err = client
@@ -134,7 +134,7 @@ fn oversized_messages_are_refused_with_resource_exhausted() {
         let small_client = Client::new(channel);
         let request = EchoRequest {
             message: "big reply".into(),
-            payload: vec![1; 4096],
+            payload: vec![1; 4096].into(),
             ..Default::default()
         };
         let err = small_client
@@ -148,7 +148,7 @@ fn oversized_messages_are_refused_with_resource_exhausted() {
         let requests = vec![
             req("ok"),
             EchoRequest {
-                payload: vec![0; 2000],
+                payload: vec![0; 2000].into(),
                 ..Default::default()
             },
         ];
@@ -179,7 +179,7 @@ fn send_limit_fails_before_sending() {
         .blocking_unary::<_, EchoResponse>(
             path(SVC, UNARY),
             Request::new(EchoRequest {
-                payload: vec![0; 200],
+                payload: vec![0; 200].into(),
                 ..Default::default()
             }),
         )

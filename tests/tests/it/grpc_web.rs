@@ -306,7 +306,7 @@ fn unary_and_server_streaming_in_both_forms_over_both_protocols() {
                 // Unary, with metadata both ways.
                 let message = EchoRequest {
                     message: "hello web".into(),
-                    payload: vec![7; 100_000],
+                    payload: vec![7; 100_000].into(),
                     ..Default::default()
                 };
                 let (status, headers, frames) =
@@ -859,7 +859,7 @@ fn our_http1_client_holds_a_pushy_response_to_its_budget() {
         // longer than the stall bound.
         tcp.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
         let message = framed(&EchoResponse {
-            payload: vec![b'p'; 64 * 1024],
+            payload: vec![b'p'; 64 * 1024].into(),
             ..Default::default()
         });
         let mut chunk = format!("{:x}\r\n", message.len()).into_bytes();

@@ -411,7 +411,7 @@ fn metrics_count_calls_messages_bytes_and_connections_on_both_sides() {
         let client = Client::new(channel.clone());
         for i in 0..3 {
             let mut request = timed(&format!("unary {i}"));
-            request.get_mut().payload = vec![7; 100];
+            request.get_mut().payload = vec![7; 100].into();
             client
                 .blocking_unary::<_, EchoResponse>(path(SVC, UNARY), request)
                 .unwrap();
@@ -714,7 +714,7 @@ fn front(backend: Client, probe: Arc<Probe>) -> Service {
             Ok(Response::new(EchoResponse {
                 message: code.name().to_owned(),
                 index: u32::from(saw_deadline),
-                payload: Vec::new(),
+                payload: Default::default(),
             }))
         })
         .unary("CallAsync", move |request: Request<EchoRequest>| {

@@ -12,7 +12,7 @@ use crate::support::{FLAVOURS, Flavour, SVC, client, server};
 fn unary_request() -> Request<EchoRequest> {
     let mut request = Request::new(EchoRequest {
         message: "hello".into(),
-        payload: vec![0, 1, 2, 255],
+        payload: vec![0, 1, 2, 255].into(),
         ..Default::default()
     });
     request.metadata_mut().insert("x-echo", "v1").unwrap();
@@ -181,7 +181,7 @@ fn large_messages_flow_through_flow_control() {
         let client = client(&server);
         let big = EchoRequest {
             message: "big".into(),
-            payload: vec![7; 3 * 1024 * 1024],
+            payload: vec![7; 3 * 1024 * 1024].into(),
             ..Default::default()
         };
         let response: Response<EchoResponse> = client
@@ -205,7 +205,7 @@ fn large_messages_flow_through_flow_control() {
         assert_eq!(total, 200 * 64 * 1024, "{flavour:?}");
 
         let many = (0..100).map(|_| EchoRequest {
-            payload: vec![1; 100 * 1024],
+            payload: vec![1; 100 * 1024].into(),
             ..Default::default()
         });
         let response: Response<EchoResponse> = client

@@ -23,7 +23,7 @@ fn our_blocking_client_against_a_tonic_server() {
 
     let mut request = Request::new(EchoRequest {
         message: "hi".into(),
-        payload: vec![1, 2, 3],
+        payload: vec![1, 2, 3].into(),
         ..Default::default()
     });
     request.metadata_mut().insert("x-echo", "m").unwrap();
@@ -153,7 +153,7 @@ fn a_tonic_client_against_our_servers() {
 
             let mut request = tonic::Request::new(EchoRequest {
                 message: "from tonic".into(),
-                payload: vec![4, 5],
+                payload: vec![4, 5].into(),
                 ..Default::default()
             });
             request

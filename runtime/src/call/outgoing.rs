@@ -1,0 +1,288 @@
+//! The bytes of a call's messages as h2 sends them: [`Outgoing`], a chunk's own buffer
+//! with the long `Bytes` fields of its messages spliced in where they belong, written
+//! with vectored I/O instead of being copied into the encoding.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::IoSlice;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+
+use super::chunks::ChunkPool;
+
+/// Bytes on their way to h2, in one or more parts, none of them copied to be joined.
+///
+/// A message whose `Bytes` field was left out of its encoding (see
+/// [`codec::Framed`](crate::codec::Framed)) goes out as the encoding's parts with the
+/// field's bytes between them; h2 takes any [`Buf`], splits it into DATA frames and writes
+/// each frame's parts with one vectored write.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Outgoing {
+    /// The first part not yet sent; empty only when nothing is left.
+    first: Bytes,
+    /// The parts after it, none empty.
+    rest: VecDeque<Bytes>,
+    /// What is left in all.
+    len: usize,
+    /// What the parts come from, when spliced parts are among them: held until all of
+    /// this is sent.
+    owner: Option<Arc<Owner>>,
+}
+
+/// The buffer a spliced [`Outgoing`] was framed into and the fields spliced into it.
+///
+/// Holding the buffer keeps it from being taken back (and what it and the fields hold
+/// from being released from the connection's quota, see
+/// [`Spent`](super::chunks::Spent)) while h2 still has a spliced part to write. The
+/// fields are the sender's values: the last reference to one may be this, and dropping it
+/// may run the sender's code (`Bytes::from_owner`), so they go back to the sender's side
+/// through [`ChunkPool::release`] instead of being dropped on the poller.
+struct Owner {
+    _buf: Bytes,
+    fields: Vec<Bytes>,
+    pool: ChunkPool,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.pool.release(std::mem::take(&mut self.fields));
+    }
+}
+
+impl fmt::Debug for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Owner")
+            .field("fields", &self.fields.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Outgoing {
+    /// `buf` with `splices` (each after that many bytes of `buf`, in order) put in place;
+    /// the spliced fields go back to `pool` once all is sent.
+    pub(crate) fn spliced(buf: Bytes, splices: Vec<(usize, Bytes)>, pool: &ChunkPool) -> Outgoing {
+        if splices.is_empty() {
+            return Outgoing::from(buf);
+        }
+        let mut out = Outgoing::default();
+        let mut fields = Vec::with_capacity(splices.len());
+        let mut from = 0;
+        for (at, part) in splices {
+            out.push(buf.slice(from..at));
+            fields.push(part.clone());
+            out.push(part);
+            from = at;
+        }
+        out.push(buf.slice(from..));
+        out.owner = Some(Arc::new(Owner {
+            _buf: buf,
+            fields,
+            pool: pool.clone(),
+        }));
+        out
+    }
+
+    /// Appends a part (nothing, when it is empty).
+    fn push(&mut self, part: Bytes) {
+        if part.is_empty() {
+            return;
+        }
+        self.len += part.len();
+        if self.first.is_empty() {
+            self.first = part;
+        } else {
+            self.rest.push_back(part);
+        }
+    }
+
+    /// How many bytes are left.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Nothing is left.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Takes the first `n` bytes (all of them, when fewer are left) as their own
+    /// `Outgoing`.
+    pub(crate) fn split_to(&mut self, n: usize) -> Outgoing {
+        if n >= self.len {
+            return std::mem::take(self);
+        }
+        let mut head = Outgoing {
+            owner: self.owner.clone(),
+            ..Outgoing::default()
+        };
+        while head.len < n {
+            let want = n - head.len;
+            if self.first.len() <= want {
+                let part =
+                    std::mem::replace(&mut self.first, self.rest.pop_front().unwrap_or_default());
+                head.push(part);
+            } else {
+                head.push(self.first.split_to(want));
+            }
+        }
+        self.len -= n;
+        head
+    }
+
+    /// All that is left as one `Bytes`: copied when it is in more than one part.
+    pub(crate) fn into_bytes(self) -> Bytes {
+        if self.rest.is_empty() {
+            return self.first;
+        }
+        let mut joined = Vec::with_capacity(self.len);
+        joined.extend_from_slice(&self.first);
+        for part in &self.rest {
+            joined.extend_from_slice(part);
+        }
+        Bytes::from(joined)
+    }
+}
+
+impl From<Bytes> for Outgoing {
+    fn from(bytes: Bytes) -> Outgoing {
+        Outgoing {
+            len: bytes.len(),
+            first: bytes,
+            rest: VecDeque::new(),
+            owner: None,
+        }
+    }
+}
+
+impl Buf for Outgoing {
+    fn remaining(&self) -> usize {
+        self.len
+    }
+
+    fn chunk(&self) -> &[u8] {
+        &self.first
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        if self.len == 0 {
+            return 0;
+        }
+        let parts = std::iter::once(&self.first).chain(&self.rest);
+        let mut n = 0;
+        for (slot, part) in dst.iter_mut().zip(parts) {
+            *slot = IoSlice::new(part);
+            n += 1;
+        }
+        n
+    }
+
+    fn advance(&mut self, mut cnt: usize) {
+        assert!(
+            cnt <= self.len,
+            "advanced {cnt} bytes past the {} left",
+            self.len
+        );
+        self.len -= cnt;
+        while cnt > 0 {
+            let k = cnt.min(self.first.len());
+            self.first.advance(k);
+            cnt -= k;
+            if self.first.is_empty() {
+                self.first = self.rest.pop_front().unwrap_or_default();
+            }
+        }
+        if self.len == 0 {
+            // All sent: let go of the buffer now, not when h2 drops its frame.
+            *self = Outgoing::default();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> (Bytes, Outgoing) {
+        let buf = Bytes::from_static(b"headtail");
+        let out = Outgoing::spliced(
+            buf.clone(),
+            vec![
+                (4, Bytes::from_static(b"-middle-")),
+                (8, Bytes::from_static(b"!")),
+            ],
+            &ChunkPool::default(),
+        );
+        (buf, out)
+    }
+
+    fn collect(mut out: Outgoing) -> Vec<u8> {
+        let mut v = Vec::new();
+        while out.has_remaining() {
+            let chunk = out.chunk().to_vec();
+            out.advance(chunk.len());
+            v.extend_from_slice(&chunk);
+        }
+        v
+    }
+
+    #[test]
+    fn spliced_parts_are_read_in_place_and_in_order() {
+        let (_, out) = sample();
+        assert_eq!(out.len(), 17);
+        let mut slices = [IoSlice::new(&[]); 8];
+        let n = out.chunks_vectored(&mut slices);
+        let parts: Vec<&[u8]> = slices[..n].iter().map(|s| &s[..]).collect();
+        assert_eq!(parts, [&b"head"[..], b"-middle-", b"tail", b"!"]);
+        // Fewer slots than parts: as many as fit.
+        let mut two = [IoSlice::new(&[]); 2];
+        assert_eq!(out.chunks_vectored(&mut two), 2);
+        assert_eq!(collect(out), b"head-middle-tail!");
+    }
+
+    #[test]
+    fn split_to_cuts_anywhere_and_keeps_the_rest() {
+        for n in 0..=18 {
+            let (_, mut out) = sample();
+            let head = out.split_to(n);
+            let whole = b"head-middle-tail!";
+            let cut = n.min(whole.len());
+            assert_eq!(head.len(), cut);
+            assert_eq!(out.len(), whole.len() - cut);
+            assert_eq!(collect(head), &whole[..cut], "split at {n}");
+            assert_eq!(collect(out), &whole[cut..], "split at {n}");
+        }
+    }
+
+    #[test]
+    fn the_buffer_is_held_until_everything_is_sent() {
+        let buf = Bytes::from(b"0123456789".to_vec());
+        let mut out = Outgoing::spliced(
+            buf.clone(),
+            vec![(10, Bytes::from_static(b"x"))],
+            &ChunkPool::default(),
+        );
+        let mut mine = buf;
+        // Its own bytes written, the spliced byte not yet: still held.
+        out.advance(10);
+        assert!(!mine.is_unique());
+        out.advance(1);
+        assert!(mine.is_unique(), "let go once all was sent");
+        mine.clear();
+    }
+
+    #[test]
+    fn into_bytes_joins_only_when_it_must() {
+        let one = Outgoing::from(Bytes::from_static(b"one"));
+        assert_eq!(one.into_bytes(), Bytes::from_static(b"one"));
+        let (_, out) = sample();
+        assert_eq!(out.into_bytes(), Bytes::from_static(b"head-middle-tail!"));
+    }
+
+    #[test]
+    #[should_panic(expected = "past the")]
+    fn advancing_past_the_end_is_a_bug() {
+        let (_, mut out) = sample();
+        out.advance(18);
+    }
+}
