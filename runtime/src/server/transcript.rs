@@ -345,3 +345,83 @@ async fn keepalive_pings_a_quiet_client_and_closes_when_a_ping_goes_unanswered()
         );
     }
 }
+
+#[tokio::test]
+async fn a_stream_nobody_reads_holds_what_its_budgets_allow_and_no_more() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::limits;
+    use crate::server::responder::ResponseSink;
+
+    const SIZE: usize = 16 * 1024;
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let service = Service::builder("test.Flood")
+        .blocking_server_streaming(
+            "Flood",
+            move |_: Request<String>, mut sink: ResponseSink<String>| {
+                let text = "x".repeat(SIZE);
+                // Far more than the budgets hold; a send fails once the call is gone.
+                for _ in 0..(16 << 20) / SIZE {
+                    sink.send(text.clone())?;
+                    counter.fetch_add(SIZE, Ordering::SeqCst);
+                }
+                Ok(())
+            },
+        )
+        .build();
+    let (_runtime, shared) = server(Server::builder().add_service(service));
+    // Windows as large as HTTP/2 allows: flow control holds nothing back, so what the
+    // server holds is up to its own budgets.
+    let mut peer = connect(&shared, &[(SETTINGS_INITIAL_WINDOW_SIZE, 0x7fff_ffff)]).await;
+    peer.write(&frame(
+        WINDOW_UPDATE,
+        0,
+        0,
+        &(0x7fff_ffff - 65_535u32).to_be_bytes(),
+    ))
+    .await;
+    peer.headers(1, &request("/test.Flood/Flood"), false).await;
+    peer.write(&frame(DATA, END_STREAM, 1, &message("go")))
+        .await;
+    // From here on the peer reads nothing: the pipe (64 KiB) fills, then the server's
+    // gathered write, h2's send buffer for the stream, and the call's outbound queue. The
+    // handler fills the queue at least; how much got past it by then depends on how its
+    // sends and the poller interleaved (a blocked sender is woken only once the queue
+    // drains to a quarter, which it cannot here). Unloaded, 752-832 KiB.
+    let pushed = limits::SERVER_OUTBOUND_QUEUE;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while accepted.load(Ordering::SeqCst) < pushed && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        accepted.load(Ordering::SeqCst) >= pushed,
+        "the handler sent only {} bytes",
+        accepted.load(Ordering::SeqCst)
+    );
+    // Until the handler makes no more progress (a pause on a loaded machine ends this
+    // early, which can only make the count smaller).
+    for _ in 0..20 {
+        let before = accepted.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if accepted.load(Ordering::SeqCst) == before {
+            break;
+        }
+    }
+    // ...and no further than what can hold sent bytes: the pipe, the gathered write, h2's
+    // frame buffer and its send buffer for the stream, the message the poller is sending,
+    // and the queue. (With h2's default send buffer, 400 KiB, 944-1008 KiB got through,
+    // above this bound.)
+    let bound = 64 * 1024
+        + limits::WRITE_GATHER
+        + 2 * SIZE
+        + limits::SERVER_SEND_BUFFER
+        + 2 * SIZE
+        + limits::SERVER_OUTBOUND_QUEUE;
+    let sent = accepted.load(Ordering::SeqCst);
+    assert!(
+        sent <= bound,
+        "{sent} bytes accepted, more than the {bound} budgeted"
+    );
+    drop(peer);
+}
