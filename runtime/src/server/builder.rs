@@ -183,7 +183,7 @@ impl ServerBuilder {
     /// `application/grpc-web-text`) beside native gRPC, on the same port and the same
     /// services, with cross-origin access as `web` allows (none by default: see
     /// [`GrpcWeb`](super::GrpcWeb)). Browsers send gRPC-Web over HTTP/2 only with TLS;
-    /// for plain `http://` they need [`accept_http1`](Self::accept_http1) too.
+    /// for plain `http://` they need `accept_http1` (feature `http1`) too.
     pub fn grpc_web(mut self, web: super::GrpcWeb) -> Self {
         self.config.web = Some(Arc::new(web));
         self
@@ -201,7 +201,7 @@ impl ServerBuilder {
     }
 
     /// Serves over TLS: every connection must complete a TLS handshake (ALPN `h2`, and
-    /// `http/1.1` with [`accept_http1`](Self::accept_http1)), and handlers see the
+    /// `http/1.1` with `accept_http1`, feature `http1`), and handlers see the
     /// client's certificates when it presents some.
     #[cfg(feature = "tls")]
     pub fn tls_config(mut self, tls: crate::transport::tls::ServerTlsConfig) -> Self {
