@@ -18,6 +18,7 @@ use crate::quota::Quota;
 use crate::role;
 use crate::status::Status;
 use crate::sync::{Mutex, MutexGuard};
+use crate::transport::lent::Lent;
 
 /// The buffers of a call's outbound chunks, handed back by the poller once h2 has written
 /// them, so that a stream of messages reuses a few buffers instead of allocating (and
@@ -132,14 +133,18 @@ pub(crate) struct Spent {
     /// What they are charged in all.
     charged: usize,
     pool: ChunkPool,
+    /// Where the connection's writer finds what it is handed of them, see [`Lent`].
+    lent: Option<Lent>,
 }
 
 impl Spent {
-    pub(crate) fn new(pool: ChunkPool) -> Spent {
+    /// Chunks of `pool`, listed among `lent` while h2 holds them.
+    pub(crate) fn new(pool: ChunkPool, lent: Option<Lent>) -> Spent {
         Spent {
             chunks: VecDeque::new(),
             charged: 0,
             pool,
+            lent,
         }
     }
 
@@ -156,7 +161,11 @@ impl Spent {
         if let Some(quota) = self.pool.quota() {
             quota.charge(held);
         }
-        Outgoing::spliced(bytes, splices, &self.pool)
+        let mut out = Outgoing::spliced(bytes, splices, &self.pool);
+        if let Some(lent) = &self.lent {
+            out.lend(lent);
+        }
+        out
     }
 
     /// Releases the chunks h2 is done with, recycling the small ones.
@@ -335,7 +344,7 @@ mod tests {
     fn written_chunks_come_back_for_reuse_charged_to_the_quota() {
         let quota = Quota::new(1 << 20, None);
         let pool = ChunkPool::new(Some(quota.clone()));
-        let mut spent = Spent::new(pool.clone());
+        let mut spent = Spent::new(pool.clone(), None);
         let chunk = pool.take(100);
         let capacity = chunk.capacity();
         let sent = spent.send(Framed::from(chunk));
@@ -378,7 +387,7 @@ mod tests {
         let (tx, mut rx) = queue(1 << 20);
         let quota = Quota::new(1 << 20, None);
         let pool = ChunkPool::new(Some(quota.clone()));
-        let mut spent = Spent::new(pool.clone());
+        let mut spent = Spent::new(pool.clone(), None);
         // A small message first: the large one does not join its chunk.
         queue_message(&tx, &pool, &"a".to_owned(), usize::MAX, None, None).unwrap();
         queue_message(&tx, &pool, &message, usize::MAX, None, None).unwrap();
@@ -469,7 +478,7 @@ mod tests {
     fn a_spliced_field_sent_by_a_poller_is_dropped_on_the_senders_side() {
         let (tx, mut rx) = queue(1 << 20);
         let pool = ChunkPool::default();
-        let mut spent = Spent::new(pool.clone());
+        let mut spent = Spent::new(pool.clone(), None);
         let (payload, dropped) = noisy_field(2 * codec::SPLICE_MIN);
         let message = Field { payload };
         queue_message(&tx, &pool, &message, usize::MAX, None, None).unwrap();
@@ -491,6 +500,68 @@ mod tests {
         );
     }
 
+    /// The connection's writer may hold a spliced field after h2 let go of it (see
+    /// [`Lent`]); the field still goes back to the sender's side, and stays charged
+    /// until written.
+    #[test]
+    fn a_spliced_field_held_by_the_writer_is_dropped_on_the_senders_side() {
+        use crate::transport::gather::Gathered;
+        use std::pin::Pin;
+        use std::task::{Context, Poll, Waker};
+        use tokio::io::AsyncWrite;
+
+        let (tx, mut rx) = queue(1 << 20);
+        let quota = Quota::new(usize::MAX, None);
+        let pool = ChunkPool::new(Some(quota.clone()));
+        let (payload, dropped) = noisy_field(2 * codec::SPLICE_MIN);
+        let message = Field { payload };
+        queue_message(&tx, &pool, &message, usize::MAX, None, None).unwrap();
+        let expected = {
+            let mut wire = vec![0, 0, 0, 0, message.encoded_len() as u8];
+            wire[3] = (message.encoded_len() >> 8) as u8;
+            message.encode(&mut wire).unwrap();
+            wire
+        };
+        drop(message);
+        let framed = chunks(&mut rx).pop().unwrap();
+        let wire = on_poller(|| {
+            let mut io = Gathered::new(Vec::new(), None);
+            let mut spent = Spent::new(pool.clone(), Some(io.lent().clone()));
+            let mut cx = Context::from_waker(Waker::noop());
+            // As h2 does: the whole message as one large frame (no header, to compare
+            // the bytes), a flush, and the frame let go of.
+            let mut out = spent.send(framed);
+            let mut slices = [std::io::IoSlice::new(&[]); 8];
+            let n = out.chunks_vectored(&mut slices);
+            let total = out.remaining();
+            let written = Pin::new(&mut io).poll_write_vectored(&mut cx, &slices[..n]);
+            assert!(matches!(written, Poll::Ready(Ok(k)) if k == total));
+            out.advance(total);
+            drop(out);
+            assert!(Pin::new(&mut io).poll_flush(&mut cx).is_ready());
+            spent.reclaim();
+            let held = quota.used();
+            // The end of the turn: written, and let go of on the poller.
+            assert!(Pin::new(&mut io).poll_flush(&mut cx).is_ready());
+            spent.reclaim();
+            // What is left charged is the chunk's buffer, kept for reuse.
+            assert!(
+                held >= quota.used() + 2 * codec::SPLICE_MIN,
+                "the field stays charged while held: {held}, then {}",
+                quota.used()
+            );
+            drop(spent);
+            io.into_inner()
+        });
+        assert_eq!(wire, expected);
+        assert!(dropped.try_recv().is_err(), "not dropped on the poller");
+        queue_message(&tx, &pool, &"next".to_owned(), usize::MAX, None, None).unwrap();
+        assert_eq!(
+            dropped.try_recv().unwrap(),
+            std::thread::current().name().unwrap_or("")
+        );
+    }
+
     #[test]
     fn spliced_fields_left_when_a_call_ends_on_a_poller_go_to_the_reaper() {
         role::start_reaper().unwrap();
@@ -500,7 +571,7 @@ mod tests {
         let (payload, sent) = noisy_field(2 * codec::SPLICE_MIN);
         queue_message(&tx, &pool, &Field { payload }, usize::MAX, None, None).unwrap();
         let framed = chunks(&mut rx).pop().unwrap();
-        let mut spent = Spent::new(pool);
+        let mut spent = Spent::new(pool, None);
         on_poller(move || {
             let mut out = spent.send(framed);
             out.advance(out.remaining());

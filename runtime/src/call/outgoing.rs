@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::{Buf, Bytes};
 
 use super::chunks::ChunkPool;
+use crate::transport::lent::{Lent, Loan};
 
 /// Bytes on their way to h2, in one or more parts, none of them copied to be joined.
 ///
@@ -28,6 +29,8 @@ pub(crate) struct Outgoing {
     /// What the parts come from, when spliced parts are among them: held until all of
     /// this is sent.
     owner: Option<Arc<Owner>>,
+    /// The parts' entry among the connection's [`Lent`] buffers, while they are with h2.
+    loan: Option<Arc<Loan>>,
 }
 
 /// The buffer a spliced [`Outgoing`] was framed into and the fields spliced into it.
@@ -83,6 +86,22 @@ impl Outgoing {
         out
     }
 
+    /// Lists the parts among `lent`'s while any of them is with h2 (until all is sent or
+    /// this is dropped), so that the writer under h2 can hold what h2 writes of them
+    /// instead of copying it, with the spliced fields' owner (whose drop hands them to the
+    /// sender's side). Not listed when `lent` is full.
+    pub(crate) fn lend(&mut self, lent: &Lent) {
+        if self.len == 0 || self.loan.is_some() {
+            return;
+        }
+        let parts = std::iter::once(&self.first).chain(&self.rest);
+        let owner = self
+            .owner
+            .clone()
+            .map(|owner| owner as Arc<dyn Send + Sync>);
+        self.loan = lent.lend(parts, owner).map(Arc::new);
+    }
+
     /// Appends a part (nothing, when it is empty).
     fn push(&mut self, part: Bytes) {
         if part.is_empty() {
@@ -114,6 +133,7 @@ impl Outgoing {
         }
         let mut head = Outgoing {
             owner: self.owner.clone(),
+            loan: self.loan.clone(),
             ..Outgoing::default()
         };
         while head.len < n {
@@ -151,6 +171,7 @@ impl From<Bytes> for Outgoing {
             first: bytes,
             rest: VecDeque::new(),
             owner: None,
+            loan: None,
         }
     }
 }

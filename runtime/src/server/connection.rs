@@ -193,6 +193,7 @@ pub(super) async fn serve<T>(
         .max_local_error_reset_streams(Some(config.max_local_error_reset_streams));
     let quota = Quota::new(config.connection_memory_quota, Some(shared.quota.clone()));
     let io = Gathered::new(io, Some(quota.clone()));
+    let lent = io.lent().clone();
     let mut io = Watched::new(io, End::Server, watch.clone());
     if rewrite_authority {
         io = io.rewrite_authority(config.max_header_list_size);
@@ -280,6 +281,7 @@ pub(super) async fn serve<T>(
         peer: Arc::new(peer),
         quota,
         workers: Quota::new(shared.blocking_share(), None),
+        lent,
     });
     let mut conn = Conn {
         h2,

@@ -32,6 +32,7 @@ use crate::status::Status;
 use crate::sync::Mutex;
 use crate::transport::PeerInfo;
 use crate::transport::frames::End;
+use crate::transport::lent::Lent;
 
 /// Handlers that became runnable during one turn of a connection task, handed over
 /// together at the end of the turn.
@@ -119,6 +120,9 @@ pub(super) struct ConnContext {
     /// Blocking handlers of this connection admitted and not finished, counted against
     /// `max_blocking_handlers_per_connection` (a quota counting handlers, not bytes).
     pub(super) workers: Arc<Quota>,
+    /// Where the connection's writer finds the chunks handed to h2, to hold what h2
+    /// writes of them instead of copying it.
+    pub(super) lent: Lent,
 }
 
 impl ConnContext {
@@ -261,7 +265,7 @@ pub(super) fn accept_call(
         respond: Some(respond),
         send: None,
         pending: None,
-        spent: Spent::new(pool),
+        spent: Spent::new(pool, Some(conn.lent.clone())),
         recv: Some(body),
         inflow,
         batch: Vec::new(),

@@ -7,9 +7,15 @@
 //! [`CHUNK`](crate::limits::CHUNK) bytes, one write per chunk. [`Gathered`] sits between
 //! h2 and the byte stream: while h2 is writing large frames (8 KiB or more: full-size
 //! frames, and chunks of small messages, which fill a frame to a little under its size)
-//! one after the other, it copies them into one buffer of at most
-//! [`WRITE_GATHER`](crate::limits::WRITE_GATHER) bytes and writes that buffer with one
-//! call, when it is full or when h2 has nothing more to write this turn.
+//! one after the other, it keeps them, at most
+//! [`WRITE_GATHER`](crate::limits::WRITE_GATHER) bytes, and writes them with one vectored
+//! call, when that is full or when h2 has nothing more to write this turn.
+//!
+//! A frame's bytes are mostly a call's message buffer, listed among the connection's
+//! [`Lent`] buffers while h2 holds it: those are kept as references to the buffer (no
+//! copy), and the rest (frames' headers, h2's own small frames, buffers not listed) is
+//! copied into a buffer allocated for the burst. Over a byte stream that does not take
+//! vectored writes, everything is copied, so that it is still one write.
 //!
 //! Small writes (headers, small messages, control frames) go straight through, uncopied,
 //! unless frames are already gathered, which they then follow, in order.
@@ -21,6 +27,7 @@
 //! anything, h2 was done, and the gathered bytes are written. So at most one poll of the
 //! connection's task, with no I/O of its own, stands between the last frame and its write.
 
+use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -28,6 +35,7 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::lent::{Held, Lent};
 use crate::limits::WRITE_GATHER;
 use crate::quota::{Charge, Quota};
 
@@ -39,20 +47,43 @@ use crate::quota::{Charge, Quota};
 /// from 8 KiB, 0.44 µs.
 const LARGE_FRAME: usize = 8 * 1024;
 
+/// A slice at least this long is looked for among the [`Lent`] buffers (to be held, not
+/// copied); a shorter one (a frame's header, a small frame) is copied.
+const HOLD_MIN: usize = 1024;
+
+/// How many slices one write passes at most.
+const MAX_SLICES: usize = 64;
+
 /// A byte stream whose writes of large frames are gathered into fewer, larger writes.
 pub(crate) struct Gathered<T> {
     io: T,
-    /// Bytes accepted and not yet written; empty (no allocation) between bursts.
+    /// The buffers h2 was handed, whose slices are held instead of copied.
+    lent: Lent,
+    /// Bytes accepted and not yet written, in order.
+    pieces: VecDeque<Piece>,
+    /// How many bytes `pieces` hold.
+    pending: usize,
+    /// How many of them are held slices.
+    held: usize,
+    /// Bytes copied since all was last written; empty (no allocation) between bursts.
     buf: Vec<u8>,
-    /// How much of `buf` is written.
-    written: usize,
     /// The last write was a large frame.
     mid_burst: bool,
     /// A flush was answered without writing and the task woken: the next flush with no
     /// write in between writes.
     owed: bool,
-    /// The buffer's capacity, charged to the connection's quota while it is allocated.
+    /// The buffer's capacity and the held slices' length, charged to the connection's
+    /// quota (a held slice is also charged to its call until the call has ended or the
+    /// slice is written: counted twice rather than not at all).
     charge: Charge,
+}
+
+/// Bytes accepted and not yet written.
+enum Piece {
+    /// `buf[from..to]`.
+    Copied { from: usize, to: usize },
+    /// A slice of a lent buffer.
+    Held(Held),
 }
 
 impl<T> Gathered<T> {
@@ -60,33 +91,100 @@ impl<T> Gathered<T> {
     pub(crate) fn new(io: T, quota: Option<Arc<Quota>>) -> Gathered<T> {
         Gathered {
             io,
+            lent: Lent::default(),
+            pieces: VecDeque::new(),
+            pending: 0,
+            held: 0,
             buf: Vec::new(),
-            written: 0,
             mid_burst: false,
             owed: false,
             charge: Charge::new(quota),
         }
     }
 
+    /// Where the buffers handed to h2 over this stream are listed, to be held rather than
+    /// copied when h2 writes them.
+    pub(crate) fn lent(&self) -> &Lent {
+        &self.lent
+    }
+
     /// Bytes accepted and not yet written.
     #[cfg(test)]
     fn pending(&self) -> usize {
-        self.buf.len() - self.written
+        self.pending
+    }
+
+    /// The byte stream.
+    #[cfg(test)]
+    pub(crate) fn into_inner(self) -> T {
+        self.io
+    }
+
+    /// Copies `slice` to the end of the pieces.
+    fn copy(&mut self, slice: &[u8]) {
+        if self.buf.capacity() - self.buf.len() < slice.len() {
+            // Room for a burst of large frames, or for a few frames' headers.
+            let room = if slice.len() >= HOLD_MIN || self.buf.capacity() >= HOLD_MIN {
+                WRITE_GATHER
+            } else {
+                HOLD_MIN
+            };
+            self.buf
+                .reserve_exact(room.max(self.buf.len() + slice.len()) - self.buf.len());
+        }
+        let from = self.buf.len();
+        self.buf.extend_from_slice(slice);
+        let to = self.buf.len();
+        match self.pieces.back_mut() {
+            Some(Piece::Copied { to: end, .. }) if *end == from => *end = to,
+            _ => self.pieces.push_back(Piece::Copied { from, to }),
+        }
     }
 }
 
 impl<T: AsyncWrite + Unpin> Gathered<T> {
     /// Writes what is gathered; `Ready` once all of it is written.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.written < self.buf.len() {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.buf[self.written..]))?;
+        while self.pending > 0 {
+            let mut slices = [io::IoSlice::new(&[]); MAX_SLICES];
+            let mut count = 0;
+            for (slot, piece) in slices.iter_mut().zip(&self.pieces) {
+                *slot = io::IoSlice::new(match piece {
+                    Piece::Copied { from, to } => &self.buf[*from..*to],
+                    Piece::Held(held) => held.bytes(),
+                });
+                count += 1;
+            }
+            let mut n = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.written += n;
+            self.pending -= n;
+            while n > 0 {
+                let Some(piece) = self.pieces.front_mut() else {
+                    break;
+                };
+                let len = match piece {
+                    Piece::Copied { from, to } => *to - *from,
+                    Piece::Held(held) => held.bytes().len(),
+                };
+                let done = n.min(len);
+                match piece {
+                    Piece::Copied { from, .. } => *from += done,
+                    Piece::Held(held) => {
+                        held.advance(done);
+                        self.held -= done;
+                    }
+                }
+                if n < len {
+                    break;
+                }
+                n -= len;
+                self.pieces.pop_front();
+            }
+            self.charge.set(self.buf.capacity() + self.held);
         }
         self.buf.clear();
-        self.written = 0;
         Poll::Ready(Ok(()))
     }
 }
@@ -118,24 +216,35 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Gathered<T> {
         let this = self.get_mut();
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let large = total >= LARGE_FRAME;
-        if this.buf.len() + total > WRITE_GATHER {
-            // No room: write what is gathered first.
+        if this.pending + total > WRITE_GATHER || this.buf.len() + total > WRITE_GATHER {
+            // No room: write what is gathered first (the buffer of copies, written in
+            // part, is emptied only once all is written).
             ready!(this.poll_drain(cx))?;
         }
-        if this.buf.is_empty() && (!large || total > WRITE_GATHER) {
+        if this.pending == 0 && (!large || total > WRITE_GATHER) {
             // Nothing gathered, and nothing worth gathering: straight through.
             let n = ready!(Pin::new(&mut this.io).poll_write_vectored(cx, bufs))?;
             this.mid_burst = false;
             this.owed = false;
             return Poll::Ready(Ok(n));
         }
-        if this.buf.capacity() == 0 {
-            this.buf.reserve_exact(WRITE_GATHER);
-            this.charge.set(this.buf.capacity());
-        }
+        // Held pieces are written as slices of their own: only worth it when the stream
+        // takes many slices in one write.
+        let hold = this.io.is_write_vectored();
         for b in bufs {
-            this.buf.extend_from_slice(b);
+            match (hold && b.len() >= HOLD_MIN)
+                .then(|| this.lent.find(b))
+                .flatten()
+            {
+                Some(held) => {
+                    this.held += b.len();
+                    this.pieces.push_back(Piece::Held(held));
+                }
+                None => this.copy(b),
+            }
         }
+        this.charge.set(this.buf.capacity() + this.held);
+        this.pending += total;
         this.mid_burst = large;
         this.owed = false;
         Poll::Ready(Ok(total))
@@ -147,7 +256,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Gathered<T> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.written < this.buf.len() && this.mid_burst && !this.owed {
+        if this.pending > 0 && this.mid_burst && !this.owed {
             // Likely h2 making room for its next frame: answer now, and look again on
             // the task's next poll.
             this.owed = true;
@@ -185,6 +294,9 @@ mod tests {
         bytes: Vec<u8>,
         limit: Option<usize>,
         flushes: usize,
+        /// Takes many slices per write (and records where each write's slices lie).
+        vectored: bool,
+        slices: Vec<Vec<(usize, usize)>>,
     }
 
     impl AsyncWrite for Recorder {
@@ -205,8 +317,17 @@ mod tests {
             cx: &mut Context<'_>,
             bufs: &[io::IoSlice<'_>],
         ) -> Poll<io::Result<usize>> {
+            let this = self.get_mut();
+            if this.vectored {
+                let at = bufs.iter().map(|b| (b.as_ptr() as usize, b.len()));
+                this.slices.push(at.collect());
+            }
             let joined: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
-            self.poll_write(cx, &joined)
+            Pin::new(this).poll_write(cx, &joined)
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            self.vectored
         }
 
         fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -370,5 +491,112 @@ mod tests {
         write(&mut io, &mut cx, &[], &big);
         assert_eq!(io.io.writes, vec![WRITE_GATHER + 1]);
         assert_eq!(io.buf.capacity(), 0);
+    }
+
+    /// What h2 does with a large message: a frame at a time, the header from its own
+    /// buffer, the payload borrowed from the message's [`Outgoing`](crate::call::outgoing::Outgoing).
+    fn send_frames(
+        io: &mut Gathered<Recorder>,
+        cx: &mut Context<'_>,
+        out: &mut crate::call::outgoing::Outgoing,
+    ) {
+        use bytes::Buf;
+        while out.has_remaining() {
+            let n = out.chunk().len().min(16 * 1024);
+            write(io, cx, &[0; 9], &out.chunk()[..n]);
+            out.advance(n);
+            flush(io, cx);
+        }
+    }
+
+    #[test]
+    fn frames_of_lent_buffers_are_held_not_copied() {
+        let waker = Arc::new(CountWakes::default()).into();
+        let mut cx = Context::from_waker(&waker);
+        let quota = Quota::new(usize::MAX, None);
+        let recorder = Recorder {
+            vectored: true,
+            ..Recorder::default()
+        };
+        let mut io = Gathered::new(recorder, Some(quota.clone()));
+        let message = bytes::Bytes::from((0..48 * 1024).map(|i| i as u8).collect::<Vec<u8>>());
+        let mut out = crate::call::outgoing::Outgoing::from(message.clone());
+        out.lend(io.lent());
+        assert_eq!(io.lent().listed(), 1);
+        send_frames(&mut io, &mut cx, &mut out);
+        // h2 let go of the message once it was all accepted, and it is no longer listed;
+        // the writer still holds it, and has copied only the frames' headers.
+        drop(out);
+        assert_eq!(io.lent().listed(), 0);
+        let mut message = message;
+        assert!(!message.is_unique(), "held until written");
+        assert!(io.io.writes.is_empty());
+        let headers = 3 * 9;
+        assert!(
+            quota.used() >= 48 * 1024 && quota.used() < 48 * 1024 + headers + HOLD_MIN,
+            "held slices, and a buffer for the headers: {}",
+            quota.used()
+        );
+        flush(&mut io, &mut cx);
+        assert_eq!(io.io.writes, vec![3 * (9 + 16 * 1024)]);
+        // One write of six slices: three headers, and three slices of the message itself.
+        let start = message.as_ptr() as usize;
+        let slices = &io.io.slices[0];
+        assert_eq!(slices.len(), 6, "{slices:?}");
+        for (i, &(at, len)) in slices.iter().enumerate().skip(1).step_by(2) {
+            assert_eq!((at, len), (start + i / 2 * 16 * 1024, 16 * 1024));
+        }
+        let mut expected = Vec::new();
+        for frame in message.chunks(16 * 1024) {
+            expected.extend_from_slice(&[0; 9]);
+            expected.extend_from_slice(frame);
+        }
+        assert_eq!(io.io.bytes, expected);
+        assert!(message.is_unique(), "let go once written");
+        message.clear();
+        assert_eq!(quota.used(), 0);
+    }
+
+    #[test]
+    fn a_stream_without_vectored_writes_gets_copies_in_one_buffer() {
+        let waker = Arc::new(CountWakes::default()).into();
+        let mut cx = Context::from_waker(&waker);
+        let mut io = Gathered::new(Recorder::default(), None);
+        let message = bytes::Bytes::from(vec![9; 32 * 1024]);
+        let mut out = crate::call::outgoing::Outgoing::from(message.clone());
+        out.lend(io.lent());
+        send_frames(&mut io, &mut cx, &mut out);
+        drop(out);
+        let mut message = message;
+        assert!(message.is_unique(), "copied, not held");
+        message.clear();
+        flush(&mut io, &mut cx);
+        assert_eq!(io.io.writes, vec![2 * (9 + 16 * 1024)]);
+    }
+
+    #[test]
+    fn partial_writes_of_held_slices_resume_where_they_stopped() {
+        let waker = Arc::new(CountWakes::default()).into();
+        let mut cx = Context::from_waker(&waker);
+        let recorder = Recorder {
+            vectored: true,
+            limit: Some(7_000),
+            ..Recorder::default()
+        };
+        let mut io = Gathered::new(recorder, None);
+        let message = bytes::Bytes::from((0..40_000).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+        let mut out = crate::call::outgoing::Outgoing::from(message.clone());
+        out.lend(io.lent());
+        send_frames(&mut io, &mut cx, &mut out);
+        drop(out);
+        flush(&mut io, &mut cx);
+        assert_eq!(io.pending(), 0);
+        let mut expected = Vec::new();
+        for frame in message.chunks(16 * 1024) {
+            expected.extend_from_slice(&[0; 9]);
+            expected.extend_from_slice(frame);
+        }
+        assert_eq!(io.io.bytes, expected);
+        assert!(io.io.writes.iter().all(|&n| n <= 7_000));
     }
 }

@@ -22,6 +22,7 @@ pub(crate) mod gather;
 #[cfg(feature = "http1")]
 pub(crate) mod http1;
 pub(crate) mod keepalive;
+pub(crate) mod lent;
 #[cfg(test)]
 pub(crate) mod test_peer;
 #[cfg(feature = "tls")]
