@@ -5,7 +5,8 @@
 //!
 //! Workloads: `unary` (16-byte payload, C calls in flight, default 64), `stream1k` and
 //! `stream64k` (one server-streaming call at a time, counting messages of 1 KiB or
-//! 64 KiB).
+//! 64 KiB), `upload64k` (one client-streaming call at a time, counting the 64 KiB
+//! messages sent, each filled as it is sent).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use rsgrpc::client::Client;
 use rsgrpc::{Channel, Request, Response};
 use rsgrpc_tests::tonic_echo::TonicClient;
-use rsgrpc_tests::{EchoRequest, EchoResponse, SERVER_STREAM, UNARY, path};
+use rsgrpc_tests::{CLIENT_STREAM, EchoRequest, EchoResponse, SERVER_STREAM, UNARY, path};
 
 use crate::{Stack, arg, arg_str};
 
@@ -26,6 +27,7 @@ const SVC: &str = "test.Echo";
 pub(crate) enum Workload {
     Unary,
     Stream(usize),
+    Upload(usize),
 }
 
 impl Workload {
@@ -34,6 +36,7 @@ impl Workload {
             "unary" => Some(Workload::Unary),
             "stream1k" => Some(Workload::Stream(1024)),
             "stream64k" => Some(Workload::Stream(64 * 1024)),
+            "upload64k" => Some(Workload::Upload(64 * 1024)),
             _ => None,
         }
     }
@@ -42,6 +45,19 @@ impl Workload {
 fn unary_request() -> EchoRequest {
     EchoRequest {
         payload: vec![b'x'; 16].into(),
+        ..Default::default()
+    }
+}
+
+/// How many messages an upload call sends: about 64 MiB, as a stream's.
+fn upload_count(payload: usize) -> usize {
+    (64 * 1024 * 1024 / payload).max(1)
+}
+
+/// One message of an upload, filled as a stream's messages are.
+fn upload_request(payload: usize, i: usize) -> EchoRequest {
+    EchoRequest {
+        payload: vec![i as u8; payload].into(),
         ..Default::default()
     }
 }
@@ -64,7 +80,7 @@ pub(crate) fn main(args: &[String]) {
         .expect("--addr HOST:PORT");
     let workload = arg_str(args, "--workload")
         .and_then(Workload::parse)
-        .expect("--workload unary|stream1k|stream64k");
+        .expect("--workload unary|stream1k|stream64k|upload64k");
     let secs = Duration::from_secs_f64(arg(args, "--secs", 5.0));
     let concurrency = arg(args, "--concurrency", 64.0) as usize;
     let ca = arg_str(args, "--tls").map(|path| std::fs::read_to_string(path).expect("CA PEM"));
@@ -136,6 +152,22 @@ fn tonic_load(
                         assert_eq!(m.payload.len(), payload);
                         n += 1;
                     }
+                }
+                n
+            }
+            Workload::Upload(payload) => {
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    let count = upload_count(payload);
+                    let requests =
+                        futures::stream::iter((0..count).map(move |i| upload_request(payload, i)));
+                    let reply = client
+                        .clone()
+                        .client_stream(tonic::Request::new(requests))
+                        .await
+                        .expect("call");
+                    assert_eq!(reply.get_ref().index as usize, count);
+                    n += count as u64;
                 }
                 n
             }
@@ -222,6 +254,19 @@ fn rsgrpc_load(
                     assert_eq!(m.expect("message").payload.len(), payload);
                     n += 1;
                 }
+            }
+            n
+        }
+        (Workload::Upload(payload), _) => {
+            let mut n = 0;
+            while Instant::now() < deadline {
+                let count = upload_count(payload);
+                let requests = (0..count).map(|i| upload_request(payload, i));
+                let reply: Response<EchoResponse> = client
+                    .blocking_client_streaming(path(SVC, CLIENT_STREAM), Request::new(requests))
+                    .expect("call");
+                assert_eq!(reply.get_ref().index as usize, count);
+                n += count as u64;
             }
             n
         }

@@ -17,6 +17,7 @@ use crate::status::Status;
 use crate::transport::frames::{End, Watch, Watched};
 use crate::transport::gather::Gathered;
 use crate::transport::keepalive::{Keepalive, KeepaliveConfig};
+use crate::transport::lent::Lent;
 use crate::transport::{self, Io};
 
 /// A connection picked for a call.
@@ -39,6 +40,8 @@ pub(crate) struct ConnStats {
     born: Instant,
     /// Its frame watch, which knows the last-stream-id of a GOAWAY.
     watch: Arc<Watch>,
+    /// Where its writer finds the requests handed to h2, to hold rather than copy them.
+    lent: Lent,
 }
 
 impl ConnStats {
@@ -86,6 +89,12 @@ impl CallOnConnection {
         if !self.0.served.load(Ordering::Relaxed) {
             self.0.served.store(true, Ordering::Relaxed);
         }
+    }
+
+    /// Where the connection's writer finds the requests handed to h2: a request listed
+    /// there while h2 holds it is written without being copied.
+    pub(crate) fn lent(&self) -> &Lent {
+        &self.0.lent
     }
 
     /// Whether the server said, with a GOAWAY, that it did not process stream `id`.
@@ -191,6 +200,7 @@ impl ChannelInner {
                     served: AtomicBool::new(false),
                     born: Instant::now(),
                     watch: connection.watch.clone(),
+                    lent: connection.lent.clone(),
                 });
                 if let Some(metrics) = &self.metrics {
                     metrics.connection_opened();
@@ -319,7 +329,9 @@ where
 {
     stage.store(STAGE_HTTP2, Ordering::Relaxed);
     let watch = Watch::new(None);
-    let io = Watched::new(Gathered::new(io, None), End::Client, watch.clone());
+    let io = Gathered::new(io, None);
+    let lent = io.lent().clone();
+    let io = Watched::new(io, End::Client, watch.clone());
     let (send, mut connection) = h2::client::Builder::new()
         .initial_window_size(config.initial_stream_window_size)
         .initial_connection_window_size(config.initial_connection_window_size)
@@ -361,6 +373,7 @@ where
             h2: Box::pin(connection),
             ping,
             watch,
+            lent,
         },
     ))
 }
@@ -384,6 +397,7 @@ struct Connection {
     h2: Pin<Box<dyn Future<Output = Result<(), h2::Error>> + Send>>,
     ping: Option<h2::PingPong>,
     watch: Arc<Watch>,
+    lent: Lent,
 }
 
 /// Drives a connection until it ends, with keepalive pings when configured.
@@ -395,7 +409,9 @@ async fn drive(
     keepalive: Option<KeepaliveConfig>,
 ) {
     let _live = crate::live::Live::client_connection();
-    let Connection { h2, ping, watch } = connection;
+    let Connection {
+        h2, ping, watch, ..
+    } = connection;
     let keepalive_failed = async {
         match (keepalive, ping) {
             (Some(config), Some(ping)) => {

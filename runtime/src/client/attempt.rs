@@ -182,7 +182,9 @@ impl Call {
         };
         let mut send_done = false;
         if let Some(body) = body {
-            if let Err(e) = send.send_data(Outgoing::from(body.clone()), true) {
+            let mut body = Outgoing::from(body.clone());
+            body.lend(on_connection.lent());
+            if let Err(e) = send.send_data(body, true) {
                 tracing::debug!(error = %e, "failed to send the request");
             }
             send_done = true;
@@ -318,10 +320,11 @@ impl Call {
                 match ready!(attempt.send.poll_capacity(cx)) {
                     Some(Ok(0)) => continue,
                     Some(Ok(n)) => {
-                        let chunk = buf.split_to(n.min(buf.len()));
+                        let mut chunk = buf.split_to(n.min(buf.len()));
                         if buf.is_empty() {
                             attempt.pending = None;
                         }
+                        chunk.lend(attempt.on_connection.lent());
                         if let Err(e) = attempt.send.send_data(chunk, false) {
                             // The stream is gone; the response side reports why.
                             tracing::debug!(error = %e, "request stream closed while sending");
