@@ -509,6 +509,16 @@ mod tests {
         }
     }
 
+    /// What [`send_frames`] writes of `message`.
+    fn framed(message: &[u8]) -> Vec<u8> {
+        let mut wire = Vec::new();
+        for frame in message.chunks(16 * 1024) {
+            wire.extend_from_slice(&[0; 9]);
+            wire.extend_from_slice(frame);
+        }
+        wire
+    }
+
     #[test]
     fn frames_of_lent_buffers_are_held_not_copied() {
         let waker = Arc::new(CountWakes::default()).into();
@@ -546,12 +556,7 @@ mod tests {
         for (i, &(at, len)) in slices.iter().enumerate().skip(1).step_by(2) {
             assert_eq!((at, len), (start + i / 2 * 16 * 1024, 16 * 1024));
         }
-        let mut expected = Vec::new();
-        for frame in message.chunks(16 * 1024) {
-            expected.extend_from_slice(&[0; 9]);
-            expected.extend_from_slice(frame);
-        }
-        assert_eq!(io.io.bytes, expected);
+        assert_eq!(io.io.bytes, framed(&message));
         assert!(message.is_unique(), "let go once written");
         message.clear();
         assert_eq!(quota.used(), 0);
@@ -591,12 +596,7 @@ mod tests {
         drop(out);
         flush(&mut io, &mut cx);
         assert_eq!(io.pending(), 0);
-        let mut expected = Vec::new();
-        for frame in message.chunks(16 * 1024) {
-            expected.extend_from_slice(&[0; 9]);
-            expected.extend_from_slice(frame);
-        }
-        assert_eq!(io.io.bytes, expected);
+        assert_eq!(io.io.bytes, framed(&message));
         assert!(io.io.writes.iter().all(|&n| n <= 7_000));
     }
 }
