@@ -18,7 +18,6 @@ use crate::quota::Quota;
 use crate::role;
 use crate::status::Status;
 use crate::sync::{Mutex, MutexGuard};
-use crate::transport::lent::Lent;
 
 /// The buffers of a call's outbound chunks, handed back by the poller once h2 has written
 /// them, so that a stream of messages reuses a few buffers instead of allocating (and
@@ -133,18 +132,14 @@ pub(crate) struct Spent {
     /// What they are charged in all.
     charged: usize,
     pool: ChunkPool,
-    /// Where the connection's writer finds what it is handed of them, see [`Lent`].
-    lent: Option<Lent>,
 }
 
 impl Spent {
-    /// Chunks of `pool`, listed among `lent` while h2 holds them.
-    pub(crate) fn new(pool: ChunkPool, lent: Option<Lent>) -> Spent {
+    pub(crate) fn new(pool: ChunkPool) -> Spent {
         Spent {
             chunks: VecDeque::new(),
             charged: 0,
             pool,
-            lent,
         }
     }
 
@@ -161,11 +156,7 @@ impl Spent {
         if let Some(quota) = self.pool.quota() {
             quota.charge(held);
         }
-        let mut out = Outgoing::spliced(bytes, splices, &self.pool);
-        if let Some(lent) = &self.lent {
-            out.lend(lent);
-        }
-        out
+        Outgoing::spliced(bytes, splices, &self.pool)
     }
 
     /// Releases the chunks h2 is done with, recycling the small ones.
@@ -344,7 +335,7 @@ mod tests {
     fn written_chunks_come_back_for_reuse_charged_to_the_quota() {
         let quota = Quota::new(1 << 20, None);
         let pool = ChunkPool::new(Some(quota.clone()));
-        let mut spent = Spent::new(pool.clone(), None);
+        let mut spent = Spent::new(pool.clone());
         let chunk = pool.take(100);
         let capacity = chunk.capacity();
         let sent = spent.send(Framed::from(chunk));
@@ -387,7 +378,7 @@ mod tests {
         let (tx, mut rx) = queue(1 << 20);
         let quota = Quota::new(1 << 20, None);
         let pool = ChunkPool::new(Some(quota.clone()));
-        let mut spent = Spent::new(pool.clone(), None);
+        let mut spent = Spent::new(pool.clone());
         // A small message first: the large one does not join its chunk.
         queue_message(&tx, &pool, &"a".to_owned(), usize::MAX, None, None).unwrap();
         queue_message(&tx, &pool, &message, usize::MAX, None, None).unwrap();
@@ -478,7 +469,7 @@ mod tests {
     fn a_spliced_field_sent_by_a_poller_is_dropped_on_the_senders_side() {
         let (tx, mut rx) = queue(1 << 20);
         let pool = ChunkPool::default();
-        let mut spent = Spent::new(pool.clone(), None);
+        let mut spent = Spent::new(pool.clone());
         let (payload, dropped) = noisy_field(2 * codec::SPLICE_MIN);
         let message = Field { payload };
         queue_message(&tx, &pool, &message, usize::MAX, None, None).unwrap();
@@ -501,7 +492,7 @@ mod tests {
     }
 
     /// The connection's writer may hold a spliced field after h2 let go of it (see
-    /// [`Lent`]); the field still goes back to the sender's side, and stays charged
+    /// [`Lent`](crate::transport::lent::Lent)); the field still goes back to the sender's side, and stays charged
     /// until written.
     #[test]
     fn a_spliced_field_held_by_the_writer_is_dropped_on_the_senders_side() {
@@ -526,11 +517,12 @@ mod tests {
         let framed = chunks(&mut rx).pop().unwrap();
         let wire = on_poller(|| {
             let mut io = Gathered::new(Vec::new(), None);
-            let mut spent = Spent::new(pool.clone(), Some(io.lent().clone()));
+            let mut spent = Spent::new(pool.clone());
             let mut cx = Context::from_waker(Waker::noop());
             // As h2 does: the whole message as one large frame (no header, to compare
             // the bytes), a flush, and the frame let go of.
             let mut out = spent.send(framed);
+            out.lend(io.lent());
             let mut slices = [std::io::IoSlice::new(&[]); 8];
             let n = out.chunks_vectored(&mut slices);
             let total = out.remaining();
@@ -571,7 +563,7 @@ mod tests {
         let (payload, sent) = noisy_field(2 * codec::SPLICE_MIN);
         queue_message(&tx, &pool, &Field { payload }, usize::MAX, None, None).unwrap();
         let framed = chunks(&mut rx).pop().unwrap();
-        let mut spent = Spent::new(pool, None);
+        let mut spent = Spent::new(pool);
         on_poller(move || {
             let mut out = spent.send(framed);
             out.advance(out.remaining());

@@ -85,7 +85,7 @@ impl CallTask {
         let mut call = Call {
             ops,
             events,
-            spent: Spent::new(pool, None),
+            spent: Spent::new(pool),
             stop: Stop {
                 sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
                 parent,

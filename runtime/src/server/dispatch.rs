@@ -265,7 +265,7 @@ pub(super) fn accept_call(
         respond: Some(respond),
         send: None,
         pending: None,
-        spent: Spent::new(pool, Some(conn.lent.clone())),
+        spent: Spent::new(pool),
         recv: Some(body),
         inflow,
         batch: Vec::new(),

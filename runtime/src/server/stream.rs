@@ -434,13 +434,17 @@ impl ServerStream {
         }
     }
 
-    /// A response message's bytes as they go to h2 (base64 for a gRPC-Web text call).
+    /// A response message's bytes as they go to h2 (base64 for a gRPC-Web text call),
+    /// listed among the connection's lent buffers so that its writer holds them rather
+    /// than copying them.
     fn outgoing(&mut self, framed: crate::codec::Framed) -> Outgoing {
         let bytes = self.spent.send(framed);
-        match &self.web {
+        let mut bytes = match &self.web {
             Some(web) => web.body(bytes),
             None => bytes,
-        }
+        };
+        bytes.lend(&self.conn.lent);
+        bytes
     }
 
     fn send_headers(&mut self, headers: HeaderMap) -> Result<(), ()> {
