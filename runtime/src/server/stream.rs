@@ -29,6 +29,10 @@ use crate::limits;
 use crate::quota::Charge;
 use crate::status::Status;
 
+/// HTTP/2's smallest `SETTINGS_MAX_FRAME_SIZE` (RFC 9113, section 6.5.2): a frame of this
+/// size is full for a peer that allows no more, and every peer allows this much.
+const MIN_MAX_FRAME: usize = 16_384;
+
 /// One call, as a future polled by its connection task.
 pub(super) struct ServerStream {
     /// Until the response headers are sent.
@@ -368,26 +372,59 @@ impl ServerStream {
     fn poll_responses(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             if let Some(buf) = &mut self.pending {
+                // With a message queued behind that fills frames of its own, h2 gets whole
+                // frames of the smallest size every peer allows, and the tail goes with the
+                // start of that message (HTTP/2 frames carry no message boundaries), rather
+                // than as a short frame of its own: 64 KiB messages go out in full frames,
+                // not four and a 5-byte one each. (Chunks of small messages, each shorter
+                // than a frame, go out as they are: joining them costs more than it saves.)
+                if self.deferred.is_none() {
+                    self.deferred = self.ops.try_pop();
+                }
+                let fills = matches!(
+                    &self.deferred,
+                    Some(Outbound::Message(next)) if next.len() >= MIN_MAX_FRAME
+                );
+                let want = if fills {
+                    buf.len() / MIN_MAX_FRAME * MIN_MAX_FRAME
+                } else {
+                    buf.len()
+                };
+                if fills && want == 0 {
+                    let Some(Outbound::Message(framed)) = self.deferred.take() else {
+                        unreachable!("a message is behind")
+                    };
+                    let mut joined = self.pending.take().unwrap_or_default();
+                    joined.append(self.outgoing(framed));
+                    self.pending = Some(joined);
+                    continue;
+                }
                 let Some(send) = &mut self.send else {
                     unreachable!("messages are only pending after the headers")
                 };
-                send.reserve_capacity(buf.len());
-                match ready!(send.poll_capacity(cx)) {
-                    Some(Ok(0)) => continue,
-                    Some(Ok(n)) => {
-                        let chunk = buf.split_to(n.min(buf.len()));
-                        if buf.is_empty() {
-                            self.pending = None;
-                        }
-                        if send.send_data(chunk, false).is_err() {
+                send.reserve_capacity(want);
+                // Capacity already assigned is used at once: `poll_capacity` reports only
+                // increases.
+                let n = match send.capacity() {
+                    0 => match ready!(send.poll_capacity(cx)) {
+                        Some(Ok(n)) => n,
+                        None | Some(Err(_)) => {
                             self.abort(Status::cancelled("the response stream was closed"));
                             return Poll::Ready(());
                         }
-                    }
-                    None | Some(Err(_)) => {
-                        self.abort(Status::cancelled("the response stream was closed"));
-                        return Poll::Ready(());
-                    }
+                    },
+                    n => n,
+                };
+                if n == 0 {
+                    continue;
+                }
+                let chunk = buf.split_to(n.min(want));
+                if buf.is_empty() {
+                    self.pending = None;
+                }
+                if send.send_data(chunk, false).is_err() {
+                    self.abort(Status::cancelled("the response stream was closed"));
+                    return Poll::Ready(());
                 }
                 continue;
             }

@@ -242,6 +242,68 @@ async fn responses_wait_for_the_clients_window() {
 }
 
 #[tokio::test]
+async fn queued_messages_go_out_in_full_frames_across_their_boundaries() {
+    use crate::server::responder::ResponseSink;
+
+    const MESSAGES: usize = 6;
+    let text = "y".repeat(20_000);
+    let (queued_tx, queued_rx) = mpsc::channel();
+    let sent = text.clone();
+    let service = Service::builder("test.Burst")
+        .blocking_server_streaming(
+            "Burst",
+            move |_: Request<String>, mut sink: ResponseSink<String>| {
+                for _ in 0..MESSAGES {
+                    sink.send(sent.clone())?;
+                }
+                queued_tx.send(()).unwrap();
+                Ok(())
+            },
+        )
+        .build();
+    let (_runtime, shared) = server(Server::builder().add_service(service));
+    // No window for the stream until every message is queued.
+    let mut peer = connect(&shared, &[(SETTINGS_INITIAL_WINDOW_SIZE, 0)]).await;
+    peer.headers(1, &request("/test.Burst/Burst"), false).await;
+    peer.write(&frame(DATA, END_STREAM, 1, &message("go")))
+        .await;
+    let headers = next_call_frame(&mut peer).await;
+    assert_eq!(headers.kind, HEADERS, "{headers:?}");
+    tokio::task::spawn_blocking(move || queued_rx.recv_timeout(Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .expect("the handler queued its messages");
+    let window = (1u32 << 20).to_be_bytes();
+    peer.write(&frame(WINDOW_UPDATE, 0, 0, &window)).await;
+    peer.write(&frame(WINDOW_UPDATE, 0, 1, &window)).await;
+
+    // Each message is 20,005 bytes, which 16 KiB frames (the peer's, by default) do not
+    // divide: every frame but the last is full all the same.
+    let mut data = Vec::new();
+    let mut sizes = Vec::new();
+    loop {
+        let next = next_call_frame(&mut peer).await;
+        if next.kind == HEADERS {
+            assert!(next.has(END_STREAM), "{next:?}");
+            assert_eq!(field(&peer.decode(&next), "grpc-status"), Some("0"));
+            break;
+        }
+        assert_eq!(next.kind, DATA, "{next:?}");
+        sizes.push(next.payload.len());
+        data.extend_from_slice(&next.payload);
+    }
+    let one = message(&text);
+    assert_eq!(
+        data,
+        one.repeat(MESSAGES),
+        "the messages, whole and in order"
+    );
+    let (last, full) = sizes.split_last().expect("data frames");
+    assert!(full.iter().all(|&n| n == 16_384), "frame sizes {sizes:?}");
+    assert_eq!(full.len() * 16_384 + last, one.len() * MESSAGES);
+}
+
+#[tokio::test]
 async fn a_reset_cancels_the_handler_and_ends_the_stream_silently() {
     let (seen_tx, seen_rx) = mpsc::channel::<String>();
     let service = Service::builder("test.Sum")
@@ -409,14 +471,16 @@ async fn a_stream_nobody_reads_holds_what_its_budgets_allow_and_no_more() {
         }
     }
     // ...and no further than what can hold sent bytes: the pipe, the gathered write, h2's
-    // frame buffer and its send buffer for the stream, the message the poller is sending,
-    // and the queue. (With h2's default send buffer, 400 KiB, 944-1008 KiB got through,
-    // above this bound.)
+    // frame buffer and its send buffer for the stream, the message the poller is sending
+    // with the one it looked at behind it and the tail of less than a frame it kept to go
+    // out with that one, and the queue. (With h2's default send buffer, 400 KiB, 944-1008
+    // KiB got through, above this bound.)
     let bound = 64 * 1024
         + limits::WRITE_GATHER
         + 2 * SIZE
         + limits::SERVER_SEND_BUFFER
         + 2 * SIZE
+        + 16 * 1024
         + limits::SERVER_OUTBOUND_QUEUE;
     let sent = accepted.load(Ordering::SeqCst);
     assert!(
