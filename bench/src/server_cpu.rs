@@ -29,6 +29,10 @@
 //!   nghttp2-client), an independent HTTP/2 load generator;
 //! * `unary tonic client` and `unary rsgrpc client`: 64 calls in flight for S seconds;
 //! * `stream 1KiB` and `stream 64KiB`: a tonic client reading server streams for S seconds;
+//! * `stream 64KiB h2load`: h2load reading server streams of [`H2LOAD_STREAM`] 64 KiB
+//!   messages, one at a time, 25 streams per second of S: an independent client that
+//!   spends less per message than tonic's and opens its windows wide (1 GiB), so that the
+//!   server, not the client or flow control, sets the rate;
 //! * `TLS unary c64 h2load` and `TLS stream 64KiB tonic`: the same over TLS (rustls with
 //!   the ring provider on both stacks), against a second server process serving TLS, with
 //!   each stack's TLS overhead (its TLS CPU per op over its plaintext CPU per op).
@@ -165,13 +169,16 @@ fn build_cpp(dir: &std::path::Path) -> Option<std::path::PathBuf> {
 /// One workload run against a server.
 #[derive(Clone, Copy, Debug)]
 enum Driver {
+    /// h2load posting unary calls, 64 in flight.
     H2load,
+    /// h2load reading 64 KiB server streams, one at a time.
+    H2loadStream,
     Client(Stack, &'static str),
 }
 
 /// The workloads: a label, the driver, and whether it runs over TLS (against a second
 /// server process of the same stack, serving TLS).
-const WORKLOADS: [(&str, Driver, bool); 8] = [
+const WORKLOADS: [(&str, Driver, bool); 9] = [
     ("unary c64 h2load", Driver::H2load, false),
     (
         "unary c64 tonic client",
@@ -193,6 +200,7 @@ const WORKLOADS: [(&str, Driver, bool); 8] = [
         Driver::Client(Stack::Tonic, "stream64k"),
         false,
     ),
+    ("stream 64KiB h2load", Driver::H2loadStream, false),
     ("TLS unary c64 h2load", Driver::H2load, true),
     (
         "TLS stream 64KiB tonic",
@@ -340,34 +348,71 @@ fn clock_ticks() -> f64 {
     })
 }
 
-/// A 16-byte request as h2load posts it: the gRPC prefix and an `EchoRequest` whose
-/// payload is 16 bytes.
-fn h2load_body() -> std::path::PathBuf {
-    let message = prost::Message::encode_to_vec(&rsgrpc_tests::EchoRequest {
-        payload: vec![b'x'; 16].into(),
-        ..Default::default()
-    });
+/// Messages in each server stream h2load reads (`stream 64KiB h2load`).
+const H2LOAD_STREAM: u32 = 2000;
+
+/// The requests h2load posts, in files: a unary call's and a server stream's.
+struct Bodies {
+    /// The gRPC prefix and an `EchoRequest` whose payload is 16 bytes.
+    unary: std::path::PathBuf,
+    /// An `EchoRequest` for [`H2LOAD_STREAM`] responses of 64 KiB.
+    stream: std::path::PathBuf,
+}
+
+impl Bodies {
+    fn write() -> Bodies {
+        let unary = rsgrpc_tests::EchoRequest {
+            payload: vec![b'x'; 16].into(),
+            ..Default::default()
+        };
+        let stream = rsgrpc_tests::EchoRequest {
+            count: H2LOAD_STREAM,
+            response_size: 64 * 1024,
+            ..Default::default()
+        };
+        Bodies {
+            unary: h2load_body("unary", &unary),
+            stream: h2load_body("stream", &stream),
+        }
+    }
+
+    fn remove(&self) {
+        let _ = std::fs::remove_file(&self.unary);
+        let _ = std::fs::remove_file(&self.stream);
+    }
+}
+
+/// `request` as h2load posts it (with the gRPC prefix), in a file.
+fn h2load_body(name: &str, request: &rsgrpc_tests::EchoRequest) -> std::path::PathBuf {
+    let message = prost::Message::encode_to_vec(request);
     let mut body = vec![0];
     body.extend_from_slice(&(message.len() as u32).to_be_bytes());
     body.extend_from_slice(&message);
-    let path = std::env::temp_dir().join(format!("rsgrpc-bench-body-{}.bin", std::process::id()));
+    let path = std::env::temp_dir().join(format!("rsgrpc-bench-{name}-{}.bin", std::process::id()));
     std::fs::File::create(&path)
         .and_then(|mut f| f.write_all(&body))
         .expect("write the h2load body");
     path
 }
 
-/// Runs h2load; returns (requests that succeeded, seconds).
-fn run_h2load(port: u16, requests: u64, body: &std::path::Path, tls: bool) -> (u64, f64) {
+/// Runs h2load posting `body` to `method` of `test.Echo`, `in_flight` at a time;
+/// returns (requests that succeeded, seconds).
+fn run_h2load(
+    port: u16,
+    requests: u64,
+    (method, body, in_flight): (&str, &std::path::Path, u32),
+    tls: bool,
+) -> (u64, f64) {
     let start = Instant::now();
     let output = Command::new("taskset")
         .args(["-c", "1", "h2load"])
-        .args(["-n", &requests.to_string(), "-c", "1", "-m", "64"])
+        .args(["-n", &requests.to_string(), "-c", "1"])
+        .args(["-m", &in_flight.to_string()])
         .arg("-d")
         .arg(body)
         .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
         .arg(format!(
-            "{}://127.0.0.1:{port}/test.Echo/Unary",
+            "{}://127.0.0.1:{port}/test.Echo/{method}",
             if tls { "https" } else { "http" }
         ))
         .output()
@@ -442,15 +487,22 @@ fn measure(
     driver: Driver,
     requests: u64,
     secs: f64,
-    body: &std::path::Path,
+    bodies: &Bodies,
     ca: Option<&std::path::Path>,
     fixed_malloc: bool,
 ) -> Measure {
     let (cpu0, sw0) = (server.cpu_secs(), server.switches());
     let (ops, elapsed, client_cpu) = match driver {
         Driver::H2load => {
-            let (ops, elapsed) = run_h2load(server.port, requests, body, ca.is_some());
+            let unary = ("Unary", bodies.unary.as_path(), 64);
+            let (ops, elapsed) = run_h2load(server.port, requests, unary, ca.is_some());
             (ops, elapsed, None)
+        }
+        Driver::H2loadStream => {
+            let streams = (secs * 25.0).ceil().max(1.0) as u64;
+            let stream = ("ServerStream", bodies.stream.as_path(), 1);
+            let (done, elapsed) = run_h2load(server.port, streams, stream, ca.is_some());
+            (done * u64::from(H2LOAD_STREAM), elapsed, None)
         }
         Driver::Client(client, workload) => {
             let (ops, elapsed, cpu) =
@@ -537,7 +589,7 @@ pub(crate) fn main(args: &[String]) {
     let workloads: Vec<usize> = (0..WORKLOADS.len())
         .filter(|&w| only.is_none_or(|o| WORKLOADS[w].0.contains(o)))
         .collect();
-    let body = h2load_body();
+    let bodies = Bodies::write();
     // Certificates for the TLS workloads, made for this run.
     let pki_dir = std::env::temp_dir().join(format!("rsgrpc-bench-pki-{}", std::process::id()));
     std::fs::create_dir_all(&pki_dir).expect("a directory for certificates");
@@ -578,7 +630,8 @@ pub(crate) fn main(args: &[String]) {
                     cpp.as_deref(),
                 );
                 // Warm-up: connections, pools, allocator.
-                run_h2load(server.port, requests / 10, &body, tls);
+                let unary = ("Unary", bodies.unary.as_path(), 64);
+                run_h2load(server.port, requests / 10, unary, tls);
                 let ca = tls.then_some(ca.as_path());
                 for w in mine {
                     let m = measure(
@@ -586,7 +639,7 @@ pub(crate) fn main(args: &[String]) {
                         WORKLOADS[w].1,
                         requests,
                         secs,
-                        &body,
+                        &bodies,
                         ca,
                         fixed_malloc,
                     );
@@ -600,7 +653,7 @@ pub(crate) fn main(args: &[String]) {
             eprintln!("round {} {} done", round + 1, stack.name());
         }
     }
-    let _ = std::fs::remove_file(&body);
+    bodies.remove();
     let _ = std::fs::remove_dir_all(&pki_dir);
     let _ = std::fs::remove_dir_all(&cpp_dir);
 
@@ -660,7 +713,17 @@ pub(crate) fn main(args: &[String]) {
         }
     }
     // What TLS costs each stack: its TLS CPU per op over its plaintext CPU per op.
-    for (plain, tls) in [(0, 5), (4, 6)] {
+    let index = |label: &str| {
+        WORKLOADS
+            .iter()
+            .position(|w| w.0 == label)
+            .expect("a workload of the table")
+    };
+    for (plain, tls) in [
+        ("unary c64 h2load", "TLS unary c64 h2load"),
+        ("stream 64KiB tonic client", "TLS stream 64KiB tonic"),
+    ] {
+        let (plain, tls) = (index(plain), index(tls));
         if !workloads.contains(&plain) || !workloads.contains(&tls) {
             continue;
         }
