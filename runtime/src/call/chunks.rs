@@ -492,8 +492,8 @@ mod tests {
     }
 
     /// The connection's writer may hold a spliced field after h2 let go of it (see
-    /// [`Lent`](crate::transport::lent::Lent)); the field still goes back to the sender's side, and stays charged
-    /// until written.
+    /// [`Lent`](crate::transport::lent::Lent)); the field still goes back to the sender's
+    /// side, and stays charged until written.
     #[test]
     fn a_spliced_field_held_by_the_writer_is_dropped_on_the_senders_side() {
         use crate::transport::gather::Gathered;

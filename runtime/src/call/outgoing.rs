@@ -148,9 +148,10 @@ impl Outgoing {
     fn take_own(&mut self) -> Outgoing {
         let mut after = std::mem::take(&mut self.appended);
         let mut own = std::mem::take(self);
+        let left = own.len - own.own;
         own.len = own.own;
         if let Some(mut next) = after.pop_front() {
-            next.len = next.own + after.iter().map(|o| o.len).sum::<usize>();
+            next.len = left;
             next.appended = after;
             *self = next;
         }
