@@ -152,10 +152,11 @@
 //! option `bytes`). Those fields are the sender's values and may hold its code
 //! (`Bytes::from_owner`): once sent, the poller hands them back to the sender's side, which
 //! drops them at its next message (at most what its outbound queue held waits there), or
-//! the reaper does when the call ends. A server's messages larger than a frame, queued one
-//! behind another, go to h2 in multiples of 16 KiB (the smallest frame size a peer may
-//! set), the tail of one joined to the start of the next, so that a peer with 16 KiB
-//! frames gets full frames only, not a short frame after each message. Received messages
+//! the reaper does when the call ends. Messages larger than a frame, queued one behind
+//! another (a server's responses, a client's requests, and the requests a retry sends
+//! again), go to h2 in multiples of 16 KiB (the smallest frame size a peer may set), the
+//! tail of one joined to the start of the next, so that a peer with 16 KiB frames gets
+//! full frames only, not a short frame after each message. Received messages
 //! are decoded from the received bytes, so the `Bytes` fields of a message that came in
 //! one piece are slices of it, not copies. Compression
 //! (gzip; deflate and zstd behind their features) and decompression happen on the sending

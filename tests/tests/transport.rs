@@ -1079,6 +1079,22 @@ fn a_streaming_call_is_replayed_on_retry_within_the_retry_buffer() {
     );
     assert_eq!(f.calls.load(Ordering::SeqCst), 2);
 
+    // Requests larger than a frame, which go out joined across their boundaries, are
+    // replayed whole and in order.
+    let f = flaky(1, Code::Unavailable);
+    let server = serve_flaky(&f);
+    let client = flaky_client(&server, retry_config(3, r#""UNAVAILABLE""#, ""));
+    let large = (0..4).map(|i| EchoRequest {
+        message: format!("l{i}"),
+        payload: vec![7; 20_000].into(),
+        ..Default::default()
+    });
+    let reply: Response<EchoResponse> = client
+        .blocking_client_streaming("/test.Flaky/Collect", Request::new(large))
+        .unwrap();
+    assert_eq!(reply.get_ref().message, "l0,l1,l2,l3");
+    assert_eq!(f.calls.load(Ordering::SeqCst), 2);
+
     // More than the retry buffer: the call cannot be replayed, so it is not retried.
     let f = flaky(1, Code::Unavailable);
     let server = serve_flaky(&f);

@@ -12,6 +12,14 @@ use bytes::{Buf, Bytes};
 use super::chunks::ChunkPool;
 use crate::transport::lent::{Lent, Loan};
 
+/// HTTP/2's smallest `SETTINGS_MAX_FRAME_SIZE` (RFC 9113, section 6.5.2): a frame of this
+/// size is full for a peer that allows no more, and every peer allows this much. A sender
+/// with a large message queued behind the one it is sending hands h2 the current one in
+/// multiples of this and joins the tail to the start of the next (HTTP/2 frames carry no
+/// message boundaries), so that large messages go out in full frames, not four and a
+/// 5-byte one per 64 KiB message.
+pub(crate) const MIN_MAX_FRAME: usize = 16_384;
+
 /// Bytes on their way to h2, in one or more parts, none of them copied to be joined.
 ///
 /// A message whose `Bytes` field was left out of its encoding (see

@@ -27,7 +27,7 @@ use super::call::{Failure, Outcome, Stop, deadline_exceeded};
 use crate::call::chunks::Spent;
 use crate::call::events::{Inbound, Outbound};
 use crate::call::inflow::Inflow;
-use crate::call::outgoing::Outgoing;
+use crate::call::outgoing::{MIN_MAX_FRAME, Outgoing};
 use crate::call::protocol::{h2_status, is_grpc_content_type};
 use crate::call::web::Form;
 use crate::channel::{CallOnConnection, ChannelInner};
@@ -99,6 +99,8 @@ pub(super) struct Replay {
 /// What lasts across a call's attempts.
 pub(super) struct Call {
     pub(super) ops: Consumer<Outbound>,
+    /// An operation taken from `ops` while looking behind a message, handled next.
+    pub(super) deferred: Option<Outbound>,
     pub(super) events: Producer<Inbound>,
     pub(super) deadline: Option<Instant>,
     /// Chunks handed to h2, recycled once written.
@@ -292,19 +294,6 @@ impl Call {
         }
     }
 
-    /// Keeps a copy of a chunk for a retry, while it fits the retry buffer.
-    fn remember(&mut self, chunk: &Outgoing) {
-        if let Some(replay) = &mut self.replay {
-            if replay.bytes + chunk.len() <= crate::limits::RETRY_BUFFER {
-                replay.bytes += chunk.len();
-                replay.chunks.push(chunk.clone());
-            } else {
-                // Too much to replay: from here on, the call is not retried.
-                self.replay = None;
-            }
-        }
-    }
-
     /// Sends queued requests; `Ready(Ok)` once the client half-closed.
     fn poll_send(
         &mut self,
@@ -315,28 +304,72 @@ impl Call {
             if attempt.pending.is_none() {
                 attempt.pending = attempt.resend.pop_front();
             }
-            if let Some(buf) = &mut attempt.pending {
-                attempt.send.reserve_capacity(buf.len());
-                match ready!(attempt.send.poll_capacity(cx)) {
-                    Some(Ok(0)) => continue,
-                    Some(Ok(n)) => {
-                        let mut chunk = buf.split_to(n.min(buf.len()));
-                        if buf.is_empty() {
-                            attempt.pending = None;
+            if attempt.pending.is_some() {
+                // With a message behind that fills frames of its own, h2 gets whole frames
+                // and the tail goes with the start of that message (see `MIN_MAX_FRAME`).
+                let behind = match attempt.resend.front() {
+                    Some(next) => Some(next.len()),
+                    None => {
+                        if self.deferred.is_none() {
+                            self.deferred = self.ops.try_pop();
                         }
-                        chunk.lend(attempt.on_connection.lent());
-                        if let Err(e) = attempt.send.send_data(chunk, false) {
-                            // The stream is gone; the response side reports why.
-                            tracing::debug!(error = %e, "request stream closed while sending");
+                        match &self.deferred {
+                            Some(Outbound::Message(next)) => Some(next.len()),
+                            _ => None,
+                        }
+                    }
+                };
+                let fills = behind.is_some_and(|len| len >= MIN_MAX_FRAME);
+                let Some(buf) = &mut attempt.pending else {
+                    unreachable!("a message is pending")
+                };
+                let want = if fills {
+                    buf.len() / MIN_MAX_FRAME * MIN_MAX_FRAME
+                } else {
+                    buf.len()
+                };
+                if fills && want == 0 {
+                    let next = match attempt.resend.pop_front() {
+                        Some(next) => next,
+                        None => {
+                            let Some(Outbound::Message(chunk)) = self.deferred.take() else {
+                                unreachable!("a message is behind")
+                            };
+                            let bytes = self.spent.send(chunk);
+                            remember(&mut self.replay, &bytes);
+                            bytes
+                        }
+                    };
+                    buf.append(next);
+                    continue;
+                }
+                attempt.send.reserve_capacity(want);
+                // Capacity already assigned is used at once: `poll_capacity` reports only
+                // increases.
+                let n = match attempt.send.capacity() {
+                    0 => match ready!(attempt.send.poll_capacity(cx)) {
+                        Some(Ok(n)) => n,
+                        // The stream was reset or closed: the response side reports why.
+                        None | Some(Err(_)) => {
                             attempt.pending = None;
                             return Poll::Ready(Ok(()));
                         }
-                    }
-                    // The stream was reset or closed: the response side reports why.
-                    None | Some(Err(_)) => {
-                        attempt.pending = None;
-                        return Poll::Ready(Ok(()));
-                    }
+                    },
+                    n => n,
+                };
+                if n == 0 {
+                    continue;
+                }
+                let mut chunk = buf.split_to(n.min(want));
+                if buf.is_empty() {
+                    attempt.pending = None;
+                }
+                chunk.lend(attempt.on_connection.lent());
+                if let Err(e) = attempt.send.send_data(chunk, false) {
+                    // The stream is gone; the response side reports why.
+                    tracing::debug!(error = %e, "request stream closed while sending");
+                    attempt.pending = None;
+                    return Poll::Ready(Ok(()));
                 }
                 continue;
             }
@@ -345,11 +378,14 @@ impl Call {
                 let _ = attempt.send.send_data(Outgoing::default(), true);
                 return Poll::Ready(Ok(()));
             }
-            let op = ready!(self.ops.poll_pop(cx));
+            let op = match self.deferred.take() {
+                Some(op) => Some(op),
+                None => ready!(self.ops.poll_pop(cx)),
+            };
             match op {
                 Some(Outbound::Message(chunk)) => {
                     let bytes = self.spent.send(chunk);
-                    self.remember(&bytes);
+                    remember(&mut self.replay, &bytes);
                     attempt.pending = Some(bytes);
                 }
                 Some(Outbound::Finish) => {
@@ -556,4 +592,17 @@ enum Recv {
     Body(RecvStream),
     Trailers(RecvStream),
     Done,
+}
+
+/// Keeps a copy of a chunk for a retry, while it fits the retry buffer.
+fn remember(replay: &mut Option<Replay>, chunk: &Outgoing) {
+    if let Some(kept) = replay {
+        if kept.bytes + chunk.len() <= crate::limits::RETRY_BUFFER {
+            kept.bytes += chunk.len();
+            kept.chunks.push(chunk.clone());
+        } else {
+            // Too much to replay: from here on, the call is not retried.
+            *replay = None;
+        }
+    }
 }

@@ -84,6 +84,7 @@ impl CallTask {
         let policy = channel.retry_policy(head.uri().path());
         let mut call = Call {
             ops,
+            deferred: None,
             events,
             spent: Spent::new(pool),
             stop: Stop {

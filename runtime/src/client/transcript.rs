@@ -259,6 +259,70 @@ async fn requests_wait_for_the_servers_window() {
 }
 
 #[tokio::test]
+async fn queued_requests_go_out_in_full_frames_across_their_boundaries() {
+    const MESSAGES: usize = 6;
+    let (_runtime, client, mut dialled) = client(|b| b);
+    let text = "y".repeat(20_000);
+    let (queued_tx, queued_rx) = std::sync::mpsc::channel();
+    let (finish_tx, finish_rx) = std::sync::mpsc::channel::<()>();
+    let sent = text.clone();
+    let caller = tokio::task::spawn_blocking(move || {
+        let (mut requests, responses) = client
+            .blocking_bidi_streaming::<String, String>(ECHO, Request::new(()))
+            .unwrap();
+        for _ in 0..MESSAGES {
+            requests.send(sent.clone()).unwrap();
+        }
+        queued_tx.send(()).unwrap();
+        finish_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        requests.finish();
+        responses.collect::<Result<Vec<_>, _>>()
+    });
+    // No window for the stream until every request is queued.
+    let mut peer = accept(&mut dialled, &[(SETTINGS_INITIAL_WINDOW_SIZE, 0)]).await;
+    let headers = next_call_frame(&mut peer).await;
+    assert_eq!((headers.kind, headers.stream), (HEADERS, 1), "{headers:?}");
+    peer.decode(&headers);
+    tokio::task::spawn_blocking(move || queued_rx.recv_timeout(Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .expect("the caller queued its requests");
+    finish_tx.send(()).unwrap();
+    let window = (1u32 << 20).to_be_bytes();
+    peer.write(&frame(WINDOW_UPDATE, 0, 0, &window)).await;
+    peer.write(&frame(WINDOW_UPDATE, 0, 1, &window)).await;
+
+    // Each request is 20,005 bytes, which 16 KiB frames (the server's, by default) do not
+    // divide: every frame but the last is full all the same.
+    let mut body = Vec::new();
+    let mut sizes = Vec::new();
+    loop {
+        let data = next_call_frame(&mut peer).await;
+        assert_eq!((data.kind, data.stream), (DATA, 1), "{data:?}");
+        if !data.payload.is_empty() {
+            sizes.push(data.payload.len());
+        }
+        body.extend_from_slice(&data.payload);
+        if data.has(END_STREAM) {
+            break;
+        }
+    }
+    let one = message(&text);
+    assert_eq!(
+        body,
+        one.repeat(MESSAGES),
+        "the requests, whole and in order"
+    );
+    let (last, full) = sizes.split_last().expect("data frames");
+    assert!(full.iter().all(|&n| n == 16_384), "frame sizes {sizes:?}");
+    assert_eq!(full.len() * 16_384 + last, one.len() * MESSAGES);
+    peer.headers(1, OK_HEADERS, false).await;
+    peer.write(&frame(DATA, 0, 1, &message("done"))).await;
+    peer.headers(1, &[("grpc-status", "0")], true).await;
+    assert_eq!(caller.await.unwrap().unwrap(), ["done"]);
+}
+
+#[tokio::test]
 async fn keepalive_pings_while_a_call_is_open_and_gives_up_unanswered() {
     let (_runtime, client, mut dialled) = client(|b| {
         b.keepalive_time(Duration::from_millis(200))

@@ -21,17 +21,13 @@ use crate::call::cancel::CancelState;
 use crate::call::chunks::Spent;
 use crate::call::events::{Inbound, Outbound};
 use crate::call::inflow::Inflow;
-use crate::call::outgoing::Outgoing;
+use crate::call::outgoing::{MIN_MAX_FRAME, Outgoing};
 use crate::call::protocol::h2_status;
 use crate::codec::Frame;
 use crate::cq::{self, Consumer, Producer};
 use crate::limits;
 use crate::quota::Charge;
 use crate::status::Status;
-
-/// HTTP/2's smallest `SETTINGS_MAX_FRAME_SIZE` (RFC 9113, section 6.5.2): a frame of this
-/// size is full for a peer that allows no more, and every peer allows this much.
-const MIN_MAX_FRAME: usize = 16_384;
 
 /// One call, as a future polled by its connection task.
 pub(super) struct ServerStream {
