@@ -827,7 +827,13 @@ fn cancelling_a_call_cancels_the_calls_its_handler_made() {
             // backend call its handler is waiting on.
             let started = Instant::now();
             call.abort();
-            assert!(backend_probe.wait(&tag, Duration::from_secs(20)), "{tag}");
+            assert!(
+                backend_probe.wait(&tag, Duration::from_secs(20)),
+                "{tag}: calls open at the front {}, at the backend {}; backend calls ended: {:?}",
+                front_server.active_calls(),
+                backend.active_calls(),
+                timing.0.lock().unwrap()
+            );
             assert!(started.elapsed() < Duration::from_secs(25), "{tag}");
             assert!(
                 timing.saw(Code::Cancelled),
