@@ -62,8 +62,20 @@ pub(super) async fn serve_connection(
     guard: ConnectionGuard,
 ) {
     let started = Instant::now();
-    // Clients on Unix sockets often send the socket's path as :authority.
-    let rewrite_authority = matches!(io, Io::Unix(_));
+    #[cfg(feature = "tls")]
+    let tls = shared.tls.is_some() && matches!(io, Io::Tcp(_));
+    #[cfg(not(feature = "tls"))]
+    let tls = false;
+    let setup = Setup {
+        // Clients on Unix sockets often send the socket's path as :authority.
+        rewrite_authority: matches!(io, Io::Unix(_)),
+        cost: limits::CONNECTION_COST,
+        gather: if tls {
+            limits::WRITE_GATHER
+        } else {
+            limits::PLAINTEXT_WRITE_GATHER
+        },
+    };
     #[cfg(feature = "tls")]
     let (io, peer) = match (&shared.tls, io) {
         (Some(tls), Io::Tcp(tcp)) => {
@@ -77,18 +89,9 @@ pub(super) async fn serve_connection(
     };
     #[cfg(feature = "http1")]
     if shared.config.accept_http1 {
-        return serve_either(shared, io, peer, guard, started, rewrite_authority).await;
+        return serve_either(shared, io, peer, guard, started, setup).await;
     }
-    serve(
-        shared,
-        io,
-        peer,
-        guard,
-        started,
-        rewrite_authority,
-        limits::CONNECTION_COST,
-    )
-    .await;
+    serve(shared, io, peer, guard, started, setup).await;
 }
 
 /// One step of a connection's handshakes (`what`), within what is left of the handshake
@@ -135,7 +138,7 @@ async fn serve_either(
     peer: PeerInfo,
     guard: ConnectionGuard,
     started: Instant,
-    rewrite_authority: bool,
+    setup: Setup,
 ) {
     use crate::transport::http1::{Protocol, Rewind, sniff};
 
@@ -149,34 +152,45 @@ async fn serve_either(
         },
     };
     match protocol {
-        Protocol::Http2 => {
-            serve(
-                shared,
-                io,
-                peer,
-                guard,
-                started,
-                rewrite_authority,
-                limits::CONNECTION_COST,
-            )
-            .await;
-        }
+        Protocol::Http2 => serve(shared, io, peer, guard, started, setup).await,
         Protocol::Http1 => super::http1::serve_http1(shared, io, peer, guard, started).await,
+    }
+}
+
+/// What a byte stream's HTTP/2 connection is set up with, besides the stream.
+pub(super) struct Setup {
+    /// Its `:authority` is rewritten (clients on Unix sockets often send the socket's
+    /// path).
+    pub(super) rewrite_authority: bool,
+    /// What the connection itself holds, charged to its quota while it is open.
+    pub(super) cost: usize,
+    /// The most bytes of large frames gathered into one write: see
+    /// [`PLAINTEXT_WRITE_GATHER`](limits::PLAINTEXT_WRITE_GATHER).
+    pub(super) gather: usize,
+}
+
+#[cfg(any(test, feature = "http1"))]
+impl Setup {
+    /// A stream of the server's own making (the HTTP/1.1 bridge's pipe, a test's).
+    pub(super) fn internal(cost: usize) -> Setup {
+        Setup {
+            rewrite_authority: false,
+            cost,
+            gather: limits::WRITE_GATHER,
+        }
     }
 }
 
 /// A connection over any byte stream, from its HTTP/2 handshake (within what is left of
 /// the handshake timeout since `started`) to its end: what TCP, Unix sockets, TLS, the
-/// HTTP/1.1 bridge and the tests' in-memory pipes share. `cost` is what the connection
-/// itself holds, charged to its quota while it is open.
+/// HTTP/1.1 bridge and the tests' in-memory pipes share.
 pub(super) async fn serve<T>(
     shared: Arc<ServerShared>,
     io: T,
     peer: PeerInfo,
     guard: ConnectionGuard,
     started: Instant,
-    rewrite_authority: bool,
-    cost: usize,
+    setup: Setup,
 ) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -192,10 +206,10 @@ pub(super) async fn serve<T>(
         .max_pending_accept_reset_streams(config.max_pending_accept_reset_streams)
         .max_local_error_reset_streams(Some(config.max_local_error_reset_streams));
     let quota = Quota::new(config.connection_memory_quota, Some(shared.quota.clone()));
-    let io = Gathered::new(io, Some(quota.clone()));
+    let io = Gathered::new(io, Some(quota.clone())).with_limit(setup.gather);
     let lent = io.lent().clone();
     let mut io = Watched::new(io, End::Server, watch.clone());
-    if rewrite_authority {
+    if setup.rewrite_authority {
         io = io.rewrite_authority(config.max_header_list_size);
     }
     let left = config.handshake_timeout.saturating_sub(started.elapsed());
@@ -274,7 +288,7 @@ pub(super) async fn serve<T>(
         ))
     });
     let mut base = Charge::new(Some(quota.clone()));
-    base.set(cost);
+    base.set(setup.cost);
     let ctx = Arc::new(ConnContext {
         shared: shared.clone(),
         dispatch: Arc::new(Dispatch::default()),

@@ -32,7 +32,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::connection::serve;
+use super::connection::{Setup, serve};
 use super::{ConnectionGuard, ServerShared};
 use crate::limits;
 use crate::transport::PeerInfo;
@@ -57,8 +57,7 @@ pub(super) async fn serve_http1<T>(
         peer,
         guard,
         started,
-        false,
-        limits::CONNECTION_COST + limits::HTTP1_BRIDGE_COST,
+        Setup::internal(limits::CONNECTION_COST + limits::HTTP1_BRIDGE_COST),
     );
     let client = async {
         let handshake = h2::client::Builder::new()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::connection::serve;
+use super::connection::{Setup, serve};
 use super::{Phase, Server, ServerBuilder, ServerShared, Service};
 use crate::call::streams::BlockingStreaming;
 use crate::request::Request;
@@ -52,8 +52,7 @@ async fn connect(shared: &Arc<ServerShared>, settings_sent: &[(u16, u32)]) -> Pe
         PeerInfo::default(),
         guard,
         Instant::now(),
-        false,
-        crate::limits::CONNECTION_COST,
+        Setup::internal(crate::limits::CONNECTION_COST),
     ));
     let mut peer = Peer::new(ours);
     peer.write(PREFACE).await;

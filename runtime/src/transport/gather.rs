@@ -65,6 +65,8 @@ pub(crate) struct Gathered<T> {
     pending: usize,
     /// How many of them are held slices.
     held: usize,
+    /// The most bytes gathered into one write.
+    limit: usize,
     /// Bytes copied since all was last written; empty (no allocation) between bursts.
     buf: Vec<u8>,
     /// The last write was a large frame.
@@ -95,11 +97,19 @@ impl<T> Gathered<T> {
             pieces: VecDeque::new(),
             pending: 0,
             held: 0,
+            limit: WRITE_GATHER,
             buf: Vec::new(),
             mid_burst: false,
             owed: false,
             charge: Charge::new(quota),
         }
+    }
+
+    /// Gathers at most `limit` bytes into one write instead of
+    /// [`WRITE_GATHER`](crate::limits::WRITE_GATHER).
+    pub(crate) fn with_limit(mut self, limit: usize) -> Gathered<T> {
+        self.limit = limit;
+        self
     }
 
     /// Where the buffers handed to h2 over this stream are listed, to be held rather than
@@ -125,7 +135,7 @@ impl<T> Gathered<T> {
         if self.buf.capacity() - self.buf.len() < slice.len() {
             // Room for a burst of large frames, or for a few frames' headers.
             let room = if slice.len() >= HOLD_MIN || self.buf.capacity() >= HOLD_MIN {
-                WRITE_GATHER
+                self.limit
             } else {
                 HOLD_MIN
             };
@@ -216,12 +226,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Gathered<T> {
         let this = self.get_mut();
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let large = total >= LARGE_FRAME;
-        if this.pending + total > WRITE_GATHER || this.buf.len() + total > WRITE_GATHER {
+        if this.pending + total > this.limit || this.buf.len() + total > this.limit {
             // No room: write what is gathered first (the buffer of copies, written in
             // part, is emptied only once all is written).
             ready!(this.poll_drain(cx))?;
         }
-        if this.pending == 0 && (!large || total > WRITE_GATHER) {
+        if this.pending == 0 && (!large || total > this.limit) {
             // Nothing gathered, and nothing worth gathering: straight through.
             let n = ready!(Pin::new(&mut this.io).poll_write_vectored(cx, bufs))?;
             this.mid_burst = false;
@@ -480,6 +490,30 @@ mod tests {
         let recorder = io.io;
         assert_eq!(recorder.bytes.len(), frames * frame);
         assert!(recorder.writes.iter().all(|&n| n <= 10_000));
+    }
+
+    #[test]
+    fn a_connection_may_gather_more_than_the_default() {
+        let waker = Arc::new(CountWakes::default()).into();
+        let mut cx = Context::from_waker(&waker);
+        let limit = 2 * WRITE_GATHER;
+        let mut io = Gathered::new(Recorder::default(), None).with_limit(limit);
+        let frame = 9 + 16 * 1024;
+        // One frame more than the limit holds: all but it go out in one write.
+        let frames = limit / frame + 1;
+        for _ in 0..frames {
+            write(&mut io, &mut cx, &[0; 9], &[7; 16 * 1024]);
+            assert!(io.pending() <= limit);
+            flush(&mut io, &mut cx);
+        }
+        flush(&mut io, &mut cx);
+        let recorder = io.io;
+        assert_eq!(
+            recorder.writes,
+            vec![(frames - 1) * frame, frame],
+            "more than {WRITE_GATHER} bytes in one write"
+        );
+        assert_eq!(recorder.bytes.len(), frames * frame);
     }
 
     #[test]
