@@ -8,8 +8,9 @@
 //! h2 and the byte stream: while h2 is writing large frames (8 KiB or more: full-size
 //! frames, and chunks of small messages, which fill a frame to a little under its size)
 //! one after the other, it keeps them, at most
-//! [`WRITE_GATHER`](crate::limits::WRITE_GATHER) bytes, and writes them with one vectored
-//! call, when that is full or when h2 has nothing more to write this turn.
+//! [`WRITE_GATHER`](crate::limits::WRITE_GATHER) bytes (a server's plain sockets:
+//! [`PLAINTEXT_WRITE_GATHER`](crate::limits::PLAINTEXT_WRITE_GATHER)), and writes them with
+//! one vectored call, when that is full or when h2 has nothing more to write this turn.
 //!
 //! A frame's bytes are mostly a call's message buffer, listed among the connection's
 //! [`Lent`] buffers while h2 holds it: those are kept as references to the buffer (no
