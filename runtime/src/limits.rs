@@ -46,17 +46,20 @@ pub const CHUNK: usize = 16 * 1024;
 /// 1 KiB messages a third more.
 pub const WRITE_GATHER: usize = 64 * 1024;
 
-/// The same for a server connection over a plain (not TLS) TCP or Unix socket, whose
-/// writes go to the kernel as they are: larger writes mean fewer system calls and fewer
-/// wake-ups of the reader. Measured on streams of 64 KiB messages (`rsgrpc-bench
-/// server-cpu`, two runs of 5 rounds against 64 KiB in the same run, AMD EPYC, BBR),
-/// server CPU per message, async / blocking: to tonic's client 19.5 / 21.5 and 19.5 /
-/// 18.9 µs against 22.9 / 22.8 and 21.8 / 24.8; to h2load 23.5 / 22.5 and 21.8 / 22.7
-/// against 26.4 / 26.1 and 25.9 / 24.9; streams of 1 KiB messages unchanged; peak RSS
-/// 0.1-0.2 MiB higher. (On an Intel machine 80 and 256 KiB had cost more than 64, see
-/// [`WRITE_GATHER`]; 128 was not measured there.) Over TLS the gathered bytes are copied
-/// and encrypted into records before they are written, and 128 KiB cost 10-18 % more CPU
-/// per message than 64 KiB, so TLS keeps [`WRITE_GATHER`].
+/// The same for a connection over a plain (not TLS) TCP or Unix socket, server's or
+/// client's, whose writes go to the kernel as they are: larger writes mean fewer system
+/// calls and fewer wake-ups of the reader. Measured on streams of 64 KiB messages
+/// (`rsgrpc-bench server-cpu`, two runs of 5 rounds against 64 KiB in the same run, AMD
+/// EPYC, BBR), server CPU per message, async / blocking: to tonic's client 19.5 / 21.5 and
+/// 19.5 / 18.9 µs against 22.9 / 22.8 and 21.8 / 24.8; to h2load 23.5 / 22.5 and 21.8 /
+/// 22.7 against 26.4 / 26.1 and 25.9 / 24.9; streams of 1 KiB messages unchanged; peak RSS
+/// 0.1-0.2 MiB higher. A client uploading 64 KiB messages to tonic's server (`rsgrpc-bench
+/// load --workload upload64k`, two runs of 9 interleaved rounds), client CPU per message,
+/// blocking / async: 22.8 / 22.5 and 26.8 / 23.9 µs against 24.3 / 23.1 and 29.0 / 25.3.
+/// (On an Intel machine 80 and 256 KiB had cost more than 64, see [`WRITE_GATHER`]; 128 was
+/// not measured there.) Over TLS the gathered bytes are copied and encrypted into records
+/// before they are written, and 128 KiB cost 10-18 % more CPU per message than 64 KiB, so
+/// TLS keeps [`WRITE_GATHER`].
 pub const PLAINTEXT_WRITE_GATHER: usize = 128 * 1024;
 
 /// Sent chunks of at most this capacity go back to their call for reuse.

@@ -158,11 +158,28 @@ impl ChannelInner {
     ) -> std::result::Result<(h2::client::SendRequest<Outgoing>, Connection), String> {
         #[cfg(test)]
         if let Some(in_memory) = &self.config.in_memory {
-            return handshake(in_memory.dial(), &self.config, address, stage).await;
+            let io = in_memory.dial();
+            return handshake(
+                io,
+                &self.config,
+                address,
+                stage,
+                crate::limits::WRITE_GATHER,
+            )
+            .await;
         }
         let io = transport::connect(address, &self.config.socket)
             .await
             .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+        #[cfg(feature = "tls")]
+        let tls = self.tls.is_some() && matches!(io, Io::Tcp(_));
+        #[cfg(not(feature = "tls"))]
+        let tls = false;
+        let gather = if tls {
+            crate::limits::WRITE_GATHER
+        } else {
+            crate::limits::PLAINTEXT_WRITE_GATHER
+        };
         #[cfg(feature = "tls")]
         let io = match (&self.tls, io) {
             (Some((config, domain)), Io::Tcp(tcp)) => {
@@ -174,9 +191,16 @@ impl ChannelInner {
         #[cfg(feature = "http1")]
         if self.config.http1 {
             let pipe = super::http1::bridge(io).await?;
-            return handshake(pipe, &self.config, address, stage).await;
+            return handshake(
+                pipe,
+                &self.config,
+                address,
+                stage,
+                crate::limits::WRITE_GATHER,
+            )
+            .await;
         }
-        handshake::<Io>(io, &self.config, address, stage).await
+        handshake::<Io>(io, &self.config, address, stage, gather).await
     }
 
     fn connected(
@@ -317,19 +341,20 @@ impl ChannelInner {
 }
 
 /// HTTP/2 over `io` up to the server's SETTINGS: a connection ready for calls, over any
-/// byte stream.
+/// byte stream, gathering at most `gather` bytes of large frames into one write.
 async fn handshake<T>(
     io: T,
     config: &ChannelConfig,
     address: &Address,
     stage: &AtomicUsize,
+    gather: usize,
 ) -> std::result::Result<(h2::client::SendRequest<Outgoing>, Connection), String>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     stage.store(STAGE_HTTP2, Ordering::Relaxed);
     let watch = Watch::new(None);
-    let io = Gathered::new(io, None);
+    let io = Gathered::new(io, None).with_limit(gather);
     let lent = io.lent().clone();
     let io = Watched::new(io, End::Client, watch.clone());
     let (send, mut connection) = h2::client::Builder::new()
