@@ -676,11 +676,17 @@ impl tracing::Subscriber for CaptureRef {
 // ---------------------------------------------------------------------------------------
 // Deadline propagation.
 
-/// A wrapping interceptor: times each call and keeps its final code.
+/// A wrapping interceptor: times each call and keeps its final code; counts the calls
+/// whose handlers started.
 #[derive(Default)]
-struct Timing(Mutex<Vec<(String, Code, Duration)>>);
+struct Timing(Mutex<Vec<(String, Code, Duration)>>, AtomicU64);
 
 impl Interceptor for Timing {
+    fn on_request(&self, _: &CallInfo<'_>, _: &mut MetadataMap) -> Result<(), Status> {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
     fn on_end(&self, call: &CallInfo<'_>, status: &Status, elapsed: Duration) {
         assert!(!on_poller());
         self.0
@@ -821,8 +827,14 @@ fn cancelling_a_call_cancels_the_calls_its_handler_made() {
                 })
             };
             assert!(probe.wait(&format!("front:{message}"), Duration::from_secs(20)));
-            // The backend call is in progress.
+            // The backend call is in progress, its handler started. (A call cancelled
+            // while its handler waits for a thread never runs that handler: it would
+            // not see the cancellation this test is about.)
             assert!(eventually(|| backend.active_calls() == 1), "{tag}");
+            assert!(
+                eventually(|| timing.1.load(Ordering::SeqCst) == 1),
+                "{tag}: the backend's handler did not start"
+            );
             // Dropping the caller's call cancels it at the front, which cancels the
             // backend call its handler is waiting on.
             let started = Instant::now();
@@ -841,6 +853,7 @@ fn cancelling_a_call_cancels_the_calls_its_handler_made() {
                 timing.0.lock().unwrap()
             );
             timing.0.lock().unwrap().clear();
+            timing.1.store(0, Ordering::SeqCst);
         }
     }
     // The front is still healthy.
