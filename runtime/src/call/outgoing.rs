@@ -20,6 +20,17 @@ use crate::transport::lent::{Lent, Loan};
 /// 5-byte one per 64 KiB message.
 pub(crate) const MIN_MAX_FRAME: usize = 16_384;
 
+/// How many of `len` pending bytes to hand h2 now, with a message of `behind` bytes queued
+/// after them: whole frames' worth when that message fills frames of its own, else all.
+/// Zero (for `len` > 0): join that message to them first.
+pub(crate) fn frame_aligned(len: usize, behind: Option<usize>) -> usize {
+    if behind.is_some_and(|next| next >= MIN_MAX_FRAME) {
+        len / MIN_MAX_FRAME * MIN_MAX_FRAME
+    } else {
+        len
+    }
+}
+
 /// Bytes on their way to h2, in one or more parts, none of them copied to be joined.
 ///
 /// A message whose `Bytes` field was left out of its encoding (see

@@ -27,7 +27,7 @@ use super::call::{Failure, Outcome, Stop, deadline_exceeded};
 use crate::call::chunks::Spent;
 use crate::call::events::{Inbound, Outbound};
 use crate::call::inflow::Inflow;
-use crate::call::outgoing::{MIN_MAX_FRAME, Outgoing};
+use crate::call::outgoing::{Outgoing, frame_aligned};
 use crate::call::protocol::{h2_status, is_grpc_content_type};
 use crate::call::web::Form;
 use crate::channel::{CallOnConnection, ChannelInner};
@@ -306,7 +306,7 @@ impl Call {
             }
             if attempt.pending.is_some() {
                 // With a message behind that fills frames of its own, h2 gets whole frames
-                // and the tail goes with the start of that message (see `MIN_MAX_FRAME`).
+                // and the tail goes with the start of that message (see `frame_aligned`).
                 let behind = match attempt.resend.front() {
                     Some(next) => Some(next.len()),
                     None => {
@@ -319,16 +319,11 @@ impl Call {
                         }
                     }
                 };
-                let fills = behind.is_some_and(|len| len >= MIN_MAX_FRAME);
                 let Some(buf) = &mut attempt.pending else {
                     unreachable!("a message is pending")
                 };
-                let want = if fills {
-                    buf.len() / MIN_MAX_FRAME * MIN_MAX_FRAME
-                } else {
-                    buf.len()
-                };
-                if fills && want == 0 {
+                let want = frame_aligned(buf.len(), behind);
+                if want == 0 {
                     let next = match attempt.resend.pop_front() {
                         Some(next) => next,
                         None => {

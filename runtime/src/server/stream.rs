@@ -21,7 +21,7 @@ use crate::call::cancel::CancelState;
 use crate::call::chunks::Spent;
 use crate::call::events::{Inbound, Outbound};
 use crate::call::inflow::Inflow;
-use crate::call::outgoing::{MIN_MAX_FRAME, Outgoing};
+use crate::call::outgoing::{Outgoing, frame_aligned};
 use crate::call::protocol::h2_status;
 use crate::codec::Frame;
 use crate::cq::{self, Consumer, Producer};
@@ -377,16 +377,12 @@ impl ServerStream {
                 if self.deferred.is_none() {
                     self.deferred = self.ops.try_pop();
                 }
-                let fills = matches!(
-                    &self.deferred,
-                    Some(Outbound::Message(next)) if next.len() >= MIN_MAX_FRAME
-                );
-                let want = if fills {
-                    buf.len() / MIN_MAX_FRAME * MIN_MAX_FRAME
-                } else {
-                    buf.len()
+                let behind = match &self.deferred {
+                    Some(Outbound::Message(next)) => Some(next.len()),
+                    _ => None,
                 };
-                if fills && want == 0 {
+                let want = frame_aligned(buf.len(), behind);
+                if want == 0 {
                     let Some(Outbound::Message(framed)) = self.deferred.take() else {
                         unreachable!("a message is behind")
                     };
