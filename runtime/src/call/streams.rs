@@ -1,5 +1,5 @@
 //! Message streams: what a call receives ([`Streaming`], [`BlockingStreaming`]) and the
-//! blocking handles that send ([`RequestSender`], [`ResponseSink`]).
+//! blocking handles that send ([`RequestSender`], [`ResponseSink`](crate::ResponseSink)).
 //!
 //! Both receiving types wrap one [`Receiver`], the consumer side of a call's inbound
 //! completion queue; they differ only in how they wait: an async task registers its waker,

@@ -8,7 +8,7 @@
 //! h2 and the byte stream: while h2 is writing large frames (8 KiB or more: full-size
 //! frames, and chunks of small messages, which fill a frame to a little under its size)
 //! one after the other, it keeps them, at most
-//! [`WRITE_GATHER`](crate::limits::WRITE_GATHER) bytes (over plain sockets:
+//! [`WRITE_GATHER`] bytes (over plain sockets:
 //! [`PLAINTEXT_WRITE_GATHER`](crate::limits::PLAINTEXT_WRITE_GATHER)), and writes them with
 //! one vectored call, when that is full or when h2 has nothing more to write this turn.
 //!
@@ -107,7 +107,7 @@ impl<T> Gathered<T> {
     }
 
     /// Gathers at most `limit` bytes into one write instead of
-    /// [`WRITE_GATHER`](crate::limits::WRITE_GATHER).
+    /// [`WRITE_GATHER`].
     pub(crate) fn with_limit(mut self, limit: usize) -> Gathered<T> {
         self.limit = limit;
         self
