@@ -255,6 +255,7 @@ pub fn blocking_echo(name: &str, probe: Arc<Probe>) -> Service {
                 }
                 Directive::Fail(status) => return Err(status),
                 Directive::WaitCancel(tag) => {
+                    p1.note(format!("started:{tag}"));
                     if blocking_wait_cancel(&request) {
                         p1.note(tag);
                     }
@@ -274,6 +275,7 @@ pub fn blocking_echo(name: &str, probe: Arc<Probe>) -> Service {
             move |request: Request<EchoRequest>, mut sink: ResponseSink<EchoResponse>| {
                 let (headers, trailers) = echo_metadata(request.metadata());
                 if let Directive::WaitCancel(tag) = directive(&request.get_ref().message) {
+                    p2.note(format!("started:{tag}"));
                     sink.send_headers(headers)?;
                     if blocking_wait_cancel(&request) {
                         p2.note(tag);
@@ -355,6 +357,7 @@ pub fn async_echo(name: &str, probe: Arc<Probe>) -> Service {
                     Directive::Fail(status) => return Err(status),
                     Directive::WaitCancel(tag) => {
                         let tag = tag.to_owned();
+                        probe.note(format!("started:{tag}"));
                         let cancelled = request.cancelled();
                         futures::pin_mut!(cancelled);
                         let timeout = async_sleep(Duration::from_secs(30));
@@ -386,6 +389,7 @@ pub fn async_echo(name: &str, probe: Arc<Probe>) -> Service {
                         let tag = tag.to_owned();
                         let cancelled = request.cancelled();
                         Box::pin(futures::stream::once(async move {
+                            probe.note(format!("started:{tag}"));
                             let timeout = async_sleep(Duration::from_secs(30));
                             futures::pin_mut!(timeout);
                             if let futures::future::Either::Left(_) =

@@ -435,6 +435,10 @@ fn server_keepalive_closes_a_client_that_stopped_answering() {
     let addr = server.local_addr();
     let tokio = tokio_rt();
     // A client that opens a call and then stops servicing its connection.
+    let started = {
+        let probe = probe.clone();
+        move || probe.wait("started:dead-client", Duration::from_secs(20))
+    };
     let held = tokio.block_on(async move {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (send, mut connection) = h2::client::handshake(tcp).await.unwrap();
@@ -454,8 +458,13 @@ fn server_keepalive_closes_a_client_that_stopped_answering() {
             bytes::Bytes::from(framed)
         };
         stream.send_data(body, true).unwrap();
-        // Drive the connection until the request is out, then never again.
-        let _ = tokio::time::timeout(Duration::from_millis(100), &mut connection).await;
+        // Drive the connection until the handler runs, then never again.
+        tokio::select! {
+            ended = &mut connection => panic!("the connection ended: {ended:?}"),
+            started = tokio::task::spawn_blocking(started) => {
+                assert!(started.unwrap(), "the handler never started");
+            }
+        }
         (connection, response, stream, ready)
     });
     assert!(
