@@ -9,16 +9,16 @@ use std::sync::{Arc, Weak};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
 use super::{Address, ChannelConfig, ChannelInner, State};
 use crate::call::outgoing::Outgoing;
 use crate::status::Status;
+#[cfg(feature = "tls")]
+use crate::transport::Io;
 use crate::transport::frames::{End, Watch, Watched};
 use crate::transport::gather::Gathered;
 use crate::transport::keepalive::{Keepalive, KeepaliveConfig};
 use crate::transport::lent::Lent;
-use crate::transport::{self, Io};
+use crate::transport::{self, AnyStream, ByteStream};
 
 /// A connection picked for a call.
 pub(crate) struct Picked {
@@ -200,7 +200,7 @@ impl ChannelInner {
             )
             .await;
         }
-        handshake::<Io>(io, &self.config, address, stage, gather).await
+        handshake(io, &self.config, address, stage, gather).await
     }
 
     fn connected(
@@ -342,16 +342,24 @@ impl ChannelInner {
 
 /// HTTP/2 over `io` up to the server's SETTINGS: a connection ready for calls, over any
 /// byte stream, gathering at most `gather` bytes of large frames into one write.
-async fn handshake<T>(
-    io: T,
+async fn handshake(
+    io: impl ByteStream,
     config: &ChannelConfig,
     address: &Address,
     stage: &AtomicUsize,
     gather: usize,
-) -> std::result::Result<(h2::client::SendRequest<Outgoing>, Connection), String>
-where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+) -> std::result::Result<(h2::client::SendRequest<Outgoing>, Connection), String> {
+    handshake_any(Box::new(io), config, address, stage, gather).await
+}
+
+/// [`handshake`] over a stream of any type.
+async fn handshake_any(
+    io: AnyStream,
+    config: &ChannelConfig,
+    address: &Address,
+    stage: &AtomicUsize,
+    gather: usize,
+) -> std::result::Result<(h2::client::SendRequest<Outgoing>, Connection), String> {
     stage.store(STAGE_HTTP2, Ordering::Relaxed);
     let watch = Watch::new(None);
     let io = Gathered::new(io, None).with_limit(gather);

@@ -51,7 +51,7 @@ use crate::transport;
 use crate::transport::frames::{End, Watch, Watched};
 use crate::transport::gather::Gathered;
 use crate::transport::keepalive::{Keepalive, KeepaliveConfig};
-use crate::transport::{Io, PeerInfo};
+use crate::transport::{AnyStream, ByteStream, Io, PeerInfo};
 
 /// An accepted connection: the TLS handshake when the server has TLS, then the rest as
 /// for any byte stream ([`serve`]).
@@ -184,16 +184,26 @@ impl Setup {
 /// A connection over any byte stream, from its HTTP/2 handshake (within what is left of
 /// the handshake timeout since `started`) to its end: what TCP, Unix sockets, TLS, the
 /// HTTP/1.1 bridge and the tests' in-memory pipes share.
-pub(super) async fn serve<T>(
+pub(super) async fn serve(
     shared: Arc<ServerShared>,
-    io: T,
+    io: impl ByteStream,
     peer: PeerInfo,
     guard: ConnectionGuard,
     started: Instant,
     setup: Setup,
-) where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+) {
+    serve_any(shared, Box::new(io), peer, guard, started, setup).await;
+}
+
+/// [`serve`] over a stream of any type.
+async fn serve_any(
+    shared: Arc<ServerShared>,
+    io: AnyStream,
+    peer: PeerInfo,
+    guard: ConnectionGuard,
+    started: Instant,
+    setup: Setup,
+) {
     let config = &shared.config;
     let watch = Watch::new(Some(config.ping_policy));
     let mut builder = h2::server::Builder::new();

@@ -28,6 +28,16 @@ pub(crate) mod test_peer;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
 
+/// Any byte stream HTTP/2 runs over (TCP, a Unix socket, TLS, the HTTP/1.1 bridge's pipe,
+/// a test's), behind one type: h2's connection and the code around it are compiled once
+/// for all of them rather than once per stream type.
+pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ByteStream for T {}
+
+/// A [`ByteStream`] of any type.
+pub(crate) type AnyStream = Box<dyn ByteStream>;
+
 /// A connection's byte stream.
 pub(crate) enum Io {
     Tcp(TcpStream),
