@@ -284,7 +284,8 @@ impl Receiver {
         self.headers.take().unwrap_or_default()
     }
 
-    /// A copy of the response headers, keeping them for [`BlockingStreaming::headers`](crate::call::streams::BlockingStreaming::headers).
+    /// A copy of the response headers, keeping them for
+    /// [`BlockingStreaming::headers`](crate::call::streams::BlockingStreaming::headers).
     pub(crate) fn clone_headers(&self) -> MetadataMap {
         self.headers.clone().unwrap_or_default()
     }

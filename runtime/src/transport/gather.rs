@@ -7,8 +7,7 @@
 //! [`CHUNK`](crate::limits::CHUNK) bytes, one write per chunk. [`Gathered`] sits between
 //! h2 and the byte stream: while h2 is writing large frames (8 KiB or more: full-size
 //! frames, and chunks of small messages, which fill a frame to a little under its size)
-//! one after the other, it keeps them, at most
-//! [`WRITE_GATHER`] bytes (over plain sockets:
+//! one after the other, it keeps them, at most [`WRITE_GATHER`] bytes (over plain sockets:
 //! [`PLAINTEXT_WRITE_GATHER`](crate::limits::PLAINTEXT_WRITE_GATHER)), and writes them with
 //! one vectored call, when that is full or when h2 has nothing more to write this turn.
 //!
