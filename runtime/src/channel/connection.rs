@@ -15,7 +15,7 @@ use crate::status::Status;
 #[cfg(feature = "tls")]
 use crate::transport::Io;
 use crate::transport::frames::{End, Watch, Watched};
-use crate::transport::gather::Gathered;
+use crate::transport::gather::{self, Gathered};
 use crate::transport::keepalive::{Keepalive, KeepaliveConfig};
 use crate::transport::lent::Lent;
 use crate::transport::{self, AnyStream, ByteStream};
@@ -175,11 +175,7 @@ impl ChannelInner {
         let tls = self.tls.is_some() && matches!(io, Io::Tcp(_));
         #[cfg(not(feature = "tls"))]
         let tls = false;
-        let gather = if tls {
-            crate::limits::WRITE_GATHER
-        } else {
-            crate::limits::PLAINTEXT_WRITE_GATHER
-        };
+        let gather = gather::write_limit(tls);
         #[cfg(feature = "tls")]
         let io = match (&self.tls, io) {
             (Some((config, domain)), Io::Tcp(tcp)) => {

@@ -49,7 +49,7 @@ use crate::quota::{Charge, Quota};
 #[cfg(feature = "tls")]
 use crate::transport;
 use crate::transport::frames::{End, Watch, Watched};
-use crate::transport::gather::Gathered;
+use crate::transport::gather::{self, Gathered};
 use crate::transport::keepalive::{Keepalive, KeepaliveConfig};
 use crate::transport::{AnyStream, ByteStream, Io, PeerInfo};
 
@@ -70,11 +70,7 @@ pub(super) async fn serve_connection(
         // Clients on Unix sockets often send the socket's path as :authority.
         rewrite_authority: matches!(io, Io::Unix(_)),
         cost: limits::CONNECTION_COST,
-        gather: if tls {
-            limits::WRITE_GATHER
-        } else {
-            limits::PLAINTEXT_WRITE_GATHER
-        },
+        gather: gather::write_limit(tls),
     };
     #[cfg(feature = "tls")]
     let (io, peer) = match (&shared.tls, io) {

@@ -54,6 +54,16 @@ const HOLD_MIN: usize = 1024;
 /// How many slices one write passes at most.
 const MAX_SLICES: usize = 64;
 
+/// The most bytes of large frames gathered into one write over a stream that is encrypted
+/// (TLS) or not: see [`PLAINTEXT_WRITE_GATHER`](crate::limits::PLAINTEXT_WRITE_GATHER).
+pub(crate) fn write_limit(encrypted: bool) -> usize {
+    if encrypted {
+        WRITE_GATHER
+    } else {
+        crate::limits::PLAINTEXT_WRITE_GATHER
+    }
+}
+
 /// A byte stream whose writes of large frames are gathered into fewer, larger writes.
 pub(crate) struct Gathered<T> {
     io: T,
