@@ -13,7 +13,7 @@ seconds=${1:-90}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(frame_decoder gzip grpc_timeout grpc_message metadata status_details service_config codegen)
+    targets=(frame_decoder gzip grpc_timeout grpc_message metadata status_details service_config codegen header_block)
 fi
 mkdir -p logs
 target_dir=()

@@ -120,3 +120,37 @@ pub fn status_to_headers(status: &Status) -> HeaderMap {
     status.write_headers(&mut headers);
     headers
 }
+
+/// One header block's fields, as name-value pairs.
+pub type HeaderFields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Decodes header blocks sent one after another on one connection (so sharing the HPACK
+/// dynamic table) by a peer allowed a table of `table_size` bytes: the fields of each
+/// block up to the first that does not decode, and why that one does not (`truncated`,
+/// `overflow`, `bad_index`, `bad_size_update` or `huffman`).
+pub fn decode_header_blocks(
+    blocks: &[&[u8]],
+    table_size: usize,
+) -> (Vec<HeaderFields>, Option<&'static str>) {
+    use crate::transport::hpack::{Decoder, HpackError};
+    let mut decoder = Decoder::new(table_size);
+    let mut out = Vec::new();
+    for block in blocks {
+        let mut fields = Vec::new();
+        let result = decoder.decode(block, |name, value| {
+            fields.push((name.to_vec(), value.to_vec()));
+        });
+        if let Err(e) = result {
+            let class = match e {
+                HpackError::Truncated => "truncated",
+                HpackError::Overflow => "overflow",
+                HpackError::BadIndex(_) => "bad_index",
+                HpackError::BadSizeUpdate => "bad_size_update",
+                HpackError::Huffman => "huffman",
+            };
+            return (out, Some(class));
+        }
+        out.push(fields);
+    }
+    (out, None)
+}

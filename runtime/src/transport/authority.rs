@@ -17,6 +17,8 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::hpack::Decoder;
+
 /// The client connection preface.
 const PREFACE_LEN: usize = 24;
 const HEADER_LEN: usize = 9;
@@ -57,7 +59,7 @@ struct Block {
 
 /// Rewrites the header blocks of one connection's incoming byte stream.
 pub(crate) struct AuthorityRewrite {
-    decoder: loona_hpack::Decoder<'static>,
+    decoder: Decoder,
     state: State,
     /// Received bytes not yet parsed.
     input: BytesMut,
@@ -73,10 +75,8 @@ impl AuthorityRewrite {
     /// `max_header_list_size` bytes (twice that is collected before giving up: h2 then
     /// applies the limit itself).
     pub(crate) fn new(max_header_list_size: u32) -> AuthorityRewrite {
-        let mut decoder = loona_hpack::Decoder::new();
-        decoder.set_max_allowed_table_size(TABLE_SIZE);
         AuthorityRewrite {
-            decoder,
+            decoder: Decoder::new(TABLE_SIZE),
             state: State::Preface(PREFACE_LEN),
             input: BytesMut::new(),
             frame: None,
@@ -227,21 +227,21 @@ impl AuthorityRewrite {
         let mut decoded = 0usize;
         let max = self.max_block;
         self.decoder
-            .decode_with_cb(&block.fragment, |name, value| {
+            .decode(&block.fragment, |name, value| {
                 decoded += name.len() + value.len() + 32;
                 if decoded > max {
                     return;
                 }
-                if &name[..] == b":authority" && !valid_authority(&value) {
+                if name == b":authority" && !valid_authority(value) {
                     tracing::debug!(
-                        authority = %String::from_utf8_lossy(&value),
+                        authority = %String::from_utf8_lossy(value),
                         "dropping an :authority that is not one (a Unix socket's path)"
                     );
                     return;
                 }
-                literal(&mut encoded, &name, &value);
+                literal(&mut encoded, name, value);
             })
-            .map_err(|e| RewriteError(format!("header block does not decode: {e:?}")))?;
+            .map_err(|e| RewriteError(format!("header block does not decode: {e}")))?;
         if decoded > max {
             return Err(RewriteError("header list too large".into()));
         }

@@ -19,6 +19,7 @@ use tokio::net::{TcpStream, UnixStream};
 mod authority;
 pub(crate) mod frames;
 pub(crate) mod gather;
+pub(crate) mod hpack;
 #[cfg(feature = "http1")]
 pub(crate) mod http1;
 pub(crate) mod keepalive;

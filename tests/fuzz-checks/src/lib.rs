@@ -31,6 +31,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("status_details", status_details),
     ("service_config", service_config),
     ("codegen", codegen),
+    ("header_block", header_block),
 ];
 
 /// The class of a status code: its name in snake case.
@@ -333,6 +334,86 @@ pub fn status_details(data: &[u8]) -> &'static str {
         }
         Err(_) => "bad_detail",
     }
+}
+
+/// The HPACK decoder (header blocks of one connection, sharing the dynamic table).
+///
+/// Input: a byte of table size (times 32 bytes), then blocks, each a 16-bit big-endian
+/// length and that many bytes (the last may be short). Checks, differentially against
+/// loona-hpack (an independent decoder): while both decode a block, they give the same
+/// fields; ours refuses only what the RFC lets it (a size update after a field, an integer
+/// longer than any block could need) where loona accepts, and accepts only a block ending
+/// in a size update where loona refuses it; the fields of a decoded block, written again
+/// as literals, decode to themselves on a fresh connection. Class: `ok`, or the error
+/// that stopped decoding (`truncated`, `overflow`, `bad_index`, `bad_size_update`,
+/// `huffman`).
+pub fn header_block(data: &[u8]) -> &'static str {
+    let Some((&size, mut rest)) = data.split_first() else {
+        return "ok";
+    };
+    let table_size = usize::from(size) * 32;
+    let mut blocks = Vec::new();
+    while !rest.is_empty() {
+        let len = usize::from(be_u32(&rest[..rest.len().min(2)]) as u16).min(rest.len());
+        let body = &rest[rest.len().min(2)..];
+        let len = len.min(body.len());
+        blocks.push(&body[..len]);
+        rest = &body[len..];
+    }
+    let (decoded, error) = fuzzing::decode_header_blocks(&blocks, table_size);
+    let mut theirs = loona_hpack::Decoder::new();
+    theirs.set_max_allowed_table_size(table_size);
+    theirs.set_max_table_size(table_size);
+    for (i, block) in blocks.iter().enumerate() {
+        let loona = theirs.decode(block);
+        match (decoded.get(i), loona) {
+            (Some(ours), Ok(loona)) => assert_eq!(ours, &loona, "block {i}"),
+            (Some(_), Err(e)) => {
+                assert!(
+                    matches!(e, loona_hpack::decoder::DecoderError::SizeUpdateAtEnd),
+                    "block {i}: we decoded what loona refuses: {e:?}"
+                );
+                break;
+            }
+            (None, Ok(_)) => {
+                assert!(
+                    matches!(error, Some("bad_size_update" | "overflow")),
+                    "block {i}: loona decoded what we refuse ({error:?})"
+                );
+                break;
+            }
+            (None, Err(_)) => break,
+        }
+    }
+    for fields in &decoded {
+        let mut literals = Vec::new();
+        for (name, value) in fields {
+            literals.push(0);
+            hpack_integer(&mut literals, name.len());
+            literals.extend_from_slice(name);
+            hpack_integer(&mut literals, value.len());
+            literals.extend_from_slice(value);
+        }
+        let (again, error) = fuzzing::decode_header_blocks(&[&literals], 0);
+        assert_eq!(error, None, "literals of decoded fields");
+        assert_eq!(&again[0], fields);
+    }
+    error.unwrap_or("ok")
+}
+
+/// An HPACK integer with a 7-bit prefix (a string length).
+fn hpack_integer(out: &mut Vec<u8>, mut value: usize) {
+    if value < 127 {
+        out.push(value as u8);
+        return;
+    }
+    out.push(127);
+    value -= 127;
+    while value >= 128 {
+        out.push((value % 128) as u8 | 0x80);
+        value /= 128;
+    }
+    out.push(value as u8);
 }
 
 /// The service-config JSON parser.

@@ -32,6 +32,7 @@ pub fn all() -> Vec<(&'static str, Vec<Seed>)> {
         ("status_details", status_details()),
         ("service_config", service_config()),
         ("codegen", codegen()),
+        ("header_block", header_block()),
     ]
 }
 
@@ -612,5 +613,70 @@ fn codegen() -> Vec<Seed> {
             "not_descriptor--truncated",
             set(vec![file(vec![])])[..20].to_vec(),
         ),
+    ]
+}
+
+/// A header-block input: table size (in units of 32 bytes), then each block with its 16-bit
+/// length.
+fn blocks(table_units: u8, blocks: &[&[u8]]) -> Vec<u8> {
+    let mut v = vec![table_units];
+    for block in blocks {
+        v.extend_from_slice(&(block.len() as u16).to_be_bytes());
+        v.extend_from_slice(block);
+    }
+    v
+}
+
+fn header_block() -> Vec<Seed> {
+    // RFC 7541, C.3 and C.4: three requests on one connection, as literals and
+    // Huffman-coded.
+    let c3: [&[u8]; 3] = [
+        b"\x82\x86\x84\x41\x0fwww.example.com",
+        b"\x82\x86\x84\xbe\x58\x08no-cache",
+        b"\x82\x87\x85\xbf\x40\x0acustom-key\x0ccustom-value",
+    ];
+    let c4: [&[u8]; 3] = [
+        b"\x82\x86\x84\x41\x8c\xf1\xe3\xc2\xe5\xf2\x3a\x6b\xa0\xab\x90\xf4\xff",
+        b"\x82\x86\x84\xbe\x58\x86\xa8\xeb\x10\x64\x9c\xbf",
+        b"\x82\x87\x85\xbf\x40\x88\x25\xa8\x49\xe9\x5b\xa9\x7d\x7f\x89\x25\xa8\x49\xe9\x5b\xb8\xe8\xb4\xbf",
+    ];
+    // A gRPC request as a client sends it, with a Unix socket's path as :authority.
+    let grpc = b"\x83\x86\x44\x0d/pkg.Svc/Call\x41\x0f%2Ftmp%2Fs.sock\x5f\x10application/grpc\x40\x02te\x08trailers\x40\x0cgrpc-timeout\x051000m";
+    // Many one-character Huffman strings: each costs the decoder a table look-up.
+    let huffman_many: Vec<u8> = [0x01u8, 0x81, 0x1f].repeat(2000);
+    vec![
+        seed("ok--empty", Vec::new()),
+        seed("ok--rfc-requests-literal", blocks(128, &c3)),
+        seed("ok--rfc-requests-huffman", blocks(128, &c4)),
+        seed(
+            "ok--grpc-request-twice",
+            blocks(128, &[grpc, b"\x83\x86\xc2\xc1\xc0\xbf\xbe"]),
+        ),
+        seed("ok--tiny-table-evicts", blocks(2, &c3[..2])),
+        seed("ok--no-table", blocks(0, &[b"\x40\x01a\x01b\x82"])),
+        seed(
+            "ok--size-update-then-field",
+            blocks(128, &[b"\x20\x3f\xe1\x1f\x82"]),
+        ),
+        seed("ok--many-huffman-strings", blocks(128, &[&huffman_many])),
+        seed("bad_index--zero", blocks(128, &[b"\x80"])),
+        seed("bad_index--past-the-tables", blocks(128, &[b"\xbe"])),
+        seed("bad_index--evicted-entry", blocks(2, &c3)),
+        seed(
+            "bad_size_update--after-a-field",
+            blocks(128, &[b"\x82\x20"]),
+        ),
+        seed(
+            "bad_size_update--over-the-allowed",
+            blocks(1, &[b"\x3f\x02"]),
+        ),
+        seed("truncated--string", blocks(128, &[b"\x40\x05ab"])),
+        seed("truncated--integer", blocks(128, &[b"\xff"])),
+        seed(
+            "overflow--five-continuation-bytes",
+            blocks(128, &[b"\xff\x80\x80\x80\x80\x01"]),
+        ),
+        seed("huffman--eos", blocks(128, &[b"\x04\x84\xff\xff\xff\xff"])),
+        seed("huffman--long-padding", blocks(128, &[b"\x04\x81\xff"])),
     ]
 }

@@ -77,6 +77,7 @@ replay_tests!(
     status_details,
     service_config,
     codegen,
+    header_block,
 );
 
 #[test]
