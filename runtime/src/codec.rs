@@ -4,7 +4,7 @@
 //! big-endian `u32`) followed by the encoded message. Encoding, compression, decompression
 //! and decoding happen on the caller's or handler's thread; the poller only splits frames.
 
-use std::io::{Read, Write};
+use std::io::Read;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message;
@@ -349,39 +349,130 @@ fn encode_compressed<M: Message>(
     encoding: CompressionEncoding,
 ) -> Result<BytesMut, Status> {
     let plain = message.encode_to_vec();
-    let mut buf = BytesMut::with_capacity(PREFIX_LEN + plain.len() / 2 + 32).writer();
-    buf.write_all(&[1, 0, 0, 0, 0])
-        .and_then(|()| compress(encoding, &plain, &mut buf))
+    let mut buf = Vec::with_capacity(PREFIX_LEN + plain.len() / 2 + 32);
+    buf.extend_from_slice(&[1, 0, 0, 0, 0]);
+    compress(encoding, &plain, &mut buf)
         .map_err(|e| Status::internal(format!("failed to compress message: {e}")))?;
-    let mut buf = buf.into_inner();
     let compressed_len = u32::try_from(buf.len() - PREFIX_LEN).map_err(|_| {
         Status::resource_exhausted("compressed message is larger than a prefix can describe")
     })?;
     buf[1..PREFIX_LEN].copy_from_slice(&compressed_len.to_be_bytes());
-    Ok(buf)
+    // Without a copy: the vector is the only owner of its buffer.
+    Ok(BytesMut::from(Bytes::from(buf)))
 }
 
-/// Writes `plain` compressed with `encoding` into `out`.
-fn compress(
-    encoding: CompressionEncoding,
-    plain: &[u8],
-    out: &mut impl Write,
-) -> std::io::Result<()> {
+/// Appends `plain` compressed with `encoding` to `out`.
+fn compress(encoding: CompressionEncoding, plain: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
     match encoding {
         CompressionEncoding::Gzip => {
-            let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
-            gz.write_all(plain)?;
-            gz.finish().map(drop)
+            // RFC 1952: no name, no time, "fastest" (XFL 4), unknown system.
+            out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 0xff]);
+            compressors::deflate(compressors::Format::Raw, plain, out)?;
+            let mut crc = flate2::Crc::new();
+            crc.update(plain);
+            out.extend_from_slice(&crc.sum().to_le_bytes());
+            out.extend_from_slice(&(plain.len() as u32).to_le_bytes());
+            Ok(())
         }
         #[cfg(feature = "deflate")]
-        CompressionEncoding::Deflate => {
-            let mut z = flate2::write::ZlibEncoder::new(out, flate2::Compression::fast());
-            z.write_all(plain)?;
-            z.finish().map(drop)
-        }
+        CompressionEncoding::Deflate => compressors::deflate(compressors::Format::Zlib, plain, out),
         #[cfg(feature = "zstd")]
         CompressionEncoding::Zstd => {
             zstd::stream::copy_encode(plain, out, zstd::DEFAULT_COMPRESSION_LEVEL)
+        }
+    }
+}
+
+/// Deflate compressors kept between messages: setting one up (miniz_oxide's window, hash
+/// chains and code tables, about 300 KB zeroed) costs more than compressing a small
+/// message, and freeing it returns the pages to the system, so the next one faults them
+/// in again.
+mod compressors {
+    use flate2::{Compress, Compression, FlushCompress, Status};
+
+    use crate::limits::KEPT_COMPRESSORS;
+
+    /// What wraps the deflate stream (a gzip wrapper is written around a raw one).
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub(super) enum Format {
+        Raw,
+        #[cfg(feature = "deflate")]
+        Zlib,
+    }
+
+    /// Reset compressors, at most [`KEPT_COMPRESSORS`] of each format.
+    pub(super) struct Kept(std::sync::Mutex<Vec<(Format, Compress)>>);
+
+    /// The process's. (A process-wide static stays on `std`'s mutex, as in `crate::sync`.)
+    static KEPT: Kept = Kept::new();
+
+    impl Kept {
+        pub(super) const fn new() -> Kept {
+            Kept(std::sync::Mutex::new(Vec::new()))
+        }
+
+        fn list(&self) -> std::sync::MutexGuard<'_, Vec<(Format, Compress)>> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+
+        /// A kept compressor of `format`, or a new one.
+        pub(super) fn take(&self, format: Format) -> Compress {
+            let taken = {
+                let mut list = self.list();
+                let at = list.iter().position(|(f, _)| *f == format);
+                at.map(|at| list.swap_remove(at).1)
+            };
+            taken.unwrap_or_else(|| {
+                #[cfg(feature = "deflate")]
+                let zlib = format == Format::Zlib;
+                #[cfg(not(feature = "deflate"))]
+                let zlib = false;
+                Compress::new(Compression::fast(), zlib)
+            })
+        }
+
+        /// Resets `compress` and keeps it, unless enough of its format are kept already.
+        pub(super) fn give_back(&self, format: Format, mut compress: Compress) {
+            compress.reset();
+            let mut list = self.list();
+            if list.iter().filter(|(f, _)| *f == format).count() < KEPT_COMPRESSORS {
+                list.push((format, compress));
+            } else {
+                drop(list);
+            }
+        }
+
+        #[cfg(test)]
+        pub(super) fn count(&self, format: Format) -> usize {
+            self.list().iter().filter(|(f, _)| *f == format).count()
+        }
+    }
+
+    /// Appends `plain` deflated to `out`, with a kept compressor (or a new one) that is
+    /// kept afterwards.
+    pub(super) fn deflate(format: Format, plain: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+        let mut compress = KEPT.take(format);
+        let result = run(&mut compress, plain, out);
+        KEPT.give_back(format, compress);
+        result
+    }
+
+    fn run(compress: &mut Compress, plain: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+        loop {
+            if out.capacity() - out.len() < 64 {
+                out.reserve(out.len().max(256));
+            }
+            // `compress_vec` writes into the spare capacity only; `total_in` counts from
+            // the last reset.
+            let done = usize::try_from(compress.total_in()).unwrap_or(usize::MAX);
+            let status = compress
+                .compress_vec(&plain[done.min(plain.len())..], out, FlushCompress::Finish)
+                .map_err(std::io::Error::other)?;
+            if status == Status::StreamEnd {
+                return Ok(());
+            }
         }
     }
 }
@@ -756,6 +847,44 @@ mod tests {
             let plain = decompress(encoding, &frame.body, 1 << 20).unwrap();
             assert_eq!(decode::<prost_types_like::Blob>(plain).unwrap(), msg);
         }
+    }
+
+    #[test]
+    fn one_compressor_serves_message_after_message() {
+        // Large, small, empty and large again, through the kept compressors: each message
+        // is its own stream (the compressor was reset between them).
+        let large: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let messages: [&[u8]; 4] = [&large, b"small", b"", &large[..70_000]];
+        for encoding in encodings() {
+            for message in messages {
+                let mut out = Vec::new();
+                compress(encoding, message, &mut out).unwrap();
+                assert_eq!(
+                    &decompress(encoding, &out, 1 << 20).unwrap()[..],
+                    message,
+                    "{encoding:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn at_most_the_budget_of_compressors_is_kept() {
+        use compressors::{Format, Kept};
+        let kept = Kept::new();
+        let taken: Vec<_> = (0..2 * crate::limits::KEPT_COMPRESSORS)
+            .map(|_| kept.take(Format::Raw))
+            .collect();
+        assert_eq!(kept.count(Format::Raw), 0);
+        for compress in taken {
+            kept.give_back(Format::Raw, compress);
+        }
+        assert_eq!(kept.count(Format::Raw), crate::limits::KEPT_COMPRESSORS);
+        // What is kept is used again before anything new is made.
+        let again = kept.take(Format::Raw);
+        assert_eq!(kept.count(Format::Raw), crate::limits::KEPT_COMPRESSORS - 1);
+        kept.give_back(Format::Raw, again);
+        assert_eq!(kept.count(Format::Raw), crate::limits::KEPT_COMPRESSORS);
     }
 
     #[test]

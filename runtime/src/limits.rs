@@ -227,6 +227,12 @@ pub const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(60);
 /// another worker.
 pub const POOL_STALL: Duration = Duration::from_millis(1);
 
+/// Deflate compressors (gzip, and deflate with that feature) kept between messages, per
+/// format, in the whole process: each holds about 300 KB (miniz_oxide's window, hash
+/// chains and code tables), which setting up anew for every message would cost more than
+/// compressing a small one.
+pub const KEPT_COMPRESSORS: usize = 4;
+
 /// `share` percent of `n`, at least one.
 pub(crate) fn share(n: usize, percent: usize) -> usize {
     (n.saturating_mul(percent) / 100).max(1)
