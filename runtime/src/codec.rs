@@ -102,12 +102,14 @@ pub(crate) fn decompress(
     let mut out = Vec::with_capacity(body.len().saturating_mul(2).min(max_len));
     // One byte past the limit is read, to tell "exactly the limit" from "more".
     let limit = u64::try_from(max_len).unwrap_or(u64::MAX).saturating_add(1);
+    // The body is in memory: the decoders read it as a buffer (`bufread`), without a
+    // buffer of their own to copy it through.
     let read = match encoding {
-        CompressionEncoding::Gzip => flate2::read::GzDecoder::new(body)
+        CompressionEncoding::Gzip => flate2::bufread::GzDecoder::new(body)
             .take(limit)
             .read_to_end(&mut out),
         #[cfg(feature = "deflate")]
-        CompressionEncoding::Deflate => flate2::read::ZlibDecoder::new(body)
+        CompressionEncoding::Deflate => flate2::bufread::ZlibDecoder::new(body)
             .take(limit)
             .read_to_end(&mut out),
         // The streaming decoder: it allocates by what it produces, whatever size the
