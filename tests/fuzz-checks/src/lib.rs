@@ -340,7 +340,8 @@ pub fn status_details(data: &[u8]) -> &'static str {
 ///
 /// Input: a byte of table size (times 32 bytes), then blocks, each a 16-bit big-endian
 /// length and that many bytes (the last may be short). Checks, differentially against
-/// loona-hpack (an independent decoder): while both decode a block, they give the same
+/// loona-hpack (an independent decoder, up to the first block over 1 KiB, since its
+/// Huffman decoding is slow): while both decode a block, they give the same
 /// fields; ours refuses only what the RFC lets it (a size update after a field, an integer
 /// longer than any block could need) where loona accepts, and accepts only a block ending
 /// in a size update where loona refuses it; the fields of a decoded block, written again
@@ -365,6 +366,12 @@ pub fn header_block(data: &[u8]) -> &'static str {
     theirs.set_max_allowed_table_size(table_size);
     theirs.set_max_table_size(table_size);
     for (i, block) in blocks.iter().enumerate() {
+        if block.len() > LOONA_MAX {
+            // loona-hpack builds its Huffman table for every string it decodes: a long
+            // block of short strings would take the fuzzer's time. The comparison stops
+            // here (the tables may differ after a block one decoder did not see).
+            break;
+        }
         let loona = theirs.decode(block);
         match (decoded.get(i), loona) {
             (Some(ours), Ok(loona)) => assert_eq!(ours, &loona, "block {i}"),
@@ -400,6 +407,9 @@ pub fn header_block(data: &[u8]) -> &'static str {
     }
     error.unwrap_or("ok")
 }
+
+/// The longest block `header_block` compares with loona-hpack.
+const LOONA_MAX: usize = 1024;
 
 /// An HPACK integer with a 7-bit prefix (a string length).
 fn hpack_integer(out: &mut Vec<u8>, mut value: usize) {
