@@ -379,31 +379,39 @@ fn compress(encoding: CompressionEncoding, plain: &[u8], out: &mut Vec<u8>) -> s
         #[cfg(feature = "deflate")]
         CompressionEncoding::Deflate => compressors::deflate(compressors::Format::Zlib, plain, out),
         #[cfg(feature = "zstd")]
-        CompressionEncoding::Zstd => {
-            zstd::stream::copy_encode(plain, out, zstd::DEFAULT_COMPRESSION_LEVEL)
-        }
+        CompressionEncoding::Zstd => compressors::zstd(plain, out),
     }
 }
 
-/// Deflate compressors kept between messages: setting one up (miniz_oxide's window, hash
-/// chains and code tables, about 300 KB zeroed) costs more than compressing a small
-/// message, and freeing it returns the pages to the system, so the next one faults them
-/// in again.
+/// Compressors kept between messages: setting one up costs more than compressing a small
+/// message (miniz_oxide's deflate state is about 300 KB zeroed, whose pages go back to the
+/// system when it is freed and are faulted in again by the next one; a zstd context sizes
+/// its tables for each new frame).
 mod compressors {
     use flate2::{Compress, Compression, FlushCompress, Status};
 
     use crate::limits::KEPT_COMPRESSORS;
 
-    /// What wraps the deflate stream (a gzip wrapper is written around a raw one).
-    #[derive(Clone, Copy, PartialEq, Eq)]
+    /// What a kept compressor makes (a gzip wrapper is written around a raw deflate
+    /// stream).
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
     pub(super) enum Format {
         Raw,
         #[cfg(feature = "deflate")]
         Zlib,
+        #[cfg(feature = "zstd")]
+        Zstd,
     }
 
-    /// Reset compressors, at most [`KEPT_COMPRESSORS`] of each format.
-    pub(super) struct Kept(std::sync::Mutex<Vec<(Format, Compress)>>);
+    pub(super) enum Engine {
+        Deflate(Compress),
+        #[cfg(feature = "zstd")]
+        Zstd(zstd::bulk::Compressor<'static>),
+    }
+
+    /// Compressors ready for their next message, at most [`KEPT_COMPRESSORS`] of each
+    /// format.
+    pub(super) struct Kept(std::sync::Mutex<Vec<(Format, Engine)>>);
 
     /// The process's. (A process-wide static stays on `std`'s mutex, as in `crate::sync`.)
     static KEPT: Kept = Kept::new();
@@ -413,34 +421,45 @@ mod compressors {
             Kept(std::sync::Mutex::new(Vec::new()))
         }
 
-        fn list(&self) -> std::sync::MutexGuard<'_, Vec<(Format, Compress)>> {
+        fn list(&self) -> std::sync::MutexGuard<'_, Vec<(Format, Engine)>> {
             self.0
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         }
 
         /// A kept compressor of `format`, or a new one.
-        pub(super) fn take(&self, format: Format) -> Compress {
+        pub(super) fn take(&self, format: Format) -> std::io::Result<Engine> {
             let taken = {
                 let mut list = self.list();
                 let at = list.iter().position(|(f, _)| *f == format);
                 at.map(|at| list.swap_remove(at).1)
             };
-            taken.unwrap_or_else(|| {
+            if let Some(engine) = taken {
+                return Ok(engine);
+            }
+            Ok(match format {
+                Format::Raw => Engine::Deflate(Compress::new(Compression::fast(), false)),
                 #[cfg(feature = "deflate")]
-                let zlib = format == Format::Zlib;
-                #[cfg(not(feature = "deflate"))]
-                let zlib = false;
-                Compress::new(Compression::fast(), zlib)
+                Format::Zlib => Engine::Deflate(Compress::new(Compression::fast(), true)),
+                #[cfg(feature = "zstd")]
+                Format::Zstd => Engine::Zstd(zstd::bulk::Compressor::new(
+                    zstd::DEFAULT_COMPRESSION_LEVEL,
+                )?),
             })
         }
 
-        /// Resets `compress` and keeps it, unless enough of its format are kept already.
-        pub(super) fn give_back(&self, format: Format, mut compress: Compress) {
-            compress.reset();
+        /// Keeps `engine` ready for another message, unless enough of its format are
+        /// kept already.
+        pub(super) fn give_back(&self, format: Format, mut engine: Engine) {
+            match &mut engine {
+                Engine::Deflate(compress) => compress.reset(),
+                // Each message is a frame of its own (`compress2` starts one).
+                #[cfg(feature = "zstd")]
+                Engine::Zstd(_) => {}
+            }
             let mut list = self.list();
             if list.iter().filter(|(f, _)| *f == format).count() < KEPT_COMPRESSORS {
-                list.push((format, compress));
+                list.push((format, engine));
             } else {
                 drop(list);
             }
@@ -455,9 +474,18 @@ mod compressors {
     /// Appends `plain` deflated to `out`, with a kept compressor (or a new one) that is
     /// kept afterwards.
     pub(super) fn deflate(format: Format, plain: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
-        let mut compress = KEPT.take(format);
+        #[cfg_attr(
+            not(feature = "zstd"),
+            expect(
+                irrefutable_let_patterns,
+                reason = "an engine is only deflate without zstd"
+            )
+        )]
+        let Engine::Deflate(mut compress) = KEPT.take(format)? else {
+            unreachable!("deflate formats hold deflate compressors")
+        };
         let result = run(&mut compress, plain, out);
-        KEPT.give_back(format, compress);
+        KEPT.give_back(format, Engine::Deflate(compress));
         result
     }
 
@@ -476,6 +504,25 @@ mod compressors {
                 return Ok(());
             }
         }
+    }
+
+    /// Appends `plain` as a zstd frame to `out`, with a kept context (or a new one). A
+    /// context that compressed more than
+    /// [`KEPT_ZSTD_INPUT`](crate::limits::KEPT_ZSTD_INPUT) is not kept: its tables grew
+    /// with the input, and a large message pays for setting one up many times over.
+    #[cfg(feature = "zstd")]
+    pub(super) fn zstd(plain: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+        let Engine::Zstd(mut compressor) = KEPT.take(Format::Zstd)? else {
+            unreachable!("the zstd format holds zstd contexts")
+        };
+        let start = out.len();
+        out.resize(start + zstd::zstd_safe::compress_bound(plain.len()), 0);
+        let result = compressor.compress_to_buffer(plain, &mut out[start..]);
+        out.truncate(start + *result.as_ref().unwrap_or(&0));
+        if plain.len() <= crate::limits::KEPT_ZSTD_INPUT {
+            KEPT.give_back(Format::Zstd, Engine::Zstd(compressor));
+        }
+        result.map(drop)
     }
 }
 
@@ -875,7 +922,7 @@ mod tests {
         use compressors::{Format, Kept};
         let kept = Kept::new();
         let taken: Vec<_> = (0..2 * crate::limits::KEPT_COMPRESSORS)
-            .map(|_| kept.take(Format::Raw))
+            .map(|_| kept.take(Format::Raw).unwrap())
             .collect();
         assert_eq!(kept.count(Format::Raw), 0);
         for compress in taken {
@@ -883,7 +930,7 @@ mod tests {
         }
         assert_eq!(kept.count(Format::Raw), crate::limits::KEPT_COMPRESSORS);
         // What is kept is used again before anything new is made.
-        let again = kept.take(Format::Raw);
+        let again = kept.take(Format::Raw).unwrap();
         assert_eq!(kept.count(Format::Raw), crate::limits::KEPT_COMPRESSORS - 1);
         kept.give_back(Format::Raw, again);
         assert_eq!(kept.count(Format::Raw), crate::limits::KEPT_COMPRESSORS);

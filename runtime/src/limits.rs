@@ -227,11 +227,17 @@ pub const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(60);
 /// another worker.
 pub const POOL_STALL: Duration = Duration::from_millis(1);
 
-/// Deflate compressors (gzip, and deflate with that feature) kept between messages, per
-/// format, in the whole process: each holds about 300 KB (miniz_oxide's window, hash
-/// chains and code tables), which setting up anew for every message would cost more than
+/// Compressors kept between messages, per format (gzip, and deflate and zstd with their
+/// features), in the whole process: a deflate one holds about 300 KB (miniz_oxide's
+/// window, hash chains and code tables), a zstd one what its last frame needed (see
+/// [`KEPT_ZSTD_INPUT`]); setting one up anew for every message would cost more than
 /// compressing a small one.
 pub const KEPT_COMPRESSORS: usize = 4;
+
+/// The largest message after which a zstd context is kept: its tables grow with the
+/// frame (to about 1 MB at the default level for frames of this size), and a message this
+/// large pays for setting up a context many times over.
+pub const KEPT_ZSTD_INPUT: usize = 128 * 1024;
 
 /// `share` percent of `n`, at least one.
 pub(crate) fn share(n: usize, percent: usize) -> usize {
