@@ -112,11 +112,8 @@ pub(crate) fn decompress(
         CompressionEncoding::Deflate => flate2::bufread::ZlibDecoder::new(body)
             .take(limit)
             .read_to_end(&mut out),
-        // The streaming decoder: it allocates by what it produces, whatever size the
-        // frame header claims.
         #[cfg(feature = "zstd")]
-        CompressionEncoding::Zstd => zstd::stream::read::Decoder::with_buffer(body)
-            .and_then(|decoder| decoder.take(limit).read_to_end(&mut out)),
+        CompressionEncoding::Zstd => compressors::unzstd(body, limit, &mut out),
     };
     read.map_err(|e| {
         Status::internal(format!(
@@ -391,6 +388,8 @@ mod compressors {
     use flate2::{Compress, Compression, FlushCompress, Status};
 
     use crate::limits::KEPT_COMPRESSORS;
+    #[cfg(feature = "zstd")]
+    use crate::limits::KEPT_ZSTD_CONTEXT;
 
     /// What a kept compressor makes (a gzip wrapper is written around a raw deflate
     /// stream).
@@ -401,12 +400,17 @@ mod compressors {
         Zlib,
         #[cfg(feature = "zstd")]
         Zstd,
+        /// zstd decompression.
+        #[cfg(feature = "zstd")]
+        Unzstd,
     }
 
     pub(super) enum Engine {
         Deflate(Compress),
         #[cfg(feature = "zstd")]
         Zstd(zstd::bulk::Compressor<'static>),
+        #[cfg(feature = "zstd")]
+        Unzstd(zstd::zstd_safe::DCtx<'static>),
     }
 
     /// Compressors ready for their next message, at most [`KEPT_COMPRESSORS`] of each
@@ -445,6 +449,8 @@ mod compressors {
                 Format::Zstd => Engine::Zstd(zstd::bulk::Compressor::new(
                     zstd::DEFAULT_COMPRESSION_LEVEL,
                 )?),
+                #[cfg(feature = "zstd")]
+                Format::Unzstd => Engine::Unzstd(zstd::zstd_safe::DCtx::create()),
             })
         }
 
@@ -453,9 +459,21 @@ mod compressors {
         pub(super) fn give_back(&self, format: Format, mut engine: Engine) {
             match &mut engine {
                 Engine::Deflate(compress) => compress.reset(),
-                // Each message is a frame of its own (`compress2` starts one).
+                // A zstd context that grew past the bound is let go. (Each message is a
+                // frame of its own: `compress2` starts one, and the decoder resets its
+                // context's session when it takes it.)
                 #[cfg(feature = "zstd")]
-                Engine::Zstd(_) => {}
+                Engine::Zstd(compressor) => {
+                    if compressor.context_mut().sizeof() > KEPT_ZSTD_CONTEXT {
+                        return;
+                    }
+                }
+                #[cfg(feature = "zstd")]
+                Engine::Unzstd(context) => {
+                    if context.sizeof() > KEPT_ZSTD_CONTEXT {
+                        return;
+                    }
+                }
             }
             let mut list = self.list();
             if list.iter().filter(|(f, _)| *f == format).count() < KEPT_COMPRESSORS {
@@ -506,10 +524,7 @@ mod compressors {
         }
     }
 
-    /// Appends `plain` as a zstd frame to `out`, with a kept context (or a new one). A
-    /// context that compressed more than
-    /// [`KEPT_ZSTD_INPUT`](crate::limits::KEPT_ZSTD_INPUT) is not kept: its tables grew
-    /// with the input, and a large message pays for setting one up many times over.
+    /// Appends `plain` as a zstd frame to `out`, with a kept context (or a new one).
     #[cfg(feature = "zstd")]
     pub(super) fn zstd(plain: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
         let Engine::Zstd(mut compressor) = KEPT.take(Format::Zstd)? else {
@@ -519,10 +534,24 @@ mod compressors {
         out.resize(start + zstd::zstd_safe::compress_bound(plain.len()), 0);
         let result = compressor.compress_to_buffer(plain, &mut out[start..]);
         out.truncate(start + *result.as_ref().unwrap_or(&0));
-        if plain.len() <= crate::limits::KEPT_ZSTD_INPUT {
-            KEPT.give_back(Format::Zstd, Engine::Zstd(compressor));
-        }
+        KEPT.give_back(Format::Zstd, Engine::Zstd(compressor));
         result.map(drop)
+    }
+
+    /// Decompresses the zstd frames of `body` into `out`, at most `limit` bytes, with a
+    /// kept context (or a new one). The streaming decoder allocates by what it produces,
+    /// whatever size the frame header claims.
+    #[cfg(feature = "zstd")]
+    pub(super) fn unzstd(body: &[u8], limit: u64, out: &mut Vec<u8>) -> std::io::Result<usize> {
+        use std::io::Read;
+        let Engine::Unzstd(mut context) = KEPT.take(Format::Unzstd)? else {
+            unreachable!("the zstd decoding format holds zstd decoding contexts")
+        };
+        let read = zstd::stream::read::Decoder::with_context(body, &mut context)
+            .take(limit)
+            .read_to_end(out);
+        KEPT.give_back(Format::Unzstd, Engine::Unzstd(context));
+        read
     }
 }
 
@@ -934,6 +963,26 @@ mod tests {
         assert_eq!(kept.count(Format::Raw), crate::limits::KEPT_COMPRESSORS - 1);
         kept.give_back(Format::Raw, again);
         assert_eq!(kept.count(Format::Raw), crate::limits::KEPT_COMPRESSORS);
+    }
+
+    #[cfg(feature = "zstd")]
+    #[test]
+    fn a_zstd_context_that_grew_past_its_bound_is_let_go() {
+        use compressors::{Engine, Format, Kept};
+        let kept = Kept::new();
+        let frame = |size: usize| {
+            let Ok(Engine::Zstd(mut compressor)) = kept.take(Format::Zstd) else {
+                unreachable!("a zstd context")
+            };
+            let plain: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            compressor.compress(&plain).unwrap();
+            kept.give_back(Format::Zstd, Engine::Zstd(compressor));
+        };
+        frame(1024);
+        assert_eq!(kept.count(Format::Zstd), 1);
+        // At the default level, a megabyte's frame takes the context to about 1.3 MB.
+        frame(1 << 20);
+        assert_eq!(kept.count(Format::Zstd), 0);
     }
 
     #[test]

@@ -228,16 +228,16 @@ pub const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(60);
 pub const POOL_STALL: Duration = Duration::from_millis(1);
 
 /// Compressors kept between messages, per format (gzip, and deflate and zstd with their
-/// features), in the whole process: a deflate one holds about 300 KB (miniz_oxide's
-/// window, hash chains and code tables), a zstd one what its last frame needed (see
-/// [`KEPT_ZSTD_INPUT`]); setting one up anew for every message would cost more than
+/// features, and zstd's decompression contexts), in the whole process: a deflate one holds
+/// about 300 KB (miniz_oxide's window, hash chains and code tables), a zstd one at most
+/// [`KEPT_ZSTD_CONTEXT`]; setting one up anew for every message would cost more than
 /// compressing a small one.
 pub const KEPT_COMPRESSORS: usize = 4;
 
-/// The largest message after which a zstd context is kept: its tables grow with the
-/// frame (to about 1 MB at the default level for frames of this size), and a message this
-/// large pays for setting up a context many times over.
-pub const KEPT_ZSTD_INPUT: usize = 128 * 1024;
+/// The most a zstd context may hold and still be kept: its tables and buffers grow with
+/// the frames it handled (a compression context at the default level to about 0.9 MB for
+/// 128 KiB messages, 1.3 MB for larger ones), and one that grew past this is let go.
+pub const KEPT_ZSTD_CONTEXT: usize = 1024 * 1024;
 
 /// `share` percent of `n`, at least one.
 pub(crate) fn share(n: usize, percent: usize) -> usize {
