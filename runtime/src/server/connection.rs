@@ -75,8 +75,12 @@ pub(super) async fn serve_connection(
     #[cfg(feature = "tls")]
     let (io, peer) = match (&shared.tls, io) {
         (Some(tls), Io::Tcp(tcp)) => {
+            // Boxed, as the other rarely taken paths below: the connection's task holds
+            // what its await points hold, so a path inline would weigh on every
+            // connection (rustls' handshake state, HTTP/1.1's server).
             let accept = transport::tls::accept(tls.clone(), tcp, peer);
-            match handshake_step(&shared, &guard, started, "the tls handshake", accept).await {
+            let step = handshake_step(&shared, &guard, started, "the tls handshake", accept);
+            match Box::pin(step).await {
                 Some(done) => done,
                 None => return,
             }
@@ -85,7 +89,7 @@ pub(super) async fn serve_connection(
     };
     #[cfg(feature = "http1")]
     if shared.config.accept_http1 {
-        return serve_either(shared, io, peer, guard, started, setup).await;
+        return Box::pin(serve_either(shared, io, peer, guard, started, setup)).await;
     }
     serve(shared, io, peer, guard, started, setup).await;
 }
@@ -149,7 +153,9 @@ async fn serve_either(
     };
     match protocol {
         Protocol::Http2 => serve(shared, io, peer, guard, started, setup).await,
-        Protocol::Http1 => super::http1::serve_http1(shared, io, peer, guard, started).await,
+        Protocol::Http1 => {
+            Box::pin(super::http1::serve_http1(shared, io, peer, guard, started)).await;
+        }
     }
 }
 
@@ -200,8 +206,88 @@ async fn serve_any(
     started: Instant,
     setup: Setup,
 ) {
+    // Built in a block: what it moves into the connection (h2's 2 KB connection above all)
+    // would otherwise keep a place of its own in the task beside the connection, for the
+    // connection's whole life.
+    let mut conn = {
+        let config = &shared.config;
+        let watch = Watch::new(Some(config.ping_policy));
+        let quota = Quota::new(config.connection_memory_quota, Some(shared.quota.clone()));
+        let io = Gathered::new(io, Some(quota.clone())).with_limit(setup.gather);
+        let lent = io.lent().clone();
+        let mut io = Watched::new(io, End::Server, watch.clone());
+        if setup.rewrite_authority {
+            io = io.rewrite_authority(config.max_header_list_size);
+        }
+        // Boxed: what the handshake holds is let go once it is over, rather than staying in
+        // the connection's task beside what the connection holds from then on.
+        let Some(mut h2) = Box::pin(handshake(&shared, &guard, &watch, started, io)).await else {
+            return;
+        };
+        // A connection accepted just before the server began to drain or stop must see that
+        // phase too, not only the changes after this point.
+        let mut phase = shared.phase.subscribe();
+        phase.mark_changed();
+        let now = Instant::now();
+        let keepalive = config.keepalive_time.and_then(|time| {
+            let config = KeepaliveConfig {
+                time,
+                timeout: config.keepalive_timeout,
+                // A server pings whether or not calls are open.
+                permit_without_calls: true,
+            };
+            Some(Keepalive::new(h2.ping_pong()?, config))
+        });
+        let age = config.max_connection_age.map(|age| {
+            // ±10 %, so that clients connected together do not all reconnect together.
+            let spread = crate::backoff::jitter(age, 0.1);
+            Box::pin(tokio::time::sleep_until(
+                deadline::saturating_after(spread).into(),
+            ))
+        });
+        let mut base = Charge::new(Some(quota.clone()));
+        base.set(setup.cost);
+        let ctx = Arc::new(ConnContext {
+            shared: shared.clone(),
+            dispatch: Arc::new(Dispatch::default()),
+            peer: Arc::new(peer),
+            quota,
+            workers: Quota::new(shared.blocking_share(), None),
+            lent,
+        });
+        Conn {
+            h2,
+            calls: FuturesUnordered::new(),
+            ctx,
+            _base: base,
+            guard,
+            reclaimed: false,
+            phase_changed: Some(watch_phase(phase)),
+            closed: false,
+            watch,
+            keepalive,
+            idle_since: Some(now),
+            idle_timer: None,
+            age,
+            grace: None,
+            stopping: None,
+            shared,
+        }
+    };
+    poll_fn(|cx| conn.poll(cx)).await;
+}
+
+/// The HTTP/2 handshake of a server connection, within what is left of the handshake
+/// timeout since `started`: h2's, then the client's SETTINGS frame. `None`, the reason
+/// logged, when it fails, takes too long or the server reclaims the connection meanwhile.
+async fn handshake(
+    shared: &ServerShared,
+    guard: &ConnectionGuard,
+    watch: &Watch,
+    started: Instant,
+    io: Watched<Gathered<AnyStream>>,
+) -> Option<h2::server::Connection<Watched<Gathered<AnyStream>>, Outgoing>> {
     let config = &shared.config;
-    let watch = Watch::new(Some(config.ping_policy));
     let mut builder = h2::server::Builder::new();
     builder
         .max_send_buffer_size(limits::SERVER_SEND_BUFFER)
@@ -211,31 +297,24 @@ async fn serve_any(
         .initial_connection_window_size(config.initial_connection_window_size)
         .max_pending_accept_reset_streams(config.max_pending_accept_reset_streams)
         .max_local_error_reset_streams(Some(config.max_local_error_reset_streams));
-    let quota = Quota::new(config.connection_memory_quota, Some(shared.quota.clone()));
-    let io = Gathered::new(io, Some(quota.clone())).with_limit(setup.gather);
-    let lent = io.lent().clone();
-    let mut io = Watched::new(io, End::Server, watch.clone());
-    if setup.rewrite_authority {
-        io = io.rewrite_authority(config.max_header_list_size);
-    }
     let left = config.handshake_timeout.saturating_sub(started.elapsed());
     let handshake = tokio::time::timeout(left, builder.handshake(io));
     let handshake = tokio::select! {
         done = handshake => done,
         () = poll_fn(|cx| guard.poll_reclaimed(cx)) => {
             tracing::debug!("closing a connection in its handshake to make room for another");
-            return;
+            return None;
         }
     };
     let mut h2 = match handshake {
         Ok(Ok(h2)) => h2,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "closing a connection: http/2 handshake failed");
-            return;
+            return None;
         }
         Err(_) => {
             tracing::debug!(timeout = ?config.handshake_timeout, "closing a connection that did not complete its handshakes");
-            return;
+            return None;
         }
     };
     // h2's handshake ends with the 24-byte preface magic; the client's preface is only
@@ -265,63 +344,20 @@ async fn serve_any(
         Ok(true) => {}
         Ok(false) => {
             tracing::debug!("closing a connection that ended in its preface");
-            return;
+            return None;
         }
         Err(_) => {
             tracing::debug!(timeout = ?config.handshake_timeout, "closing a connection that did not send its SETTINGS");
-            return;
+            return None;
         }
     }
-    // A connection accepted just before the server began to drain or stop must see that
-    // phase too, not only the changes after this point.
-    let mut phase = shared.phase.subscribe();
-    phase.mark_changed();
-    let now = Instant::now();
-    let keepalive = config.keepalive_time.and_then(|time| {
-        let config = KeepaliveConfig {
-            time,
-            timeout: config.keepalive_timeout,
-            // A server pings whether or not calls are open.
-            permit_without_calls: true,
-        };
-        Some(Keepalive::new(h2.ping_pong()?, config))
-    });
-    let age = config.max_connection_age.map(|age| {
-        // ±10 %, so that clients connected together do not all reconnect together.
-        let spread = crate::backoff::jitter(age, 0.1);
-        Box::pin(tokio::time::sleep_until(
-            deadline::saturating_after(spread).into(),
-        ))
-    });
-    let mut base = Charge::new(Some(quota.clone()));
-    base.set(setup.cost);
-    let ctx = Arc::new(ConnContext {
-        shared: shared.clone(),
-        dispatch: Arc::new(Dispatch::default()),
-        peer: Arc::new(peer),
-        quota,
-        workers: Quota::new(shared.blocking_share(), None),
-        lent,
-    });
-    let mut conn = Conn {
-        h2,
-        calls: FuturesUnordered::new(),
-        ctx,
-        _base: base,
-        guard,
-        reclaimed: false,
-        phase_changed: Some(watch_phase(phase)),
-        closed: false,
-        watch,
-        keepalive,
-        idle_since: Some(now),
-        idle_timer: None,
-        age,
-        grace: None,
-        stopping: None,
-        shared,
-    };
-    poll_fn(|cx| conn.poll(cx)).await;
+    Some(h2)
+}
+
+/// The size of a connection's state (what its task must hold).
+#[cfg(test)]
+pub(super) fn connection_size() -> usize {
+    std::mem::size_of::<Conn<AnyStream>>()
 }
 
 type PhaseChanged = Pin<Box<dyn Future<Output = (bool, watch::Receiver<Phase>)> + Send>>;
