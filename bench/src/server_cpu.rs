@@ -44,8 +44,10 @@
 //! `/proc/PID/stat`), the rate, and context switches per operation summed over the
 //! server's threads (`/proc/PID/task/*/status`); medians with the min–max spread over
 //! rounds, and ratios to tonic's medians. After all workloads it reads the server's peak
-//! resident set (`VmHWM`). With `--svg PATH` it also draws the CPU and peak RSS ratios to
-//! tonic's as a chart (`chart.rs`).
+//! resident set (`VmHWM`), then opens 1,000 idle HTTP/2 connections to it (preface and an
+//! empty SETTINGS frame each) and reports what each adds to its resident set. With
+//! `--svg PATH` it also draws the CPU and peak RSS ratios to tonic's as a chart
+//! (`chart.rs`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -309,14 +311,24 @@ impl Server {
         total
     }
 
-    /// Peak resident set, in bytes.
-    fn peak_rss(&self) -> u64 {
+    /// Resident set now, in bytes.
+    fn rss(&self) -> u64 {
+        self.status_kb("VmRSS:") * 1024
+    }
+
+    /// A `kB` line of `/proc/PID/status`.
+    fn status_kb(&self, key: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).expect("status");
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(key))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
+            .unwrap_or(0)
+    }
+
+    /// Peak resident set, in bytes.
+    fn peak_rss(&self) -> u64 {
+        self.status_kb("VmHWM:") * 1024
     }
 
     fn stop(mut self) {
@@ -609,6 +621,7 @@ pub(crate) fn main(args: &[String]) {
     // results[stack][workload] = one Measure per round; rss[stack] = one per round.
     let mut results = vec![vec![Vec::new(); WORKLOADS.len()]; stacks.len()];
     let mut rss = vec![Vec::new(); stacks.len()];
+    let mut idle = vec![Vec::new(); stacks.len()];
     for round in 0..rounds {
         for k in 0..stacks.len() {
             let i = (k + round) % stacks.len();
@@ -647,6 +660,10 @@ pub(crate) fn main(args: &[String]) {
                 }
                 if !tls {
                     rss[i].push(server.peak_rss() as f64 / (1024.0 * 1024.0));
+                    // After the peak is read: the idle connections raise it.
+                    if let Some(kb) = idle_connection_kb(&server, IDLE_CONNECTIONS) {
+                        idle[i].push(kb);
+                    }
                 }
                 server.stop();
             }
@@ -809,4 +826,55 @@ pub(crate) fn main(args: &[String]) {
             spread(&rss[i], 1)
         );
     }
+    if idle.iter().all(Vec::is_empty) {
+        return;
+    }
+    println!(
+        "\nserver RSS per idle HTTP/2 connection ({IDLE_CONNECTIONS} opened after the workloads), KiB:"
+    );
+    let tonic_idle = median(&mut idle[0].clone());
+    for (i, stack) in stacks.iter().enumerate() {
+        let kb = median(&mut idle[i].clone());
+        println!(
+            "  {:<22} {:>6.1}  ({})  {:.2}x",
+            stack.name(),
+            kb,
+            spread(&idle[i], 1),
+            kb / tonic_idle
+        );
+    }
+}
+
+/// How many idle connections [`idle_connection_kb`] opens.
+const IDLE_CONNECTIONS: usize = 1000;
+
+/// What `n` idle HTTP/2 connections add to the server's resident set, per connection, in
+/// KiB: each sends the client preface and an empty SETTINGS frame and reads the server's
+/// first frames (so that the server has set the connection up), and all stay open while
+/// the resident set is read again. `None` when connections cannot be opened (a low file
+/// descriptor limit).
+fn idle_connection_kb(server: &Server, n: usize) -> Option<f64> {
+    use std::io::Read;
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+    let before = server.rss();
+    let mut open = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut socket = std::net::TcpStream::connect(("127.0.0.1", server.port)).ok()?;
+        socket.write_all(PREFACE).ok()?;
+        open.push(socket);
+    }
+    for socket in &mut open {
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .ok()?;
+        let mut buf = [0u8; 256];
+        if socket.read(&mut buf).ok()? == 0 {
+            return None;
+        }
+    }
+    // What the server does after its first write (reading our SETTINGS, its ack) settles.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let after = server.rss();
+    drop(open);
+    Some(after.saturating_sub(before) as f64 / 1024.0 / n as f64)
 }
