@@ -64,6 +64,9 @@ impl From<HuffmanError> for HpackError {
     }
 }
 
+/// The largest capacity of a Huffman-decoding buffer kept from one block to the next.
+const KEPT_BUFFER: usize = 1024;
+
 /// An entry of the dynamic table: name and value in one allocation.
 struct Entry {
     bytes: Box<[u8]>,
@@ -126,8 +129,16 @@ impl Decoder {
         let mut name_buf = std::mem::take(&mut self.name_buf);
         let mut value_buf = std::mem::take(&mut self.value_buf);
         let result = self.decode_with(block, field, &mut name_buf, &mut value_buf);
-        self.name_buf = name_buf;
-        self.value_buf = value_buf;
+        // Kept for the next block unless a long string grew them: a large header's
+        // buffers are not held for the connection's life.
+        for (kept, buf) in [
+            (&mut self.name_buf, name_buf),
+            (&mut self.value_buf, value_buf),
+        ] {
+            if buf.capacity() <= KEPT_BUFFER {
+                *kept = buf;
+            }
+        }
         result
     }
 
@@ -531,6 +542,30 @@ mod tests {
         let got = decode(&mut none, &add).unwrap();
         assert_eq!(got, fields(&[("custom-key", "custom-value")]));
         assert_eq!((none.size, none.table.len()), (0, 0));
+    }
+
+    #[test]
+    fn buffers_grown_by_a_long_string_are_not_kept() {
+        let mut decoder = Decoder::new(4096);
+        // A Huffman value of 3,000 'a's (00011, five bits each), then a short one.
+        let mut bits = [0, 0, 0, 1, 1].repeat(3000);
+        while bits.len() % 8 != 0 {
+            bits.push(1);
+        }
+        let huffman: Vec<u8> = bits
+            .chunks(8)
+            .map(|byte| byte.iter().fold(0u8, |b, bit| b << 1 | bit))
+            .collect();
+        // Literal without indexing, name :path (4), then the value's length: 127 in the
+        // prefix (with the Huffman bit), the rest in two continuation bytes.
+        let rest = huffman.len() - 127;
+        let mut long = vec![0x04, 0xff, (rest % 128) as u8 | 0x80, (rest / 128) as u8];
+        long.extend(huffman);
+        let got = decode(&mut decoder, &long).unwrap();
+        assert_eq!(got[0].1.len(), 3000);
+        assert_eq!(decoder.value_buf.capacity(), 0);
+        decode(&mut decoder, &[0x04, 0x81, 0x1f]).unwrap();
+        assert!(decoder.value_buf.capacity() > 0);
     }
 
     /// The time of the fastest of three decodings of `block`.
